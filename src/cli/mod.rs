@@ -1,0 +1,112 @@
+//! The headless command line: `difflab schedule | timesteps | noise | sample`.
+//!
+//! Every command calls into the same core as the app. Errors come back as [`DiffError`]; the
+//! binary prints them on one line and exits with 2 (bad input) or 1 (backend failure).
+
+mod noise_cmd;
+mod sample_cmd;
+mod schedule_cmd;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::device::{ComputeDevice, DeviceChoice, select_device};
+use crate::diffusion::{BetaSchedule, ScheduleConfig};
+use crate::error::{DiffError, Result};
+
+pub use sample_cmd::{DataChoice, ModelChoice, SamplerChoice};
+
+/// Diffusion Lab: see how diffusion models work.
+#[derive(Debug, Parser)]
+#[command(name = "difflab", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the tensors live: auto (wgpu on a real GPU, else CPU), wgpu, or cpu (burn's flex).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a noise schedule's curves (β, ᾱ, √ᾱ, √(1−ᾱ), β̃, log SNR) as JSON or CSV.
+    Schedule(schedule_cmd::ScheduleArgs),
+    /// Print the timesteps a sampler with N steps visits, as a JSON array.
+    Timesteps(schedule_cmd::TimestepsArgs),
+    /// Write a forward-process filmstrip x_t of an image at several t (same ε for all).
+    Noise(noise_cmd::NoiseArgs),
+    /// Sample images with DDPM or DDIM.
+    Sample(sample_cmd::SampleArgs),
+}
+
+/// The schedule options shared by several commands.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleOpts {
+    /// The β schedule.
+    #[arg(long, value_enum, default_value_t = BetaSchedule::Linear)]
+    pub schedule: BetaSchedule,
+    /// T, the number of diffusion timesteps.
+    #[arg(long = "timesteps", default_value_t = 1000)]
+    pub num_timesteps: usize,
+    /// β at t = 1 (default 0.0001, as DDPM; ignored by cosine).
+    #[arg(long, default_value_t = 1e-4)]
+    pub beta_start: f64,
+    /// β at t = T (default 0.02, as DDPM; ignored by cosine).
+    #[arg(long, default_value_t = 0.02)]
+    pub beta_end: f64,
+}
+
+impl ScheduleOpts {
+    /// The core config.
+    pub fn config(&self) -> ScheduleConfig {
+        ScheduleConfig {
+            kind: self.schedule,
+            num_train_timesteps: self.num_timesteps,
+            beta_start: self.beta_start,
+            beta_end: self.beta_end,
+        }
+    }
+}
+
+/// Parses "0,250,500" into timesteps.
+pub fn parse_t_list(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|p| {
+            p.trim().parse::<usize>().map_err(|_| {
+                DiffError::invalid(format!("'{p}' in --t is not a timestep (a whole number ≥ 0)"))
+            })
+        })
+        .collect()
+}
+
+/// Chooses the device and says which one runs.
+pub fn device_for(choice: DeviceChoice) -> Result<ComputeDevice> {
+    let device = select_device(choice)?;
+    eprintln!("difflab: computing on {}", device.label);
+    Ok(device)
+}
+
+/// Makes sure an output path's folder exists (a clear error, rather than a failed write later).
+pub fn check_output(path: &std::path::Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(DiffError::file(path, "its folder does not exist"))
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Schedule(a) => schedule_cmd::schedule(a),
+        Command::Timesteps(a) => schedule_cmd::timesteps_cmd(a),
+        Command::Noise(a) => noise_cmd::noise(a, cli.device),
+        Command::Sample(a) => sample_cmd::sample(a, cli.device),
+    }
+}

@@ -1,0 +1,331 @@
+//! `difflab sample`: DDPM or DDIM sampling with a chosen denoiser.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use burn::tensor::Tensor;
+use clap::{Args, ValueEnum};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{ScheduleOpts, check_output, device_for};
+use crate::data::image_io::{
+    ValueRange, batch_to_rgb, chw_to_rgb, grid, grid_cols, load_folder, save_png,
+};
+use crate::data::mnist::{Mnist, SIDE};
+use crate::device::{ComputeDevice, DeviceChoice};
+use crate::diffusion::{
+    NoiseSchedule, SamplerKind, Scheduler, SchedulerConfig, TimestepSpacing, VarianceType,
+    initial_noise, sample_loop, step_noise,
+};
+use crate::error::{DiffError, Result};
+use crate::model::{Denoiser, ExactDenoiser};
+use crate::tensor_util::to_vec;
+
+/// Which model denoises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelChoice {
+    /// The exact (memorising) denoiser over the --data image set.
+    Exact,
+}
+
+/// Which sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerChoice {
+    /// Ancestral sampling (Ho et al. 2020).
+    Ddpm,
+    /// DDIM (Song et al. 2020).
+    Ddim,
+}
+
+/// An image set: the bundled MNIST digits or a folder of images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataChoice {
+    /// The 10,000 bundled digits.
+    Mnist,
+    /// Every image in a folder.
+    Folder(PathBuf),
+}
+
+impl std::str::FromStr for DataChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(if s == "mnist" {
+            DataChoice::Mnist
+        } else {
+            DataChoice::Folder(PathBuf::from(s))
+        })
+    }
+}
+
+/// Arguments of `difflab sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The denoiser.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Exact)]
+    model: ModelChoice,
+    /// The exact denoiser's image set: `mnist` or a folder of images.
+    #[arg(long, default_value = "mnist")]
+    data: DataChoice,
+    /// Use only the first N images of the set.
+    #[arg(long)]
+    data_count: Option<usize>,
+    /// Side length images from a folder are resized to.
+    #[arg(long, default_value_t = 32)]
+    size: u32,
+    /// Load folder images in grayscale instead of colour.
+    #[arg(long)]
+    gray: bool,
+    /// ddpm or ddim.
+    #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
+    sampler: SamplerChoice,
+    /// DDPM's variance: fixed-small (β̃_t) or fixed-large (β_t).
+    #[arg(long, value_enum, default_value_t = VarianceType::FixedSmall)]
+    variance: VarianceType,
+    /// N, the number of sampling steps (1 … T).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// DDIM's η in [0, 1]: 0 is deterministic, 1 matches DDPM's variance.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    eta: f64,
+    /// How the steps are spread over T.
+    #[arg(long, value_enum, default_value_t = TimestepSpacing::Leading)]
+    spacing: TimestepSpacing,
+    /// Added to every timestep (leading spacing only).
+    #[arg(long, default_value_t = 0)]
+    steps_offset: usize,
+    /// Clamp x̂0 to [−R, R] (0 turns clipping off).
+    #[arg(long, default_value_t = 1.0)]
+    clip_sample: f64,
+    #[command(flatten)]
+    schedule: ScheduleOpts,
+    /// Seed: sample i starts from seed + i.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// How many samples.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Write all samples as one grid PNG.
+    #[arg(short, long, required_unless_present = "out_dir")]
+    output: Option<PathBuf>,
+    /// Write one PNG per sample (sample-0000.png, ...) at native resolution.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Also write x_t (top row) and x̂0 (bottom row) of the first sample along the way.
+    #[arg(long)]
+    trajectory: Option<PathBuf>,
+    /// Upscale grid cells by this factor.
+    #[arg(long, default_value_t = 2)]
+    scale: u32,
+}
+
+/// Frames of the first sample kept for `--trajectory`.
+const TRAJECTORY_FRAMES: usize = 10;
+
+fn load_images(a: &SampleArgs) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
+    let limit = a.data_count.unwrap_or(usize::MAX);
+    if limit == 0 {
+        return Err(DiffError::invalid("--data-count must be at least 1"));
+    }
+    match &a.data {
+        DataChoice::Mnist => {
+            let m = Mnist::embedded()?;
+            Ok((m.images(limit), [1, SIDE, SIDE]))
+        }
+        DataChoice::Folder(dir) => {
+            if a.size == 0 {
+                return Err(DiffError::invalid("--size must be at least 1"));
+            }
+            let channels = if a.gray { 1 } else { 3 };
+            let (images, skipped) = load_folder(dir, a.size, channels)?;
+            for s in &skipped {
+                eprintln!("warning: skipped {s}");
+            }
+            let shape = images[0].shape();
+            Ok((
+                images.into_iter().take(limit).map(|i| i.data).collect(),
+                shape,
+            ))
+        }
+    }
+}
+
+fn scheduler_config(a: &SampleArgs, prediction: crate::diffusion::PredictionType) -> SchedulerConfig {
+    SchedulerConfig {
+        schedule: a.schedule.config(),
+        prediction_type: prediction,
+        clip_sample: (a.clip_sample > 0.0).then_some(a.clip_sample),
+        spacing: a.spacing,
+        steps_offset: a.steps_offset,
+        num_inference_steps: a.steps,
+        sampler: match a.sampler {
+            SamplerChoice::Ddpm => SamplerKind::Ddpm {
+                variance: a.variance,
+            },
+            SamplerChoice::Ddim => SamplerKind::Ddim {
+                eta: a.eta,
+                set_alpha_to_one: true,
+            },
+        },
+    }
+}
+
+fn validate(a: &SampleArgs) -> Result<()> {
+    if a.count == 0 {
+        return Err(DiffError::invalid("--count must be at least 1"));
+    }
+    if a.batch == 0 {
+        return Err(DiffError::invalid("--batch must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&a.eta) {
+        return Err(DiffError::invalid(format!(
+            "--eta {} is out of range: η must be in [0, 1]",
+            a.eta
+        )));
+    }
+    if a.sampler == SamplerChoice::Ddpm && a.eta != 0.0 {
+        return Err(DiffError::invalid("--eta applies to DDIM only"));
+    }
+    if !a.clip_sample.is_finite() || a.clip_sample < 0.0 {
+        return Err(DiffError::invalid("--clip-sample must be ≥ 0 (0 turns clipping off)"));
+    }
+    for p in a.output.iter().chain(a.trajectory.iter()) {
+        check_output(p)?;
+    }
+    Ok(())
+}
+
+pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
+    validate(&a)?;
+    let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
+    // The exact denoiser predicts x_0.
+    let prediction = crate::diffusion::PredictionType::Sample;
+    let scheduler = Scheduler::with_schedule(scheduler_config(&a, prediction), schedule.clone())?;
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
+    }
+    let (images, shape) = load_images(&a)?;
+    let device = device_for(device)?;
+    let model = match a.model {
+        ModelChoice::Exact => ExactDenoiser::new(&images, shape, schedule, &device.device)?,
+    };
+    eprintln!(
+        "model: {}; sampler: {:?}, {} steps, spacing {}",
+        model.name(),
+        scheduler.config().sampler,
+        a.steps,
+        a.spacing
+    );
+    let started = Instant::now();
+    let (samples, trajectory) = run_batches(&a, &model, &scheduler, &device, shape)?;
+    eprintln!(
+        "sampled {} images in {:.2} s",
+        a.count,
+        started.elapsed().as_secs_f64()
+    );
+    write_outputs(&a, &samples, shape, trajectory)
+}
+
+type Trajectory = Vec<(RgbImage, RgbImage)>;
+
+fn run_batches(
+    a: &SampleArgs,
+    model: &dyn Denoiser,
+    scheduler: &Scheduler,
+    device: &ComputeDevice,
+    shape: [usize; 3],
+) -> Result<(Vec<f32>, Trajectory)> {
+    let total_steps = scheduler.timesteps().len();
+    let batches = a.count.div_ceil(a.batch);
+    let bar = ProgressBar::new((total_steps * batches) as u64).with_style(
+        ProgressStyle::with_template("{bar:40} step {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let keep_every = total_steps.div_ceil(TRAJECTORY_FRAMES).max(1);
+    let cancel = AtomicBool::new(false);
+    let mut samples = Vec::with_capacity(a.count * shape.iter().product::<usize>());
+    let mut trajectory: Trajectory = Vec::new();
+    for batch in 0..batches {
+        let first = batch * a.batch;
+        let n = a.batch.min(a.count - first);
+        let seed = a.seed.wrapping_add(first as u64);
+        let [c, h, w] = shape;
+        let x_t = initial_noise(seed, [n, c, h, w], &device.device);
+        let mut step_error = None;
+        let x0 = sample_loop(
+            model,
+            scheduler,
+            x_t,
+            |k, shape| step_noise(seed, k, shape, &device.device),
+            &cancel,
+            |frame| {
+                bar.inc(1);
+                let last = frame.index + 1 == total_steps;
+                if batch == 0 && a.trajectory.is_some() && (frame.index % keep_every == 0 || last) {
+                    let first_item = |t: &Tensor<4>| -> Result<RgbImage> {
+                        let v = to_vec(t.clone().narrow(0, 0, 1))?;
+                        chw_to_rgb(&v, shape, ValueRange::Unit)
+                    };
+                    match (first_item(&frame.x_t), first_item(&frame.pred_x0)) {
+                        (Ok(x), Ok(p)) => trajectory.push((x, p)),
+                        (Err(e), _) | (_, Err(e)) => step_error = Some(e),
+                    }
+                    if last {
+                        match first_item(&frame.prev_sample) {
+                            Ok(x) => trajectory.push((x.clone(), x)),
+                            Err(e) => step_error = Some(e),
+                        }
+                    }
+                }
+            },
+        )?
+        .ok_or_else(|| DiffError::invalid("sampling was cancelled"))?;
+        if let Some(e) = step_error {
+            return Err(e);
+        }
+        samples.extend(to_vec(x0)?);
+    }
+    bar.finish_and_clear();
+    Ok((samples, trajectory))
+}
+
+fn write_outputs(
+    a: &SampleArgs,
+    samples: &[f32],
+    shape: [usize; 3],
+    trajectory: Trajectory,
+) -> Result<()> {
+    let [c, h, w] = shape;
+    let images = batch_to_rgb(samples, [a.count, c, h, w], ValueRange::Unit)?;
+    if let Some(path) = &a.output {
+        save_png(&grid(&images, grid_cols(images.len()), 2, a.scale), path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &a.out_dir {
+        for (i, img) in images.iter().enumerate() {
+            save_png(img, &dir.join(format!("sample-{i:04}.png")))?;
+        }
+        eprintln!("wrote {} PNGs to {}", images.len(), dir.display());
+    }
+    if let Some(path) = &a.trajectory {
+        write_trajectory(path, trajectory, a.scale)?;
+    }
+    Ok(())
+}
+
+fn write_trajectory(path: &Path, frames: Trajectory, scale: u32) -> Result<()> {
+    let cols = frames.len();
+    let (top, bottom): (Vec<RgbImage>, Vec<RgbImage>) = frames.into_iter().unzip();
+    let all: Vec<RgbImage> = top.into_iter().chain(bottom).collect();
+    save_png(&grid(&all, cols, 2, scale), path)?;
+    eprintln!(
+        "wrote {} (top: x_t, bottom: predicted x̂0, {cols} frames)",
+        path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Reading images into [−1, 1] CHW arrays, and writing tensors back out as PNG.
+//!
+//! Every write goes to a temporary file next to the target and is renamed over it, so an
+//! interrupted write never leaves a half-written file where the user's file was.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageFormat, RgbImage};
+
+use crate::error::{DiffError, Result};
+
+/// An image as f32 values in [−1, 1], channel-major (C, H, W).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageArray {
+    /// C·H·W values.
+    pub data: Vec<f32>,
+    /// Channels (1 or 3).
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+}
+
+impl ImageArray {
+    /// [C, H, W].
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    /// From an RGB image, mapping 0..255 to −1..1.
+    pub fn from_rgb(img: &RgbImage) -> Self {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut data = vec![0.0f32; 3 * h * w];
+        for (x, y, p) in img.enumerate_pixels() {
+            for c in 0..3 {
+                data[c * h * w + y as usize * w + x as usize] = p.0[c] as f32 / 127.5 - 1.0;
+            }
+        }
+        Self {
+            data,
+            channels: 3,
+            height: h,
+            width: w,
+        }
+    }
+
+    /// From a grayscale image, mapping 0..255 to −1..1.
+    pub fn from_luma(img: &image::GrayImage) -> Self {
+        Self {
+            data: img.as_raw().iter().map(|p| *p as f32 / 127.5 - 1.0).collect(),
+            channels: 1,
+            height: img.height() as usize,
+            width: img.width() as usize,
+        }
+    }
+}
+
+/// How values map to 0..255 when written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRange {
+    /// [−1, 1] → [0, 255], clamped (images, x_t, x̂0).
+    Unit,
+    /// Each image's own min..max → 0..255 (noise, ε̂, difference images).
+    Normalise,
+}
+
+fn to_u8(v: f32, lo: f32, hi: f32) -> u8 {
+    let x = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    (x.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// One CHW image (1 or 3 channels) as RGB8.
+pub fn chw_to_rgb(data: &[f32], shape: [usize; 3], range: ValueRange) -> Result<RgbImage> {
+    let [c, h, w] = shape;
+    if data.len() != c * h * w || !(c == 1 || c == 3) || h == 0 || w == 0 {
+        return Err(DiffError::invalid(format!(
+            "cannot draw {} values as an image of shape {shape:?}",
+            data.len()
+        )));
+    }
+    let (lo, hi) = match range {
+        ValueRange::Unit => (-1.0, 1.0),
+        ValueRange::Normalise => data
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v))),
+    };
+    let plane = h * w;
+    Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        let ch = |k: usize| to_u8(data[if c == 1 { i } else { k * plane + i }], lo, hi);
+        image::Rgb([ch(0), ch(1), ch(2)])
+    }))
+}
+
+/// A batch [B, C, H, W] (row-major values) as B RGB images.
+pub fn batch_to_rgb(data: &[f32], shape: [usize; 4], range: ValueRange) -> Result<Vec<RgbImage>> {
+    let [b, c, h, w] = shape;
+    let n = c * h * w;
+    if data.len() != b * n {
+        return Err(DiffError::invalid("batch data does not match its shape"));
+    }
+    (0..b)
+        .map(|i| chw_to_rgb(&data[i * n..(i + 1) * n], [c, h, w], range))
+        .collect()
+}
+
+/// Tiles equally sized images into a grid with `cols` columns and `pad` pixels between them.
+pub fn grid(images: &[RgbImage], cols: usize, pad: u32, scale: u32) -> RgbImage {
+    let Some(first) = images.first() else {
+        return RgbImage::new(1, 1);
+    };
+    let scale = scale.max(1);
+    let (w, h) = (first.width() * scale, first.height() * scale);
+    let cols = cols.clamp(1, images.len()) as u32;
+    let rows = (images.len() as u32).div_ceil(cols);
+    let mut out = RgbImage::from_pixel(
+        cols * w + (cols + 1) * pad,
+        rows * h + (rows + 1) * pad,
+        image::Rgb([32, 32, 32]),
+    );
+    for (k, img) in images.iter().enumerate() {
+        let img = if scale > 1 {
+            image::imageops::resize(img, w, h, FilterType::Nearest)
+        } else {
+            img.clone()
+        };
+        let (col, row) = (k as u32 % cols, k as u32 / cols);
+        image::imageops::replace(
+            &mut out,
+            &img,
+            (pad + col * (w + pad)) as i64,
+            (pad + row * (h + pad)) as i64,
+        );
+    }
+    out
+}
+
+/// A sensible number of grid columns for `n` images (about square).
+pub fn grid_cols(n: usize) -> usize {
+    (n as f64).sqrt().ceil().max(1.0) as usize
+}
+
+/// Opens any PNG or JPEG (or other format the image crate knows) with a clear error.
+pub fn open_image(path: &Path) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
+    image::load_from_memory(&bytes)
+        .map_err(|e| DiffError::file(path, format!("not a readable image ({e})")))
+}
+
+/// Loads an image in colour, downscaled (keeping its aspect) so neither side exceeds `max_side`.
+pub fn load_rgb(path: &Path, max_side: u32) -> Result<ImageArray> {
+    let img = open_image(path)?;
+    let img = fit(img, max_side);
+    Ok(ImageArray::from_rgb(&img.to_rgb8()))
+}
+
+fn fit(img: DynamicImage, max_side: u32) -> DynamicImage {
+    if img.width() > max_side || img.height() > max_side {
+        img.resize(max_side, max_side, FilterType::Triangle)
+    } else {
+        img
+    }
+}
+
+/// Loads every image in a folder, resized to `size`×`size` (1 or 3 channels). Files that are not
+/// readable images are skipped and reported in the second value.
+pub fn load_folder(dir: &Path, size: u32, channels: usize) -> Result<(Vec<ImageArray>, Vec<String>)> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DiffError::file(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    let mut images = Vec::new();
+    let mut skipped = Vec::new();
+    for p in entries {
+        match open_image(&p) {
+            Ok(img) => {
+                let img = img.resize_exact(size, size, FilterType::Triangle);
+                images.push(if channels == 1 {
+                    ImageArray::from_luma(&img.to_luma8())
+                } else {
+                    ImageArray::from_rgb(&img.to_rgb8())
+                });
+            }
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    if images.is_empty() {
+        return Err(DiffError::file(dir, "contains no readable images"));
+    }
+    Ok((images, skipped))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(DiffError::file(dir, "folder does not exist"));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| DiffError::file(path, "not a file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| DiffError::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        DiffError::file(path, e)
+    })
+}
+
+/// Encodes and writes a PNG atomically.
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, ImageFormat::Png)
+        .map_err(|e| DiffError::file(path, e))?;
+    write_atomic(path, bytes.get_ref())
+}

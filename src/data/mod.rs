@@ -1,0 +1,4 @@
+//! Data: the bundled MNIST digits, and reading and writing images.
+
+pub mod image_io;
+pub mod mnist;

@@ -1,0 +1,150 @@
+//! Choosing where the tensors live.
+//!
+//! `auto` uses wgpu when a real GPU adapter is present and burn's pure-Rust CPU backend
+//! (`Device::flex()`) otherwise: on a CPU-type adapter such as Mesa's lavapipe, flex is several
+//! times faster for convolutions than wgpu emulated on the CPU.
+
+use burn::tensor::wgpu::wgpu;
+use burn::tensor::{Device, DeviceKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DiffError, Result};
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceChoice {
+    /// wgpu on a real GPU, flex otherwise.
+    #[default]
+    Auto,
+    /// wgpu on the best adapter, even a CPU-type one (lavapipe).
+    Wgpu,
+    /// burn's flex backend on the CPU.
+    #[value(alias = "flex")]
+    Cpu,
+}
+
+/// The backend a [`ComputeDevice`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// burn's pure-Rust CPU backend.
+    Flex,
+    /// burn's wgpu backend.
+    Wgpu,
+}
+
+/// A wgpu adapter as seen at start-up.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: wgpu::DeviceType,
+    /// Vulkan, Metal, DX12, GL, ...
+    pub backend: wgpu::Backend,
+}
+
+impl AdapterSummary {
+    /// Whether this is a real GPU (not a CPU emulation).
+    pub fn is_gpu(&self) -> bool {
+        matches!(
+            self.device_type,
+            wgpu::DeviceType::DiscreteGpu
+                | wgpu::DeviceType::IntegratedGpu
+                | wgpu::DeviceType::VirtualGpu
+        )
+    }
+
+    fn rank(&self) -> u8 {
+        match self.device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 3,
+            wgpu::DeviceType::Other => 4,
+        }
+    }
+
+    fn device_kind(&self) -> DeviceKind {
+        match self.device_type {
+            wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(0),
+            wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(0),
+            wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu(0),
+            wgpu::DeviceType::Cpu => DeviceKind::Cpu,
+            wgpu::DeviceType::Other => DeviceKind::DefaultDevice,
+        }
+    }
+}
+
+/// A device to compute on, with a label saying what it is.
+#[derive(Clone, Debug)]
+pub struct ComputeDevice {
+    /// The burn device.
+    pub device: Device,
+    /// The backend.
+    pub backend: BackendKind,
+    /// e.g. "flex (CPU)" or "wgpu: NVIDIA RTX 4090 (DiscreteGpu, Vulkan)".
+    pub label: String,
+}
+
+impl ComputeDevice {
+    /// burn's flex backend.
+    pub fn flex() -> Self {
+        Self {
+            device: Device::flex(),
+            backend: BackendKind::Flex,
+            label: "flex (CPU)".into(),
+        }
+    }
+}
+
+/// The wgpu adapters on this machine, best first (discrete GPUs first, CPU-type last).
+pub fn wgpu_adapters() -> Vec<AdapterSummary> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let mut out: Vec<AdapterSummary> = adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            AdapterSummary {
+                name: info.name,
+                device_type: info.device_type,
+                backend: info.backend,
+            }
+        })
+        .collect();
+    out.sort_by_key(AdapterSummary::rank);
+    out
+}
+
+fn wgpu_device(adapter: &AdapterSummary) -> ComputeDevice {
+    ComputeDevice {
+        device: Device::wgpu(adapter.device_kind()),
+        backend: BackendKind::Wgpu,
+        label: format!(
+            "wgpu: {} ({:?}, {:?})",
+            adapter.name, adapter.device_type, adapter.backend
+        ),
+    }
+}
+
+/// Resolves a [`DeviceChoice`]. `wgpu` with no adapter at all is an error.
+pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
+    match choice {
+        DeviceChoice::Cpu => Ok(ComputeDevice::flex()),
+        DeviceChoice::Wgpu => {
+            let adapters = wgpu_adapters();
+            let best = adapters.first().ok_or_else(|| {
+                DiffError::invalid(
+                    "no wgpu adapter found (install a Vulkan driver, e.g. Debian's \
+                     mesa-vulkan-drivers, or use --device cpu)",
+                )
+            })?;
+            Ok(wgpu_device(best))
+        }
+        DeviceChoice::Auto => Ok(match wgpu_adapters().iter().find(|a| a.is_gpu()) {
+            Some(gpu) => wgpu_device(gpu),
+            None => ComputeDevice::flex(),
+        }),
+    }
+}

@@ -1,0 +1,18 @@
+//! The diffusion math: schedules, timestep spacings, the forward process, the DDPM and DDIM
+//! schedulers, seeded noise and the sampling loop. No UI code lives here.
+
+pub mod forward;
+pub mod noise;
+pub mod sampling;
+pub mod schedule;
+pub mod scheduler;
+pub mod timesteps;
+
+pub use forward::{Posterior, q_posterior, q_sample, q_step};
+pub use noise::{initial_noise, lerp, slerp, step_noise};
+pub use sampling::{SampleRun, StepFrame, sample_loop};
+pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
+pub use scheduler::{
+    DdimTerms, PredictionType, SamplerKind, Scheduler, SchedulerConfig, StepOutput, VarianceType,
+};
+pub use timesteps::{TimestepSpacing, timesteps};

@@ -1,0 +1,144 @@
+//! The sampling loop: x_T → x_0 one scheduler step at a time, yielding every step as it happens.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Tensor;
+
+use super::scheduler::{DdimTerms, Scheduler};
+use crate::error::{DiffError, Result};
+use crate::model::Denoiser;
+
+/// One step of a run, as it happened.
+pub struct StepFrame {
+    /// 0-based step index.
+    pub index: usize,
+    /// The timestep of the input x_t.
+    pub t: usize,
+    /// The timestep of the output (`None` after the last step).
+    pub prev_t: Option<usize>,
+    /// The input x_t.
+    pub x_t: Tensor<4>,
+    /// The output x_{t_prev}.
+    pub prev_sample: Tensor<4>,
+    /// The predicted x̂0.
+    pub pred_x0: Tensor<4>,
+    /// The predicted noise ε̂.
+    pub pred_eps: Tensor<4>,
+    /// DDIM's three update terms (`None` for DDPM).
+    pub ddim_terms: Option<DdimTerms>,
+}
+
+/// A run in progress. Call [`SampleRun::next_step`] until it returns `None`.
+pub struct SampleRun<'a, N> {
+    denoiser: &'a dyn Denoiser,
+    scheduler: &'a Scheduler,
+    x: Tensor<4>,
+    index: usize,
+    noise: N,
+}
+
+impl<'a, N> SampleRun<'a, N>
+where
+    N: FnMut(usize, [usize; 4]) -> Tensor<4>,
+{
+    /// Starts from `x_T`. `noise(k, shape)` gives the variance noise of step k; it is called only
+    /// for steps that add noise.
+    pub fn new(
+        denoiser: &'a dyn Denoiser,
+        scheduler: &'a Scheduler,
+        x_t: Tensor<4>,
+        noise: N,
+    ) -> Result<Self> {
+        let [_, c, h, w] = x_t.dims();
+        if [c, h, w] != denoiser.sample_shape() {
+            return Err(DiffError::invalid(format!(
+                "x_T has shape {:?} but the model works on {:?}",
+                [c, h, w],
+                denoiser.sample_shape()
+            )));
+        }
+        if scheduler.config().prediction_type != denoiser.prediction_type() {
+            return Err(DiffError::invalid(format!(
+                "the scheduler expects {:?} but the model predicts {:?}",
+                scheduler.config().prediction_type,
+                denoiser.prediction_type()
+            )));
+        }
+        Ok(Self {
+            denoiser,
+            scheduler,
+            x: x_t,
+            index: 0,
+            noise,
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> usize {
+        self.index
+    }
+
+    /// Steps in the whole run.
+    pub fn total_steps(&self) -> usize {
+        self.scheduler.timesteps().len()
+    }
+
+    /// The current sample (x_T before the first step, x_0 after the last).
+    pub fn current(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// Takes one step, or returns `None` when the run is over.
+    pub fn next_step(&mut self) -> Option<Result<StepFrame>> {
+        let t = *self.scheduler.timesteps().get(self.index)?;
+        Some(self.step_at(t))
+    }
+
+    fn step_at(&mut self, t: usize) -> Result<StepFrame> {
+        let shape = self.x.dims();
+        let batch_t = vec![t; shape[0]];
+        let model_output = self.denoiser.forward(self.x.clone(), &batch_t)?;
+        let noise = self
+            .scheduler
+            .needs_noise(t)
+            .then(|| (self.noise)(self.index, shape));
+        let out = self.scheduler.step(model_output, t, self.x.clone(), noise)?;
+        let frame = StepFrame {
+            index: self.index,
+            t,
+            prev_t: self.scheduler.previous_timestep(t)?,
+            x_t: std::mem::replace(&mut self.x, out.prev_sample.clone()),
+            prev_sample: out.prev_sample,
+            pred_x0: out.pred_original_sample,
+            pred_eps: out.pred_epsilon,
+            ddim_terms: out.ddim_terms,
+        };
+        self.index += 1;
+        Ok(frame)
+    }
+}
+
+/// Runs a whole loop, calling `on_step` after every step. Returns x_0, or `None` when `cancel`
+/// was set (it is checked between steps).
+pub fn sample_loop<N>(
+    denoiser: &dyn Denoiser,
+    scheduler: &Scheduler,
+    x_t: Tensor<4>,
+    noise: N,
+    cancel: &AtomicBool,
+    mut on_step: impl FnMut(&StepFrame),
+) -> Result<Option<Tensor<4>>>
+where
+    N: FnMut(usize, [usize; 4]) -> Tensor<4>,
+{
+    let mut run = SampleRun::new(denoiser, scheduler, x_t, noise)?;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match run.next_step() {
+            Some(frame) => on_step(&frame?),
+            None => return Ok(Some(run.x)),
+        }
+    }
+}

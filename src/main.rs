@@ -1,0 +1,31 @@
+//! The `difflab` binary: parses the command line and maps errors to exit codes
+//! (2 for bad input, 1 for a backend failure), each on one line.
+
+use clap::Parser;
+
+use difflab::DiffError;
+use difflab::cli::{Cli, run};
+
+fn main() {
+    // An unexpected panic still ends in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let first_line = msg.lines().next().unwrap_or_default().to_string();
+        eprintln!("error: internal error: {first_line}");
+        std::process::exit(101);
+    }));
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        let code = match e {
+            DiffError::Backend(_) => 1,
+            _ => 2,
+        };
+        std::process::exit(code);
+    }
+}

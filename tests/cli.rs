@@ -1,0 +1,173 @@
+//! The `difflab` binary end to end: outputs and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn difflab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(args)
+        .env("DIFFLAB_QUIET", "1")
+        .output()
+        .expect("run difflab")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("difflab-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Exit code 2, one line starting "error:", and no panic text.
+fn assert_bad_input(args: &[&str], needle: &str) {
+    let o = difflab(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: exit {:?}, stderr {err}", o.status.code());
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(err.to_lowercase().contains(needle), "{args:?}: expected '{needle}' in: {err}");
+}
+
+fn write_png(path: &Path, w: u32, h: u32) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
+    img.save(path).unwrap();
+}
+
+#[test]
+fn schedule_json_has_every_curve() {
+    let o = difflab(&["schedule", "--schedule", "cosine", "--timesteps", "100"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "betas",
+        "alphas_cumprod",
+        "sqrt_alphas_cumprod",
+        "sqrt_one_minus_alphas_cumprod",
+        "posterior_variance",
+        "log_snr",
+    ] {
+        assert_eq!(v[key].as_array().map(|a| a.len()), Some(100), "{key}");
+    }
+    let ab = v["alphas_cumprod"][50].as_f64().unwrap();
+    let s = v["sqrt_alphas_cumprod"][50].as_f64().unwrap();
+    assert!((s * s - ab).abs() < 1e-12);
+}
+
+#[test]
+fn schedule_csv_has_a_row_per_timestep() {
+    let o = difflab(&["schedule", "--format", "csv", "--timesteps", "10"]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 11);
+    assert!(lines[0].starts_with("t,beta,alpha_cumprod"));
+    assert!(lines[1].starts_with("0,0.0001"));
+}
+
+#[test]
+fn timesteps_prints_a_json_array() {
+    let o = difflab(&["timesteps", "--spacing", "trailing", "--timesteps", "1000", "--steps", "5"]);
+    assert!(o.status.success());
+    let v: Vec<usize> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v, vec![999, 799, 599, 399, 199]);
+}
+
+#[test]
+fn noise_writes_a_colour_filmstrip() {
+    let d = tmp("noise");
+    let input = d.join("in.png");
+    write_png(&input, 40, 30);
+    let out = d.join("strip.png");
+    let o = difflab(&[
+        "--device", "cpu", "noise", input.to_str().unwrap(), "--t", "0,500,999", "--seed", "7", "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("computing on flex"));
+    let img = image::open(&out).unwrap().to_rgb8();
+    // Three 40×30 frames with 4-pixel gaps.
+    assert_eq!((img.width(), img.height()), (3 * 40 + 4 * 4, 30 + 2 * 4));
+    // Frame 0 is the image itself (t = 0 keeps almost all signal).
+    let p = img.get_pixel(4 + 20, 4 + 10);
+    assert!((p.0[0] as i32 - 80).abs() <= 4 && (p.0[2] as i32 - 128).abs() <= 4, "{p:?}");
+}
+
+#[test]
+fn sample_writes_grid_out_dir_and_trajectory() {
+    let d = tmp("sample");
+    let grid = d.join("grid.png");
+    let traj = d.join("traj.png");
+    let dir = d.join("samples");
+    let o = difflab(&[
+        "--device", "cpu", "sample", "--model", "exact", "--data", "mnist", "--data-count", "200",
+        "--sampler", "ddim", "--steps", "10", "--count", "5", "--batch", "2", "--seed", "3",
+        "-o", grid.to_str().unwrap(), "--out-dir", dir.to_str().unwrap(), "--trajectory",
+        traj.to_str().unwrap(), "--scale", "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g = image::open(&grid).unwrap();
+    // 5 samples → 3 columns × 2 rows of 28 px with 2 px padding.
+    assert_eq!((g.width(), g.height()), (3 * 28 + 4 * 2, 2 * 28 + 3 * 2));
+    for i in 0..5 {
+        let p = dir.join(format!("sample-{i:04}.png"));
+        let im = image::open(&p).unwrap();
+        assert_eq!((im.width(), im.height()), (28, 28));
+    }
+    assert!(!dir.join("sample-0005.png").exists());
+    let t = image::open(&traj).unwrap();
+    assert_eq!(t.height(), 2 * 28 + 3 * 2);
+    // Sample 0 of seed 3 is the same whether it ran alone or in a batch.
+    let alone = d.join("alone");
+    let o = difflab(&[
+        "--device", "cpu", "sample", "--data-count", "200", "--steps", "10", "--count", "1",
+        "--seed", "3", "--out-dir", alone.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = image::open(alone.join("sample-0000.png")).unwrap().to_rgb8();
+    let b = image::open(dir.join("sample-0000.png")).unwrap().to_rgb8();
+    assert_eq!(a.as_raw(), b.as_raw());
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message() {
+    let d = tmp("bad");
+    let corrupt = d.join("corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nthis is not really a png").unwrap();
+    let out = d.join("o.png");
+    let out = out.to_str().unwrap();
+    let c = corrupt.to_str().unwrap();
+    assert_bad_input(&["noise", c, "-o", out], "not a readable image");
+    assert_bad_input(&["noise", "/no/such/file.png", "-o", out], "no such file");
+    let good = d.join("good.png");
+    write_png(&good, 8, 8);
+    let g = good.to_str().unwrap();
+    assert_bad_input(&["noise", g, "--t", "0,1000", "-o", out], "out of range");
+    assert_bad_input(&["noise", g, "--t", "0,x", "-o", out], "not a timestep");
+    assert_bad_input(&["sample", "--steps", "1001", "-o", out], "more than the t = 1000");
+    assert_bad_input(&["sample", "--eta", "1.5", "-o", out], "eta");
+    assert_bad_input(&["sample", "--eta", "-0.1", "-o", out], "eta");
+    assert_bad_input(&["sample", "--count", "0", "-o", out], "count");
+    assert_bad_input(&["sample", "--steps", "0", "-o", out], "at least 1");
+    assert_bad_input(&["schedule", "--beta-end", "1.0"], "0 < β < 1");
+    assert_bad_input(&["schedule", "--beta-start", "0.5", "--beta-end", "0.1"], "larger than");
+    assert_bad_input(&["schedule", "--timesteps", "0"], "at least 1");
+    assert_bad_input(&["schedule", "--schedule", "quadratic"], "invalid value");
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"not an image").unwrap();
+    assert_bad_input(&["sample", "--data", empty.to_str().unwrap(), "-o", out], "no readable images");
+    assert_bad_input(&["noise", g, "-o", "/no/such/dir/x.png"], "does not exist");
+    assert!(!Path::new(out).exists(), "a failed command wrote its output");
+}
+
+#[test]
+fn a_failed_write_leaves_the_old_file_alone() {
+    let d = tmp("keep");
+    let out = d.join("strip.png");
+    std::fs::write(&out, b"precious").unwrap();
+    let o = difflab(&["noise", "/no/such/file.png", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}

@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use burn::tensor::Device;
+use difflab::device::{DeviceChoice, select_device};
+
+/// burn's flex backend.
+pub fn flex() -> Device {
+    Device::flex()
+}
+
+/// The wgpu device (lavapipe in CI). Tests of the wgpu path fail when there is no adapter,
+/// unless DIFFLAB_SKIP_WGPU=1 is set (then they return `None` and say so).
+pub fn wgpu() -> Option<Device> {
+    match select_device(DeviceChoice::Wgpu) {
+        Ok(d) => Some(d.device),
+        Err(e) if std::env::var_os("DIFFLAB_SKIP_WGPU").is_some() => {
+            eprintln!("skipping the wgpu half of this test: {e}");
+            None
+        }
+        Err(e) => panic!("{e} (set DIFFLAB_SKIP_WGPU=1 to skip the wgpu tests)"),
+    }
+}
+
+/// Both devices: flex always, wgpu unless skipped.
+pub fn devices() -> Vec<(&'static str, Device)> {
+    let mut v = vec![("flex", flex())];
+    if let Some(d) = wgpu() {
+        v.push(("wgpu", d));
+    }
+    v
+}
+
+/// The largest absolute difference.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
