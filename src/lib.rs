@@ -2,13 +2,15 @@
 //! sampled.
 //!
 //! The compute core ([`diffusion`], [`model`], [`data`]) has no UI code; the CLI ([`cli`]) and
-//! the app call into it.
+//! the app ([`app`]) call into it. [`gpu`] turns tensors into textures on the GPU.
 
+pub mod app;
 pub mod cli;
 pub mod data;
 pub mod device;
 pub mod diffusion;
 pub mod error;
+pub mod gpu;
 pub mod model;
 pub mod tensor_util;
 

@@ -26,6 +26,6 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .try_into_data()
         .map_err(|e| DiffError::Backend(format!("{e:?}")))?;
     data.convert::<f32>()
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| DiffError::Backend(format!("{e:?}")))
 }

@@ -14,23 +14,27 @@ use crate::diffusion::{BetaSchedule, ScheduleConfig};
 use crate::error::{DiffError, Result};
 
 pub use sample_cmd::{DataChoice, ModelChoice, SamplerChoice};
+pub use schedule_cmd::{schedule_csv, schedule_json};
 
 /// Diffusion Lab: see how diffusion models work.
 #[derive(Debug, Parser)]
 #[command(name = "difflab", version, about, long_about = None)]
 pub struct Cli {
     /// Where the tensors live: auto (wgpu on a real GPU, else CPU), wgpu, or cpu (burn's flex).
-    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    /// [default: auto; the app remembers its last choice]
+    #[arg(long, global = true, value_enum)]
+    pub device: Option<DeviceChoice>,
 
-    /// The command.
+    /// The command; none opens the app.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the desktop app (the default with no command).
+    Gui(GuiArgs),
     /// Print a noise schedule's curves (β, ᾱ, √ᾱ, √(1−ᾱ), β̃, log SNR) as JSON or CSV.
     Schedule(schedule_cmd::ScheduleArgs),
     /// Print the timesteps a sampler with N steps visits, as a JSON array.
@@ -39,6 +43,14 @@ pub enum Command {
     Noise(noise_cmd::NoiseArgs),
     /// Sample images with DDPM or DDIM.
     Sample(sample_cmd::SampleArgs),
+}
+
+/// Arguments of `difflab gui`.
+#[derive(Debug, Clone, Args)]
+pub struct GuiArgs {
+    /// Start from the default settings instead of the saved ones.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// The schedule options shared by several commands.
@@ -103,10 +115,21 @@ pub fn check_output(path: &std::path::Path) -> Result<()> {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let gui = |fresh| {
+        crate::app::run(crate::app::AppOptions {
+            device: cli.device,
+            fresh,
+        })
+    };
+    let device = cli.device.unwrap_or_default();
+    let Some(command) = cli.command else {
+        return gui(false);
+    };
+    match command {
+        Command::Gui(a) => gui(a.fresh),
         Command::Schedule(a) => schedule_cmd::schedule(a),
         Command::Timesteps(a) => schedule_cmd::timesteps_cmd(a),
-        Command::Noise(a) => noise_cmd::noise(a, cli.device),
-        Command::Sample(a) => sample_cmd::sample(a, cli.device),
+        Command::Noise(a) => noise_cmd::noise(a, device),
+        Command::Sample(a) => sample_cmd::sample(a, device),
     }
 }

@@ -156,6 +156,13 @@ pub fn load_rgb(path: &Path, max_side: u32) -> Result<ImageArray> {
     Ok(ImageArray::from_rgb(&img.to_rgb8()))
 }
 
+/// Like [`load_rgb`], from encoded bytes (a bundled asset); `what` names it in errors.
+pub fn decode_rgb(bytes: &[u8], what: &str, max_side: u32) -> Result<ImageArray> {
+    let img = image::load_from_memory(bytes)
+        .map_err(|e| DiffError::invalid(format!("{what}: not a readable image ({e})")))?;
+    Ok(ImageArray::from_rgb(&fit(img, max_side).to_rgb8()))
+}
+
 fn fit(img: DynamicImage, max_side: u32) -> DynamicImage {
     if img.width() > max_side || img.height() > max_side {
         img.resize(max_side, max_side, FilterType::Triangle)

@@ -1,6 +1,7 @@
 //! The diffusion math: schedules, timestep spacings, the forward process, the DDPM and DDIM
 //! schedulers, seeded noise and the sampling loop. No UI code lives here.
 
+pub mod chain;
 pub mod forward;
 pub mod noise;
 pub mod sampling;
@@ -8,8 +9,9 @@ pub mod schedule;
 pub mod scheduler;
 pub mod timesteps;
 
+pub use chain::ForwardChain;
 pub use forward::{Posterior, q_posterior, q_sample, q_step};
-pub use noise::{initial_noise, lerp, slerp, step_noise};
+pub use noise::{chain_noise, initial_noise, lerp, slerp, step_noise};
 pub use sampling::{SampleRun, StepFrame, sample_loop};
 pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
 pub use scheduler::{

@@ -54,6 +54,15 @@ pub fn step_noise(seed: u64, step_index: usize, shape: [usize; 4], device: &Devi
     batch_noise(seed, step_index as u64 + 1, shape, device)
 }
 
+/// The first stream of the forward Markov chain's noise: z_t of step t is stream
+/// `CHAIN_STREAM_BASE + t`, far from the sampling streams (at most T + 1 ≤ 100 001).
+pub const CHAIN_STREAM_BASE: u64 = 1 << 32;
+
+/// The noise z_t of the forward chain's step t (x_t = √(1−β_t)·x_{t−1} + √β_t·z_t).
+pub fn chain_noise(seed: u64, t: usize, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    batch_noise(seed, CHAIN_STREAM_BASE + t as u64, shape, device)
+}
+
 /// The Euclidean norm ‖a‖.
 pub fn norm(a: &[f32]) -> f64 {
     a.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt()

@@ -1,0 +1,434 @@
+//! The desktop app (eframe/egui). One file per panel; the compute runs on a worker thread.
+//!
+//! The GPU path: eframe creates the wgpu device with the adapter's own features and limits
+//! ([`crate::gpu::burn_friendly_device_descriptor`]), burn computes on that same device, and a
+//! compute shader writes tensors into textures that egui draws, with no copy through the CPU.
+//! On a CPU-type adapter (lavapipe) or with no adapter, burn computes on flex and the app shows
+//! egui `ColorImage`s.
+
+mod forward;
+mod schedule;
+mod settings;
+mod shown;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eframe::egui_wgpu::{self, RenderState};
+use egui::{Color32, Key, RichText, Ui};
+
+pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
+pub use schedule::{SchedulePanel, ScheduleDraft, TERMINAL_SQRT_ABAR_WARN};
+pub use settings::{ImageSource, Settings, Tab};
+pub use shown::Shown;
+pub use worker::{Command, Compute, Display, Event, Picture, Worker, color_image};
+
+use crate::device::{ComputeDevice, DeviceChoice, select_device};
+use crate::diffusion::NoiseSchedule;
+use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+
+/// The window title.
+pub const TITLE: &str = "difflab: Diffusion Lab";
+
+/// How the app was started.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    /// Overrides the saved device choice (`--device`).
+    pub device: Option<DeviceChoice>,
+    /// Ignore saved settings.
+    pub fresh: bool,
+}
+
+/// The app.
+pub struct DiffLabApp {
+    /// Persisted settings.
+    pub settings: Settings,
+    /// The forward-process panel.
+    pub forward: ForwardPanel,
+    /// The schedule panel.
+    pub schedule: SchedulePanel,
+    worker: Worker,
+    render: Option<RenderState>,
+    /// Where the work runs, for the status line.
+    pub compute_label: String,
+    /// Whether pictures are written on the GPU.
+    pub gpu_display: bool,
+    /// The error banner (a bad file, a failed command); the app keeps running.
+    pub banner: Option<String>,
+    /// The last "saved …" message.
+    pub notice: Option<String>,
+    pending: Option<Command>,
+}
+
+/// Chooses where to compute, given eframe's wgpu state (if any).
+fn choose_compute(choice: DeviceChoice, render: Option<&RenderState>) -> (Compute, Option<String>) {
+    let flex = |note: Option<String>| {
+        (
+            Compute {
+                device: ComputeDevice::flex().device,
+                display: Display::Cpu,
+                label: "flex (CPU) · display: egui ColorImage".into(),
+            },
+            note,
+        )
+    };
+    if choice == DeviceChoice::Cpu {
+        return flex(None);
+    }
+    let Some(rs) = render else {
+        // No wgpu renderer: a separate wgpu device would need a CPU copy to display anyway.
+        return match (choice, select_device(choice)) {
+            (DeviceChoice::Wgpu, Ok(dev)) => (
+                Compute {
+                    device: dev.device,
+                    display: Display::Cpu,
+                    label: format!("{} · display: egui ColorImage", dev.label),
+                },
+                None,
+            ),
+            (_, Err(e)) => flex(Some(e.to_string())),
+            _ => flex(None),
+        };
+    };
+    let info = rs.adapter.get_info();
+    let is_gpu = !matches!(info.device_type, egui_wgpu::wgpu::DeviceType::Cpu);
+    if choice == DeviceChoice::Auto && !is_gpu {
+        return flex(None);
+    }
+    match share_with_burn(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
+        Ok(device) => (
+            Compute {
+                device,
+                display: Display::Gpu(TensorToTexture::new(&rs.device, &rs.queue)),
+                label: format!(
+                    "wgpu: {} ({:?}), shared with egui · display: GPU texture",
+                    info.name, info.device_type
+                ),
+            },
+            None,
+        ),
+        Err(e) => flex(Some(format!("{e}; computing on flex instead"))),
+    }
+}
+
+impl DiffLabApp {
+    /// Restores the settings and starts the worker.
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> crate::Result<Self> {
+        let mut settings: Settings = match (&options.fresh, cc.storage) {
+            (false, Some(storage)) => eframe::get_value(storage, eframe::APP_KEY).unwrap_or_default(),
+            _ => Settings::default(),
+        };
+        settings = settings.sanitised();
+        if let Some(d) = options.device {
+            settings.device = d;
+        }
+        let render = cc.wgpu_render_state.clone();
+        let (compute, note) = choose_compute(settings.device, render.as_ref());
+        let gpu_display = matches!(compute.display, Display::Gpu(_));
+        let compute_label = compute.label.clone();
+        let worker = Worker::spawn(compute, cc.egui_ctx.clone())?;
+        apply_theme(&cc.egui_ctx, settings.dark_mode);
+        Ok(Self {
+            schedule: SchedulePanel::new(&settings),
+            settings,
+            forward: ForwardPanel::default(),
+            worker,
+            render,
+            compute_label,
+            gpu_display,
+            banner: note,
+            notice: None,
+            pending: None,
+        })
+    }
+
+    /// Whether the worker has queued or running work (tests wait on this).
+    pub fn is_busy(&self) -> bool {
+        self.worker.is_busy() || self.pending.is_some()
+    }
+
+    /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
+    pub fn open_image(&mut self, path: PathBuf) {
+        self.settings.source = ImageSource::File(path);
+    }
+
+    /// Back to the defaults (keeps the device).
+    pub fn reset_to_defaults(&mut self, ctx: &egui::Context) {
+        let device = self.settings.device;
+        self.settings = Settings {
+            device,
+            ..Settings::default()
+        };
+        self.schedule.reset(&self.settings);
+        self.forward.playing = false;
+        apply_theme(ctx, self.settings.dark_mode);
+    }
+
+    fn send(&mut self, cmd: Command) {
+        if let Err(cmd) = self.worker.send(cmd) {
+            self.pending = Some(cmd);
+        }
+    }
+
+    fn handle_events(&mut self, ctx: &egui::Context) {
+        let events = self.worker.poll();
+        let mut sink = shown::AppSink {
+            ctx,
+            render: self.render.as_ref(),
+        };
+        for e in events {
+            match e {
+                Event::Forward(frame) => self.forward.on_frame(frame, &mut sink),
+                Event::Chain {
+                    t,
+                    picture,
+                    update_ms,
+                } => self.forward.on_chain(t, picture, update_ms, &mut sink),
+                Event::Filmstrip(strip) => self.forward.on_strip(strip, &mut sink),
+                Event::Saved(msg) => self.notice = Some(msg),
+                Event::Failed(msg) => self.banner = Some(msg),
+            }
+        }
+    }
+
+    fn keyboard(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let t_max = self.settings.num_timesteps();
+        ctx.input(|i| {
+            if i.key_pressed(Key::Space) {
+                self.forward.toggle_play(&mut self.settings);
+            }
+            if i.key_pressed(Key::ArrowRight) {
+                self.settings.t = (self.settings.t + 1).min(t_max);
+            }
+            if i.key_pressed(Key::ArrowLeft) {
+                self.settings.t = self.settings.t.saturating_sub(1);
+            }
+            if i.key_pressed(Key::Home) {
+                self.settings.t = 0;
+            }
+            if i.key_pressed(Key::End) {
+                self.settings.t = t_max;
+            }
+        });
+    }
+
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) {
+            self.open_image(path);
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("difflab");
+            ui.separator();
+            ui.selectable_value(&mut self.settings.tab, Tab::Forward, "Forward process");
+            ui.selectable_value(&mut self.settings.tab, Tab::Schedule, "Schedule");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Reset to defaults").clicked() {
+                    let ctx = ui.ctx().clone();
+                    self.reset_to_defaults(&ctx);
+                }
+                let theme = if self.settings.dark_mode { "☀ Light" } else { "🌙 Dark" };
+                if ui.button(theme).on_hover_text("Switch the theme").clicked() {
+                    self.settings.dark_mode = !self.settings.dark_mode;
+                    apply_theme(ui.ctx(), self.settings.dark_mode);
+                }
+            });
+        });
+        if let Some(msg) = self.banner.clone() {
+            egui::Frame::new()
+                .fill(Color32::from_rgb(120, 30, 30))
+                .inner_margin(6.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(format!("⚠ {msg}")).color(Color32::WHITE));
+                        if ui.button("Dismiss").clicked() {
+                            self.banner = None;
+                        }
+                    });
+                });
+        }
+    }
+
+    fn status_ui(&self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Computing on {}", self.compute_label)).small());
+            if let Some(ms) = self.forward.update_ms {
+                ui.separator();
+                ui.label(RichText::new(format!("update {ms:.1} ms")).small());
+            }
+            if let Some(ms) = self.forward.chain_ms {
+                ui.separator();
+                ui.label(RichText::new(format!("chain walk {ms:.1} ms")).small());
+            }
+            if self.is_busy() {
+                ui.separator();
+                ui.spinner();
+            }
+            if let Some(n) = &self.notice {
+                ui.separator();
+                ui.label(RichText::new(n).small());
+            }
+        });
+    }
+
+    fn export_csv(&mut self, schedule: Option<&NoiseSchedule>) {
+        let Some(schedule) = schedule else { return };
+        let Some(path) = rfd::FileDialog::new()
+            .set_file_name(format!("schedule-{}.csv", schedule.config.kind.name()))
+            .save_file()
+        else {
+            return;
+        };
+        match crate::data::image_io::write_atomic(&path, crate::cli::schedule_csv(schedule).as_bytes()) {
+            Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+            Err(e) => self.banner = Some(e.to_string()),
+        }
+    }
+}
+
+fn apply_theme(ctx: &egui::Context, dark: bool) {
+    ctx.set_theme(if dark { egui::Theme::Dark } else { egui::Theme::Light });
+}
+
+impl eframe::App for DiffLabApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.handle_events(ctx);
+        self.dropped_files(ctx);
+        self.keyboard(ctx);
+        let dt = ctx.input(|i| i.stable_dt) as f64;
+        if self.forward.advance(&mut self.settings, dt.min(0.1)) {
+            ctx.request_repaint();
+        }
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        if let Err(e) = self.forward.ensure_image(&self.settings) {
+            self.banner = Some(e.to_string());
+        }
+        let schedule = self.schedule.schedule(self.settings.schedule).ok();
+        let mut open_file = false;
+        let mut export_csv = false;
+        let mut export_strip = false;
+
+        egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::left("controls")
+            .resizable(false)
+            .default_size(230.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| match self.settings.tab {
+                    Tab::Forward => {
+                        self.forward
+                            .controls_ui(ui, &mut self.settings, &mut open_file);
+                        ui.separator();
+                        if ui.button("Export filmstrip (PNG)…").clicked() {
+                            export_strip = true;
+                        }
+                    }
+                    Tab::Schedule => {
+                        self.schedule
+                            .controls_ui(ui, &mut self.settings, &mut export_csv)
+                    }
+                });
+            });
+        egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
+            Tab::Forward => self
+                .forward
+                .main_ui(ui, &mut self.settings, schedule.as_deref()),
+            Tab::Schedule => self.schedule.plots_ui(ui, &self.settings),
+        });
+
+        if open_file
+            && let Some(path) = rfd::FileDialog::new()
+                .add_filter("Images", &["png", "jpg", "jpeg"])
+                .pick_file()
+        {
+            self.open_image(path);
+        }
+        if export_csv {
+            self.export_csv(schedule.as_deref());
+        }
+        if export_strip
+            && let Some(req) = self.forward.current_request(&self.settings)
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("filmstrip.png")
+                .save_file()
+        {
+            self.send(Command::ExportFilmstrip(req, path));
+        }
+
+        // Ask the worker for what the settings now show.
+        if let Some(cmd) = self.pending.take() {
+            self.send(cmd);
+        } else if let Some(req) = self.forward.request(&self.settings) {
+            self.forward.sent(&req);
+            self.send(Command::Forward(req));
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// How eframe (or a test harness) creates its wgpu device: with the adapter's own features
+/// and limits, so burn can share it. `prefer_cpu` picks a CPU-type adapter (lavapipe) first, as
+/// tests do so that they render the same everywhere.
+pub fn wgpu_setup(prefer_cpu: bool) -> egui_wgpu::WgpuSetup {
+    let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    setup.device_descriptor = Arc::new(burn_friendly_device_descriptor);
+    if prefer_cpu {
+        setup.native_adapter_selector = Some(Arc::new(|adapters, _surface| {
+            adapters
+                .iter()
+                .min_by_key(|a| {
+                    let info = a.get_info();
+                    let kind = match info.device_type {
+                        egui_wgpu::wgpu::DeviceType::Cpu => 0,
+                        _ => 1,
+                    };
+                    let api = match info.backend {
+                        egui_wgpu::wgpu::Backend::Vulkan => 0,
+                        _ => 1,
+                    };
+                    (kind, api)
+                })
+                .cloned()
+                .ok_or_else(|| "no wgpu adapter found".to_owned())
+        }));
+    }
+    egui_wgpu::WgpuSetup::CreateNew(setup)
+}
+
+/// eframe's options: the wgpu renderer, with a device burn can share.
+pub fn native_options() -> eframe::NativeOptions {
+    eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(TITLE)
+            .with_inner_size([1280.0, 860.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options: egui_wgpu::WgpuConfiguration {
+            wgpu_setup: wgpu_setup(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Opens the window.
+pub fn run(options: AppOptions) -> crate::Result<()> {
+    eframe::run_native(
+        TITLE,
+        native_options(),
+        Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
+    )
+    .map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))
+}

@@ -1,0 +1,298 @@
+//! The schedule panel: β_t, ᾱ_t, √ᾱ_t, √(1−ᾱ_t), log SNR and β̃_t for any schedule, with a second
+//! schedule overlaid, the current t, and the timesteps a sampler would visit.
+
+use std::sync::Arc;
+
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+
+use super::forward::formula;
+use super::settings::Settings;
+use crate::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig, TimestepSpacing, timesteps};
+use crate::error::Result;
+
+/// √ᾱ_T above this (ᾱ_T above 0.0025) draws the terminal-SNR warning.
+pub const TERMINAL_SQRT_ABAR_WARN: f64 = 0.05;
+
+/// Text fields for one schedule, parsed and validated as the user types.
+#[derive(Clone, Debug)]
+pub struct ScheduleDraft {
+    /// T as typed.
+    pub t_text: String,
+    /// β_start as typed.
+    pub beta_start_text: String,
+    /// β_end as typed.
+    pub beta_end_text: String,
+    /// Why the typed values are refused, if they are.
+    pub error: Option<String>,
+}
+
+impl ScheduleDraft {
+    fn from_config(c: &ScheduleConfig) -> Self {
+        Self {
+            t_text: c.num_train_timesteps.to_string(),
+            beta_start_text: c.beta_start.to_string(),
+            beta_end_text: c.beta_end.to_string(),
+            error: None,
+        }
+    }
+
+    /// Parses the fields into a config of kind `kind`, with a message for each problem.
+    pub fn parse(&self, kind: BetaSchedule) -> std::result::Result<ScheduleConfig, String> {
+        let t = self
+            .t_text
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("T must be a whole number ≥ 1, not '{}'", self.t_text.trim()))?;
+        let num = |s: &str, what: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{what} must be a number, not '{}'", s.trim()))
+        };
+        let config = ScheduleConfig {
+            kind,
+            num_train_timesteps: t,
+            beta_start: num(&self.beta_start_text, "β start")?,
+            beta_end: num(&self.beta_end_text, "β end")?,
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
+/// The panel's state.
+pub struct SchedulePanel {
+    /// Fields of the main schedule.
+    pub draft: ScheduleDraft,
+    /// Fields of the overlaid schedule.
+    pub compare_draft: ScheduleDraft,
+    cache: Option<Arc<NoiseSchedule>>,
+    compare_cache: Option<Arc<NoiseSchedule>>,
+}
+
+impl SchedulePanel {
+    /// Fields filled from the settings.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            draft: ScheduleDraft::from_config(&settings.schedule),
+            compare_draft: ScheduleDraft::from_config(&settings.compare_schedule),
+            cache: None,
+            compare_cache: None,
+        }
+    }
+
+    /// The current schedule, built once per config.
+    pub fn schedule(&mut self, config: ScheduleConfig) -> Result<Arc<NoiseSchedule>> {
+        cached(&mut self.cache, config)
+    }
+
+    /// Refills the fields (after "reset to defaults").
+    pub fn reset(&mut self, settings: &Settings) {
+        *self = Self::new(settings);
+    }
+
+    /// The controls: schedule kind, T, β range, overlay, sampler markers, export.
+    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, export_csv: &mut bool) {
+        ui.heading("Schedule");
+        if let Some(c) = schedule_fields_ui(ui, "schedule", &mut self.draft, settings.schedule) {
+            settings.schedule = c;
+            settings.t = settings.t.min(c.num_train_timesteps);
+            settings.sampler_steps = settings.sampler_steps.min(c.num_train_timesteps);
+        }
+        ui.separator();
+        ui.checkbox(&mut settings.compare_enabled, "Overlay a second schedule");
+        if settings.compare_enabled
+            && let Some(c) =
+                schedule_fields_ui(ui, "compare", &mut self.compare_draft, settings.compare_schedule)
+        {
+            settings.compare_schedule = c;
+        }
+        ui.separator();
+        ui.heading("Sampler timesteps");
+        let t_max = settings.num_timesteps();
+        ui.add(
+            egui::Slider::new(&mut settings.sampler_steps, 1..=t_max)
+                .logarithmic(true)
+                .text("Steps N"),
+        )
+        .on_hover_text("The markers show the timesteps a sampler with N steps visits");
+        egui::ComboBox::from_label("Spacing")
+            .selected_text(settings.spacing.name())
+            .show_ui(ui, |ui| {
+                for s in TimestepSpacing::ALL {
+                    ui.selectable_value(&mut settings.spacing, s, s.name());
+                }
+            });
+        ui.separator();
+        if ui.button("Export curves (CSV)…").clicked() {
+            *export_csv = true;
+        }
+    }
+
+    /// The curves.
+    pub fn plots_ui(&mut self, ui: &mut Ui, settings: &Settings) {
+        let schedule = match self.schedule(settings.schedule) {
+            Ok(s) => s,
+            Err(e) => {
+                ui.colored_label(Color32::RED, e.to_string());
+                return;
+            }
+        };
+        let compare = if settings.compare_enabled {
+            cached(&mut self.compare_cache, settings.compare_schedule).ok()
+        } else {
+            None
+        };
+
+        let terminal = schedule.terminal_alpha_cumprod();
+        if terminal.sqrt() > TERMINAL_SQRT_ABAR_WARN {
+            ui.colored_label(
+                Color32::from_rgb(230, 160, 40),
+                format!(
+                    "⚠ Terminal SNR too high: ᾱ_T = {terminal:.4} (√ᾱ_T = {:.3}). x_T still holds \
+                     signal, so sampling from pure noise starts off the training distribution \
+                     (Lin et al. 2024).",
+                    terminal.sqrt()
+                ),
+            );
+        } else {
+            ui.label(
+                RichText::new(format!("ᾱ_T = {terminal:.3e}: x_T is almost pure noise."))
+                    .weak(),
+            );
+        }
+
+        let visits: Vec<usize> = timesteps(
+            settings.spacing,
+            settings.num_timesteps(),
+            settings.sampler_steps,
+            0,
+        )
+        .unwrap_or_default();
+        let link = ui.scope_id().with("schedule-x");
+        let height = ((ui.available_height() - 40.0) / 3.0).max(120.0);
+        let t = settings.t as f64;
+        let primary = Color32::from_rgb(70, 130, 230);
+        let second = Color32::from_rgb(230, 110, 60);
+
+        ui.columns(2, |cols| {
+            let curves: [(&str, &str, fn(&NoiseSchedule, usize) -> f64, bool); 6] = [
+                ("β_t", formula::BETA, |s, i| s.betas[i], false),
+                ("ᾱ_t", formula::ABAR, |s, i| s.alphas_cumprod[i], true),
+                ("√ᾱ_t", formula::SQRT_ABAR, |s, i| s.sqrt_alphas_cumprod[i], false),
+                ("√(1−ᾱ_t)", formula::SQRT_ONE_MINUS, |s, i| {
+                    s.sqrt_one_minus_alphas_cumprod[i]
+                }, false),
+                ("log SNR_t", formula::LOG_SNR, |s, i| s.log_snr[i], false),
+                ("β̃_t and β_t", formula::POSTERIOR, |s, i| s.posterior_variance[i], false),
+            ];
+            for (k, (name, tip, f, markers)) in curves.into_iter().enumerate() {
+                let ui = &mut cols[k % 2];
+                ui.label(RichText::new(name).strong()).on_hover_text(tip);
+                Plot::new(("curve", k))
+                    .height(height)
+                    .link_axis(link, [true, false])
+                    .link_cursor(link, [true, false])
+                    .legend(Legend::default())
+                    .x_axis_label("t")
+                    .show(ui, |p| {
+                        p.line(Line::new(settings.schedule.kind.name(), curve(&schedule, f)).color(primary));
+                        if name.starts_with("β̃") {
+                            p.line(
+                                Line::new("β_t", curve(&schedule, |s, i| s.betas[i]))
+                                    .color(Color32::GRAY)
+                                    .style(LineStyle::dashed_dense()),
+                            );
+                        }
+                        if let Some(c) = &compare {
+                            p.line(
+                                Line::new(format!("{} (overlay)", c.config.kind.name()), curve(c, f))
+                                    .color(second)
+                                    .style(LineStyle::dashed_loose()),
+                            );
+                        }
+                        if markers && !visits.is_empty() {
+                            let pts: PlotPoints = visits
+                                .iter()
+                                .map(|&v| [(v + 1) as f64, f(&schedule, v)])
+                                .collect();
+                            p.points(Points::new(format!("{} steps", visits.len()), pts).radius(3.0));
+                        }
+                        p.vline(VLine::new("t", t).color(Color32::from_rgb(250, 200, 40)));
+                    });
+            }
+        });
+    }
+}
+
+fn cached(slot: &mut Option<Arc<NoiseSchedule>>, config: ScheduleConfig) -> Result<Arc<NoiseSchedule>> {
+    if let Some(s) = slot
+        && s.config == config
+    {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(NoiseSchedule::new(config)?);
+    *slot = Some(s.clone());
+    Ok(s)
+}
+
+/// One curve over the paper's t = 1..T (index i is t = i + 1).
+fn curve(s: &NoiseSchedule, f: fn(&NoiseSchedule, usize) -> f64) -> PlotPoints<'static> {
+    (0..s.num_timesteps())
+        .map(|i| [(i + 1) as f64, f(s, i)])
+        .collect()
+}
+
+/// The kind, T and β fields of one schedule. Returns a new valid config when the user changed
+/// one; shows the reason when the typed values are refused.
+fn schedule_fields_ui(
+    ui: &mut Ui,
+    id: &str,
+    draft: &mut ScheduleDraft,
+    current: ScheduleConfig,
+) -> Option<ScheduleConfig> {
+    let mut kind = current.kind;
+    let prefix = if id == "compare" { "Overlay " } else { "" };
+    egui::ComboBox::from_label(format!("{prefix}β schedule"))
+        .selected_text(kind.name())
+        .show_ui(ui, |ui| {
+            for k in BetaSchedule::ALL {
+                ui.selectable_value(&mut kind, k, k.name());
+            }
+        })
+        .response
+        .on_hover_text("linear (Ho et al.), scaled-linear (Stable Diffusion), cosine (Nichol & Dhariwal), sigmoid");
+    let mut changed = kind != current.kind;
+    egui::Grid::new((id, "fields")).num_columns(2).show(ui, |ui| {
+        for (label, text, tip) in [
+            ("T", &mut draft.t_text, "T, the number of diffusion steps (1 to 100000)"),
+            ("β start", &mut draft.beta_start_text, "β_1 (ignored by cosine)"),
+            ("β end", &mut draft.beta_end_text, "β_T (ignored by cosine); 0 < β < 1"),
+        ] {
+            let l = ui.label(format!("{prefix}{label}")).on_hover_text(tip);
+            changed |= ui
+                .add(egui::TextEdit::singleline(text).desired_width(80.0))
+                .labelled_by(l.id)
+                .changed();
+            ui.end_row();
+        }
+    });
+    if !changed {
+        if let Some(e) = &draft.error {
+            ui.colored_label(Color32::RED, e);
+        }
+        return None;
+    }
+    match draft.parse(kind) {
+        Ok(c) => {
+            draft.error = None;
+            Some(c)
+        }
+        Err(e) => {
+            ui.colored_label(Color32::RED, &e);
+            draft.error = Some(e);
+            // The kind alone can still change while a field is being edited.
+            None
+        }
+    }
+}

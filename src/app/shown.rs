@@ -1,0 +1,133 @@
+//! An image on screen: an egui texture made from CPU pixels, or a wgpu texture the worker wrote
+//! on the GPU and the app registered with egui's renderer.
+
+use burn::tensor::wgpu::wgpu;
+use egui::{ColorImage, Response, RichText, TextureHandle, TextureId, Ui, Vec2};
+
+use super::worker::Picture;
+
+/// Where textures go: egui's texture manager, or the wgpu renderer.
+pub trait TextureSink {
+    /// Uploads CPU pixels.
+    fn cpu(&mut self, name: &str, image: ColorImage) -> TextureHandle;
+    /// Registers a native texture; `None` without a wgpu renderer.
+    fn native(&mut self, texture: &wgpu::Texture) -> Option<TextureId>;
+    /// Frees a registered native texture.
+    fn free_native(&mut self, id: TextureId);
+}
+
+/// The sink of a running app.
+pub struct AppSink<'a> {
+    /// egui's context.
+    pub ctx: &'a egui::Context,
+    /// eframe's wgpu state, on the GPU path.
+    pub render: Option<&'a eframe::egui_wgpu::RenderState>,
+}
+
+impl TextureSink for AppSink<'_> {
+    fn cpu(&mut self, name: &str, image: ColorImage) -> TextureHandle {
+        self.ctx.load_texture(name, image, egui::TextureOptions::NEAREST)
+    }
+
+    fn native(&mut self, texture: &wgpu::Texture) -> Option<TextureId> {
+        let rs = self.render?;
+        let view = texture.create_view(&Default::default());
+        Some(
+            rs.renderer
+                .write()
+                .register_native_texture(&rs.device, &view, wgpu::FilterMode::Nearest),
+        )
+    }
+
+    fn free_native(&mut self, id: TextureId) {
+        if let Some(rs) = self.render {
+            rs.renderer.write().free_texture(&id);
+        }
+    }
+}
+
+/// A picture on screen.
+#[derive(Default)]
+pub struct Shown {
+    handle: Option<TextureHandle>,
+    native: Option<(TextureId, wgpu::Texture)>,
+    /// Width and height in pixels.
+    pub size: [usize; 2],
+}
+
+impl Shown {
+    /// Replaces the picture, freeing the old texture.
+    pub fn replace(&mut self, picture: Picture, name: &str, sink: &mut dyn TextureSink) {
+        match picture {
+            Picture::Cpu(image) => {
+                self.size = image.size;
+                match &mut self.handle {
+                    Some(h) if self.native.is_none() => h.set(image, egui::TextureOptions::NEAREST),
+                    _ => {
+                        self.free(sink);
+                        self.handle = Some(sink.cpu(name, image));
+                    }
+                }
+            }
+            Picture::Gpu(texture) => {
+                self.free(sink);
+                self.size = [texture.width() as usize, texture.height() as usize];
+                if let Some(id) = sink.native(&texture) {
+                    self.native = Some((id, texture));
+                }
+            }
+        }
+    }
+
+    /// Frees the texture.
+    pub fn free(&mut self, sink: &mut dyn TextureSink) {
+        self.handle = None;
+        if let Some((id, texture)) = self.native.take() {
+            sink.free_native(id);
+            texture.destroy();
+        }
+    }
+
+    /// Whether something is shown.
+    pub fn is_set(&self) -> bool {
+        self.handle.is_some() || self.native.is_some()
+    }
+
+    /// Whether it is a texture written on the GPU.
+    pub fn is_gpu(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// The CPU pixels' texture (CPU path only; tests read it).
+    pub fn texture_id(&self) -> Option<TextureId> {
+        self.native
+            .as_ref()
+            .map(|(id, _)| *id)
+            .or_else(|| self.handle.as_ref().map(|h| h.id()))
+    }
+
+    /// Draws the picture fitted into a `side`×`side` box.
+    pub fn image_ui(&self, ui: &mut Ui, side: f32) -> Response {
+        let Some(id) = self.texture_id() else {
+            let (rect, r) = ui.allocate_exact_size(Vec2::splat(side), egui::Sense::click());
+            ui.painter()
+                .rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+            return r;
+        };
+        let [w, h] = self.size;
+        let scale = side / w.max(h).max(1) as f32;
+        let size = Vec2::new(w as f32 * scale, h as f32 * scale);
+        ui.add(
+            egui::Image::from_texture(egui::load::SizedTexture::new(id, size))
+                .sense(egui::Sense::click()),
+        )
+    }
+
+    /// A title above the picture, with a tooltip.
+    pub fn labelled_ui(&self, ui: &mut Ui, title: &str, tooltip: &str, side: f32) {
+        ui.vertical(|ui| {
+            ui.label(RichText::new(title).strong()).on_hover_text(tooltip);
+            self.image_ui(ui, side).on_hover_text(tooltip);
+        });
+    }
+}

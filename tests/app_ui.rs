@@ -1,0 +1,284 @@
+//! The app, driven through egui_kittest by label, on the CPU path (burn's flex, egui
+//! `ColorImage`s). The worker thread runs for real; the tests wait for its events.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use difflab::app::{AppOptions, DiffLabApp, Settings, Tab, coefficients};
+use difflab::device::DeviceChoice;
+use difflab::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
+    DiffLabApp::new(
+        cc,
+        AppOptions {
+            device: Some(DeviceChoice::Cpu),
+            fresh: true,
+        },
+    )
+    .expect("the app starts")
+}
+
+fn harness() -> Harness<'static, DiffLabApp> {
+    let mut h = Harness::builder()
+        .with_size([1280.0, 860.0])
+        .build_eframe(|cc| app(cc));
+    settle(&mut h);
+    h
+}
+
+/// Steps the UI until the worker has nothing queued or running and its last events are in.
+fn settle(h: &mut Harness<'_, DiffLabApp>) {
+    for _ in 0..3000 {
+        h.step();
+        if !h.state().is_busy() {
+            h.step();
+            h.step();
+            if !h.state().is_busy() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the worker did not finish within 15 s");
+}
+
+#[test]
+fn starts_on_the_bundled_photo_with_every_view_filled() {
+    let h = harness();
+    let app = h.state();
+    assert_eq!(app.settings.t, Settings::default().t);
+    assert!(app.forward.x0.is_set(), "x_0 is shown");
+    assert!(app.forward.one_shot.is_set(), "one-shot x_t is shown");
+    assert!(app.forward.chain.is_set(), "step-by-step x_t is shown");
+    assert_eq!(app.forward.x0.size, [256, 170], "the cat at its working size");
+    assert_eq!(app.forward.strip.len(), Settings::default().filmstrip_frames);
+    let total: f32 = app.forward.histogram.iter().sum();
+    // Nearly all of the 3·256·170 values of x_t fall inside [−4, 4].
+    assert!(total > 0.99 * (3 * 256 * 170) as f32, "histogram counts {total}");
+    assert!(!app.forward.one_shot.is_gpu());
+    assert!(app.compute_label.starts_with("flex"));
+    h.get_by_label_contains("Computing on flex");
+}
+
+#[test]
+fn moving_the_t_slider_updates_state_and_coefficients() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(500.0);
+    settle(&mut h);
+    let app = h.state();
+    assert_eq!(app.settings.t, 500);
+    assert_eq!(app.forward.shown_t, Some(500));
+    assert_eq!(app.forward.chain_t, Some(500));
+
+    let schedule = NoiseSchedule::new(ScheduleConfig::default()).expect("schedule");
+    let (s, n, _) = coefficients(&schedule, 500);
+    // ᾱ at paper t = 500 is diffusers' alphas_cumprod[499].
+    assert!((s - schedule.alphas_cumprod[499].sqrt()).abs() < 1e-12);
+    assert!((s * s + n * n - 1.0).abs() < 1e-9);
+    h.get_by_label(&format!("√ᾱ_t = {s:.4}"));
+    h.get_by_label(&format!("√(1−ᾱ_t) = {n:.4}"));
+    // At t = 500 of the linear schedule the histogram is wide: most mass is inside ±2, not ±1.
+    let hist = &app.forward.histogram;
+    let total: f32 = hist.iter().sum();
+    let inside_1: f32 = hist[24..40].iter().sum();
+    assert!(inside_1 / total < 0.8, "x_t is noisy: {}", inside_1 / total);
+}
+
+#[test]
+fn keyboard_steps_and_jumps_the_timeline() {
+    let mut h = harness();
+    h.key_press(egui::Key::End);
+    h.step();
+    assert_eq!(h.state().settings.t, 1000);
+    h.key_press(egui::Key::Home);
+    h.step();
+    assert_eq!(h.state().settings.t, 0);
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    assert_eq!(h.state().settings.t, 2);
+    h.key_press(egui::Key::ArrowLeft);
+    h.step();
+    assert_eq!(h.state().settings.t, 1);
+    h.key_press(egui::Key::Space);
+    h.step();
+    assert!(h.state().forward.playing);
+    h.get_by_label("Pause").click();
+    h.step();
+    assert!(!h.state().forward.playing);
+    settle(&mut h);
+}
+
+#[test]
+fn changing_the_schedule_updates_the_forward_panel() {
+    let mut h = harness();
+    h.get_by_label("Schedule").click();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Schedule);
+    h.get_by_label("β schedule").click();
+    h.step();
+    h.get_by_label("cosine").click();
+    h.step();
+    assert_eq!(h.state().settings.schedule.kind, BetaSchedule::Cosine);
+
+    h.get_by_label("Forward process").click();
+    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(600.0);
+    settle(&mut h);
+    let cosine = NoiseSchedule::new(ScheduleConfig::new(BetaSchedule::Cosine, 1000)).expect("cosine");
+    let (s, _, _) = coefficients(&cosine, 600);
+    h.get_by_label(&format!("√ᾱ_t = {s:.4}"));
+    assert_eq!(h.state().forward.shown_t, Some(600));
+}
+
+#[test]
+fn an_invalid_t_is_refused_with_a_message() {
+    let mut h = harness();
+    h.get_by_label("Schedule").click();
+    h.step();
+    h.get_by_label("T").set_text_value_accesskit("0");
+    h.step();
+    h.step();
+    h.get_by_label_contains("T must");
+    assert_eq!(h.state().settings.schedule.num_train_timesteps, 1000, "T unchanged");
+
+    h.get_by_label("T").set_text_value_accesskit("abc");
+    h.step();
+    h.step();
+    h.get_by_label_contains("whole number");
+
+    h.get_by_label("β end").set_text_value_accesskit("1.5");
+    h.get_by_label("T").set_text_value_accesskit("500");
+    h.step();
+    h.step();
+    h.get_by_label_contains("β");
+    assert_eq!(h.state().settings.schedule.num_train_timesteps, 1000, "refused as a whole");
+
+    h.get_by_label("β end").set_text_value_accesskit("0.02");
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.schedule.num_train_timesteps, 500);
+    assert!(h.state().settings.t <= 500);
+    settle(&mut h);
+}
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
+    let mut h = harness();
+    let dir = std::env::temp_dir().join(format!("difflab-ui-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("corrupt.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not an image").expect("write");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad.clone())));
+    h.step();
+    h.step();
+    let banner = h.state().banner.clone().expect("a banner");
+    assert!(banner.contains("corrupt.png") && banner.contains("not a readable image"), "{banner}");
+    h.get_by_label_contains("not a readable image");
+
+    // Still usable: back to the photo, move t, and the views update.
+    h.get_by_label("Photo (cat)").click();
+    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(100.0);
+    settle(&mut h);
+    assert_eq!(h.state().forward.shown_t, Some(100));
+    h.get_by_label("Dismiss").click();
+    h.step();
+    assert!(h.state().banner.is_none());
+
+    // A good PNG of the user's own loads in colour.
+    let good = dir.join("good.png");
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 128]))
+        .save(&good)
+        .expect("save");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(good)));
+    settle(&mut h);
+    assert_eq!(h.state().forward.x0.size, [40, 30]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mnist_digit_by_index_and_new_noise() {
+    let mut h = harness();
+    h.get_by_label("MNIST digit").click();
+    settle(&mut h);
+    assert_eq!(h.state().forward.x0.size, [28, 28]);
+    let seed = h.state().settings.seed;
+    h.get_by_label("New noise").click();
+    settle(&mut h);
+    assert_eq!(h.state().settings.seed, seed + 1);
+    h.get_by_label("Seed").set_text_value_accesskit("1234");
+    settle(&mut h);
+    assert_eq!(h.state().settings.seed, 1234);
+}
+
+/// eframe storage in memory.
+#[derive(Default)]
+struct MemStorage(HashMap<String, String>);
+
+impl eframe::Storage for MemStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_persist_and_reset_to_defaults() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(321.0);
+    h.get_by_label("☀ Light").click();
+    settle(&mut h);
+    let mut storage = MemStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let storage: &'static MemStorage = Box::leak(Box::new(storage));
+
+    let mut h2 = Harness::builder()
+        .with_size([1280.0, 860.0])
+        .build_eframe(move |cc| {
+            cc.storage = Some(storage);
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Cpu),
+                    fresh: false,
+                },
+            )
+            .expect("app")
+        });
+    settle(&mut h2);
+    assert_eq!(h2.state().settings.t, 321);
+    assert!(!h2.state().settings.dark_mode);
+    assert_eq!(h2.state().forward.shown_t, Some(321));
+
+    h2.get_by_label("Reset to defaults").click();
+    settle(&mut h2);
+    assert_eq!(h2.state().settings, Settings {
+        device: DeviceChoice::Cpu,
+        ..Settings::default()
+    });
+}

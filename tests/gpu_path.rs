@@ -1,0 +1,178 @@
+//! The GPU display path, on whatever wgpu adapter there is (lavapipe in CI): burn computes on a
+//! device created the way eframe creates it, the compute shader writes tensors into textures,
+//! and those equal the CPU-rendered pixels within 1/255, whatever the tensor's strides.
+//! The app itself runs on the shared device and shows GPU textures.
+
+use std::time::Duration;
+
+use burn::tensor::Tensor;
+use burn::tensor::wgpu::wgpu;
+use difflab::app::{AppOptions, DiffLabApp, wgpu_setup};
+use difflab::data::image_io::{ValueRange, chw_to_rgb};
+use difflab::device::DeviceChoice;
+use difflab::diffusion::noise::gaussian;
+use difflab::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+use difflab::tensor_util::{tensor4, to_vec};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn skip() -> bool {
+    std::env::var_os("DIFFLAB_SKIP_WGPU").is_some()
+}
+
+/// A device like eframe's: the adapter's own features and limits, CPU adapters first.
+fn shared_device() -> Option<(wgpu::Device, wgpu::Queue, burn::tensor::Device)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let Some(adapter) = adapters
+        .into_iter()
+        .min_by_key(|a| (a.get_info().device_type != wgpu::DeviceType::Cpu) as u8)
+    else {
+        assert!(skip(), "no wgpu adapter (set DIFFLAB_SKIP_WGPU=1 to skip)");
+        return None;
+    };
+    let (device, queue) = futures_lite::future::block_on(
+        adapter.request_device(&burn_friendly_device_descriptor(&adapter)),
+    )
+    .expect("device with the adapter's limits");
+    let burn_device = share_with_burn(&instance, &adapter, &device, &queue).expect("burn on it");
+    Some((device, queue, burn_device))
+}
+
+fn cpu_pixels(values: &[f32], shape: [usize; 3]) -> Vec<u8> {
+    let rgb = chw_to_rgb(values, shape, ValueRange::Unit).expect("rgb");
+    rgb.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect()
+}
+
+fn assert_close(gpu: &[u8], cpu: &[u8], what: &str) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: size");
+    let worst = gpu.iter().zip(cpu).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+    assert!(worst <= 1, "{what}: a pixel differs by {worst}/255");
+}
+
+#[test]
+fn shader_texture_equals_cpu_pixels_for_any_layout() {
+    let Some((device, queue, burn)) = shared_device() else { return };
+    let texturer = TensorToTexture::new(&device, &queue);
+
+    // Contiguous colour batch; values beyond ±1 test the clamp.
+    let shape = [2, 3, 17, 23];
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = gaussian(3, 0, n).iter().map(|v| v * 0.8).collect();
+    let x = tensor4(values.clone(), shape, &burn);
+    for item in 0..2 {
+        let tex = texturer.render(&x, item, -1.0, 1.0).expect("render");
+        assert_eq!((tex.width(), tex.height()), (23, 17));
+        let per = 3 * 17 * 23;
+        let want = cpu_pixels(&values[item * per..(item + 1) * per], [3, 17, 23]);
+        assert_close(&texturer.read_texture(&tex).expect("read"), &want, "contiguous");
+    }
+
+    // Channels-last memory, seen as [B, C, H, W] through a permute (non-contiguous strides).
+    let hwc: Vec<f32> = gaussian(4, 0, 19 * 31 * 3);
+    let nhwc: Tensor<4> = tensor4(hwc.clone(), [1, 19, 31, 3], &burn);
+    let nchw = nhwc.permute([0, 3, 1, 2]) * 0.5;
+    let expected = to_vec(nchw.clone()).expect("values");
+    let tex = texturer.render(&nchw, 0, -1.0, 1.0).expect("render");
+    assert_close(
+        &texturer.read_texture(&tex).expect("read"),
+        &cpu_pixels(&expected, [3, 19, 31]),
+        "permuted",
+    );
+
+    // Greyscale (MNIST-like), one channel copied to R, G and B; the result of real ops.
+    let g: Vec<f32> = gaussian(5, 0, 28 * 28);
+    let grey = (tensor4(g, [1, 1, 28, 28], &burn).tanh() * 0.9).add_scalar(0.05);
+    let expected = to_vec(grey.clone()).expect("values");
+    let tex = texturer.render(&grey, 0, -1.0, 1.0).expect("render");
+    assert_close(
+        &texturer.read_texture(&tex).expect("read"),
+        &cpu_pixels(&expected, [1, 28, 28]),
+        "grey",
+    );
+
+    assert!(texturer.render(&grey, 1, -1.0, 1.0).is_err(), "item out of range is an error");
+}
+
+fn settle(h: &mut Harness<'_, DiffLabApp>) {
+    for _ in 0..6000 {
+        h.step();
+        if !h.state().is_busy() {
+            h.step();
+            h.step();
+            if !h.state().is_busy() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the worker did not finish within 30 s");
+}
+
+#[test]
+fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::builder()
+        .with_size([1280.0, 860.0])
+        .wgpu_setup(wgpu_setup(true))
+        .build_eframe(|cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Wgpu),
+                    fresh: true,
+                },
+            )
+            .expect("app")
+        });
+    settle(&mut h);
+    assert!(h.state().gpu_display, "{}", h.state().compute_label);
+    assert!(h.state().compute_label.contains("shared with egui"));
+    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(400.0);
+    settle(&mut h);
+    let app = h.state();
+    assert!(app.banner.is_none(), "{:?}", app.banner);
+    assert_eq!(app.forward.shown_t, Some(400));
+    assert!(app.forward.one_shot.is_gpu() && app.forward.chain.is_gpu() && app.forward.x0.is_gpu());
+    assert_eq!(app.forward.one_shot.size, [256, 170]);
+    let total: f32 = app.forward.histogram.iter().sum();
+    assert!(total > 0.99 * (3 * 256 * 170) as f32, "histogram on the device: {total}");
+    // The rendered window shows the textures: the x_0 area is not one flat colour.
+    let shot = h.render().expect("render");
+    let rect = h.get_by_label("x_0").rect();
+    let y = (rect.bottom() + 60.0) as u32;
+    let row: Vec<[u8; 4]> = (rect.left() as u32..rect.left() as u32 + 200)
+        .map(|x| shot.get_pixel(x, y).0)
+        .collect();
+    let distinct: std::collections::HashSet<_> = row.iter().collect();
+    assert!(distinct.len() > 20, "the photo is drawn ({} colours in a row)", distinct.len());
+}
+
+#[test]
+fn snapshots_of_the_forward_and_schedule_panels() {
+    if skip() {
+        return;
+    }
+    // Rendered with the same software adapter as CI; compute on flex (auto on a CPU adapter).
+    let mut h = Harness::builder()
+        .with_size([1280.0, 860.0])
+        .wgpu_setup(wgpu_setup(true))
+        .build_eframe(|cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Auto),
+                    fresh: true,
+                },
+            )
+            .expect("app")
+        });
+    settle(&mut h);
+    h.snapshot("forward_panel");
+    h.get_by_label("Schedule").click();
+    settle(&mut h);
+    h.snapshot("schedule_panel");
+}
