@@ -101,7 +101,8 @@ impl ComputeDevice {
 /// The wgpu adapters on this machine, best first (discrete GPUs first, CPU-type last).
 pub fn wgpu_adapters() -> Vec<AdapterSummary> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters =
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let mut out: Vec<AdapterSummary> = adapters
         .iter()
         .map(|a| {

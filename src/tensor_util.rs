@@ -29,3 +29,29 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .try_into_vec::<f32>()
         .map_err(|e| DiffError::Backend(format!("{e:?}")))
 }
+
+/// Column sums of a [rows, cols] tensor, as [1, cols].
+///
+/// burn 0.22.1's `sum_dim(0)` on wgpu stops counting at 65 532 rows (seen on lavapipe: 130 560
+/// ones sum to 65 532), so rows are summed in blocks of [`SUM_BLOCK`] and then the blocks.
+pub fn sum_rows(x: Tensor<2>) -> Tensor<2> {
+    let [rows, cols] = x.dims();
+    if rows <= SUM_BLOCK {
+        return x.sum_dim(0);
+    }
+    let blocks = rows.div_ceil(SUM_BLOCK);
+    let padded = if blocks * SUM_BLOCK > rows {
+        let pad = Tensor::<2>::zeros([blocks * SUM_BLOCK - rows, cols], &x.device());
+        Tensor::cat(vec![x, pad], 0)
+    } else {
+        x
+    };
+    let partial: Tensor<2> = padded
+        .reshape([blocks, SUM_BLOCK, cols])
+        .sum_dim(1)
+        .reshape([blocks, cols]);
+    sum_rows(partial)
+}
+
+/// Rows per block in [`sum_rows`].
+pub const SUM_BLOCK: usize = 1024;

@@ -56,11 +56,21 @@ fn starts_on_the_bundled_photo_with_every_view_filled() {
     assert!(app.forward.x0.is_set(), "x_0 is shown");
     assert!(app.forward.one_shot.is_set(), "one-shot x_t is shown");
     assert!(app.forward.chain.is_set(), "step-by-step x_t is shown");
-    assert_eq!(app.forward.x0.size, [256, 170], "the cat at its working size");
-    assert_eq!(app.forward.strip.len(), Settings::default().filmstrip_frames);
+    assert_eq!(
+        app.forward.x0.size,
+        [256, 170],
+        "the cat at its working size"
+    );
+    assert_eq!(
+        app.forward.strip.len(),
+        Settings::default().filmstrip_frames
+    );
     let total: f32 = app.forward.histogram.iter().sum();
     // Nearly all of the 3·256·170 values of x_t fall inside [−4, 4].
-    assert!(total > 0.99 * (3 * 256 * 170) as f32, "histogram counts {total}");
+    assert!(
+        total > 0.99 * (3 * 256 * 170) as f32,
+        "histogram counts {total}"
+    );
     assert!(!app.forward.one_shot.is_gpu());
     assert!(app.compute_label.starts_with("flex"));
     h.get_by_label_contains("Computing on flex");
@@ -69,7 +79,8 @@ fn starts_on_the_bundled_photo_with_every_view_filled() {
 #[test]
 fn moving_the_t_slider_updates_state_and_coefficients() {
     let mut h = harness();
-    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(500.0);
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(500.0);
     settle(&mut h);
     let app = h.state();
     assert_eq!(app.settings.t, 500);
@@ -123,15 +134,18 @@ fn changing_the_schedule_updates_the_forward_panel() {
     h.step();
     assert_eq!(h.state().settings.tab, Tab::Schedule);
     h.get_by_label("β schedule").click();
-    h.step();
+    h.run_steps(2);
     h.get_by_label("cosine").click();
     h.step();
     assert_eq!(h.state().settings.schedule.kind, BetaSchedule::Cosine);
 
     h.get_by_label("Forward process").click();
-    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(600.0);
+    h.step();
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(600.0);
     settle(&mut h);
-    let cosine = NoiseSchedule::new(ScheduleConfig::new(BetaSchedule::Cosine, 1000)).expect("cosine");
+    let cosine =
+        NoiseSchedule::new(ScheduleConfig::new(BetaSchedule::Cosine, 1000)).expect("cosine");
     let (s, _, _) = coefficients(&cosine, 600);
     h.get_by_label(&format!("√ᾱ_t = {s:.4}"));
     assert_eq!(h.state().forward.shown_t, Some(600));
@@ -146,7 +160,11 @@ fn an_invalid_t_is_refused_with_a_message() {
     h.step();
     h.step();
     h.get_by_label_contains("T must");
-    assert_eq!(h.state().settings.schedule.num_train_timesteps, 1000, "T unchanged");
+    assert_eq!(
+        h.state().settings.schedule.num_train_timesteps,
+        1000,
+        "T unchanged"
+    );
 
     h.get_by_label("T").set_text_value_accesskit("abc");
     h.step();
@@ -157,8 +175,12 @@ fn an_invalid_t_is_refused_with_a_message() {
     h.get_by_label("T").set_text_value_accesskit("500");
     h.step();
     h.step();
-    h.get_by_label_contains("β");
-    assert_eq!(h.state().settings.schedule.num_train_timesteps, 1000, "refused as a whole");
+    h.get_by_label_contains("β must satisfy 0 < β < 1");
+    assert_eq!(
+        h.state().settings.schedule.num_train_timesteps,
+        1000,
+        "refused as a whole"
+    );
 
     h.get_by_label("β end").set_text_value_accesskit("0.02");
     h.step();
@@ -188,16 +210,22 @@ fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bad = dir.join("corrupt.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not an image").expect("write");
-    h.input_mut().dropped_files.push(Arc::new(Dropped(bad.clone())));
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(bad.clone())));
     h.step();
     h.step();
     let banner = h.state().banner.clone().expect("a banner");
-    assert!(banner.contains("corrupt.png") && banner.contains("not a readable image"), "{banner}");
+    assert!(
+        banner.contains("corrupt.png") && banner.contains("not a readable image"),
+        "{banner}"
+    );
     h.get_by_label_contains("not a readable image");
 
     // Still usable: back to the photo, move t, and the views update.
     h.get_by_label("Photo (cat)").click();
-    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(100.0);
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(100.0);
     settle(&mut h);
     assert_eq!(h.state().forward.shown_t, Some(100));
     h.get_by_label("Dismiss").click();
@@ -206,9 +234,11 @@ fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
 
     // A good PNG of the user's own loads in colour.
     let good = dir.join("good.png");
-    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 128]))
-        .save(&good)
-        .expect("save");
+    image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 128])
+    })
+    .save(&good)
+    .expect("save");
     h.input_mut().dropped_files.push(Arc::new(Dropped(good)));
     settle(&mut h);
     assert_eq!(h.state().forward.x0.size, [40, 30]);
@@ -250,8 +280,9 @@ impl eframe::Storage for MemStorage {
 #[test]
 fn settings_persist_and_reset_to_defaults() {
     let mut h = harness();
-    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(321.0);
-    h.get_by_label("☀ Light").click();
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(321.0);
+    h.get_by_label("Light theme").click();
     settle(&mut h);
     let mut storage = MemStorage::default();
     eframe::App::save(h.state_mut(), &mut storage);
@@ -277,8 +308,11 @@ fn settings_persist_and_reset_to_defaults() {
 
     h2.get_by_label("Reset to defaults").click();
     settle(&mut h2);
-    assert_eq!(h2.state().settings, Settings {
-        device: DeviceChoice::Cpu,
-        ..Settings::default()
-    });
+    assert_eq!(
+        h2.state().settings,
+        Settings {
+            device: DeviceChoice::Cpu,
+            ..Settings::default()
+        }
+    );
 }

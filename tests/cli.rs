@@ -25,13 +25,22 @@ fn stderr(o: &Output) -> String {
 fn assert_bad_input(args: &[&str], needle: &str) {
     let o = difflab(args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: exit {:?}, stderr {err}", o.status.code());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?}: exit {:?}, stderr {err}",
+        o.status.code()
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert!(err.to_lowercase().contains(needle), "{args:?}: expected '{needle}' in: {err}");
+    assert!(
+        err.to_lowercase().contains(needle),
+        "{args:?}: expected '{needle}' in: {err}"
+    );
 }
 
 fn write_png(path: &Path, w: u32, h: u32) {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
     img.save(path).unwrap();
 }
 
@@ -68,7 +77,15 @@ fn schedule_csv_has_a_row_per_timestep() {
 
 #[test]
 fn timesteps_prints_a_json_array() {
-    let o = difflab(&["timesteps", "--spacing", "trailing", "--timesteps", "1000", "--steps", "5"]);
+    let o = difflab(&[
+        "timesteps",
+        "--spacing",
+        "trailing",
+        "--timesteps",
+        "1000",
+        "--steps",
+        "5",
+    ]);
     assert!(o.status.success());
     let v: Vec<usize> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v, vec![999, 799, 599, 399, 199]);
@@ -81,7 +98,15 @@ fn noise_writes_a_colour_filmstrip() {
     write_png(&input, 40, 30);
     let out = d.join("strip.png");
     let o = difflab(&[
-        "--device", "cpu", "noise", input.to_str().unwrap(), "--t", "0,500,999", "--seed", "7", "-o",
+        "--device",
+        "cpu",
+        "noise",
+        input.to_str().unwrap(),
+        "--t",
+        "0,500,999",
+        "--seed",
+        "7",
+        "-o",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -91,7 +116,10 @@ fn noise_writes_a_colour_filmstrip() {
     assert_eq!((img.width(), img.height()), (3 * 40 + 4 * 4, 30 + 2 * 4));
     // Frame 0 is the image itself (t = 0 keeps almost all signal).
     let p = img.get_pixel(4 + 20, 4 + 10);
-    assert!((p.0[0] as i32 - 80).abs() <= 4 && (p.0[2] as i32 - 128).abs() <= 4, "{p:?}");
+    assert!(
+        (p.0[0] as i32 - 80).abs() <= 4 && (p.0[2] as i32 - 128).abs() <= 4,
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -101,10 +129,33 @@ fn sample_writes_grid_out_dir_and_trajectory() {
     let traj = d.join("traj.png");
     let dir = d.join("samples");
     let o = difflab(&[
-        "--device", "cpu", "sample", "--model", "exact", "--data", "mnist", "--data-count", "200",
-        "--sampler", "ddim", "--steps", "10", "--count", "5", "--batch", "2", "--seed", "3",
-        "-o", grid.to_str().unwrap(), "--out-dir", dir.to_str().unwrap(), "--trajectory",
-        traj.to_str().unwrap(), "--scale", "1",
+        "--device",
+        "cpu",
+        "sample",
+        "--model",
+        "exact",
+        "--data",
+        "mnist",
+        "--data-count",
+        "200",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "10",
+        "--count",
+        "5",
+        "--batch",
+        "2",
+        "--seed",
+        "3",
+        "-o",
+        grid.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+        "--trajectory",
+        traj.to_str().unwrap(),
+        "--scale",
+        "1",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let g = image::open(&grid).unwrap();
@@ -121,11 +172,24 @@ fn sample_writes_grid_out_dir_and_trajectory() {
     // Sample 0 of seed 3 is the same whether it ran alone or in a batch.
     let alone = d.join("alone");
     let o = difflab(&[
-        "--device", "cpu", "sample", "--data-count", "200", "--steps", "10", "--count", "1",
-        "--seed", "3", "--out-dir", alone.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "sample",
+        "--data-count",
+        "200",
+        "--steps",
+        "10",
+        "--count",
+        "1",
+        "--seed",
+        "3",
+        "--out-dir",
+        alone.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let a = image::open(alone.join("sample-0000.png")).unwrap().to_rgb8();
+    let a = image::open(alone.join("sample-0000.png"))
+        .unwrap()
+        .to_rgb8();
     let b = image::open(dir.join("sample-0000.png")).unwrap().to_rgb8();
     assert_eq!(a.as_raw(), b.as_raw());
 }
@@ -145,21 +209,33 @@ fn bad_input_exits_2_with_a_clear_message() {
     let g = good.to_str().unwrap();
     assert_bad_input(&["noise", g, "--t", "0,1000", "-o", out], "out of range");
     assert_bad_input(&["noise", g, "--t", "0,x", "-o", out], "not a timestep");
-    assert_bad_input(&["sample", "--steps", "1001", "-o", out], "more than the t = 1000");
+    assert_bad_input(
+        &["sample", "--steps", "1001", "-o", out],
+        "more than the t = 1000",
+    );
     assert_bad_input(&["sample", "--eta", "1.5", "-o", out], "eta");
     assert_bad_input(&["sample", "--eta", "-0.1", "-o", out], "eta");
     assert_bad_input(&["sample", "--count", "0", "-o", out], "count");
     assert_bad_input(&["sample", "--steps", "0", "-o", out], "at least 1");
     assert_bad_input(&["schedule", "--beta-end", "1.0"], "0 < β < 1");
-    assert_bad_input(&["schedule", "--beta-start", "0.5", "--beta-end", "0.1"], "larger than");
+    assert_bad_input(
+        &["schedule", "--beta-start", "0.5", "--beta-end", "0.1"],
+        "larger than",
+    );
     assert_bad_input(&["schedule", "--timesteps", "0"], "at least 1");
     assert_bad_input(&["schedule", "--schedule", "quadratic"], "invalid value");
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("notes.txt"), b"not an image").unwrap();
-    assert_bad_input(&["sample", "--data", empty.to_str().unwrap(), "-o", out], "no readable images");
+    assert_bad_input(
+        &["sample", "--data", empty.to_str().unwrap(), "-o", out],
+        "no readable images",
+    );
     assert_bad_input(&["noise", g, "-o", "/no/such/dir/x.png"], "does not exist");
-    assert!(!Path::new(out).exists(), "a failed command wrote its output");
+    assert!(
+        !Path::new(out).exists(),
+        "a failed command wrote its output"
+    );
 }
 
 #[test]

@@ -36,8 +36,13 @@ fn sample_on(device: &burn::tensor::Device, sampler: SamplerKind, seed: u64) -> 
     };
     let sched = Scheduler::new(config).unwrap();
     let mnist = Mnist::embedded().unwrap();
-    let model = ExactDenoiser::new(&mnist.images(64), [1, 28, 28], sched.schedule().clone(), device)
-        .unwrap();
+    let model = ExactDenoiser::new(
+        &mnist.images(64),
+        [1, 28, 28],
+        sched.schedule().clone(),
+        device,
+    )
+    .unwrap();
     let cancel = AtomicBool::new(false);
     let x0 = sample_loop(
         &model,
@@ -54,8 +59,13 @@ fn sample_on(device: &burn::tensor::Device, sampler: SamplerKind, seed: u64) -> 
 
 #[test]
 fn same_seed_gives_same_samples_on_flex_and_wgpu() {
-    let ddim = SamplerKind::Ddim { eta: 0.0, set_alpha_to_one: true };
-    let ddpm = SamplerKind::Ddpm { variance: VarianceType::FixedSmall };
+    let ddim = SamplerKind::Ddim {
+        eta: 0.0,
+        set_alpha_to_one: true,
+    };
+    let ddpm = SamplerKind::Ddpm {
+        variance: VarianceType::FixedSmall,
+    };
     for sampler in [ddim, ddpm] {
         let a = sample_on(&common::flex(), sampler, 42);
         let b = sample_on(&common::flex(), sampler, 42);
@@ -70,10 +80,16 @@ fn same_seed_gives_same_samples_on_flex_and_wgpu() {
 
 #[test]
 fn eta_zero_is_deterministic_across_reruns_and_seeds_differ() {
-    let ddim = SamplerKind::Ddim { eta: 0.0, set_alpha_to_one: true };
+    let ddim = SamplerKind::Ddim {
+        eta: 0.0,
+        set_alpha_to_one: true,
+    };
     let a = sample_on(&common::flex(), ddim, 1);
     let b = sample_on(&common::flex(), ddim, 2);
-    assert!(common::max_abs_diff(&a, &b) > 0.1, "different seeds gave the same samples");
+    assert!(
+        common::max_abs_diff(&a, &b) > 0.1,
+        "different seeds gave the same samples"
+    );
 }
 
 #[test]
@@ -85,7 +101,10 @@ fn slerp_keeps_the_noise_norm_and_lerp_dips() {
         let alpha = i as f64 / 10.0;
         let s = norm(&slerp(&a, &b, alpha));
         let expected = (1.0 - alpha) * na + alpha * nb;
-        assert!((s - expected).abs() / expected < 0.01, "α={alpha}: slerp norm {s} vs {expected}");
+        assert!(
+            (s - expected).abs() / expected < 0.01,
+            "α={alpha}: slerp norm {s} vs {expected}"
+        );
     }
     let mid = norm(&lerp(&a, &b, 0.5));
     // Independent noises are nearly orthogonal: ‖(a+b)/2‖ ≈ ‖a‖/√2.
@@ -102,8 +121,13 @@ fn cancel_stops_between_steps() {
     };
     let sched = Scheduler::new(config).unwrap();
     let mnist = Mnist::embedded().unwrap();
-    let model = ExactDenoiser::new(&mnist.images(8), [1, 28, 28], sched.schedule().clone(), &device)
-        .unwrap();
+    let model = ExactDenoiser::new(
+        &mnist.images(8),
+        [1, 28, 28],
+        sched.schedule().clone(),
+        &device,
+    )
+    .unwrap();
     let cancel = AtomicBool::new(false);
     let mut seen = Vec::new();
     let out = sample_loop(
@@ -148,7 +172,15 @@ fn q_sample_matches_its_formula_per_item() {
             + s.sqrt_one_minus_alphas_cumprod[tt] * eps[i] as f64;
         assert!((out[i] as f64 - want).abs() < 1e-6, "item {i}");
     }
-    assert!(q_sample(&s, tensor4(x0, [2, 1, 2, 2], &device), &[1000, 0], tensor4(eps, [2, 1, 2, 2], &device)).is_err());
+    assert!(
+        q_sample(
+            &s,
+            tensor4(x0, [2, 1, 2, 2], &device),
+            &[1000, 0],
+            tensor4(eps, [2, 1, 2, 2], &device)
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -162,14 +194,23 @@ fn markov_chain_agrees_with_one_shot_in_distribution() {
     let mut x = tensor4(vec![x0; n], [1, 1, 1, n], &device);
     let stop = 300;
     for t in 0..=stop {
-        x = q_step(&s, x, t, tensor4(gaussian(9, t as u64, n), [1, 1, 1, n], &device)).unwrap();
+        x = q_step(
+            &s,
+            x,
+            t,
+            tensor4(gaussian(9, t as u64, n), [1, 1, 1, n], &device),
+        )
+        .unwrap();
     }
     let v = to_vec(x).unwrap();
     let mean = v.iter().map(|x| *x as f64).sum::<f64>() / n as f64;
     let var = v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
     let want_mean = s.sqrt_alphas_cumprod[stop] * x0 as f64;
     let want_var = 1.0 - s.alphas_cumprod[stop];
-    assert!((mean - want_mean).abs() < 0.02, "mean {mean} vs {want_mean}");
+    assert!(
+        (mean - want_mean).abs() < 0.02,
+        "mean {mean} vs {want_mean}"
+    );
     assert!((var - want_var).abs() < 0.03, "var {var} vs {want_var}");
 }
 
@@ -184,7 +225,8 @@ fn q_posterior_is_the_bayes_combination() {
     let m = to_vec(p.mean).unwrap();
     let ab = s.alphas_cumprod[t];
     let abp = s.alphas_cumprod[t - 1];
-    let want = abp.sqrt() * s.betas[t] / (1.0 - ab) * 0.5 + s.alphas[t].sqrt() * (1.0 - abp) / (1.0 - ab) * -0.25;
+    let want = abp.sqrt() * s.betas[t] / (1.0 - ab) * 0.5
+        + s.alphas[t].sqrt() * (1.0 - abp) / (1.0 - ab) * -0.25;
     assert!((m[0] as f64 - want).abs() < 1e-6);
     assert!((p.variance[0] - (1.0 - abp) / (1.0 - ab) * s.betas[t]).abs() < 1e-12);
 }

@@ -27,7 +27,13 @@ fn ddim(steps: usize, eta: f64) -> SchedulerConfig {
     }
 }
 
-fn run(model: &ExactDenoiser, sched: &Scheduler, seed: u64, shape: [usize; 4], device: &Device) -> Vec<f32> {
+fn run(
+    model: &ExactDenoiser,
+    sched: &Scheduler,
+    seed: u64,
+    shape: [usize; 4],
+    device: &Device,
+) -> Vec<f32> {
     let x_t = initial_noise(seed, shape, device);
     let cancel = AtomicBool::new(false);
     let x0 = sample_loop(
@@ -71,20 +77,30 @@ fn two_image_set_samples_land_on_one_of_them() {
     for (name, device) in common::devices() {
         for eta in [0.0, 1.0] {
             let sched = Scheduler::new(ddim(50, eta)).unwrap();
-            let model =
-                ExactDenoiser::new(&images, [1, 28, 28], sched.schedule().clone(), &device).unwrap();
+            let model = ExactDenoiser::new(&images, [1, 28, 28], sched.schedule().clone(), &device)
+                .unwrap();
             let batch = 8;
             let out = run(&model, &sched, 100, [batch, 1, 28, 28], &device);
             let mut hits = [0usize; 2];
             for i in 0..batch {
                 let s = &out[i * 784..(i + 1) * 784];
-                let d: Vec<f32> = images.iter().map(|im| common::max_abs_diff(s, im)).collect();
+                let d: Vec<f32> = images
+                    .iter()
+                    .map(|im| common::max_abs_diff(s, im))
+                    .collect();
                 let best = if d[0] < d[1] { 0 } else { 1 };
-                assert!(d[best] < 1e-3, "{name} η={eta}: sample {i} is {} from the nearest image", d[best]);
+                assert!(
+                    d[best] < 1e-3,
+                    "{name} η={eta}: sample {i} is {} from the nearest image",
+                    d[best]
+                );
                 hits[best] += 1;
             }
             // Eight seeds from a 50/50 posterior: both images should appear.
-            assert!(hits[0] > 0 && hits[1] > 0, "{name} η={eta}: all samples chose the same image {hits:?}");
+            assert!(
+                hits[0] > 0 && hits[1] > 0,
+                "{name} η={eta}: all samples chose the same image {hits:?}"
+            );
         }
     }
 }
@@ -95,7 +111,8 @@ fn posterior_mean_is_the_nearest_image_at_small_t_and_the_mean_at_large_t() {
     let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
     let mnist = Mnist::embedded().unwrap();
     let images = mnist.images(3);
-    let model = ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule.clone(), &device, 2).unwrap();
+    let model =
+        ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule.clone(), &device, 2).unwrap();
     // Noise image 2 a little: x̂0 must be image 2.
     let x0 = tensor4(images[2].clone(), [1, 1, 28, 28], &device);
     let eps = initial_noise(5, [1, 1, 28, 28], &device);
@@ -117,7 +134,8 @@ fn chunking_does_not_change_the_result() {
     let images = mnist.images(50);
     let x_t = initial_noise(3, [4, 1, 28, 28], &device);
     let t = [900, 500, 200, 50];
-    let whole = ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule.clone(), &device, 1000).unwrap();
+    let whole =
+        ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule.clone(), &device, 1000).unwrap();
     let chunked = ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule, &device, 7).unwrap();
     let a = to_vec(whole.predict_x0(x_t.clone(), &t).unwrap()).unwrap();
     let b = to_vec(chunked.predict_x0(x_t, &t).unwrap()).unwrap();

@@ -66,7 +66,11 @@ fn kind(c: &Value) -> Kind {
     if has("betas") || (has("alphas_cumprod") && !has("sample")) {
         Kind::Schedule
     } else if has("x_T") {
-        if has("eta") { Kind::DdimLoop } else { Kind::DdpmLoop }
+        if has("eta") {
+            Kind::DdimLoop
+        } else {
+            Kind::DdpmLoop
+        }
     } else if has("sample") {
         if has("eta") || has("set_alpha_to_one") {
             Kind::DdimStep
@@ -93,7 +97,9 @@ fn f32s(v: &Value) -> Vec<f32> {
 }
 
 fn usize_of(c: &Value, k: &str, default: usize) -> usize {
-    c.get(k).and_then(Value::as_u64).map_or(default, |x| x as usize)
+    c.get(k)
+        .and_then(Value::as_u64)
+        .map_or(default, |x| x as usize)
 }
 
 fn f64_of(c: &Value, k: &str, default: f64) -> f64 {
@@ -143,8 +149,7 @@ fn scheduler(c: &Value, ddim: bool) -> Scheduler {
     let config = SchedulerConfig {
         schedule,
         prediction_type: PredictionType::parse(str_of(c, "prediction_type", "epsilon")).unwrap(),
-        clip_sample: bool_of(c, "clip_sample", true)
-            .then(|| f64_of(c, "clip_sample_range", 1.0)),
+        clip_sample: bool_of(c, "clip_sample", true).then(|| f64_of(c, "clip_sample_range", 1.0)),
         spacing: TimestepSpacing::parse(str_of(c, "timestep_spacing", "leading")).unwrap(),
         steps_offset: usize_of(c, "steps_offset", 0),
         num_inference_steps: usize_of(c, "num_inference_steps", schedule.num_train_timesteps),
@@ -161,7 +166,10 @@ fn check_schedule(name: &str, c: &Value) {
         assert_eq!(theirs.len(), ours.len(), "{name}: {key} length");
         for (t, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             let tol = SCHEDULE_REL_TOL * b.abs() + 1e-12;
-            assert!((a - b).abs() <= tol, "{name}: {key}[{t}] = {a}, diffusers {b}");
+            assert!(
+                (a - b).abs() <= tol,
+                "{name}: {key}[{t}] = {a}, diffusers {b}"
+            );
         }
     }
 }
@@ -272,7 +280,12 @@ fn check_loop(name: &str, c: &Value, ddim: bool, device: &Device) {
     .unwrap()
     .unwrap();
     assert_eq!(steps, sched.timesteps().len(), "{name}: steps taken");
-    assert_close(name, "final_sample", &to_vec(x0).unwrap(), &f32s(&c["final_sample"]));
+    assert_close(
+        name,
+        "final_sample",
+        &to_vec(x0).unwrap(),
+        &f32s(&c["final_sample"]),
+    );
 }
 
 fn run_all(device_name: &str, device: &Device, kinds: &[Kind]) -> usize {

@@ -24,7 +24,8 @@ fn skip() -> bool {
 /// A device like eframe's: the adapter's own features and limits, CPU adapters first.
 fn shared_device() -> Option<(wgpu::Device, wgpu::Queue, burn::tensor::Device)> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters =
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let Some(adapter) = adapters
         .into_iter()
         .min_by_key(|a| (a.get_info().device_type != wgpu::DeviceType::Cpu) as u8)
@@ -42,18 +43,27 @@ fn shared_device() -> Option<(wgpu::Device, wgpu::Queue, burn::tensor::Device)> 
 
 fn cpu_pixels(values: &[f32], shape: [usize; 3]) -> Vec<u8> {
     let rgb = chw_to_rgb(values, shape, ValueRange::Unit).expect("rgb");
-    rgb.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect()
+    rgb.pixels()
+        .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+        .collect()
 }
 
 fn assert_close(gpu: &[u8], cpu: &[u8], what: &str) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: size");
-    let worst = gpu.iter().zip(cpu).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+    let worst = gpu
+        .iter()
+        .zip(cpu)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
     assert!(worst <= 1, "{what}: a pixel differs by {worst}/255");
 }
 
 #[test]
 fn shader_texture_equals_cpu_pixels_for_any_layout() {
-    let Some((device, queue, burn)) = shared_device() else { return };
+    let Some((device, queue, burn)) = shared_device() else {
+        return;
+    };
     let texturer = TensorToTexture::new(&device, &queue);
 
     // Contiguous colour batch; values beyond ±1 test the clamp.
@@ -66,7 +76,11 @@ fn shader_texture_equals_cpu_pixels_for_any_layout() {
         assert_eq!((tex.width(), tex.height()), (23, 17));
         let per = 3 * 17 * 23;
         let want = cpu_pixels(&values[item * per..(item + 1) * per], [3, 17, 23]);
-        assert_close(&texturer.read_texture(&tex).expect("read"), &want, "contiguous");
+        assert_close(
+            &texturer.read_texture(&tex).expect("read"),
+            &want,
+            "contiguous",
+        );
     }
 
     // Channels-last memory, seen as [B, C, H, W] through a permute (non-contiguous strides).
@@ -92,7 +106,10 @@ fn shader_texture_equals_cpu_pixels_for_any_layout() {
         "grey",
     );
 
-    assert!(texturer.render(&grey, 1, -1.0, 1.0).is_err(), "item out of range is an error");
+    assert!(
+        texturer.render(&grey, 1, -1.0, 1.0).is_err(),
+        "item out of range is an error"
+    );
 }
 
 fn settle(h: &mut Harness<'_, DiffLabApp>) {
@@ -131,7 +148,8 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     settle(&mut h);
     assert!(h.state().gpu_display, "{}", h.state().compute_label);
     assert!(h.state().compute_label.contains("shared with egui"));
-    h.get_by_role_and_label(Role::Slider, "t").set_value_accesskit(400.0);
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(400.0);
     settle(&mut h);
     let app = h.state();
     assert!(app.banner.is_none(), "{:?}", app.banner);
@@ -139,7 +157,10 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     assert!(app.forward.one_shot.is_gpu() && app.forward.chain.is_gpu() && app.forward.x0.is_gpu());
     assert_eq!(app.forward.one_shot.size, [256, 170]);
     let total: f32 = app.forward.histogram.iter().sum();
-    assert!(total > 0.99 * (3 * 256 * 170) as f32, "histogram on the device: {total}");
+    assert!(
+        total > 0.99 * (3 * 256 * 170) as f32,
+        "histogram on the device: {total}"
+    );
     // The rendered window shows the textures: the x_0 area is not one flat colour.
     let shot = h.render().expect("render");
     let rect = h.get_by_label("x_0").rect();
@@ -148,7 +169,11 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
         .map(|x| shot.get_pixel(x, y).0)
         .collect();
     let distinct: std::collections::HashSet<_> = row.iter().collect();
-    assert!(distinct.len() > 20, "the photo is drawn ({} colours in a row)", distinct.len());
+    assert!(
+        distinct.len() > 20,
+        "the photo is drawn ({} colours in a row)",
+        distinct.len()
+    );
 }
 
 #[test]

@@ -21,8 +21,7 @@ pub mod formula {
     /// x_t.
     pub const X_T: &str = "x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε,  ε ~ N(0, I)   (Ho et al. 2020, eq. 4)";
     /// The chain.
-    pub const CHAIN: &str =
-        "x_t = √(1−β_t)·x_{t−1} + √β_t·z_t, one step at a time (Ho et al. eq. 2). It agrees with \
+    pub const CHAIN: &str = "x_t = √(1−β_t)·x_{t−1} + √β_t·z_t, one step at a time (Ho et al. eq. 2). It agrees with \
          the one-shot x_t in distribution, not pixel for pixel (different noise).";
     /// √ᾱ_t.
     pub const SQRT_ABAR: &str = "√ᾱ_t, the signal scale: ᾱ_t = ∏_{s≤t} (1−β_s)";
@@ -31,9 +30,10 @@ pub mod formula {
     /// SNR.
     pub const SNR: &str = "SNR_t = ᾱ_t / (1−ᾱ_t), the signal-to-noise ratio";
     /// β_t.
-    pub const BETA: &str = "β_t, the variance added at step t: q(x_t|x_{t−1}) = N(√(1−β_t)·x_{t−1}, β_t·I)";
+    pub const BETA: &str =
+        "β_t, the variance added at step t: q(x_t|x_{t−1}) = N(√(1−β_t)·x_{t−1}, β_t·I)";
     /// β̃_t.
-    pub const POSTERIOR: &str = "β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t, the variance of q(x_{t−1}|x_t, x_0) (eq. 7)";
+    pub const POSTERIOR: &str = "β~_t (the paper's β with a tilde) = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t, the variance of q(x_{t−1}|x_t, x_0) (eq. 7)";
     /// log SNR.
     pub const LOG_SNR: &str = "log SNR_t = log(ᾱ_t / (1−ᾱ_t))";
     /// ᾱ_t.
@@ -62,7 +62,11 @@ impl ImageLibrary {
     }
 
     /// Loads a source at the working size.
-    pub fn load(&mut self, source: &ImageSource, working_size: u32) -> Result<(u64, Arc<ImageArray>)> {
+    pub fn load(
+        &mut self,
+        source: &ImageSource,
+        working_size: u32,
+    ) -> Result<(u64, Arc<ImageArray>)> {
         let img = match source {
             ImageSource::Photo => decode_rgb(PHOTO, "the bundled photo", working_size)?,
             ImageSource::Mnist(i) => {
@@ -289,11 +293,13 @@ impl ForwardPanel {
             let text = self
                 .seed_text
                 .get_or_insert_with(|| settings.seed.to_string());
-            let r = ui.add(egui::TextEdit::singleline(text).desired_width(90.0)).labelled_by(label.id);
-            if r.changed() {
-                if let Ok(s) = text.trim().parse::<u64>() {
-                    settings.seed = s;
-                }
+            let r = ui
+                .add(egui::TextEdit::singleline(text).desired_width(90.0))
+                .labelled_by(label.id);
+            if r.changed()
+                && let Ok(s) = text.trim().parse::<u64>()
+            {
+                settings.seed = s;
             }
             if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.seed) {
                 *text = settings.seed.to_string();
@@ -334,7 +340,12 @@ impl ForwardPanel {
     }
 
     /// The timeline, images, histogram and filmstrip.
-    pub fn main_ui(&mut self, ui: &mut Ui, settings: &mut Settings, schedule: Option<&NoiseSchedule>) {
+    pub fn main_ui(
+        &mut self,
+        ui: &mut Ui,
+        settings: &mut Settings,
+        schedule: Option<&NoiseSchedule>,
+    ) {
         let t_max = settings.num_timesteps();
         ui.horizontal(|ui| {
             ui.spacing_mut().slider_width = (ui.available_width() - 120.0).max(200.0);
@@ -347,14 +358,18 @@ impl ForwardPanel {
         if let Some(schedule) = schedule {
             let (s, n, snr) = coefficients(schedule, settings.t);
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("√ᾱ_t = {s:.4}")).monospace())
+                ui.label(RichText::new(format!("√ᾱ_t = {s:.4}")))
                     .on_hover_text(formula::SQRT_ABAR);
                 ui.separator();
-                ui.label(RichText::new(format!("√(1−ᾱ_t) = {n:.4}")).monospace())
+                ui.label(RichText::new(format!("√(1−ᾱ_t) = {n:.4}")))
                     .on_hover_text(formula::SQRT_ONE_MINUS);
                 ui.separator();
-                let snr_text = if snr.is_finite() { format!("{snr:.4e}") } else { "∞".into() };
-                ui.label(RichText::new(format!("SNR_t = {snr_text}")).monospace())
+                let snr_text = if snr.is_finite() {
+                    format!("{snr:.4e}")
+                } else {
+                    "∞".into()
+                };
+                ui.label(RichText::new(format!("SNR_t = {snr_text}")))
                     .on_hover_text(formula::SNR);
             });
         }
@@ -374,7 +389,8 @@ impl ForwardPanel {
                 Some(t) => format!("x_t, step by step (walking… {t})"),
                 None => "x_t, step by step".into(),
             };
-            self.chain.labelled_ui(ui, &chain_title, formula::CHAIN, side);
+            self.chain
+                .labelled_ui(ui, &chain_title, formula::CHAIN, side);
         });
 
         ui.separator();
@@ -395,7 +411,11 @@ impl ForwardPanel {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let density = if total > 0.0 { *c as f64 / (total as f64 * width) } else { 0.0 };
+                let density = if total > 0.0 {
+                    *c as f64 / (total as f64 * width)
+                } else {
+                    0.0
+                };
                 Bar::new(lo as f64 + (i as f64 + 0.5) * width, density).width(width)
             })
             .collect();
@@ -410,7 +430,9 @@ impl ForwardPanel {
             .allow_scroll(false)
             .allow_drag(false)
             .show(ui, |p| {
-                p.bar_chart(BarChart::new("x_t pixels", bars).color(Color32::from_rgb(90, 140, 220)));
+                p.bar_chart(
+                    BarChart::new("x_t pixels", bars).color(Color32::from_rgb(90, 140, 220)),
+                );
                 p.line(Line::new("N(0, 1)", normal).color(Color32::from_rgb(230, 120, 40)));
             });
     }
@@ -434,11 +456,14 @@ impl ForwardPanel {
                     } else {
                         egui::Stroke::NONE
                     };
-                    egui::Frame::new().stroke(stroke).inner_margin(2.0).show(ui, |ui| {
-                        if shown.image_ui(ui, side).clicked() {
-                            settings.t = *t;
-                        }
-                    });
+                    egui::Frame::new()
+                        .stroke(stroke)
+                        .inner_margin(2.0)
+                        .show(ui, |ui| {
+                            if shown.image_ui(ui, side).clicked() {
+                                settings.t = *t;
+                            }
+                        });
                     ui.label(RichText::new(format!("t={t}")).small());
                 });
             }

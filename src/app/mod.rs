@@ -19,7 +19,7 @@ use eframe::egui_wgpu::{self, RenderState};
 use egui::{Color32, Key, RichText, Ui};
 
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
-pub use schedule::{SchedulePanel, ScheduleDraft, TERMINAL_SQRT_ABAR_WARN};
+pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use settings::{ImageSource, Settings, Tab};
 pub use shown::Shown;
 pub use worker::{Command, Compute, Display, Event, Picture, Worker, color_image};
@@ -116,7 +116,9 @@ impl DiffLabApp {
     /// Restores the settings and starts the worker.
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> crate::Result<Self> {
         let mut settings: Settings = match (&options.fresh, cc.storage) {
-            (false, Some(storage)) => eframe::get_value(storage, eframe::APP_KEY).unwrap_or_default(),
+            (false, Some(storage)) => {
+                eframe::get_value(storage, eframe::APP_KEY).unwrap_or_default()
+            }
             _ => Settings::default(),
         };
         settings = settings.sanitised();
@@ -234,7 +236,11 @@ impl DiffLabApp {
                     let ctx = ui.ctx().clone();
                     self.reset_to_defaults(&ctx);
                 }
-                let theme = if self.settings.dark_mode { "☀ Light" } else { "🌙 Dark" };
+                let theme = if self.settings.dark_mode {
+                    "Light theme"
+                } else {
+                    "Dark theme"
+                };
                 if ui.button(theme).on_hover_text("Switch the theme").clicked() {
                     self.settings.dark_mode = !self.settings.dark_mode;
                     apply_theme(ui.ctx(), self.settings.dark_mode);
@@ -247,7 +253,7 @@ impl DiffLabApp {
                 .inner_margin(6.0)
                 .show(ui, |ui| {
                     ui.horizontal(|ui| {
-                        ui.label(RichText::new(format!("⚠ {msg}")).color(Color32::WHITE));
+                        ui.label(RichText::new(format!("Error: {msg}")).color(Color32::WHITE));
                         if ui.button("Dismiss").clicked() {
                             self.banner = None;
                         }
@@ -286,7 +292,10 @@ impl DiffLabApp {
         else {
             return;
         };
-        match crate::data::image_io::write_atomic(&path, crate::cli::schedule_csv(schedule).as_bytes()) {
+        match crate::data::image_io::write_atomic(
+            &path,
+            crate::cli::schedule_csv(schedule).as_bytes(),
+        ) {
             Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
             Err(e) => self.banner = Some(e.to_string()),
         }
@@ -294,7 +303,11 @@ impl DiffLabApp {
 }
 
 fn apply_theme(ctx: &egui::Context, dark: bool) {
-    ctx.set_theme(if dark { egui::Theme::Dark } else { egui::Theme::Light });
+    ctx.set_theme(if dark {
+        egui::Theme::Dark
+    } else {
+        egui::Theme::Light
+    });
 }
 
 impl eframe::App for DiffLabApp {

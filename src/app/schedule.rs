@@ -39,11 +39,10 @@ impl ScheduleDraft {
 
     /// Parses the fields into a config of kind `kind`, with a message for each problem.
     pub fn parse(&self, kind: BetaSchedule) -> std::result::Result<ScheduleConfig, String> {
-        let t = self
-            .t_text
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| format!("T must be a whole number ≥ 1, not '{}'", self.t_text.trim()))?;
+        let t =
+            self.t_text.trim().parse::<usize>().map_err(|_| {
+                format!("T must be a whole number ≥ 1, not '{}'", self.t_text.trim())
+            })?;
         let num = |s: &str, what: &str| {
             s.trim()
                 .parse::<f64>()
@@ -102,8 +101,12 @@ impl SchedulePanel {
         ui.separator();
         ui.checkbox(&mut settings.compare_enabled, "Overlay a second schedule");
         if settings.compare_enabled
-            && let Some(c) =
-                schedule_fields_ui(ui, "compare", &mut self.compare_draft, settings.compare_schedule)
+            && let Some(c) = schedule_fields_ui(
+                ui,
+                "compare",
+                &mut self.compare_draft,
+                settings.compare_schedule,
+            )
         {
             settings.compare_schedule = c;
         }
@@ -149,7 +152,7 @@ impl SchedulePanel {
             ui.colored_label(
                 Color32::from_rgb(230, 160, 40),
                 format!(
-                    "⚠ Terminal SNR too high: ᾱ_T = {terminal:.4} (√ᾱ_T = {:.3}). x_T still holds \
+                    "Warning: terminal SNR too high: ᾱ_T = {terminal:.4} (√ᾱ_T = {:.3}). x_T still holds \
                      signal, so sampling from pure noise starts off the training distribution \
                      (Lin et al. 2024).",
                     terminal.sqrt()
@@ -157,8 +160,7 @@ impl SchedulePanel {
             );
         } else {
             ui.label(
-                RichText::new(format!("ᾱ_T = {terminal:.3e}: x_T is almost pure noise."))
-                    .weak(),
+                RichText::new(format!("ᾱ_T = {terminal:.3e}: x_T is almost pure noise.")).weak(),
             );
         }
 
@@ -176,15 +178,28 @@ impl SchedulePanel {
         let second = Color32::from_rgb(230, 110, 60);
 
         ui.columns(2, |cols| {
-            let curves: [(&str, &str, fn(&NoiseSchedule, usize) -> f64, bool); 6] = [
+            let curves: [Curve; 6] = [
                 ("β_t", formula::BETA, |s, i| s.betas[i], false),
                 ("ᾱ_t", formula::ABAR, |s, i| s.alphas_cumprod[i], true),
-                ("√ᾱ_t", formula::SQRT_ABAR, |s, i| s.sqrt_alphas_cumprod[i], false),
-                ("√(1−ᾱ_t)", formula::SQRT_ONE_MINUS, |s, i| {
-                    s.sqrt_one_minus_alphas_cumprod[i]
-                }, false),
+                (
+                    "√ᾱ_t",
+                    formula::SQRT_ABAR,
+                    |s, i| s.sqrt_alphas_cumprod[i],
+                    false,
+                ),
+                (
+                    "√(1−ᾱ_t)",
+                    formula::SQRT_ONE_MINUS,
+                    |s, i| s.sqrt_one_minus_alphas_cumprod[i],
+                    false,
+                ),
                 ("log SNR_t", formula::LOG_SNR, |s, i| s.log_snr[i], false),
-                ("β̃_t and β_t", formula::POSTERIOR, |s, i| s.posterior_variance[i], false),
+                (
+                    "β~_t (posterior) and β_t",
+                    formula::POSTERIOR,
+                    |s, i| s.posterior_variance[i],
+                    false,
+                ),
             ];
             for (k, (name, tip, f, markers)) in curves.into_iter().enumerate() {
                 let ui = &mut cols[k % 2];
@@ -196,8 +211,11 @@ impl SchedulePanel {
                     .legend(Legend::default())
                     .x_axis_label("t")
                     .show(ui, |p| {
-                        p.line(Line::new(settings.schedule.kind.name(), curve(&schedule, f)).color(primary));
-                        if name.starts_with("β̃") {
+                        p.line(
+                            Line::new(settings.schedule.kind.name(), curve(&schedule, f))
+                                .color(primary),
+                        );
+                        if name.starts_with("β~") {
                             p.line(
                                 Line::new("β_t", curve(&schedule, |s, i| s.betas[i]))
                                     .color(Color32::GRAY)
@@ -206,9 +224,12 @@ impl SchedulePanel {
                         }
                         if let Some(c) = &compare {
                             p.line(
-                                Line::new(format!("{} (overlay)", c.config.kind.name()), curve(c, f))
-                                    .color(second)
-                                    .style(LineStyle::dashed_loose()),
+                                Line::new(
+                                    format!("{} (overlay)", c.config.kind.name()),
+                                    curve(c, f),
+                                )
+                                .color(second)
+                                .style(LineStyle::dashed_loose()),
                             );
                         }
                         if markers && !visits.is_empty() {
@@ -216,7 +237,9 @@ impl SchedulePanel {
                                 .iter()
                                 .map(|&v| [(v + 1) as f64, f(&schedule, v)])
                                 .collect();
-                            p.points(Points::new(format!("{} steps", visits.len()), pts).radius(3.0));
+                            p.points(
+                                Points::new(format!("{} steps", visits.len()), pts).radius(3.0),
+                            );
                         }
                         p.vline(VLine::new("t", t).color(Color32::from_rgb(250, 200, 40)));
                     });
@@ -225,7 +248,19 @@ impl SchedulePanel {
     }
 }
 
-fn cached(slot: &mut Option<Arc<NoiseSchedule>>, config: ScheduleConfig) -> Result<Arc<NoiseSchedule>> {
+/// A plotted quantity: title, formula tooltip, value at index i, whether it carries the sampler
+/// markers.
+type Curve = (
+    &'static str,
+    &'static str,
+    fn(&NoiseSchedule, usize) -> f64,
+    bool,
+);
+
+fn cached(
+    slot: &mut Option<Arc<NoiseSchedule>>,
+    config: ScheduleConfig,
+) -> Result<Arc<NoiseSchedule>> {
     if let Some(s) = slot
         && s.config == config
     {
@@ -263,20 +298,34 @@ fn schedule_fields_ui(
         .response
         .on_hover_text("linear (Ho et al.), scaled-linear (Stable Diffusion), cosine (Nichol & Dhariwal), sigmoid");
     let mut changed = kind != current.kind;
-    egui::Grid::new((id, "fields")).num_columns(2).show(ui, |ui| {
-        for (label, text, tip) in [
-            ("T", &mut draft.t_text, "T, the number of diffusion steps (1 to 100000)"),
-            ("β start", &mut draft.beta_start_text, "β_1 (ignored by cosine)"),
-            ("β end", &mut draft.beta_end_text, "β_T (ignored by cosine); 0 < β < 1"),
-        ] {
-            let l = ui.label(format!("{prefix}{label}")).on_hover_text(tip);
-            changed |= ui
-                .add(egui::TextEdit::singleline(text).desired_width(80.0))
-                .labelled_by(l.id)
-                .changed();
-            ui.end_row();
-        }
-    });
+    egui::Grid::new((id, "fields"))
+        .num_columns(2)
+        .show(ui, |ui| {
+            for (label, text, tip) in [
+                (
+                    "T",
+                    &mut draft.t_text,
+                    "T, the number of diffusion steps (1 to 100000)",
+                ),
+                (
+                    "β start",
+                    &mut draft.beta_start_text,
+                    "β_1 (ignored by cosine)",
+                ),
+                (
+                    "β end",
+                    &mut draft.beta_end_text,
+                    "β_T (ignored by cosine); 0 < β < 1",
+                ),
+            ] {
+                let l = ui.label(format!("{prefix}{label}")).on_hover_text(tip);
+                changed |= ui
+                    .add(egui::TextEdit::singleline(text).desired_width(80.0))
+                    .labelled_by(l.id)
+                    .changed();
+                ui.end_row();
+            }
+        });
     if !changed {
         if let Some(e) = &draft.error {
             ui.colored_label(Color32::RED, e);

@@ -26,17 +26,18 @@ pub struct AppSink<'a> {
 
 impl TextureSink for AppSink<'_> {
     fn cpu(&mut self, name: &str, image: ColorImage) -> TextureHandle {
-        self.ctx.load_texture(name, image, egui::TextureOptions::NEAREST)
+        self.ctx
+            .load_texture(name, image, egui::TextureOptions::NEAREST)
     }
 
     fn native(&mut self, texture: &wgpu::Texture) -> Option<TextureId> {
         let rs = self.render?;
         let view = texture.create_view(&Default::default());
-        Some(
-            rs.renderer
-                .write()
-                .register_native_texture(&rs.device, &view, wgpu::FilterMode::Nearest),
-        )
+        Some(rs.renderer.write().register_native_texture(
+            &rs.device,
+            &view,
+            wgpu::FilterMode::Nearest,
+        ))
     }
 
     fn free_native(&mut self, id: TextureId) {
@@ -126,7 +127,8 @@ impl Shown {
     /// A title above the picture, with a tooltip.
     pub fn labelled_ui(&self, ui: &mut Ui, title: &str, tooltip: &str, side: f32) {
         ui.vertical(|ui| {
-            ui.label(RichText::new(title).strong()).on_hover_text(tooltip);
+            ui.label(RichText::new(title).strong())
+                .on_hover_text(tooltip);
             self.image_ui(ui, side).on_hover_text(tooltip);
         });
     }

@@ -14,7 +14,7 @@ use crate::data::image_io::{ImageArray, ValueRange, batch_to_rgb, chw_to_rgb, gr
 use crate::diffusion::{ForwardChain, NoiseSchedule, ScheduleConfig, initial_noise, q_sample};
 use crate::error::{DiffError, Result};
 use crate::gpu::TensorToTexture;
-use crate::tensor_util::{tensor4, to_vec};
+use crate::tensor_util::{sum_rows, tensor4, to_vec};
 
 /// Where pictures are made: egui `ColorImage`s from CPU values, or wgpu textures written on the
 /// GPU from the tensor's buffer.
@@ -273,7 +273,11 @@ impl WorkerState {
         if self.cache.image_id != Some(req.image_id) || self.cache.x0.is_none() {
             let img = &req.image;
             let [c, h, w] = img.shape();
-            self.cache.x0 = Some(tensor4(img.data.clone(), [1, c, h, w], &self.compute.device));
+            self.cache.x0 = Some(tensor4(
+                img.data.clone(),
+                [1, c, h, w],
+                &self.compute.device,
+            ));
             self.cache.image_id = Some(req.image_id);
         }
         self.cache.x0.clone().expect("set above")
@@ -332,7 +336,7 @@ impl WorkerState {
                     &self.compute.device,
                 );
                 let flat: Tensor<2> = x.clone().reshape([n, 1]);
-                let at_least = flat.greater_equal(edges).float().sum_dim(0);
+                let at_least = sum_rows(flat.greater_equal(edges).float());
                 let counts = to_vec(at_least)?;
                 Ok(counts.windows(2).map(|p| p[0] - p[1]).collect())
             }
@@ -354,7 +358,12 @@ impl WorkerState {
         };
         (self.send)(Event::Forward(frame));
 
-        if self.cache.strip_of.as_ref().is_none_or(|s| !s.same_strip(req)) {
+        if self
+            .cache
+            .strip_of
+            .as_ref()
+            .is_none_or(|s| !s.same_strip(req))
+        {
             let mut strip = Vec::with_capacity(req.filmstrip.len());
             for &ts in &req.filmstrip {
                 if self.cancel.load(Ordering::Relaxed) {

@@ -87,7 +87,9 @@ pub fn parse_t_list(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|p| {
             p.trim().parse::<usize>().map_err(|_| {
-                DiffError::invalid(format!("'{p}' in --t is not a timestep (a whole number ≥ 0)"))
+                DiffError::invalid(format!(
+                    "'{p}' in --t is not a timestep (a whole number ≥ 0)"
+                ))
             })
         })
         .collect()
@@ -110,6 +112,18 @@ pub fn check_output(path: &std::path::Path) -> Result<()> {
         Ok(())
     } else {
         Err(DiffError::file(path, "its folder does not exist"))
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly rather than as an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(DiffError::Backend(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -155,7 +155,10 @@ fn load_images(a: &SampleArgs) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
     }
 }
 
-fn scheduler_config(a: &SampleArgs, prediction: crate::diffusion::PredictionType) -> SchedulerConfig {
+fn scheduler_config(
+    a: &SampleArgs,
+    prediction: crate::diffusion::PredictionType,
+) -> SchedulerConfig {
     SchedulerConfig {
         schedule: a.schedule.config(),
         prediction_type: prediction,
@@ -192,7 +195,9 @@ fn validate(a: &SampleArgs) -> Result<()> {
         return Err(DiffError::invalid("--eta applies to DDIM only"));
     }
     if !a.clip_sample.is_finite() || a.clip_sample < 0.0 {
-        return Err(DiffError::invalid("--clip-sample must be ≥ 0 (0 turns clipping off)"));
+        return Err(DiffError::invalid(
+            "--clip-sample must be ≥ 0 (0 turns clipping off)",
+        ));
     }
     for p in a.output.iter().chain(a.trajectory.iter()) {
         check_output(p)?;

@@ -88,8 +88,9 @@ pub fn schedule_csv(s: &NoiseSchedule) -> String {
     for t in 0..s.num_timesteps() {
         out.push_str(&format!(
             "{t},{},{},{},{},{},{}\n",
-            s.betas[t],
-            s.alphas_cumprod[t],
+            // β and ᾱ are f32 values (as in diffusers): print them as such.
+            s.betas[t] as f32,
+            s.alphas_cumprod[t] as f32,
             s.sqrt_alphas_cumprod[t],
             s.sqrt_one_minus_alphas_cumprod[t],
             s.posterior_variance[t],
@@ -107,21 +108,17 @@ pub(super) fn schedule(a: ScheduleArgs) -> Result<()> {
     };
     match a.output {
         Some(path) => write_atomic(&path, text.as_bytes()),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
+        None => super::print_stdout(&text),
     }
 }
 
 pub(super) fn timesteps_cmd(a: TimestepsArgs) -> Result<()> {
     if a.num_timesteps == 0 {
-        return Err(DiffError::invalid("the number of timesteps T must be at least 1"));
+        return Err(DiffError::invalid(
+            "the number of timesteps T must be at least 1",
+        ));
     }
     let ts = timesteps(a.spacing, a.num_timesteps, a.steps, a.steps_offset)?;
-    println!(
-        "{}",
-        serde_json::to_string(&ts).map_err(|e| DiffError::invalid(e.to_string()))?
-    );
-    Ok(())
+    let json = serde_json::to_string(&ts).map_err(|e| DiffError::invalid(e.to_string()))?;
+    super::print_stdout(&(json + "\n"))
 }

@@ -49,7 +49,11 @@ impl ImageArray {
     /// From a grayscale image, mapping 0..255 to −1..1.
     pub fn from_luma(img: &image::GrayImage) -> Self {
         Self {
-            data: img.as_raw().iter().map(|p| *p as f32 / 127.5 - 1.0).collect(),
+            data: img
+                .as_raw()
+                .iter()
+                .map(|p| *p as f32 / 127.5 - 1.0)
+                .collect(),
             channels: 1,
             height: img.height() as usize,
             width: img.width() as usize,
@@ -84,7 +88,9 @@ pub fn chw_to_rgb(data: &[f32], shape: [usize; 3], range: ValueRange) -> Result<
         ValueRange::Unit => (-1.0, 1.0),
         ValueRange::Normalise => data
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v))),
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            }),
     };
     let plane = h * w;
     Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
@@ -173,7 +179,11 @@ fn fit(img: DynamicImage, max_side: u32) -> DynamicImage {
 
 /// Loads every image in a folder, resized to `size`×`size` (1 or 3 channels). Files that are not
 /// readable images are skipped and reported in the second value.
-pub fn load_folder(dir: &Path, size: u32, channels: usize) -> Result<(Vec<ImageArray>, Vec<String>)> {
+pub fn load_folder(
+    dir: &Path,
+    size: u32,
+    channels: usize,
+) -> Result<(Vec<ImageArray>, Vec<String>)> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DiffError::file(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -213,7 +223,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| DiffError::file(path, "not a file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).map_err(|e| DiffError::file(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

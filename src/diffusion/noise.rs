@@ -65,7 +65,10 @@ pub fn chain_noise(seed: u64, t: usize, shape: [usize; 4], device: &Device) -> T
 
 /// The Euclidean norm ‖a‖.
 pub fn norm(a: &[f32]) -> f64 {
-    a.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt()
+    a.iter()
+        .map(|x| (*x as f64) * (*x as f64))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Linear interpolation (1 − α)·a + α·b. For two independent Gaussian noises the norm dips

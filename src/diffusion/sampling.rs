@@ -102,7 +102,9 @@ where
             .scheduler
             .needs_noise(t)
             .then(|| (self.noise)(self.index, shape));
-        let out = self.scheduler.step(model_output, t, self.x.clone(), noise)?;
+        let out = self
+            .scheduler
+            .step(model_output, t, self.x.clone(), noise)?;
         let frame = StepFrame {
             index: self.index,
             t,

@@ -110,7 +110,9 @@ impl ScheduleConfig {
     pub fn validate(&self) -> Result<()> {
         let t = self.num_train_timesteps;
         if t == 0 {
-            return Err(DiffError::invalid("the number of timesteps T must be at least 1"));
+            return Err(DiffError::invalid(
+                "the number of timesteps T must be at least 1",
+            ));
         }
         if t > MAX_TIMESTEPS {
             return Err(DiffError::invalid(format!(
@@ -244,7 +246,8 @@ impl NoiseSchedule {
             .take(alphas_cumprod.len())
             .collect();
         let sqrt_alphas_cumprod = alphas_cumprod.iter().map(|a| a.sqrt()).collect();
-        let sqrt_one_minus_alphas_cumprod = alphas_cumprod.iter().map(|a| (1.0 - a).sqrt()).collect();
+        let sqrt_one_minus_alphas_cumprod =
+            alphas_cumprod.iter().map(|a| (1.0 - a).sqrt()).collect();
         // β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t  (Ho et al. eq. 7).
         let posterior_variance = betas
             .iter()
@@ -252,7 +255,10 @@ impl NoiseSchedule {
             .zip(&alphas_cumprod_prev)
             .map(|((b, a), ap)| (1.0 - ap) / (1.0 - a) * b)
             .collect();
-        let log_snr = alphas_cumprod.iter().map(|a| (a / (1.0 - a)).ln()).collect();
+        let log_snr = alphas_cumprod
+            .iter()
+            .map(|a| (a / (1.0 - a)).ln())
+            .collect();
         Ok(Self {
             config,
             betas,
@@ -312,12 +318,29 @@ mod tests {
 
     #[test]
     fn validation_messages() {
-        let mut c = ScheduleConfig::default();
-        c.beta_end = 1.0;
-        assert!(NoiseSchedule::new(c).unwrap_err().to_string().contains("0 < β < 1"));
+        let mut c = ScheduleConfig {
+            beta_end: 1.0,
+            ..ScheduleConfig::default()
+        };
+        assert!(
+            NoiseSchedule::new(c)
+                .unwrap_err()
+                .to_string()
+                .contains("0 < β < 1")
+        );
         c.beta_end = 0.00001;
-        assert!(NoiseSchedule::new(c).unwrap_err().to_string().contains("larger than"));
+        assert!(
+            NoiseSchedule::new(c)
+                .unwrap_err()
+                .to_string()
+                .contains("larger than")
+        );
         c = ScheduleConfig::new(BetaSchedule::Linear, 0);
-        assert!(NoiseSchedule::new(c).unwrap_err().to_string().contains("at least 1"));
+        assert!(
+            NoiseSchedule::new(c)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
     }
 }

@@ -34,7 +34,9 @@ impl PredictionType {
             "epsilon" => Ok(Self::Epsilon),
             "sample" => Ok(Self::Sample),
             "v_prediction" | "v-prediction" | "v" => Ok(Self::VPrediction),
-            other => Err(DiffError::invalid(format!("unknown prediction type '{other}'"))),
+            other => Err(DiffError::invalid(format!(
+                "unknown prediction type '{other}'"
+            ))),
         }
     }
 }
@@ -157,7 +159,9 @@ impl Scheduler {
     /// Like [`Scheduler::new`], reusing a schedule that matches `config.schedule`.
     pub fn with_schedule(config: SchedulerConfig, schedule: Arc<NoiseSchedule>) -> Result<Self> {
         if schedule.config != config.schedule {
-            return Err(DiffError::invalid("the schedule does not match the scheduler config"));
+            return Err(DiffError::invalid(
+                "the schedule does not match the scheduler config",
+            ));
         }
         if let SamplerKind::Ddim { eta, .. } = config.sampler
             && !(0.0..=1.0).contains(&eta)
@@ -208,13 +212,9 @@ impl Scheduler {
     /// #12633), so the list itself is used there too.
     pub fn previous_timestep(&self, t: usize) -> Result<Option<usize>> {
         let from_list = || -> Result<Option<usize>> {
-            let i = self
-                .timesteps
-                .iter()
-                .position(|x| *x == t)
-                .ok_or_else(|| {
-                    DiffError::invalid(format!("timestep {t} is not one of this sampler's steps"))
-                })?;
+            let i = self.timesteps.iter().position(|x| *x == t).ok_or_else(|| {
+                DiffError::invalid(format!("timestep {t} is not one of this sampler's steps"))
+            })?;
             Ok(self.timesteps.get(i + 1).copied())
         };
         match self.config.sampler {
@@ -245,7 +245,12 @@ impl Scheduler {
         sample: Tensor<4>,
         alpha_prod_t: f64,
     ) -> (Tensor<4>, Tensor<4>) {
-        predict_x0_and_eps(self.config.prediction_type, model_output, sample, alpha_prod_t)
+        predict_x0_and_eps(
+            self.config.prediction_type,
+            model_output,
+            sample,
+            alpha_prod_t,
+        )
     }
 
     /// One reverse step from `sample` = x_t, given the model output at t.
@@ -273,7 +278,9 @@ impl Scheduler {
             (_, n) => n,
         };
         match self.config.sampler {
-            SamplerKind::Ddpm { variance } => self.ddpm_step(model_output, t, sample, noise, variance),
+            SamplerKind::Ddpm { variance } => {
+                self.ddpm_step(model_output, t, sample, noise, variance)
+            }
             SamplerKind::Ddim {
                 eta,
                 set_alpha_to_one,
@@ -351,7 +358,8 @@ impl Scheduler {
             self.schedule.alphas_cumprod[0]
         };
         let alpha_prod_t = self.schedule.alphas_cumprod[t];
-        let alpha_prod_t_prev = prev_t.map_or(final_alpha_cumprod, |p| self.schedule.alphas_cumprod[p]);
+        let alpha_prod_t_prev =
+            prev_t.map_or(final_alpha_cumprod, |p| self.schedule.alphas_cumprod[p]);
         let beta_prod_t = 1.0 - alpha_prod_t;
         let beta_prod_t_prev = 1.0 - alpha_prod_t_prev;
         // x̂0 and ε̂; ε̂ is not recomputed after clipping (diffusers' default).
@@ -361,7 +369,9 @@ impl Scheduler {
         let variance = beta_prod_t_prev / beta_prod_t * (1.0 - alpha_prod_t / alpha_prod_t_prev);
         let std_dev_t = eta * variance.sqrt();
         let x0_term = x0.clone().mul_scalar(alpha_prod_t_prev.sqrt() as f32);
-        let dir_coeff = (1.0 - alpha_prod_t_prev - std_dev_t * std_dev_t).max(0.0).sqrt();
+        let dir_coeff = (1.0 - alpha_prod_t_prev - std_dev_t * std_dev_t)
+            .max(0.0)
+            .sqrt();
         let direction_term = eps.clone().mul_scalar(dir_coeff as f32);
         let noise_term = match noise {
             Some(z) if eta > 0.0 => z.mul_scalar(std_dev_t as f32),
@@ -403,7 +413,8 @@ pub fn predict_x0_and_eps(
             (model_output, eps)
         }
         PredictionType::VPrediction => {
-            let x0 = sample.clone().mul_scalar(sa as f32) - model_output.clone().mul_scalar(sb as f32);
+            let x0 =
+                sample.clone().mul_scalar(sa as f32) - model_output.clone().mul_scalar(sb as f32);
             let eps = model_output.mul_scalar(sa as f32) + sample.mul_scalar(sb as f32);
             (x0, eps)
         }

@@ -67,7 +67,9 @@ pub fn timesteps(
     let t_max = num_train_timesteps;
     let n = num_inference_steps;
     if n == 0 {
-        return Err(DiffError::invalid("the number of sampling steps must be at least 1"));
+        return Err(DiffError::invalid(
+            "the number of sampling steps must be at least 1",
+        ));
     }
     if n > t_max {
         return Err(DiffError::invalid(format!(

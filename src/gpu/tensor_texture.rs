@@ -132,9 +132,18 @@ impl TensorToTexture {
     /// Writes batch item `item` of `tensor` ([B, C, H, W], C = 1 or 3, on the wgpu device this
     /// pipeline was built on) into a new W×H Rgba8Unorm texture, mapping [lo, hi] to [0, 255].
     /// Reads the tensor's own strides, so channels-last layouts draw correctly.
-    pub fn render(&self, tensor: &Tensor<4>, item: usize, lo: f32, hi: f32) -> Result<wgpu::Texture> {
+    pub fn render(
+        &self,
+        tensor: &Tensor<4>,
+        item: usize,
+        lo: f32,
+        hi: f32,
+    ) -> Result<wgpu::Texture> {
         let [b, c, h, w] = tensor.dims();
-        if item >= b || !(c == 1 || c == 3) || !(hi > lo) {
+        if item >= b
+            || !(c == 1 || c == 3)
+            || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
+        {
             return Err(DiffError::invalid(format!(
                 "cannot draw item {item} of a tensor of shape {:?} with range [{lo}, {hi}]",
                 [b, c, h, w]
@@ -146,7 +155,10 @@ impl TensorToTexture {
             .clone()
             .try_into_primitive::<burn::backend::Wgpu>()
             .map_err(|e| backend(&e))?;
-        let cube = fused.client.clone().resolve_tensor_float::<CubeBackend>(fused);
+        let cube = fused
+            .client
+            .clone()
+            .resolve_tensor_float::<CubeBackend>(fused);
         let strides: Vec<usize> = cube.meta.strides().iter().copied().collect();
         let resource = cube
             .client
@@ -245,7 +257,8 @@ impl TensorToTexture {
     /// path never does this).
     pub fn read_texture(&self, texture: &wgpu::Texture) -> Result<Vec<u8>> {
         let (w, h) = (texture.width(), texture.height());
-        let row = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let row = (w * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+            * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("texture readback"),
             size: (row * h) as u64,

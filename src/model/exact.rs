@@ -53,7 +53,9 @@ impl ExactDenoiser {
     ) -> Result<Self> {
         let d: usize = shape.iter().product();
         if images.is_empty() {
-            return Err(DiffError::invalid("the exact denoiser needs at least one image"));
+            return Err(DiffError::invalid(
+                "the exact denoiser needs at least one image",
+            ));
         }
         if let Some(i) = images.iter().position(|im| im.len() != d) {
             return Err(DiffError::invalid(format!(
@@ -71,7 +73,10 @@ impl ExactDenoiser {
                     .iter()
                     .map(|im| im.iter().map(|x| x * x).sum::<f32>())
                     .collect();
-                (tensor2(flat, [n, d], device), tensor2(norms, [1, n], device))
+                (
+                    tensor2(flat, [n, d], device),
+                    tensor2(norms, [1, n], device),
+                )
             })
             .collect();
         Ok(Self {
@@ -111,7 +116,9 @@ impl ExactDenoiser {
                 timesteps.len()
             )));
         }
-        timesteps.iter().try_for_each(|t| self.schedule.check_t(*t))?;
+        timesteps
+            .iter()
+            .try_for_each(|t| self.schedule.check_t(*t))?;
         let device = x_t.device();
         let d = c * h * w;
         let x = x_t.reshape([b, d]);
