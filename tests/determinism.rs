@@ -230,3 +230,48 @@ fn q_posterior_is_the_bayes_combination() {
     assert!((m[0] as f64 - want).abs() < 1e-6);
     assert!((p.variance[0] - (1.0 - abp) / (1.0 - ab) * s.betas[t]).abs() < 1e-12);
 }
+
+/// The chain's checkpoints and frontier never change the result: x after k steps equals a
+/// plain walk of k q_steps with the documented per-step noise, in any order of requests.
+#[test]
+fn forward_chain_matches_a_plain_walk_in_any_order() {
+    use difflab::diffusion::{ForwardChain, chain_noise, q_step};
+    use std::sync::atomic::AtomicBool;
+
+    let device = common::flex();
+    let schedule = std::sync::Arc::new(
+        difflab::diffusion::NoiseSchedule::new(difflab::diffusion::ScheduleConfig::default())
+            .expect("schedule"),
+    );
+    let shape = [1, 3, 8, 8];
+    let x0 = difflab::diffusion::initial_noise(11, shape, &device).tanh();
+    let plain = |steps: usize| {
+        let mut x = x0.clone();
+        for k in 0..steps {
+            x = q_step(&schedule, x, k, chain_noise(5, k, shape, &device)).expect("step");
+        }
+        difflab::tensor_util::to_vec(x).expect("values")
+    };
+    let mut chain = ForwardChain::new(schedule.clone(), x0.clone(), 5);
+    let go = AtomicBool::new(false);
+    for steps in [37, 12, 80, 80, 26, 0, 1000] {
+        let got = chain
+            .state_after(steps, &go)
+            .expect("walk")
+            .expect("not cancelled");
+        let got = difflab::tensor_util::to_vec(got).expect("values");
+        assert_eq!(got, plain(steps), "after {steps} steps");
+    }
+    // A cancelled walk returns nothing and loses nothing.
+    let mut fresh = ForwardChain::new(schedule.clone(), x0.clone(), 5);
+    let stop = AtomicBool::new(true);
+    assert!(
+        fresh.state_after(300, &stop).expect("walk").is_none(),
+        "cancelled"
+    );
+    let got = fresh.state_after(300, &go).expect("walk").expect("done");
+    assert_eq!(
+        difflab::tensor_util::to_vec(got).expect("values"),
+        plain(300)
+    );
+}

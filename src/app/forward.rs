@@ -394,10 +394,9 @@ impl ForwardPanel {
         });
 
         ui.separator();
-        ui.columns(2, |cols| {
-            self.histogram_ui(&mut cols[0]);
-            self.strip_ui(&mut cols[1], settings);
-        });
+        self.strip_ui(ui, settings);
+        ui.separator();
+        self.histogram_ui(ui);
     }
 
     fn histogram_ui(&self, ui: &mut Ui) {
@@ -427,6 +426,7 @@ impl ForwardPanel {
             .collect();
         Plot::new("histogram")
             .height(180.0)
+            .width(ui.available_width().min(640.0))
             .allow_scroll(false)
             .allow_drag(false)
             .show(ui, |p| {
@@ -440,7 +440,8 @@ impl ForwardPanel {
     fn strip_ui(&self, ui: &mut Ui, settings: &mut Settings) {
         ui.label("Filmstrip: x_t at evenly spaced t, all from the same ε (click to jump)");
         let n = self.strip.len().max(1) as f32;
-        let side = ((ui.available_width() - 8.0 * n) / n).clamp(24.0, 96.0);
+        // Each frame also takes its highlight margin and the item spacing.
+        let side = (ui.available_width() / n - 16.0).clamp(24.0, 150.0);
         // The frame nearest the current t is highlighted.
         let nearest = self
             .strip

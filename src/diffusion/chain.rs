@@ -24,6 +24,8 @@ pub struct ForwardChain {
     seed: u64,
     /// x after `k` steps (k = 0 is x_0), for k a multiple of [`CHECKPOINT_EVERY`].
     checkpoints: BTreeMap<usize, Tensor<4>>,
+    /// The furthest state reached (also when a walk was cancelled), so no work is lost.
+    frontier: Option<(usize, Tensor<4>)>,
 }
 
 impl ForwardChain {
@@ -36,6 +38,7 @@ impl ForwardChain {
             schedule,
             seed,
             checkpoints,
+            frontier: None,
         }
     }
 
@@ -55,16 +58,20 @@ impl ForwardChain {
     pub fn state_after(&mut self, steps: usize, cancel: &AtomicBool) -> Result<Option<Tensor<4>>> {
         let t_max = self.schedule.num_timesteps();
         let steps = steps.min(t_max);
-        let (&start, x) = self
+        let (&from_checkpoint, x) = self
             .checkpoints
             .range(..=steps)
             .next_back()
             .expect("the chain always holds x_0");
-        let mut x = x.clone();
+        let (start, mut x) = match &self.frontier {
+            Some((k, fx)) if *k <= steps && *k > from_checkpoint => (*k, fx.clone()),
+            _ => (from_checkpoint, x.clone()),
+        };
         let shape = x.dims();
         let device = x.device();
         for k in start..steps {
             if cancel.load(Ordering::Relaxed) {
+                self.frontier = Some((k, x));
                 return Ok(None);
             }
             // Step k takes x after k steps to x after k + 1 steps, with β of timestep k.
@@ -74,6 +81,7 @@ impl ForwardChain {
                 self.checkpoints.insert(k + 1, x.clone());
             }
         }
+        self.frontier = Some((steps, x.clone()));
         Ok(Some(x))
     }
 }
