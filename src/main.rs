@@ -19,6 +19,12 @@ fn main() {
         eprintln!("error: internal error: {first_line}");
         std::process::exit(101);
     }));
+    // Mesa's Vulkan loader prints an error per adapter query when this is unset (a bare shell,
+    // CI); point it at the temporary folder before any thread starts.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: nothing else runs yet, so no other thread reads the environment.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");
