@@ -9,7 +9,6 @@
 //! Run: `cargo bench --bench frame_time`
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,17 +18,9 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
+#[path = "../tests/common/app.rs"]
+mod app_helpers;
+use app_helpers::{Dropped, settle};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -37,17 +28,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
         return f64::NAN;
     }
     v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn settle(h: &mut Harness<'_, DiffLabApp>) {
-    for _ in 0..20_000 {
-        h.step();
-        if !h.state().is_busy() {
-            h.step();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn main() {
@@ -61,7 +41,11 @@ fn main() {
         image::Rgb([
             (x / 2) as u8,
             (y / 2) as u8,
-            if (r as u32 / 24) % 2 == 0 { 230 } else { 30 },
+            if (r as u32 / 24).is_multiple_of(2) {
+                230
+            } else {
+                30
+            },
         ])
     })
     .save(&path)
@@ -82,7 +66,7 @@ fn main() {
         });
     h.state_mut().settings.working_size = 512;
     h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
-    settle(&mut h);
+    settle(&mut h, 120);
     assert_eq!(
         h.state().forward.x0.size,
         [512, 512],

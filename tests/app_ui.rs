@@ -1,10 +1,10 @@
 //! The app, driven through egui_kittest by label, on the CPU path (burn's flex, egui
 //! `ColorImage`s). The worker thread runs for real; the tests wait for its events.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use difflab::app::{AppOptions, DiffLabApp, Settings, Tab, coefficients};
 use difflab::device::DeviceChoice;
@@ -12,6 +12,8 @@ use difflab::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+
+use common::app::{Dropped, settle};
 
 fn app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
     DiffLabApp::new(
@@ -28,24 +30,8 @@ fn harness() -> Harness<'static, DiffLabApp> {
     let mut h = Harness::builder()
         .with_size([1280.0, 860.0])
         .build_eframe(|cc| app(cc));
-    settle(&mut h);
+    settle(&mut h, 15);
     h
-}
-
-/// Steps the UI until the worker has nothing queued or running and its last events are in.
-fn settle(h: &mut Harness<'_, DiffLabApp>) {
-    for _ in 0..3000 {
-        h.step();
-        if !h.state().is_busy() {
-            h.step();
-            h.step();
-            if !h.state().is_busy() {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the worker did not finish within 15 s");
 }
 
 #[test]
@@ -81,7 +67,7 @@ fn moving_the_t_slider_updates_state_and_coefficients() {
     let mut h = harness();
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(500.0);
-    settle(&mut h);
+    settle(&mut h, 15);
     let app = h.state();
     assert_eq!(app.settings.t, 500);
     assert_eq!(app.forward.shown_t, Some(500));
@@ -124,7 +110,7 @@ fn keyboard_steps_and_jumps_the_timeline() {
     h.get_by_label("Pause").click();
     h.step();
     assert!(!h.state().forward.playing);
-    settle(&mut h);
+    settle(&mut h, 15);
 }
 
 #[test]
@@ -143,7 +129,7 @@ fn changing_the_schedule_updates_the_forward_panel() {
     h.step();
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(600.0);
-    settle(&mut h);
+    settle(&mut h, 15);
     let cosine =
         NoiseSchedule::new(ScheduleConfig::new(BetaSchedule::Cosine, 1000)).expect("cosine");
     let (s, _, _) = coefficients(&cosine, 600);
@@ -187,20 +173,7 @@ fn an_invalid_t_is_refused_with_a_message() {
     h.step();
     assert_eq!(h.state().settings.schedule.num_train_timesteps, 500);
     assert!(h.state().settings.t <= 500);
-    settle(&mut h);
-}
-
-/// A file dropped on the window.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
+    settle(&mut h, 15);
 }
 
 #[test]
@@ -226,7 +199,7 @@ fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
     h.get_by_label("Photo (cat)").click();
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(100.0);
-    settle(&mut h);
+    settle(&mut h, 15);
     assert_eq!(h.state().forward.shown_t, Some(100));
     h.get_by_label("Dismiss").click();
     h.step();
@@ -240,7 +213,7 @@ fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
     .save(&good)
     .expect("save");
     h.input_mut().dropped_files.push(Arc::new(Dropped(good)));
-    settle(&mut h);
+    settle(&mut h, 15);
     assert_eq!(h.state().forward.x0.size, [40, 30]);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -249,14 +222,14 @@ fn a_corrupt_dropped_image_shows_a_banner_and_the_app_keeps_running() {
 fn mnist_digit_by_index_and_new_noise() {
     let mut h = harness();
     h.get_by_label("MNIST digit").click();
-    settle(&mut h);
+    settle(&mut h, 15);
     assert_eq!(h.state().forward.x0.size, [28, 28]);
     let seed = h.state().settings.seed;
     h.get_by_label("New noise").click();
-    settle(&mut h);
+    settle(&mut h, 15);
     assert_eq!(h.state().settings.seed, seed + 1);
     h.get_by_label("Seed").set_text_value_accesskit("1234");
-    settle(&mut h);
+    settle(&mut h, 15);
     assert_eq!(h.state().settings.seed, 1234);
 }
 
@@ -283,7 +256,7 @@ fn settings_persist_and_reset_to_defaults() {
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(321.0);
     h.get_by_label("Light theme").click();
-    settle(&mut h);
+    settle(&mut h, 15);
     let mut storage = MemStorage::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let storage: &'static MemStorage = Box::leak(Box::new(storage));
@@ -301,13 +274,13 @@ fn settings_persist_and_reset_to_defaults() {
             )
             .expect("app")
         });
-    settle(&mut h2);
+    settle(&mut h2, 15);
     assert_eq!(h2.state().settings.t, 321);
     assert!(!h2.state().settings.dark_mode);
     assert_eq!(h2.state().forward.shown_t, Some(321));
 
     h2.get_by_label("Reset to defaults").click();
-    settle(&mut h2);
+    settle(&mut h2, 15);
     assert_eq!(
         h2.state().settings,
         Settings {

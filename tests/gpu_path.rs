@@ -3,7 +3,7 @@
 //! and those equal the CPU-rendered pixels within 1/255, whatever the tensor's strides.
 //! The app itself runs on the shared device and shows GPU textures.
 
-use std::time::Duration;
+mod common;
 
 use burn::tensor::Tensor;
 use burn::tensor::wgpu::wgpu;
@@ -16,6 +16,8 @@ use difflab::tensor_util::{tensor4, to_vec};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+
+use common::app::settle;
 
 fn skip() -> bool {
     std::env::var_os("DIFFLAB_SKIP_WGPU").is_some()
@@ -112,21 +114,6 @@ fn shader_texture_equals_cpu_pixels_for_any_layout() {
     );
 }
 
-fn settle(h: &mut Harness<'_, DiffLabApp>) {
-    for _ in 0..6000 {
-        h.step();
-        if !h.state().is_busy() {
-            h.step();
-            h.step();
-            if !h.state().is_busy() {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the worker did not finish within 30 s");
-}
-
 #[test]
 fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     if skip() {
@@ -145,12 +132,12 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
             )
             .expect("app")
         });
-    settle(&mut h);
+    settle(&mut h, 30);
     assert!(h.state().gpu_display, "{}", h.state().compute_label);
     assert!(h.state().compute_label.contains("shared with egui"));
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(400.0);
-    settle(&mut h);
+    settle(&mut h, 30);
     let app = h.state();
     assert!(app.banner.is_none(), "{:?}", app.banner);
     assert_eq!(app.forward.shown_t, Some(400));
@@ -195,9 +182,9 @@ fn snapshots_of_the_forward_and_schedule_panels() {
             )
             .expect("app")
         });
-    settle(&mut h);
+    settle(&mut h, 30);
     h.snapshot("forward_panel");
     h.get_by_label("Schedule").click();
-    settle(&mut h);
+    settle(&mut h, 30);
     h.snapshot("schedule_panel");
 }

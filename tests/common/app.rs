@@ -1,0 +1,39 @@
+//! Helpers for driving the app in tests and benches.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use difflab::app::DiffLabApp;
+use egui_kittest::Harness;
+
+/// Steps the UI until the worker has nothing queued or running and its last events are in.
+/// Panics after `max_s` seconds.
+pub fn settle(h: &mut Harness<'_, DiffLabApp>, max_s: u64) {
+    let until = std::time::Instant::now() + Duration::from_secs(max_s);
+    while std::time::Instant::now() < until {
+        h.step();
+        if !h.state().is_busy() {
+            h.step();
+            h.step();
+            if !h.state().is_busy() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the worker did not finish within {max_s} s");
+}
+
+/// A file dropped on the window.
+#[derive(Debug)]
+pub struct Dropped(pub PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
