@@ -22,11 +22,17 @@ use serde_json::Value;
 const SCHEDULE_REL_TOL: f64 = 2e-5;
 const SAMPLE_ABS_TOL: f32 = 1e-4;
 
+/// `$DIFFLAB_GOLDEN_DIR`, else `../shared/golden` beside the clone, else the copy of the same
+/// files in `tests/golden/` (for a clone with no shared folder beside it).
 fn golden_dir() -> PathBuf {
-    match std::env::var_os("DIFFLAB_GOLDEN_DIR") {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("DIFFLAB_GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
-    }
+        None if manifest.join("../shared/golden").is_dir() => manifest.join("../shared/golden"),
+        None => manifest.join("tests/golden"),
+    };
+    eprintln!("golden vectors from {}", dir.display());
+    dir
 }
 
 /// Every case of every JSON file, with "file#index" names.

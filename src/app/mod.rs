@@ -10,6 +10,7 @@ mod forward;
 mod schedule;
 mod settings;
 mod shown;
+mod thread;
 mod worker;
 
 use std::path::PathBuf;
@@ -22,7 +23,10 @@ pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use settings::{ImageSource, Settings, Tab};
 pub use shown::Shown;
-pub use worker::{Command, Compute, Display, Event, Picture, Worker, color_image};
+pub use thread::{Job, WorkerThread};
+pub use worker::{
+    Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
+};
 
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::diffusion::NoiseSchedule;
@@ -129,7 +133,7 @@ impl DiffLabApp {
         let (compute, note) = choose_compute(settings.device, render.as_ref());
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
-        let worker = Worker::spawn(compute, cc.egui_ctx.clone())?;
+        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone())?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         Ok(Self {
             schedule: SchedulePanel::new(&settings),

@@ -1,20 +1,19 @@
-//! The compute worker: a named thread that owns the tensors. The UI sends it commands over a
-//! bounded channel and never waits on a tensor; the worker sends events back and asks egui to
-//! repaint after each one. A newer command cancels the work in progress (an `AtomicBool`).
+//! The forward panel's compute: a [`Job`] on a named worker thread that owns the tensors. The UI
+//! never waits on a tensor; a newer request cancels the work in progress.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
 use crate::data::image_io::{ImageArray, ValueRange, batch_to_rgb, chw_to_rgb, grid, save_png};
 use crate::diffusion::{ForwardChain, NoiseSchedule, ScheduleConfig, initial_noise, q_sample};
-use crate::error::{DiffError, Result};
+use crate::error::Result;
 use crate::gpu::TensorToTexture;
 use crate::tensor_util::{sum_rows, tensor4, to_vec};
+
+use super::thread::{Job, WorkerThread};
 
 /// Where pictures are made: egui `ColorImage`s from CPU values, or wgpu textures written on the
 /// GPU from the tensor's buffer.
@@ -117,95 +116,19 @@ pub enum Event {
     Failed(String),
 }
 
-/// The UI's handle on the worker thread.
-pub struct Worker {
-    tx: Option<SyncSender<Command>>,
-    rx: Receiver<Event>,
-    cancel: Arc<AtomicBool>,
-    in_flight: Arc<Mutex<usize>>,
-    thread: Option<JoinHandle<()>>,
-    /// The compute label, for the status line.
-    pub label: String,
-}
+/// The forward panel's worker thread ("difflab-worker").
+pub type Worker = WorkerThread<ForwardJob>;
 
-impl Worker {
-    /// Starts the thread "difflab-worker".
-    pub fn spawn(compute: Compute, ctx: egui::Context) -> Result<Self> {
-        let (tx, cmd_rx) = mpsc::sync_channel::<Command>(4);
-        let (event_tx, rx) = mpsc::channel::<Event>();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let in_flight = Arc::new(Mutex::new(0));
-        let label = compute.label.clone();
-        let state = WorkerState {
+/// Starts the forward panel's worker.
+pub fn spawn_forward_worker(compute: Compute, ctx: egui::Context) -> Result<Worker> {
+    WorkerThread::spawn(
+        "difflab-worker",
+        ForwardJob {
             compute,
-            cancel: cancel.clone(),
-            in_flight: in_flight.clone(),
             cache: Cache::default(),
-            send: Box::new(move |e| {
-                let _ = event_tx.send(e);
-                ctx.request_repaint();
-            }),
-        };
-        let thread = std::thread::Builder::new()
-            .name("difflab-worker".into())
-            .spawn(move || state.run(cmd_rx))
-            .map_err(|e| DiffError::Backend(format!("cannot start the worker thread: {e}")))?;
-        Ok(Self {
-            tx: Some(tx),
-            rx,
-            cancel,
-            in_flight,
-            thread: Some(thread),
-            label,
-        })
-    }
-
-    /// Queues a command, cancelling the work in progress. Returns the command back if the queue
-    /// is full (the caller retries on a later frame).
-    pub fn send(&self, cmd: Command) -> std::result::Result<(), Command> {
-        let Some(tx) = &self.tx else {
-            return Err(cmd);
-        };
-        self.cancel.store(true, Ordering::Relaxed);
-        if let Ok(mut n) = self.in_flight.lock() {
-            *n += 1;
-        }
-        match tx.try_send(cmd) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(cmd)) | Err(TrySendError::Disconnected(cmd)) => {
-                if let Ok(mut n) = self.in_flight.lock() {
-                    *n -= 1;
-                }
-                Err(cmd)
-            }
-        }
-    }
-
-    /// Events that arrived since the last call.
-    pub fn poll(&self) -> Vec<Event> {
-        let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(e) => out.push(e),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return out,
-            }
-        }
-    }
-
-    /// Whether commands are queued or running.
-    pub fn is_busy(&self) -> bool {
-        self.in_flight.lock().map(|n| *n > 0).unwrap_or(false)
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        self.tx = None; // closes the channel; the thread ends after its current command
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+        },
+        ctx,
+    )
 }
 
 #[derive(Default)]
@@ -220,44 +143,32 @@ struct Cache {
     strip_of: Option<ForwardRequest>,
 }
 
-struct WorkerState {
+/// The forward panel's work: x_t one-shot and by the chain, the filmstrip, exports.
+pub struct ForwardJob {
     compute: Compute,
-    cancel: Arc<AtomicBool>,
-    in_flight: Arc<Mutex<usize>>,
     cache: Cache,
-    send: Box<dyn Fn(Event) + Send>,
 }
 
-impl WorkerState {
-    fn run(mut self, rx: Receiver<Command>) {
-        while let Ok(mut cmd) = rx.recv() {
-            let mut taken = 1;
-            // Only the newest forward request matters; exports are never dropped.
-            while let Ok(next) = rx.try_recv() {
-                taken += 1;
-                if let Command::ExportFilmstrip(..) = cmd {
-                    self.handle(cmd);
-                }
-                cmd = next;
-            }
-            self.cancel.store(false, Ordering::Relaxed);
-            self.handle(cmd);
-            if let Ok(mut n) = self.in_flight.lock() {
-                *n = n.saturating_sub(taken);
-            }
-        }
+impl Job for ForwardJob {
+    type Command = Command;
+    type Event = Event;
+
+    fn supersedable(cmd: &Command) -> bool {
+        matches!(cmd, Command::Forward(_))
     }
 
-    fn handle(&mut self, cmd: Command) {
+    fn handle(&mut self, cmd: Command, cancel: &AtomicBool, send: &dyn Fn(Event)) {
         let result = match cmd {
-            Command::Forward(req) => self.forward(&req),
-            Command::ExportFilmstrip(req, path) => self.export_strip(&req, &path),
+            Command::Forward(req) => self.forward(&req, cancel, send),
+            Command::ExportFilmstrip(req, path) => self.export_strip(&req, &path, send),
         };
         if let Err(e) = result {
-            (self.send)(Event::Failed(e.to_string()));
+            send(Event::Failed(e.to_string()));
         }
     }
+}
 
+impl ForwardJob {
     fn schedule(&mut self, config: ScheduleConfig) -> Result<Arc<NoiseSchedule>> {
         match &self.cache.schedule {
             Some(s) if s.config == config => Ok(s.clone()),
@@ -343,7 +254,12 @@ impl WorkerState {
         }
     }
 
-    fn forward(&mut self, req: &ForwardRequest) -> Result<()> {
+    fn forward(
+        &mut self,
+        req: &ForwardRequest,
+        cancel: &AtomicBool,
+        send: &dyn Fn(Event),
+    ) -> Result<()> {
         let started = Instant::now();
         let t_max = req.schedule.num_train_timesteps;
         let t = req.t.min(t_max);
@@ -356,7 +272,7 @@ impl WorkerState {
             histogram: self.histogram(&x_t)?,
             update_ms: started.elapsed().as_secs_f64() * 1e3,
         };
-        (self.send)(Event::Forward(frame));
+        send(Event::Forward(frame));
 
         if self
             .cache
@@ -366,13 +282,13 @@ impl WorkerState {
         {
             let mut strip = Vec::with_capacity(req.filmstrip.len());
             for &ts in &req.filmstrip {
-                if self.cancel.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
                     return Ok(());
                 }
                 let x = self.one_shot(req, ts.min(t_max))?;
                 strip.push((ts, self.picture(&x)?));
             }
-            (self.send)(Event::Filmstrip(strip));
+            send(Event::Filmstrip(strip));
             self.cache.strip_of = Some(req.clone());
         }
 
@@ -385,9 +301,9 @@ impl WorkerState {
             self.cache.chain_key = Some(key);
         }
         let chain = self.cache.chain.as_mut().expect("set above");
-        if let Some(x) = chain.state_after(t, &self.cancel)? {
+        if let Some(x) = chain.state_after(t, cancel)? {
             let picture = self.picture(&x)?;
-            (self.send)(Event::Chain {
+            send(Event::Chain {
                 t,
                 picture,
                 update_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -396,7 +312,12 @@ impl WorkerState {
         Ok(())
     }
 
-    fn export_strip(&mut self, req: &ForwardRequest, path: &std::path::Path) -> Result<()> {
+    fn export_strip(
+        &mut self,
+        req: &ForwardRequest,
+        path: &std::path::Path,
+        send: &dyn Fn(Event),
+    ) -> Result<()> {
         let mut frames = Vec::new();
         for &ts in &req.filmstrip {
             let x = self.one_shot(req, ts.min(req.schedule.num_train_timesteps))?;
@@ -404,7 +325,7 @@ impl WorkerState {
             frames.extend(batch_to_rgb(&to_vec(x)?, [b, c, h, w], ValueRange::Unit)?);
         }
         save_png(&grid(&frames, frames.len(), 4, 1), path)?;
-        (self.send)(Event::Saved(format!("wrote {}", path.display())));
+        send(Event::Saved(format!("wrote {}", path.display())));
         Ok(())
     }
 }

@@ -1,0 +1,129 @@
+//! A named worker thread (the rerun pattern): commands in over a bounded channel, events out,
+//! `request_repaint` on every event, and an `AtomicBool` that a newer command (or Cancel) sets
+//! to stop the work in progress between steps.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::{DiffError, Result};
+
+/// What a worker thread does with its commands.
+pub trait Job: Send + 'static {
+    /// Commands from the UI.
+    type Command: Send + 'static;
+    /// Events back to the UI.
+    type Event: Send + 'static;
+
+    /// Whether `cmd` may be skipped when a newer command is already queued (a stale view
+    /// update may be; an export may not).
+    fn supersedable(cmd: &Self::Command) -> bool;
+
+    /// Runs one command. `cancel` turns true when the UI wants it stopped.
+    fn handle(&mut self, cmd: Self::Command, cancel: &AtomicBool, send: &dyn Fn(Self::Event));
+}
+
+/// The UI's handle on a worker thread.
+pub struct WorkerThread<J: Job> {
+    tx: Option<SyncSender<J::Command>>,
+    rx: Receiver<J::Event>,
+    cancel: Arc<AtomicBool>,
+    in_flight: Arc<Mutex<usize>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<J: Job> WorkerThread<J> {
+    /// Starts the thread `name` running `job`.
+    pub fn spawn(name: &str, mut job: J, ctx: egui::Context) -> Result<Self> {
+        let (tx, cmd_rx) = mpsc::sync_channel::<J::Command>(4);
+        let (event_tx, rx) = mpsc::channel::<J::Event>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(Mutex::new(0usize));
+        let (cancel2, in_flight2) = (cancel.clone(), in_flight.clone());
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let send = move |e: J::Event| {
+                    let _ = event_tx.send(e);
+                    ctx.request_repaint();
+                };
+                while let Ok(mut cmd) = cmd_rx.recv() {
+                    let mut taken = 1;
+                    while let Ok(next) = cmd_rx.try_recv() {
+                        taken += 1;
+                        if !J::supersedable(&cmd) {
+                            cancel2.store(false, Ordering::Relaxed);
+                            job.handle(cmd, &cancel2, &send);
+                        }
+                        cmd = next;
+                    }
+                    cancel2.store(false, Ordering::Relaxed);
+                    job.handle(cmd, &cancel2, &send);
+                    if let Ok(mut n) = in_flight2.lock() {
+                        *n = n.saturating_sub(taken);
+                    }
+                }
+            })
+            .map_err(|e| DiffError::Backend(format!("cannot start the thread {name}: {e}")))?;
+        Ok(Self {
+            tx: Some(tx),
+            rx,
+            cancel,
+            in_flight,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a command and stops the work in progress. Returns the command back when the queue
+    /// is full (the caller retries on a later frame).
+    pub fn send(&self, cmd: J::Command) -> std::result::Result<(), J::Command> {
+        let Some(tx) = &self.tx else {
+            return Err(cmd);
+        };
+        self.cancel();
+        if let Ok(mut n) = self.in_flight.lock() {
+            *n += 1;
+        }
+        match tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(cmd)) | Err(TrySendError::Disconnected(cmd)) => {
+                if let Ok(mut n) = self.in_flight.lock() {
+                    *n = n.saturating_sub(1);
+                }
+                Err(cmd)
+            }
+        }
+    }
+
+    /// Stops the work in progress (between steps).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Events that arrived since the last call.
+    pub fn poll(&self) -> Vec<J::Event> {
+        let mut out = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => out.push(e),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return out,
+            }
+        }
+    }
+
+    /// Whether commands are queued or running.
+    pub fn is_busy(&self) -> bool {
+        self.in_flight.lock().map(|n| *n > 0).unwrap_or(false)
+    }
+}
+
+impl<J: Job> Drop for WorkerThread<J> {
+    fn drop(&mut self) {
+        self.cancel();
+        self.tx = None; // closes the channel; the thread ends after its current command
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
