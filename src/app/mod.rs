@@ -6,8 +6,13 @@
 //! On a CPU-type adapter (lavapipe) or with no adapter, burn computes on flex and the app shows
 //! egui `ColorImage`s.
 
+mod compare;
 mod forward;
+mod interpolate;
+mod sampler;
+mod sampling;
 mod schedule;
+mod session;
 mod settings;
 mod shown;
 mod thread;
@@ -19,9 +24,17 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, RenderState};
 use egui::{Color32, Key, RichText, Ui};
 
+pub use compare::{CompareKind, ComparePanel, GRID_STEPS, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
+pub use interpolate::{InterpolatePanel, Interpolation};
+pub use sampler::{
+    ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
+    grid_image,
+};
+pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
-pub use settings::{ImageSource, Settings, Tab};
+pub use session::{SESSION_VERSION, Session, load_session, save_session};
+pub use settings::{GifSettings, ImageSource, InterpSettings, Settings, Tab};
 pub use shown::Shown;
 pub use thread::{Job, WorkerThread};
 pub use worker::{
@@ -52,7 +65,17 @@ pub struct DiffLabApp {
     pub forward: ForwardPanel,
     /// The schedule panel.
     pub schedule: SchedulePanel,
+    /// The sampling panel.
+    pub sampling: SamplingPanel,
+    /// The compare panel.
+    pub compare: ComparePanel,
+    /// The interpolation panel.
+    pub interpolate: InterpolatePanel,
+    /// GIF export progress (frames written, of how many).
+    pub export_progress: Option<(usize, usize)>,
     worker: Worker,
+    sampler: sampler::SamplerWorker,
+    next_id: u64,
     render: Option<RenderState>,
     /// Where the work runs, for the status line.
     pub compute_label: String,
@@ -133,13 +156,20 @@ impl DiffLabApp {
         let (compute, note) = choose_compute(settings.device, render.as_ref());
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
+        let sampler = sampler::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone())?;
         let worker = spawn_forward_worker(compute, cc.egui_ctx.clone())?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         Ok(Self {
             schedule: SchedulePanel::new(&settings),
             settings,
             forward: ForwardPanel::default(),
+            sampling: SamplingPanel::default(),
+            compare: ComparePanel::default(),
+            interpolate: InterpolatePanel::default(),
+            export_progress: None,
             worker,
+            sampler,
+            next_id: 1,
             render,
             compute_label,
             gpu_display,
@@ -151,7 +181,91 @@ impl DiffLabApp {
 
     /// Whether the worker has queued or running work (tests wait on this).
     pub fn is_busy(&self) -> bool {
-        self.worker.is_busy() || self.pending.is_some()
+        self.worker.is_busy() || self.sampler.is_busy() || self.pending.is_some()
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts a sampling run with the current settings (the Run button).
+    pub fn start_run(&mut self) {
+        let id = self.new_id();
+        let spec = self.sampling.spec(&self.settings, id);
+        self.sampling.started(id, spec.sampler.steps);
+        self.send_sampler(SamplerCommand::Run(spec));
+    }
+
+    /// Starts a comparison.
+    pub fn start_compare(&mut self, kind: CompareKind) {
+        let id = self.new_id();
+        let runs = self.compare.runs(kind, &self.settings, id);
+        self.compare.started(id, kind, &runs);
+        self.send_sampler(SamplerCommand::Compare { id, runs });
+    }
+
+    /// Decodes the interpolation for the current settings.
+    pub fn start_interpolation(&mut self) {
+        let id = self.new_id();
+        self.interpolate.id = id;
+        self.interpolate.running = true;
+        let spec = InterpolatePanel::spec(&self.settings, self.settings.model, id);
+        self.send_sampler(SamplerCommand::Interpolate(spec));
+    }
+
+    /// Stops the sampler's work in progress.
+    pub fn cancel_sampling(&mut self) {
+        self.sampler.cancel();
+    }
+
+    /// Writes frames as a GIF with the GIF settings (at most `max_frames`, evenly picked).
+    pub fn export_gif(&mut self, frames: Vec<std::sync::Arc<image::RgbImage>>, path: PathBuf) {
+        let g = self.settings.gif;
+        let n = frames.len();
+        let keep = g.max_frames.min(n).max(1);
+        let picked: Vec<_> = (0..keep)
+            .map(|i| {
+                frames[if keep == 1 {
+                    0
+                } else {
+                    i * (n - 1) / (keep - 1)
+                }]
+                .clone()
+            })
+            .collect();
+        self.export_progress = Some((0, picked.len()));
+        self.send_sampler(SamplerCommand::ExportGif {
+            frames: picked,
+            delay_ms: g.delay_ms,
+            scale: g.scale,
+            path,
+        });
+    }
+
+    /// Saves every setting to a session file.
+    pub fn save_session(&mut self, path: &std::path::Path) -> crate::Result<()> {
+        save_session(&self.settings, path)
+    }
+
+    /// Opens a session file; a bad one leaves everything as it was and shows why.
+    pub fn open_session(
+        &mut self,
+        path: &std::path::Path,
+        ctx: &egui::Context,
+    ) -> crate::Result<()> {
+        let settings = load_session(path)?;
+        let device = self.settings.device;
+        self.settings = Settings { device, ..settings };
+        self.schedule.reset(&self.settings);
+        apply_theme(ctx, self.settings.dark_mode);
+        Ok(())
+    }
+
+    fn send_sampler(&mut self, cmd: SamplerCommand) {
+        if self.sampler.send(cmd).is_err() {
+            self.banner = Some("the sampler is busy; try again".into());
+        }
     }
 
     /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
@@ -196,6 +310,69 @@ impl DiffLabApp {
                 Event::Failed(msg) => self.banner = Some(msg),
             }
         }
+        for e in self.sampler.poll() {
+            match e {
+                SamplerEvent::Step {
+                    id,
+                    index,
+                    total,
+                    frame,
+                    step_ms,
+                } => self.sampling.on_step(id, index, total, frame, step_ms),
+                SamplerEvent::Done { id, last, total_ms } => {
+                    self.sampling.on_done(id, last, total_ms)
+                }
+                SamplerEvent::CompareRun {
+                    id,
+                    index,
+                    frames,
+                    total_ms,
+                } => self.compare.on_run(id, index, frames, total_ms),
+                SamplerEvent::Interpolated {
+                    id,
+                    alphas,
+                    slerp,
+                    lerp,
+                    slerp_norms,
+                    lerp_norms,
+                } => self.interpolate.on_result(
+                    id,
+                    Interpolation {
+                        alphas,
+                        slerp,
+                        lerp,
+                        slerp_norms,
+                        lerp_norms,
+                    },
+                ),
+                SamplerEvent::Progress(done, total) => {
+                    if self.export_progress.is_some() {
+                        self.export_progress = Some((done, total));
+                    }
+                }
+                SamplerEvent::Cancelled(id) => {
+                    self.sampling.on_cancelled(id);
+                    self.compare.on_cancelled(id);
+                    if id == self.interpolate.id {
+                        self.interpolate.running = false;
+                    }
+                }
+                SamplerEvent::Saved(msg) => {
+                    self.export_progress = None;
+                    self.notice = Some(msg);
+                }
+                SamplerEvent::Failed(msg) => {
+                    self.export_progress = None;
+                    self.sampling.running = false;
+                    self.compare.running = false;
+                    self.interpolate.running = false;
+                    self.banner = Some(msg);
+                }
+            }
+        }
+        self.sampling.sync_textures(&mut sink);
+        self.compare.sync_textures(&mut sink);
+        self.interpolate.sync_textures(&mut sink);
     }
 
     fn keyboard(&mut self, ctx: &egui::Context) {
@@ -235,7 +412,31 @@ impl DiffLabApp {
             ui.separator();
             ui.selectable_value(&mut self.settings.tab, Tab::Forward, "Forward process");
             ui.selectable_value(&mut self.settings.tab, Tab::Schedule, "Schedule");
+            ui.selectable_value(&mut self.settings.tab, Tab::Sampling, "Sampling");
+            ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
+            ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Open session…").clicked()
+                    && let Some(path) = rfd::FileDialog::new()
+                        .add_filter("difflab session", &["json"])
+                        .pick_file()
+                {
+                    let ctx = ui.ctx().clone();
+                    match self.open_session(&path, &ctx) {
+                        Ok(()) => self.notice = Some(format!("opened {}", path.display())),
+                        Err(e) => self.banner = Some(e.to_string()),
+                    }
+                }
+                if ui.button("Save session…").clicked()
+                    && let Some(path) = rfd::FileDialog::new()
+                        .set_file_name("session.json")
+                        .save_file()
+                {
+                    match self.save_session(&path) {
+                        Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                        Err(e) => self.banner = Some(e.to_string()),
+                    }
+                }
                 if ui.button("Reset to defaults").clicked() {
                     let ctx = ui.ctx().clone();
                     self.reset_to_defaults(&ctx);
@@ -281,6 +482,14 @@ impl DiffLabApp {
                 ui.separator();
                 ui.spinner();
             }
+            if let Some((done, total)) = self.export_progress {
+                ui.separator();
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .desired_width(160.0)
+                        .text(format!("GIF {done}/{total}")),
+                );
+            }
             if let Some(n) = &self.notice {
                 ui.separator();
                 ui.label(RichText::new(n).small());
@@ -306,6 +515,19 @@ impl DiffLabApp {
     }
 }
 
+/// GIF export settings.
+fn gif_ui(ui: &mut Ui, g: &mut GifSettings) {
+    ui.separator();
+    ui.heading("GIF export");
+    ui.add(egui::Slider::new(&mut g.max_frames, 2..=200).text("Frames"));
+    ui.add(
+        egui::Slider::new(&mut g.delay_ms, 10..=1000)
+            .text("Delay")
+            .suffix(" ms"),
+    );
+    ui.add(egui::Slider::new(&mut g.scale, 1..=8).text("Scale"));
+}
+
 fn apply_theme(ctx: &egui::Context, dark: bool) {
     ctx.set_theme(if dark {
         egui::Theme::Dark
@@ -320,7 +542,10 @@ impl eframe::App for DiffLabApp {
         self.dropped_files(ctx);
         self.keyboard(ctx);
         let dt = ctx.input(|i| i.stable_dt) as f64;
-        if self.forward.advance(&mut self.settings, dt.min(0.1)) {
+        if self.forward.advance(&mut self.settings, dt.min(0.1))
+            | (self.settings.tab == Tab::Interpolate
+                && self.interpolate.advance(&mut self.settings, dt.min(0.1)))
+        {
             ctx.request_repaint();
         }
     }
@@ -333,6 +558,9 @@ impl eframe::App for DiffLabApp {
         let mut open_file = false;
         let mut export_csv = false;
         let mut export_strip = false;
+        let (mut run, mut cancel, mut decode) = (false, false, false);
+        let mut compare = None;
+        let (mut gif_trajectory, mut gif_interp, mut png_sample) = (false, false, false);
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -353,6 +581,21 @@ impl eframe::App for DiffLabApp {
                         self.schedule
                             .controls_ui(ui, &mut self.settings, &mut export_csv)
                     }
+                    Tab::Sampling => {
+                        run |= self
+                            .sampling
+                            .controls_ui(ui, &mut self.settings, &mut cancel);
+                        gif_ui(ui, &mut self.settings.gif);
+                    }
+                    Tab::Compare => {
+                        compare = self
+                            .compare
+                            .controls_ui(ui, &mut self.settings, &mut cancel);
+                    }
+                    Tab::Interpolate => {
+                        decode |= self.interpolate.controls_ui(ui, &mut self.settings);
+                        gif_ui(ui, &mut self.settings.gif);
+                    }
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
@@ -360,7 +603,56 @@ impl eframe::App for DiffLabApp {
                 .forward
                 .main_ui(ui, &mut self.settings, schedule.as_deref()),
             Tab::Schedule => self.schedule.plots_ui(ui, &self.settings),
+            Tab::Sampling => {
+                self.sampling
+                    .main_ui(ui, &self.settings, &mut gif_trajectory, &mut png_sample)
+            }
+            Tab::Compare => self.compare.main_ui(ui),
+            Tab::Interpolate => self
+                .interpolate
+                .main_ui(ui, &mut self.settings, &mut gif_interp),
         });
+        if run {
+            self.start_run();
+        }
+        if cancel {
+            self.cancel_sampling();
+        }
+        if let Some(kind) = compare {
+            self.start_compare(kind);
+        }
+        if decode {
+            self.start_interpolation();
+        }
+        if gif_trajectory
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("trajectory.gif")
+                .save_file()
+        {
+            let frames = self.sampling.gif_frames();
+            self.export_gif(frames, path);
+        }
+        if gif_interp && let Some(r) = &self.interpolate.result {
+            let frames = r.slerp.clone();
+            if let Some(path) = rfd::FileDialog::new()
+                .set_file_name("interpolation.gif")
+                .save_file()
+            {
+                self.export_gif(frames, path);
+            }
+        }
+        if png_sample && let Some(frame) = self.sampling.trajectory.get(self.sampling.scrub) {
+            let img = frame.x.clone();
+            if let Some(path) = rfd::FileDialog::new()
+                .set_file_name("sample.png")
+                .save_file()
+            {
+                match crate::data::image_io::save_png(&img, &path) {
+                    Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                    Err(e) => self.banner = Some(e.to_string()),
+                }
+            }
+        }
 
         if open_file
             && let Some(path) = rfd::FileDialog::new()

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::sampler::{ModelSpec, SamplerChoice, SamplerSettings};
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
 
@@ -14,6 +15,12 @@ pub enum Tab {
     Forward,
     /// The schedule curves.
     Schedule,
+    /// Reverse sampling, step by step.
+    Sampling,
+    /// Samplers side by side.
+    Compare,
+    /// Interpolation between two seeds.
+    Interpolate,
 }
 
 /// Where the forward panel's x_0 comes from.
@@ -59,6 +66,70 @@ pub struct Settings {
     pub sampler_steps: usize,
     /// Timestep spacing, for the same markers.
     pub spacing: TimestepSpacing,
+    /// The sampling panel's sampler.
+    pub sampler: SamplerSettings,
+    /// The model the sampling panels use.
+    pub model: ModelSpec,
+    /// Seed of x_T and the per-step noise.
+    pub sample_seed: u64,
+    /// Samples per run (1 to 64, shown as a grid).
+    pub batch: usize,
+    /// The compare panel's two samplers.
+    pub compare: [SamplerSettings; 2],
+    /// The interpolation panel.
+    pub interp: InterpSettings,
+    /// GIF export.
+    pub gif: GifSettings,
+}
+
+/// The interpolation panel's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InterpSettings {
+    /// Seed of x_T at α = 0.
+    pub seed_a: u64,
+    /// Seed of x_T at α = 1.
+    pub seed_b: u64,
+    /// Frames, both ends included.
+    pub frames: usize,
+    /// DDIM steps.
+    pub steps: usize,
+    /// The highlighted α.
+    pub alpha: f64,
+}
+
+impl Default for InterpSettings {
+    fn default() -> Self {
+        Self {
+            seed_a: 1,
+            seed_b: 2,
+            frames: 9,
+            steps: 50,
+            alpha: 0.5,
+        }
+    }
+}
+
+/// GIF export settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GifSettings {
+    /// At most this many frames (evenly picked from the sequence).
+    pub max_frames: usize,
+    /// Delay per frame.
+    pub delay_ms: u32,
+    /// Upscale factor.
+    pub scale: u32,
+}
+
+impl Default for GifSettings {
+    fn default() -> Self {
+        Self {
+            max_frames: 50,
+            delay_ms: 80,
+            scale: 4,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -78,6 +149,20 @@ impl Default for Settings {
             play_speed: 200.0,
             sampler_steps: 20,
             spacing: TimestepSpacing::Leading,
+            sampler: SamplerSettings::default(),
+            model: ModelSpec::default(),
+            sample_seed: 0,
+            batch: 16,
+            compare: [
+                SamplerSettings {
+                    sampler: SamplerChoice::DdpmFixedSmall,
+                    steps: 100,
+                    ..SamplerSettings::default()
+                },
+                SamplerSettings::default(),
+            ],
+            interp: InterpSettings::default(),
+            gif: GifSettings::default(),
         }
     }
 }
@@ -101,6 +186,23 @@ impl Settings {
         self.working_size = self.working_size.clamp(16, 1024);
         self.play_speed = self.play_speed.clamp(1.0, 2000.0);
         self.sampler_steps = self.sampler_steps.clamp(1, self.num_timesteps());
+        let t_max = self.num_timesteps();
+        for s in std::iter::once(&mut self.sampler).chain(self.compare.iter_mut()) {
+            s.steps = s.steps.clamp(1, t_max);
+            s.eta = if s.eta.is_finite() {
+                s.eta.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+        }
+        self.batch = self.batch.clamp(1, 64);
+        self.model.count = self.model.count.clamp(1, 10_000);
+        self.interp.frames = self.interp.frames.clamp(2, 32);
+        self.interp.steps = self.interp.steps.clamp(1, t_max);
+        self.interp.alpha = self.interp.alpha.clamp(0.0, 1.0);
+        self.gif.max_frames = self.gif.max_frames.clamp(2, 1001);
+        self.gif.delay_ms = self.gif.delay_ms.clamp(10, 5000);
+        self.gif.scale = self.gif.scale.clamp(1, 16);
         self
     }
 }

@@ -1,4 +1,5 @@
 //! Data: the bundled MNIST digits, and reading and writing images.
 
+pub mod gif;
 pub mod image_io;
 pub mod mnist;

@@ -12,7 +12,7 @@ pub mod timesteps;
 pub use chain::ForwardChain;
 pub use forward::{Posterior, q_posterior, q_sample, q_step};
 pub use noise::{chain_noise, initial_noise, lerp, slerp, step_noise};
-pub use sampling::{SampleRun, StepFrame, sample_loop};
+pub use sampling::{SampleRun, StepFrame, sample_loop, sample_seeded};
 pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
 pub use scheduler::{
     DdimTerms, PredictionType, SamplerKind, Scheduler, SchedulerConfig, StepOutput, VarianceType,

@@ -144,3 +144,26 @@ where
         }
     }
 }
+
+/// A whole seeded run: x_T from `seed` (stream 0) and the variance noise of step k from stream
+/// k + 1, as in [`super::noise`]; `batch` samples, item i from seed + i.
+pub fn sample_seeded(
+    denoiser: &dyn Denoiser,
+    scheduler: &Scheduler,
+    seed: u64,
+    batch: usize,
+    cancel: &AtomicBool,
+    device: &burn::tensor::Device,
+    on_step: impl FnMut(&StepFrame),
+) -> Result<Option<Tensor<4>>> {
+    let [c, h, w] = denoiser.sample_shape();
+    let x_t = super::noise::initial_noise(seed, [batch, c, h, w], device);
+    sample_loop(
+        denoiser,
+        scheduler,
+        x_t,
+        |k, shape| super::noise::step_noise(seed, k, shape, device),
+        cancel,
+        on_step,
+    )
+}

@@ -1,0 +1,370 @@
+//! The compare panel: two samplers from the same x_T (and, where both are stochastic, the same
+//! per-step noise), scrubbed in lock step on a normalised axis, with the distance between their
+//! x̂0; a "steps vs quality" grid; and an η sweep.
+
+use std::sync::Arc;
+
+use egui::{RichText, Ui};
+use egui_plot::{Line, Plot, PlotPoints, VLine};
+use image::RgbImage;
+
+use super::sampler::{RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
+use super::sampling::{picture, picture_row_ui, sampler_fields_ui};
+use super::settings::Settings;
+use super::shown::{Shown, TextureSink};
+
+/// Step counts of the "steps vs quality" grid.
+pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
+/// η values of the sweep.
+pub const SWEEP_ETAS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+/// What a comparison was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareKind {
+    /// A against B, every frame kept.
+    Pair,
+    /// DDPM and DDIM at each of [`GRID_STEPS`].
+    Grid,
+    /// DDIM at each of [`SWEEP_ETAS`], plus η = 0 again.
+    Sweep,
+}
+
+/// One finished run of a comparison.
+pub struct CompareResult {
+    /// Its frames (all for a pair, the last only otherwise).
+    pub frames: Vec<TrajFrame>,
+    /// Wall time.
+    pub total_ms: f64,
+    /// What it was.
+    pub label: String,
+}
+
+/// The panel's state.
+#[derive(Default)]
+pub struct ComparePanel {
+    /// The comparison being shown.
+    pub id: u64,
+    /// What it is.
+    pub kind: Option<CompareKind>,
+    /// Whether it is running.
+    pub running: bool,
+    /// Runs done, of how many.
+    pub progress: (usize, usize),
+    /// Finished runs, in order.
+    pub results: Vec<Option<CompareResult>>,
+    labels: Vec<String>,
+    /// The lock-step position, 0 (x_T) to 1 (x_0).
+    pub position: f64,
+    pair_views: [Shown; 4],
+    cells: Vec<Shown>,
+    shown: Option<(u64, i64, usize)>,
+}
+
+impl ComparePanel {
+    /// The runs of a comparison of `kind`.
+    pub fn runs(&self, kind: CompareKind, settings: &Settings, id: u64) -> Vec<RunSpec> {
+        let t_max = settings.schedule.num_train_timesteps;
+        let spec = |sampler: SamplerSettings| RunSpec {
+            id,
+            schedule: settings.schedule,
+            sampler,
+            model: settings.model,
+            seed: settings.sample_seed,
+            batch: settings.batch,
+        };
+        match kind {
+            CompareKind::Pair => settings.compare.iter().map(|s| spec(*s)).collect(),
+            CompareKind::Grid => GRID_STEPS
+                .iter()
+                .filter(|&&n| n <= t_max)
+                .flat_map(|&steps| {
+                    [SamplerChoice::DdpmFixedSmall, SamplerChoice::Ddim].map(|sampler| {
+                        spec(SamplerSettings {
+                            sampler,
+                            steps,
+                            eta: 0.0,
+                            spacing: settings.sampler.spacing,
+                        })
+                    })
+                })
+                .collect(),
+            CompareKind::Sweep => SWEEP_ETAS
+                .iter()
+                .chain(std::iter::once(&0.0))
+                .map(|&eta| {
+                    spec(SamplerSettings {
+                        sampler: SamplerChoice::Ddim,
+                        eta,
+                        ..settings.sampler
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A comparison started.
+    pub fn started(&mut self, id: u64, kind: CompareKind, runs: &[RunSpec]) {
+        self.id = id;
+        self.kind = Some(kind);
+        self.running = true;
+        self.progress = (0, runs.len());
+        self.results = (0..runs.len()).map(|_| None).collect();
+        self.labels = runs.iter().map(|r| r.sampler.describe()).collect();
+        self.shown = None;
+    }
+
+    /// One run finished.
+    pub fn on_run(&mut self, id: u64, index: usize, mut frames: Vec<TrajFrame>, total_ms: f64) {
+        if id != self.id || index >= self.results.len() {
+            return;
+        }
+        if self.kind != Some(CompareKind::Pair) {
+            frames = frames.split_off(frames.len().saturating_sub(1));
+        }
+        let label = self.labels.get(index).cloned().unwrap_or_default();
+        self.results[index] = Some(CompareResult {
+            frames,
+            total_ms,
+            label,
+        });
+        self.progress.0 = self.results.iter().filter(|r| r.is_some()).count();
+        if self.progress.0 == self.results.len() {
+            self.running = false;
+        }
+        self.shown = None;
+    }
+
+    /// Stopped early.
+    pub fn on_cancelled(&mut self, id: u64) {
+        if id == self.id {
+            self.running = false;
+        }
+    }
+
+    /// The frame of `frames` nearest the normalised position p (0 = x_T, 1 = x_0).
+    pub fn frame_at(frames: &[TrajFrame], p: f64) -> usize {
+        ((frames.len().saturating_sub(1)) as f64 * p).round() as usize
+    }
+
+    /// ‖x̂0_A − x̂0_B‖ / √D over the normalised axis, at A's frames.
+    pub fn distances(&self) -> Vec<[f64; 2]> {
+        let (Some(Some(a)), Some(Some(b))) = (self.results.first(), self.results.get(1)) else {
+            return Vec::new();
+        };
+        let n = a.frames.len().max(2) - 1;
+        (0..a.frames.len())
+            .map(|i| {
+                let p = i as f64 / n as f64;
+                let fa = &a.frames[i].x0_values;
+                let fb = &b.frames[Self::frame_at(&b.frames, p)].x0_values;
+                let d: f64 = fa
+                    .iter()
+                    .zip(fb.iter())
+                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .sum::<f64>();
+                [p, (d / fa.len().max(1) as f64).sqrt()]
+            })
+            .collect()
+    }
+
+    /// Whether the sweep's two η = 0 runs agree bit for bit (`None` until both are in).
+    pub fn eta_zero_deterministic(&self) -> Option<bool> {
+        if self.kind != Some(CompareKind::Sweep) {
+            return None;
+        }
+        let first = self.results.first()?.as_ref()?;
+        let again = self.results.last()?.as_ref()?;
+        Some(first.frames.last()?.x0_values == again.frames.last()?.x0_values)
+    }
+
+    /// Uploads what is shown when it changed.
+    pub fn sync_textures(&mut self, sink: &mut dyn TextureSink) {
+        let key = (
+            self.id,
+            (self.position * 1e6) as i64,
+            self.results.iter().flatten().count(),
+        );
+        if self.shown == Some(key) {
+            return;
+        }
+        self.shown = Some(key);
+        match self.kind {
+            Some(CompareKind::Pair) => {
+                for (k, r) in self.results.iter().enumerate().take(2) {
+                    if let Some(r) = r {
+                        let f = &r.frames[Self::frame_at(&r.frames, self.position)];
+                        self.pair_views[2 * k].replace(picture(&f.x), "cmp x", sink);
+                        self.pair_views[2 * k + 1].replace(picture(&f.x0), "cmp x0", sink);
+                    }
+                }
+            }
+            Some(_) => {
+                let images: Vec<Option<Arc<RgbImage>>> = self
+                    .results
+                    .iter()
+                    .map(|r| {
+                        r.as_ref()
+                            .and_then(|r| r.frames.last())
+                            .map(|f| f.x.clone())
+                    })
+                    .collect();
+                self.cells.resize_with(images.len(), Shown::default);
+                for (cell, img) in self.cells.iter_mut().zip(images) {
+                    if let Some(img) = img {
+                        cell.replace(picture(&img), "cmp cell", sink);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Controls; returns the comparison to start.
+    pub fn controls_ui(
+        &mut self,
+        ui: &mut Ui,
+        settings: &mut Settings,
+        cancel: &mut bool,
+    ) -> Option<CompareKind> {
+        let t_max = settings.schedule.num_train_timesteps;
+        ui.heading("A");
+        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max);
+        ui.separator();
+        ui.heading("B");
+        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max);
+        ui.separator();
+        ui.label(format!(
+            "Seed {} and batch {} (from the sampling panel)",
+            settings.sample_seed, settings.batch
+        ));
+        let mut start = None;
+        if ui
+            .add_enabled(!self.running, egui::Button::new("Run A and B"))
+            .clicked()
+        {
+            start = Some(CompareKind::Pair);
+        }
+        if ui
+            .add_enabled(!self.running, egui::Button::new("Steps vs quality grid"))
+            .on_hover_text("DDPM and DDIM (η = 0) at 5, 10, 20, 50, 100 and 1000 steps, same seed")
+            .clicked()
+        {
+            start = Some(CompareKind::Grid);
+        }
+        if ui
+            .add_enabled(!self.running, egui::Button::new("η sweep"))
+            .on_hover_text(
+                "DDIM with η = 0, 0.25, 0.5, 0.75, 1 (the sampling panel's steps), same seed",
+            )
+            .clicked()
+        {
+            start = Some(CompareKind::Sweep);
+        }
+        if ui
+            .add_enabled(self.running, egui::Button::new("Cancel"))
+            .clicked()
+        {
+            *cancel = true;
+        }
+        start
+    }
+
+    /// The comparison.
+    pub fn main_ui(&mut self, ui: &mut Ui) {
+        let (done, total) = self.progress;
+        if total > 0 && self.running {
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total as f32)
+                    .text(format!("run {done} of {total}")),
+            );
+        }
+        match self.kind {
+            None => {
+                ui.label("Run A and B from the same x_T, then scrub both in lock step.");
+            }
+            Some(CompareKind::Pair) => self.pair_ui(ui),
+            Some(kind) => self.grid_ui(ui, kind),
+        }
+    }
+
+    fn pair_ui(&mut self, ui: &mut Ui) {
+        ui.spacing_mut().slider_width = (ui.available_width() - 200.0).max(200.0);
+        ui.add(egui::Slider::new(&mut self.position, 0.0..=1.0).text("Progress"))
+            .on_hover_text("0 is x_T, 1 is x_0; each run shows its step nearest this fraction");
+        let side = ((ui.available_width() - 60.0) / 4.0).clamp(80.0, 260.0);
+        let name = |k: usize| {
+            self.results
+                .get(k)
+                .and_then(|r| r.as_ref())
+                .map(|r| format!("{} ({:.2} s)", r.label, r.total_ms / 1e3))
+                .unwrap_or_else(|| "running…".into())
+        };
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("A: {}", name(0))).strong());
+            ui.add_space(side * 2.0 - 100.0);
+            ui.label(RichText::new(format!("B: {}", name(1))).strong());
+        });
+        picture_row_ui(
+            ui,
+            &[
+                ("A: x_t", "A's sample", &self.pair_views[0]),
+                (
+                    "A: x0_pred",
+                    super::sampling::formula::X0,
+                    &self.pair_views[1],
+                ),
+                ("B: x_t", "B's sample", &self.pair_views[2]),
+                (
+                    "B: x0_pred",
+                    super::sampling::formula::X0,
+                    &self.pair_views[3],
+                ),
+            ],
+            side,
+            &[],
+        );
+        let d = self.distances();
+        if !d.is_empty() {
+            ui.label("RMS distance between A's and B's x0_pred (same x_T)");
+            let p = self.position;
+            Plot::new("compare distance")
+                .height(180.0)
+                .x_axis_label("progress (0 = x_T, 1 = x_0)")
+                .show(ui, |plot| {
+                    plot.line(Line::new("|x0_pred_A − x0_pred_B|", PlotPoints::from(d)));
+                    plot.vline(VLine::new("position", p));
+                });
+        }
+    }
+
+    fn grid_ui(&mut self, ui: &mut Ui, kind: CompareKind) {
+        let cols = if kind == CompareKind::Grid { 2 } else { 6 };
+        if let Some(det) = self.eta_zero_deterministic() {
+            ui.label(if det {
+                "η = 0 is deterministic: the first and the repeated η = 0 runs agree bit for bit."
+            } else {
+                "The two η = 0 runs differ (they should not)."
+            });
+        }
+        let side = ((ui.available_width() - 40.0) / cols as f32 - 12.0).clamp(64.0, 220.0);
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            egui::Grid::new("cmp grid")
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    for (i, cell) in self.cells.iter().enumerate() {
+                        ui.vertical(|ui| {
+                            let label = self.results[i]
+                                .as_ref()
+                                .map(|r| format!("{} · {:.2} s", r.label, r.total_ms / 1e3))
+                                .unwrap_or_else(|| format!("{} …", self.labels[i]));
+                            ui.label(RichText::new(label).small());
+                            cell.image_ui(ui, side);
+                        });
+                        if (i + 1) % cols == 0 {
+                            ui.end_row();
+                        }
+                    }
+                });
+        });
+    }
+}

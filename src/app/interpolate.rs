@@ -1,0 +1,170 @@
+//! The interpolation panel: the noises of two seeds blended by slerp and by lerp, each decoded
+//! with deterministic DDIM, with ‖x_T‖ along the way. Lerp's norm dips in the middle (a noise
+//! the model never saw); slerp's stays flat.
+
+use std::sync::Arc;
+
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use image::RgbImage;
+
+use super::sampler::{InterpSpec, ModelSpec};
+use super::sampling::picture;
+use super::settings::Settings;
+use super::shown::{Shown, TextureSink};
+
+/// A decoded interpolation.
+pub struct Interpolation {
+    /// α of each frame.
+    pub alphas: Vec<f64>,
+    /// Slerp frames.
+    pub slerp: Vec<Arc<RgbImage>>,
+    /// Lerp frames.
+    pub lerp: Vec<Arc<RgbImage>>,
+    /// ‖x_T‖ along slerp.
+    pub slerp_norms: Vec<f64>,
+    /// ‖x_T‖ along lerp.
+    pub lerp_norms: Vec<f64>,
+}
+
+/// The panel's state.
+#[derive(Default)]
+pub struct InterpolatePanel {
+    /// The request shown.
+    pub id: u64,
+    /// Whether it is decoding.
+    pub running: bool,
+    /// The result.
+    pub result: Option<Interpolation>,
+    /// Whether α moves by itself.
+    pub animate: bool,
+    rows: [Vec<Shown>; 2],
+    uploaded: Option<u64>,
+}
+
+impl InterpolatePanel {
+    /// The request for the settings.
+    pub fn spec(settings: &Settings, model: ModelSpec, id: u64) -> InterpSpec {
+        InterpSpec {
+            id,
+            schedule: settings.schedule,
+            model,
+            seed_a: settings.interp.seed_a,
+            seed_b: settings.interp.seed_b,
+            frames: settings.interp.frames,
+            steps: settings.interp.steps,
+        }
+    }
+
+    /// The decoded frames arrived.
+    pub fn on_result(&mut self, id: u64, result: Interpolation) {
+        if id == self.id {
+            self.result = Some(result);
+            self.running = false;
+        }
+    }
+
+    /// Uploads the rows once per result.
+    pub fn sync_textures(&mut self, sink: &mut dyn TextureSink) {
+        let Some(r) = &self.result else { return };
+        if self.uploaded == Some(self.id) {
+            return;
+        }
+        self.uploaded = Some(self.id);
+        for (row, images) in self.rows.iter_mut().zip([&r.slerp, &r.lerp]) {
+            for s in row.iter_mut() {
+                s.free(sink);
+            }
+            row.clear();
+            for img in images {
+                let mut s = Shown::default();
+                s.replace(picture(img), "interp", sink);
+                row.push(s);
+            }
+        }
+    }
+
+    /// Moves α when animating; true while it does.
+    pub fn advance(&self, settings: &mut Settings, dt: f64) -> bool {
+        if !self.animate || self.result.is_none() {
+            return false;
+        }
+        let a = settings.interp.alpha + dt * 0.4;
+        settings.interp.alpha = if a > 1.0 { 0.0 } else { a };
+        true
+    }
+
+    /// Controls; true when Decode was pressed.
+    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings) -> bool {
+        let i = &mut settings.interp;
+        ui.heading("Seeds");
+        ui.add(egui::DragValue::new(&mut i.seed_a).prefix("Seed A "));
+        ui.add(egui::DragValue::new(&mut i.seed_b).prefix("Seed B "));
+        ui.add(egui::Slider::new(&mut i.frames, 2..=16).text("Frames"));
+        let t_max = settings.schedule.num_train_timesteps;
+        ui.add(
+            egui::Slider::new(&mut i.steps, 1..=t_max)
+                .logarithmic(true)
+                .text("DDIM steps"),
+        );
+        ui.checkbox(&mut self.animate, "Animate α");
+        ui.add_enabled(!self.running, egui::Button::new("Decode"))
+            .clicked()
+    }
+
+    /// The rows and the norms.
+    pub fn main_ui(&mut self, ui: &mut Ui, settings: &mut Settings, export_gif: &mut bool) {
+        ui.spacing_mut().slider_width = (ui.available_width() - 200.0).max(200.0);
+        ui.add(egui::Slider::new(&mut settings.interp.alpha, 0.0..=1.0).text("α"))
+            .on_hover_text("x_T(α): slerp = sin((1−α)θ)/sin θ·x_A + sin(αθ)/sin θ·x_B; lerp = (1−α)·x_A + α·x_B");
+        let Some(r) = &self.result else {
+            ui.label(if self.running {
+                "Decoding…"
+            } else {
+                "Press Decode."
+            });
+            return;
+        };
+        let n = r.alphas.len();
+        let pick = ((n - 1) as f64 * settings.interp.alpha).round() as usize;
+        let side = (ui.available_width() / n as f32 - 10.0).clamp(24.0, 96.0);
+        for (name, row, norms) in [
+            ("slerp", &self.rows[0], &r.slerp_norms),
+            ("lerp", &self.rows[1], &r.lerp_norms),
+        ] {
+            ui.label(RichText::new(format!("{name}  (|x_T| at α: {:.1})", norms[pick])).strong());
+            ui.horizontal(|ui| {
+                for (k, s) in row.iter().enumerate() {
+                    let stroke = if k == pick {
+                        egui::Stroke::new(3.0, Color32::from_rgb(250, 200, 40))
+                    } else {
+                        egui::Stroke::NONE
+                    };
+                    egui::Frame::new()
+                        .stroke(stroke)
+                        .inner_margin(2.0)
+                        .show(ui, |ui| {
+                            s.image_ui(ui, side);
+                        });
+                }
+            });
+        }
+        ui.label("Noise norm |x_T| along α");
+        let line = |v: &[f64]| -> PlotPoints<'static> {
+            r.alphas.iter().zip(v).map(|(a, n)| [*a, *n]).collect()
+        };
+        let alpha = settings.interp.alpha;
+        Plot::new("interp norms")
+            .height(180.0)
+            .legend(Legend::default())
+            .x_axis_label("α")
+            .show(ui, |p| {
+                p.line(Line::new("slerp", line(&r.slerp_norms)));
+                p.line(Line::new("lerp", line(&r.lerp_norms)));
+                p.vline(VLine::new("α", alpha));
+            });
+        if ui.button("Export slerp row (GIF)…").clicked() {
+            *export_gif = true;
+        }
+    }
+}

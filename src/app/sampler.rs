@@ -1,0 +1,574 @@
+//! Reverse sampling, comparisons and interpolation: a [`Job`] on its own worker thread
+//! ("difflab-sampler"), so a long run never blocks the forward panel. Each step streams back
+//! as CPU images (grids of the batch), which the panels keep as the trajectory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::thread::{Job, WorkerThread};
+use crate::data::gif::save_gif;
+use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols};
+use crate::data::mnist::{Mnist, SIDE};
+use crate::diffusion::noise::{gaussian, lerp, norm, slerp};
+use crate::diffusion::{
+    NoiseSchedule, PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig,
+    StepFrame, TimestepSpacing, VarianceType, sample_loop, sample_seeded, step_noise,
+};
+use crate::error::{DiffError, Result};
+use crate::model::{Denoiser, ExactDenoiser};
+use crate::tensor_util::{tensor4, to_vec};
+
+/// Which sampler, as the panels offer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SamplerChoice {
+    /// DDPM with σ² = β̃_t.
+    DdpmFixedSmall,
+    /// DDPM with σ² = β_t.
+    DdpmFixedLarge,
+    /// DDIM with η.
+    Ddim,
+}
+
+impl SamplerChoice {
+    /// Every choice, in display order.
+    pub const ALL: [SamplerChoice; 3] = [Self::DdpmFixedSmall, Self::DdpmFixedLarge, Self::Ddim];
+
+    /// The label shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::DdpmFixedSmall => "DDPM (fixed_small)",
+            Self::DdpmFixedLarge => "DDPM (fixed_large)",
+            Self::Ddim => "DDIM",
+        }
+    }
+}
+
+/// One sampler configuration (persisted, saved in session files).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerSettings {
+    /// DDPM or DDIM.
+    pub sampler: SamplerChoice,
+    /// N.
+    pub steps: usize,
+    /// DDIM's η.
+    pub eta: f64,
+    /// How the N steps spread over T.
+    pub spacing: TimestepSpacing,
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerChoice::Ddim,
+            steps: 50,
+            eta: 0.0,
+            spacing: TimestepSpacing::Leading,
+        }
+    }
+}
+
+impl SamplerSettings {
+    /// The core scheduler config for a model that predicts `prediction`.
+    pub fn scheduler_config(
+        &self,
+        schedule: ScheduleConfig,
+        prediction: PredictionType,
+    ) -> SchedulerConfig {
+        SchedulerConfig {
+            schedule,
+            prediction_type: prediction,
+            clip_sample: Some(1.0),
+            spacing: self.spacing,
+            steps_offset: 0,
+            num_inference_steps: self.steps,
+            sampler: match self.sampler {
+                SamplerChoice::DdpmFixedSmall => SamplerKind::Ddpm {
+                    variance: VarianceType::FixedSmall,
+                },
+                SamplerChoice::DdpmFixedLarge => SamplerKind::Ddpm {
+                    variance: VarianceType::FixedLarge,
+                },
+                SamplerChoice::Ddim => SamplerKind::Ddim {
+                    eta: self.eta,
+                    set_alpha_to_one: true,
+                },
+            },
+        }
+    }
+
+    /// A short description, e.g. "DDIM 50 steps η=0".
+    pub fn describe(&self) -> String {
+        match self.sampler {
+            SamplerChoice::Ddim => format!("DDIM {} steps η={}", self.steps, self.eta),
+            s => format!("{} {} steps", s.label(), self.steps),
+        }
+    }
+}
+
+/// The model: the exact denoiser over the first `count` MNIST digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Digits in the set.
+    pub count: usize,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self { count: 1000 }
+    }
+}
+
+/// One recorded step: the state x at that step's input with its predictions, or the final x_0.
+#[derive(Clone)]
+pub struct TrajFrame {
+    /// Timestep of x (`None` for the final x_0).
+    pub t: Option<usize>,
+    /// x_t (a grid of the batch).
+    pub x: Arc<RgbImage>,
+    /// The predicted x̂0.
+    pub x0: Arc<RgbImage>,
+    /// The predicted ε̂ (scaled to its own range).
+    pub eps: Option<Arc<RgbImage>>,
+    /// DDIM's √ᾱ_prev·x̂0, direction and σ_t·z terms, and their sum x_{t−1}.
+    pub terms: Option<[Arc<RgbImage>; 4]>,
+    /// The raw values of x̂0 (for distances between runs).
+    pub x0_values: Arc<Vec<f32>>,
+}
+
+/// What a run is asked to do.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The run's id.
+    pub id: u64,
+    /// The schedule.
+    pub schedule: ScheduleConfig,
+    /// The sampler.
+    pub sampler: SamplerSettings,
+    /// The model.
+    pub model: ModelSpec,
+    /// Seed of x_T and the per-step noise.
+    pub seed: u64,
+    /// Samples in the batch.
+    pub batch: usize,
+}
+
+/// Commands.
+pub enum SamplerCommand {
+    /// One run, streamed step by step.
+    Run(RunSpec),
+    /// Several runs from the same x_T and noise streams (`RunSpec`s share seed and batch), each
+    /// reported when done.
+    Compare {
+        /// Its id.
+        id: u64,
+        /// The runs.
+        runs: Vec<RunSpec>,
+    },
+    /// Two seeds' noises blended, decoded with deterministic DDIM.
+    Interpolate(InterpSpec),
+    /// Write a GIF.
+    ExportGif {
+        /// Frames.
+        frames: Vec<Arc<RgbImage>>,
+        /// Per frame.
+        delay_ms: u32,
+        /// Upscale.
+        scale: u32,
+        /// Where.
+        path: PathBuf,
+    },
+}
+
+/// An interpolation between the noises of two seeds.
+#[derive(Clone, Debug)]
+pub struct InterpSpec {
+    /// Its id.
+    pub id: u64,
+    /// The schedule.
+    pub schedule: ScheduleConfig,
+    /// The model.
+    pub model: ModelSpec,
+    /// Seed A (α = 0).
+    pub seed_a: u64,
+    /// Seed B (α = 1).
+    pub seed_b: u64,
+    /// Frames, including both ends (≥ 2).
+    pub frames: usize,
+    /// DDIM steps.
+    pub steps: usize,
+}
+
+/// Events.
+pub enum SamplerEvent {
+    /// A step of a streamed run.
+    Step {
+        /// The run.
+        id: u64,
+        /// 0-based step.
+        index: usize,
+        /// N.
+        total: usize,
+        /// The frame (x at the step's input and its predictions).
+        frame: TrajFrame,
+        /// Wall time of this step.
+        step_ms: f64,
+    },
+    /// A streamed run finished: its final x_0 frame.
+    Done {
+        /// The run.
+        id: u64,
+        /// x_0.
+        last: TrajFrame,
+        /// Wall time of the run.
+        total_ms: f64,
+    },
+    /// One run of a comparison finished.
+    CompareRun {
+        /// The comparison.
+        id: u64,
+        /// Which run.
+        index: usize,
+        /// Its N + 1 frames.
+        frames: Vec<TrajFrame>,
+        /// Wall time.
+        total_ms: f64,
+    },
+    /// An interpolation is ready.
+    Interpolated {
+        /// Its id.
+        id: u64,
+        /// α of each frame.
+        alphas: Vec<f64>,
+        /// Decoded slerp frames (one image each).
+        slerp: Vec<Arc<RgbImage>>,
+        /// Decoded lerp frames.
+        lerp: Vec<Arc<RgbImage>>,
+        /// ‖x_T‖ along slerp.
+        slerp_norms: Vec<f64>,
+        /// ‖x_T‖ along lerp.
+        lerp_norms: Vec<f64>,
+    },
+    /// Progress of a long command (done, total).
+    Progress(usize, usize),
+    /// The command was cancelled.
+    Cancelled(u64),
+    /// A file was written.
+    Saved(String),
+    /// A command failed.
+    Failed(String),
+}
+
+/// The sampling panels' worker thread.
+pub type SamplerWorker = WorkerThread<SamplerJob>;
+
+/// Starts "difflab-sampler" on `device`.
+pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<SamplerWorker> {
+    WorkerThread::spawn(
+        "difflab-sampler",
+        SamplerJob {
+            device,
+            mnist: None,
+            models: HashMap::new(),
+        },
+        ctx,
+    )
+}
+
+/// The sampler thread's state: the device and the built models.
+pub struct SamplerJob {
+    device: Device,
+    mnist: Option<Arc<Mnist>>,
+    models: HashMap<(ModelSpec, ScheduleKey), Arc<ExactDenoiser>>,
+}
+
+/// A hashable form of a schedule config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ScheduleKey(u8, usize, u64, u64);
+
+impl From<ScheduleConfig> for ScheduleKey {
+    fn from(c: ScheduleConfig) -> Self {
+        ScheduleKey(
+            c.kind as u8,
+            c.num_train_timesteps,
+            c.beta_start.to_bits(),
+            c.beta_end.to_bits(),
+        )
+    }
+}
+
+impl Job for SamplerJob {
+    type Command = SamplerCommand;
+    type Event = SamplerEvent;
+
+    fn supersedable(cmd: &SamplerCommand) -> bool {
+        !matches!(cmd, SamplerCommand::ExportGif { .. })
+    }
+
+    fn handle(&mut self, cmd: SamplerCommand, cancel: &AtomicBool, send: &dyn Fn(SamplerEvent)) {
+        let result = match cmd {
+            SamplerCommand::Run(spec) => self.run(&spec, cancel, send),
+            SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send),
+            SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send),
+            SamplerCommand::ExportGif {
+                frames,
+                delay_ms,
+                scale,
+                path,
+            } => {
+                let frames: Vec<RgbImage> = frames.iter().map(|f| (**f).clone()).collect();
+                let n = frames.len();
+                save_gif(&frames, delay_ms, scale, &path, |i| {
+                    send(SamplerEvent::Progress(i + 1, n))
+                })
+                .map(|()| {
+                    send(SamplerEvent::Saved(format!(
+                        "wrote {} ({n} frames)",
+                        path.display()
+                    )))
+                })
+            }
+        };
+        if let Err(e) = result {
+            send(SamplerEvent::Failed(e.to_string()));
+        }
+    }
+}
+
+/// A batch tensor as one grid image.
+pub fn grid_image(x: &Tensor<4>, range: ValueRange) -> Result<RgbImage> {
+    let dims = x.dims();
+    let images = batch_to_rgb(&to_vec(x.clone())?, dims, range)?;
+    Ok(grid(&images, grid_cols(images.len()), 1, 1))
+}
+
+fn frame_of(step: &StepFrame) -> Result<TrajFrame> {
+    let terms = match &step.ddim_terms {
+        Some(d) => Some([
+            Arc::new(grid_image(&d.x0_term, ValueRange::Unit)?),
+            Arc::new(grid_image(&d.direction_term, ValueRange::Unit)?),
+            Arc::new(grid_image(&d.noise_term, ValueRange::Unit)?),
+            Arc::new(grid_image(&step.prev_sample, ValueRange::Unit)?),
+        ]),
+        None => None,
+    };
+    Ok(TrajFrame {
+        t: Some(step.t),
+        x: Arc::new(grid_image(&step.x_t, ValueRange::Unit)?),
+        x0: Arc::new(grid_image(&step.pred_x0, ValueRange::Unit)?),
+        eps: Some(Arc::new(grid_image(&step.pred_eps, ValueRange::Normalise)?)),
+        terms,
+        x0_values: Arc::new(to_vec(step.pred_x0.clone())?),
+    })
+}
+
+fn final_frame(x0: &Tensor<4>) -> Result<TrajFrame> {
+    let img = Arc::new(grid_image(x0, ValueRange::Unit)?);
+    Ok(TrajFrame {
+        t: None,
+        x: img.clone(),
+        x0: img,
+        eps: None,
+        terms: None,
+        x0_values: Arc::new(to_vec(x0.clone())?),
+    })
+}
+
+impl SamplerJob {
+    fn model(&mut self, spec: ModelSpec, schedule: ScheduleConfig) -> Result<Arc<ExactDenoiser>> {
+        let key = (spec, ScheduleKey::from(schedule));
+        if let Some(m) = self.models.get(&key) {
+            return Ok(m.clone());
+        }
+        let mnist = match &self.mnist {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(Mnist::embedded()?);
+                self.mnist = Some(m.clone());
+                m
+            }
+        };
+        let count = spec.count.clamp(1, mnist.len());
+        let sched = Arc::new(NoiseSchedule::new(schedule)?);
+        let model = Arc::new(ExactDenoiser::new(
+            &mnist.images(count),
+            [1, SIDE, SIDE],
+            sched,
+            &self.device,
+        )?);
+        self.models.retain(|k, _| k.1 == key.1); // keep one schedule's models
+        self.models.insert(key, model.clone());
+        Ok(model)
+    }
+
+    fn scheduler(&mut self, spec: &RunSpec) -> Result<(Arc<ExactDenoiser>, Scheduler)> {
+        let model = self.model(spec.model, spec.schedule)?;
+        let config = spec
+            .sampler
+            .scheduler_config(spec.schedule, model.prediction_type());
+        Ok((model, Scheduler::new(config)?))
+    }
+
+    /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
+    fn run_frames(
+        &mut self,
+        spec: &RunSpec,
+        cancel: &AtomicBool,
+        mut on_frame: impl FnMut(usize, usize, TrajFrame, f64),
+    ) -> Result<Option<TrajFrame>> {
+        if spec.batch == 0 || spec.batch > 64 {
+            return Err(DiffError::invalid(
+                "the batch size must be between 1 and 64",
+            ));
+        }
+        let (model, scheduler) = self.scheduler(spec)?;
+        let total = scheduler.timesteps().len();
+        let mut error = None;
+        let mut last = Instant::now();
+        let x0 = sample_seeded(
+            model.as_ref(),
+            &scheduler,
+            spec.seed,
+            spec.batch,
+            cancel,
+            &self.device,
+            |step| match frame_of(step) {
+                Ok(f) => {
+                    let ms = last.elapsed().as_secs_f64() * 1e3;
+                    last = Instant::now();
+                    on_frame(step.index, total, f, ms);
+                }
+                Err(e) => error = Some(e),
+            },
+        )?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        x0.map(|x| final_frame(&x)).transpose()
+    }
+
+    fn run(
+        &mut self,
+        spec: &RunSpec,
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        let started = Instant::now();
+        let id = spec.id;
+        let last = self.run_frames(spec, cancel, |index, total, frame, step_ms| {
+            send(SamplerEvent::Step {
+                id,
+                index,
+                total,
+                frame,
+                step_ms,
+            })
+        })?;
+        match last {
+            Some(last) => send(SamplerEvent::Done {
+                id,
+                last,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+            }),
+            None => send(SamplerEvent::Cancelled(id)),
+        }
+        Ok(())
+    }
+
+    fn compare(
+        &mut self,
+        id: u64,
+        runs: &[RunSpec],
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        for (index, spec) in runs.iter().enumerate() {
+            let started = Instant::now();
+            let mut frames = Vec::with_capacity(spec.sampler.steps + 1);
+            let last = self.run_frames(spec, cancel, |_, _, f, _| frames.push(f))?;
+            let Some(last) = last else {
+                send(SamplerEvent::Cancelled(id));
+                return Ok(());
+            };
+            frames.push(last);
+            send(SamplerEvent::CompareRun {
+                id,
+                index,
+                frames,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+            });
+            send(SamplerEvent::Progress(index + 1, runs.len()));
+        }
+        Ok(())
+    }
+
+    fn interpolate(
+        &mut self,
+        spec: &InterpSpec,
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        if spec.frames < 2 {
+            return Err(DiffError::invalid(
+                "an interpolation needs at least 2 frames",
+            ));
+        }
+        let model = self.model(spec.model, spec.schedule)?;
+        let sampler = SamplerSettings {
+            sampler: SamplerChoice::Ddim,
+            steps: spec.steps,
+            eta: 0.0,
+            spacing: TimestepSpacing::Leading,
+        };
+        let scheduler =
+            Scheduler::new(sampler.scheduler_config(spec.schedule, model.prediction_type()))?;
+        let shape = model.sample_shape();
+        let d: usize = shape.iter().product();
+        let (a, b) = (gaussian(spec.seed_a, 0, d), gaussian(spec.seed_b, 0, d));
+        let alphas: Vec<f64> = (0..spec.frames)
+            .map(|i| i as f64 / (spec.frames - 1) as f64)
+            .collect();
+        let decode = |noises: &[Vec<f32>]| -> Result<Option<Vec<Arc<RgbImage>>>> {
+            let n = noises.len();
+            let values: Vec<f32> = noises.iter().flatten().copied().collect();
+            let x_t = tensor4(values, [n, shape[0], shape[1], shape[2]], &self.device);
+            // η = 0 adds no noise; the closure is never called.
+            let x0 = sample_loop(
+                model.as_ref(),
+                &scheduler,
+                x_t,
+                |k, s| step_noise(spec.seed_a, k, s, &self.device),
+                cancel,
+                |_| {},
+            )?;
+            let Some(x0) = x0 else { return Ok(None) };
+            let images = batch_to_rgb(
+                &to_vec(x0)?,
+                [n, shape[0], shape[1], shape[2]],
+                ValueRange::Unit,
+            )?;
+            Ok(Some(images.into_iter().map(Arc::new).collect()))
+        };
+        let s_noise: Vec<Vec<f32>> = alphas.iter().map(|&t| slerp(&a, &b, t)).collect();
+        let l_noise: Vec<Vec<f32>> = alphas.iter().map(|&t| lerp(&a, &b, t)).collect();
+        let (Some(slerp_img), Some(lerp_img)) = (decode(&s_noise)?, decode(&l_noise)?) else {
+            send(SamplerEvent::Cancelled(spec.id));
+            return Ok(());
+        };
+        send(SamplerEvent::Interpolated {
+            id: spec.id,
+            alphas,
+            slerp: slerp_img,
+            lerp: lerp_img,
+            slerp_norms: s_noise.iter().map(|v| norm(v)).collect(),
+            lerp_norms: l_noise.iter().map(|v| norm(v)).collect(),
+        });
+        Ok(())
+    }
+}

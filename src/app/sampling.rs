@@ -1,0 +1,390 @@
+//! The sampling panel: DDPM or DDIM from noise to an image, streamed step by step, then a
+//! scrubber over the whole trajectory with x_t, x̂0, ε̂ and DDIM's three update terms.
+
+use std::sync::Arc;
+
+use egui::{RichText, Ui};
+use image::RgbImage;
+
+use super::sampler::{ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
+use super::settings::Settings;
+use super::shown::{Shown, TextureSink};
+use super::worker::Picture;
+
+/// Formula tooltips of the reverse process.
+pub mod formula {
+    /// x̂0.
+    pub const X0: &str = "x0_pred = (x_t − √(1−ᾱ_t)·ε_pred)/√ᾱ_t, the model's guess of the clean image (clipped to [−1, 1])";
+    /// ε̂.
+    pub const EPS: &str = "ε_pred = (x_t − √ᾱ_t·x0_pred)/√(1−ᾱ_t), the noise the model sees in x_t (shown in its own range)";
+    /// DDIM.
+    pub const DDIM: &str = "x_{t−1} = √ᾱ_prev·x0_pred + √(1−ᾱ_prev−σ_t²)·ε_pred + σ_t·z,  σ_t = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev)   (Song et al. eq. 12)";
+    /// DDPM.
+    pub const DDPM: &str = "x_{t−1} = μ~_t(x_t, x0_pred) + σ_t·z,  σ_t² = β~_t (fixed_small) or β_t (fixed_large)   (Ho et al. Algorithm 2)";
+}
+
+/// Named starting points.
+pub const PRESETS: [(&str, SamplerSettings); 3] = [
+    (
+        "DDPM 1000 steps",
+        SamplerSettings {
+            sampler: SamplerChoice::DdpmFixedSmall,
+            steps: 1000,
+            eta: 0.0,
+            spacing: crate::diffusion::TimestepSpacing::Leading,
+        },
+    ),
+    (
+        "DDIM 50 η=0",
+        SamplerSettings {
+            sampler: SamplerChoice::Ddim,
+            steps: 50,
+            eta: 0.0,
+            spacing: crate::diffusion::TimestepSpacing::Leading,
+        },
+    ),
+    (
+        "DDIM 10 η=1",
+        SamplerSettings {
+            sampler: SamplerChoice::Ddim,
+            steps: 10,
+            eta: 1.0,
+            spacing: crate::diffusion::TimestepSpacing::Leading,
+        },
+    ),
+];
+
+/// The model choices offered.
+pub const MODEL_SIZES: [usize; 3] = [100, 1000, 10_000];
+
+/// The panel's state.
+#[derive(Default)]
+pub struct SamplingPanel {
+    /// The id of the run being shown.
+    pub run_id: u64,
+    /// Whether a run is streaming.
+    pub running: bool,
+    /// Steps done and N.
+    pub progress: (usize, usize),
+    /// Wall time of the last step.
+    pub step_ms: Option<f64>,
+    /// Wall time of the last finished run.
+    pub total_ms: Option<f64>,
+    /// The recorded frames: x at each step's input, then the final x_0 (N + 1 when done).
+    pub trajectory: Vec<TrajFrame>,
+    /// The frame shown.
+    pub scrub: usize,
+    /// Whether the scrubber follows the newest frame.
+    pub follow: bool,
+    /// "cancelled at step k of N", etc.
+    pub status: Option<String>,
+    views: [Shown; 3],
+    terms: [Shown; 4],
+    shown: Option<(u64, usize)>,
+    seed_text: Option<String>,
+}
+
+/// One row of labelled pictures.
+pub fn picture_row_ui(ui: &mut Ui, items: &[(&str, &str, &Shown)], side: f32, sep: &[&str]) {
+    ui.horizontal_top(|ui| {
+        for (i, (title, tip, shown)) in items.iter().enumerate() {
+            shown.labelled_ui(ui, title, tip, side);
+            if let Some(s) = sep.get(i) {
+                ui.vertical(|ui| {
+                    ui.add_space(side / 2.0);
+                    ui.label(RichText::new(*s).heading());
+                });
+            }
+        }
+    });
+}
+
+/// An RGB image as a picture.
+pub fn picture(img: &RgbImage) -> Picture {
+    Picture::Cpu(egui::ColorImage::from_rgb(
+        [img.width() as usize, img.height() as usize],
+        img.as_raw(),
+    ))
+}
+
+impl SamplingPanel {
+    /// The run for the current settings.
+    pub fn spec(&self, settings: &Settings, id: u64) -> RunSpec {
+        RunSpec {
+            id,
+            schedule: settings.schedule,
+            sampler: settings.sampler,
+            model: settings.model,
+            seed: settings.sample_seed,
+            batch: settings.batch,
+        }
+    }
+
+    /// A run started.
+    pub fn started(&mut self, id: u64, steps: usize) {
+        self.run_id = id;
+        self.running = true;
+        self.progress = (0, steps);
+        self.trajectory.clear();
+        self.scrub = 0;
+        self.follow = true;
+        self.status = None;
+        self.shown = None;
+    }
+
+    /// A streamed step arrived.
+    pub fn on_step(&mut self, id: u64, index: usize, total: usize, frame: TrajFrame, step_ms: f64) {
+        if id != self.run_id {
+            return;
+        }
+        self.trajectory.push(frame);
+        self.progress = (index + 1, total);
+        self.step_ms = Some(step_ms);
+        if self.follow {
+            self.scrub = self.trajectory.len() - 1;
+        }
+    }
+
+    /// The run finished.
+    pub fn on_done(&mut self, id: u64, last: TrajFrame, total_ms: f64) {
+        if id != self.run_id {
+            return;
+        }
+        self.trajectory.push(last);
+        self.running = false;
+        self.total_ms = Some(total_ms);
+        if self.follow {
+            self.scrub = self.trajectory.len() - 1;
+        }
+    }
+
+    /// The run was cancelled.
+    pub fn on_cancelled(&mut self, id: u64) {
+        if id == self.run_id && self.running {
+            self.running = false;
+            self.status = Some(format!(
+                "Cancelled at step {} of {}",
+                self.progress.0, self.progress.1
+            ));
+        }
+    }
+
+    /// Uploads the scrubbed frame's pictures when it changed.
+    pub fn sync_textures(&mut self, sink: &mut dyn TextureSink) {
+        let Some(frame) = self.trajectory.get(self.scrub) else {
+            return;
+        };
+        if self.shown == Some((self.run_id, self.scrub)) {
+            return;
+        }
+        self.shown = Some((self.run_id, self.scrub));
+        self.views[0].replace(picture(&frame.x), "sample x_t", sink);
+        self.views[1].replace(picture(&frame.x0), "sample x0", sink);
+        match &frame.eps {
+            Some(e) => self.views[2].replace(picture(e), "sample eps", sink),
+            None => self.views[2].free(sink),
+        }
+        for (i, shown) in self.terms.iter_mut().enumerate() {
+            match &frame.terms {
+                Some(t) => shown.replace(picture(&t[i]), "ddim term", sink),
+                None => shown.free(sink),
+            }
+        }
+    }
+
+    /// The frames' x images (for GIF export).
+    pub fn gif_frames(&self) -> Vec<Arc<RgbImage>> {
+        self.trajectory.iter().map(|f| f.x.clone()).collect()
+    }
+
+    /// The controls. Returns true when Run was pressed; sets `cancel` on Cancel.
+    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, cancel: &mut bool) -> bool {
+        ui.heading("Model");
+        let mut count = settings.model.count;
+        egui::ComboBox::from_label("Model")
+            .selected_text(format!("Exact denoiser, {count} digits"))
+            .show_ui(ui, |ui| {
+                for n in MODEL_SIZES {
+                    ui.selectable_value(&mut count, n, format!("Exact denoiser, {n} digits"));
+                }
+                ui.add_enabled(false, egui::Button::new("MNIST U-Net (not shipped yet)"));
+            })
+            .response
+            .on_hover_text("The optimal denoiser of the first N MNIST digits: it memorises, so its samples are training digits");
+        settings.model = ModelSpec { count };
+        ui.separator();
+        ui.heading("Sampler");
+        sampler_fields_ui(
+            ui,
+            "",
+            &mut settings.sampler,
+            settings.schedule.num_train_timesteps,
+        );
+        ui.horizontal(|ui| {
+            let l = ui.label("Seed");
+            let text = self
+                .seed_text
+                .get_or_insert_with(|| settings.sample_seed.to_string());
+            let r = ui
+                .add(egui::TextEdit::singleline(text).desired_width(90.0))
+                .labelled_by(l.id);
+            if r.changed()
+                && let Ok(s) = text.trim().parse::<u64>()
+            {
+                settings.sample_seed = s;
+            }
+            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.sample_seed) {
+                *text = settings.sample_seed.to_string();
+            }
+        });
+        ui.add(egui::Slider::new(&mut settings.batch, 1..=64).text("Batch size"));
+        ui.separator();
+        ui.label("Presets");
+        ui.horizontal_wrapped(|ui| {
+            for (name, preset) in PRESETS {
+                if ui.button(name).clicked() {
+                    settings.sampler = preset;
+                    settings.sampler.steps =
+                        preset.steps.min(settings.schedule.num_train_timesteps);
+                }
+            }
+        });
+        ui.separator();
+        let mut run = false;
+        ui.horizontal(|ui| {
+            run = ui
+                .add_enabled(!self.running, egui::Button::new("Run"))
+                .clicked();
+            if ui
+                .add_enabled(self.running, egui::Button::new("Cancel"))
+                .clicked()
+            {
+                *cancel = true;
+            }
+        });
+        run
+    }
+
+    /// Progress, the scrubber and the pictures.
+    pub fn main_ui(
+        &mut self,
+        ui: &mut Ui,
+        settings: &Settings,
+        export_gif: &mut bool,
+        export_png: &mut bool,
+    ) {
+        let (done, total) = self.progress;
+        if total > 0 {
+            let text = match (self.running, self.step_ms, self.total_ms) {
+                (true, Some(ms), _) => format!("step {done} of {total} · {ms:.1} ms/step"),
+                (true, None, _) => format!("step {done} of {total}"),
+                (false, _, Some(ms)) if self.status.is_none() => {
+                    format!(
+                        "{total} steps in {:.2} s ({:.1} ms/step)",
+                        ms / 1e3,
+                        ms / total.max(1) as f64
+                    )
+                }
+                _ => self.status.clone().unwrap_or_default(),
+            };
+            ui.add(egui::ProgressBar::new(done as f32 / total as f32).text(text));
+        } else {
+            ui.label("Press Run to sample from noise. Frames stream in as they are computed.");
+        }
+        if self.trajectory.is_empty() {
+            return;
+        }
+        let last = self.trajectory.len() - 1;
+        ui.horizontal(|ui| {
+            ui.spacing_mut().slider_width = (ui.available_width() - 260.0).max(200.0);
+            if ui
+                .add(egui::Slider::new(&mut self.scrub, 0..=last).text("Step"))
+                .on_hover_text("Frame k is x at the input of step k; the last frame is x_0")
+                .changed()
+            {
+                self.follow = self.scrub == last;
+            }
+            let t = match self.trajectory[self.scrub].t {
+                Some(t) => format!("t = {t}"),
+                None => "x_0 (done)".into(),
+            };
+            ui.label(RichText::new(t).strong());
+        });
+        let side = ((ui.available_width() - 40.0) / 3.0).clamp(96.0, 300.0);
+        picture_row_ui(
+            ui,
+            &[
+                ("x_t", "The current sample", &self.views[0]),
+                ("predicted x_0 (x0_pred)", formula::X0, &self.views[1]),
+                ("predicted noise (ε_pred)", formula::EPS, &self.views[2]),
+            ],
+            side,
+            &[],
+        );
+        if self.trajectory[self.scrub].terms.is_some() {
+            ui.separator();
+            ui.label("DDIM's update, term by term")
+                .on_hover_text(formula::DDIM);
+            let side = ((ui.available_width() - 120.0) / 4.0).clamp(64.0, 220.0);
+            picture_row_ui(
+                ui,
+                &[
+                    (
+                        "√ᾱ_prev·x0_pred",
+                        "The predicted x_0, scaled to the next noise level",
+                        &self.terms[0],
+                    ),
+                    (
+                        "√(1−ᾱ_prev−σ_t²)·ε_pred",
+                        "The direction pointing to x_t",
+                        &self.terms[1],
+                    ),
+                    ("σ_t·z", "Fresh noise (zero when η = 0)", &self.terms[2]),
+                    ("x_{t−1}", "The sum: the next sample", &self.terms[3]),
+                ],
+                side,
+                &["+", "+", "="],
+            );
+        } else if settings.sampler.sampler != SamplerChoice::Ddim {
+            ui.label(RichText::new(formula::DDPM).weak());
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Export image (PNG)…").clicked() {
+                *export_png = true;
+            }
+            if ui.button("Export trajectory (GIF)…").clicked() {
+                *export_gif = true;
+            }
+        });
+    }
+}
+
+/// Sampler, steps, η and spacing fields. `id` distinguishes several on one panel ("A ", "B ").
+pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: usize) {
+    egui::ComboBox::from_label(format!("{id}Sampler"))
+        .selected_text(s.sampler.label())
+        .show_ui(ui, |ui| {
+            for c in SamplerChoice::ALL {
+                ui.selectable_value(&mut s.sampler, c, c.label());
+            }
+        });
+    s.steps = s.steps.clamp(1, t_max);
+    ui.add(
+        egui::Slider::new(&mut s.steps, 1..=t_max)
+            .logarithmic(true)
+            .text(format!("{id}Steps")),
+    )
+    .on_hover_text("N, the number of denoising steps (1 to T)");
+    ui.add_enabled(
+        s.sampler == SamplerChoice::Ddim,
+        egui::Slider::new(&mut s.eta, 0.0..=1.0).text(format!("{id}η")),
+    )
+    .on_hover_text("DDIM's η: 0 is deterministic, 1 has DDPM's variance");
+    egui::ComboBox::from_label(format!("{id}Spacing"))
+        .selected_text(s.spacing.name())
+        .show_ui(ui, |ui| {
+            for sp in crate::diffusion::TimestepSpacing::ALL {
+                ui.selectable_value(&mut s.spacing, sp, sp.name());
+            }
+        });
+}

@@ -1,0 +1,307 @@
+//! The sampling, compare and interpolation panels through egui_kittest, by label, on flex with
+//! the exact denoiser over MNIST digits; session files; GIF export.
+
+mod common;
+
+use difflab::app::{
+    AppOptions, CompareKind, DiffLabApp, SamplerChoice, Settings, Tab, load_session,
+};
+use difflab::device::DeviceChoice;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use common::app::settle;
+
+fn harness() -> Harness<'static, DiffLabApp> {
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_eframe(|cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Cpu),
+                    fresh: true,
+                },
+            )
+            .expect("app")
+        });
+    settle(&mut h, 30);
+    h.get_by_label("Sampling").click();
+    h.step();
+    h
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("difflab-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn a_ddim_run_set_by_label_records_n_plus_one_frames_with_its_terms() {
+    let mut h = harness();
+    assert_eq!(h.state().settings.tab, Tab::Sampling);
+    h.get_by_role_and_label(Role::Slider, "Steps")
+        .set_value_accesskit(12.0);
+    h.get_by_role_and_label(Role::Slider, "η")
+        .set_value_accesskit(0.5);
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(4.0);
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert_eq!(app.settings.sampler.steps, 12);
+    assert_eq!(app.settings.sampler.eta, 0.5);
+    assert!(!app.sampling.running);
+    assert_eq!(app.sampling.trajectory.len(), 13, "N + 1 frames");
+    assert_eq!(app.sampling.progress, (12, 12));
+    // Every step but the final x_0 carries DDIM's three terms and their sum.
+    assert!(
+        app.sampling.trajectory[..12]
+            .iter()
+            .all(|f| f.terms.is_some() && f.eps.is_some())
+    );
+    assert!(app.sampling.trajectory[12].t.is_none());
+    // 4 digits of 28×28 in a 2×2 grid with 1 px gaps.
+    assert_eq!(app.sampling.trajectory[0].x.dimensions(), (59, 59));
+    // The exact denoiser lands on training digits: x̂0 at the end is in [−1, 1] and not grey.
+    let last = &app.sampling.trajectory[12].x0_values;
+    assert!(last.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
+    assert!(white > 0.05 && white < 0.5, "digit strokes: {white}");
+
+    // Scrub back to step 3: the picture follows, the terms row is there.
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(3.0);
+    h.step();
+    h.step();
+    assert_eq!(h.state().sampling.scrub, 3);
+    h.get_by_label("√ᾱ_prev·x0_pred");
+    h.get_by_label("x_{t−1}");
+}
+
+#[test]
+fn cancelling_a_long_ddpm_run_halfway_keeps_the_ui_usable() {
+    let mut h = harness();
+    h.get_by_label("DDPM 1000 steps").click();
+    h.step();
+    assert_eq!(
+        h.state().settings.sampler.sampler,
+        SamplerChoice::DdpmFixedSmall
+    );
+    assert_eq!(h.state().settings.sampler.steps, 1000);
+    h.get_by_label("Run").click();
+    // Wait for some steps to stream in, then cancel.
+    for _ in 0..2000 {
+        h.step();
+        if h.state().sampling.trajectory.len() >= 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(h.state().sampling.running);
+    h.get_by_label("Cancel").click();
+    settle(&mut h, 30);
+    let app = h.state();
+    assert!(!app.sampling.running);
+    let n = app.sampling.trajectory.len();
+    assert!((20..1001).contains(&n), "stopped early: {n} frames");
+    assert!(
+        app.sampling
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Cancelled at step")
+    );
+    // Still usable: a short run completes.
+    h.get_by_label("DDIM 10 η=1").click();
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    assert_eq!(h.state().sampling.trajectory.len(), 11);
+}
+
+#[test]
+fn compare_runs_share_x_t_and_the_eta_sweep_is_deterministic_at_zero() {
+    let mut h = harness();
+    h.get_by_label("Compare").click();
+    h.step();
+    h.get_by_role_and_label(Role::Slider, "A Steps")
+        .set_value_accesskit(20.0);
+    h.get_by_role_and_label(Role::Slider, "B Steps")
+        .set_value_accesskit(10.0);
+    h.step();
+    h.get_by_label("Run A and B").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert_eq!(app.compare.kind, Some(CompareKind::Pair));
+    let a = app.compare.results[0].as_ref().expect("A");
+    let b = app.compare.results[1].as_ref().expect("B");
+    assert_eq!(a.frames.len(), 21);
+    assert_eq!(b.frames.len(), 11);
+    assert_eq!(
+        *a.frames[0].x, *b.frames[0].x,
+        "both start from the same x_T"
+    );
+    let d = app.compare.distances();
+    assert_eq!(d.len(), 21);
+    assert!(
+        d.iter()
+            .all(|[p, v]| (0.0..=1.0).contains(p) && v.is_finite())
+    );
+    h.get_by_role_and_label(Role::Slider, "Progress")
+        .set_value_accesskit(0.5);
+    h.step();
+
+    h.get_by_label("η sweep").click();
+    settle(&mut h, 120);
+    let app = h.state();
+    assert_eq!(app.compare.results.len(), 6);
+    assert_eq!(app.compare.eta_zero_deterministic(), Some(true));
+    h.get_by_label_contains("η = 0 is deterministic");
+}
+
+#[test]
+fn interpolation_ends_equal_the_plain_samples_of_seeds_a_and_b() {
+    let mut h = harness();
+    // Plain DDIM η = 0 samples of seeds 1 and 2, one image each.
+    let mut plain = Vec::new();
+    for seed in [1u64, 2] {
+        h.get_by_label("DDIM 50 η=0").click();
+        h.get_by_role_and_label(Role::Slider, "Batch size")
+            .set_value_accesskit(1.0);
+        h.get_by_label("Seed")
+            .set_text_value_accesskit(&seed.to_string());
+        h.step();
+        h.get_by_label("Run").click();
+        settle(&mut h, 60);
+        let last = h
+            .state()
+            .sampling
+            .trajectory
+            .last()
+            .expect("frames")
+            .x
+            .clone();
+        // The panel's grid has a 1 px border around the one digit.
+        plain.push(image::imageops::crop_imm(&*last, 1, 1, 28, 28).to_image());
+    }
+    h.get_by_label("Interpolate").click();
+    h.step();
+    h.get_by_label("Decode").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert_eq!(app.settings.interp.seed_a, 1);
+    assert_eq!(app.settings.interp.seed_b, 2);
+    let r = app.interpolate.result.as_ref().expect("decoded");
+    let n = r.alphas.len();
+    assert_eq!(n, app.settings.interp.frames);
+    assert!(*r.slerp[0] == plain[0], "α = 0 is seed A's sample");
+    assert!(*r.slerp[n - 1] == plain[1], "α = 1 is seed B's sample");
+    assert!(*r.lerp[0] == plain[0] && *r.lerp[n - 1] == plain[1]);
+    assert!(plain[0] != plain[1], "the two seeds give different digits");
+    // Slerp keeps ‖x_T‖ about √D; lerp dips by about √2 in the middle.
+    let d = 784f64.sqrt();
+    assert!(
+        r.slerp_norms.iter().all(|v| (v / d - 1.0).abs() < 0.1),
+        "{:?}",
+        r.slerp_norms
+    );
+    let mid = r.lerp_norms[n / 2] / r.lerp_norms[0];
+    assert!((mid - 0.5f64.sqrt()).abs() < 0.1, "lerp dips: {mid}");
+}
+
+#[test]
+fn a_saved_session_reopens_to_the_same_state_and_bad_files_change_nothing() {
+    let mut h = harness();
+    h.get_by_label("DDIM 10 η=1").click();
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(9.0);
+    h.get_by_label("Seed").set_text_value_accesskit("4242");
+    h.step();
+    h.step();
+    let dir = temp_dir("session");
+    let path = dir.join("lesson.json");
+    h.state_mut().save_session(&path).expect("save");
+    let saved = h.state().settings.clone();
+    assert_eq!(saved.sample_seed, 4242);
+    assert_eq!(saved.batch, 9);
+
+    let mut h2 = harness();
+    let ctx = h2.ctx.clone();
+    h2.state_mut().open_session(&path, &ctx).expect("open");
+    h2.step();
+    assert_eq!(
+        h2.state().settings,
+        Settings {
+            device: DeviceChoice::Cpu,
+            ..saved.clone()
+        }
+    );
+
+    // A session from the future and a corrupt one: clear errors, nothing changes.
+    let before = h2.state().settings.clone();
+    let future = dir.join("future.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&future, text.replace("\"version\": 1", "\"version\": 99")).expect("write");
+    let e = h2
+        .state_mut()
+        .open_session(&future, &ctx)
+        .expect_err("refused");
+    assert!(e.to_string().contains("newer difflab"), "{e}");
+    let corrupt = dir.join("corrupt.json");
+    std::fs::write(
+        &corrupt,
+        "{\"app\": \"difflab\", \"version\": 1, \"settings\": {\"t\": \"x\"",
+    )
+    .expect("write");
+    let e = h2
+        .state_mut()
+        .open_session(&corrupt, &ctx)
+        .expect_err("refused");
+    assert!(
+        e.to_string().contains("not a difflab session") || e.to_string().contains("corrupt"),
+        "{e}"
+    );
+    assert_eq!(h2.state().settings, before);
+    assert!(load_session(&dir.join("missing.json")).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_exported_trajectory_gif_decodes_to_the_expected_frames() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::Slider, "Steps")
+        .set_value_accesskit(8.0);
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(1.0);
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let dir = temp_dir("gif");
+    let path = dir.join("trajectory.gif");
+    h.state_mut().settings.gif.scale = 3;
+    let frames = h.state().sampling.gif_frames();
+    assert_eq!(frames.len(), 9);
+    h.state_mut().export_gif(frames, path.clone());
+    settle(&mut h, 60);
+    assert!(
+        h.state()
+            .notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("9 frames")
+    );
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&path).expect("gif"),
+    ))
+    .expect("decoder");
+    use image::AnimationDecoder;
+    let decoded: Vec<image::Frame> = decoder.into_frames().collect_frames().expect("frames");
+    assert_eq!(decoded.len(), 9);
+    // One 28×28 digit with its 1 px border, scaled 3×.
+    assert_eq!(decoded[0].buffer().dimensions(), (30 * 3, 30 * 3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
