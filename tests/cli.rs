@@ -247,3 +247,97 @@ fn a_failed_write_leaves_the_old_file_alone() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 }
+
+fn gif_frames(path: &Path) -> Vec<image::Frame> {
+    use image::AnimationDecoder;
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("gif"));
+    image::codecs::gif::GifDecoder::new(file)
+        .expect("a GIF")
+        .into_frames()
+        .collect_frames()
+        .expect("frames")
+}
+
+#[test]
+fn sample_gif_and_interpolate_write_what_they_say() {
+    let d = tmp("gif");
+    let gif = d.join("traj.gif");
+    let o = difflab(&[
+        "sample",
+        "--steps",
+        "12",
+        "--count",
+        "2",
+        "--data-count",
+        "200",
+        "--gif",
+        gif.to_str().unwrap(),
+        "--gif-frames",
+        "5",
+        "--gif-scale",
+        "2",
+        "-o",
+        d.join("s.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames = gif_frames(&gif);
+    assert_eq!(frames.len(), 5, "at most --gif-frames, picked evenly");
+    assert_eq!(frames[0].buffer().dimensions(), (56, 56));
+
+    let row = d.join("row.png");
+    let igif = d.join("row.gif");
+    let o = difflab(&[
+        "interpolate",
+        "--seed-a",
+        "1",
+        "--seed-b",
+        "2",
+        "--frames",
+        "6",
+        "--data-count",
+        "300",
+        "-o",
+        row.to_str().unwrap(),
+        "--gif",
+        igif.to_str().unwrap(),
+        "--scale",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&row).expect("png").to_rgb8();
+    // Two rows (slerp, lerp) of 6 digits with 2 px gaps.
+    assert_eq!(img.dimensions(), (6 * 28 + 7 * 2, 2 * 28 + 3 * 2));
+    assert_eq!(gif_frames(&igif).len(), 6);
+    let err = stderr(&o);
+    assert!(err.contains("Slerp") && err.contains("Lerp"), "{err}");
+
+    assert_bad_input(
+        &[
+            "interpolate",
+            "--seed-a",
+            "1",
+            "--seed-b",
+            "2",
+            "--frames",
+            "1",
+            "-o",
+            row.to_str().unwrap(),
+        ],
+        "at least 2 frames",
+    );
+    assert_bad_input(
+        &[
+            "sample",
+            "--steps",
+            "5",
+            "-o",
+            row.to_str().unwrap(),
+            "--gif",
+            igif.to_str().unwrap(),
+            "--gif-scale",
+            "0",
+        ],
+        "gif-scale",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

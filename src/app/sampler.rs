@@ -16,14 +16,15 @@ use super::thread::{Job, WorkerThread};
 use crate::data::gif::save_gif;
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols};
 use crate::data::mnist::{Mnist, SIDE};
-use crate::diffusion::noise::{gaussian, lerp, norm, slerp};
+use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
+use crate::diffusion::noise::norm;
 use crate::diffusion::{
     NoiseSchedule, PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig,
-    StepFrame, TimestepSpacing, VarianceType, sample_loop, sample_seeded, step_noise,
+    StepFrame, TimestepSpacing, VarianceType, sample_seeded,
 };
 use crate::error::{DiffError, Result};
 use crate::model::{Denoiser, ExactDenoiser};
-use crate::tensor_util::{tensor4, to_vec};
+use crate::tensor_util::to_vec;
 
 /// Which sampler, as the panels offer it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,24 +531,13 @@ impl SamplerJob {
             Scheduler::new(sampler.scheduler_config(spec.schedule, model.prediction_type()))?;
         let shape = model.sample_shape();
         let d: usize = shape.iter().product();
-        let (a, b) = (gaussian(spec.seed_a, 0, d), gaussian(spec.seed_b, 0, d));
-        let alphas: Vec<f64> = (0..spec.frames)
-            .map(|i| i as f64 / (spec.frames - 1) as f64)
-            .collect();
+        let alphas = alphas(spec.frames)?;
         let decode = |noises: &[Vec<f32>]| -> Result<Option<Vec<Arc<RgbImage>>>> {
             let n = noises.len();
-            let values: Vec<f32> = noises.iter().flatten().copied().collect();
-            let x_t = tensor4(values, [n, shape[0], shape[1], shape[2]], &self.device);
-            // η = 0 adds no noise; the closure is never called.
-            let x0 = sample_loop(
-                model.as_ref(),
-                &scheduler,
-                x_t,
-                |k, s| step_noise(spec.seed_a, k, s, &self.device),
-                cancel,
-                |_| {},
-            )?;
-            let Some(x0) = x0 else { return Ok(None) };
+            let Some(x0) = decode_noises(model.as_ref(), &scheduler, noises, cancel, &self.device)?
+            else {
+                return Ok(None);
+            };
             let images = batch_to_rgb(
                 &to_vec(x0)?,
                 [n, shape[0], shape[1], shape[2]],
@@ -555,8 +545,8 @@ impl SamplerJob {
             )?;
             Ok(Some(images.into_iter().map(Arc::new).collect()))
         };
-        let s_noise: Vec<Vec<f32>> = alphas.iter().map(|&t| slerp(&a, &b, t)).collect();
-        let l_noise: Vec<Vec<f32>> = alphas.iter().map(|&t| lerp(&a, &b, t)).collect();
+        let s_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Slerp);
+        let l_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Lerp);
         let (Some(slerp_img), Some(lerp_img)) = (decode(&s_noise)?, decode(&l_noise)?) else {
             send(SamplerEvent::Cancelled(spec.id));
             return Ok(());

@@ -3,6 +3,7 @@
 //! Every command calls into the same core as the app. Errors come back as [`DiffError`]; the
 //! binary prints them on one line and exits with 2 (bad input) or 1 (backend failure).
 
+mod interpolate_cmd;
 mod noise_cmd;
 mod sample_cmd;
 mod schedule_cmd;
@@ -43,6 +44,8 @@ pub enum Command {
     Noise(noise_cmd::NoiseArgs),
     /// Sample images with DDPM or DDIM.
     Sample(sample_cmd::SampleArgs),
+    /// Decode blends (slerp, lerp) of two seeds' noises with deterministic DDIM.
+    Interpolate(interpolate_cmd::InterpolateArgs),
 }
 
 /// Arguments of `difflab gui`.
@@ -145,5 +148,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Timesteps(a) => schedule_cmd::timesteps_cmd(a),
         Command::Noise(a) => noise_cmd::noise(a, device),
         Command::Sample(a) => sample_cmd::sample(a, device),
+        Command::Interpolate(a) => interpolate_cmd::interpolate(a, device),
     }
 }

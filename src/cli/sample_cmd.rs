@@ -60,12 +60,9 @@ impl std::str::FromStr for DataChoice {
     }
 }
 
-/// Arguments of `difflab sample`.
+/// The exact denoiser's image set.
 #[derive(Debug, Args)]
-pub struct SampleArgs {
-    /// The denoiser.
-    #[arg(long, value_enum, default_value_t = ModelChoice::Exact)]
-    model: ModelChoice,
+pub struct DataOpts {
     /// The exact denoiser's image set: `mnist` or a folder of images.
     #[arg(long, default_value = "mnist")]
     data: DataChoice,
@@ -78,6 +75,16 @@ pub struct SampleArgs {
     /// Load folder images in grayscale instead of colour.
     #[arg(long)]
     gray: bool,
+}
+
+/// Arguments of `difflab sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The denoiser.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Exact)]
+    model: ModelChoice,
+    #[command(flatten)]
+    data: DataOpts,
     /// ddpm or ddim.
     #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
     sampler: SamplerChoice,
@@ -122,12 +129,64 @@ pub struct SampleArgs {
     /// Upscale grid cells by this factor.
     #[arg(long, default_value_t = 2)]
     scale: u32,
+    /// Also write the first sample's x_t at every step as an animated GIF.
+    #[arg(long)]
+    gif: Option<PathBuf>,
+    #[command(flatten)]
+    gif_opts: GifOpts,
+}
+
+/// GIF options shared by `sample` and `interpolate`.
+#[derive(Debug, Clone, Args)]
+pub struct GifOpts {
+    /// At most this many GIF frames (picked evenly, first and last kept).
+    #[arg(long, default_value_t = 50)]
+    pub gif_frames: usize,
+    /// Delay of each GIF frame, in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    pub gif_delay_ms: u32,
+    /// Upscale GIF frames by this factor (1 to 16).
+    #[arg(long, default_value_t = 4)]
+    pub gif_scale: u32,
+}
+
+impl GifOpts {
+    /// Checks the options.
+    pub fn validate(&self) -> Result<()> {
+        if self.gif_frames < 2 {
+            return Err(DiffError::invalid("--gif-frames must be at least 2"));
+        }
+        if !(1..=16).contains(&self.gif_scale) {
+            return Err(DiffError::invalid("--gif-scale must be between 1 and 16"));
+        }
+        Ok(())
+    }
+
+    /// Writes `frames`, at most `gif_frames` of them picked evenly.
+    pub fn write(&self, frames: &[RgbImage], path: &Path) -> Result<()> {
+        let n = frames.len();
+        let keep = self.gif_frames.min(n).max(1);
+        let picked: Vec<RgbImage> = (0..keep)
+            .map(|i| {
+                frames[if keep == 1 {
+                    0
+                } else {
+                    i * (n - 1) / (keep - 1)
+                }]
+                .clone()
+            })
+            .collect();
+        crate::data::gif::save_gif(&picked, self.gif_delay_ms, self.gif_scale, path, |_| {})?;
+        eprintln!("wrote {} ({} frames)", path.display(), picked.len());
+        Ok(())
+    }
 }
 
 /// Frames of the first sample kept for `--trajectory`.
 const TRAJECTORY_FRAMES: usize = 10;
 
-fn load_images(a: &SampleArgs) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
+/// Loads the image set (bad images in a folder are skipped with a warning).
+pub(super) fn load_images(a: &DataOpts) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
     let limit = a.data_count.unwrap_or(usize::MAX);
     if limit == 0 {
         return Err(DiffError::invalid("--data-count must be at least 1"));
@@ -199,8 +258,16 @@ fn validate(a: &SampleArgs) -> Result<()> {
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
         ));
     }
-    for p in a.output.iter().chain(a.trajectory.iter()) {
+    for p in a
+        .output
+        .iter()
+        .chain(a.trajectory.iter())
+        .chain(a.gif.iter())
+    {
         check_output(p)?;
+    }
+    if a.gif.is_some() {
+        a.gif_opts.validate()?;
     }
     Ok(())
 }
@@ -214,7 +281,7 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
     }
-    let (images, shape) = load_images(&a)?;
+    let (images, shape) = load_images(&a.data)?;
     let device = device_for(device)?;
     let model = match a.model {
         ModelChoice::Exact => ExactDenoiser::new(&images, shape, schedule, &device.device)?,
@@ -227,13 +294,17 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         a.spacing
     );
     let started = Instant::now();
-    let (samples, trajectory) = run_batches(&a, &model, &scheduler, &device, shape)?;
+    let (samples, trajectory, every_step) = run_batches(&a, &model, &scheduler, &device, shape)?;
     eprintln!(
         "sampled {} images in {:.2} s",
         a.count,
         started.elapsed().as_secs_f64()
     );
-    write_outputs(&a, &samples, shape, trajectory)
+    write_outputs(&a, &samples, shape, trajectory)?;
+    if let Some(path) = &a.gif {
+        a.gif_opts.write(&every_step, path)?;
+    }
+    Ok(())
 }
 
 type Trajectory = Vec<(RgbImage, RgbImage)>;
@@ -244,7 +315,7 @@ fn run_batches(
     scheduler: &Scheduler,
     device: &ComputeDevice,
     shape: [usize; 3],
-) -> Result<(Vec<f32>, Trajectory)> {
+) -> Result<(Vec<f32>, Trajectory, Vec<RgbImage>)> {
     let total_steps = scheduler.timesteps().len();
     let batches = a.count.div_ceil(a.batch);
     let bar = ProgressBar::new((total_steps * batches) as u64).with_style(
@@ -255,6 +326,8 @@ fn run_batches(
     let cancel = AtomicBool::new(false);
     let mut samples = Vec::with_capacity(a.count * shape.iter().product::<usize>());
     let mut trajectory: Trajectory = Vec::new();
+    // For --gif: the first sample's x_t before every step, then x_0.
+    let mut every_step: Vec<RgbImage> = Vec::new();
     for batch in 0..batches {
         let first = batch * a.batch;
         let n = a.batch.min(a.count - first);
@@ -271,6 +344,21 @@ fn run_batches(
             |frame| {
                 bar.inc(1);
                 let last = frame.index + 1 == total_steps;
+                if batch == 0 && a.gif.is_some() {
+                    let first = |t: &Tensor<4>| -> Result<RgbImage> {
+                        chw_to_rgb(&to_vec(t.clone().narrow(0, 0, 1))?, shape, ValueRange::Unit)
+                    };
+                    match first(&frame.x_t) {
+                        Ok(x) => every_step.push(x),
+                        Err(e) => step_error = Some(e),
+                    }
+                    if last {
+                        match first(&frame.prev_sample) {
+                            Ok(x) => every_step.push(x),
+                            Err(e) => step_error = Some(e),
+                        }
+                    }
+                }
                 if batch == 0 && a.trajectory.is_some() && (frame.index % keep_every == 0 || last) {
                     let first_item = |t: &Tensor<4>| -> Result<RgbImage> {
                         let v = to_vec(t.clone().narrow(0, 0, 1))?;
@@ -296,7 +384,7 @@ fn run_batches(
         samples.extend(to_vec(x0)?);
     }
     bar.finish_and_clear();
-    Ok((samples, trajectory))
+    Ok((samples, trajectory, every_step))
 }
 
 fn write_outputs(

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod forward;
+pub mod interpolation;
 pub mod noise;
 pub mod sampling;
 pub mod schedule;
