@@ -66,7 +66,7 @@ pub fn decode_noises(
     device: &Device,
 ) -> Result<Option<Tensor<4>>> {
     match scheduler.config().sampler {
-        SamplerKind::Ddim { eta, .. } if eta == 0.0 => {}
+        SamplerKind::Ddim { eta: 0.0, .. } => {}
         _ => {
             return Err(DiffError::invalid(
                 "interpolations decode with deterministic DDIM (η = 0)",
