@@ -61,13 +61,13 @@ fn a_ddim_run_set_by_label_records_n_plus_one_frames_with_its_terms() {
     assert!(
         app.sampling.trajectory[..12]
             .iter()
-            .all(|f| f.terms.is_some() && f.eps.is_some())
+            .all(|f| f.has_terms && f.has_eps)
     );
     assert!(app.sampling.trajectory[12].t.is_none());
     // 4 digits of 28×28 in a 2×2 grid with 1 px gaps.
-    assert_eq!(app.sampling.trajectory[0].x.dimensions(), (59, 59));
+    assert_eq!(app.sampling.trajectory[0].x().dimensions(), (59, 59));
     // The exact denoiser lands on training digits: x̂0 at the end is in [−1, 1] and not grey.
-    let last = &app.sampling.trajectory[12].x0_values;
+    let last = app.sampling.trajectory[12].x0_values();
     assert!(last.iter().all(|v| (-1.0..=1.0).contains(v)));
     let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
     assert!(white > 0.05 && white < 0.5, "digit strokes: {white}");
@@ -142,7 +142,8 @@ fn compare_runs_share_x_t_and_the_eta_sweep_is_deterministic_at_zero() {
     assert_eq!(a.frames.len(), 21);
     assert_eq!(b.frames.len(), 11);
     assert_eq!(
-        *a.frames[0].x, *b.frames[0].x,
+        a.frames[0].x(),
+        b.frames[0].x(),
         "both start from the same x_T"
     );
     let d = app.compare.distances();
@@ -177,16 +178,9 @@ fn interpolation_ends_equal_the_plain_samples_of_seeds_a_and_b() {
         h.step();
         h.get_by_label("Run").click();
         settle(&mut h, 60);
-        let last = h
-            .state()
-            .sampling
-            .trajectory
-            .last()
-            .expect("frames")
-            .x
-            .clone();
+        let last = h.state().sampling.trajectory.last().expect("frames").x();
         // The panel's grid has a 1 px border around the one digit.
-        plain.push(image::imageops::crop_imm(&*last, 1, 1, 28, 28).to_image());
+        plain.push(image::imageops::crop_imm(&last, 1, 1, 28, 28).to_image());
     }
     h.get_by_label("Interpolate").click();
     h.step();

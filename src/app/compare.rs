@@ -155,8 +155,8 @@ impl ComparePanel {
         (0..a.frames.len())
             .map(|i| {
                 let p = i as f64 / n as f64;
-                let fa = &a.frames[i].x0_values;
-                let fb = &b.frames[Self::frame_at(&b.frames, p)].x0_values;
+                let fa = a.frames[i].x0_values();
+                let fb = b.frames[Self::frame_at(&b.frames, p)].x0_values();
                 let d: f64 = fa
                     .iter()
                     .zip(fb.iter())
@@ -174,7 +174,7 @@ impl ComparePanel {
         }
         let first = self.results.first()?.as_ref()?;
         let again = self.results.last()?.as_ref()?;
-        Some(first.frames.last()?.x0_values == again.frames.last()?.x0_values)
+        Some(first.frames.last()?.x0_values() == again.frames.last()?.x0_values())
     }
 
     /// Uploads what is shown when it changed.
@@ -193,8 +193,8 @@ impl ComparePanel {
                 for (k, r) in self.results.iter().enumerate().take(2) {
                     if let Some(r) = r {
                         let f = &r.frames[Self::frame_at(&r.frames, self.position)];
-                        self.pair_views[2 * k].replace(picture(&f.x), "cmp x", sink);
-                        self.pair_views[2 * k + 1].replace(picture(&f.x0), "cmp x0", sink);
+                        self.pair_views[2 * k].replace(picture(&f.x()), "cmp x", sink);
+                        self.pair_views[2 * k + 1].replace(picture(&f.x0()), "cmp x0", sink);
                     }
                 }
             }
@@ -205,7 +205,7 @@ impl ComparePanel {
                     .map(|r| {
                         r.as_ref()
                             .and_then(|r| r.frames.last())
-                            .map(|f| f.x.clone())
+                            .map(|f| Arc::new(f.x()))
                     })
                     .collect();
                 self.cells.resize_with(images.len(), Shown::default);

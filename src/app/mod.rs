@@ -28,8 +28,8 @@ pub use compare::{CompareKind, ComparePanel, GRID_STEPS, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
 pub use sampler::{
-    ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
-    grid_image,
+    GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings,
+    TrajFrame, grid_image,
 };
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
@@ -220,7 +220,7 @@ impl DiffLabApp {
     }
 
     /// Writes frames as a GIF with the GIF settings (at most `max_frames`, evenly picked).
-    pub fn export_gif(&mut self, frames: Vec<std::sync::Arc<image::RgbImage>>, path: PathBuf) {
+    pub fn export_gif(&mut self, frames: Vec<sampler::GifFrame>, path: PathBuf) {
         let g = self.settings.gif;
         let n = frames.len();
         let keep = g.max_frames.min(n).max(1);
@@ -633,7 +633,12 @@ impl eframe::App for DiffLabApp {
             self.export_gif(frames, path);
         }
         if gif_interp && let Some(r) = &self.interpolate.result {
-            let frames = r.slerp.clone();
+            let frames = r
+                .slerp
+                .iter()
+                .cloned()
+                .map(sampler::GifFrame::Image)
+                .collect();
             if let Some(path) = rfd::FileDialog::new()
                 .set_file_name("interpolation.gif")
                 .save_file()
@@ -642,7 +647,7 @@ impl eframe::App for DiffLabApp {
             }
         }
         if png_sample && let Some(frame) = self.sampling.trajectory.get(self.sampling.scrub) {
-            let img = frame.x.clone();
+            let img = frame.x();
             if let Some(path) = rfd::FileDialog::new()
                 .set_file_name("sample.png")
                 .save_file()

@@ -127,20 +127,56 @@ impl Default for ModelSpec {
 }
 
 /// One recorded step: the state x at that step's input with its predictions, or the final x_0.
+/// Values are kept as read back (one read per step); images are made when shown.
 #[derive(Clone)]
 pub struct TrajFrame {
     /// Timestep of x (`None` for the final x_0).
     pub t: Option<usize>,
+    /// [B, C, H, W] of each stored tensor.
+    pub shape: [usize; 4],
+    /// Whether ε̂ is stored (not for the final x_0).
+    pub has_eps: bool,
+    /// Whether DDIM's three terms and their sum are stored.
+    pub has_terms: bool,
+    /// x, x̂0, then ε̂ and the four DDIM tensors when present, each B·C·H·W values.
+    values: Arc<Vec<f32>>,
+}
+
+impl TrajFrame {
+    fn part(&self, k: usize) -> &[f32] {
+        let n: usize = self.shape.iter().product();
+        &self.values[k * n..(k + 1) * n]
+    }
+
+    fn image(&self, k: usize, range: ValueRange) -> RgbImage {
+        let images = batch_to_rgb(self.part(k), self.shape, range).unwrap_or_default();
+        grid(&images, grid_cols(images.len()), 1, 1)
+    }
+
     /// x_t (a grid of the batch).
-    pub x: Arc<RgbImage>,
+    pub fn x(&self) -> RgbImage {
+        self.image(0, ValueRange::Unit)
+    }
+
     /// The predicted x̂0.
-    pub x0: Arc<RgbImage>,
-    /// The predicted ε̂ (scaled to its own range).
-    pub eps: Option<Arc<RgbImage>>,
-    /// DDIM's √ᾱ_prev·x̂0, direction and σ_t·z terms, and their sum x_{t−1}.
-    pub terms: Option<[Arc<RgbImage>; 4]>,
-    /// The raw values of x̂0 (for distances between runs).
-    pub x0_values: Arc<Vec<f32>>,
+    pub fn x0(&self) -> RgbImage {
+        self.image(1, ValueRange::Unit)
+    }
+
+    /// The predicted ε̂, each image scaled to its own range.
+    pub fn eps(&self) -> Option<RgbImage> {
+        self.has_eps.then(|| self.image(2, ValueRange::Normalise))
+    }
+
+    /// DDIM's √ᾱ_prev·x̂0, direction and σ_t·z terms (i = 0, 1, 2) and their sum x_{t−1} (i = 3).
+    pub fn term(&self, i: usize) -> Option<RgbImage> {
+        (self.has_terms && i < 4).then(|| self.image(3 + i, ValueRange::Unit))
+    }
+
+    /// The values of x̂0 (for distances between runs).
+    pub fn x0_values(&self) -> &[f32] {
+        self.part(1)
+    }
 }
 
 /// What a run is asked to do.
@@ -177,7 +213,7 @@ pub enum SamplerCommand {
     /// Write a GIF.
     ExportGif {
         /// Frames.
-        frames: Vec<Arc<RgbImage>>,
+        frames: Vec<GifFrame>,
         /// Per frame.
         delay_ms: u32,
         /// Upscale.
@@ -204,6 +240,24 @@ pub struct InterpSpec {
     pub frames: usize,
     /// DDIM steps.
     pub steps: usize,
+}
+
+/// A GIF frame: a ready image, or a trajectory frame's x_t (made on the worker).
+#[derive(Clone)]
+pub enum GifFrame {
+    /// An image.
+    Image(Arc<RgbImage>),
+    /// x_t of a recorded step.
+    Step(TrajFrame),
+}
+
+impl GifFrame {
+    fn image(&self) -> RgbImage {
+        match self {
+            GifFrame::Image(i) => (**i).clone(),
+            GifFrame::Step(f) => f.x(),
+        }
+    }
 }
 
 /// Events.
@@ -323,7 +377,7 @@ impl Job for SamplerJob {
                 scale,
                 path,
             } => {
-                let frames: Vec<RgbImage> = frames.iter().map(|f| (**f).clone()).collect();
+                let frames: Vec<RgbImage> = frames.iter().map(|f| f.image()).collect();
                 let n = frames.len();
                 save_gif(&frames, delay_ms, scale, &path, |i| {
                     send(SamplerEvent::Progress(i + 1, n))
@@ -349,35 +403,37 @@ pub fn grid_image(x: &Tensor<4>, range: ValueRange) -> Result<RgbImage> {
     Ok(grid(&images, grid_cols(images.len()), 1, 1))
 }
 
+/// Everything a step shows, read back in one go.
 fn frame_of(step: &StepFrame) -> Result<TrajFrame> {
-    let terms = match &step.ddim_terms {
-        Some(d) => Some([
-            Arc::new(grid_image(&d.x0_term, ValueRange::Unit)?),
-            Arc::new(grid_image(&d.direction_term, ValueRange::Unit)?),
-            Arc::new(grid_image(&d.noise_term, ValueRange::Unit)?),
-            Arc::new(grid_image(&step.prev_sample, ValueRange::Unit)?),
-        ]),
-        None => None,
-    };
+    let mut parts = vec![
+        step.x_t.clone(),
+        step.pred_x0.clone(),
+        step.pred_eps.clone(),
+    ];
+    if let Some(d) = &step.ddim_terms {
+        parts.extend([
+            d.x0_term.clone(),
+            d.direction_term.clone(),
+            d.noise_term.clone(),
+            step.prev_sample.clone(),
+        ]);
+    }
     Ok(TrajFrame {
         t: Some(step.t),
-        x: Arc::new(grid_image(&step.x_t, ValueRange::Unit)?),
-        x0: Arc::new(grid_image(&step.pred_x0, ValueRange::Unit)?),
-        eps: Some(Arc::new(grid_image(&step.pred_eps, ValueRange::Normalise)?)),
-        terms,
-        x0_values: Arc::new(to_vec(step.pred_x0.clone())?),
+        shape: step.x_t.dims(),
+        has_eps: true,
+        has_terms: step.ddim_terms.is_some(),
+        values: Arc::new(to_vec(Tensor::cat(parts, 0))?),
     })
 }
 
 fn final_frame(x0: &Tensor<4>) -> Result<TrajFrame> {
-    let img = Arc::new(grid_image(x0, ValueRange::Unit)?);
     Ok(TrajFrame {
         t: None,
-        x: img.clone(),
-        x0: img,
-        eps: None,
-        terms: None,
-        x0_values: Arc::new(to_vec(x0.clone())?),
+        shape: x0.dims(),
+        has_eps: false,
+        has_terms: false,
+        values: Arc::new(to_vec(Tensor::cat(vec![x0.clone(), x0.clone()], 0))?),
     })
 }
 
@@ -460,6 +516,9 @@ impl SamplerJob {
         cancel: &AtomicBool,
         send: &dyn Fn(SamplerEvent),
     ) -> Result<()> {
+        // Build (or find) the model first: like the CLI's "sampled in", the run's time is the
+        // sampling alone.
+        self.model(spec.model, spec.schedule)?;
         let started = Instant::now();
         let id = spec.id;
         let last = self.run_frames(spec, cancel, |index, total, frame, step_ms| {

@@ -1,12 +1,10 @@
 //! The sampling panel: DDPM or DDIM from noise to an image, streamed step by step, then a
 //! scrubber over the whole trajectory with x_t, x̂0, ε̂ and DDIM's three update terms.
 
-use std::sync::Arc;
-
 use egui::{RichText, Ui};
 use image::RgbImage;
 
-use super::sampler::{ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
+use super::sampler::{GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
 use super::worker::Picture;
@@ -81,8 +79,13 @@ pub struct SamplingPanel {
     views: [Shown; 3],
     terms: [Shown; 4],
     shown: Option<(u64, usize)>,
+    last_upload: Option<std::time::Instant>,
     seed_text: Option<String>,
 }
+
+/// While a run streams, the live view is refreshed at most this often, so the UI thread leaves
+/// the CPU to the sampler (2 cores are common in classrooms).
+pub const LIVE_REFRESH_MS: u128 = 100;
 
 /// One row of labelled pictures.
 pub fn picture_row_ui(ui: &mut Ui, items: &[(&str, &str, &Shown)], side: f32, sep: &[&str]) {
@@ -177,24 +180,37 @@ impl SamplingPanel {
         if self.shown == Some((self.run_id, self.scrub)) {
             return;
         }
+        if self.running
+            && self.follow
+            && self
+                .last_upload
+                .is_some_and(|t| t.elapsed().as_millis() < LIVE_REFRESH_MS)
+        {
+            return;
+        }
+        self.last_upload = Some(std::time::Instant::now());
         self.shown = Some((self.run_id, self.scrub));
-        self.views[0].replace(picture(&frame.x), "sample x_t", sink);
-        self.views[1].replace(picture(&frame.x0), "sample x0", sink);
-        match &frame.eps {
-            Some(e) => self.views[2].replace(picture(e), "sample eps", sink),
+        self.views[0].replace(picture(&frame.x()), "sample x_t", sink);
+        self.views[1].replace(picture(&frame.x0()), "sample x0", sink);
+        match frame.eps() {
+            Some(e) => self.views[2].replace(picture(&e), "sample eps", sink),
             None => self.views[2].free(sink),
         }
         for (i, shown) in self.terms.iter_mut().enumerate() {
-            match &frame.terms {
-                Some(t) => shown.replace(picture(&t[i]), "ddim term", sink),
+            match frame.term(i) {
+                Some(t) => shown.replace(picture(&t), "ddim term", sink),
                 None => shown.free(sink),
             }
         }
     }
 
-    /// The frames' x images (for GIF export).
-    pub fn gif_frames(&self) -> Vec<Arc<RgbImage>> {
-        self.trajectory.iter().map(|f| f.x.clone()).collect()
+    /// The frames' x_t (for GIF export; images are made on the worker).
+    pub fn gif_frames(&self) -> Vec<GifFrame> {
+        self.trajectory
+            .iter()
+            .cloned()
+            .map(GifFrame::Step)
+            .collect()
     }
 
     /// The controls. Returns true when Run was pressed; sets `cancel` on Cancel.
@@ -321,7 +337,7 @@ impl SamplingPanel {
             side,
             &[],
         );
-        if self.trajectory[self.scrub].terms.is_some() {
+        if self.trajectory[self.scrub].has_terms {
             ui.separator();
             ui.label("DDIM's update, term by term")
                 .on_hover_text(formula::DDIM);
