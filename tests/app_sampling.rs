@@ -146,6 +146,10 @@ fn compare_runs_share_x_t_and_the_eta_sweep_is_deterministic_at_zero() {
         b.frames[0].x(),
         "both start from the same x_T"
     );
+    // The PNG export: A's and B's x_t and x̂0 side by side (4×4 grids of 28 px digits, 117 px,
+    // scaled 2×, 4 px apart).
+    let png = app.compare.export_image().expect("export");
+    assert_eq!(png.dimensions(), (4 * 234 + 5 * 4, 234 + 2 * 4));
     let d = app.compare.distances();
     assert_eq!(d.len(), 21);
     assert!(
@@ -196,6 +200,12 @@ fn interpolation_ends_equal_the_plain_samples_of_seeds_a_and_b() {
     assert!(*r.slerp[n - 1] == plain[1], "α = 1 is seed B's sample");
     assert!(*r.lerp[0] == plain[0] && *r.lerp[n - 1] == plain[1]);
     assert!(plain[0] != plain[1], "the two seeds give different digits");
+    let rows = app.interpolate.rows_image().expect("rows");
+    // Two rows of n digits, scaled 2×, 2 px apart.
+    assert_eq!(
+        rows.dimensions(),
+        (n as u32 * 56 + (n as u32 + 1) * 2, 2 * 56 + 3 * 2)
+    );
     // Slerp keeps ‖x_T‖ about √D; lerp dips by about √2 in the middle.
     let d = 784f64.sqrt();
     assert!(

@@ -191,12 +191,15 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     // Sampling: DDIM 20 steps, η = 0.5, scrubbed back to step 8 (the terms row shows).
     h.get_by_label("Sampling").click();
     h.step();
-    h.get_by_role_and_label(Role::Slider, "Steps").set_value_accesskit(20.0);
-    h.get_by_role_and_label(Role::Slider, "η").set_value_accesskit(0.5);
+    h.get_by_role_and_label(Role::Slider, "Steps")
+        .set_value_accesskit(20.0);
+    h.get_by_role_and_label(Role::Slider, "η")
+        .set_value_accesskit(0.5);
     h.step();
     h.get_by_label("Run").click();
     settle(&mut h, 60);
-    h.get_by_role_and_label(Role::Slider, "Step").set_value_accesskit(8.0);
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(8.0);
     settle(&mut h, 10);
     h.snapshot("sampling_panel");
 
@@ -204,7 +207,8 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     h.step();
     h.get_by_label("Run A and B").click();
     settle(&mut h, 60);
-    h.get_by_role_and_label(Role::Slider, "Progress").set_value_accesskit(0.6);
+    h.get_by_role_and_label(Role::Slider, "Progress")
+        .set_value_accesskit(0.6);
     settle(&mut h, 10);
     h.snapshot("compare_panel");
 

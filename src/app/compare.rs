@@ -12,6 +12,7 @@ use super::sampler::{RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
 use super::sampling::{picture, picture_row_ui, sampler_fields_ui};
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
+use crate::data::image_io::grid;
 
 /// Step counts of the "steps vs quality" grid.
 pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
@@ -269,8 +270,35 @@ impl ComparePanel {
         start
     }
 
-    /// The comparison.
-    pub fn main_ui(&mut self, ui: &mut Ui) {
+    /// What is shown, as one image: A's and B's x_t and x̂0 at the current position, or the
+    /// grid's final samples.
+    pub fn export_image(&self) -> Option<RgbImage> {
+        let done: Vec<&CompareResult> = self.results.iter().flatten().collect();
+        match self.kind? {
+            CompareKind::Pair => {
+                let mut images = Vec::new();
+                for r in &done {
+                    let f = &r.frames[Self::frame_at(&r.frames, self.position)];
+                    images.extend([f.x(), f.x0()]);
+                }
+                (!images.is_empty()).then(|| grid(&images, images.len(), 4, 2))
+            }
+            kind => {
+                let images: Vec<RgbImage> = done
+                    .iter()
+                    .filter_map(|r| r.frames.last().map(|f| f.x()))
+                    .collect();
+                let cols = if kind == CompareKind::Grid { 2 } else { 6 };
+                (!images.is_empty()).then(|| grid(&images, cols, 4, 2))
+            }
+        }
+    }
+
+    /// The comparison. Sets `export_png` when asked to export.
+    pub fn main_ui(&mut self, ui: &mut Ui, export_png: &mut bool) {
+        if self.results.iter().any(|r| r.is_some()) && ui.button("Export (PNG)…").clicked() {
+            *export_png = true;
+        }
         let (done, total) = self.progress;
         if total > 0 && self.running {
             ui.add(

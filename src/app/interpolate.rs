@@ -12,6 +12,7 @@ use super::sampler::{InterpSpec, ModelSpec};
 use super::sampling::picture;
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
+use crate::data::image_io::grid;
 
 /// A decoded interpolation.
 pub struct Interpolation {
@@ -84,6 +85,18 @@ impl InterpolatePanel {
         }
     }
 
+    /// Both rows (slerp above lerp) as one image.
+    pub fn rows_image(&self) -> Option<RgbImage> {
+        let r = self.result.as_ref()?;
+        let all: Vec<RgbImage> = r
+            .slerp
+            .iter()
+            .chain(&r.lerp)
+            .map(|i| (**i).clone())
+            .collect();
+        Some(grid(&all, r.alphas.len(), 2, 2))
+    }
+
     /// Moves α when animating; true while it does.
     pub fn advance(&self, settings: &mut Settings, dt: f64) -> bool {
         if !self.animate || self.result.is_none() {
@@ -113,7 +126,13 @@ impl InterpolatePanel {
     }
 
     /// The rows and the norms.
-    pub fn main_ui(&mut self, ui: &mut Ui, settings: &mut Settings, export_gif: &mut bool) {
+    pub fn main_ui(
+        &mut self,
+        ui: &mut Ui,
+        settings: &mut Settings,
+        export_gif: &mut bool,
+        export_png: &mut bool,
+    ) {
         ui.spacing_mut().slider_width = (ui.available_width() - 200.0).max(200.0);
         ui.add(egui::Slider::new(&mut settings.interp.alpha, 0.0..=1.0).text("α"))
             .on_hover_text("x_T(α): slerp = sin((1−α)θ)/sin θ·x_A + sin(αθ)/sin θ·x_B; lerp = (1−α)·x_A + α·x_B");
@@ -163,8 +182,13 @@ impl InterpolatePanel {
                 p.line(Line::new("lerp", line(&r.lerp_norms)));
                 p.vline(VLine::new("α", alpha));
             });
-        if ui.button("Export slerp row (GIF)…").clicked() {
-            *export_gif = true;
-        }
+        ui.horizontal(|ui| {
+            if ui.button("Export rows (PNG)…").clicked() {
+                *export_png = true;
+            }
+            if ui.button("Export slerp row (GIF)…").clicked() {
+                *export_gif = true;
+            }
+        });
     }
 }

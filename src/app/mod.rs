@@ -262,6 +262,16 @@ impl DiffLabApp {
         Ok(())
     }
 
+    /// Asks where, then writes `img` as a PNG (atomically).
+    fn save_png_dialog(&mut self, img: &image::RgbImage, name: &str) {
+        if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+            match crate::data::image_io::save_png(img, &path) {
+                Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                Err(e) => self.banner = Some(e.to_string()),
+            }
+        }
+    }
+
     fn send_sampler(&mut self, cmd: SamplerCommand) {
         if self.sampler.send(cmd).is_err() {
             self.banner = Some("the sampler is busy; try again".into());
@@ -561,6 +571,7 @@ impl eframe::App for DiffLabApp {
         let (mut run, mut cancel, mut decode) = (false, false, false);
         let mut compare = None;
         let (mut gif_trajectory, mut gif_interp, mut png_sample) = (false, false, false);
+        let (mut png_compare, mut png_interp) = (false, false);
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -607,10 +618,11 @@ impl eframe::App for DiffLabApp {
                 self.sampling
                     .main_ui(ui, &self.settings, &mut gif_trajectory, &mut png_sample)
             }
-            Tab::Compare => self.compare.main_ui(ui),
-            Tab::Interpolate => self
-                .interpolate
-                .main_ui(ui, &mut self.settings, &mut gif_interp),
+            Tab::Compare => self.compare.main_ui(ui, &mut png_compare),
+            Tab::Interpolate => {
+                self.interpolate
+                    .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp)
+            }
         });
         if run {
             self.start_run();
@@ -648,15 +660,13 @@ impl eframe::App for DiffLabApp {
         }
         if png_sample && let Some(frame) = self.sampling.trajectory.get(self.sampling.scrub) {
             let img = frame.x();
-            if let Some(path) = rfd::FileDialog::new()
-                .set_file_name("sample.png")
-                .save_file()
-            {
-                match crate::data::image_io::save_png(&img, &path) {
-                    Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
-                    Err(e) => self.banner = Some(e.to_string()),
-                }
-            }
+            self.save_png_dialog(&img, "sample.png");
+        }
+        if png_compare && let Some(img) = self.compare.export_image() {
+            self.save_png_dialog(&img, "compare.png");
+        }
+        if png_interp && let Some(img) = self.interpolate.rows_image() {
+            self.save_png_dialog(&img, "interpolation.png");
         }
 
         if open_file
