@@ -13,5 +13,6 @@ pub mod error;
 pub mod gpu;
 pub mod model;
 pub mod tensor_util;
+pub mod train;
 
 pub use error::{DiffError, Result};

@@ -3,3 +3,4 @@
 pub mod gif;
 pub mod image_io;
 pub mod mnist;
+pub mod toy2d;

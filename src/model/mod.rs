@@ -1,6 +1,7 @@
 //! Denoisers: anything that maps (x_t, t) to a model output a scheduler understands.
 
 pub mod exact;
+pub mod toy_mlp;
 
 use burn::tensor::Tensor;
 

@@ -1,0 +1,3 @@
+//! Training. Runs on the autodiff device (flex on CPU machines, wgpu on real GPUs).
+
+pub mod toy;
