@@ -341,3 +341,41 @@ fn sample_gif_and_interpolate_write_what_they_say() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn toy_trains_samples_and_plots() {
+    let d = tmp("toy");
+    let png = d.join("toy.png");
+    let o = difflab(&[
+        "toy",
+        "--data",
+        "two-moons",
+        "--train-steps",
+        "200",
+        "--hidden",
+        "32",
+        "--samples",
+        "300",
+        "--steps",
+        "20",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use image::GenericImageView;
+    assert_eq!(image::open(&png).expect("png").dimensions(), (400, 400));
+    let err = stderr(&o);
+    assert!(
+        err.contains("trained 200 steps") && err.contains("energy distance"),
+        "{err}"
+    );
+    assert_bad_input(
+        &["toy", "--eta", "2", "-o", png.to_str().unwrap()],
+        "η must be in [0, 1]",
+    );
+    assert_bad_input(
+        &["toy", "--samples", "0", "-o", png.to_str().unwrap()],
+        "--samples",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -7,6 +7,7 @@ mod interpolate_cmd;
 mod noise_cmd;
 mod sample_cmd;
 mod schedule_cmd;
+mod toy_cmd;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -46,6 +47,8 @@ pub enum Command {
     Sample(sample_cmd::SampleArgs),
     /// Decode blends (slerp, lerp) of two seeds' noises with deterministic DDIM.
     Interpolate(interpolate_cmd::InterpolateArgs),
+    /// Train the 2-D MLP on a toy distribution, sample it and plot.
+    Toy(toy_cmd::ToyArgs),
 }
 
 /// Arguments of `difflab gui`.
@@ -149,5 +152,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Noise(a) => noise_cmd::noise(a, device),
         Command::Sample(a) => sample_cmd::sample(a, device),
         Command::Interpolate(a) => interpolate_cmd::interpolate(a, device),
+        Command::Toy(a) => toy_cmd::toy(a, device),
     }
 }

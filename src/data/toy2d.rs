@@ -134,3 +134,29 @@ pub fn energy_distance(a: &[[f32; 2]], b: &[[f32; 2]], max: usize) -> f64 {
     };
     2.0 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
 }
+
+/// Draws point sets on a `size`×`size` image covering [−range, range]², each set in its colour
+/// (later sets on top), with faint axes.
+pub fn scatter(sets: &[(&[[f32; 2]], [u8; 3])], size: u32, range: f32) -> image::RgbImage {
+    let mut img = image::RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
+    let to_px = |v: f32| ((v + range) / (2.0 * range) * (size - 1) as f32).round() as i64;
+    let mid = to_px(0.0);
+    for i in 0..size {
+        if (0..size as i64).contains(&mid) {
+            img.put_pixel(i, mid as u32, image::Rgb([225, 225, 225]));
+            img.put_pixel(mid as u32, i, image::Rgb([225, 225, 225]));
+        }
+    }
+    for (points, colour) in sets {
+        for p in *points {
+            let (x, y) = (to_px(p[0]), to_px(-p[1]));
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let (px, py) = (x + dx, y + dy);
+                if (0..size as i64).contains(&px) && (0..size as i64).contains(&py) {
+                    img.put_pixel(px as u32, py as u32, image::Rgb(*colour));
+                }
+            }
+        }
+    }
+    img
+}
