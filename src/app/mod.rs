@@ -9,6 +9,7 @@
 mod compare;
 mod forward;
 mod interpolate;
+mod playground;
 mod sampler;
 mod sampling;
 mod schedule;
@@ -16,6 +17,7 @@ mod session;
 mod settings;
 mod shown;
 mod thread;
+mod toy_job;
 mod worker;
 
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use egui::{Color32, Key, RichText, Ui};
 pub use compare::{CompareKind, ComparePanel, GRID_STEPS, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
+pub use playground::{PlaygroundPanel, ToyAction, ToySettings, ToyView};
 pub use sampler::{
     GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings,
     TrajFrame, grid_image,
@@ -37,6 +40,7 @@ pub use session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{GifSettings, ImageSource, InterpSettings, Settings, Tab};
 pub use shown::Shown;
 pub use thread::{Job, WorkerThread};
+pub use toy_job::{ToyCommand, ToyEvent, ToyModel};
 pub use worker::{
     Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
 };
@@ -71,10 +75,13 @@ pub struct DiffLabApp {
     pub compare: ComparePanel,
     /// The interpolation panel.
     pub interpolate: InterpolatePanel,
+    /// The 2-D playground.
+    pub playground: PlaygroundPanel,
     /// GIF export progress (frames written, of how many).
     pub export_progress: Option<(usize, usize)>,
     worker: Worker,
     sampler: sampler::SamplerWorker,
+    toy: toy_job::ToyWorker,
     next_id: u64,
     render: Option<RenderState>,
     /// Where the work runs, for the status line.
@@ -157,6 +164,7 @@ impl DiffLabApp {
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
         let sampler = sampler::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone())?;
+        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone())?;
         let worker = spawn_forward_worker(compute, cc.egui_ctx.clone())?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         Ok(Self {
@@ -166,9 +174,11 @@ impl DiffLabApp {
             sampling: SamplingPanel::default(),
             compare: ComparePanel::default(),
             interpolate: InterpolatePanel::default(),
+            playground: PlaygroundPanel::default(),
             export_progress: None,
             worker,
             sampler,
+            toy,
             next_id: 1,
             render,
             compute_label,
@@ -181,7 +191,10 @@ impl DiffLabApp {
 
     /// Whether the worker has queued or running work (tests wait on this).
     pub fn is_busy(&self) -> bool {
-        self.worker.is_busy() || self.sampler.is_busy() || self.pending.is_some()
+        self.worker.is_busy()
+            || self.sampler.is_busy()
+            || (self.toy.is_busy() && !self.playground.training)
+            || self.pending.is_some()
     }
 
     fn new_id(&mut self) -> u64 {
@@ -212,6 +225,31 @@ impl DiffLabApp {
         self.interpolate.running = true;
         let spec = InterpolatePanel::spec(&self.settings, self.settings.model, id);
         self.send_sampler(SamplerCommand::Interpolate(spec));
+    }
+
+    /// Carries out a playground action.
+    pub fn toy_action(&mut self, action: ToyAction) {
+        match action {
+            ToyAction::Pause => {
+                self.toy.cancel();
+                self.playground.training = false;
+            }
+            action => {
+                let training = matches!(action, ToyAction::Train(_));
+                if let ToyAction::Train(true) = action {
+                    self.playground.losses.clear();
+                    self.playground.step = 0;
+                }
+                if let Some(cmd) = self.playground.command(&action, &self.settings) {
+                    // A new command pauses training; training resumes only when asked.
+                    if self.toy.send(cmd).is_err() {
+                        self.banner = Some("the playground is busy; try again".into());
+                    } else {
+                        self.playground.training = training;
+                    }
+                }
+            }
+        }
     }
 
     /// Stops the sampler's work in progress.
@@ -380,6 +418,30 @@ impl DiffLabApp {
                 }
             }
         }
+        for e in self.toy.poll() {
+            match e {
+                ToyEvent::Trained {
+                    losses,
+                    step,
+                    steps_per_s,
+                } => {
+                    self.playground.losses.extend(losses);
+                    self.playground.step = step;
+                    self.playground.steps_per_s = steps_per_s;
+                }
+                ToyEvent::Sampled { t, ddpm, ddim, ms } => {
+                    self.playground.frame = t.len() - 1;
+                    self.playground.trajectory = Some((t, ddpm, ddim));
+                    self.playground.sample_ms = Some(ms);
+                    self.settings.toy.view = ToyView::Reverse;
+                }
+                ToyEvent::Field { t, arrows } => self.playground.field = Some((t, arrows)),
+                ToyEvent::Failed(msg) => {
+                    self.playground.training = false;
+                    self.banner = Some(msg);
+                }
+            }
+        }
         self.sampling.sync_textures(&mut sink);
         self.compare.sync_textures(&mut sink);
         self.interpolate.sync_textures(&mut sink);
@@ -425,6 +487,7 @@ impl DiffLabApp {
             ui.selectable_value(&mut self.settings.tab, Tab::Sampling, "Sampling");
             ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
             ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
+            ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Open session…").clicked()
                     && let Some(path) = rfd::FileDialog::new()
@@ -572,6 +635,11 @@ impl eframe::App for DiffLabApp {
         let mut compare = None;
         let (mut gif_trajectory, mut gif_interp, mut png_sample) = (false, false, false);
         let (mut png_compare, mut png_interp) = (false, false);
+        let mut toy_action = None;
+        if self.playground.ensure_data(&self.settings.toy) && self.playground.training {
+            // New data: pause; the model trains on it after Reset.
+            self.toy_action(ToyAction::Pause);
+        }
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -607,6 +675,9 @@ impl eframe::App for DiffLabApp {
                         decode |= self.interpolate.controls_ui(ui, &mut self.settings);
                         gif_ui(ui, &mut self.settings.gif);
                     }
+                    Tab::Playground => {
+                        toy_action = self.playground.controls_ui(ui, &mut self.settings);
+                    }
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
@@ -623,7 +694,18 @@ impl eframe::App for DiffLabApp {
                 self.interpolate
                     .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp)
             }
+            Tab::Playground => {
+                if let Some(a) =
+                    self.playground
+                        .main_ui(ui, &mut self.settings, schedule.as_deref())
+                {
+                    toy_action = Some(a);
+                }
+            }
         });
+        if let Some(a) = toy_action {
+            self.toy_action(a);
+        }
         if run {
             self.start_run();
         }

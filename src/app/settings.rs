@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::playground::ToySettings;
 use super::sampler::{ModelSpec, SamplerChoice, SamplerSettings};
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
@@ -21,6 +22,8 @@ pub enum Tab {
     Compare,
     /// Interpolation between two seeds.
     Interpolate,
+    /// The 2-D playground.
+    Playground,
 }
 
 /// Where the forward panel's x_0 comes from.
@@ -80,6 +83,8 @@ pub struct Settings {
     pub interp: InterpSettings,
     /// GIF export.
     pub gif: GifSettings,
+    /// The 2-D playground.
+    pub toy: ToySettings,
 }
 
 /// The interpolation panel's settings.
@@ -163,6 +168,7 @@ impl Default for Settings {
             ],
             interp: InterpSettings::default(),
             gif: GifSettings::default(),
+            toy: ToySettings::default(),
         }
     }
 }
@@ -203,6 +209,10 @@ impl Settings {
         self.gif.max_frames = self.gif.max_frames.clamp(2, 1001);
         self.gif.delay_ms = self.gif.delay_ms.clamp(10, 5000);
         self.gif.scale = self.gif.scale.clamp(1, 16);
+        self.toy.size = self.toy.size.clamp(1, 20_000);
+        self.toy.samples = self.toy.samples.clamp(1, 10_000);
+        self.toy.sampler.steps = self.toy.sampler.steps.clamp(1, t_max);
+        self.toy.drawn.truncate(20_000);
         self
     }
 }

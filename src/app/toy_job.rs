@@ -1,0 +1,349 @@
+//! The 2-D playground's compute: training the MLP live, sampling point clouds with DDPM and
+//! DDIM from the same starting points, and the ε̂ field on a grid. A [`Job`] on its own thread
+//! ("difflab-toy"), so training never blocks the other panels.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::tensor::Device;
+
+use super::sampler::{SamplerChoice, SamplerSettings};
+use super::thread::{Job, WorkerThread};
+use crate::diffusion::{NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, sample_seeded};
+use crate::error::{DiffError, Result};
+use crate::model::toy_mlp::{ToyMlp, ToyMlpConfig};
+use crate::model::{Denoiser, ExactDenoiser};
+use crate::tensor_util::{tensor4, to_vec};
+use crate::train::toy::{ToyTrainConfig, ToyTrainer, points_of};
+
+/// Point clouds, one per kept step.
+type Frames = Vec<Vec<[f32; 2]>>;
+
+/// Frames kept per sampled trajectory.
+pub const MAX_FRAMES: usize = 200;
+
+/// Which model samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ToyModel {
+    /// The trained MLP.
+    Mlp,
+    /// The exact denoiser of the training points: the "perfect model".
+    Exact,
+}
+
+/// Commands.
+pub enum ToyCommand {
+    /// Train until paused (any newer command pauses). `reset` starts a fresh model on `data`.
+    Train {
+        /// The training points.
+        data: Arc<Vec<[f32; 2]>>,
+        /// Start over.
+        reset: bool,
+        /// Seed.
+        seed: u64,
+        /// The schedule.
+        schedule: ScheduleConfig,
+    },
+    /// Sample `n` points with DDPM and with `ddim` from the same x_T.
+    Sample {
+        /// Points.
+        n: usize,
+        /// Steps, η and spacing (the DDIM run uses η; the DDPM run fixed_small).
+        sampler: SamplerSettings,
+        /// Seed of x_T and the noise.
+        seed: u64,
+        /// MLP or exact.
+        model: ToyModel,
+        /// The training points (for the exact model).
+        data: Arc<Vec<[f32; 2]>>,
+        /// The schedule.
+        schedule: ScheduleConfig,
+    },
+    /// ε̂ on a grid over [−3, 3]² at timestep t (0-based).
+    Field {
+        /// Timestep.
+        t: usize,
+        /// Points per side.
+        grid: usize,
+        /// MLP or exact.
+        model: ToyModel,
+        /// The training points (for the exact model).
+        data: Arc<Vec<[f32; 2]>>,
+        /// The schedule.
+        schedule: ScheduleConfig,
+    },
+}
+
+/// Events.
+pub enum ToyEvent {
+    /// Training progressed.
+    Trained {
+        /// New losses since the last event.
+        losses: Vec<f32>,
+        /// Steps so far.
+        step: usize,
+        /// Recent speed.
+        steps_per_s: f64,
+    },
+    /// Sampled trajectories (each frame all points), DDPM then DDIM.
+    Sampled {
+        /// Timestep of each kept frame (`None` for the final x_0).
+        t: Vec<Option<usize>>,
+        /// DDPM's frames.
+        ddpm: Vec<Vec<[f32; 2]>>,
+        /// DDIM's frames.
+        ddim: Vec<Vec<[f32; 2]>>,
+        /// Wall time.
+        ms: f64,
+    },
+    /// The field: grid points and ε̂ there.
+    Field {
+        /// Its t.
+        t: usize,
+        /// (point, ε̂).
+        arrows: Vec<([f32; 2], [f32; 2])>,
+    },
+    /// Something failed.
+    Failed(String),
+}
+
+/// The playground's thread.
+pub type ToyWorker = WorkerThread<ToyJob>;
+
+/// Starts "difflab-toy".
+pub fn spawn_toy_worker(device: Device, ctx: egui::Context) -> Result<ToyWorker> {
+    WorkerThread::spawn(
+        "difflab-toy",
+        ToyJob {
+            device,
+            trainer: None,
+        },
+        ctx,
+    )
+}
+
+/// The playground's state on its thread.
+pub struct ToyJob {
+    device: Device,
+    trainer: Option<ToyTrainer>,
+}
+
+impl Job for ToyJob {
+    type Command = ToyCommand;
+    type Event = ToyEvent;
+
+    fn supersedable(_: &ToyCommand) -> bool {
+        true
+    }
+
+    fn handle(&mut self, cmd: ToyCommand, cancel: &AtomicBool, send: &dyn Fn(ToyEvent)) {
+        let r = match cmd {
+            ToyCommand::Train {
+                data,
+                reset,
+                seed,
+                schedule,
+            } => self.train(data, reset, seed, schedule, cancel, send),
+            ToyCommand::Sample {
+                n,
+                sampler,
+                seed,
+                model,
+                data,
+                schedule,
+            } => self.sample(n, sampler, seed, model, &data, schedule, cancel, send),
+            ToyCommand::Field {
+                t,
+                grid,
+                model,
+                data,
+                schedule,
+            } => self.field(t, grid, model, &data, schedule, send),
+        };
+        if let Err(e) = r {
+            send(ToyEvent::Failed(e.to_string()));
+        }
+    }
+}
+
+impl ToyJob {
+    fn train(
+        &mut self,
+        data: Arc<Vec<[f32; 2]>>,
+        reset: bool,
+        seed: u64,
+        schedule: ScheduleConfig,
+        cancel: &AtomicBool,
+        send: &dyn Fn(ToyEvent),
+    ) -> Result<()> {
+        if reset || self.trainer.is_none() {
+            self.trainer = Some(ToyTrainer::new(
+                (*data).clone(),
+                Arc::new(NoiseSchedule::new(schedule)?),
+                &ToyMlpConfig::new(),
+                ToyTrainConfig {
+                    seed,
+                    ..Default::default()
+                },
+                &self.device,
+            )?);
+        }
+        let trainer = self.trainer.as_mut().expect("set above");
+        while !cancel.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let mut losses = Vec::with_capacity(25);
+            for _ in 0..25 {
+                losses.push(trainer.train_step()?);
+            }
+            send(ToyEvent::Trained {
+                losses,
+                step: trainer.step,
+                steps_per_s: 25.0 / started.elapsed().as_secs_f64().max(1e-9),
+            });
+        }
+        Ok(())
+    }
+
+    fn model(
+        &self,
+        model: ToyModel,
+        data: &[[f32; 2]],
+        schedule: ScheduleConfig,
+    ) -> Result<Box<dyn Denoiser>> {
+        Ok(match model {
+            ToyModel::Mlp => {
+                let m: ToyMlp = self
+                    .trainer
+                    .as_ref()
+                    .ok_or_else(|| {
+                        DiffError::invalid("train the model first (or pick the exact model)")
+                    })?
+                    .model()?;
+                Box::new(m)
+            }
+            ToyModel::Exact => {
+                let points: Vec<Vec<f32>> = data.iter().map(|p| p.to_vec()).collect();
+                Box::new(ExactDenoiser::new(
+                    &points,
+                    [2, 1, 1],
+                    Arc::new(NoiseSchedule::new(schedule)?),
+                    &self.device,
+                )?)
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sample(
+        &mut self,
+        n: usize,
+        sampler: SamplerSettings,
+        seed: u64,
+        model: ToyModel,
+        data: &[[f32; 2]],
+        schedule: ScheduleConfig,
+        cancel: &AtomicBool,
+        send: &dyn Fn(ToyEvent),
+    ) -> Result<()> {
+        if n == 0 || n > 10_000 {
+            return Err(DiffError::invalid("sample between 1 and 10,000 points"));
+        }
+        let started = Instant::now();
+        let m = self.model(model, data, schedule)?;
+        let keep_every = sampler.steps.div_ceil(MAX_FRAMES).max(1);
+        let run = |s: SamplerSettings| -> Result<Option<(Vec<Option<usize>>, Frames)>> {
+            let prediction: PredictionType = m.prediction_type();
+            let mut config = s.scheduler_config(schedule, prediction);
+            // Points are not images: no clipping of x̂0 to [−1, 1].
+            config.clip_sample = None;
+            let scheduler = Scheduler::new(config)?;
+            let mut ts = Vec::new();
+            let mut frames = Vec::new();
+            let mut err = None;
+            let total = scheduler.timesteps().len();
+            let x0 = sample_seeded(m.as_ref(), &scheduler, seed, n, cancel, &self.device, |f| {
+                if f.index % keep_every == 0 || f.index + 1 == total {
+                    match points_of(f.x_t.clone()) {
+                        Ok(p) => {
+                            ts.push(Some(f.t));
+                            frames.push(p);
+                        }
+                        Err(e) => err = Some(e),
+                    }
+                }
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            let Some(x0) = x0 else { return Ok(None) };
+            ts.push(None);
+            frames.push(points_of(x0)?);
+            Ok(Some((ts, frames)))
+        };
+        let ddpm = SamplerSettings {
+            sampler: SamplerChoice::DdpmFixedSmall,
+            ..sampler
+        };
+        let ddim = SamplerSettings {
+            sampler: SamplerChoice::Ddim,
+            ..sampler
+        };
+        let (Some((t, a)), Some((_, b))) = (run(ddpm)?, run(ddim)?) else {
+            return Ok(());
+        };
+        send(ToyEvent::Sampled {
+            t,
+            ddpm: a,
+            ddim: b,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        });
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        t: usize,
+        grid: usize,
+        model: ToyModel,
+        data: &[[f32; 2]],
+        schedule: ScheduleConfig,
+        send: &dyn Fn(ToyEvent),
+    ) -> Result<()> {
+        let m = self.model(model, data, schedule)?;
+        let sched = NoiseSchedule::new(schedule)?;
+        sched.check_t(t)?;
+        let g = grid.clamp(2, 64);
+        let pts: Vec<[f32; 2]> = (0..g * g)
+            .map(|i| {
+                let (ix, iy) = (i % g, i / g);
+                [
+                    -3.0 + 6.0 * ix as f32 / (g - 1) as f32,
+                    -3.0 + 6.0 * iy as f32 / (g - 1) as f32,
+                ]
+            })
+            .collect();
+        let flat: Vec<f32> = pts.iter().flat_map(|p| [p[0], p[1]]).collect();
+        let x = tensor4(flat, [g * g, 2, 1, 1], &self.device);
+        let out = to_vec(m.forward(x.clone(), &vec![t; g * g])?)?;
+        // The exact model predicts x_0: turn it into ε̂ = (x_t − √ᾱ·x̂0)/√(1−ᾱ).
+        let (sa, so) = (
+            sched.sqrt_alphas_cumprod[t] as f32,
+            sched.sqrt_one_minus_alphas_cumprod[t] as f32,
+        );
+        let arrows = pts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let o = [out[2 * i], out[2 * i + 1]];
+                let eps = match m.prediction_type() {
+                    PredictionType::Sample => [(p[0] - sa * o[0]) / so, (p[1] - sa * o[1]) / so],
+                    _ => o,
+                };
+                (*p, eps)
+            })
+            .collect();
+        send(ToyEvent::Field { t, arrows });
+        Ok(())
+    }
+}
