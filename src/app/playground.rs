@@ -209,12 +209,16 @@ impl PlaygroundPanel {
                 action = Some(ToyAction::Train(true));
             }
         });
-        ui.label(format!(
-            "step {} · {:.0} steps/s · loss {:.4}",
-            self.step,
-            self.steps_per_s,
-            self.recent_loss()
-        ));
+        if self.losses.is_empty() {
+            ui.label("not trained yet");
+        } else {
+            ui.label(format!(
+                "step {} · {:.0} steps/s · loss {:.4}",
+                self.step,
+                self.steps_per_s,
+                self.recent_loss()
+            ));
+        }
         let pts: PlotPoints = self
             .losses
             .iter()
