@@ -8,8 +8,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use difflab::app::{AppOptions, DiffLabApp, ModelSpec, SamplerChoice, SamplerSettings, Tab};
-use difflab::device::DeviceChoice;
+use difflab::app::{DiffLabApp, ModelSpec, SamplerChoice, SamplerSettings, Tab};
 use difflab::diffusion::TimestepSpacing;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -27,19 +26,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// One app run: (frame times in ms, the run's wall time in ms).
 fn app_run() -> (Vec<f64>, f64) {
-    let mut h: Harness<'static, DiffLabApp> = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .with_max_steps(u64::MAX)
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h: Harness<'static, DiffLabApp> = app_helpers::cpu_harness();
     settle(&mut h, 120);
     {
         let s = &mut h.state_mut().settings;

@@ -5,9 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use difflab::app::{AppOptions, DiffLabApp, Tab, ToyModel, ToyView};
+use difflab::app::{DiffLabApp, Tab, ToyModel, ToyView};
 use difflab::data::toy2d::{Toy2d, energy_distance};
-use difflab::device::DeviceChoice;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -16,18 +15,7 @@ use common::app::settle;
 
 #[test]
 fn choose_train_sample_and_scrub() {
-    let mut h: Harness<'static, DiffLabApp> = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h: Harness<'static, DiffLabApp> = common::app::cpu_harness();
     settle(&mut h, 30);
     h.get_by_label("2-D playground").click();
     h.step();

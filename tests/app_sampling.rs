@@ -3,9 +3,7 @@
 
 mod common;
 
-use difflab::app::{
-    AppOptions, CompareKind, DiffLabApp, SamplerChoice, Settings, Tab, load_session,
-};
+use difflab::app::{CompareKind, DiffLabApp, SamplerChoice, Settings, Tab, load_session};
 use difflab::device::DeviceChoice;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -14,18 +12,7 @@ use egui_kittest::kittest::Queryable;
 use common::app::settle;
 
 fn harness() -> Harness<'static, DiffLabApp> {
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h = common::app::cpu_harness();
     settle(&mut h, 30);
     h.get_by_label("Sampling").click();
     h.step();

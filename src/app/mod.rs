@@ -260,18 +260,7 @@ impl DiffLabApp {
     /// Writes frames as a GIF with the GIF settings (at most `max_frames`, evenly picked).
     pub fn export_gif(&mut self, frames: Vec<sampler::GifFrame>, path: PathBuf) {
         let g = self.settings.gif;
-        let n = frames.len();
-        let keep = g.max_frames.min(n).max(1);
-        let picked: Vec<_> = (0..keep)
-            .map(|i| {
-                frames[if keep == 1 {
-                    0
-                } else {
-                    i * (n - 1) / (keep - 1)
-                }]
-                .clone()
-            })
-            .collect();
+        let picked = crate::data::gif::pick_evenly(&frames, g.max_frames);
         self.export_progress = Some((0, picked.len()));
         self.send_sampler(SamplerCommand::ExportGif {
             frames: picked,

@@ -164,18 +164,7 @@ impl GifOpts {
 
     /// Writes `frames`, at most `gif_frames` of them picked evenly.
     pub fn write(&self, frames: &[RgbImage], path: &Path) -> Result<()> {
-        let n = frames.len();
-        let keep = self.gif_frames.min(n).max(1);
-        let picked: Vec<RgbImage> = (0..keep)
-            .map(|i| {
-                frames[if keep == 1 {
-                    0
-                } else {
-                    i * (n - 1) / (keep - 1)
-                }]
-                .clone()
-            })
-            .collect();
+        let picked = crate::data::gif::pick_evenly(frames, self.gif_frames);
         crate::data::gif::save_gif(&picked, self.gif_delay_ms, self.gif_scale, path, |_| {})?;
         eprintln!("wrote {} ({} frames)", path.display(), picked.len());
         Ok(())

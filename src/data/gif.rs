@@ -9,6 +9,19 @@ use image::{Delay, Frame, RgbImage, RgbaImage};
 use super::image_io::write_atomic;
 use crate::error::{DiffError, Result};
 
+/// At most `max` of `items`, picked evenly, the first and the last always kept.
+pub fn pick_evenly<T: Clone>(items: &[T], max: usize) -> Vec<T> {
+    let n = items.len();
+    let keep = max.min(n);
+    match keep {
+        0 => Vec::new(),
+        1 => vec![items[0].clone()],
+        _ => (0..keep)
+            .map(|i| items[i * (n - 1) / (keep - 1)].clone())
+            .collect(),
+    }
+}
+
 /// Encodes `frames` (all the same size) as a looping GIF, each shown `delay_ms` and scaled up
 /// `scale` times (nearest neighbour). `on_frame(i)` is called after frame i.
 pub fn encode_gif(

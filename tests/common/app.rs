@@ -4,8 +4,26 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use difflab::app::DiffLabApp;
+use difflab::app::{AppOptions, DiffLabApp};
+use difflab::device::DeviceChoice;
 use egui_kittest::Harness;
+
+/// The app with fresh settings, computing on flex, in a headless 1280×900 harness.
+pub fn cpu_harness() -> Harness<'static, DiffLabApp> {
+    Harness::builder()
+        .with_size([1280.0, 900.0])
+        .with_max_steps(u64::MAX)
+        .build_eframe(|cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Cpu),
+                    fresh: true,
+                },
+            )
+            .expect("the app starts")
+        })
+}
 
 /// Steps the UI until the worker has nothing queued or running and its last events are in.
 /// Panics after `max_s` seconds.
