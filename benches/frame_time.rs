@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use difflab::app::{AppOptions, DiffLabApp};
-use difflab::device::DeviceChoice;
+use difflab::app::DiffLabApp;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -51,19 +50,7 @@ fn main() {
     .save(&path)
     .expect("write test image");
 
-    let mut h = Harness::builder()
-        .with_size([1280.0, 860.0])
-        .with_max_steps(u64::MAX)
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h = app_helpers::cpu_harness();
     h.state_mut().settings.working_size = 512;
     h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
     settle(&mut h, 120);

@@ -114,24 +114,30 @@ fn shader_texture_equals_cpu_pixels_for_any_layout() {
     );
 }
 
+/// The app with fresh settings, rendered with a CPU-preferring wgpu adapter (lavapipe in CI),
+/// at the size the snapshots were made at.
+fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
+    Harness::builder()
+        .with_size([1280.0, 860.0])
+        .wgpu_setup(wgpu_setup(true))
+        .build_eframe(move |cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(device),
+                    fresh: true,
+                },
+            )
+            .expect("app")
+        })
+}
+
 #[test]
 fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     if skip() {
         return;
     }
-    let mut h = Harness::builder()
-        .with_size([1280.0, 860.0])
-        .wgpu_setup(wgpu_setup(true))
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Wgpu),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h = wgpu_harness(DeviceChoice::Wgpu);
     settle(&mut h, 30);
     assert!(h.state().gpu_display, "{}", h.state().compute_label);
     assert!(h.state().compute_label.contains("shared with egui"));
@@ -169,19 +175,7 @@ fn snapshots_of_the_forward_and_schedule_panels() {
         return;
     }
     // Rendered with the same software adapter as CI; compute on flex (auto on a CPU adapter).
-    let mut h = Harness::builder()
-        .with_size([1280.0, 860.0])
-        .wgpu_setup(wgpu_setup(true))
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Auto),
-                    fresh: true,
-                },
-            )
-            .expect("app")
-        });
+    let mut h = wgpu_harness(DeviceChoice::Auto);
     settle(&mut h, 30);
     h.snapshot("forward_panel");
     h.get_by_label("Schedule").click();
