@@ -37,7 +37,10 @@ fn app_run() -> (Vec<f64>, f64) {
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
         };
-        s.model = ModelSpec { count: 1000 };
+        s.model = ModelSpec {
+            count: 1000,
+            unet: false,
+        };
         s.batch = 16;
         s.sample_seed = 0;
     }

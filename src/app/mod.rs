@@ -29,7 +29,9 @@ use egui::{Color32, Key, RichText, Ui};
 pub use compare::{CompareKind, ComparePanel, GRID_STEPS, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
-pub use playground::{PlaygroundPanel, ToyAction, ToySettings, ToyView};
+pub use playground::{
+    EXPORT_PX, FieldKind, PlaygroundPanel, ToyAction, ToyField, ToySettings, ToyView,
+};
 pub use sampler::{
     GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings,
     TrajFrame, grid_image,
@@ -235,7 +237,8 @@ impl DiffLabApp {
                 self.playground.training = false;
             }
             action => {
-                let training = matches!(action, ToyAction::Train(_));
+                // Sampling and fields go on training afterwards when it was running.
+                let training = matches!(action, ToyAction::Train(_)) || self.playground.training;
                 if let ToyAction::Train(true) = action {
                     self.playground.losses.clear();
                     self.playground.step = 0;
@@ -424,7 +427,17 @@ impl DiffLabApp {
                     self.playground.sample_ms = Some(ms);
                     self.settings.toy.view = ToyView::Reverse;
                 }
-                ToyEvent::Field { t, arrows } => self.playground.field = Some((t, arrows)),
+                ToyEvent::Field { t, step, fields } => {
+                    self.playground.fields = fields
+                        .into_iter()
+                        .map(|(model, arrows)| playground::ToyField {
+                            t,
+                            model,
+                            step,
+                            arrows,
+                        })
+                        .collect();
+                }
                 ToyEvent::Failed(msg) => {
                     self.playground.training = false;
                     self.banner = Some(msg);
@@ -624,6 +637,7 @@ impl eframe::App for DiffLabApp {
         let mut compare = None;
         let (mut gif_trajectory, mut gif_interp, mut png_sample) = (false, false, false);
         let (mut png_compare, mut png_interp) = (false, false);
+        let (mut png_toy, mut gif_toy) = (false, false);
         let mut toy_action = None;
         if self.playground.ensure_data(&self.settings.toy) && self.playground.training {
             // New data: pause; the model trains on it after Reset.
@@ -666,6 +680,7 @@ impl eframe::App for DiffLabApp {
                     }
                     Tab::Playground => {
                         toy_action = self.playground.controls_ui(ui, &mut self.settings);
+                        gif_ui(ui, &mut self.settings.gif);
                     }
                 });
             });
@@ -684,10 +699,13 @@ impl eframe::App for DiffLabApp {
                     .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp)
             }
             Tab::Playground => {
-                if let Some(a) =
-                    self.playground
-                        .main_ui(ui, &mut self.settings, schedule.as_deref())
-                {
+                if let Some(a) = self.playground.main_ui(
+                    ui,
+                    &mut self.settings,
+                    schedule.as_deref(),
+                    &mut png_toy,
+                    &mut gif_toy,
+                ) {
                     toy_action = Some(a);
                 }
             }
@@ -738,6 +756,29 @@ impl eframe::App for DiffLabApp {
         }
         if png_interp && let Some(img) = self.interpolate.rows_image() {
             self.save_png_dialog(&img, "interpolation.png");
+        }
+        if png_toy {
+            match self.playground.export_image(
+                &self.settings.toy,
+                schedule.as_deref(),
+                self.settings.t,
+            ) {
+                Some(img) => self.save_png_dialog(&img, "playground.png"),
+                None => self.banner = Some("nothing to export yet in this view".into()),
+            }
+        }
+        if gif_toy
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("playground.gif")
+                .save_file()
+        {
+            let frames = self
+                .playground
+                .gif_frames(self.settings.toy.paths, self.settings.gif.max_frames)
+                .into_iter()
+                .map(|img| sampler::GifFrame::Image(Arc::new(img)))
+                .collect();
+            self.export_gif(frames, path);
         }
 
         if open_file

@@ -5,21 +5,64 @@
 use std::sync::Arc;
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Arrows, Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{Arrows, Legend, Line, Plot, PlotPoints, PlotUi, Points};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::sampler::SamplerSettings;
 use super::sampling::sampler_fields_ui;
 use super::settings::Settings;
 use super::toy_job::{ToyCommand, ToyModel};
-use crate::data::toy2d::Toy2d;
+use crate::data::toy2d::{PlotCanvas, Toy2d, side_by_side};
 use crate::diffusion::NoiseSchedule;
 use crate::diffusion::noise::gaussian;
 
 /// Point clouds, one per kept step.
 pub type Frames = Vec<Vec<[f32; 2]>>;
-/// A grid point and ε̂ there.
-pub type Arrow = ([f32; 2], [f32; 2]);
+pub use super::toy_job::Arrow;
+
+/// DDPM's colour (plots and exports).
+const DDPM_RGB: [u8; 3] = [220, 80, 60];
+/// DDIM's colour.
+const DDIM_RGB: [u8; 3] = [60, 110, 230];
+/// The learned field's colour.
+const LEARNED_RGB: [u8; 3] = [200, 120, 40];
+/// The exact (true) field's colour.
+const EXACT_RGB: [u8; 3] = [40, 150, 90];
+/// The N(0, I) contours' colour.
+const CONTOUR_RGB: [u8; 3] = [120, 160, 120];
+/// The data's colour.
+const DATA_RGB: [u8; 3] = [150, 150, 150];
+/// The plots cover [−PLOT_RANGE, PLOT_RANGE]².
+const PLOT_RANGE: f32 = 3.0;
+/// Exported plots are this many pixels square.
+pub const EXPORT_PX: u32 = 360;
+
+fn c32(c: [u8; 3]) -> Color32 {
+    Color32::from_rgb(c[0], c[1], c[2])
+}
+
+/// How the field's arrows are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldKind {
+    /// −ε̂ (points towards the data), at a fixed scale.
+    Eps,
+    /// The score −ε̂/√(1−ᾱ_t), scaled so the longest arrows fit a grid cell.
+    Score,
+}
+
+/// A computed field.
+#[derive(Clone, Debug)]
+pub struct ToyField {
+    /// Its timestep (0-based).
+    pub t: usize,
+    /// Which model.
+    pub model: ToyModel,
+    /// The MLP's training step when computed.
+    pub step: usize,
+    /// (grid point, ε̂).
+    pub arrows: Vec<Arrow>,
+}
 
 /// What the plot shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +97,12 @@ pub struct ToySettings {
     pub paths: usize,
     /// Points drawn by hand.
     pub drawn: Vec<[f32; 2]>,
+    /// DDPM and DDIM in two plots (else overlaid in one).
+    pub side_by_side: bool,
+    /// Show the exact denoiser's (true) field beside the MLP's.
+    pub exact_field: bool,
+    /// −ε̂ or the score.
+    pub field_kind: FieldKind,
 }
 
 impl Default for ToySettings {
@@ -68,6 +117,9 @@ impl Default for ToySettings {
             view: ToyView::Forward,
             paths: 20,
             drawn: Vec::new(),
+            side_by_side: true,
+            exact_field: true,
+            field_kind: FieldKind::Eps,
         }
     }
 }
@@ -90,11 +142,11 @@ pub struct PlaygroundPanel {
     pub trajectory: Option<(Vec<Option<usize>>, Frames, Frames)>,
     /// The frame shown.
     pub frame: usize,
-    /// The last field.
-    pub field: Option<(usize, Vec<Arrow>)>,
+    /// The last fields, one per model.
+    pub fields: Vec<ToyField>,
     /// Sampling wall time.
     pub sample_ms: Option<f64>,
-    field_asked: Option<usize>,
+    field_asked: Option<(usize, Vec<ToyModel>, usize)>,
 }
 
 /// What the panel asks of its worker this frame.
@@ -105,8 +157,8 @@ pub enum ToyAction {
     Pause,
     /// Sample.
     Sample,
-    /// Compute the field at t.
-    Field(usize),
+    /// Compute the fields of these models at t.
+    Field(usize, Vec<ToyModel>),
 }
 
 impl PlaygroundPanel {
@@ -122,7 +174,7 @@ impl PlaygroundPanel {
             None => s.drawn.clone(),
         });
         self.trajectory = None;
-        self.field = None;
+        self.fields.clear();
         self.field_asked = None;
         true
     }
@@ -146,13 +198,15 @@ impl PlaygroundPanel {
                 model: s.model,
                 data: self.data.clone(),
                 schedule,
+                then_train: self.training,
             }),
-            ToyAction::Field(t) => (!self.data.is_empty()).then(|| ToyCommand::Field {
+            ToyAction::Field(t, models) => (!self.data.is_empty()).then(|| ToyCommand::Field {
                 t: *t,
                 grid: 21,
-                model: s.model,
+                models: models.clone(),
                 data: self.data.clone(),
                 schedule,
+                then_train: self.training,
             }),
         }
     }
@@ -251,7 +305,170 @@ impl PlaygroundPanel {
         if ui.button("Sample DDPM and DDIM").clicked() {
             action = Some(ToyAction::Sample);
         }
+        ui.separator();
+        ui.heading("View");
+        ui.checkbox(&mut s.side_by_side, "DDPM and DDIM side by side");
+        ui.checkbox(&mut s.exact_field, "Exact field beside the MLP's");
+        ui.horizontal(|ui| {
+            ui.label("Arrows");
+            ui.selectable_value(&mut s.field_kind, FieldKind::Eps, "-ε_pred");
+            ui.selectable_value(&mut s.field_kind, FieldKind::Score, "score");
+        });
         action
+    }
+
+    /// The models whose fields the Field view shows.
+    fn wanted_fields(s: &ToySettings) -> Vec<ToyModel> {
+        if s.model == ToyModel::Mlp && s.exact_field {
+            vec![ToyModel::Mlp, ToyModel::Exact]
+        } else {
+            vec![s.model]
+        }
+    }
+
+    /// A field request, when the shown fields are missing or stale (another t, or the MLP
+    /// trained on by 250 steps or more).
+    fn field_request(&mut self, s: &ToySettings, t: usize) -> Option<ToyAction> {
+        let wanted = Self::wanted_fields(s);
+        let stale = self.fields.len() != wanted.len()
+            || wanted.iter().any(|m| {
+                let Some(f) = self.fields.iter().find(|f| f.model == *m) else {
+                    return true;
+                };
+                let behind = self.step.saturating_sub(f.step);
+                f.t != t || (*m == ToyModel::Mlp && behind > 0 && (!self.training || behind >= 250))
+            });
+        let key = (t, wanted.clone(), self.step / 250);
+        if !stale || self.field_asked.as_ref() == Some(&key) {
+            return None;
+        }
+        self.field_asked = Some(key);
+        Some(ToyAction::Field(t, wanted))
+    }
+
+    /// The forward cloud q(x_t | x_0) of the training points at `paper_t` (1-based; 0 is the
+    /// data), with noise fixed by the seed so scrubbing is smooth.
+    pub fn forward_cloud(
+        &self,
+        seed: u64,
+        schedule: Option<&NoiseSchedule>,
+        paper_t: usize,
+    ) -> Vec<[f32; 2]> {
+        match schedule {
+            Some(s) if paper_t > 0 => {
+                let i = (paper_t - 1).min(s.num_timesteps() - 1);
+                let (a, b) = (
+                    s.sqrt_alphas_cumprod[i] as f32,
+                    s.sqrt_one_minus_alphas_cumprod[i] as f32,
+                );
+                // x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε (Ho et al. eq. 4).
+                let z = gaussian(seed ^ 0xf0, 0, 2 * self.data.len());
+                self.data
+                    .iter()
+                    .enumerate()
+                    .map(|(k, q)| [a * q[0] + b * z[2 * k], a * q[1] + b * z[2 * k + 1]])
+                    .collect()
+            }
+            _ => self.data.to_vec(),
+        }
+    }
+
+    /// The arrows' tips for display: −ε̂ at a fixed scale, or the score scaled to fit a cell.
+    fn arrow_tips(&self, f: &ToyField, kind: FieldKind) -> Vec<([f32; 2], [f32; 2])> {
+        let scale = match kind {
+            FieldKind::Eps => 0.12,
+            FieldKind::Score => {
+                // −ε̂/√(1−ᾱ) is −ε̂ times a constant at one t: scale the largest to 0.9 cells.
+                let longest = self
+                    .fields
+                    .iter()
+                    .flat_map(|g| g.arrows.iter())
+                    .map(|(_, e)| e[0].hypot(e[1]))
+                    .fold(1e-6f32, f32::max);
+                0.9 * 0.3 / longest
+            }
+        };
+        f.arrows
+            .iter()
+            .map(|(q, e)| (*q, [q[0] - scale * e[0], q[1] - scale * e[1]]))
+            .collect()
+    }
+
+    /// One sampler's plot at `frame` as an image: the data, its cloud and its paths.
+    fn reverse_image(&self, frames: &Frames, frame: usize, paths: usize, rgb: [u8; 3]) -> RgbImage {
+        let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
+        c.circle(1.0, CONTOUR_RGB);
+        c.circle(2.0, CONTOUR_RGB);
+        c.points(&self.data, [215, 215, 215]);
+        let f = frame.min(frames.len() - 1);
+        c.points(&frames[f], rgb);
+        for k in 0..paths.min(frames[0].len()) {
+            let path: Vec<[f32; 2]> = frames[..=f].iter().map(|fr| fr[k]).collect();
+            c.polyline(&path, [40, 40, 40]);
+        }
+        c.image
+    }
+
+    /// What the current view shows, as a PNG-ready image (Reverse: DDPM left, DDIM right).
+    /// `None` when there is nothing to show yet.
+    pub fn export_image(
+        &self,
+        s: &ToySettings,
+        schedule: Option<&NoiseSchedule>,
+        paper_t: usize,
+    ) -> Option<RgbImage> {
+        match s.view {
+            ToyView::Forward => {
+                let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
+                c.circle(1.0, CONTOUR_RGB);
+                c.circle(2.0, CONTOUR_RGB);
+                c.points(&self.forward_cloud(s.seed, schedule, paper_t), DDIM_RGB);
+                (!self.data.is_empty()).then_some(c.image)
+            }
+            ToyView::Reverse => self.reverse_pair(self.frame, s.paths),
+            ToyView::Field => {
+                if self.fields.is_empty() {
+                    return None;
+                }
+                let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
+                c.points(&self.data, [200, 200, 200]);
+                for f in &self.fields {
+                    let rgb = match f.model {
+                        ToyModel::Exact if self.fields.len() > 1 => EXACT_RGB,
+                        _ => LEARNED_RGB,
+                    };
+                    for (from, to) in self.arrow_tips(f, s.field_kind) {
+                        c.arrow(from, to, rgb);
+                    }
+                }
+                Some(c.image)
+            }
+        }
+    }
+
+    /// DDPM (left) and DDIM (right) at `frame`.
+    fn reverse_pair(&self, frame: usize, paths: usize) -> Option<RgbImage> {
+        let (_, a, b) = self.trajectory.as_ref()?;
+        Some(side_by_side(
+            &[
+                self.reverse_image(a, frame, paths, DDPM_RGB),
+                self.reverse_image(b, frame, paths, DDIM_RGB),
+            ],
+            8,
+        ))
+    }
+
+    /// The sampled trajectory as GIF frames (DDPM left, DDIM right), at most `max` of them
+    /// picked evenly, the last being x_0.
+    pub fn gif_frames(&self, paths: usize, max: usize) -> Vec<RgbImage> {
+        let Some((ts, ..)) = &self.trajectory else {
+            return Vec::new();
+        };
+        let picked = crate::data::gif::pick_evenly(&(0..ts.len()).collect::<Vec<_>>(), max);
+        picked
+            .into_iter()
+            .filter_map(|f| self.reverse_pair(f, paths))
+            .collect()
     }
 
     /// The running mean of the last 50 losses.
@@ -260,12 +477,15 @@ impl PlaygroundPanel {
         self.losses.iter().rev().take(k).sum::<f32>() / k as f32
     }
 
-    /// The plot. Returns a field request when the view needs one.
+    /// The plot. Returns a field request when the view needs one; sets `png` or `gif` when an
+    /// export is asked for.
     pub fn main_ui(
         &mut self,
         ui: &mut Ui,
         settings: &mut Settings,
         schedule: Option<&NoiseSchedule>,
+        png: &mut bool,
+        gif: &mut bool,
     ) -> Option<ToyAction> {
         let mut action = None;
         ui.horizontal(|ui| {
@@ -273,6 +493,17 @@ impl PlaygroundPanel {
             ui.selectable_value(v, ToyView::Forward, "Forward");
             ui.selectable_value(v, ToyView::Reverse, "Reverse");
             ui.selectable_value(v, ToyView::Field, "Field");
+            ui.separator();
+            if ui.button("Export PNG…").clicked() {
+                *png = true;
+            }
+            if ui
+                .add_enabled(self.trajectory.is_some(), egui::Button::new("Export GIF…"))
+                .on_disabled_hover_text("Sample first: the GIF shows the reverse process.")
+                .clicked()
+            {
+                *gif = true;
+            }
         });
         let t_max = settings.schedule.num_train_timesteps;
         match settings.toy.view {
@@ -296,109 +527,138 @@ impl PlaygroundPanel {
             }
         }
         let paper_t = settings.t;
-        let drawing = settings.toy.dataset.is_none();
+        let s = &settings.toy;
+        let drawing = s.dataset.is_none();
         let data = self.data.clone();
-        let response = Plot::new("toy plot")
-            .data_aspect(1.0)
-            .legend(Legend::default())
-            .allow_drag(!drawing)
-            .show(ui, |p| {
-                let grey = Color32::from_gray(150);
-                let cloud = |pts: &[[f32; 2]]| -> PlotPoints<'static> {
-                    pts.iter().map(|q| [q[0] as f64, q[1] as f64]).collect()
-                };
-                // N(0, I) contours at 1σ and 2σ.
-                for r in [1.0, 2.0] {
-                    let circle: PlotPoints = (0..=100)
-                        .map(|i| {
-                            let a = i as f64 / 100.0 * std::f64::consts::TAU;
-                            [r * a.cos(), r * a.sin()]
-                        })
-                        .collect();
-                    p.line(
-                        Line::new("N(0, I) 1σ, 2σ", circle).color(Color32::from_rgb(120, 160, 120)),
+        let cloud = |pts: &[[f32; 2]]| -> PlotPoints<'static> {
+            pts.iter().map(|q| [q[0] as f64, q[1] as f64]).collect()
+        };
+        let contours = |p: &mut PlotUi<'_>| {
+            // N(0, I) contours at 1σ and 2σ.
+            for r in [1.0, 2.0] {
+                let circle: PlotPoints = (0..=100)
+                    .map(|i| {
+                        let a = i as f64 / 100.0 * std::f64::consts::TAU;
+                        [r * a.cos(), r * a.sin()]
+                    })
+                    .collect();
+                p.line(Line::new("N(0, I) 1σ, 2σ", circle).color(c32(CONTOUR_RGB)));
+            }
+        };
+        let data_points = |p: &mut PlotUi<'_>| {
+            p.points(
+                Points::new("data", cloud(&data))
+                    .radius(1.0)
+                    .color(c32(DATA_RGB)),
+            )
+        };
+        let plot = |id: &str| {
+            Plot::new(id.to_owned())
+                .data_aspect(1.0)
+                .legend(Legend::default())
+                .allow_drag(!drawing)
+                .link_axis(egui::Id::unique("toy axes"), [true, true])
+                .link_cursor(egui::Id::unique("toy axes"), [true, true])
+        };
+        let mut canvas = None;
+        match s.view {
+            ToyView::Forward => {
+                let shown = self.forward_cloud(s.seed, schedule, paper_t);
+                canvas = Some(plot("toy plot").show(ui, |p| {
+                    contours(p);
+                    p.points(
+                        Points::new(format!("x_t (t = {paper_t})"), cloud(&shown))
+                            .radius(1.5)
+                            .color(c32(DDIM_RGB)),
                     );
-                }
-                match settings.toy.view {
-                    ToyView::Forward => {
-                        let shown: Vec<[f32; 2]> = match schedule {
-                            Some(s) if paper_t > 0 => {
-                                let i = (paper_t - 1).min(s.num_timesteps() - 1);
-                                let (a, b) = (
-                                    s.sqrt_alphas_cumprod[i] as f32,
-                                    s.sqrt_one_minus_alphas_cumprod[i] as f32,
-                                );
-                                let z = gaussian(settings.toy.seed ^ 0xf0, 0, 2 * data.len());
-                                data.iter()
-                                    .enumerate()
-                                    .map(|(k, q)| {
-                                        [a * q[0] + b * z[2 * k], a * q[1] + b * z[2 * k + 1]]
-                                    })
-                                    .collect()
-                            }
-                            _ => data.to_vec(),
-                        };
+                }));
+            }
+            ToyView::Reverse => {
+                let f = self.frame;
+                let sampler_plot =
+                    |p: &mut PlotUi<'_>, name: &str, frames: &Frames, rgb: [u8; 3]| {
+                        let f = f.min(frames.len() - 1);
                         p.points(
-                            Points::new(format!("x_t (t = {paper_t})"), cloud(&shown))
+                            Points::new(name.to_owned(), cloud(&frames[f]))
                                 .radius(1.5)
-                                .color(Color32::from_rgb(60, 110, 230)),
+                                .color(c32(rgb)),
                         );
+                        for k in 0..s.paths.min(frames[0].len()) {
+                            let path: PlotPoints = frames[..=f]
+                                .iter()
+                                .map(|fr| [fr[k][0] as f64, fr[k][1] as f64])
+                                .collect();
+                            p.line(Line::new(format!("{name} paths"), path).color(c32(rgb)));
+                        }
+                    };
+                match &self.trajectory {
+                    Some((_, a, b)) if s.side_by_side => {
+                        ui.columns(2, |cols| {
+                            cols[0].label(RichText::new("DDPM").color(c32(DDPM_RGB)));
+                            plot("toy ddpm").show(&mut cols[0], |p| {
+                                contours(p);
+                                data_points(p);
+                                sampler_plot(p, "DDPM", a, DDPM_RGB);
+                            });
+                            cols[1].label(RichText::new("DDIM").color(c32(DDIM_RGB)));
+                            plot("toy ddim").show(&mut cols[1], |p| {
+                                contours(p);
+                                data_points(p);
+                                sampler_plot(p, "DDIM", b, DDIM_RGB);
+                            });
+                        });
                     }
-                    ToyView::Reverse => {
-                        p.points(Points::new("data", cloud(&data)).radius(1.0).color(grey));
-                        if let Some((_, a, b)) = &self.trajectory {
-                            let f = self.frame.min(a.len() - 1);
-                            p.points(
-                                Points::new("DDPM", cloud(&a[f]))
-                                    .radius(1.5)
-                                    .color(Color32::from_rgb(220, 80, 60)),
-                            );
-                            p.points(
-                                Points::new("DDIM", cloud(&b[f]))
-                                    .radius(1.5)
-                                    .color(Color32::from_rgb(60, 110, 230)),
-                            );
-                            for k in 0..settings.toy.paths.min(a[0].len()) {
-                                let path = |frames: &Vec<Vec<[f32; 2]>>| -> PlotPoints<'static> {
-                                    frames[..=f]
-                                        .iter()
-                                        .map(|fr| [fr[k][0] as f64, fr[k][1] as f64])
-                                        .collect()
-                                };
-                                p.line(
-                                    Line::new("DDPM paths", path(a))
-                                        .color(Color32::from_rgb(220, 80, 60)),
-                                );
-                                p.line(
-                                    Line::new("DDIM paths", path(b))
-                                        .color(Color32::from_rgb(60, 110, 230)),
-                                );
+                    traj => {
+                        canvas = Some(plot("toy plot").show(ui, |p| {
+                            contours(p);
+                            data_points(p);
+                            if let Some((_, a, b)) = traj {
+                                sampler_plot(p, "DDPM", a, DDPM_RGB);
+                                sampler_plot(p, "DDIM", b, DDIM_RGB);
                             }
-                        }
-                    }
-                    ToyView::Field => {
-                        p.points(Points::new("data", cloud(&data)).radius(1.0).color(grey));
-                        if let Some((_, arrows)) = &self.field {
-                            // Arrows along the score direction −ε̂, scaled for display.
-                            let origins: PlotPoints = arrows
-                                .iter()
-                                .map(|(q, _)| [q[0] as f64, q[1] as f64])
-                                .collect();
-                            let tips: PlotPoints = arrows
-                                .iter()
-                                .map(|(q, e)| {
-                                    [(q[0] - 0.12 * e[0]) as f64, (q[1] - 0.12 * e[1]) as f64]
-                                })
-                                .collect();
-                            p.arrows(
-                                Arrows::new("−ε_pred (score direction)", origins, tips)
-                                    .color(Color32::from_rgb(200, 120, 40)),
-                            );
-                        }
+                        }));
                     }
                 }
-            });
-        if drawing {
+            }
+            ToyView::Field => {
+                let shown: Vec<(String, [u8; 3], Vec<Arrow>)> = self
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let (name, rgb) = match (f.model, self.fields.len()) {
+                            (ToyModel::Exact, n) if n > 1 => ("exact (true)", EXACT_RGB),
+                            (ToyModel::Exact, _) => ("exact", LEARNED_RGB),
+                            (ToyModel::Mlp, _) => ("MLP (learned)", LEARNED_RGB),
+                        };
+                        let what = match s.field_kind {
+                            FieldKind::Eps => "-ε_pred",
+                            FieldKind::Score => "score",
+                        };
+                        (
+                            format!("{what}: {name}"),
+                            rgb,
+                            self.arrow_tips(f, s.field_kind),
+                        )
+                    })
+                    .collect();
+                canvas = Some(plot("toy plot").show(ui, |p| {
+                    contours(p);
+                    data_points(p);
+                    for (name, rgb, arrows) in shown {
+                        let origins: PlotPoints = arrows
+                            .iter()
+                            .map(|(q, _)| [q[0] as f64, q[1] as f64])
+                            .collect();
+                        let tips: PlotPoints = arrows
+                            .iter()
+                            .map(|(_, e)| [e[0] as f64, e[1] as f64])
+                            .collect();
+                        p.arrows(Arrows::new(name, origins, tips).color(c32(rgb)));
+                    }
+                }));
+            }
+        }
+        if drawing && let Some(response) = canvas {
             let r = &response.response;
             if (r.clicked() || r.dragged())
                 && let Some(pos) = r.interact_pointer_pos()
@@ -413,10 +673,7 @@ impl PlaygroundPanel {
         }
         if settings.toy.view == ToyView::Field && paper_t > 0 {
             let t = (paper_t - 1).min(t_max - 1);
-            if self.field.as_ref().is_none_or(|(ft, _)| *ft != t) && self.field_asked != Some(t) {
-                self.field_asked = Some(t);
-                action = Some(ToyAction::Field(t));
-            }
+            action = self.field_request(&settings.toy, t);
         }
         if let Some(ms) = self.sample_ms {
             ui.label(RichText::new(format!("sampled DDPM and DDIM in {:.2} s", ms / 1e3)).small());

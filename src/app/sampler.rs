@@ -23,7 +23,7 @@ use crate::diffusion::{
     StepFrame, TimestepSpacing, VarianceType, sample_seeded,
 };
 use crate::error::{DiffError, Result};
-use crate::model::{Denoiser, ExactDenoiser};
+use crate::model::{Denoiser, ExactDenoiser, UNetDenoiser};
 use crate::tensor_util::to_vec;
 
 /// Which sampler, as the panels offer it.
@@ -113,16 +113,33 @@ impl SamplerSettings {
     }
 }
 
-/// The model: the exact denoiser over the first `count` MNIST digits.
+/// The model: the shipped MNIST U-Net, or the exact denoiser over the first `count` digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ModelSpec {
-    /// Digits in the set.
+    /// Digits in the exact denoiser's set.
     pub count: usize,
+    /// The trained U-Net instead of the exact denoiser.
+    pub unet: bool,
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        Self { count: 1000 }
+        Self {
+            count: 1000,
+            unet: true,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The menu's name for it.
+    pub fn label(&self) -> String {
+        if self.unet {
+            "MNIST U-Net (trained)".into()
+        } else {
+            format!("Exact denoiser, {} digits", self.count)
+        }
     }
 }
 
@@ -340,7 +357,7 @@ pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<Sample
 pub struct SamplerJob {
     device: Device,
     mnist: Option<Arc<Mnist>>,
-    models: HashMap<(ModelSpec, ScheduleKey), Arc<ExactDenoiser>>,
+    models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
 }
 
 /// A hashable form of a schedule config.
@@ -438,10 +455,16 @@ fn final_frame(x0: &Tensor<4>) -> Result<TrajFrame> {
 }
 
 impl SamplerJob {
-    fn model(&mut self, spec: ModelSpec, schedule: ScheduleConfig) -> Result<Arc<ExactDenoiser>> {
+    fn model(&mut self, spec: ModelSpec, schedule: ScheduleConfig) -> Result<Arc<dyn Denoiser>> {
         let key = (spec, ScheduleKey::from(schedule));
         if let Some(m) = self.models.get(&key) {
             return Ok(m.clone());
+        }
+        if spec.unet {
+            let (model, config) = crate::model::unet::shipped(&self.device)?;
+            let m: Arc<dyn Denoiser> = Arc::new(UNetDenoiser { model, config });
+            self.models.insert(key, m.clone());
+            return Ok(m);
         }
         let mnist = match &self.mnist {
             Some(m) => m.clone(),
@@ -453,7 +476,7 @@ impl SamplerJob {
         };
         let count = spec.count.clamp(1, mnist.len());
         let sched = Arc::new(NoiseSchedule::new(schedule)?);
-        let model = Arc::new(ExactDenoiser::new(
+        let model: Arc<dyn Denoiser> = Arc::new(ExactDenoiser::new(
             &mnist.images(count),
             [1, SIDE, SIDE],
             sched,
@@ -464,7 +487,7 @@ impl SamplerJob {
         Ok(model)
     }
 
-    fn scheduler(&mut self, spec: &RunSpec) -> Result<(Arc<ExactDenoiser>, Scheduler)> {
+    fn scheduler(&mut self, spec: &RunSpec) -> Result<(Arc<dyn Denoiser>, Scheduler)> {
         let model = self.model(spec.model, spec.schedule)?;
         let config = spec
             .sampler

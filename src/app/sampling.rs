@@ -216,18 +216,26 @@ impl SamplingPanel {
     /// The controls. Returns true when Run was pressed; sets `cancel` on Cancel.
     pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, cancel: &mut bool) -> bool {
         ui.heading("Model");
-        let mut count = settings.model.count;
+        let m = &mut settings.model;
         egui::ComboBox::from_label("Model")
-            .selected_text(format!("Exact denoiser, {count} digits"))
+            .selected_text(m.label())
             .show_ui(ui, |ui| {
+                let unet = ModelSpec { unet: true, ..*m };
+                ui.selectable_value(m, unet, unet.label());
                 for n in MODEL_SIZES {
-                    ui.selectable_value(&mut count, n, format!("Exact denoiser, {n} digits"));
+                    let exact = ModelSpec {
+                        count: n,
+                        unet: false,
+                    };
+                    ui.selectable_value(m, exact, exact.label());
                 }
-                ui.add_enabled(false, egui::Button::new("MNIST U-Net (not shipped yet)"));
             })
             .response
-            .on_hover_text("The optimal denoiser of the first N MNIST digits: it memorises, so its samples are training digits");
-        settings.model = ModelSpec { count };
+            .on_hover_text(
+                "The U-Net learned from 10,000 digits, so it makes new ones. The exact denoiser \
+                 is the optimal denoiser of the first N digits: it memorises, so its samples \
+                 are training digits.",
+            );
         ui.separator();
         ui.heading("Sampler");
         sampler_fields_ui(

@@ -19,6 +19,8 @@ use crate::train::toy::{ToyTrainConfig, ToyTrainer, points_of};
 
 /// Point clouds, one per kept step.
 type Frames = Vec<Vec<[f32; 2]>>;
+/// A grid point and ε̂ there.
+pub type Arrow = ([f32; 2], [f32; 2]);
 
 /// Frames kept per sampled trajectory.
 pub const MAX_FRAMES: usize = 200;
@@ -59,19 +61,23 @@ pub enum ToyCommand {
         data: Arc<Vec<[f32; 2]>>,
         /// The schedule.
         schedule: ScheduleConfig,
+        /// Go on training afterwards (training was running when this was asked for).
+        then_train: bool,
     },
-    /// ε̂ on a grid over [−3, 3]² at timestep t (0-based).
+    /// ε̂ on a grid over [−3, 3]² at timestep t (0-based), for each model asked for.
     Field {
         /// Timestep.
         t: usize,
         /// Points per side.
         grid: usize,
-        /// MLP or exact.
-        model: ToyModel,
+        /// The models (an untrained MLP is left out when the exact model is also asked for).
+        models: Vec<ToyModel>,
         /// The training points (for the exact model).
         data: Arc<Vec<[f32; 2]>>,
         /// The schedule.
         schedule: ScheduleConfig,
+        /// Go on training afterwards.
+        then_train: bool,
     },
 }
 
@@ -97,12 +103,14 @@ pub enum ToyEvent {
         /// Wall time.
         ms: f64,
     },
-    /// The field: grid points and ε̂ there.
+    /// The fields: grid points and ε̂ there, per model.
     Field {
         /// Its t.
         t: usize,
-        /// (point, ε̂).
-        arrows: Vec<([f32; 2], [f32; 2])>,
+        /// The MLP's training step when it was computed.
+        step: usize,
+        /// (model, [(point, ε̂)]).
+        fields: Vec<(ToyModel, Vec<Arrow>)>,
     },
     /// Something failed.
     Failed(String),
@@ -152,14 +160,20 @@ impl Job for ToyJob {
                 model,
                 data,
                 schedule,
-            } => self.sample(n, sampler, seed, model, &data, schedule, cancel, send),
+                then_train,
+            } => self
+                .sample(n, sampler, seed, model, &data, schedule, cancel, send)
+                .and_then(|()| self.train_on(then_train, cancel, send)),
             ToyCommand::Field {
                 t,
                 grid,
-                model,
+                models,
                 data,
                 schedule,
-            } => self.field(t, grid, model, &data, schedule, send),
+                then_train,
+            } => self
+                .field(t, grid, &models, &data, schedule, send)
+                .and_then(|()| self.train_on(then_train, cancel, send)),
         };
         if let Err(e) = r {
             send(ToyEvent::Failed(e.to_string()));
@@ -189,7 +203,14 @@ impl ToyJob {
                 &self.device,
             )?);
         }
-        let trainer = self.trainer.as_mut().expect("set above");
+        self.train_on(true, cancel, send)
+    }
+
+    /// Trains the current model until cancelled (when `go` and there is one).
+    fn train_on(&mut self, go: bool, cancel: &AtomicBool, send: &dyn Fn(ToyEvent)) -> Result<()> {
+        let Some(trainer) = self.trainer.as_mut().filter(|_| go) else {
+            return Ok(());
+        };
         while !cancel.load(Ordering::Relaxed) {
             let started = Instant::now();
             let mut losses = Vec::with_capacity(25);
@@ -305,12 +326,11 @@ impl ToyJob {
         &mut self,
         t: usize,
         grid: usize,
-        model: ToyModel,
+        models: &[ToyModel],
         data: &[[f32; 2]],
         schedule: ScheduleConfig,
         send: &dyn Fn(ToyEvent),
     ) -> Result<()> {
-        let m = self.model(model, data, schedule)?;
         let sched = NoiseSchedule::new(schedule)?;
         sched.check_t(t)?;
         let g = grid.clamp(2, 64);
@@ -325,25 +345,36 @@ impl ToyJob {
             .collect();
         let flat: Vec<f32> = pts.iter().flat_map(|p| [p[0], p[1]]).collect();
         let x = tensor4(flat, [g * g, 2, 1, 1], &self.device);
-        let out = to_vec(m.forward(x.clone(), &vec![t; g * g])?)?;
-        // The exact model predicts x_0: turn it into ε̂ = (x_t − √ᾱ·x̂0)/√(1−ᾱ).
+        // The exact model predicts x_0: turn it into ε̂ = (x_t − √ᾱ·x̂0)/√(1−ᾱ) (Ho et al. eq. 4).
         let (sa, so) = (
             sched.sqrt_alphas_cumprod[t] as f32,
             sched.sqrt_one_minus_alphas_cumprod[t] as f32,
         );
-        let arrows = pts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let o = [out[2 * i], out[2 * i + 1]];
-                let eps = match m.prediction_type() {
-                    PredictionType::Sample => [(p[0] - sa * o[0]) / so, (p[1] - sa * o[1]) / so],
-                    _ => o,
-                };
-                (*p, eps)
-            })
-            .collect();
-        send(ToyEvent::Field { t, arrows });
+        let mut fields = Vec::new();
+        for &model in models {
+            if model == ToyModel::Mlp && self.trainer.is_none() && models.len() > 1 {
+                continue;
+            }
+            let m = self.model(model, data, schedule)?;
+            let out = to_vec(m.forward(x.clone(), &vec![t; g * g])?)?;
+            let arrows = pts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let o = [out[2 * i], out[2 * i + 1]];
+                    let eps = match m.prediction_type() {
+                        PredictionType::Sample => {
+                            [(p[0] - sa * o[0]) / so, (p[1] - sa * o[1]) / so]
+                        }
+                        _ => o,
+                    };
+                    (*p, eps)
+                })
+                .collect();
+            fields.push((model, arrows));
+        }
+        let step = self.trainer.as_ref().map_or(0, |tr| tr.step);
+        send(ToyEvent::Field { t, step, fields });
         Ok(())
     }
 }

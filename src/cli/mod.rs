@@ -3,11 +3,14 @@
 //! Every command calls into the same core as the app. Errors come back as [`DiffError`]; the
 //! binary prints them on one line and exits with 2 (bad input) or 1 (backend failure).
 
+mod bench_cmd;
+mod eval_cmd;
 mod interpolate_cmd;
 mod noise_cmd;
 mod sample_cmd;
 mod schedule_cmd;
 mod toy_cmd;
+mod train_cmd;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -49,6 +52,12 @@ pub enum Command {
     Interpolate(interpolate_cmd::InterpolateArgs),
     /// Train the 2-D MLP on a toy distribution, sample it and plot.
     Toy(toy_cmd::ToyArgs),
+    /// Train the U-Net on MNIST or a folder of images (checkpoints, --resume, loss.csv).
+    Train(train_cmd::TrainArgs),
+    /// Judge a U-Net's digits: classifier confidence, class histogram, Fréchet distance.
+    Eval(eval_cmd::EvalArgs),
+    /// Measure throughput (median of several runs) on flex and wgpu.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Arguments of `difflab gui`.
@@ -141,7 +150,8 @@ pub fn run(cli: Cli) -> Result<()> {
             fresh,
         })
     };
-    let device = cli.device.unwrap_or_default();
+    let cli_device = cli.device;
+    let device = cli_device.unwrap_or_default();
     let Some(command) = cli.command else {
         return gui(false);
     };
@@ -153,5 +163,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => sample_cmd::sample(a, device),
         Command::Interpolate(a) => interpolate_cmd::interpolate(a, device),
         Command::Toy(a) => toy_cmd::toy(a, device),
+        Command::Train(a) => train_cmd::train(a, device),
+        Command::Eval(a) => eval_cmd::eval(a, device),
+        Command::Bench(a) => bench_cmd::bench(a, cli_device),
     }
 }

@@ -29,6 +29,8 @@ use crate::tensor_util::to_vec;
 pub enum ModelChoice {
     /// The exact (memorising) denoiser over the --data image set.
     Exact,
+    /// The trained U-Net: the shipped MNIST model, or --weights.
+    Unet,
 }
 
 /// Which sampler.
@@ -77,12 +79,25 @@ pub struct DataOpts {
     gray: bool,
 }
 
+impl DataOpts {
+    /// "MNIST" or the folder, for messages.
+    pub(super) fn describe(&self) -> String {
+        match &self.data {
+            DataChoice::Mnist => "the bundled MNIST digits".into(),
+            DataChoice::Folder(d) => d.display().to_string(),
+        }
+    }
+}
+
 /// Arguments of `difflab sample`.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
     /// The denoiser.
     #[arg(long, value_enum, default_value_t = ModelChoice::Exact)]
     model: ModelChoice,
+    /// U-Net weights (SafeTensors from `difflab train`); default: the shipped MNIST model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
     #[command(flatten)]
     data: DataOpts,
     /// ddpm or ddim.
@@ -264,17 +279,33 @@ fn validate(a: &SampleArgs) -> Result<()> {
 pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     validate(&a)?;
     let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
-    // The exact denoiser predicts x_0.
-    let prediction = crate::diffusion::PredictionType::Sample;
-    let scheduler = Scheduler::with_schedule(scheduler_config(&a, prediction), schedule.clone())?;
+    if a.weights.is_some() && a.model != ModelChoice::Unet {
+        return Err(DiffError::invalid("--weights goes with --model unet"));
+    }
+    let device = device_for(device)?;
+    let (model, shape): (Box<dyn Denoiser>, [usize; 3]) = match a.model {
+        ModelChoice::Exact => {
+            let (images, shape) = load_images(&a.data)?;
+            let m = ExactDenoiser::new(&images, shape, schedule.clone(), &device.device)?;
+            (Box::new(m), shape)
+        }
+        ModelChoice::Unet => {
+            let (model, config) = match &a.weights {
+                Some(p) => crate::model::unet::load_file(p, &device.device)?,
+                None => crate::model::unet::shipped(&device.device)?,
+            };
+            let m = crate::model::UNetDenoiser { model, config };
+            let shape = m.sample_shape();
+            (Box::new(m), shape)
+        }
+    };
+    let scheduler = Scheduler::with_schedule(
+        scheduler_config(&a, model.prediction_type()),
+        schedule.clone(),
+    )?;
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
     }
-    let (images, shape) = load_images(&a.data)?;
-    let device = device_for(device)?;
-    let model = match a.model {
-        ModelChoice::Exact => ExactDenoiser::new(&images, shape, schedule, &device.device)?,
-    };
     eprintln!(
         "model: {}; sampler: {:?}, {} steps, spacing {}",
         model.name(),
@@ -283,7 +314,8 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         a.spacing
     );
     let started = Instant::now();
-    let (samples, trajectory, every_step) = run_batches(&a, &model, &scheduler, &device, shape)?;
+    let (samples, trajectory, every_step) =
+        run_batches(&a, model.as_ref(), &scheduler, &device, shape)?;
     eprintln!(
         "sampled {} images in {:.2} s",
         a.count,

@@ -135,28 +135,127 @@ pub fn energy_distance(a: &[[f32; 2]], b: &[[f32; 2]], max: usize) -> f64 {
     2.0 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
 }
 
-/// Draws point sets on a `size`×`size` image covering [−range, range]², each set in its colour
-/// (later sets on top), with faint axes.
-pub fn scatter(sets: &[(&[[f32; 2]], [u8; 3])], size: u32, range: f32) -> image::RgbImage {
-    let mut img = image::RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255]));
-    let to_px = |v: f32| ((v + range) / (2.0 * range) * (size - 1) as f32).round() as i64;
-    let mid = to_px(0.0);
-    for i in 0..size {
-        if (0..size as i64).contains(&mid) {
-            img.put_pixel(i, mid as u32, image::Rgb([225, 225, 225]));
-            img.put_pixel(mid as u32, i, image::Rgb([225, 225, 225]));
+/// A square raster plot of [−range, range]² (white, faint axes): what the playground's PNG and
+/// GIF exports and `difflab toy` draw into. y points up, as in the app's plots.
+pub struct PlotCanvas {
+    /// The picture so far.
+    pub image: image::RgbImage,
+    range: f32,
+}
+
+impl PlotCanvas {
+    /// A blank `size`×`size` plot.
+    pub fn new(size: u32, range: f32) -> Self {
+        let size = size.max(2);
+        let mut c = Self {
+            image: image::RgbImage::from_pixel(size, size, image::Rgb([255, 255, 255])),
+            range,
+        };
+        c.line([-range, 0.0], [range, 0.0], [225, 225, 225]);
+        c.line([0.0, -range], [0.0, range], [225, 225, 225]);
+        c
+    }
+
+    /// A point's pixel (may lie outside the image).
+    fn to_px(&self, p: [f32; 2]) -> [f32; 2] {
+        let s = (self.image.width() - 1) as f32;
+        [
+            (p[0] + self.range) / (2.0 * self.range) * s,
+            (self.range - p[1]) / (2.0 * self.range) * s,
+        ]
+    }
+
+    fn put(&mut self, x: i64, y: i64, colour: [u8; 3]) {
+        let (w, h) = (self.image.width() as i64, self.image.height() as i64);
+        if (0..w).contains(&x) && (0..h).contains(&y) {
+            self.image.put_pixel(x as u32, y as u32, image::Rgb(colour));
         }
     }
-    for (points, colour) in sets {
-        for p in *points {
-            let (x, y) = (to_px(p[0]), to_px(-p[1]));
+
+    /// Points as 2×2 dots.
+    pub fn points(&mut self, points: &[[f32; 2]], colour: [u8; 3]) {
+        for p in points {
+            let [x, y] = self.to_px(*p);
+            let (x, y) = (x.round() as i64, y.round() as i64);
             for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let (px, py) = (x + dx, y + dy);
-                if (0..size as i64).contains(&px) && (0..size as i64).contains(&py) {
-                    img.put_pixel(px as u32, py as u32, image::Rgb(*colour));
-                }
+                self.put(x + dx, y + dy, colour);
             }
         }
     }
-    img
+
+    /// A straight segment, one pixel wide.
+    pub fn line(&mut self, a: [f32; 2], b: [f32; 2], colour: [u8; 3]) {
+        let (pa, pb) = (self.to_px(a), self.to_px(b));
+        let n = (pb[0] - pa[0])
+            .abs()
+            .max((pb[1] - pa[1]).abs())
+            .ceil()
+            .min(1e5) as usize;
+        for i in 0..=n {
+            let f = if n == 0 { 0.0 } else { i as f32 / n as f32 };
+            let x = pa[0] + f * (pb[0] - pa[0]);
+            let y = pa[1] + f * (pb[1] - pa[1]);
+            self.put(x.round() as i64, y.round() as i64, colour);
+        }
+    }
+
+    /// Segments through consecutive points.
+    pub fn polyline(&mut self, points: &[[f32; 2]], colour: [u8; 3]) {
+        for w in points.windows(2) {
+            self.line(w[0], w[1], colour);
+        }
+    }
+
+    /// A segment from `from` to `to` with a small head at `to`.
+    pub fn arrow(&mut self, from: [f32; 2], to: [f32; 2], colour: [u8; 3]) {
+        self.line(from, to, colour);
+        let d = [to[0] - from[0], to[1] - from[1]];
+        let len = d[0].hypot(d[1]);
+        if len < 1e-6 {
+            return;
+        }
+        let head = (0.3 * len).min(0.06 * self.range);
+        let (ux, uy) = (d[0] / len, d[1] / len);
+        for side in [-1.0f32, 1.0] {
+            // 30° either side of the shaft.
+            let (c, s) = (0.866f32, 0.5 * side);
+            let back = [-(ux * c - uy * s), -(ux * s + uy * c)];
+            self.line(to, [to[0] + head * back[0], to[1] + head * back[1]], colour);
+        }
+    }
+
+    /// A circle of radius `r` about the origin.
+    pub fn circle(&mut self, r: f32, colour: [u8; 3]) {
+        let pts: Vec<[f32; 2]> = (0..=120)
+            .map(|i| {
+                let a = i as f32 / 120.0 * std::f32::consts::TAU;
+                [r * a.cos(), r * a.sin()]
+            })
+            .collect();
+        self.polyline(&pts, colour);
+    }
+}
+
+/// Draws point sets on a `size`×`size` image covering [−range, range]², each set in its colour
+/// (later sets on top), with faint axes.
+pub fn scatter(sets: &[(&[[f32; 2]], [u8; 3])], size: u32, range: f32) -> image::RgbImage {
+    let mut c = PlotCanvas::new(size, range);
+    for (points, colour) in sets {
+        c.points(points, *colour);
+    }
+    c.image
+}
+
+/// Images side by side, separated by a grey gutter of `gap` pixels (all of the first's height).
+pub fn side_by_side(images: &[image::RgbImage], gap: u32) -> image::RgbImage {
+    let h = images.iter().map(|i| i.height()).max().unwrap_or(1);
+    let w =
+        images.iter().map(|i| i.width()).sum::<u32>() + gap * images.len().saturating_sub(1) as u32;
+    let mut out = image::RgbImage::from_pixel(w.max(1), h, image::Rgb([200, 200, 200]));
+    let mut x = 0;
+    for i in images {
+        image::imageops::replace(&mut out, i, x as i64, 0);
+        x += i.width() + gap;
+    }
+    out
 }

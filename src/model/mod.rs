@@ -1,14 +1,36 @@
 //! Denoisers: anything that maps (x_t, t) to a model output a scheduler understands.
 
+pub mod classifier;
 pub mod exact;
 pub mod toy_mlp;
+pub mod unet;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 use crate::diffusion::scheduler::PredictionType;
 use crate::error::Result;
 
 pub use exact::ExactDenoiser;
+pub use unet::{UNet, UNetConfig, UNetDenoiser};
+
+/// Sinusoidal embeddings of the timesteps (Vaswani et al. 2017, as in DDPM), [B, dim]: sines
+/// then cosines of t·10000^(−k/(dim/2)).
+pub fn sinusoidal_embedding(timesteps: &[usize], dim: usize, device: &Device) -> Tensor<2> {
+    let half = dim / 2;
+    let mut v = Vec::with_capacity(timesteps.len() * dim);
+    for &t in timesteps {
+        for k in 0..half {
+            let freq = (-(10_000f64.ln()) * k as f64 / half as f64).exp();
+            v.push((t as f64 * freq).sin() as f32);
+        }
+        for k in 0..half {
+            let freq = (-(10_000f64.ln()) * k as f64 / half as f64).exp();
+            v.push((t as f64 * freq).cos() as f32);
+        }
+        v.extend(std::iter::repeat_n(0.0, dim - 2 * half));
+    }
+    crate::tensor_util::tensor2(v, [timesteps.len(), dim], device)
+}
 
 /// A denoising model: a batch x_t [B, C, H, W] and one timestep per item in, the model output
 /// (of [`Denoiser::prediction_type`]) out, with the same shape.

@@ -10,7 +10,6 @@ use burn::tensor::{Device, Tensor};
 use super::Denoiser;
 use crate::diffusion::scheduler::PredictionType;
 use crate::error::{DiffError, Result};
-use crate::tensor_util::tensor2;
 
 /// Width of the sinusoidal time embedding.
 pub const TIME_DIM: usize = 32;
@@ -49,21 +48,9 @@ impl ToyMlpConfig {
     }
 }
 
-/// Sinusoidal embeddings of the timesteps (Vaswani et al. 2017; DDPM's), [B, TIME_DIM].
+/// Sinusoidal embeddings of the timesteps, [B, TIME_DIM].
 pub fn time_embedding(timesteps: &[usize], device: &Device) -> Tensor<2> {
-    let half = TIME_DIM / 2;
-    let mut v = Vec::with_capacity(timesteps.len() * TIME_DIM);
-    for &t in timesteps {
-        for k in 0..half {
-            let freq = (-(10_000f64.ln()) * k as f64 / half as f64).exp();
-            v.push((t as f64 * freq).sin() as f32);
-        }
-        for k in 0..half {
-            let freq = (-(10_000f64.ln()) * k as f64 / half as f64).exp();
-            v.push((t as f64 * freq).cos() as f32);
-        }
-    }
-    tensor2(v, [timesteps.len(), TIME_DIM], device)
+    super::sinusoidal_embedding(timesteps, TIME_DIM, device)
 }
 
 impl ToyMlp {

@@ -1,18 +1,16 @@
 //! The sampling, compare and interpolation panels through egui_kittest, by label, on flex with
 //! the exact denoiser over MNIST digits; session files; GIF export.
 
-mod common;
-
 use difflab::app::{CompareKind, DiffLabApp, SamplerChoice, Settings, Tab, load_session};
 use difflab::device::DeviceChoice;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use common::app::settle;
+use crate::common::app::settle;
 
 fn harness() -> Harness<'static, DiffLabApp> {
-    let mut h = common::app::cpu_harness();
+    let mut h = crate::common::app::cpu_harness();
     settle(&mut h, 30);
     h.get_by_label("Sampling").click();
     h.step();

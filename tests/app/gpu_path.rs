@@ -3,8 +3,6 @@
 //! and those equal the CPU-rendered pixels within 1/255, whatever the tensor's strides.
 //! The app itself runs on the shared device and shows GPU textures.
 
-mod common;
-
 use burn::tensor::Tensor;
 use burn::tensor::wgpu::wgpu;
 use difflab::app::{AppOptions, DiffLabApp, wgpu_setup};
@@ -17,7 +15,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use common::app::settle;
+use crate::common::app::settle;
 
 fn skip() -> bool {
     std::env::var_os("DIFFLAB_SKIP_WGPU").is_some()

@@ -1,7 +1,5 @@
 //! Seeded noise, interpolation and the forward process, on flex and wgpu.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,13 +15,13 @@ use difflab::tensor_util::{tensor4, to_vec};
 
 #[test]
 fn seed_7_is_the_same_image_on_flex_and_wgpu() {
-    let flex = to_vec(initial_noise(7, [2, 3, 16, 16], &common::flex())).unwrap();
+    let flex = to_vec(initial_noise(7, [2, 3, 16, 16], &crate::common::flex())).unwrap();
     // The documented stream: item 0 is seed 7, item 1 is seed 8.
     assert_eq!(&flex[..768], gaussian(7, 0, 768).as_slice());
     assert_eq!(&flex[768..], gaussian(8, 0, 768).as_slice());
-    if let Some(wgpu) = common::wgpu() {
+    if let Some(wgpu) = crate::common::wgpu() {
         let w = to_vec(initial_noise(7, [2, 3, 16, 16], &wgpu)).unwrap();
-        assert!(common::max_abs_diff(&flex, &w) == 0.0);
+        assert!(crate::common::max_abs_diff(&flex, &w) == 0.0);
     }
 }
 
@@ -67,12 +65,12 @@ fn same_seed_gives_same_samples_on_flex_and_wgpu() {
         variance: VarianceType::FixedSmall,
     };
     for sampler in [ddim, ddpm] {
-        let a = sample_on(&common::flex(), sampler, 42);
-        let b = sample_on(&common::flex(), sampler, 42);
+        let a = sample_on(&crate::common::flex(), sampler, 42);
+        let b = sample_on(&crate::common::flex(), sampler, 42);
         assert_eq!(a, b, "{sampler:?} is not deterministic on flex");
-        if let Some(w) = common::wgpu() {
+        if let Some(w) = crate::common::wgpu() {
             let c = sample_on(&w, sampler, 42);
-            let d = common::max_abs_diff(&a, &c);
+            let d = crate::common::max_abs_diff(&a, &c);
             assert!(d < 1e-4, "{sampler:?}: flex and wgpu differ by {d}");
         }
     }
@@ -84,10 +82,10 @@ fn eta_zero_is_deterministic_across_reruns_and_seeds_differ() {
         eta: 0.0,
         set_alpha_to_one: true,
     };
-    let a = sample_on(&common::flex(), ddim, 1);
-    let b = sample_on(&common::flex(), ddim, 2);
+    let a = sample_on(&crate::common::flex(), ddim, 1);
+    let b = sample_on(&crate::common::flex(), ddim, 2);
     assert!(
-        common::max_abs_diff(&a, &b) > 0.1,
+        crate::common::max_abs_diff(&a, &b) > 0.1,
         "different seeds gave the same samples"
     );
 }
@@ -113,7 +111,7 @@ fn slerp_keeps_the_noise_norm_and_lerp_dips() {
 
 #[test]
 fn cancel_stops_between_steps() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let config = SchedulerConfig {
         prediction_type: PredictionType::Sample,
         num_inference_steps: 30,
@@ -151,7 +149,7 @@ fn cancel_stops_between_steps() {
 
 #[test]
 fn q_sample_matches_its_formula_per_item() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let s = NoiseSchedule::new(ScheduleConfig::default()).unwrap();
     let x0: Vec<f32> = (0..2 * 4).map(|i| i as f32 / 8.0 - 0.5).collect();
     let eps = gaussian(3, 0, 8);
@@ -187,7 +185,7 @@ fn q_sample_matches_its_formula_per_item() {
 fn markov_chain_agrees_with_one_shot_in_distribution() {
     // Walk x_t = √(1−β_t)·x_{t−1} + √β_t·z for t = 0..T−1 from a constant image: the mean must be
     // √ᾱ_t·x_0 and the variance 1 − ᾱ_t, as q(x_t | x_0) says.
-    let device = common::flex();
+    let device = crate::common::flex();
     let s = NoiseSchedule::new(ScheduleConfig::default()).unwrap();
     let n = 20_000;
     let x0 = 0.8f32;
@@ -216,7 +214,7 @@ fn markov_chain_agrees_with_one_shot_in_distribution() {
 
 #[test]
 fn q_posterior_is_the_bayes_combination() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let s = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
     let t = 500;
     let x0 = tensor4(vec![0.5; 4], [1, 1, 2, 2], &device);
@@ -238,7 +236,7 @@ fn forward_chain_matches_a_plain_walk_in_any_order() {
     use difflab::diffusion::{ForwardChain, chain_noise, q_step};
     use std::sync::atomic::AtomicBool;
 
-    let device = common::flex();
+    let device = crate::common::flex();
     let schedule = std::sync::Arc::new(
         difflab::diffusion::NoiseSchedule::new(difflab::diffusion::ScheduleConfig::default())
             .expect("schedule"),

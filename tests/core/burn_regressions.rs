@@ -1,7 +1,5 @@
 //! Workarounds for burn 0.22.1 bugs, checked against flex on wgpu (lavapipe in CI).
 
-mod common;
-
 use burn::tensor::{Tensor, TensorData};
 use difflab::tensor_util::{sum_rows, to_vec};
 
@@ -9,7 +7,7 @@ use difflab::tensor_util::{sum_rows, to_vec};
 /// backends, including row counts that are not a multiple of its block.
 #[test]
 fn sum_rows_counts_every_row_on_every_backend() {
-    for (name, device) in common::devices() {
+    for (name, device) in crate::common::devices() {
         for rows in [1usize, 1000, 1024, 65_535, 130_560, 300_001] {
             let x: Tensor<2> = Tensor::ones([rows, 3], &device);
             let s = to_vec(sum_rows(x)).expect("sum");

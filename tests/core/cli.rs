@@ -379,3 +379,157 @@ fn toy_trains_samples_and_plots() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A folder of 12 little 8×8 grey images (and one that is not an image).
+fn tiny_image_folder(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    for k in 0..12u32 {
+        let img = image::GrayImage::from_fn(8, 8, |x, y| {
+            image::Luma([if (x + k) % 3 == 0 || y == k % 8 {
+                255
+            } else {
+                0
+            }])
+        });
+        img.save(dir.join(format!("img{k:02}.png"))).unwrap();
+    }
+    std::fs::write(dir.join("broken.png"), b"not a png").unwrap();
+    dir
+}
+
+#[test]
+fn train_writes_losses_checkpoints_samples_and_resumes() {
+    let data = tiny_image_folder("train-data");
+    let out = tmp("train-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let common = [
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--size",
+        "8",
+        "--gray",
+        "--base-channels",
+        "8",
+        "--channel-mult",
+        "1,2",
+        "--batch",
+        "4",
+        "--checkpoint-every",
+        "3",
+        "--sample-every",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--steps", "6"]);
+    let o = difflab(&args);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("broken.png"),
+        "bad images are skipped with a warning: {err}"
+    );
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    assert!(csv.starts_with("step,loss,lr\n0,"));
+    assert!(out.join("checkpoint.bin").is_file());
+    assert!(out.join("samples/step-000006.png").is_file());
+    let weights = out.join("model.safetensors");
+    assert!(weights.is_file());
+
+    // Starting again over a run is refused; --resume continues it to 9 steps.
+    assert_bad_input(&args, "--resume");
+    let mut more = common.to_vec();
+    more.extend(["--steps", "9", "--resume"]);
+    let o = difflab(&more);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv2 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv2.lines().count(), 10, "{csv2}");
+    assert!(
+        csv2.starts_with(&csv),
+        "the first 6 losses are kept as they were"
+    );
+
+    // Its weights sample through `sample --model unet --weights`.
+    let grid = out.join("grid.png");
+    let o = difflab(&[
+        "sample",
+        "--model",
+        "unet",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--steps",
+        "5",
+        "--count",
+        "4",
+        "-o",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(image::open(&grid).is_ok());
+}
+
+#[test]
+fn bad_weights_exit_2_naming_the_file() {
+    let dir = tmp("bad-weights");
+    let out = dir.join("x.png");
+    let out = out.to_str().unwrap();
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
+    let sample = |w: &Path| {
+        vec![
+            "sample".to_string(),
+            "--model".into(),
+            "unet".into(),
+            "--weights".into(),
+            w.to_str().unwrap().into(),
+            "-o".into(),
+            out.into(),
+        ]
+    };
+    let args = sample(&junk);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    assert_bad_input(&args, "junk.safetensors");
+    let cut = dir.join("cut.safetensors");
+    let shipped = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/mnist-unet.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(&cut, &shipped[..shipped.len() - 1000]).unwrap();
+    let args = sample(&cut);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    assert_bad_input(&args, "truncated");
+    let args = sample(&dir.join("missing.safetensors"));
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    assert_bad_input(&args, "missing.safetensors");
+    assert_bad_input(
+        &["sample", "--weights", junk.to_str().unwrap(), "-o", out],
+        "--model unet",
+    );
+    assert_bad_input(&["eval", "--count", "1"], "--count");
+    assert_bad_input(&["bench", "--runs", "0"], "--runs");
+    assert_bad_input(
+        &["train", "--out", dir.to_str().unwrap(), "--lr", "5"],
+        "--lr",
+    );
+}
+
+#[test]
+fn eval_judges_the_shipped_model() {
+    let o = difflab(&[
+        "eval", "--count", "20", "--batch", "20", "--steps", "10", "--epochs", "1",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let conf: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mean classifier confidence"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no confidence in: {out}"));
+    assert!((0.1..=1.0).contains(&conf), "{out}");
+    assert!(out.contains("Fréchet distance"), "{out}");
+    assert!(err.contains("% accurate"), "{err}");
+}

@@ -1,7 +1,5 @@
 //! The exact (memorising) denoiser: samples land on the training images.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -53,7 +51,7 @@ fn run(
 fn one_image_set_returns_that_image_from_any_seed() {
     let mnist = Mnist::embedded().unwrap();
     let image = mnist.image(3);
-    for (name, device) in common::devices() {
+    for (name, device) in crate::common::devices() {
         let sched = Scheduler::new(ddim(50, 0.0)).unwrap();
         let model = ExactDenoiser::new(
             std::slice::from_ref(&image),
@@ -64,7 +62,7 @@ fn one_image_set_returns_that_image_from_any_seed() {
         .unwrap();
         for seed in [0, 7, 12345] {
             let out = run(&model, &sched, seed, [1, 1, 28, 28], &device);
-            let err = common::max_abs_diff(&out, &image);
+            let err = crate::common::max_abs_diff(&out, &image);
             assert!(err < 1e-3, "{name}, seed {seed}: max error {err}");
         }
     }
@@ -74,7 +72,7 @@ fn one_image_set_returns_that_image_from_any_seed() {
 fn two_image_set_samples_land_on_one_of_them() {
     let mnist = Mnist::embedded().unwrap();
     let images = vec![mnist.image(0), mnist.image(1)];
-    for (name, device) in common::devices() {
+    for (name, device) in crate::common::devices() {
         for eta in [0.0, 1.0] {
             let sched = Scheduler::new(ddim(50, eta)).unwrap();
             let model = ExactDenoiser::new(&images, [1, 28, 28], sched.schedule().clone(), &device)
@@ -86,7 +84,7 @@ fn two_image_set_samples_land_on_one_of_them() {
                 let s = &out[i * 784..(i + 1) * 784];
                 let d: Vec<f32> = images
                     .iter()
-                    .map(|im| common::max_abs_diff(s, im))
+                    .map(|im| crate::common::max_abs_diff(s, im))
                     .collect();
                 let best = if d[0] < d[1] { 0 } else { 1 };
                 assert!(
@@ -107,7 +105,7 @@ fn two_image_set_samples_land_on_one_of_them() {
 
 #[test]
 fn posterior_mean_is_the_nearest_image_at_small_t_and_the_mean_at_large_t() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
     let mnist = Mnist::embedded().unwrap();
     let images = mnist.images(3);
@@ -118,7 +116,7 @@ fn posterior_mean_is_the_nearest_image_at_small_t_and_the_mean_at_large_t() {
     let eps = initial_noise(5, [1, 1, 28, 28], &device);
     let x_t = q_sample(&schedule, x0, &[10], eps).unwrap();
     let pred = to_vec(model.predict_x0(x_t, &[10]).unwrap()).unwrap();
-    assert!(common::max_abs_diff(&pred, &images[2]) < 1e-3);
+    assert!(crate::common::max_abs_diff(&pred, &images[2]) < 1e-3);
     // At t = T−1 with x_t = 0 the softmax weights follow ‖x_i‖² only; the prediction is a convex
     // combination, so it stays inside the images' range.
     let zero = tensor4(vec![0.0; 784], [1, 1, 28, 28], &device);
@@ -128,7 +126,7 @@ fn posterior_mean_is_the_nearest_image_at_small_t_and_the_mean_at_large_t() {
 
 #[test]
 fn chunking_does_not_change_the_result() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
     let mnist = Mnist::embedded().unwrap();
     let images = mnist.images(50);
@@ -139,13 +137,13 @@ fn chunking_does_not_change_the_result() {
     let chunked = ExactDenoiser::with_chunk(&images, [1, 28, 28], schedule, &device, 7).unwrap();
     let a = to_vec(whole.predict_x0(x_t.clone(), &t).unwrap()).unwrap();
     let b = to_vec(chunked.predict_x0(x_t, &t).unwrap()).unwrap();
-    let d = common::max_abs_diff(&a, &b);
+    let d = crate::common::max_abs_diff(&a, &b);
     assert!(d < 1e-4, "chunked result differs by {d}");
 }
 
 #[test]
 fn ten_thousand_digits_fit() {
-    let device = common::flex();
+    let device = crate::common::flex();
     let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
     let mnist = Mnist::embedded().unwrap();
     assert_eq!(mnist.len(), 10_000);

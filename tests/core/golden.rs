@@ -4,8 +4,6 @@
 //! its keys, so new files with the same layout are picked up without code changes. Steps and
 //! loops run on flex and on wgpu (lavapipe in CI).
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -209,7 +207,7 @@ fn check_timesteps(name: &str, c: &Value) {
 }
 
 fn assert_close(name: &str, what: &str, ours: &[f32], theirs: &[f32]) {
-    let d = common::max_abs_diff(ours, theirs);
+    let d = crate::common::max_abs_diff(ours, theirs);
     assert!(
         d <= SAMPLE_ABS_TOL,
         "{name}: {what} differs by {d}\n ours   {ours:?}\n theirs {theirs:?}"
@@ -329,14 +327,16 @@ const ALL_KINDS: [Kind; 6] = [
 
 #[test]
 fn every_golden_case_passes_on_flex() {
-    let n = run_all("flex", &common::flex(), &ALL_KINDS);
+    let n = run_all("flex", &crate::common::flex(), &ALL_KINDS);
     assert!(n > 0, "no golden cases found");
     eprintln!("{n} golden cases passed on flex");
 }
 
 #[test]
 fn every_golden_case_passes_on_wgpu() {
-    let Some(device) = common::wgpu() else { return };
+    let Some(device) = crate::common::wgpu() else {
+        return;
+    };
     let n = run_all("wgpu", &device, &ALL_KINDS);
     assert!(n > 0, "no golden cases found");
     eprintln!("{n} golden cases passed on wgpu");

@@ -66,17 +66,17 @@ fn datasets_are_seeded_and_centred() {
     assert!(Toy2d::SwissRoll.sample(0, 1).is_err());
 }
 
-#[test]
-fn a_trained_mlp_samples_the_swiss_roll_and_an_untrained_one_does_not() {
-    let device = Device::flex();
-    let data = Toy2d::SwissRoll.sample(10_000, 0).expect("data");
-    let fresh = Toy2d::SwissRoll.sample(1000, 99).expect("fresh");
+/// Trains the MLP for 3000 steps on `data` and returns the energy distances to fresh data of
+/// samples from the trained and from the untrained model, and of a second real draw.
+fn quality(d: Toy2d, device: &Device) -> (f64, f64, f64) {
+    let data = d.sample(10_000, 0).expect("data");
+    let fresh = d.sample(1000, 99).expect("fresh");
     let mut trainer = ToyTrainer::new(
-        data.clone(),
+        data,
         schedule(),
         &ToyMlpConfig::new(),
         ToyTrainConfig::default(),
-        &device,
+        device,
     )
     .expect("trainer");
     let untrained = trainer.model().expect("model");
@@ -85,39 +85,48 @@ fn a_trained_mlp_samples_the_swiss_roll_and_an_untrained_one_does_not() {
         trainer.train_step().expect("step");
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "3000 steps in {secs:.1} s ({:.0} steps/s), loss {:.3}",
-        3000.0 / secs,
-        trainer.recent_loss(100)
-    );
     assert!(
         trainer.recent_loss(100) < trainer.losses[..20].iter().sum::<f32>() / 20.0,
-        "the loss falls"
+        "{}: the loss falls",
+        d.name()
     );
-
     let cancel = AtomicBool::new(false);
     let sched = ddim(PredictionType::Epsilon, 50, TimestepSpacing::Trailing);
     let sample = |m: &dyn difflab::model::Denoiser| {
-        let x = sample_seeded(m, &sched, 1234, 1000, &cancel, &device, |_| {})
+        let x = sample_seeded(m, &sched, 1234, 1000, &cancel, device, |_| {})
             .expect("sample")
             .expect("not cancelled");
         points_of(x).expect("points")
     };
     let trained = energy_distance(&sample(&trainer.model().expect("model")), &fresh, 1000);
     let broken = energy_distance(&sample(&untrained), &fresh, 1000);
-    let reference = energy_distance(
-        &Toy2d::SwissRoll.sample(1000, 7).expect("data"),
-        &fresh,
-        1000,
-    );
+    let real = energy_distance(&d.sample(1000, 7).expect("data"), &fresh, 1000);
     eprintln!(
-        "energy distance to fresh data: trained {trained:.4}, untrained {broken:.4}, real {reference:.4}"
+        "{:>13}: 3000 steps in {secs:.1} s ({:.0} steps/s), loss {:.3}; energy distance to fresh \
+         data: trained {trained:.4}, untrained {broken:.4}, real {real:.4}",
+        d.name(),
+        3000.0 / secs,
+        trainer.recent_loss(100)
     );
-    assert!(trained < 0.05, "trained samples match the data: {trained}");
-    assert!(
-        broken > 0.2,
-        "an untrained model fails the same test: {broken}"
-    );
+    (trained, broken, real)
+}
+
+#[test]
+fn a_trained_mlp_samples_every_dataset_and_an_untrained_one_does_not() {
+    let device = Device::flex();
+    for d in Toy2d::ALL {
+        let (trained, broken, real) = quality(d, &device);
+        assert!(
+            trained < 0.05,
+            "{}: trained samples match the data: {trained} (real {real})",
+            d.name()
+        );
+        assert!(
+            broken > 0.2,
+            "{}: an untrained model fails the same test: {broken}",
+            d.name()
+        );
+    }
 }
 
 #[test]

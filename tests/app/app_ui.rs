@@ -1,8 +1,6 @@
 //! The app, driven through egui_kittest by label, on the CPU path (burn's flex, egui
 //! `ColorImage`s). The worker thread runs for real; the tests wait for its events.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +11,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use common::app::{Dropped, settle};
+use crate::common::app::{Dropped, settle};
 
 fn app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
     DiffLabApp::new(

@@ -1,0 +1,180 @@
+//! `difflab eval`: judges a U-Net's digits with a classifier trained on the labelled digits:
+//! mean confidence, class histogram and entropy, and a Fréchet distance of classifier features
+//! against held-out real digits (next to the real-against-real distance).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::sample_cmd::SamplerChoice;
+use super::{check_output, device_for, print_stdout};
+use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols, save_png};
+use crate::data::mnist::Mnist;
+use crate::device::DeviceChoice;
+use crate::diffusion::{
+    SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing, VarianceType,
+    sample_seeded,
+};
+use crate::error::{DiffError, Result};
+use crate::eval::{judge, train_judge};
+use crate::model::{Denoiser, UNetDenoiser};
+use crate::tensor_util::to_vec;
+
+/// Arguments of `difflab eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// U-Net weights (SafeTensors); default: the shipped MNIST model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// ddpm or ddim.
+    #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
+    sampler: SamplerChoice,
+    /// Sampling steps.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// DDIM's η in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    eta: f64,
+    /// Samples to judge.
+    #[arg(long, default_value_t = 500)]
+    count: usize,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Seed of the samples (and the classifier).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Classifier training passes over the 8,000 training digits.
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Also write the first 100 samples as a grid.
+    #[arg(long)]
+    grid: Option<PathBuf>,
+}
+
+pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
+    if a.count < 2 || a.count > 100_000 {
+        return Err(DiffError::invalid("--count must be between 2 and 100,000"));
+    }
+    if a.batch == 0 || a.epochs == 0 {
+        return Err(DiffError::invalid(
+            "--batch and --epochs must be at least 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.eta) {
+        return Err(DiffError::invalid(format!(
+            "--eta {} is out of range: η must be in [0, 1]",
+            a.eta
+        )));
+    }
+    if let Some(p) = &a.grid {
+        check_output(p)?;
+    }
+    let device = device_for(device)?;
+    let (model, config) = match &a.weights {
+        Some(p) => crate::model::unet::load_file(p, &device.device)?,
+        None => crate::model::unet::shipped(&device.device)?,
+    };
+    let model = UNetDenoiser { model, config };
+    let [c, h, w] = model.sample_shape();
+    if [c, h, w] != [1, 28, 28] {
+        return Err(DiffError::invalid(format!(
+            "the digit judge takes 1×28×28 samples; this model makes {c}×{h}×{w}"
+        )));
+    }
+    let scheduler = Scheduler::new(SchedulerConfig {
+        schedule: ScheduleConfig::default(),
+        prediction_type: model.prediction_type(),
+        clip_sample: Some(1.0),
+        spacing: TimestepSpacing::Trailing,
+        steps_offset: 0,
+        num_inference_steps: a.steps,
+        sampler: match a.sampler {
+            SamplerChoice::Ddpm => SamplerKind::Ddpm {
+                variance: VarianceType::FixedSmall,
+            },
+            SamplerChoice::Ddim => SamplerKind::Ddim {
+                eta: a.eta,
+                set_alpha_to_one: true,
+            },
+        },
+    })?;
+    let started = Instant::now();
+    let mnist = Mnist::embedded()?;
+    let j = train_judge(
+        &mnist,
+        a.epochs,
+        a.seed,
+        &crate::device::ComputeDevice::flex().device,
+    )?;
+    eprintln!(
+        "judge: an MLP classifier, {:.1}% accurate on {} held-out digits ({:.1} s)",
+        100.0 * j.accuracy,
+        crate::eval::HELD_OUT,
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let bar = ProgressBar::new(a.count as u64).with_style(
+        ProgressStyle::with_template("{bar:40} sample {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let cancel = AtomicBool::new(false);
+    let mut samples = Vec::with_capacity(a.count * 784);
+    let mut b0 = 0;
+    while b0 < a.count {
+        let n = (a.count - b0).min(a.batch);
+        // Each batch its own seed, so --count and --batch don't change which samples come out.
+        let x = sample_seeded(
+            &model,
+            &scheduler,
+            a.seed.wrapping_add(b0 as u64),
+            n,
+            &cancel,
+            &device.device,
+            |_| {},
+        )?
+        .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
+        samples.extend(to_vec(x)?);
+        b0 += n;
+        bar.set_position(b0 as u64);
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let r = judge(&j, &samples, &crate::device::ComputeDevice::flex().device)?;
+    if let Some(p) = &a.grid {
+        let k = a.count.min(100);
+        let imgs = batch_to_rgb(&samples[..k * 784], [k, 1, 28, 28], ValueRange::Unit)?;
+        save_png(&grid(&imgs, grid_cols(k), 2, 2), p)?;
+    }
+    let sampler = match a.sampler {
+        SamplerChoice::Ddpm => format!("DDPM, {} steps", a.steps),
+        SamplerChoice::Ddim => format!("DDIM, {} steps, η = {}", a.steps, a.eta),
+    };
+    let hist: Vec<String> = r
+        .histogram
+        .iter()
+        .enumerate()
+        .map(|(k, f)| format!("{k}: {:.1}%", 100.0 * f))
+        .collect();
+    let out = format!(
+        "{} samples ({sampler}; {}) in {secs:.1} s\n\
+         mean classifier confidence  {:.3}\n\
+         class histogram             {}\n\
+         histogram entropy           {:.3} bits (uniform: {:.3}); smallest class {:.1}%\n\
+         Fréchet distance            {:.3} (real against real: {:.3}; ratio {:.2})\n",
+        r.n,
+        model.name(),
+        r.mean_confidence,
+        hist.join("  "),
+        r.entropy_bits,
+        10f64.log2(),
+        100.0 * r.histogram.iter().cloned().fold(f64::INFINITY, f64::min),
+        r.frechet,
+        r.frechet_real,
+        r.frechet / r.frechet_real.max(1e-12),
+    );
+    print_stdout(&out)
+}

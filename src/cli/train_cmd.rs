@@ -1,0 +1,255 @@
+//! `difflab train`: train the U-Net on MNIST or a folder of images, with a progress bar,
+//! `loss.csv`, sample grids, atomic checkpoints (every K steps and on Ctrl-C) and `--resume`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::device_for;
+use super::sample_cmd::{DataOpts, load_images};
+use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
+use crate::device::DeviceChoice;
+use crate::diffusion::{
+    PredictionType, SamplerKind, Scheduler, SchedulerConfig, TimestepSpacing, sample_seeded,
+};
+use crate::error::{DiffError, Result};
+use crate::model::unet::{UNet, UNetConfig, UNetDenoiser};
+use crate::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, append_csv};
+
+/// Arguments of `difflab train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataOpts,
+    /// Where the run goes: loss.csv, checkpoint.bin, model.safetensors (EMA weights),
+    /// samples/step-*.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from OUT/checkpoint.bin (same data; --steps may extend the run).
+    #[arg(long)]
+    resume: bool,
+    /// Total training steps.
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Peak learning rate (AdamW; linear warm-up, then cosine decay).
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Gradient-norm clipping.
+    #[arg(long, default_value_t = 1.0)]
+    clip_norm: f32,
+    /// EMA decay of the weights that sample.
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
+    /// The loss: l2, l1 or huber.
+    #[arg(long, value_enum, default_value_t = LossKind::L2)]
+    loss: LossKind,
+    /// What the network predicts: epsilon or v.
+    #[arg(long, value_enum, default_value_t = PredictionType::Epsilon)]
+    prediction: PredictionType,
+    /// Channels at the first level.
+    #[arg(long, default_value_t = 32)]
+    base_channels: usize,
+    /// Channel multipliers per level, comma-separated.
+    #[arg(long, default_value = "1,2,2", value_delimiter = ',')]
+    channel_mult: Vec<usize>,
+    /// Residual blocks per level.
+    #[arg(long, default_value_t = 1)]
+    blocks: usize,
+    /// No self-attention at the lowest resolution.
+    #[arg(long)]
+    no_attention: bool,
+    /// A 3×3 conv after each upsampling (as in DDPM; slower).
+    #[arg(long)]
+    up_conv: bool,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write a checkpoint every K steps.
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: usize,
+    /// Write a sample grid (DDIM, 50 steps, EMA weights) every K steps and at the end (0: never).
+    #[arg(long, default_value_t = 2000)]
+    sample_every: usize,
+}
+
+/// Set by Ctrl-C.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
+    if a.checkpoint_every == 0 {
+        return Err(DiffError::invalid("--checkpoint-every must be at least 1"));
+    }
+    if !a.out.is_dir() {
+        std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
+    }
+    let samples_dir = a.out.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
+    let (images, shape) = load_images(&a.data)?;
+    let data = ImageSet::new(&images, shape)?;
+    let device = device_for(device)?;
+    let checkpoint = a.out.join("checkpoint.bin");
+    let loss_csv = a.out.join("loss.csv");
+    let mut trainer = if a.resume {
+        let t = UNetTrainer::resume(&checkpoint, data, Some(a.steps), &device.device)?;
+        keep_csv_rows(&loss_csv, t.step)?;
+        eprintln!("resumed at step {} from {}", t.step, checkpoint.display());
+        t
+    } else {
+        if checkpoint.exists() {
+            return Err(DiffError::invalid(format!(
+                "{} exists: pass --resume to continue it, or choose another --out",
+                checkpoint.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&loss_csv);
+        let unet = UNetConfig::new()
+            .with_in_channels(shape[0])
+            .with_image_size(shape[1])
+            .with_base_channels(a.base_channels)
+            .with_channel_mult(a.channel_mult.clone())
+            .with_blocks_per_level(a.blocks)
+            .with_attention(!a.no_attention)
+            .with_up_conv(a.up_conv)
+            .with_prediction(a.prediction);
+        if shape[1] != shape[2] {
+            return Err(DiffError::invalid("the U-Net trains on square images"));
+        }
+        let config = TrainConfig {
+            steps: a.steps,
+            batch: a.batch,
+            lr: a.lr,
+            warmup: a.warmup,
+            clip_norm: a.clip_norm,
+            ema_decay: a.ema_decay,
+            loss: a.loss,
+            seed: a.seed,
+            ..TrainConfig::default()
+        };
+        UNetTrainer::new(data, unet, config, &device.device)?
+    };
+    // Ctrl-C: finish the step, write a checkpoint, stop.
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    eprintln!(
+        "training a {}-parameter U-Net on {} ({} images) for {} steps, batch {}, on {}",
+        burn::module::Module::num_params(&trainer.raw()?),
+        a.data.describe(),
+        images.len(),
+        trainer.config.steps,
+        trainer.config.batch,
+        device.label
+    );
+    let total = trainer.config.steps;
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len} · {msg} · {per_sec} · eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(trainer.step as u64);
+    let started = Instant::now();
+    let first = trainer.step;
+    let mut pending = Vec::new();
+    let mut recent: Vec<f32> = Vec::new();
+    while trainer.step < total {
+        let k = trainer.step;
+        let loss = trainer.train_step()?;
+        pending.push(format!("{k},{loss},{}", trainer.config.lr_at(k)));
+        recent.push(loss);
+        if recent.len() > 100 {
+            recent.remove(0);
+        }
+        bar.set_message(format!(
+            "loss {:.4}",
+            recent.iter().sum::<f32>() / recent.len() as f32
+        ));
+        bar.inc(1);
+        let done = trainer.step;
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        if done % a.checkpoint_every == 0 || done == total || interrupted {
+            append_csv(&loss_csv, "step,loss,lr", &pending)?;
+            pending.clear();
+            trainer.save_checkpoint(&checkpoint)?;
+            let ema = trainer.ema();
+            ema.save_safetensors(&trainer.unet, &a.out.join("model.safetensors"))?;
+        }
+        if a.sample_every > 0 && (done % a.sample_every == 0 || done == total) {
+            let path = samples_dir.join(format!("step-{done:06}.png"));
+            sample_grid(
+                &trainer.ema(),
+                &trainer.unet,
+                &trainer.config,
+                &path,
+                &device.device,
+            )?;
+        }
+        if interrupted {
+            bar.abandon();
+            eprintln!(
+                "interrupted at step {done}: checkpoint written to {}; continue with --resume",
+                checkpoint.display()
+            );
+            std::process::exit(130);
+        }
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "trained steps {first}..{total} in {:.1} min ({:.2} steps/s); EMA weights in {}",
+        secs / 60.0,
+        (total - first) as f64 / secs.max(1e-9),
+        a.out.join("model.safetensors").display()
+    );
+    Ok(())
+}
+
+/// 16 samples (DDIM, 50 steps, η = 0, seed 0) of `model` as a 4×4 grid.
+pub fn sample_grid(
+    model: &UNet,
+    unet: &UNetConfig,
+    config: &TrainConfig,
+    path: &Path,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    let denoiser = UNetDenoiser {
+        model: model.clone(),
+        config: unet.clone(),
+    };
+    let scheduler = Scheduler::new(SchedulerConfig {
+        schedule: config.schedule,
+        prediction_type: unet.prediction,
+        clip_sample: Some(1.0),
+        spacing: TimestepSpacing::Trailing,
+        steps_offset: 0,
+        num_inference_steps: 50,
+        sampler: SamplerKind::Ddim {
+            eta: 0.0,
+            set_alpha_to_one: true,
+        },
+    })?;
+    let cancel = AtomicBool::new(false);
+    let x = sample_seeded(&denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
+        .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
+    let dims = x.dims();
+    let v = crate::tensor_util::to_vec(x)?;
+    let imgs = batch_to_rgb(&v, dims, ValueRange::Unit)?;
+    save_png(&grid(&imgs, 4, 2, 2), path)
+}
+
+/// Keeps the header and the first `rows` data rows of a CSV (atomically), so a resumed run's
+/// losses continue where its checkpoint was written.
+fn keep_csv_rows(path: &Path, rows: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text.lines().take(rows + 1).collect();
+    let mut s = kept.join("\n");
+    s.push('\n');
+    crate::data::image_io::write_atomic(path, s.as_bytes())
+}

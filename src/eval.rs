@@ -1,0 +1,290 @@
+//! Judging generated digits as a teacher would: a digit classifier trained on the labelled
+//! digits gives each sample a class and a confidence; the class histogram says whether all ten
+//! digits appear; and a Fréchet distance between classifier features of samples and of held-out
+//! real digits (as FID does with Inception features) says how close the two sets are.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use burn::tensor::activation::log_softmax;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::mnist::Mnist;
+use crate::error::{DiffError, Result};
+use crate::model::classifier::{DigitClassifier, DigitClassifierConfig};
+use crate::tensor_util::{tensor2, to_vec};
+
+/// Digits held out from the classifier's training, for its accuracy and the real features.
+pub const HELD_OUT: usize = 2000;
+
+/// A trained classifier and its accuracy on the held-out digits.
+pub struct Judge {
+    /// The classifier (no autodiff).
+    pub model: DigitClassifier,
+    /// Held-out accuracy.
+    pub accuracy: f64,
+    /// The held-out digits, flat [HELD_OUT, 784] in [−1, 1].
+    pub held_out: Vec<f32>,
+}
+
+/// Trains the classifier on all but the last [`HELD_OUT`] digits (AdamW, batch 128, `epochs`
+/// passes, seeded) on `device`.
+pub fn train_judge(mnist: &Mnist, epochs: usize, seed: u64, device: &Device) -> Result<Judge> {
+    let n = mnist.len();
+    if n <= HELD_OUT + 100 {
+        return Err(DiffError::invalid(
+            "too few labelled digits to train the judge",
+        ));
+    }
+    let train_n = n - HELD_OUT;
+    let ad = device.clone().autodiff();
+    ad.seed(seed);
+    let mut model = DigitClassifierConfig::new().init(&ad);
+    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..train_n).collect();
+    let batch = 128;
+    for _ in 0..epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(batch) {
+            let b = chunk.len();
+            let mut x = Vec::with_capacity(b * 784);
+            let mut y = vec![0.0f32; b * 10];
+            for (j, &i) in chunk.iter().enumerate() {
+                x.extend(mnist.image(i));
+                y[j * 10 + mnist.labels[i] as usize] = 1.0;
+            }
+            let x = tensor2(x, [b, 784], &ad);
+            let y = tensor2(y, [b, 10], &ad);
+            // Cross-entropy −Σ y·log softmax(logits), averaged over the batch.
+            let loss = -(log_softmax(model.forward(x), 1) * y).sum_dim(1).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+    }
+    let model = model.valid();
+    let held_out: Vec<f32> = (train_n..n).flat_map(|i| mnist.image(i)).collect();
+    let (probs, _) = classify(&model, &held_out, device)?;
+    let correct = probs
+        .iter()
+        .zip(train_n..n)
+        .filter(|(p, i)| argmax(p) == mnist.labels[*i] as usize)
+        .count();
+    Ok(Judge {
+        model,
+        accuracy: correct as f64 / HELD_OUT as f64,
+        held_out,
+    })
+}
+
+fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// One row per image.
+pub type Rows = Vec<Vec<f32>>;
+
+/// Class probabilities and features of flat 28×28 images in [−1, 1].
+pub fn classify(model: &DigitClassifier, images: &[f32], device: &Device) -> Result<(Rows, Rows)> {
+    let n = images.len() / 784;
+    let mut probs = Vec::with_capacity(n);
+    let mut feats = Vec::with_capacity(n);
+    for start in (0..n).step_by(500) {
+        let b = (n - start).min(500);
+        let x = tensor2(
+            images[start * 784..(start + b) * 784].to_vec(),
+            [b, 784],
+            device,
+        );
+        let f = model.features(x.clone());
+        let p = model.probabilities(x);
+        probs.extend(to_vec(p)?.chunks(10).map(|c| c.to_vec()));
+        let fd = f.dims()[1];
+        feats.extend(to_vec(f)?.chunks(fd).map(|c| c.to_vec()));
+    }
+    Ok((probs, feats))
+}
+
+/// What the judge says about a set of samples.
+#[derive(Clone, Debug)]
+pub struct DigitReport {
+    /// Samples judged.
+    pub n: usize,
+    /// Mean of the top class probability.
+    pub mean_confidence: f64,
+    /// Fraction of samples per predicted class.
+    pub histogram: [f64; 10],
+    /// Entropy of the histogram in bits (log2 10 ≈ 3.32 when uniform).
+    pub entropy_bits: f64,
+    /// Fréchet distance of features, samples against held-out real digits.
+    pub frechet: f64,
+    /// The same distance between two disjoint sets of real digits of the same size (the floor).
+    pub frechet_real: f64,
+}
+
+/// Judges flat 28×28 samples in [−1, 1] against the held-out digits.
+pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport> {
+    let n = samples.len() / 784;
+    if n < 2 {
+        return Err(DiffError::invalid("judge at least 2 samples"));
+    }
+    let (probs, feats) = classify(&j.model, samples, device)?;
+    let (_, real) = classify(&j.model, &j.held_out, device)?;
+    let mut histogram = [0.0; 10];
+    let mut conf = 0.0;
+    for p in &probs {
+        let k = argmax(p);
+        histogram[k] += 1.0 / n as f64;
+        conf += p[k] as f64;
+    }
+    let entropy_bits = -histogram
+        .iter()
+        .filter(|h| **h > 0.0)
+        .map(|h| h * h.log2())
+        .sum::<f64>();
+    // Real against real: two disjoint halves of the held-out digits, each at most n.
+    let half = (real.len() / 2).min(n);
+    let frechet_real = frechet_distance(&real[..half], &real[real.len() - half..]);
+    Ok(DigitReport {
+        n,
+        mean_confidence: conf / n as f64,
+        histogram,
+        entropy_bits,
+        frechet: frechet_distance(&feats, &real),
+        frechet_real,
+    })
+}
+
+/// Mean and covariance of row vectors.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
+fn moments(x: &[Vec<f32>]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let d = x.first().map_or(0, |r| r.len());
+    let n = x.len().max(1) as f64;
+    let mut mu = vec![0.0; d];
+    for r in x {
+        for (m, v) in mu.iter_mut().zip(r) {
+            *m += *v as f64 / n;
+        }
+    }
+    let mut cov = vec![vec![0.0; d]; d];
+    for r in x {
+        for i in 0..d {
+            let a = r[i] as f64 - mu[i];
+            for j in i..d {
+                cov[i][j] += a * (r[j] as f64 - mu[j]);
+            }
+        }
+    }
+    let denom = (x.len().max(2) - 1) as f64;
+    for i in 0..d {
+        for j in i..d {
+            cov[i][j] /= denom;
+            cov[j][i] = cov[i][j];
+        }
+    }
+    (mu, cov)
+}
+
+/// The Fréchet distance between Gaussians fitted to two sets of feature vectors:
+/// ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁^½ Σ₂ Σ₁^½)^½) (Dowson & Landau 1982; Heusel et al. 2017).
+pub fn frechet_distance(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    let (m1, s1) = moments(a);
+    let (m2, s2) = moments(b);
+    let d = m1.len();
+    let mean_term: f64 = m1.iter().zip(&m2).map(|(x, y)| (x - y).powi(2)).sum();
+    let root1 = sym_sqrt(&s1);
+    let inner = matmul(&matmul(&root1, &s2), &root1);
+    let (eig, _) = jacobi_eigen(&inner);
+    let tr_root: f64 = eig.iter().map(|e| e.max(0.0).sqrt()).sum();
+    let tr1: f64 = (0..d).map(|i| s1[i][i]).sum();
+    let tr2: f64 = (0..d).map(|i| s2[i][i]).sum();
+    mean_term + tr1 + tr2 - 2.0 * tr_root
+}
+
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
+fn matmul(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let n = a.len();
+    let m = b.first().map_or(0, |r| r.len());
+    let mut out = vec![vec![0.0; m]; n];
+    for i in 0..n {
+        for (k, bk) in b.iter().enumerate() {
+            let aik = a[i][k];
+            if aik != 0.0 {
+                for j in 0..m {
+                    out[i][j] += aik * bk[j];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The square root of a symmetric positive semi-definite matrix, through its eigenvectors.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
+fn sym_sqrt(s: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let (eig, v) = jacobi_eigen(s);
+    let d = s.len();
+    let mut out = vec![vec![0.0; d]; d];
+    for (k, e) in eig.iter().enumerate() {
+        let r = e.max(0.0).sqrt();
+        for i in 0..d {
+            for j in 0..d {
+                out[i][j] += v[i][k] * r * v[j][k];
+            }
+        }
+    }
+    out
+}
+
+/// Eigenvalues and eigenvectors (columns) of a symmetric matrix, by cyclic Jacobi rotations.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
+fn jacobi_eigen(s: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let d = s.len();
+    let mut a: Vec<Vec<f64>> = s.to_vec();
+    let mut v = vec![vec![0.0; d]; d];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |j| *j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let sn = t * c;
+                for k in 0..d {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - sn * akq;
+                    a[k][q] = sn * akp + c * akq;
+                }
+                for k in 0..d {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - sn * aqk;
+                    a[q][k] = sn * apk + c * aqk;
+                }
+                for row in v.iter_mut() {
+                    let (vp, vq) = (row[p], row[q]);
+                    row[p] = c * vp - sn * vq;
+                    row[q] = sn * vp + c * vq;
+                }
+            }
+        }
+    }
+    ((0..d).map(|i| a[i][i]).collect(), v)
+}

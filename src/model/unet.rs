@@ -1,0 +1,487 @@
+//! The DDPM U-Net (Ho et al. 2020, appendix B), small enough to train on a laptop: a sinusoidal
+//! timestep embedding and an MLP; residual blocks (GroupNorm, SiLU, 3×3 conv) with the time
+//! embedding added; a downsampling path and an upsampling path joined by skip connections; and
+//! optional single-head self-attention at the lowest resolution. It predicts ε or v.
+//!
+//! Weights are saved as SafeTensors (burn-store), with the config as JSON in the file's
+//! metadata, so one file is a whole model and PyTorch can read it too.
+
+use std::path::Path;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Tensor};
+
+use super::Denoiser;
+use super::sinusoidal_embedding;
+use crate::diffusion::scheduler::PredictionType;
+use crate::error::{DiffError, Result};
+
+/// The U-Net's shape.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Image channels (1 for MNIST).
+    #[config(default = 1)]
+    pub in_channels: usize,
+    /// Image height and width (the sampler's shape; any size divisible by 2^(levels−1) works).
+    #[config(default = 28)]
+    pub image_size: usize,
+    /// Channels at the first level.
+    #[config(default = 32)]
+    pub base_channels: usize,
+    /// Channels per level as multiples of `base_channels`; each level after the first halves
+    /// the resolution.
+    #[config(default = "vec![1, 2, 2]")]
+    pub channel_mult: Vec<usize>,
+    /// Residual blocks per level.
+    #[config(default = 1)]
+    pub blocks_per_level: usize,
+    /// Self-attention at the lowest resolution.
+    #[config(default = true)]
+    pub attention: bool,
+    /// A 3×3 conv after each ×2 upsampling (DDPM has one; without it the next block's convs
+    /// do the mixing, and training is about a quarter cheaper at 28×28).
+    #[config(default = false)]
+    pub up_conv: bool,
+    /// GroupNorm groups (must divide every level's channels).
+    #[config(default = 8)]
+    pub groups: usize,
+    /// What the network predicts: epsilon or v-prediction.
+    #[config(default = "PredictionType::Epsilon")]
+    pub prediction: PredictionType,
+}
+
+/// A residual block: GroupNorm, SiLU, conv; add the projected time embedding; GroupNorm, SiLU,
+/// conv; plus the (1×1-projected) input.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+/// Single-head self-attention over the pixels, with a residual connection.
+#[derive(Module, Debug)]
+pub struct Attention {
+    norm: GroupNorm,
+    qkv: Linear,
+    proj: Linear,
+}
+
+/// One level of the down path: blocks, then (except at the lowest level) a stride-2 conv.
+#[derive(Module, Debug)]
+pub struct DownLevel {
+    blocks: Vec<ResBlock>,
+    down: Option<Conv2d>,
+}
+
+/// One level of the up path: blocks that each take a skip connection, then (except at the top)
+/// a nearest-neighbour ×2 upsampling, optionally followed by a conv.
+#[derive(Module, Debug)]
+pub struct UpLevel {
+    blocks: Vec<ResBlock>,
+    upsample: bool,
+    up: Option<Conv2d>,
+}
+
+/// The U-Net: ε̂(x_t, t) or v̂(x_t, t).
+#[derive(Module, Debug)]
+pub struct UNet {
+    time1: Linear,
+    time2: Linear,
+    conv_in: Conv2d,
+    down: Vec<DownLevel>,
+    mid1: ResBlock,
+    mid_attn: Option<Attention>,
+    mid2: ResBlock,
+    up: Vec<UpLevel>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+fn conv3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
+    GroupNormConfig::new(groups, channels).init(device)
+}
+
+impl ResBlock {
+    fn new(c_in: usize, c_out: usize, t_dim: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm1: norm(groups, c_in, device),
+            conv1: conv3(c_in, c_out, 1, device),
+            time: LinearConfig::new(t_dim, c_out).init(device),
+            norm2: norm(groups, c_out, device),
+            conv2: conv3(c_out, c_out, 1, device),
+            skip: (c_in != c_out).then(|| Conv2dConfig::new([c_in, c_out], [1, 1]).init(device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
+        let [b, _, _, _] = x.dims();
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let c = h.dims()[1];
+        let h = h + self.time.forward(silu(emb)).reshape([b, c, 1, 1]);
+        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        match &self.skip {
+            Some(s) => s.forward(x) + h,
+            None => x + h,
+        }
+    }
+}
+
+impl Attention {
+    fn new(c: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm: norm(groups, c, device),
+            qkv: LinearConfig::new(c, 3 * c).init(device),
+            proj: LinearConfig::new(c, c).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        // [B, C, H, W] → [B, HW, C]
+        let tokens = self
+            .norm
+            .forward(x.clone())
+            .reshape([b, c, h * w])
+            .swap_dims(1, 2);
+        let qkv = self.qkv.forward(tokens);
+        let q = qkv.clone().narrow(2, 0, c);
+        let k = qkv.clone().narrow(2, c, c);
+        let v = qkv.narrow(2, 2 * c, c);
+        // softmax(QKᵀ/√C)·V (Vaswani et al. 2017)
+        let scores = q.matmul(k.swap_dims(1, 2)) / (c as f64).sqrt();
+        let out = self.proj.forward(softmax(scores, 2).matmul(v));
+        x + out.swap_dims(1, 2).reshape([b, c, h, w])
+    }
+}
+
+impl UNetConfig {
+    /// Checks that the shape is buildable.
+    pub fn validate(&self) -> Result<()> {
+        let levels = self.channel_mult.len();
+        let bad = |m: String| Err(DiffError::invalid(format!("U-Net config: {m}")));
+        if levels == 0 || levels > 5 {
+            return bad(format!("1 to 5 levels, not {levels}"));
+        }
+        if self.in_channels == 0 || self.base_channels == 0 || self.groups == 0 {
+            return bad("channels and groups must be ≥ 1".into());
+        }
+        if self.blocks_per_level == 0 || self.blocks_per_level > 4 {
+            return bad("1 to 4 blocks per level".into());
+        }
+        for m in &self.channel_mult {
+            if *m == 0 || !(m * self.base_channels).is_multiple_of(self.groups) {
+                return bad(format!(
+                    "{} channels are not divisible into {} groups",
+                    m * self.base_channels,
+                    self.groups
+                ));
+            }
+        }
+        let div = 1 << (levels - 1);
+        if self.image_size == 0 || !self.image_size.is_multiple_of(div) || self.image_size > 512 {
+            return bad(format!(
+                "image size {} must be divisible by {div} (one halving per level)",
+                self.image_size
+            ));
+        }
+        if !matches!(
+            self.prediction,
+            PredictionType::Epsilon | PredictionType::VPrediction
+        ) {
+            return bad("the U-Net predicts epsilon or v".into());
+        }
+        Ok(())
+    }
+
+    /// The width of the time embedding's MLP.
+    pub fn time_dim(&self) -> usize {
+        4 * self.base_channels
+    }
+
+    /// A freshly initialised model on `device`.
+    pub fn init(&self, device: &Device) -> Result<UNet> {
+        self.validate()?;
+        let t_dim = self.time_dim();
+        let g = self.groups;
+        let chans: Vec<usize> = self
+            .channel_mult
+            .iter()
+            .map(|m| m * self.base_channels)
+            .collect();
+        let levels = chans.len();
+        let mut down = Vec::new();
+        let mut c = self.base_channels;
+        // The skip connections: one after each block of each level.
+        let mut skips = Vec::new();
+        for (i, &co) in chans.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for _ in 0..self.blocks_per_level {
+                blocks.push(ResBlock::new(c, co, t_dim, g, device));
+                c = co;
+                skips.push(c);
+            }
+            let last = i + 1 == levels;
+            down.push(DownLevel {
+                blocks,
+                down: (!last).then(|| conv3(c, c, 2, device)),
+            });
+        }
+        let mid1 = ResBlock::new(c, c, t_dim, g, device);
+        let mid_attn = self.attention.then(|| Attention::new(c, g, device));
+        let mid2 = ResBlock::new(c, c, t_dim, g, device);
+        let mut up = Vec::new();
+        for (i, &co) in chans.iter().enumerate().rev() {
+            let mut blocks = Vec::new();
+            for _ in 0..self.blocks_per_level {
+                let skip = skips.pop().unwrap_or(0);
+                blocks.push(ResBlock::new(c + skip, co, t_dim, g, device));
+                c = co;
+            }
+            up.push(UpLevel {
+                blocks,
+                upsample: i > 0,
+                up: (i > 0 && self.up_conv).then(|| conv3(c, c, 1, device)),
+            });
+        }
+        Ok(UNet {
+            time1: LinearConfig::new(self.base_channels, t_dim).init(device),
+            time2: LinearConfig::new(t_dim, t_dim).init(device),
+            conv_in: conv3(self.in_channels, self.base_channels, 1, device),
+            down,
+            mid1,
+            mid_attn,
+            mid2,
+            up,
+            norm_out: norm(g, c, device),
+            conv_out: conv3(c, self.in_channels, 1, device),
+        })
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling: each pixel becomes a 2×2 block.
+fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .repeat_dim(3, 2)
+        .repeat_dim(5, 2)
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
+impl UNet {
+    /// The model output for x [B, C, H, W] at timesteps t (0-based), same shape as x.
+    pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+        let device = x.device();
+        // Time embedding: sinusoids → Linear → SiLU → Linear (DDPM's "temb").
+        let base = self.time1.weight.dims()[0];
+        let emb = sinusoidal_embedding(timesteps, base, &device);
+        let emb = self.time2.forward(silu(self.time1.forward(emb)));
+        let mut h = self.conv_in.forward(x);
+        let mut skips = Vec::new();
+        for level in &self.down {
+            for block in &level.blocks {
+                h = block.forward(h, emb.clone());
+                skips.push(h.clone());
+            }
+            if let Some(d) = &level.down {
+                h = d.forward(h);
+            }
+        }
+        h = self.mid1.forward(h, emb.clone());
+        if let Some(a) = &self.mid_attn {
+            h = a.forward(h);
+        }
+        h = self.mid2.forward(h, emb.clone());
+        for level in &self.up {
+            for block in &level.blocks {
+                let Some(skip) = skips.pop() else { break };
+                h = block.forward(Tensor::cat(vec![h, skip], 1), emb.clone());
+            }
+            if level.upsample {
+                h = upsample2(h);
+                if let Some(u) = &level.up {
+                    h = u.forward(h);
+                }
+            }
+        }
+        self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+
+    /// Saves the weights as SafeTensors with `config` in the metadata, atomically.
+    pub fn save_safetensors(&self, config: &UNetConfig, path: &Path) -> Result<()> {
+        let bytes = self.safetensors_bytes(config)?;
+        crate::data::image_io::write_atomic(path, &bytes)
+    }
+
+    /// The weights as SafeTensors bytes, with `config` in the metadata.
+    pub fn safetensors_bytes(&self, config: &UNetConfig) -> Result<Vec<u8>> {
+        let json = serde_json::to_string(config)
+            .map_err(|e| DiffError::Backend(format!("cannot write the U-Net config: {e}")))?;
+        let mut store = SafetensorsStore::from_bytes(None).metadata(CONFIG_KEY, json);
+        self.save_into(&mut store)
+            .map_err(|e| DiffError::Backend(format!("cannot save the U-Net: {e}")))?;
+        store
+            .get_bytes()
+            .map_err(|e| DiffError::Backend(format!("cannot save the U-Net: {e}")))
+    }
+}
+
+/// The SafeTensors metadata key holding the config JSON.
+pub const CONFIG_KEY: &str = "difflab.unet_config";
+
+/// Reads the config out of a SafeTensors file's header (8-byte little-endian length, then JSON
+/// with `__metadata__`), checking the framing so a truncated file is named as such.
+pub fn read_config(bytes: &[u8], what: &str) -> Result<UNetConfig> {
+    let bad = |m: String| DiffError::invalid(format!("{what}: {m}"));
+    if bytes.len() < 8 {
+        return Err(bad(format!(
+            "not a SafeTensors file ({} bytes; truncated?)",
+            bytes.len()
+        )));
+    }
+    let mut len8 = [0u8; 8];
+    len8.copy_from_slice(&bytes[..8]);
+    let n = u64::from_le_bytes(len8);
+    if n > (bytes.len() - 8) as u64 || n > 100_000_000 {
+        return Err(bad(format!(
+            "the SafeTensors header says {n} bytes but the file has {} (truncated or not SafeTensors)",
+            bytes.len()
+        )));
+    }
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n as usize])
+        .map_err(|e| bad(format!("the SafeTensors header is not valid JSON ({e})")))?;
+    // The data must cover every tensor's offsets, or the file was cut short.
+    let data_len = (bytes.len() - 8 - n as usize) as u64;
+    if let Some(obj) = header.as_object() {
+        for (name, t) in obj {
+            if let Some(end) = t
+                .get("data_offsets")
+                .and_then(|o| o.get(1))
+                .and_then(|e| e.as_u64())
+                && end > data_len
+            {
+                return Err(bad(format!(
+                    "tensor {name} ends at byte {end} of the data, but there are only {data_len} (truncated)"
+                )));
+            }
+        }
+    }
+    let json = header
+        .get("__metadata__")
+        .and_then(|m| m.get(CONFIG_KEY))
+        .and_then(|c| c.as_str())
+        .ok_or_else(|| {
+            bad(format!(
+                "no U-Net config in its metadata (key {CONFIG_KEY}); is it a difflab U-Net?"
+            ))
+        })?;
+    let config: UNetConfig = serde_json::from_str(json)
+        .map_err(|e| bad(format!("the U-Net config in its metadata is invalid ({e})")))?;
+    config.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(config)
+}
+
+/// Builds the model a SafeTensors file describes and loads its weights; every tensor must be
+/// present with the right shape, and nothing extra may be there.
+pub fn load_safetensors(bytes: &[u8], what: &str, device: &Device) -> Result<(UNet, UNetConfig)> {
+    let config = read_config(bytes, what)?;
+    let mut model = config.init(device)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+        .validate(true)
+        .allow_partial(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| DiffError::invalid(format!("{what}: {e}")))?;
+    let bad = |m: String| Err(DiffError::invalid(format!("{what}: {m}")));
+    if let Some(e) = result.errors.first() {
+        return bad(format!("{e:?}"));
+    }
+    if let Some((name, _)) = result.missing.first() {
+        return bad(format!(
+            "missing tensor {name} ({} missing in all)",
+            result.missing.len()
+        ));
+    }
+    if let Some(name) = result.unused.first() {
+        return bad(format!("unexpected tensor {name} (does the config match?)"));
+    }
+    Ok((model, config))
+}
+
+/// Loads a U-Net from a SafeTensors file.
+pub fn load_file(path: &Path, device: &Device) -> Result<(UNet, UNetConfig)> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| DiffError::invalid(format!("cannot read {}: {e}", path.display())))?;
+    load_safetensors(&bytes, &path.display().to_string(), device)
+}
+
+/// A U-Net with its config, as a [`Denoiser`].
+pub struct UNetDenoiser {
+    /// The network.
+    pub model: UNet,
+    /// Its shape.
+    pub config: UNetConfig,
+}
+
+impl Denoiser for UNetDenoiser {
+    fn prediction_type(&self) -> PredictionType {
+        self.config.prediction
+    }
+
+    fn sample_shape(&self) -> [usize; 3] {
+        let s = self.config.image_size;
+        [self.config.in_channels, s, s]
+    }
+
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+        let [b, c, h, w] = x_t.dims();
+        let div = 1 << (self.config.channel_mult.len() - 1);
+        if c != self.config.in_channels
+            || !h.is_multiple_of(div)
+            || !w.is_multiple_of(div)
+            || timesteps.len() != b
+        {
+            return Err(DiffError::invalid(format!(
+                "the U-Net takes [B, {}, H, W] with H, W divisible by {div}, not {:?}",
+                self.config.in_channels,
+                [b, c, h, w]
+            )));
+        }
+        Ok(self.model.forward(x_t, timesteps))
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "U-Net ({} params, {:?})",
+            self.model.num_params(),
+            self.config.prediction
+        )
+    }
+}
+
+/// The U-Net trained on the 10,000 bundled MNIST digits (see the README for how).
+pub const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../assets/models/mnist-unet.safetensors");
+
+/// Loads the shipped MNIST U-Net.
+pub fn shipped(device: &Device) -> Result<(UNet, UNetConfig)> {
+    load_safetensors(
+        SHIPPED_WEIGHTS,
+        "assets/models/mnist-unet.safetensors",
+        device,
+    )
+}

@@ -1,0 +1,489 @@
+//! Training the U-Net, as in DDPM Algorithm 1: draw x_0 from the data and t uniformly,
+//! ε ~ N(0, I), and regress the network at x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε onto its target (ε, or
+//! v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0). AdamW with linear warm-up then cosine decay, gradient-norm
+//! clipping, and an exponential moving average (EMA) of the weights, which is what samples.
+//!
+//! Every random draw of step k comes from (seed, k), so a run resumed from a checkpoint takes
+//! exactly the steps the uninterrupted run would have taken.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::noise::gaussian;
+use crate::diffusion::scheduler::PredictionType;
+use crate::diffusion::{NoiseSchedule, ScheduleConfig, q_sample};
+use crate::error::{DiffError, Result};
+use crate::model::unet::{UNet, UNetConfig};
+use crate::tensor_util::{per_item, tensor4, to_vec};
+
+/// The regression loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Mean squared error (DDPM's L_simple).
+    L2,
+    /// Mean absolute error.
+    L1,
+    /// Huber (smooth L1) with δ = 1: quadratic near zero, linear beyond.
+    Huber,
+}
+
+/// Training options (everything that decides the steps; saved in checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Total steps (the cosine decay ends here).
+    pub steps: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup: usize,
+    /// AdamW's weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clipping (per parameter tensor, as burn clips).
+    pub clip_norm: f32,
+    /// EMA decay (with the usual warm-up min(decay, (1+k)/(10+k))).
+    pub ema_decay: f64,
+    /// The loss.
+    pub loss: LossKind,
+    /// Seed of the initialisation, batches, timesteps and noise.
+    pub seed: u64,
+    /// The noise schedule.
+    pub schedule: ScheduleConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20_000,
+            batch: 64,
+            lr: 2e-3,
+            warmup: 200,
+            weight_decay: 0.0,
+            clip_norm: 1.0,
+            ema_decay: 0.999,
+            loss: LossKind::L2,
+            seed: 0,
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the options.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(DiffError::invalid(m.to_string()));
+        if self.steps == 0 {
+            return bad("--steps must be at least 1");
+        }
+        if self.batch == 0 || self.batch > 4096 {
+            return bad("--batch must be between 1 and 4096");
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) {
+            return bad("--lr must be in (0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad("--ema-decay must be in [0, 1)");
+        }
+        if !(self.clip_norm > 0.0 && self.clip_norm.is_finite()) {
+            return bad("--clip-norm must be > 0");
+        }
+        if !(0.0..1.0).contains(&self.weight_decay) {
+            return bad("--weight-decay must be in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// The learning rate at step k (0-based): linear warm-up to `lr`, then cosine decay to 0 at
+    /// `steps`.
+    pub fn lr_at(&self, k: usize) -> f64 {
+        if k < self.warmup {
+            return self.lr * (k + 1) as f64 / self.warmup as f64;
+        }
+        let span = self.steps.saturating_sub(self.warmup).max(1);
+        let p = ((k - self.warmup) as f64 / span as f64).min(1.0);
+        self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+/// A training set: images of one shape, values in [−1, 1].
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    /// All images, flat.
+    pub pixels: Arc<Vec<f32>>,
+    /// [C, H, W].
+    pub shape: [usize; 3],
+}
+
+impl ImageSet {
+    /// From a list of same-shape images.
+    pub fn new(images: &[Vec<f32>], shape: [usize; 3]) -> Result<Self> {
+        let n = shape.iter().product::<usize>();
+        if images.is_empty() || images.iter().any(|i| i.len() != n) {
+            return Err(DiffError::invalid(
+                "the training set is empty or its images differ in shape",
+            ));
+        }
+        Ok(Self {
+            pixels: Arc::new(images.concat()),
+            shape,
+        })
+    }
+
+    /// Images in the set.
+    pub fn len(&self) -> usize {
+        self.pixels.len() / self.shape.iter().product::<usize>()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A U-Net training run in progress.
+pub struct UNetTrainer {
+    model: Option<UNet>,
+    ema: UNet,
+    optim: ModuleOptimizer,
+    schedule: Arc<NoiseSchedule>,
+    data: ImageSet,
+    /// The network's shape.
+    pub unet: UNetConfig,
+    /// The options.
+    pub config: TrainConfig,
+    device: Device,
+    /// Steps taken.
+    pub step: usize,
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm)))
+        .init()
+}
+
+impl UNetTrainer {
+    /// A fresh model on `device` (an autodiff device is made from it).
+    pub fn new(
+        data: ImageSet,
+        unet: UNetConfig,
+        config: TrainConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        unet.validate()?;
+        let [c, h, w] = data.shape;
+        if c != unet.in_channels || h != unet.image_size || w != unet.image_size {
+            return Err(DiffError::invalid(format!(
+                "the images are {c}×{h}×{w} but the U-Net takes {}×{s}×{s}",
+                unet.in_channels,
+                s = unet.image_size
+            )));
+        }
+        let device = device.clone().autodiff();
+        // Parameter initialisation draws from burn's RNG: seed it for reproducible runs.
+        device.seed(config.seed);
+        let model = unet.init(&device)?;
+        let ema = model.valid();
+        Ok(Self {
+            model: Some(model),
+            ema,
+            optim: optimizer(&config),
+            schedule: Arc::new(NoiseSchedule::new(config.schedule)?),
+            data,
+            unet,
+            config,
+            device,
+            step: 0,
+        })
+    }
+
+    /// The batch of step k: image indices and timesteps, from (seed, k) alone.
+    fn batch_of(&self, k: usize) -> (Vec<usize>, Vec<usize>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0xba7c);
+        rng.set_stream(k as u64);
+        let n = self.data.len();
+        let t_max = self.schedule.num_timesteps();
+        (0..self.config.batch)
+            .map(|_| (rng.random_range(0..n), rng.random_range(0..t_max)))
+            .unzip()
+    }
+
+    /// One step of Algorithm 1; returns its loss.
+    pub fn train_step(&mut self) -> Result<f32> {
+        let k = self.step;
+        let b = self.config.batch;
+        let [c, h, w] = self.data.shape;
+        let size = c * h * w;
+        let (idx, ts) = self.batch_of(k);
+        let mut x0 = Vec::with_capacity(b * size);
+        for i in &idx {
+            x0.extend_from_slice(&self.data.pixels[i * size..(i + 1) * size]);
+        }
+        let eps = gaussian(self.config.seed ^ 0x5eed, 1_000_000 + k as u64, b * size);
+        let x0 = tensor4(x0, [b, c, h, w], &self.device);
+        let eps = tensor4(eps, [b, c, h, w], &self.device);
+        // x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε (eq. 4).
+        let x_t = q_sample(&self.schedule, x0.clone(), &ts, eps.clone())?;
+        let target = match self.unet.prediction {
+            // v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022).
+            PredictionType::VPrediction => {
+                let sa: Vec<f64> = ts
+                    .iter()
+                    .map(|&t| self.schedule.sqrt_alphas_cumprod[t])
+                    .collect();
+                let so: Vec<f64> = ts
+                    .iter()
+                    .map(|&t| self.schedule.sqrt_one_minus_alphas_cumprod[t])
+                    .collect();
+                per_item(&sa, &self.device) * eps - per_item(&so, &self.device) * x0
+            }
+            _ => eps,
+        };
+        let model = self
+            .model
+            .take()
+            .ok_or_else(|| DiffError::Backend("no model".into()))?;
+        let diff = model.forward(x_t, &ts) - target;
+        let loss = match self.config.loss {
+            LossKind::L2 => diff.powi_scalar(2).mean(),
+            LossKind::L1 => diff.abs().mean(),
+            LossKind::Huber => {
+                // 0.5·min(|d|, 1)² + (|d| − min(|d|, 1))
+                let a = diff.abs();
+                let q = a.clone().clamp_max(1.0);
+                (q.clone().powi_scalar(2) * 0.5 + (a - q)).mean()
+            }
+        };
+        let value = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
+        if !value.is_finite() {
+            self.model = Some(model);
+            return Err(DiffError::Backend(format!(
+                "the loss is {value} at step {k}; try a lower --lr"
+            )));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = self.optim.step(self.config.lr_at(k), model, grads);
+        // EMA with warm-up: early steps follow the weights closely.
+        let decay = self.config.ema_decay.min((1 + k) as f64 / (10 + k) as f64);
+        self.ema = ema_update(self.ema.clone(), &model.valid(), decay);
+        self.model = Some(model);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// The EMA weights, for sampling.
+    pub fn ema(&self) -> UNet {
+        self.ema.clone()
+    }
+
+    /// The raw (non-EMA) weights, without autodiff.
+    pub fn raw(&self) -> Result<UNet> {
+        self.model
+            .as_ref()
+            .map(|m| m.valid())
+            .ok_or_else(|| DiffError::Backend("no model".into()))
+    }
+
+    /// Writes a checkpoint (model, EMA, optimiser state, step, options) atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let model = self
+            .model
+            .as_ref()
+            .ok_or_else(|| DiffError::Backend("no model".into()))?;
+        let header = CheckpointHeader {
+            version: 1,
+            step: self.step,
+            unet: self.unet.clone(),
+            config: self.config.clone(),
+            data_len: self.data.len(),
+        };
+        let blobs = [
+            serde_json::to_vec(&header)
+                .map_err(|e| DiffError::Backend(format!("checkpoint header: {e}")))?,
+            burnpack_bytes(model)?,
+            burnpack_bytes(&self.ema)?,
+            self.optim
+                .into_bytes()
+                .map_err(|e| DiffError::Backend(format!("optimiser state: {e}")))?
+                .to_vec(),
+        ];
+        let mut out = Vec::new();
+        out.extend_from_slice(CHECKPOINT_MAGIC);
+        for b in &blobs {
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        crate::data::image_io::write_atomic(path, &out)
+    }
+
+    /// Resumes from a checkpoint. `steps`, when given, replaces the total (to train on past the
+    /// original end); everything else comes from the checkpoint.
+    pub fn resume(
+        path: &Path,
+        data: ImageSet,
+        steps: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let what = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
+        let bad = |m: String| DiffError::invalid(format!("{what}: {m}"));
+        let rest = bytes
+            .strip_prefix(CHECKPOINT_MAGIC.as_slice())
+            .ok_or_else(|| bad("not a difflab checkpoint".into()))?;
+        let mut blobs = Vec::new();
+        let mut at = rest;
+        for _ in 0..4 {
+            if at.len() < 8 {
+                return Err(bad("truncated".into()));
+            }
+            let mut n8 = [0u8; 8];
+            n8.copy_from_slice(&at[..8]);
+            let n = u64::from_le_bytes(n8) as usize;
+            if at.len() - 8 < n {
+                return Err(bad("truncated".into()));
+            }
+            blobs.push(&at[8..8 + n]);
+            at = &at[8 + n..];
+        }
+        let header: CheckpointHeader =
+            serde_json::from_slice(blobs[0]).map_err(|e| bad(format!("bad header ({e})")))?;
+        if header.data_len != data.len() {
+            return Err(bad(format!(
+                "it was trained on {} images, this data has {}; use the same --data",
+                header.data_len,
+                data.len()
+            )));
+        }
+        let mut config = header.config;
+        if let Some(s) = steps {
+            config.steps = s;
+        }
+        let mut t = Self::new(data, header.unet, config, device)?;
+        let mut model = t
+            .model
+            .take()
+            .ok_or_else(|| DiffError::Backend("no model".into()))?;
+        load_burnpack(&mut model, blobs[1], &what)?;
+        load_burnpack(&mut t.ema, blobs[2], &what)?;
+        t.optim = optimizer(&t.config)
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(blobs[3].to_vec()))
+            .map_err(|e| bad(format!("optimiser state ({e})")))?;
+        t.model = Some(model);
+        t.step = header.step;
+        Ok(t)
+    }
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"DLCKPT1\n";
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointHeader {
+    version: u32,
+    step: usize,
+    unet: UNetConfig,
+    config: TrainConfig,
+    data_len: usize,
+}
+
+fn burnpack_bytes(m: &UNet) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None);
+    m.save_into(&mut store)
+        .map_err(|e| DiffError::Backend(format!("cannot save the model: {e}")))?;
+    Ok(store
+        .get_bytes()
+        .map_err(|e| DiffError::Backend(format!("cannot save the model: {e}")))?
+        .to_vec())
+}
+
+fn load_burnpack(m: &mut UNet, bytes: &[u8], what: &str) -> Result<()> {
+    let mut store =
+        BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec())));
+    let r = m
+        .load_from(&mut store)
+        .map_err(|e| DiffError::invalid(format!("{what}: {e}")))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
+        return Err(DiffError::invalid(format!(
+            "{what}: the checkpoint does not match its model ({} errors, {} missing, {} unused)",
+            r.errors.len(),
+            r.missing.len(),
+            r.unused.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Collects a module's float parameters by id, flattened.
+struct Collect(HashMap<ParamId, Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.insert(param.id, t.reshape([n]));
+    }
+}
+
+/// ema ← d·ema + (1 − d)·θ for every parameter, matched by id.
+struct EmaStep {
+    current: HashMap<ParamId, Tensor<1>>,
+    decay: f64,
+}
+
+impl ModuleMapper for EmaStep {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(cur) = self.current.remove(&param.id) else {
+            return param;
+        };
+        let d = self.decay;
+        param.map(|e| {
+            let dims = e.dims();
+            e * d + cur.reshape(dims) * (1.0 - d)
+        })
+    }
+}
+
+/// One EMA step of `ema` towards `current` (same parameter ids).
+pub fn ema_update(ema: UNet, current: &UNet, decay: f64) -> UNet {
+    let mut c = Collect(HashMap::new());
+    current.visit(&mut c);
+    ema.map(&mut EmaStep {
+        current: c.0,
+        decay,
+    })
+}
+
+/// Appends lines to a CSV file, creating it with `header` first.
+pub fn append_csv(path: &Path, header: &str, lines: &[String]) -> Result<()> {
+    let exists = path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| DiffError::file(path, e))?;
+    let mut s = String::new();
+    if !exists {
+        s += header;
+        s.push('\n');
+    }
+    for l in lines {
+        s += l;
+        s.push('\n');
+    }
+    f.write_all(s.as_bytes())
+        .map_err(|e| DiffError::file(path, e))
+}

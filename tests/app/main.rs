@@ -1,0 +1,12 @@
+//! Integration tests of the app through egui_kittest, and of the shared wgpu path (shader against CPU, the app on wgpu, snapshots).
+//!
+//! One test binary per group (not one per file): each binary links burn, wgpu and eframe, so
+//! fewer binaries build faster and take far less disk.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod app_playground;
+mod app_sampling;
+mod app_ui;
+mod gpu_path;

@@ -1,0 +1,15 @@
+//! Integration tests of the compute core and the CLI: diffusers golden vectors, the exact denoiser, determinism, the command line, burn regressions and the 2-D playground core.
+//!
+//! One test binary per group (not one per file): each binary links burn, wgpu and eframe, so
+//! fewer binaries build faster and take far less disk.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod burn_regressions;
+mod cli;
+mod determinism;
+mod exact;
+mod golden;
+mod toy2d;
+mod unet;

@@ -1,0 +1,290 @@
+//! The U-Net, its trainer and its weights files.
+
+use std::sync::atomic::AtomicBool;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use difflab::diffusion::{
+    PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
+    sample_seeded,
+};
+use difflab::model::unet::{load_safetensors, read_config};
+use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
+use difflab::tensor_util::{tensor4, to_vec};
+use difflab::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer};
+
+fn tiny() -> UNetConfig {
+    UNetConfig::new()
+        .with_image_size(8)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4)
+}
+
+/// 16 little 8×8 images: bars and blocks in [−1, 1].
+fn toy_images() -> ImageSet {
+    let images: Vec<Vec<f32>> = (0..16)
+        .map(|k| {
+            (0..64)
+                .map(|i| {
+                    let (x, y) = (i % 8, i / 8);
+                    if (x + k) % 4 == 0 || (y * k) % 5 == 1 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    ImageSet::new(&images, [1, 8, 8]).expect("images")
+}
+
+fn short(steps: usize) -> TrainConfig {
+    TrainConfig {
+        steps,
+        batch: 8,
+        warmup: 5,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn odd_configs_keep_the_input_shape() {
+    let device = Device::flex();
+    let configs = [
+        tiny(),
+        tiny().with_attention(false).with_blocks_per_level(2),
+        UNetConfig::new()
+            .with_in_channels(3)
+            .with_image_size(12)
+            .with_base_channels(4)
+            .with_channel_mult(vec![1, 2, 3])
+            .with_groups(2),
+        tiny()
+            .with_image_size(16)
+            .with_channel_mult(vec![1, 1, 2, 2])
+            .with_prediction(PredictionType::VPrediction),
+        UNetConfig::new()
+            .with_image_size(5)
+            .with_base_channels(4)
+            .with_channel_mult(vec![2])
+            .with_groups(1),
+    ];
+    for c in configs {
+        let s = c.image_size;
+        let m = c.init(&device).expect("model");
+        let x = tensor4(
+            vec![0.1; 3 * c.in_channels * s * s],
+            [3, c.in_channels, s, s],
+            &device,
+        );
+        let y = m.forward(x, &[0, 500, 999]);
+        assert_eq!(y.dims(), [3, c.in_channels, s, s], "{c:?}");
+        assert!(to_vec(y).expect("values").iter().all(|v| v.is_finite()));
+    }
+    // Sizes that don't halve cleanly, and groups that don't divide, are refused.
+    assert!(
+        tiny()
+            .with_image_size(10)
+            .with_channel_mult(vec![1, 2, 2])
+            .init(&device)
+            .is_err()
+    );
+    assert!(tiny().with_groups(3).init(&device).is_err());
+    assert!(
+        tiny()
+            .with_prediction(PredictionType::Sample)
+            .init(&device)
+            .is_err()
+    );
+    // The default (MNIST) model is about the size of the 0.49M-parameter reference.
+    let n = UNetConfig::new().init(&device).expect("model").num_params();
+    assert!((300_000..800_000).contains(&n), "{n} parameters");
+}
+
+#[test]
+fn safetensors_round_trip_gives_identical_outputs() {
+    let device = Device::flex();
+    device.seed(3);
+    let c = tiny();
+    let m = c.init(&device).expect("model");
+    let bytes = m.safetensors_bytes(&c).expect("bytes");
+    assert_eq!(read_config(&bytes, "mem").expect("config"), c);
+    let (back, c2) = load_safetensors(&bytes, "mem", &device).expect("load");
+    assert_eq!(c2, c);
+    let x = tensor4(
+        (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
+        [2, 1, 8, 8],
+        &device,
+    );
+    let a = to_vec(m.forward(x.clone(), &[3, 700])).expect("a");
+    let b = to_vec(back.forward(x, &[3, 700])).expect("b");
+    assert_eq!(a, b);
+
+    // Truncated, corrupt and mismatched files are refused, naming what is wrong.
+    let err = load_safetensors(&bytes[..bytes.len() / 2], "half.safetensors", &device)
+        .expect_err("truncated")
+        .to_string();
+    assert!(
+        err.contains("half.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    let err = load_safetensors(b"not a model at all", "junk", &device)
+        .expect_err("junk")
+        .to_string();
+    assert!(err.contains("junk"), "{err}");
+    let other = tiny().with_base_channels(16);
+    let other_bytes = other
+        .init(&device)
+        .expect("m")
+        .safetensors_bytes(&c)
+        .expect("b");
+    let err = load_safetensors(&other_bytes, "mismatch", &device)
+        .expect_err("shapes differ")
+        .to_string();
+    assert!(err.contains("mismatch"), "{err}");
+}
+
+#[test]
+fn a_tiny_model_overfits_one_batch() {
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let c = tiny();
+    let mut m = c.init(&device).expect("model");
+    let mut optim = AdamWConfig::new().init();
+    let data = toy_images();
+    let x0 = tensor4(data.pixels[..4 * 64].to_vec(), [4, 1, 8, 8], &device);
+    let eps = tensor4(
+        difflab::diffusion::noise::gaussian(9, 0, 4 * 64),
+        [4, 1, 8, 8],
+        &device,
+    );
+    let schedule = difflab::diffusion::NoiseSchedule::new(ScheduleConfig::default()).expect("s");
+    let ts = [10, 200, 500, 900];
+    let x_t = difflab::diffusion::q_sample(&schedule, x0, &ts, eps.clone()).expect("x_t");
+    let mut losses = Vec::new();
+    for _ in 0..300 {
+        let loss = (m.forward(x_t.clone(), &ts) - eps.clone())
+            .powi_scalar(2)
+            .mean();
+        losses.push(to_vec(loss.clone()).expect("loss")[0]);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        m = optim.step(3e-3, m, grads);
+    }
+    let (first, last) = (losses[0], *losses.last().expect("losses"));
+    eprintln!("one batch: loss {first:.4} → {last:.5}");
+    assert!(last < first / 10.0, "the loss falls 10×: {first} → {last}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_first_100_losses() {
+    let device = Device::flex();
+    let run = |seed: u64| {
+        let mut t = UNetTrainer::new(
+            toy_images(),
+            tiny(),
+            TrainConfig {
+                seed,
+                loss: LossKind::Huber,
+                ..short(100)
+            },
+            &device,
+        )
+        .expect("trainer");
+        (0..100)
+            .map(|_| t.train_step().expect("step"))
+            .collect::<Vec<f32>>()
+    };
+    let a = run(5);
+    assert_eq!(a, run(5));
+    assert_ne!(a, run(6));
+    assert!(a.iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn resuming_equals_training_without_a_break() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("difflab-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ckpt = dir.join("checkpoint.bin");
+    let config = TrainConfig {
+        loss: LossKind::L1,
+        ..short(10)
+    };
+    let unet = tiny().with_prediction(PredictionType::VPrediction);
+
+    let mut straight =
+        UNetTrainer::new(toy_images(), unet.clone(), config.clone(), &device).expect("trainer");
+    let a: Vec<f32> = (0..10)
+        .map(|_| straight.train_step().expect("step"))
+        .collect();
+
+    let mut first = UNetTrainer::new(toy_images(), unet, config, &device).expect("trainer");
+    let mut b: Vec<f32> = (0..4).map(|_| first.train_step().expect("step")).collect();
+    first.save_checkpoint(&ckpt).expect("save");
+    drop(first);
+    let mut resumed = UNetTrainer::resume(&ckpt, toy_images(), None, &device).expect("resume");
+    assert_eq!(resumed.step, 4);
+    b.extend((0..6).map(|_| resumed.train_step().expect("step")));
+    assert_eq!(a, b, "losses match bit for bit");
+
+    let x = tensor4(vec![0.3; 64], [1, 1, 8, 8], &device);
+    let ya = to_vec(straight.ema().forward(x.clone(), &[123])).expect("a");
+    let yb = to_vec(resumed.ema().forward(x, &[123])).expect("b");
+    assert_eq!(ya, yb, "EMA weights match bit for bit");
+
+    // A checkpoint of other data is refused.
+    let fewer = ImageSet::new(&[vec![0.0; 64]], [1, 8, 8]).expect("one image");
+    assert!(UNetTrainer::resume(&ckpt, fewer, None, &device).is_err());
+    std::fs::write(&ckpt, b"DLCKPT1\nshort").expect("write");
+    assert!(UNetTrainer::resume(&ckpt, toy_images(), None, &device).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_lr_warms_up_then_decays_to_zero() {
+    let c = TrainConfig {
+        steps: 1000,
+        warmup: 100,
+        lr: 1e-3,
+        ..TrainConfig::default()
+    };
+    assert!((c.lr_at(0) - 1e-5).abs() < 1e-12);
+    assert!((c.lr_at(99) - 1e-3).abs() < 1e-12);
+    assert!((c.lr_at(550) - 0.5e-3).abs() < 1e-9);
+    assert!(c.lr_at(999) < 1e-6);
+}
+
+#[test]
+fn the_shipped_weights_load_and_sample_digits() {
+    let device = Device::flex();
+    let (model, config) = difflab::model::unet::shipped(&device).expect("shipped weights");
+    assert_eq!(config.image_size, 28);
+    let m = UNetDenoiser { model, config };
+    let scheduler = Scheduler::new(SchedulerConfig {
+        schedule: ScheduleConfig::default(),
+        prediction_type: m.prediction_type(),
+        clip_sample: Some(1.0),
+        spacing: TimestepSpacing::Trailing,
+        steps_offset: 0,
+        num_inference_steps: 10,
+        sampler: SamplerKind::Ddim {
+            eta: 0.0,
+            set_alpha_to_one: true,
+        },
+    })
+    .expect("scheduler");
+    let cancel = AtomicBool::new(false);
+    let x = sample_seeded(&m, &scheduler, 0, 4, &cancel, &device, |_| {})
+        .expect("sample")
+        .expect("not cancelled");
+    let v = to_vec(x).expect("values");
+    assert!(v.iter().all(|x| x.is_finite()));
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32;
+    // Digits: mostly dark background (−1) with bright strokes.
+    assert!(var > 0.1, "not constant: variance {var}");
+    assert!(mean < -0.3, "mostly background: mean {mean}");
+}
