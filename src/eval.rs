@@ -117,6 +117,8 @@ pub struct DigitReport {
     pub n: usize,
     /// Mean of the top class probability.
     pub mean_confidence: f64,
+    /// The same on the held-out real digits (what a perfect model would score).
+    pub real_confidence: f64,
     /// Fraction of samples per predicted class.
     pub histogram: [f64; 10],
     /// Entropy of the histogram in bits (log2 10 ≈ 3.32 when uniform).
@@ -134,7 +136,9 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
         return Err(DiffError::invalid("judge at least 2 samples"));
     }
     let (probs, feats) = classify(&j.model, samples, device)?;
-    let (_, real) = classify(&j.model, &j.held_out, device)?;
+    let (real_probs, real) = classify(&j.model, &j.held_out, device)?;
+    let top = |p: &Vec<f32>| p[argmax(p)] as f64;
+    let real_confidence = real_probs.iter().map(top).sum::<f64>() / real_probs.len().max(1) as f64;
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
     for p in &probs {
@@ -153,6 +157,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     Ok(DigitReport {
         n,
         mean_confidence: conf / n as f64,
+        real_confidence,
         histogram,
         entropy_bits,
         frechet: frechet_distance(&feats, &real),

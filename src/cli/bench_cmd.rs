@@ -9,15 +9,20 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 
 use super::print_stdout;
+use crate::data::mnist::Mnist;
 use crate::data::toy2d::Toy2d;
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::diffusion::{
-    NoiseSchedule, PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig,
-    TimestepSpacing, sample_seeded,
+    NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, SchedulerConfig, sample_seeded,
 };
 use crate::error::{DiffError, Result};
 use crate::model::toy_mlp::ToyMlpConfig;
+use crate::model::{UNetConfig, UNetDenoiser};
+use crate::tensor_util::{tensor4, to_vec};
 use crate::train::toy::{ToyTrainConfig, ToyTrainer};
+use crate::train::unet::{ImageSet, TrainConfig, UNetTrainer};
+use burn::module::Module;
+use burn::tensor::Tensor;
 
 /// What to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,6 +31,8 @@ pub enum BenchPart {
     All,
     /// The 2-D playground: MLP training steps/s and DDIM sampling points/s.
     Toy,
+    /// The U-Net: training steps/s, DDIM-50 images/s, forward GFLOP/s against a matmul.
+    Unet,
 }
 
 /// Arguments of `difflab bench`.
@@ -96,16 +103,9 @@ fn toy_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         })?);
         let model = trainer.model()?;
         let scheduler = Scheduler::new(SchedulerConfig {
-            schedule,
-            prediction_type: PredictionType::Epsilon,
+            // Points are not images: no clipping.
             clip_sample: None,
-            spacing: TimestepSpacing::Trailing,
-            steps_offset: 0,
-            num_inference_steps: 50,
-            sampler: SamplerKind::Ddim {
-                eta: 0.0,
-                set_alpha_to_one: true,
-            },
+            ..SchedulerConfig::ddim(schedule, PredictionType::Epsilon, 50, 0.0)
         })?;
         let cancel = AtomicBool::new(false);
         let n = 10_000;
@@ -129,6 +129,115 @@ fn toy_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
     ])
 }
 
+/// The U-Net the speed target is stated for: about 0.49M parameters (32/64 channels).
+fn reference_unet() -> UNetConfig {
+    UNetConfig::new().with_channel_mult(vec![1, 2])
+}
+
+/// The U-Net: training steps per second (batch 64, MNIST) for the ~0.47M reference and the
+/// shipped model; images per second of DDIM-50 sampling (batch 64, the shipped model); and the
+/// reference's forward pass in GFLOP/s next to a 1024×1024 matmul's (the rough peak).
+fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
+    let mnist = Mnist::embedded()?;
+    let data = ImageSet::new(&mnist.images(10_000), [1, 28, 28])?;
+    let (shipped, shipped_config) = crate::model::unet::shipped(&ComputeDevice::flex().device)?;
+    let reference = reference_unet();
+    let flops = reference.forward_flops();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut push = |i: usize, what: &'static str, unit: &'static str, v: f64| {
+        if rows.len() <= i {
+            rows.push(Row {
+                what,
+                unit,
+                per_device: Vec::new(),
+            });
+        }
+        rows[i].per_device.push(v);
+    };
+    for d in devices {
+        eprintln!("U-Net on {} …", d.label);
+        for (i, config) in [reference.clone(), shipped_config.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            let mut trainer = UNetTrainer::new(
+                data.clone(),
+                config,
+                TrainConfig {
+                    batch: 64,
+                    ..TrainConfig::default()
+                },
+                &d.device,
+            )?;
+            let rate = median_rate(runs, || {
+                trainer.train_step()?;
+                trainer.train_step()?;
+                Ok(2.0)
+            })?;
+            let what = if i == 0 {
+                "U-Net training, 0.47M params, batch 64"
+            } else {
+                "U-Net training, shipped model, batch 64"
+            };
+            push(i, what, "steps/s", rate);
+        }
+        let model = UNetDenoiser {
+            model: shipped.clone().to_device(&d.device),
+            config: shipped_config.clone(),
+        };
+        let scheduler = Scheduler::new(SchedulerConfig::ddim(
+            ScheduleConfig::default(),
+            shipped_config.prediction,
+            50,
+            0.0,
+        ))?;
+        let cancel = AtomicBool::new(false);
+        push(
+            2,
+            "U-Net DDIM-50 sampling, batch 64",
+            "images/s",
+            median_rate(runs, || {
+                let x = sample_seeded(&model, &scheduler, 3, 64, &cancel, &d.device, |_| {})?
+                    .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
+                to_vec(x)?;
+                Ok(64.0)
+            })?,
+        );
+        let net = reference.init(&d.device)?;
+        let x = tensor4(
+            crate::diffusion::noise::gaussian(1, 0, 64 * 784),
+            [64, 1, 28, 28],
+            &d.device,
+        );
+        let ts: Vec<usize> = (0..64).map(|i| i * 15).collect();
+        push(
+            3,
+            "U-Net forward, 0.47M params, batch 64",
+            "GFLOP/s",
+            median_rate(runs, || {
+                to_vec(net.forward(x.clone(), &ts))?;
+                Ok(64.0 * flops / 1e9)
+            })?,
+        );
+        let n = 1024;
+        let a: Tensor<2> = crate::tensor_util::tensor2(
+            crate::diffusion::noise::gaussian(2, 0, n * n),
+            [n, n],
+            &d.device,
+        );
+        push(
+            4,
+            "rough peak: 1024×1024 matmul",
+            "GFLOP/s",
+            median_rate(runs, || {
+                to_vec(a.clone().matmul(a.clone()).sum())?;
+                Ok(2.0 * (n * n * n) as f64 / 1e9)
+            })?,
+        );
+    }
+    Ok(rows)
+}
+
 pub(super) fn bench(a: BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
     if a.runs == 0 || a.runs > 100 {
         return Err(DiffError::invalid("--runs must be between 1 and 100"));
@@ -138,12 +247,15 @@ pub(super) fn bench(a: BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
     if matches!(a.only, BenchPart::All | BenchPart::Toy) {
         rows.extend(toy_rows(&devices, a.runs)?);
     }
+    if matches!(a.only, BenchPart::All | BenchPart::Unet) {
+        rows.extend(unet_rows(&devices, a.runs)?);
+    }
     let mut out = format!("difflab bench: median of {} runs after a warm-up\n", a.runs);
     for (i, d) in devices.iter().enumerate() {
         out += &format!("  device {}: {}\n", i + 1, d.label);
     }
     for r in &rows {
-        out += &format!("{:<40}", r.what);
+        out += &format!("{:<42}", r.what);
         for v in &r.per_device {
             out += &format!("  {v:>12.1} {}", r.unit);
         }

@@ -14,10 +14,7 @@ use super::{check_output, device_for, print_stdout};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols, save_png};
 use crate::data::mnist::Mnist;
 use crate::device::DeviceChoice;
-use crate::diffusion::{
-    SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing, VarianceType,
-    sample_seeded,
-};
+use crate::diffusion::{ScheduleConfig, Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::eval::{judge, train_judge};
 use crate::model::{Denoiser, UNetDenoiser};
@@ -48,7 +45,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Classifier training passes over the 8,000 training digits.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Also write the first 100 samples as a grid.
     #[arg(long)]
@@ -86,21 +83,13 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         )));
     }
     let scheduler = Scheduler::new(SchedulerConfig {
-        schedule: ScheduleConfig::default(),
-        prediction_type: model.prediction_type(),
-        clip_sample: Some(1.0),
-        spacing: TimestepSpacing::Trailing,
-        steps_offset: 0,
-        num_inference_steps: a.steps,
-        sampler: match a.sampler {
-            SamplerChoice::Ddpm => SamplerKind::Ddpm {
-                variance: VarianceType::FixedSmall,
-            },
-            SamplerChoice::Ddim => SamplerKind::Ddim {
-                eta: a.eta,
-                set_alpha_to_one: true,
-            },
-        },
+        sampler: a.sampler.kind(a.eta),
+        ..SchedulerConfig::ddim(
+            ScheduleConfig::default(),
+            model.prediction_type(),
+            a.steps,
+            a.eta,
+        )
     })?;
     let started = Instant::now();
     let mnist = Mnist::embedded()?;
@@ -161,13 +150,14 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         .collect();
     let out = format!(
         "{} samples ({sampler}; {}) in {secs:.1} s\n\
-         mean classifier confidence  {:.3}\n\
+         mean classifier confidence  {:.3} (real digits: {:.3})\n\
          class histogram             {}\n\
          histogram entropy           {:.3} bits (uniform: {:.3}); smallest class {:.1}%\n\
          Fréchet distance            {:.3} (real against real: {:.3}; ratio {:.2})\n",
         r.n,
         model.name(),
         r.mean_confidence,
+        r.real_confidence,
         hist.join("  "),
         r.entropy_bits,
         10f64.log2(),

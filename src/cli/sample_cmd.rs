@@ -42,6 +42,22 @@ pub enum SamplerChoice {
     Ddim,
 }
 
+impl SamplerChoice {
+    /// The scheduler for this choice: DDPM (fixed_small) or DDIM with η.
+    pub fn kind(self, eta: f64) -> crate::diffusion::SamplerKind {
+        use crate::diffusion::{SamplerKind, VarianceType};
+        match self {
+            SamplerChoice::Ddpm => SamplerKind::Ddpm {
+                variance: VarianceType::FixedSmall,
+            },
+            SamplerChoice::Ddim => SamplerKind::Ddim {
+                eta,
+                set_alpha_to_one: true,
+            },
+        }
+    }
+}
+
 /// An image set: the bundled MNIST digits or a folder of images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataChoice {

@@ -14,8 +14,8 @@ use crate::data::image_io::save_png;
 use crate::data::toy2d::{Toy2d, energy_distance, scatter};
 use crate::device::DeviceChoice;
 use crate::diffusion::{
-    NoiseSchedule, PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig,
-    TimestepSpacing, VarianceType, sample_seeded,
+    NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
+    sample_seeded,
 };
 use crate::error::{DiffError, Result};
 use crate::model::toy_mlp::ToyMlpConfig;
@@ -97,15 +97,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
         spacing: a.spacing,
         steps_offset: 0,
         num_inference_steps: a.steps,
-        sampler: match a.sampler {
-            SamplerChoice::Ddpm => SamplerKind::Ddpm {
-                variance: VarianceType::FixedSmall,
-            },
-            SamplerChoice::Ddim => SamplerKind::Ddim {
-                eta: a.eta,
-                set_alpha_to_one: true,
-            },
-        },
+        sampler: a.sampler.kind(a.eta),
     })?;
     let data = a.data.sample(a.data_size, a.seed)?;
     let device = device_for(device)?;

@@ -12,9 +12,7 @@ use super::device_for;
 use super::sample_cmd::{DataOpts, load_images};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
-use crate::diffusion::{
-    PredictionType, SamplerKind, Scheduler, SchedulerConfig, TimestepSpacing, sample_seeded,
-};
+use crate::diffusion::{PredictionType, Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::model::unet::{UNet, UNetConfig, UNetDenoiser};
 use crate::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, append_csv};
@@ -221,18 +219,12 @@ pub fn sample_grid(
         model: model.clone(),
         config: unet.clone(),
     };
-    let scheduler = Scheduler::new(SchedulerConfig {
-        schedule: config.schedule,
-        prediction_type: unet.prediction,
-        clip_sample: Some(1.0),
-        spacing: TimestepSpacing::Trailing,
-        steps_offset: 0,
-        num_inference_steps: 50,
-        sampler: SamplerKind::Ddim {
-            eta: 0.0,
-            set_alpha_to_one: true,
-        },
-    })?;
+    let scheduler = Scheduler::new(SchedulerConfig::ddim(
+        config.schedule,
+        unet.prediction,
+        50,
+        0.0,
+    ))?;
     let cancel = AtomicBool::new(false);
     let x = sample_seeded(&denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
         .ok_or_else(|| DiffError::Backend("cancelled".into()))?;

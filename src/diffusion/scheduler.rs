@@ -102,6 +102,30 @@ pub struct SchedulerConfig {
     pub sampler: SamplerKind,
 }
 
+impl SchedulerConfig {
+    /// DDIM with N steps and η on trailing timesteps (no offset, ᾱ_prev = 1 at the end, x̂0
+    /// clipped to [−1, 1]): what the CLI's headless samplers and benchmarks use.
+    pub fn ddim(
+        schedule: ScheduleConfig,
+        prediction_type: PredictionType,
+        num_inference_steps: usize,
+        eta: f64,
+    ) -> Self {
+        Self {
+            schedule,
+            prediction_type,
+            clip_sample: Some(1.0),
+            spacing: TimestepSpacing::Trailing,
+            steps_offset: 0,
+            num_inference_steps,
+            sampler: SamplerKind::Ddim {
+                eta,
+                set_alpha_to_one: true,
+            },
+        }
+    }
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {

@@ -209,6 +209,65 @@ impl UNetConfig {
         Ok(())
     }
 
+    /// Floating-point operations of one forward pass for one image (2 per multiply-add; convs,
+    /// linears and attention's matmuls; norms and activations left out).
+    pub fn forward_flops(&self) -> f64 {
+        let conv = |ci: usize, co: usize, k: usize, px: usize| 2.0 * (ci * co * k * k * px) as f64;
+        let t_dim = self.time_dim();
+        let chans = self.channels();
+        let levels = chans.len();
+        let res = |c_in: usize, c_out: usize, px: usize| {
+            conv(c_in, c_out, 3, px)
+                + conv(c_out, c_out, 3, px)
+                + if c_in != c_out {
+                    conv(c_in, c_out, 1, px)
+                } else {
+                    0.0
+                }
+                + 2.0 * (t_dim * c_out) as f64
+        };
+        let s = self.image_size;
+        let px = |level: usize| (s >> level) * (s >> level);
+        let mut f = 2.0 * (self.base_channels * t_dim + t_dim * t_dim) as f64;
+        f += conv(self.in_channels, self.base_channels, 3, px(0));
+        let mut c = self.base_channels;
+        let mut skips = Vec::new();
+        for (i, &co) in chans.iter().enumerate() {
+            for _ in 0..self.blocks_per_level {
+                f += res(c, co, px(i));
+                c = co;
+                skips.push(c);
+            }
+            if i + 1 < levels {
+                f += conv(c, c, 3, px(i + 1));
+            }
+        }
+        let low = px(levels - 1);
+        f += 2.0 * res(c, c, low);
+        if self.attention {
+            f += 2.0 * (low * c * 4 * c) as f64 + 4.0 * (low * low * c) as f64;
+        }
+        for (i, &co) in chans.iter().enumerate().rev() {
+            for _ in 0..self.blocks_per_level {
+                let skip = skips.pop().unwrap_or(0);
+                f += res(c + skip, co, px(i));
+                c = co;
+            }
+            if i > 0 && self.up_conv {
+                f += conv(c, c, 3, px(i - 1));
+            }
+        }
+        f + conv(c, self.in_channels, 3, px(0))
+    }
+
+    /// Channels per level.
+    pub fn channels(&self) -> Vec<usize> {
+        self.channel_mult
+            .iter()
+            .map(|m| m * self.base_channels)
+            .collect()
+    }
+
     /// The width of the time embedding's MLP.
     pub fn time_dim(&self) -> usize {
         4 * self.base_channels
@@ -219,11 +278,7 @@ impl UNetConfig {
         self.validate()?;
         let t_dim = self.time_dim();
         let g = self.groups;
-        let chans: Vec<usize> = self
-            .channel_mult
-            .iter()
-            .map(|m| m * self.base_channels)
-            .collect();
+        let chans = self.channels();
         let levels = chans.len();
         let mut down = Vec::new();
         let mut c = self.base_channels;

@@ -5,7 +5,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::wgpu::wgpu;
-use difflab::app::{AppOptions, DiffLabApp, wgpu_setup};
+use difflab::app::{AppOptions, DiffLabApp, ToyModel, wgpu_setup};
 use difflab::data::image_io::{ValueRange, chw_to_rgb};
 use difflab::device::DeviceChoice;
 use difflab::diffusion::noise::gaussian;
@@ -209,4 +209,16 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     h.get_by_label("Decode").click();
     settle(&mut h, 60);
     h.snapshot("interpolate_panel");
+
+    // The playground: the swiss roll sampled by the exact denoiser (deterministic, unlike a
+    // model trained for some wall time), DDPM and DDIM side by side with particle paths.
+    h.get_by_label("2-D playground").click();
+    h.step();
+    h.state_mut().settings.toy.model = ToyModel::Exact;
+    h.get_by_label("Sample DDPM and DDIM").click();
+    settle(&mut h, 60);
+    h.get_by_role_and_label(Role::Slider, "Frame")
+        .set_value_accesskit(35.0);
+    settle(&mut h, 10);
+    h.snapshot("playground_panel");
 }

@@ -527,7 +527,7 @@ fn eval_judges_the_shipped_model() {
     let conf: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("mean classifier confidence"))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no confidence in: {out}"));
     assert!((0.1..=1.0).contains(&conf), "{out}");
     assert!(out.contains("Fréchet distance"), "{out}");

@@ -288,3 +288,32 @@ fn the_shipped_weights_load_and_sample_digits() {
     assert!(var > 0.1, "not constant: variance {var}");
     assert!(mean < -0.3, "mostly background: mean {mean}");
 }
+
+#[test]
+fn the_unet_computes_the_same_on_flex_and_wgpu() {
+    let Some(wgpu) = crate::common::wgpu() else {
+        return;
+    };
+    let flex = Device::flex();
+    flex.seed(4);
+    let c = tiny();
+    let m = c.init(&flex).expect("model");
+    let bytes = m.safetensors_bytes(&c).expect("bytes");
+    let (on_gpu, _) = load_safetensors(&bytes, "mem", &wgpu).expect("load on wgpu");
+    let values: Vec<f32> = (0..128).map(|i| (i as f32 * 0.61).cos()).collect();
+    let a = to_vec(m.forward(tensor4(values.clone(), [2, 1, 8, 8], &flex), &[5, 600])).expect("a");
+    let b = to_vec(on_gpu.forward(tensor4(values, [2, 1, 8, 8], &wgpu), &[5, 600])).expect("b");
+    let d = crate::common::max_abs_diff(&a, &b);
+    assert!(d < 1e-3, "flex and wgpu differ by {d}");
+
+    // Training runs on wgpu's autodiff device too (its initialisation draws from the wgpu
+    // RNG, so the losses are not flex's).
+    let mut t = UNetTrainer::new(toy_images(), tiny(), short(3), &wgpu).expect("trainer");
+    let losses: Vec<f32> = (0..3).map(|_| t.train_step().expect("step")).collect();
+    assert!(
+        losses
+            .iter()
+            .all(|l| l.is_finite() && *l > 0.0 && *l < 10.0),
+        "{losses:?}"
+    );
+}
