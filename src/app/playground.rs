@@ -28,7 +28,7 @@ const DDIM_RGB: [u8; 3] = [60, 110, 230];
 /// The learned field's colour.
 const LEARNED_RGB: [u8; 3] = [200, 120, 40];
 /// The exact (true) field's colour.
-const EXACT_RGB: [u8; 3] = [40, 150, 90];
+const EXACT_RGB: [u8; 3] = [170, 80, 200];
 /// The N(0, I) contours' colour.
 const CONTOUR_RGB: [u8; 3] = [120, 160, 120];
 /// The data's colour.
@@ -504,6 +504,11 @@ impl PlaygroundPanel {
             {
                 *gif = true;
             }
+            if let Some(ms) = self.sample_ms {
+                ui.label(
+                    RichText::new(format!("sampled DDPM and DDIM in {:.2} s", ms / 1e3)).small(),
+                );
+            }
         });
         let t_max = settings.schedule.num_train_timesteps;
         match settings.toy.view {
@@ -553,8 +558,13 @@ impl PlaygroundPanel {
             )
         };
         let plot = |id: &str| {
+            // A fixed [−3, 3]² view (as the exports), so scrubbing doesn't rescale the axes and
+            // the two samplers' plots compare at a glance.
+            let r = PLOT_RANGE as f64;
             Plot::new(id.to_owned())
                 .data_aspect(1.0)
+                .default_x_bounds(-r, r)
+                .default_y_bounds(-r, r)
                 .legend(Legend::default())
                 .allow_drag(!drawing)
                 .link_axis(egui::Id::unique("toy axes"), [true, true])
@@ -674,9 +684,6 @@ impl PlaygroundPanel {
         if settings.toy.view == ToyView::Field && paper_t > 0 {
             let t = (paper_t - 1).min(t_max - 1);
             action = self.field_request(&settings.toy, t);
-        }
-        if let Some(ms) = self.sample_ms {
-            ui.label(RichText::new(format!("sampled DDPM and DDIM in {:.2} s", ms / 1e3)).small());
         }
         action
     }

@@ -151,7 +151,7 @@ fn choose_train_sample_and_scrub() {
         .export_image(&h.state().settings.toy, None, 300)
         .expect("field image");
     let orange = img.pixels().filter(|q| q.0 == [200, 120, 40]).count();
-    let green = img.pixels().filter(|q| q.0 == [40, 150, 90]).count();
+    let green = img.pixels().filter(|q| q.0 == [170, 80, 200]).count();
     assert!(
         orange > 200 && green > 200,
         "learned {orange}, exact {green} arrow pixels"
