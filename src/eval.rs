@@ -125,11 +125,12 @@ pub struct DigitReport {
     pub entropy_bits: f64,
     /// Fréchet distance of features, samples against held-out real digits.
     pub frechet: f64,
-    /// The same distance between two disjoint sets of real digits of the same size (the floor).
+    /// The same distance for n held-out real digits against the other half (the floor).
     pub frechet_real: f64,
 }
 
-/// Judges flat 28×28 samples in [−1, 1] against the held-out digits.
+/// Judges flat 28×28 samples in [−1, 1] against the held-out digits (the samples' Fréchet
+/// distance is against all of them).
 pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport> {
     let n = samples.len() / 784;
     if n < 2 {
@@ -151,9 +152,10 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
         .filter(|h| **h > 0.0)
         .map(|h| h * h.log2())
         .sum::<f64>();
-    // Real against real: two disjoint halves of the held-out digits, each at most n.
-    let half = (real.len() / 2).min(n);
-    let frechet_real = frechet_distance(&real[..half], &real[real.len() - half..]);
+    // Real against real, set up as the samples are: n real digits (at most half the held-out
+    // ones) against the other half. (Fréchet distances grow as n shrinks: compare at equal n.)
+    let half = real.len() / 2;
+    let frechet_real = frechet_distance(&real[..n.min(half)], &real[half..]);
     Ok(DigitReport {
         n,
         mean_confidence: conf / n as f64,

@@ -257,7 +257,7 @@ pub(super) fn bench(a: BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
     for r in &rows {
         out += &format!("{:<42}", r.what);
         for v in &r.per_device {
-            out += &format!("  {v:>12.1} {}", r.unit);
+            out += &format!("  {v:>10.2} {}", r.unit);
         }
         if let [flex, wgpu] = r.per_device[..] {
             out += &format!("  (wgpu/flex {:.2}×)", wgpu / flex);
