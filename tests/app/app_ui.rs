@@ -11,23 +11,12 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use crate::common::app::{Dropped, settle};
-
-fn app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
-    DiffLabApp::new(
-        cc,
-        AppOptions {
-            device: Some(DeviceChoice::Cpu),
-            fresh: true,
-        },
-    )
-    .expect("the app starts")
-}
+use crate::common::app::{Dropped, cpu_app, settle};
 
 fn harness() -> Harness<'static, DiffLabApp> {
     let mut h = Harness::builder()
         .with_size([1280.0, 860.0])
-        .build_eframe(|cc| app(cc));
+        .build_eframe(|cc| cpu_app(cc));
     settle(&mut h, 15);
     h
 }

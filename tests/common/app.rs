@@ -13,16 +13,19 @@ pub fn cpu_harness() -> Harness<'static, DiffLabApp> {
     Harness::builder()
         .with_size([1280.0, 900.0])
         .with_max_steps(u64::MAX)
-        .build_eframe(|cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                },
-            )
-            .expect("the app starts")
-        })
+        .build_eframe(|cc| cpu_app(cc))
+}
+
+/// The app with default settings, computing on flex.
+pub fn cpu_app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
+    DiffLabApp::new(
+        cc,
+        AppOptions {
+            device: Some(DeviceChoice::Cpu),
+            fresh: true,
+        },
+    )
+    .expect("the app starts")
 }
 
 /// Steps the UI until the worker has nothing queued or running and its last events are in.
