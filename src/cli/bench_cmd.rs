@@ -22,6 +22,8 @@ use crate::tensor_util::{tensor4, to_vec};
 use crate::train::toy::{ToyTrainConfig, ToyTrainer};
 use crate::train::unet::{ImageSet, TrainConfig, UNetTrainer};
 use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
 use burn::tensor::Tensor;
 
 /// What to measure.
@@ -156,6 +158,7 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
     };
     for d in devices {
         eprintln!("U-Net on {} …", d.label);
+        let mut train_gflops = 0.0;
         for (i, config) in [reference.clone(), shipped_config.clone()]
             .into_iter()
             .enumerate()
@@ -180,7 +183,18 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
                 "U-Net training, shipped model, batch 64"
             };
             push(i, what, "steps/s", rate);
+            if i == 0 {
+                // A training step costs about three forward passes (forward, then the input
+                // and the weight gradients).
+                train_gflops = rate * 3.0 * 64.0 * flops / 1e9;
+            }
         }
+        push(
+            2,
+            "U-Net training, 0.47M, as 3 × forward FLOPs",
+            "GFLOP/s",
+            train_gflops,
+        );
         let model = UNetDenoiser {
             model: shipped.clone().to_device(&d.device),
             config: shipped_config.clone(),
@@ -193,7 +207,7 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         ))?;
         let cancel = AtomicBool::new(false);
         push(
-            2,
+            3,
             "U-Net DDIM-50 sampling, batch 64",
             "images/s",
             median_rate(runs, || {
@@ -211,12 +225,54 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         );
         let ts: Vec<usize> = (0..64).map(|i| i * 15).collect();
         push(
-            3,
+            4,
             "U-Net forward, 0.47M params, batch 64",
             "GFLOP/s",
             median_rate(runs, || {
                 to_vec(net.forward(x.clone(), &ts))?;
                 Ok(64.0 * flops / 1e9)
+            })?,
+        );
+        // One of the U-Net's 3×3 convs alone (32 → 32 channels at 28 px, batch 64), forward,
+        // and forward with both gradients (counted as 3 × the forward FLOPs).
+        let conv_flops = 2.0 * (64 * 32 * 32 * 9 * 28 * 28) as f64 / 1e9;
+        let ad = d.device.clone().autodiff();
+        let conv = Conv2dConfig::new([32, 32], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&ad);
+        let xc = tensor4(
+            crate::diffusion::noise::gaussian(4, 0, 64 * 32 * 784),
+            [64, 32, 28, 28],
+            &ad,
+        );
+        let conv_valid = conv.valid();
+        let xv = xc.clone().inner();
+        push(
+            5,
+            "3×3 conv 32→32, 28 px, batch 64: forward",
+            "GFLOP/s",
+            median_rate(runs, || {
+                to_vec(conv_valid.forward(xv.clone()).sum())?;
+                Ok(conv_flops)
+            })?,
+        );
+        push(
+            6,
+            "the same conv: forward + backward",
+            "GFLOP/s",
+            median_rate(runs, || {
+                let x = xc.clone().require_grad();
+                let grads = conv.forward(x.clone()).sum().backward();
+                let gx = x
+                    .grad(&grads)
+                    .ok_or_else(|| DiffError::Backend("no input gradient".into()))?;
+                let gw = conv
+                    .weight
+                    .grad(&grads)
+                    .ok_or_else(|| DiffError::Backend("no weight gradient".into()))?;
+                to_vec(gx.sum())?;
+                to_vec(gw.sum())?;
+                Ok(3.0 * conv_flops)
             })?,
         );
         let n = 1024;
@@ -226,7 +282,7 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
             &d.device,
         );
         push(
-            4,
+            7,
             "rough peak: 1024×1024 matmul",
             "GFLOP/s",
             median_rate(runs, || {

@@ -45,7 +45,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Classifier training passes over the 8,000 training digits.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Also write the first 100 samples as a grid.
     #[arg(long)]
@@ -100,7 +100,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         &crate::device::ComputeDevice::flex().device,
     )?;
     eprintln!(
-        "judge: an MLP classifier, {:.1}% accurate on {} held-out digits ({:.1} s)",
+        "judge: a CNN classifier, {:.1}% accurate on {} held-out digits ({:.1} s)",
         100.0 * j.accuracy,
         crate::eval::HELD_OUT,
         started.elapsed().as_secs_f64()

@@ -9,6 +9,7 @@ mod common;
 mod burn_regressions;
 mod cli;
 mod determinism;
+mod eval;
 mod exact;
 mod golden;
 mod toy2d;

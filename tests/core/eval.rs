@@ -1,0 +1,49 @@
+//! `difflab eval`'s judge: the classifier is accurate, real digits pass, noise fails, and the
+//! Fréchet distance has its closed form.
+
+use difflab::data::mnist::Mnist;
+use difflab::device::ComputeDevice;
+use difflab::eval::{HELD_OUT, frechet_distance, judge, train_judge};
+
+#[test]
+fn frechet_distance_of_shifted_sets_is_the_squared_shift() {
+    // Same covariance, means c apart: the distance is |c|² exactly.
+    let a: Vec<Vec<f32>> = (0..200)
+        .map(|i| {
+            let t = i as f32 * 0.37;
+            vec![t.sin(), (2.0 * t).cos(), (0.5 * t).sin() * 2.0]
+        })
+        .collect();
+    let c = [0.5f32, -1.0, 2.0];
+    let b: Vec<Vec<f32>> = a
+        .iter()
+        .map(|r| r.iter().zip(c).map(|(x, d)| x + d).collect())
+        .collect();
+    let d = frechet_distance(&a, &b);
+    assert!((d - 5.25).abs() < 1e-3, "{d}");
+    assert!(frechet_distance(&a, &a).abs() < 1e-3);
+}
+
+#[test]
+fn the_judge_passes_real_digits_and_fails_noise() {
+    let device = ComputeDevice::flex().device;
+    let mnist = Mnist::embedded().unwrap();
+    let j = train_judge(&mnist, 2, 0, &device).unwrap();
+    assert!(j.accuracy > 0.9, "accuracy {}", j.accuracy);
+    // 500 real training digits judged as if they were samples.
+    let real: Vec<f32> = (0..500).flat_map(|i| mnist.image(i)).collect();
+    let r = judge(&j, &real, &device).unwrap();
+    assert_eq!(r.n, 500);
+    assert!(r.mean_confidence > 0.85, "{r:?}");
+    assert!(r.histogram.iter().all(|h| *h >= 0.05), "{r:?}");
+    assert!(r.entropy_bits > 3.2, "{r:?}");
+    assert!(r.frechet < 3.0 * r.frechet_real, "{r:?}");
+    // Gaussian noise clipped to [−1, 1]: far from the digits.
+    let noise: Vec<f32> = difflab::diffusion::noise::gaussian(9, 0, 500 * 784)
+        .into_iter()
+        .map(|v| v.clamp(-1.0, 1.0))
+        .collect();
+    let n = judge(&j, &noise, &device).unwrap();
+    assert!(n.frechet > 10.0 * r.frechet, "noise {n:?} real {r:?}");
+    assert_eq!(j.held_out.len(), HELD_OUT * 784);
+}
