@@ -85,6 +85,8 @@ pub struct ComputeDevice {
     pub backend: BackendKind,
     /// e.g. "flex (CPU)" or "wgpu: NVIDIA RTX 4090 (DiscreteGpu, Vulkan)".
     pub label: String,
+    /// A real GPU (not flex, not a CPU-type wgpu adapter such as lavapipe).
+    pub on_gpu: bool,
 }
 
 impl ComputeDevice {
@@ -94,6 +96,7 @@ impl ComputeDevice {
             device: Device::flex(),
             backend: BackendKind::Flex,
             label: "flex (CPU)".into(),
+            on_gpu: false,
         }
     }
 }
@@ -126,6 +129,7 @@ fn wgpu_device(adapter: &AdapterSummary) -> ComputeDevice {
             "wgpu: {} ({:?}, {:?})",
             adapter.name, adapter.device_type, adapter.backend
         ),
+        on_gpu: adapter.is_gpu(),
     }
 }
 

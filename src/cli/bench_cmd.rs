@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use super::print_stdout;
 use crate::data::mnist::Mnist;
 use crate::data::toy2d::Toy2d;
-use crate::device::{ComputeDevice, DeviceChoice, select_device};
+use crate::device::{BackendKind, ComputeDevice, DeviceChoice, select_device};
 use crate::diffusion::{
     NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, SchedulerConfig, sample_seeded,
 };
@@ -304,7 +304,26 @@ pub(super) fn bench(a: BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
         rows.extend(toy_rows(&devices, a.runs)?);
     }
     if matches!(a.only, BenchPart::All | BenchPart::Unet) {
-        rows.extend(unet_rows(&devices, a.runs)?);
+        // The U-Net on a CPU-type wgpu adapter (lavapipe) takes many minutes a figure: only
+        // when asked for with --device wgpu.
+        let unet_devices: Vec<ComputeDevice> = devices
+            .iter()
+            .filter(|d| {
+                let keep = d.backend == BackendKind::Flex
+                    || d.on_gpu
+                    || choice == Some(DeviceChoice::Wgpu);
+                if !keep {
+                    eprintln!(
+                        "U-Net figures on {} skipped: it is a CPU emulating a GPU \
+                         (pass --device wgpu to run them anyway)",
+                        d.label
+                    );
+                }
+                keep
+            })
+            .cloned()
+            .collect();
+        rows.extend(unet_rows(&unet_devices, a.runs)?);
     }
     let mut out = format!("difflab bench: median of {} runs after a warm-up\n", a.runs);
     for (i, d) in devices.iter().enumerate() {
