@@ -5,10 +5,12 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor};
+
+use super::unet::conv3;
 
 /// The classifier's shape.
 #[derive(Config, Debug)]
@@ -36,13 +38,6 @@ pub struct DigitClassifier {
     feat: Linear,
     out: Linear,
     image_size: usize,
-}
-
-fn conv3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([c_in, c_out], [3, 3])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init(device)
 }
 
 impl DigitClassifierConfig {

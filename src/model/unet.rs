@@ -106,7 +106,8 @@ pub struct UNet {
     conv_out: Conv2d,
 }
 
-fn conv3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
+/// A 3×3 conv with padding 1 (the U-Net's and the digit classifier's).
+pub(crate) fn conv3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
