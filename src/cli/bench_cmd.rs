@@ -22,8 +22,6 @@ use crate::tensor_util::{tensor4, to_vec};
 use crate::train::toy::{ToyTrainConfig, ToyTrainer};
 use crate::train::unet::{ImageSet, TrainConfig, UNetTrainer};
 use burn::module::Module;
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2dConfig;
 use burn::tensor::Tensor;
 
 /// What to measure.
@@ -237,9 +235,7 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         // and forward with both gradients (counted as 3 × the forward FLOPs).
         let conv_flops = 2.0 * (64 * 32 * 32 * 9 * 28 * 28) as f64 / 1e9;
         let ad = d.device.clone().autodiff();
-        let conv = Conv2dConfig::new([32, 32], [3, 3])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(&ad);
+        let conv = crate::model::unet::conv3(32, 32, 1, &ad);
         let xc = tensor4(
             crate::diffusion::noise::gaussian(4, 0, 64 * 32 * 784),
             [64, 32, 28, 28],
