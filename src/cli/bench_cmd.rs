@@ -44,13 +44,35 @@ pub struct BenchArgs {
     /// Timed runs per figure (the median is printed).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Print one JSON object with the figures on the device `--device` picks (auto: the one the
+    /// app would compute on) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Use burn's stock ops on flex instead of difflab's kernels (conv2d, GroupNorm + SiLU), to
+    /// compare the two in one sitting.
+    #[arg(long)]
+    stock: bool,
 }
 
-/// One measured figure per device.
+/// One measured figure per device, under a stable key (the JSON output's).
 struct Row {
+    key: &'static str,
     what: &'static str,
     unit: &'static str,
     per_device: Vec<f64>,
+}
+
+/// Appends `v` to the row `key` (made on the first device) of `rows`.
+fn push(rows: &mut Vec<Row>, key: &'static str, what: &'static str, unit: &'static str, v: f64) {
+    match rows.iter_mut().find(|r| r.key == key) {
+        Some(r) => r.per_device.push(v),
+        None => rows.push(Row {
+            key,
+            what,
+            unit,
+            per_device: vec![v],
+        }),
+    }
 }
 
 /// The median of `runs` timings of `f`, after one untimed warm-up call; `f` returns the work
@@ -117,11 +139,13 @@ fn toy_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
     }
     Ok(vec![
         Row {
+            key: "toy_train_steps_per_s",
             what: "toy MLP training (batch 256)",
             unit: "steps/s",
             per_device: train,
         },
         Row {
+            key: "toy_ddim50_points_per_s",
             what: "toy DDIM-50 sampling (10,000 points)",
             unit: "points/s",
             per_device: sample,
@@ -129,7 +153,8 @@ fn toy_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
     ])
 }
 
-/// The U-Net the issue's speed target is stated for: about 0.49M parameters (32/64 channels).
+/// The reference U-Net the CPU speed comparison is stated for (base 32, multipliers [1, 2], the
+/// rest default: about 0.47M parameters), as in `../shared/bench/torch_mirror.py`.
 fn reference_unet() -> UNetConfig {
     UNetConfig::new().with_channel_mult(vec![1, 2])
 }
@@ -144,16 +169,6 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
     let reference = reference_unet();
     let flops = reference.forward_flops();
     let mut rows: Vec<Row> = Vec::new();
-    let mut push = |i: usize, what: &'static str, unit: &'static str, v: f64| {
-        if rows.len() <= i {
-            rows.push(Row {
-                what,
-                unit,
-                per_device: Vec::new(),
-            });
-        }
-        rows[i].per_device.push(v);
-    };
     for d in devices {
         eprintln!("U-Net on {} …", d.label);
         let mut train_gflops = 0.0;
@@ -175,12 +190,18 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
                 trainer.train_step()?;
                 Ok(2.0)
             })?;
-            let what = if i == 0 {
-                "U-Net training, 0.47M params, batch 64"
+            let (key, what) = if i == 0 {
+                (
+                    "unet_train_ref_steps_per_s",
+                    "U-Net training, 0.47M reference, batch 64",
+                )
             } else {
-                "U-Net training, shipped model, batch 64"
+                (
+                    "unet_train_shipped_steps_per_s",
+                    "U-Net training, shipped model, batch 64",
+                )
             };
-            push(i, what, "steps/s", rate);
+            push(&mut rows, key, what, "steps/s", rate);
             if i == 0 {
                 // A training step costs about three forward passes (forward, then the input
                 // and the weight gradients).
@@ -188,7 +209,8 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
             }
         }
         push(
-            2,
+            &mut rows,
+            "unet_train_ref_gflops",
             "U-Net training, 0.47M, as 3 × forward FLOPs",
             "GFLOP/s",
             train_gflops,
@@ -205,8 +227,9 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         ))?;
         let cancel = AtomicBool::new(false);
         push(
-            3,
-            "U-Net DDIM-50 sampling, batch 64",
+            &mut rows,
+            "unet_ddim50_shipped_images_per_s",
+            "U-Net DDIM-50 sampling, shipped, batch 64",
             "images/s",
             median_rate(runs, || {
                 let x = sample_seeded(&model, &scheduler, 3, 64, &cancel, &d.device, |_| {})?
@@ -223,8 +246,9 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         );
         let ts: Vec<usize> = (0..64).map(|i| i * 15).collect();
         push(
-            4,
-            "U-Net forward, 0.47M params, batch 64",
+            &mut rows,
+            "unet_forward_ref_gflops",
+            "U-Net forward, 0.47M reference, batch 64",
             "GFLOP/s",
             median_rate(runs, || {
                 to_vec(net.forward(x.clone(), &ts))?;
@@ -244,21 +268,25 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         let conv_valid = conv.valid();
         let xv = xc.clone().inner();
         push(
-            5,
+            &mut rows,
+            "conv3x3_fwd_gflops",
             "3×3 conv 32→32, 28 px, batch 64: forward",
             "GFLOP/s",
             median_rate(runs, || {
-                to_vec(conv_valid.forward(xv.clone()).sum())?;
+                to_vec(difflab_kernels::conv2d_module(&conv_valid, xv.clone()).sum())?;
                 Ok(conv_flops)
             })?,
         );
         push(
-            6,
-            "the same conv: forward + backward",
+            &mut rows,
+            "conv3x3_fwd_bwd_gflops",
+            "the same conv: forward + both gradients",
             "GFLOP/s",
             median_rate(runs, || {
                 let x = xc.clone().require_grad();
-                let grads = conv.forward(x.clone()).sum().backward();
+                let grads = difflab_kernels::conv2d_module(&conv, x.clone())
+                    .sum()
+                    .backward();
                 let gx = x
                     .grad(&grads)
                     .ok_or_else(|| DiffError::Backend("no input gradient".into()))?;
@@ -278,7 +306,8 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
             &d.device,
         );
         push(
-            7,
+            &mut rows,
+            "matmul_1024_gflops",
             "rough peak: 1024×1024 matmul",
             "GFLOP/s",
             median_rate(runs, || {
@@ -294,41 +323,73 @@ pub(super) fn bench(a: BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
     if a.runs == 0 || a.runs > 100 {
         return Err(DiffError::invalid("--runs must be between 1 and 100"));
     }
-    let devices = devices(choice);
+    if a.stock {
+        difflab_kernels::with_stock_ops(|| run(&a, choice))
+    } else {
+        run(&a, choice)
+    }
+}
+
+fn run(a: &BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
+    // JSON: one device, the one `--device` picks. Table: flex, and wgpu beside it.
+    let devices = if a.json {
+        vec![select_device(choice.unwrap_or_default())?]
+    } else {
+        devices(choice)
+    };
     let mut rows = Vec::new();
     if matches!(a.only, BenchPart::All | BenchPart::Toy) {
         rows.extend(toy_rows(&devices, a.runs)?);
     }
+    let mut unet_devices = devices.clone();
     if matches!(a.only, BenchPart::All | BenchPart::Unet) {
         // The U-Net on a CPU-type wgpu adapter (lavapipe) takes many minutes a figure: only
         // when asked for with --device wgpu.
-        let unet_devices: Vec<ComputeDevice> = devices
-            .iter()
-            .filter(|d| {
-                let keep = d.backend == BackendKind::Flex
-                    || d.on_gpu
-                    || choice == Some(DeviceChoice::Wgpu);
-                if !keep {
-                    eprintln!(
-                        "U-Net figures on {} skipped: it is a CPU emulating a GPU \
-                         (pass --device wgpu to run them anyway)",
-                        d.label
-                    );
-                }
-                keep
-            })
-            .cloned()
-            .collect();
+        unet_devices.retain(|d| {
+            let keep =
+                d.backend == BackendKind::Flex || d.on_gpu || choice == Some(DeviceChoice::Wgpu);
+            if !keep {
+                eprintln!(
+                    "U-Net figures on {} skipped: it is a CPU emulating a GPU \
+                     (pass --device wgpu to run them anyway)",
+                    d.label
+                );
+            }
+            keep
+        });
         rows.extend(unet_rows(&unet_devices, a.runs)?);
     }
-    let mut out = format!("difflab bench: median of {} runs after a warm-up\n", a.runs);
+    let kernels = if a.stock {
+        "burn's stock ops"
+    } else {
+        "difflab's kernels"
+    };
+    if a.json {
+        let mut obj = serde_json::Map::new();
+        for r in &rows {
+            if let Some(v) = r.per_device.first() {
+                obj.insert(
+                    r.key.into(),
+                    serde_json::json!((v * 1000.0).round() / 1000.0),
+                );
+            }
+        }
+        obj.insert("device".into(), devices[0].label.clone().into());
+        obj.insert("cpu_ops".into(), kernels.into());
+        obj.insert("runs".into(), a.runs.into());
+        return print_stdout(&format!("{}\n", serde_json::Value::Object(obj)));
+    }
+    let mut out = format!(
+        "difflab bench: median of {} runs after a warm-up; flex runs {kernels}\n",
+        a.runs
+    );
     for (i, d) in devices.iter().enumerate() {
         out += &format!("  device {}: {}\n", i + 1, d.label);
     }
     for r in &rows {
-        out += &format!("{:<42}", r.what);
+        out += &format!("{:<34} {:<44}", r.key, r.what);
         for v in &r.per_device {
-            out += &format!("  {v:>10.2} {}", r.unit);
+            out += &format!("  {v:>9.2} {:<8}", r.unit);
         }
         if let [flex, wgpu] = r.per_device[..] {
             out += &format!("  (wgpu/flex {:.2}×)", wgpu / flex);

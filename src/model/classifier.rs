@@ -63,9 +63,9 @@ impl DigitClassifier {
         let [b, _] = x.dims();
         let s = self.image_size;
         let h = x.reshape([b, 1, s, s]);
-        let h = silu(self.conv1.forward(h));
-        let h = silu(self.conv2.forward(h));
-        let h = silu(self.conv3.forward(h));
+        let h = silu(difflab_kernels::conv2d_module(&self.conv1, h));
+        let h = silu(difflab_kernels::conv2d_module(&self.conv2, h));
+        let h = silu(difflab_kernels::conv2d_module(&self.conv3, h));
         let h: Tensor<2> = h.flatten(1, 3);
         silu(self.feat.forward(h))
     }

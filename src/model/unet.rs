@@ -15,6 +15,7 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor};
+use difflab_kernels::{conv2d_module as conv, group_norm_silu};
 
 use super::Denoiser;
 use super::sinusoidal_embedding;
@@ -132,12 +133,13 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        // GroupNorm + SiLU fused, and the conv, on difflab's kernels where the tensors are on flex.
+        let h = conv(&self.conv1, group_norm_silu(&self.norm1, x.clone(), true));
         let c = h.dims()[1];
         let h = h + self.time.forward(silu(emb)).reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv(&self.conv2, group_norm_silu(&self.norm2, h, true));
         match &self.skip {
-            Some(s) => s.forward(x) + h,
+            Some(s) => conv(s, x) + h,
             None => x + h,
         }
     }
@@ -155,9 +157,7 @@ impl Attention {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         // [B, C, H, W] → [B, HW, C]
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = group_norm_silu(&self.norm, x.clone(), false)
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let qkv = self.qkv.forward(tokens);
@@ -347,7 +347,7 @@ impl UNet {
         let base = self.time1.weight.dims()[0];
         let emb = sinusoidal_embedding(timesteps, base, &device);
         let emb = self.time2.forward(silu(self.time1.forward(emb)));
-        let mut h = self.conv_in.forward(x);
+        let mut h = conv(&self.conv_in, x);
         let mut skips = Vec::new();
         for level in &self.down {
             for block in &level.blocks {
@@ -355,7 +355,7 @@ impl UNet {
                 skips.push(h.clone());
             }
             if let Some(d) = &level.down {
-                h = d.forward(h);
+                h = conv(d, h);
             }
         }
         h = self.mid1.forward(h, emb.clone());
@@ -371,11 +371,11 @@ impl UNet {
             if level.upsample {
                 h = upsample2(h);
                 if let Some(u) = &level.up {
-                    h = u.forward(h);
+                    h = conv(u, h);
                 }
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        conv(&self.conv_out, group_norm_silu(&self.norm_out, h, true))
     }
 
     /// Saves the weights as SafeTensors with `config` in the metadata, atomically.

@@ -12,5 +12,6 @@ mod determinism;
 mod eval;
 mod exact;
 mod golden;
+mod kernels;
 mod toy2d;
 mod unet;

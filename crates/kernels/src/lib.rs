@@ -1,0 +1,143 @@
+//! difflab's CPU kernels for burn's flex backend.
+//!
+//! burn 0.22's flex backend runs convolutions at about a quarter of its matmul speed (its conv
+//! input gradient is a generic transposed conv, its weight gradient a conv whose kernel is the
+//! whole image), and GroupNorm and SiLU as ten separate passes over memory. This crate adds, as
+//! a burn backend extension (`#[backend_extension(Flex, Autodiff)]`, no fork of burn):
+//! - [`conv2d`]: im2col + `gemm` per image, with its own input, weight and bias gradients;
+//! - [`group_norm_silu`]: GroupNorm and SiLU in one pass forward and one backward.
+//!
+//! Both run difflab's kernels only when the tensors live on flex (plain or autodiff) and are
+//! f32; on every other device (wgpu) they call burn's own ops, so results there and the weight
+//! files are unchanged. The crate is built at opt-level 3 even in the dev profile (see the
+//! workspace's Cargo.toml), so `cargo run` and `cargo test` get the same speed as a release.
+
+pub mod conv;
+mod ext;
+pub mod norm;
+mod simd;
+
+pub use simd::exp as exp_f32;
+
+use std::cell::Cell;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, PaddingConfig2d};
+use burn::tensor::activation::silu;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Tensor};
+
+pub use ext::DifflabKernels;
+
+thread_local! {
+    static STOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with burn's stock ops instead of difflab's kernels on this thread (for tests and
+/// benchmarks that compare the two).
+pub fn with_stock_ops<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STOCK.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(STOCK.with(|s| s.replace(true)));
+    f()
+}
+
+/// Whether difflab's kernels run for tensors on `device`: flex or autodiff(flex), and not
+/// inside [`with_stock_ops`].
+pub fn kernels_apply(device: &Device) -> bool {
+    if STOCK.with(Cell::get) {
+        return false;
+    }
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// 2-D convolution, as `burn::tensor::module::conv2d`.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    if kernels_apply(&x.device()) && x.dtype() == DType::F32 {
+        let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+        Tensor::from_dispatch(match bias {
+            Some(b) => <Dispatch as DifflabKernels>::difflab_conv2d_bias(
+                x,
+                weight,
+                b.into_dispatch(),
+                options,
+            ),
+            None => <Dispatch as DifflabKernels>::difflab_conv2d(x, weight, options),
+        })
+    } else {
+        burn::tensor::module::conv2d(x, weight, bias, options)
+    }
+}
+
+/// A burn `Conv2d` module's forward pass through [`conv2d`] (same padding rules).
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    // burn-nn's rule (its helper is crate-private): "same" pads (k − 1 + (⌈n/s⌉ − 1)·s + … ) split
+    // with the extra pixel at the end.
+    let same = |k: usize, s: usize, n: usize| {
+        let out = n.div_ceil(s);
+        let total = if out > 0 {
+            ((out - 1) * s + k).saturating_sub(n)
+        } else {
+            0
+        };
+        (total / 2, total - total / 2)
+    };
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (
+            same(conv.kernel_size[0], conv.stride[0], h),
+            same(conv.kernel_size[1], conv.stride[1], w),
+        ),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    };
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    );
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// A burn `GroupNorm` module's forward pass over `[N, C, H, W]`, followed by SiLU when `silu`,
+/// fused into one kernel on flex.
+pub fn group_norm_silu(norm: &GroupNorm, x: Tensor<4>, silu_after: bool) -> Tensor<4> {
+    let fused = kernels_apply(&x.device()) && x.dtype() == DType::F32 && norm.affine;
+    match (fused, norm.gamma.as_ref(), norm.beta.as_ref()) {
+        (true, Some(gamma), Some(beta)) => {
+            Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_group_norm(
+                x.into_dispatch(),
+                gamma.val().into_dispatch(),
+                beta.val().into_dispatch(),
+                norm.num_groups,
+                norm.epsilon,
+                silu_after,
+            ))
+        }
+        _ => {
+            let y = norm.forward(x);
+            if silu_after { silu(y) } else { y }
+        }
+    }
+}
