@@ -7,10 +7,12 @@
 //! - ∂L/∂W:     dW = Σ_n dy[n] (C_out×P) · col(x[n])ᵀ (P×K)
 //! - ∂L/∂b:     db = Σ_n Σ_p dy[n, ·, p]
 //!
-//! Images are split into one contiguous group per rayon thread; each thread keeps its own
-//! scratch buffers (grown once, then reused: no allocation per image) and its own weight-gradient
-//! accumulator, and the groups' sums are added in a fixed order, so results do not depend on
-//! scheduling. A 1×1, stride-1, unpadded conv skips im2col: the image is its own column matrix.
+//! Stride-1 convs (all of the U-Net's but its down-sampling) skip im2col altogether: each input
+//! channel is zero-padded once into a plane, and each kernel tap is one matmul on a shifted view
+//! of it (see [`Plane`]); other strides use im2col. Images are split into one contiguous group
+//! per rayon thread; each thread keeps its own scratch buffers (grown once, then reused: no
+//! allocation per image) and its own weight-gradient accumulator, and the groups' sums are added
+//! in a fixed order, so results do not depend on scheduling.
 
 use std::cell::RefCell;
 
@@ -91,14 +93,6 @@ impl ConvGeometry {
     /// Elements of one output image.
     pub fn out_len(&self) -> usize {
         self.c_out * self.p()
-    }
-
-    /// A 1×1, stride-1, unpadded conv: the input image is already its column matrix.
-    pub fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1]
-            && self.stride == [1, 1]
-            && self.pad_begin == [0, 0]
-            && self.out_hw == self.in_hw
     }
 
     /// Multiply-adds ×2 of the forward pass (the backward pass costs twice this).
@@ -211,46 +205,50 @@ fn col2im(col: &[f32], g: &ConvGeometry, dx: &mut [f32]) {
     }
 }
 
-/// dst (m×n) = [dst +] lhs (m×k) · rhs (k×n), each given by its row and column strides.
+/// A strided matrix view's extent: the elements from its first to its last, inclusive.
+fn span([rs, cs]: [usize; 2], rows: usize, cols: usize) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs + 1
+}
+
+/// dst (m×n) = [dst +] lhs (m×k) · rhs (k×n), each a view given by its (row, column) strides.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     dst: &mut [f32],
+    dst_strides: [usize; 2],
     accumulate: bool,
     lhs: &[f32],
-    lhs_strides: [isize; 2],
+    lhs_strides: [usize; 2],
     rhs: &[f32],
-    rhs_strides: [isize; 2],
+    rhs_strides: [usize; 2],
     parallelism: Parallelism,
 ) {
-    assert!(dst.len() >= m * n, "gemm: destination too small");
-    let span = |[rs, cs]: [isize; 2], rows: usize, cols: usize| {
-        (rows.saturating_sub(1)) as isize * rs + (cols.saturating_sub(1)) as isize * cs + 1
-    };
+    assert!(m > 0 && n > 0 && k > 0, "gemm: empty product");
     assert!(
-        span(lhs_strides, m, k) as usize <= lhs.len()
-            && span(rhs_strides, k, n) as usize <= rhs.len(),
-        "gemm: operand too small"
+        span(dst_strides, m, n) <= dst.len()
+            && span(lhs_strides, m, k) <= lhs.len()
+            && span(rhs_strides, k, n) <= rhs.len(),
+        "gemm: a view reaches past its slice"
     );
-    // SAFETY: the asserts above keep every index the strides reach inside the three slices, the
-    // destination does not alias the operands (it is a `&mut`), and the strides are positive.
+    let st = |s: usize| s as isize;
+    // SAFETY: the assert keeps every index the strides reach inside the three slices; the
+    // destination does not alias the operands (it is a `&mut`); a destination view whose rows
+    // overlap is never passed (each caller's n ≤ its row stride, or its column stride ≥ m).
     unsafe {
         gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            st(dst_strides[1]),
+            st(dst_strides[0]),
             accumulate,
             lhs.as_ptr(),
-            lhs_strides[1],
-            lhs_strides[0],
+            st(lhs_strides[1]),
+            st(lhs_strides[0]),
             rhs.as_ptr(),
-            rhs_strides[1],
-            rhs_strides[0],
+            st(rhs_strides[1]),
+            st(rhs_strides[0]),
             1.0,
             1.0,
             false,
@@ -272,6 +270,67 @@ fn split(batch: usize) -> (usize, Parallelism) {
     }
 }
 
+/// The padded plane of a stride-1 conv: each input channel is copied into an H_p×W_p plane with
+/// its zero padding around it, so that the input under kernel tap (k_y, k_x) for output pixel
+/// (o_y, o_x) sits at o_y·W_p + o_x + (k_y·W_p + k_x): one shifted, contiguous view per tap. The
+/// output is computed on rows of width W_p (its last W_p − W_out columns are junk, and the
+/// gradients put zeros there), so each tap is one matmul over P' = H_out·W_p columns, with no
+/// im2col and no col2im.
+#[derive(Clone, Copy, Debug)]
+struct Plane {
+    /// Padded height and width.
+    hp: usize,
+    wp: usize,
+    /// Columns of the wide output: H_out·W_p.
+    wide: usize,
+}
+
+impl Plane {
+    fn new(g: &ConvGeometry) -> Self {
+        let hp = g.out_hw[0] + g.kernel[0] - 1;
+        let wp = g.out_hw[1] + g.kernel[1] - 1;
+        Self {
+            hp,
+            wp,
+            wide: g.out_hw[0] * wp,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hp * self.wp
+    }
+
+    /// A padded image buffer's length: the planes plus the k_w − 1 elements the last tap's view
+    /// reads past the last plane (always multiplied by zeros).
+    fn buffer_len(&self, g: &ConvGeometry, channels: usize) -> usize {
+        channels * self.len() + g.kernel[1] - 1
+    }
+
+    /// The offset of tap (k_y, k_x)'s view.
+    fn offset(&self, ky: usize, kx: usize) -> usize {
+        ky * self.wp + kx
+    }
+}
+
+/// Copies one image `[C_in, H, W]` into its padded planes (zero around the image and in the
+/// tail).
+fn pad_image(x: &[f32], g: &ConvGeometry, pl: &Plane, xp: &mut [f32]) {
+    let [h, w] = g.in_hw;
+    let [pt, pw] = g.pad_begin;
+    xp.fill(0.0);
+    for (xc, pc) in x.chunks_exact(h * w).zip(xp.chunks_mut(pl.len())) {
+        for (iy, row) in xc.chunks_exact(w).enumerate() {
+            let py = iy + pt;
+            // Rows and columns beyond the padded plane (padding that cuts the image) are
+            // never read by a tap.
+            if py < pl.hp {
+                let n = w.min(pl.wp.saturating_sub(pw));
+                pc[py * pl.wp + pw..][..n].copy_from_slice(&row[..n]);
+            }
+        }
+    }
+}
+
 /// The forward pass: `out` `[N, C_out, H_out, W_out]` from x `[N, C_in, H, W]`, w
 /// `[C_out, C_in, k_h, k_w]` and an optional bias `[C_out]`.
 pub fn conv2d_forward(
@@ -281,49 +340,102 @@ pub fn conv2d_forward(
     g: &ConvGeometry,
     out: &mut [f32],
 ) {
-    let (k, p, co) = (g.k(), g.p(), g.c_out);
     assert_eq!(x.len(), g.batch * g.in_len(), "conv2d: input length");
-    assert_eq!(w.len(), co * k, "conv2d: weight length");
+    assert_eq!(w.len(), g.c_out * g.k(), "conv2d: weight length");
     assert_eq!(out.len(), g.batch * g.out_len(), "conv2d: output length");
     if let Some(b) = bias {
-        assert_eq!(b.len(), co, "conv2d: bias length");
+        assert_eq!(b.len(), g.c_out, "conv2d: bias length");
     }
+    if g.stride == [1, 1] {
+        forward_shifted(x, w, bias, g, out);
+    } else {
+        forward_im2col(x, w, bias, g, out);
+    }
+}
+
+/// Stride 1: per image, one matmul per kernel tap into the wide output (see [`Plane`]).
+fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
+    let (k, co, ci) = (g.k(), g.c_out, g.c_in);
+    let [kh, kw] = g.kernel;
+    let [oh, ow] = g.out_hw;
+    let pl = Plane::new(g);
     let (per_group, par) = split(g.batch);
-    let one_image = |xi: &[f32], yi: &mut [f32], col: &mut [f32]| {
-        if let Some(b) = bias {
-            for (row, &bv) in yi.chunks_exact_mut(p).zip(b) {
-                row.fill(bv);
-            }
-        }
-        let cols: &[f32] = if g.is_pointwise() {
-            xi
-        } else {
-            im2col(xi, g, col);
-            col
-        };
-        matmul(
-            co,
-            p,
-            k,
-            yi,
-            bias.is_some(),
-            w,
-            [k as isize, 1],
-            cols,
-            [p as isize, 1],
-            par,
-        );
-    };
-    let col_len = if g.is_pointwise() { 0 } else { k * p };
+    let xp_len = pl.buffer_len(g, ci);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
         .for_each(|(ys, xs)| {
-            with_scratch(col_len, |col| {
+            with_scratch(xp_len + co * pl.wide, |scratch| {
+                let (xp, yp) = scratch.split_at_mut(xp_len);
                 for (yi, xi) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
                 {
-                    one_image(xi, yi, col);
+                    pad_image(xi, g, &pl, xp);
+                    // y' (C_out×P') = Σ_taps W_tap (C_out×C_in) · x'_tap (C_in×P')
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let tap = ky * kw + kx;
+                            matmul(
+                                [co, pl.wide, ci],
+                                yp,
+                                [pl.wide, 1],
+                                tap > 0,
+                                &w[tap..],
+                                [k, kh * kw],
+                                &xp[pl.offset(ky, kx)..],
+                                [pl.len(), 1],
+                                par,
+                            );
+                        }
+                    }
+                    // Drop the junk columns; add the bias.
+                    for (c, (yc, pc)) in yi
+                        .chunks_exact_mut(oh * ow)
+                        .zip(yp.chunks_exact(pl.wide))
+                        .enumerate()
+                    {
+                        let b = bias.map_or(0.0, |b| b[c]);
+                        for (row, prow) in yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp)) {
+                            for (o, &v) in row.iter_mut().zip(prow) {
+                                *o = v + b;
+                            }
+                        }
+                    }
+                }
+            });
+        });
+}
+
+/// Any stride: per image, im2col and one matmul.
+fn forward_im2col(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
+    let (k, p, co) = (g.k(), g.p(), g.c_out);
+    let (per_group, par) = split(g.batch);
+    out.par_chunks_mut(per_group * g.out_len())
+        .zip(x.par_chunks(per_group * g.in_len()))
+        .for_each(|(ys, xs)| {
+            with_scratch(k * p, |col| {
+                for (yi, xi) in ys
+                    .chunks_exact_mut(g.out_len())
+                    .zip(xs.chunks_exact(g.in_len()))
+                {
+                    if let Some(b) = bias {
+                        for (row, &bv) in yi.chunks_exact_mut(p).zip(b) {
+                            row.fill(bv);
+                        }
+                    }
+                    im2col(xi, g, col);
+                    // y (C_out×P) = W (C_out×K) · col (K×P)
+                    matmul(
+                        [co, p, k],
+                        yi,
+                        [p, 1],
+                        bias.is_some(),
+                        w,
+                        [k, 1],
+                        col,
+                        [p, 1],
+                        par,
+                    );
                 }
             });
         });
@@ -351,6 +463,13 @@ pub struct Needs {
     pub bias: bool,
 }
 
+/// One thread's share of the weight and bias gradients (its group of images).
+struct GroupSums {
+    /// Weight gradient in the layout of the path that made it.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
 /// The backward pass: from dy `[N, C_out, H_out, W_out]`, the gradients `needs` asks for.
 pub fn conv2d_backward(
     x: &[f32],
@@ -359,135 +478,271 @@ pub fn conv2d_backward(
     g: &ConvGeometry,
     needs: Needs,
 ) -> ConvGrads {
-    let (k, p, co) = (g.k(), g.p(), g.c_out);
     assert_eq!(
         x.len(),
         g.batch * g.in_len(),
         "conv2d backward: input length"
     );
-    assert_eq!(w.len(), co * k, "conv2d backward: weight length");
+    assert_eq!(w.len(), g.c_out * g.k(), "conv2d backward: weight length");
     assert_eq!(
         dy.len(),
         g.batch * g.out_len(),
         "conv2d backward: gradient length"
     );
-    let (per_group, par) = split(g.batch);
-    let pointwise = g.is_pointwise();
+    let (per_group, _) = split(g.batch);
+    let shifted = g.stride == [1, 1];
     let mut dx = if needs.x {
         vec![0.0f32; x.len()]
     } else {
         Vec::new()
     };
-    // Scratch per thread: the column matrix (for dW) and its gradient (for dx).
-    let col_len = if pointwise { 0 } else { k * p };
-    let scratch_len = if needs.weight { col_len } else { 0 } + if needs.x { col_len } else { 0 };
-    let group_sums = |xs: &[f32], dys: &[f32], dxs: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
-        let mut dw = if needs.weight {
-            vec![0.0f32; co * k]
+    let group = |xs: &[f32], dys: &[f32], dxs: Option<&mut [f32]>| {
+        if shifted {
+            backward_shifted_group(xs, w, dys, dxs, g, needs)
         } else {
-            Vec::new()
-        };
-        let mut db = if needs.bias {
-            vec![0.0f32; co]
-        } else {
-            Vec::new()
-        };
-        with_scratch(scratch_len, |scratch| {
-            let (col, dcol) = scratch.split_at_mut(if needs.weight { col_len } else { 0 });
-            let mut dxs = dxs;
-            for (i, (xi, dyi)) in xs
-                .chunks_exact(g.in_len())
-                .zip(dys.chunks_exact(g.out_len()))
-                .enumerate()
-            {
-                if needs.weight {
-                    let cols: &[f32] = if pointwise {
-                        xi
-                    } else {
-                        im2col(xi, g, col);
-                        col
-                    };
-                    // dW (C_out×K) += dy[n] (C_out×P) · colᵀ (P×K)
-                    matmul(
-                        co,
-                        k,
-                        p,
-                        &mut dw,
-                        i > 0,
-                        dyi,
-                        [p as isize, 1],
-                        cols,
-                        [1, p as isize],
-                        par,
-                    );
-                }
-                if let Some(dxs) = dxs.as_deref_mut() {
-                    let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
-                    // dcol (K×P) = Wᵀ (K×C_out) · dy[n] (C_out×P)
-                    if pointwise {
-                        matmul(
-                            k,
-                            p,
-                            co,
-                            dxi,
-                            false,
-                            w,
-                            [1, k as isize],
-                            dyi,
-                            [p as isize, 1],
-                            par,
-                        );
-                    } else {
-                        matmul(
-                            k,
-                            p,
-                            co,
-                            dcol,
-                            false,
-                            w,
-                            [1, k as isize],
-                            dyi,
-                            [p as isize, 1],
-                            par,
-                        );
-                        col2im(dcol, g, dxi);
-                    }
-                }
-                if needs.bias {
-                    for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
-                        *acc += row.iter().sum::<f32>();
-                    }
-                }
-            }
-        });
-        (dw, db)
+            backward_im2col_group(xs, w, dys, dxs, g, needs)
+        }
     };
     let xs = x.par_chunks(per_group * g.in_len());
     let dys = dy.par_chunks(per_group * g.out_len());
-    let sums: Vec<(Vec<f32>, Vec<f32>)> = if needs.x {
+    let sums: Vec<GroupSums> = if needs.x {
         dx.par_chunks_mut(per_group * g.in_len())
             .zip(xs.zip(dys))
-            .map(|(dxs, (xs, dys))| group_sums(xs, dys, Some(dxs)))
+            .map(|(dxs, (xs, dys))| group(xs, dys, Some(dxs)))
             .collect()
     } else {
-        xs.zip(dys)
-            .map(|(xs, dys)| group_sums(xs, dys, None))
-            .collect()
+        xs.zip(dys).map(|(xs, dys)| group(xs, dys, None)).collect()
     };
     // Add the groups' sums in order: the result does not depend on the thread schedule.
-    let mut total_w = needs.weight.then(|| vec![0.0f32; co * k]);
-    let mut total_b = needs.bias.then(|| vec![0.0f32; co]);
-    for (dw, db) in &sums {
-        if let Some(t) = total_w.as_mut() {
-            t.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
+    let (co, ci, taps) = (g.c_out, g.c_in, g.kernel[0] * g.kernel[1]);
+    let weight = needs.weight.then(|| {
+        let mut total = vec![0.0f32; co * g.k()];
+        for s in &sums {
+            if shifted {
+                // [tap][C_in][C_out] → [C_out][C_in][tap]
+                for (tap, block) in s.weight.chunks_exact(ci * co).enumerate() {
+                    for (i, row) in block.chunks_exact(co).enumerate() {
+                        for (c, &v) in row.iter().enumerate() {
+                            total[(c * ci + i) * taps + tap] += v;
+                        }
+                    }
+                }
+            } else {
+                total.iter_mut().zip(&s.weight).for_each(|(a, b)| *a += b);
+            }
         }
-        if let Some(t) = total_b.as_mut() {
-            t.iter_mut().zip(db).for_each(|(a, b)| *a += b);
+        total
+    });
+    let bias = needs.bias.then(|| {
+        let mut total = vec![0.0f32; co];
+        for s in &sums {
+            total.iter_mut().zip(&s.bias).for_each(|(a, b)| *a += b);
         }
-    }
+        total
+    });
     ConvGrads {
         x: needs.x.then_some(dx),
-        weight: total_w,
-        bias: total_b,
+        weight,
+        bias,
+    }
+}
+
+/// Adds Σ_p dy[c, p] to `db[c]`.
+fn add_bias_grad(dyi: &[f32], p: usize, db: &mut [f32]) {
+    for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
+        *acc += row.iter().sum::<f32>();
+    }
+}
+
+/// Stride 1, one group of images: the weight gradient as one matmul per tap, dW_tap (C_out×C_in)
+/// = dy' (C_out×P') · x'_tapᵀ (P'×C_in), accumulated in a `[tap][C_in][C_out]` buffer (so neither
+/// operand needs repacking); the input gradient as dx' += W_tapᵀ (C_in×C_out) · dy' (C_out×P')
+/// on the shifted view of a padded gradient buffer. dy' is dy on rows of width W_p, zeros in the
+/// junk columns.
+fn backward_shifted_group(
+    xs: &[f32],
+    w: &[f32],
+    dys: &[f32],
+    mut dxs: Option<&mut [f32]>,
+    g: &ConvGeometry,
+    needs: Needs,
+) -> GroupSums {
+    let (k, co, ci) = (g.k(), g.c_out, g.c_in);
+    let [kh, kw] = g.kernel;
+    let [oh, ow] = g.out_hw;
+    let [h, wd] = g.in_hw;
+    let [pt, pw] = g.pad_begin;
+    let pl = Plane::new(g);
+    let taps = kh * kw;
+    let par = Parallelism::None;
+    let mut dw = if needs.weight {
+        vec![0.0f32; taps * ci * co]
+    } else {
+        Vec::new()
+    };
+    let mut db = if needs.bias {
+        vec![0.0f32; co]
+    } else {
+        Vec::new()
+    };
+    let xp_len = pl.buffer_len(g, ci);
+    // Scratch: x' (for dW), dyᵀ' [P'][C_out] (for dW), dy' [C_out][P'] and dx' (for dx).
+    let lens = [
+        if needs.weight { xp_len } else { 0 },
+        if needs.weight { pl.wide * co } else { 0 },
+        if needs.x { co * pl.wide } else { 0 },
+        if needs.x { xp_len } else { 0 },
+    ];
+    with_scratch(lens.iter().sum(), |scratch| {
+        let (xp, rest) = scratch.split_at_mut(lens[0]);
+        let (dyt, rest) = rest.split_at_mut(lens[1]);
+        let (dyp, dxp) = rest.split_at_mut(lens[2]);
+        for (i, (xi, dyi)) in xs
+            .chunks_exact(g.in_len())
+            .zip(dys.chunks_exact(g.out_len()))
+            .enumerate()
+        {
+            if needs.weight {
+                pad_image(xi, g, &pl, xp);
+                // dyᵀ' [P'][C_out], zeros in the junk columns.
+                dyt.fill(0.0);
+                for (c, dc) in dyi.chunks_exact(oh * ow).enumerate() {
+                    for (oy, row) in dc.chunks_exact(ow).enumerate() {
+                        for (ox, &v) in row.iter().enumerate() {
+                            dyt[(oy * pl.wp + ox) * co + c] = v;
+                        }
+                    }
+                }
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let tap = ky * kw + kx;
+                        // dW_tap (C_out×C_in) += dy' (C_out×P') · x'_tapᵀ (P'×C_in), stored
+                        // column-major (C_out contiguous).
+                        matmul(
+                            [co, ci, pl.wide],
+                            &mut dw[tap * ci * co..],
+                            [1, co],
+                            i > 0,
+                            dyt,
+                            [1, co],
+                            &xp[pl.offset(ky, kx)..],
+                            [1, pl.len()],
+                            par,
+                        );
+                    }
+                }
+            }
+            if let Some(dxs) = dxs.as_deref_mut() {
+                dyp.fill(0.0);
+                for (dc, pc) in dyi.chunks_exact(oh * ow).zip(dyp.chunks_exact_mut(pl.wide)) {
+                    for (row, prow) in dc.chunks_exact(ow).zip(pc.chunks_exact_mut(pl.wp)) {
+                        prow[..ow].copy_from_slice(row);
+                    }
+                }
+                dxp.fill(0.0);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let tap = ky * kw + kx;
+                        // dx'_tap (C_in×P') += W_tapᵀ (C_in×C_out) · dy' (C_out×P')
+                        matmul(
+                            [ci, pl.wide, co],
+                            &mut dxp[pl.offset(ky, kx)..],
+                            [pl.len(), 1],
+                            true,
+                            &w[tap..],
+                            [taps, k],
+                            dyp,
+                            [pl.wide, 1],
+                            par,
+                        );
+                    }
+                }
+                // Cut the image out of its padded planes.
+                let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
+                for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(dxp.chunks(pl.len())) {
+                    for (iy, row) in dc.chunks_exact_mut(wd).enumerate() {
+                        let py = iy + pt;
+                        if py < pl.hp {
+                            let n = wd.min(pl.wp.saturating_sub(pw));
+                            row[..n].copy_from_slice(&pc[py * pl.wp + pw..][..n]);
+                            row[n..].fill(0.0);
+                        } else {
+                            row.fill(0.0);
+                        }
+                    }
+                }
+            }
+            if needs.bias {
+                add_bias_grad(dyi, oh * ow, &mut db);
+            }
+        }
+    });
+    GroupSums {
+        weight: dw,
+        bias: db,
+    }
+}
+
+/// Any stride, one group of images: im2col, dW += dy · colᵀ, dx = col2im(Wᵀ · dy).
+fn backward_im2col_group(
+    xs: &[f32],
+    w: &[f32],
+    dys: &[f32],
+    mut dxs: Option<&mut [f32]>,
+    g: &ConvGeometry,
+    needs: Needs,
+) -> GroupSums {
+    let (k, p, co) = (g.k(), g.p(), g.c_out);
+    let par = Parallelism::None;
+    let mut dw = if needs.weight {
+        vec![0.0f32; co * k]
+    } else {
+        Vec::new()
+    };
+    let mut db = if needs.bias {
+        vec![0.0f32; co]
+    } else {
+        Vec::new()
+    };
+    let col_len = k * p;
+    let lens = [
+        if needs.weight { col_len } else { 0 },
+        if needs.x { col_len } else { 0 },
+    ];
+    with_scratch(lens[0] + lens[1], |scratch| {
+        let (col, dcol) = scratch.split_at_mut(lens[0]);
+        for (i, (xi, dyi)) in xs
+            .chunks_exact(g.in_len())
+            .zip(dys.chunks_exact(g.out_len()))
+            .enumerate()
+        {
+            if needs.weight {
+                im2col(xi, g, col);
+                // dW (C_out×K) += dy[n] (C_out×P) · colᵀ (P×K)
+                matmul(
+                    [co, k, p],
+                    &mut dw,
+                    [k, 1],
+                    i > 0,
+                    dyi,
+                    [p, 1],
+                    col,
+                    [1, p],
+                    par,
+                );
+            }
+            if let Some(dxs) = dxs.as_deref_mut() {
+                // dcol (K×P) = Wᵀ (K×C_out) · dy[n] (C_out×P), folded back onto dx[n].
+                matmul([k, p, co], dcol, [p, 1], false, w, [1, k], dyi, [p, 1], par);
+                col2im(dcol, g, &mut dxs[i * g.in_len()..(i + 1) * g.in_len()]);
+            }
+            if needs.bias {
+                add_bias_grad(dyi, p, &mut db);
+            }
+        }
+    });
+    GroupSums {
+        weight: dw,
+        bias: db,
     }
 }
