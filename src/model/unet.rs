@@ -13,9 +13,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
-use difflab_kernels::{conv2d_module as conv, group_norm_silu};
+use difflab_kernels::{attention, cat_channels, conv2d_module as conv, group_norm_silu, upsample2};
 
 use super::Denoiser;
 use super::sinusoidal_embedding;
@@ -161,12 +161,9 @@ impl Attention {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let qkv = self.qkv.forward(tokens);
-        let q = qkv.clone().narrow(2, 0, c);
-        let k = qkv.clone().narrow(2, c, c);
-        let v = qkv.narrow(2, 2 * c, c);
-        // softmax(QKᵀ/√C)·V (Vaswani et al. 2017)
-        let scores = q.matmul(k.swap_dims(1, 2)) / (c as f64).sqrt();
-        let out = self.proj.forward(softmax(scores, 2).matmul(v));
+        // softmax(QKᵀ/√C)·V (Vaswani et al. 2017), on difflab's kernel where the tensors are on
+        // flex.
+        let out = self.proj.forward(attention(qkv, c));
         x + out.swap_dims(1, 2).reshape([b, c, h, w])
     }
 }
@@ -330,15 +327,6 @@ impl UNetConfig {
     }
 }
 
-/// Nearest-neighbour ×2 upsampling: each pixel becomes a 2×2 block.
-fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .repeat_dim(3, 2)
-        .repeat_dim(5, 2)
-        .reshape([b, c, 2 * h, 2 * w])
-}
-
 impl UNet {
     /// The model output for x [B, C, H, W] at timesteps t (0-based), same shape as x.
     pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
@@ -366,7 +354,7 @@ impl UNet {
         for level in &self.up {
             for block in &level.blocks {
                 let Some(skip) = skips.pop() else { break };
-                h = block.forward(Tensor::cat(vec![h, skip], 1), emb.clone());
+                h = block.forward(cat_channels(h, skip), emb.clone());
             }
             if level.upsample {
                 h = upsample2(h);

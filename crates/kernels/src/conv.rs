@@ -107,7 +107,7 @@ thread_local! {
 }
 
 /// Runs `f` with a scratch slice of at least `len` elements from this thread's buffer.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
@@ -212,7 +212,7 @@ fn span([rs, cs]: [usize; 2], rows: usize, cols: usize) -> usize {
 
 /// dst (m×n) = [dst +] lhs (m×k) · rhs (k×n), each a view given by its (row, column) strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     [m, n, k]: [usize; 3],
     dst: &mut [f32],
     dst_strides: [usize; 2],

@@ -13,8 +13,10 @@ use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, Shape};
 
+use crate::attention::{AttentionGeometry, attention_backward, attention_forward};
 use crate::conv::{ConvGeometry, Needs, conv2d_backward, conv2d_forward};
 use crate::norm::{NormGeometry, group_norm_backward, group_norm_forward};
+use crate::resample::{cat_channels, split_channels, upsample2_backward, upsample2_forward};
 
 /// difflab's own ops. Call them through [`crate::conv2d`] and [`crate::group_norm_silu`], which
 /// route here only on flex (plain or autodiff) and use burn's ops elsewhere.
@@ -35,6 +37,16 @@ pub trait DifflabKernels: Backend {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
+
+    /// Single-head attention softmax(Q·Kᵀ/√C)·V from packed projections `[B, T, 3C]`, giving
+    /// `[B, T, C]`.
+    fn difflab_attention(qkv: FloatTensor<Self>, channels: usize) -> FloatTensor<Self>;
+
+    /// `[N, A, H, W]` and `[N, B, H, W]` concatenated along the channels.
+    fn difflab_cat_channels(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Nearest-neighbour ×2 upsampling of `[N, C, H, W]`.
+    fn difflab_upsample2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// GroupNorm with affine γ, β over `[N, C, H, W]`, then SiLU when `silu`.
     fn difflab_group_norm(
@@ -123,7 +135,91 @@ fn flex_conv2d(
     }
 }
 
+/// ×2 nearest upsampling on flex.
+fn upsample2_flex(x: FlexTensor) -> FlexTensor {
+    let x = contiguous(x);
+    let d = dims(&x);
+    assert!(
+        d.len() >= 3 && x.dtype() == DType::F32,
+        "difflab upsample: f32 [N, C, H, W], not {d:?} {:?}",
+        x.dtype()
+    );
+    let (h, w) = (d[d.len() - 2], d[d.len() - 1]);
+    let mut out = vec![0.0f32; 4 * x.layout().num_elements()];
+    upsample2_forward(f32s(&x), [h, w], &mut out);
+    let mut od = d.clone();
+    let n = od.len();
+    od[n - 2] = 2 * h;
+    od[n - 1] = 2 * w;
+    tensor(out, &od)
+}
+
+fn attention_geometry(qkv: &FlexTensor, channels: usize) -> AttentionGeometry {
+    let d = dims(qkv);
+    assert!(
+        d.len() == 3 && channels > 0 && d[2] == 3 * channels && qkv.dtype() == DType::F32,
+        "difflab attention: f32 [B, T, 3·{channels}], not {d:?} {:?}",
+        qkv.dtype()
+    );
+    AttentionGeometry {
+        batch: d[0],
+        tokens: d[1],
+        channels,
+    }
+}
+
+/// Attention on flex; returns (output, probabilities).
+fn attention_flex(qkv: FlexTensor, channels: usize) -> (FlexTensor, FlexTensor) {
+    let g = attention_geometry(&qkv, channels);
+    let qkv = contiguous(qkv);
+    let mut out = vec![0.0f32; g.batch * g.tokens * g.channels];
+    let mut probs = vec![0.0f32; g.batch * g.tokens * g.tokens];
+    attention_forward(f32s(&qkv), &g, &mut out, &mut probs);
+    (
+        tensor(out, &[g.batch, g.tokens, g.channels]),
+        tensor(probs, &[g.batch, g.tokens, g.tokens]),
+    )
+}
+
+/// The per-image lengths of a channel concatenation, and the output's shape.
+fn cat_shape(a: &FlexTensor, b: &FlexTensor) -> ([usize; 2], Vec<usize>) {
+    let (da, db) = (dims(a), dims(b));
+    assert!(
+        da.len() >= 2
+            && da.len() == db.len()
+            && da[0] == db[0]
+            && da[2..] == db[2..]
+            && a.dtype() == DType::F32
+            && b.dtype() == DType::F32,
+        "difflab cat: f32 [N, A, ...] and [N, B, ...], not {da:?} and {db:?}"
+    );
+    let rest: usize = da[2..].iter().product();
+    let mut out = da.clone();
+    out[1] += db[1];
+    ([da[1] * rest, db[1] * rest], out)
+}
+
+fn cat_flex(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    let (lens, shape) = cat_shape(&a, &b);
+    let (a, b) = (contiguous(a), contiguous(b));
+    let mut out = vec![0.0f32; a.layout().num_elements() + b.layout().num_elements()];
+    cat_channels(f32s(&a), f32s(&b), lens, &mut out);
+    tensor(out, &shape)
+}
+
 impl DifflabKernels for Flex {
+    fn difflab_cat_channels(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        cat_flex(a, b)
+    }
+
+    fn difflab_attention(qkv: FlexTensor, channels: usize) -> FlexTensor {
+        attention_flex(qkv, channels).0
+    }
+
+    fn difflab_upsample2(x: FlexTensor) -> FlexTensor {
+        upsample2_flex(x)
+    }
+
     fn difflab_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         flex_conv2d(x, weight, None, options)
     }
@@ -301,6 +397,82 @@ impl Backward<Flex, 3> for NormBackward {
 
 type AdTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
+/// What attention's backward pass keeps: the packed projections and the probabilities.
+#[derive(Clone, Debug)]
+struct AttentionState {
+    qkv: FlexTensor,
+    probs: FlexTensor,
+    channels: usize,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 1> for AttentionBackward {
+    type State = AttentionState;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = contiguous(grads.consume::<Flex>(&ops.node));
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let s = ops.state;
+            let g = attention_geometry(&s.qkv, s.channels);
+            let qkv = contiguous(s.qkv);
+            let mut dqkv = vec![0.0f32; qkv.layout().num_elements()];
+            attention_backward(f32s(&qkv), f32s(&s.probs), f32s(&dout), &g, &mut dqkv);
+            grads.register::<Flex>(node.id, tensor(dqkv, &dims(&qkv)));
+        }
+    }
+}
+
+/// The concatenation's backward pass needs only the two shapes.
+#[derive(Debug)]
+struct CatBackward;
+
+impl Backward<Flex, 2> for CatBackward {
+    type State = (Vec<usize>, Vec<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (da_shape, db_shape) = ops.state;
+        let (a_len, b_len) = (
+            da_shape.iter().product::<usize>(),
+            db_shape.iter().product::<usize>(),
+        );
+        let n = da_shape[0].max(1);
+        let mut da = vec![0.0f32; a_len];
+        let mut db = vec![0.0f32; b_len];
+        split_channels(f32s(&dy), [a_len / n, b_len / n], &mut da, &mut db);
+        let [pa, pb] = ops.parents;
+        if let Some(node) = pa {
+            grads.register::<Flex>(node.id, tensor(da, &da_shape));
+        }
+        if let Some(node) = pb {
+            grads.register::<Flex>(node.id, tensor(db, &db_shape));
+        }
+    }
+}
+
+/// Upsampling's backward pass needs only the input's shape.
+#[derive(Debug)]
+struct UpsampleBackward;
+
+impl Backward<Flex, 1> for UpsampleBackward {
+    type State = Vec<usize>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let d = ops.state;
+            let hw = [d[d.len() - 2], d[d.len() - 1]];
+            let mut dx = vec![0.0f32; d.iter().product()];
+            upsample2_backward(f32s(&dy), hw, &mut dx);
+            grads.register::<Flex>(node.id, tensor(dx, &d));
+        }
+    }
+}
+
 /// conv2d on autodiff flex: the forward on difflab's kernel, and [`conv_backward`] recorded.
 fn autodiff_conv2d<C: CheckpointStrategy>(
     x: AdTensor<C>,
@@ -354,6 +526,60 @@ fn autodiff_conv2d<C: CheckpointStrategy>(
 }
 
 impl<C: CheckpointStrategy> DifflabKernels for Autodiff<Flex, C> {
+    fn difflab_cat_channels(a: AdTensor<C>, b: AdTensor<C>) -> AdTensor<C> {
+        match CatBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (dims(a.primitive()), dims(b.primitive()));
+                prep.finish(
+                    state,
+                    cat_flex(a.primitive().clone(), b.primitive().clone()),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(cat_flex(a.primitive().clone(), b.primitive().clone()))
+            }
+        }
+    }
+
+    fn difflab_attention(qkv: AdTensor<C>, channels: usize) -> AdTensor<C> {
+        match AttentionBackward
+            .prepare::<C>([qkv.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (out, probs) = attention_flex(qkv.primitive().clone(), channels);
+                let state = AttentionState {
+                    qkv: qkv.primitive().clone(),
+                    probs,
+                    channels,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(attention_flex(qkv.primitive().clone(), channels).0)
+            }
+        }
+    }
+
+    fn difflab_upsample2(x: AdTensor<C>) -> AdTensor<C> {
+        match UpsampleBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let d = dims(x.primitive());
+                prep.finish(d, upsample2_flex(x.primitive().clone()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(upsample2_flex(x.primitive().clone())),
+        }
+    }
+
     fn difflab_conv2d(x: AdTensor<C>, weight: AdTensor<C>, options: ConvOptions<2>) -> AdTensor<C> {
         autodiff_conv2d::<C>(x, weight, None, options)
     }

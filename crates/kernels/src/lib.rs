@@ -12,9 +12,11 @@
 //! files are unchanged. The crate is built at opt-level 3 even in the dev profile (see the
 //! workspace's Cargo.toml), so `cargo run` and `cargo test` get the same speed as a release.
 
+pub mod attention;
 pub mod conv;
 mod ext;
 pub mod norm;
+pub mod resample;
 mod simd;
 
 pub use simd::exp as exp_f32;
@@ -24,7 +26,7 @@ use std::cell::Cell;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor};
 
@@ -118,6 +120,52 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         conv.bias.as_ref().map(|b| b.val()),
         options,
     )
+}
+
+/// Single-head self-attention from packed projections `qkv` `[B, T, 3C]` (Q, K, V side by
+/// side): softmax(Q·Kᵀ/√C)·V, `[B, T, C]`.
+pub fn attention(qkv: Tensor<3>, channels: usize) -> Tensor<3> {
+    if kernels_apply(&qkv.device()) && qkv.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_attention(
+            qkv.into_dispatch(),
+            channels,
+        ))
+    } else {
+        let c = channels;
+        let q = qkv.clone().narrow(2, 0, c);
+        let k = qkv.clone().narrow(2, c, c);
+        let v = qkv.narrow(2, 2 * c, c);
+        let scores = q.matmul(k.swap_dims(1, 2)) / (c as f64).sqrt();
+        softmax(scores, 2).matmul(v)
+    }
+}
+
+/// `a` `[N, A, H, W]` and `b` `[N, B, H, W]` concatenated along the channels (`Tensor::cat` on
+/// dimension 1).
+pub fn cat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    if kernels_apply(&a.device()) && a.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_cat_channels(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ))
+    } else {
+        Tensor::cat(vec![a, b], 1)
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling of `[N, C, H, W]`: each pixel becomes a 2×2 block.
+pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    if kernels_apply(&x.device()) && x.dtype() == DType::F32 {
+        Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_upsample2(
+            x.into_dispatch(),
+        ))
+    } else {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .repeat_dim(3, 2)
+            .repeat_dim(5, 2)
+            .reshape([b, c, 2 * h, 2 * w])
+    }
 }
 
 /// A burn `GroupNorm` module's forward pass over `[N, C, H, W]`, followed by SiLU when `silu`,
