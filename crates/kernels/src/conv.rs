@@ -492,7 +492,7 @@ pub fn conv2d_backward(
     let (per_group, _) = split(g.batch);
     let shifted = g.stride == [1, 1];
     let mut dx = if needs.x {
-        vec![0.0f32; x.len()]
+        crate::zeroed(x.len())
     } else {
         Vec::new()
     };

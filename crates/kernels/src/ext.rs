@@ -112,7 +112,7 @@ fn conv_forward(
     g: &ConvGeometry,
 ) -> FlexTensor {
     let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
-    let mut out = vec![0.0f32; g.batch * g.out_len()];
+    let mut out = crate::zeroed(g.batch * g.out_len());
     conv2d_forward(
         f32s(&x),
         f32s(&weight),
@@ -145,7 +145,7 @@ fn upsample2_flex(x: FlexTensor) -> FlexTensor {
         x.dtype()
     );
     let (h, w) = (d[d.len() - 2], d[d.len() - 1]);
-    let mut out = vec![0.0f32; 4 * x.layout().num_elements()];
+    let mut out = crate::zeroed(4 * x.layout().num_elements());
     upsample2_forward(f32s(&x), [h, w], &mut out);
     let mut od = d.clone();
     let n = od.len();
@@ -172,7 +172,7 @@ fn attention_geometry(qkv: &FlexTensor, channels: usize) -> AttentionGeometry {
 fn attention_flex(qkv: FlexTensor, channels: usize) -> (FlexTensor, FlexTensor) {
     let g = attention_geometry(&qkv, channels);
     let qkv = contiguous(qkv);
-    let mut out = vec![0.0f32; g.batch * g.tokens * g.channels];
+    let mut out = crate::zeroed(g.batch * g.tokens * g.channels);
     let mut probs = vec![0.0f32; g.batch * g.tokens * g.tokens];
     attention_forward(f32s(&qkv), &g, &mut out, &mut probs);
     (
@@ -202,7 +202,7 @@ fn cat_shape(a: &FlexTensor, b: &FlexTensor) -> ([usize; 2], Vec<usize>) {
 fn cat_flex(a: FlexTensor, b: FlexTensor) -> FlexTensor {
     let (lens, shape) = cat_shape(&a, &b);
     let (a, b) = (contiguous(a), contiguous(b));
-    let mut out = vec![0.0f32; a.layout().num_elements() + b.layout().num_elements()];
+    let mut out = crate::zeroed(a.layout().num_elements() + b.layout().num_elements());
     cat_channels(f32s(&a), f32s(&b), lens, &mut out);
     tensor(out, &shape)
 }
@@ -272,7 +272,7 @@ fn group_norm_flex(
 ) -> (FlexTensor, FlexTensor) {
     let g = norm_geometry(&x, groups);
     let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-    let mut y = vec![0.0f32; x.layout().num_elements()];
+    let mut y = crate::zeroed(x.layout().num_elements());
     let mut stats = vec![0.0f32; 2 * g.batch * g.groups];
     group_norm_forward(
         f32s(&x),
@@ -418,7 +418,7 @@ impl Backward<Flex, 1> for AttentionBackward {
             let s = ops.state;
             let g = attention_geometry(&s.qkv, s.channels);
             let qkv = contiguous(s.qkv);
-            let mut dqkv = vec![0.0f32; qkv.layout().num_elements()];
+            let mut dqkv = crate::zeroed(qkv.layout().num_elements());
             attention_backward(f32s(&qkv), f32s(&s.probs), f32s(&dout), &g, &mut dqkv);
             grads.register::<Flex>(node.id, tensor(dqkv, &dims(&qkv)));
         }
@@ -440,8 +440,8 @@ impl Backward<Flex, 2> for CatBackward {
             db_shape.iter().product::<usize>(),
         );
         let n = da_shape[0].max(1);
-        let mut da = vec![0.0f32; a_len];
-        let mut db = vec![0.0f32; b_len];
+        let mut da = crate::zeroed(a_len);
+        let mut db = crate::zeroed(b_len);
         split_channels(f32s(&dy), [a_len / n, b_len / n], &mut da, &mut db);
         let [pa, pb] = ops.parents;
         if let Some(node) = pa {
@@ -466,7 +466,7 @@ impl Backward<Flex, 1> for UpsampleBackward {
         if let Some(node) = parent {
             let d = ops.state;
             let hw = [d[d.len() - 2], d[d.len() - 1]];
-            let mut dx = vec![0.0f32; d.iter().product()];
+            let mut dx = crate::zeroed(d.iter().product());
             upsample2_backward(f32s(&dy), hw, &mut dx);
             grads.register::<Flex>(node.id, tensor(dx, &d));
         }

@@ -32,6 +32,18 @@ use burn::tensor::{DType, Device, Tensor};
 
 pub use ext::DifflabKernels;
 
+/// A zeroed buffer for a kernel's output, zeroed by all threads for large sizes (a serial
+/// memset of an activation-sized buffer left the other core idle).
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    use rayon::iter::{IntoParallelIterator, ParallelExtend, ParallelIterator};
+    if n < 1 << 16 {
+        return vec![0.0; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend((0..n).into_par_iter().map(|_| 0.0f32));
+    v
+}
+
 thread_local! {
     static STOCK: Cell<bool> = const { Cell::new(false) };
 }

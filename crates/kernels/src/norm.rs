@@ -243,7 +243,7 @@ pub fn group_norm_backward(
     let cpg = g.channels_per_group();
     let group_len = cpg * g.spatial;
     let m = group_len as f32;
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = crate::zeroed(x.len());
     // Per image: its share of dγ and dβ (summed over images in order afterwards).
     let per_image: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(g.image_len())
