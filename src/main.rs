@@ -25,12 +25,6 @@ fn main() {
         // SAFETY: nothing else runs yet, so no other thread reads the environment.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
-    // cubecl's autotuner deadlocked wgpu work here (a device thread waiting in an exclusive
-    // section while the caller waited on a full queue); its minimal level avoids that.
-    if std::env::var_os("CUBECL_AUTOTUNE_LEVEL").is_none() {
-        // SAFETY: as above, no other thread runs yet.
-        unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
-    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");
