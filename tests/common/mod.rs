@@ -40,3 +40,24 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 pub mod app;
+
+/// The DDIM sampler the U-Net tests use: 10 trailing steps, η = 0, clipped to [−1, 1].
+#[allow(dead_code)]
+pub fn ddim10(prediction: difflab::diffusion::PredictionType) -> difflab::diffusion::Scheduler {
+    use difflab::diffusion::{
+        SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
+    };
+    Scheduler::new(SchedulerConfig {
+        schedule: ScheduleConfig::default(),
+        prediction_type: prediction,
+        clip_sample: Some(1.0),
+        spacing: TimestepSpacing::Trailing,
+        steps_offset: 0,
+        num_inference_steps: 10,
+        sampler: SamplerKind::Ddim {
+            eta: 0.0,
+            set_alpha_to_one: true,
+        },
+    })
+    .expect("scheduler")
+}

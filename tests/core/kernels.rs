@@ -10,10 +10,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use difflab::diffusion::noise::gaussian;
-use difflab::diffusion::{
-    PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
-    sample_seeded,
-};
+use difflab::diffusion::{PredictionType, sample_seeded};
 use difflab::model::{UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
 use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
@@ -314,19 +311,7 @@ fn the_shipped_unet_samples_as_on_stock_ops() {
     let device = Device::flex();
     let (model, config) = difflab::model::unet::shipped(&device).expect("shipped weights");
     let m = UNetDenoiser { model, config };
-    let scheduler = Scheduler::new(SchedulerConfig {
-        schedule: ScheduleConfig::default(),
-        prediction_type: PredictionType::Epsilon,
-        clip_sample: Some(1.0),
-        spacing: TimestepSpacing::Trailing,
-        steps_offset: 0,
-        num_inference_steps: 10,
-        sampler: SamplerKind::Ddim {
-            eta: 0.0,
-            set_alpha_to_one: true,
-        },
-    })
-    .expect("scheduler");
+    let scheduler = crate::common::ddim10(PredictionType::Epsilon);
     let cancel = AtomicBool::new(false);
     let run = || {
         let x = sample_seeded(&m, &scheduler, 7, 4, &cancel, &device, |_| {})

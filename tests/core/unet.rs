@@ -5,10 +5,7 @@ use std::sync::atomic::AtomicBool;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
-use difflab::diffusion::{
-    PredictionType, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
-    sample_seeded,
-};
+use difflab::diffusion::{PredictionType, ScheduleConfig, sample_seeded};
 use difflab::model::unet::{load_safetensors, read_config};
 use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
@@ -263,19 +260,7 @@ fn the_shipped_weights_load_and_sample_digits() {
     let (model, config) = difflab::model::unet::shipped(&device).expect("shipped weights");
     assert_eq!(config.image_size, 28);
     let m = UNetDenoiser { model, config };
-    let scheduler = Scheduler::new(SchedulerConfig {
-        schedule: ScheduleConfig::default(),
-        prediction_type: m.prediction_type(),
-        clip_sample: Some(1.0),
-        spacing: TimestepSpacing::Trailing,
-        steps_offset: 0,
-        num_inference_steps: 10,
-        sampler: SamplerKind::Ddim {
-            eta: 0.0,
-            set_alpha_to_one: true,
-        },
-    })
-    .expect("scheduler");
+    let scheduler = crate::common::ddim10(m.prediction_type());
     let cancel = AtomicBool::new(false);
     let x = sample_seeded(&m, &scheduler, 0, 4, &cancel, &device, |_| {})
         .expect("sample")
