@@ -7,12 +7,13 @@
 //! - ∂L/∂W:     dW = Σ_n dy[n] (C_out×P) · col(x[n])ᵀ (P×K)
 //! - ∂L/∂b:     db = Σ_n Σ_p dy[n, ·, p]
 //!
-//! Stride-1 convs (all of the U-Net's but its down-sampling) skip im2col altogether: each input
-//! channel is zero-padded once into a plane, and each kernel tap is one matmul on a shifted view
-//! of it (see [`Plane`]); other strides use im2col. Images are split into one contiguous group
-//! per rayon thread; each thread keeps its own scratch buffers (grown once, then reused: no
-//! allocation per image) and its own weight-gradient accumulator, and the groups' sums are added
-//! in a fixed order, so results do not depend on scheduling.
+//! Stride-1 convs (all of the U-Net's but its down-sampling) skip im2col: each input channel is
+//! zero-padded once into a plane, copied k_w times shifted by one column, and each kernel row is
+//! one matmul on a view of that (see [`Plane`] and [`fold_columns`]); other strides use im2col.
+//! Images are split into one contiguous group per rayon thread; each thread keeps its own scratch
+//! buffers (grown once, then reused: no allocation per image) and its own weight-gradient
+//! accumulator, and the groups' sums are added in a fixed order, so results do not depend on
+//! scheduling.
 
 use std::cell::RefCell;
 
@@ -305,11 +306,6 @@ impl Plane {
     fn buffer_len(&self, g: &ConvGeometry, channels: usize) -> usize {
         channels * self.len() + g.kernel[1] - 1
     }
-
-    /// The offset of tap (k_y, k_x)'s view.
-    fn offset(&self, ky: usize, kx: usize) -> usize {
-        ky * self.wp + kx
-    }
 }
 
 /// Copies one image `[C_in, H, W]` into its padded planes (zero around the image and in the
@@ -353,40 +349,43 @@ pub fn conv2d_forward(
     }
 }
 
-/// Stride 1: per image, one matmul per kernel tap into the wide output (see [`Plane`]).
+/// Stride 1: per image, one matmul per kernel row into the wide output (see [`Plane`] and
+/// [`fold_columns`]).
 fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
-    let (k, co, ci) = (g.k(), g.c_out, g.c_in);
+    let (co, ci) = (g.c_out, g.c_in);
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out_hw;
     let pl = Plane::new(g);
     let (per_group, par) = split(g.batch);
     let xp_len = pl.buffer_len(g, ci);
+    let fold = kw * ci;
+    // W_row[k_y] (C_out × k_w·C_in), rows of the folded weights.
+    let wr = weight_rows(w, g);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
         .for_each(|(ys, xs)| {
-            with_scratch(xp_len + co * pl.wide, |scratch| {
-                let (xp, yp) = scratch.split_at_mut(xp_len);
+            with_scratch(xp_len + fold * pl.len() + co * pl.wide, |scratch| {
+                let (xp, rest) = scratch.split_at_mut(xp_len);
+                let (xc, yp) = rest.split_at_mut(fold * pl.len());
                 for (yi, xi) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
                 {
                     pad_image(xi, g, &pl, xp);
-                    // y' (C_out×P') = Σ_taps W_tap (C_out×C_in) · x'_tap (C_in×P')
+                    fold_columns(xp, g, &pl, xc);
+                    // y' (C_out×P') = Σ_{k_y} W_row[k_y] (C_out×k_w·C_in) · x''[k_y] (k_w·C_in×P')
                     for ky in 0..kh {
-                        for kx in 0..kw {
-                            let tap = ky * kw + kx;
-                            matmul(
-                                [co, pl.wide, ci],
-                                yp,
-                                [pl.wide, 1],
-                                tap > 0,
-                                &w[tap..],
-                                [k, kh * kw],
-                                &xp[pl.offset(ky, kx)..],
-                                [pl.len(), 1],
-                                par,
-                            );
-                        }
+                        matmul(
+                            [co, pl.wide, fold],
+                            yp,
+                            [pl.wide, 1],
+                            ky > 0,
+                            &wr[ky * co * fold..],
+                            [fold, 1],
+                            &xc[ky * pl.wp..],
+                            [pl.len(), 1],
+                            par,
+                        );
                     }
                     // Drop the junk columns; add the bias.
                     for (c, (yc, pc)) in yi
@@ -404,6 +403,56 @@ fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry,
                 }
             });
         });
+}
+
+/// The kernel's column taps folded into the matmul's inner dimension: row (k_x, c) of `xc`
+/// (`k_w·C_in` rows of `H_p·W_p`) is padded plane c shifted left by k_x, so that kernel row k_y
+/// is one matmul with K = k_w·C_in (instead of k_w matmuls with K = C_in, each adding into the
+/// whole output) on the view of `xc` that starts at k_y·W_p.
+fn fold_columns(xp: &[f32], g: &ConvGeometry, pl: &Plane, xc: &mut [f32]) {
+    let len = pl.len();
+    for (r, row) in xc.chunks_exact_mut(len).enumerate() {
+        let (kx, c) = (r / g.c_in, r % g.c_in);
+        // The last plane's shifted copy reads into the buffer's zero tail.
+        row.copy_from_slice(&xp[c * len + kx..][..len]);
+    }
+}
+
+/// The weights `[C_out, C_in, k_h, k_w]` as k_h row blocks `[C_out][k_w·C_in]`, (k_x, c) order.
+fn weight_rows(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (co, ci) = (g.c_out, g.c_in);
+    let [kh, kw] = g.kernel;
+    let mut wr = vec![0.0f32; w.len()];
+    for o in 0..co {
+        for c in 0..ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    wr[(ky * co + o) * kw * ci + kx * ci + c] =
+                        w[((o * ci + c) * kh + ky) * kw + kx];
+                }
+            }
+        }
+    }
+    wr
+}
+
+/// The transposed weights as k_h row blocks `[C_in][k_w·C_out]`, (k_x, o) order: the input
+/// gradient's left operand.
+fn weight_rows_t(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (co, ci) = (g.c_out, g.c_in);
+    let [kh, kw] = g.kernel;
+    let mut wt = vec![0.0f32; w.len()];
+    for o in 0..co {
+        for c in 0..ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    wt[(ky * ci + c) * kw * co + kx * co + o] =
+                        w[((o * ci + c) * kh + ky) * kw + kx];
+                }
+            }
+        }
+    }
+    wt
 }
 
 /// Any stride: per image, im2col and one matmul.
@@ -496,9 +545,15 @@ pub fn conv2d_backward(
     } else {
         Vec::new()
     };
+    // The input gradient's folded, transposed weights (stride 1 only; unused otherwise).
+    let wt = if shifted && needs.x {
+        weight_rows_t(w, g)
+    } else {
+        Vec::new()
+    };
     let group = |xs: &[f32], dys: &[f32], dxs: Option<&mut [f32]>| {
         if shifted {
-            backward_shifted_group(xs, w, dys, dxs, g, needs)
+            backward_shifted_group(xs, &wt, dys, dxs, g, needs)
         } else {
             backward_im2col_group(xs, w, dys, dxs, g, needs)
         }
@@ -554,20 +609,23 @@ fn add_bias_grad(dyi: &[f32], p: usize, db: &mut [f32]) {
     }
 }
 
-/// Stride 1, one group of images: the weight gradient as one matmul per tap, dW_tap (C_out×C_in)
-/// = dy' (C_out×P') · x'_tapᵀ (P'×C_in), accumulated in a `[tap][C_in][C_out]` buffer (so neither
-/// operand needs repacking); the input gradient as dx' += W_tapᵀ (C_in×C_out) · dy' (C_out×P')
-/// on the shifted view of a padded gradient buffer. dy' is dy on rows of width W_p, zeros in the
-/// junk columns.
+/// Stride 1, one group of images, with the kernel's column taps folded into the matmuls' inner
+/// dimension (see [`fold_columns`]). The weight gradient is one matmul per kernel row,
+/// dW_row[k_y] (C_out × k_w·C_in) += dy' (C_out×P') · x''[k_y]ᵀ (P'×k_w·C_in), accumulated in a
+/// `[tap][C_in][C_out]` buffer (so neither operand needs repacking). The input gradient is
+/// dx'[c, q] = Σ_{k_y, k_x, o} W[o, c, k_y, k_x] · dy'[o, q − k_y·W_p − k_x], again one matmul
+/// per kernel row: Wᵀ_row[k_y] (C_in × k_w·C_out) times the view at (k_h − 1 − k_y)·W_p of dy''
+/// (row (k_x, o) is dy' of channel o shifted right by (k_h − 1)·W_p + k_x). dy' is dy on rows of
+/// width W_p, zeros in the junk columns.
 fn backward_shifted_group(
     xs: &[f32],
-    w: &[f32],
+    wt: &[f32],
     dys: &[f32],
     mut dxs: Option<&mut [f32]>,
     g: &ConvGeometry,
     needs: Needs,
 ) -> GroupSums {
-    let (k, co, ci) = (g.k(), g.c_out, g.c_in);
+    let (co, ci) = (g.c_out, g.c_in);
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out_hw;
     let [h, wd] = g.in_hw;
@@ -586,17 +644,25 @@ fn backward_shifted_group(
         Vec::new()
     };
     let xp_len = pl.buffer_len(g, ci);
-    // Scratch: x' (for dW), dyᵀ' [P'][C_out] (for dW), dy' [C_out][P'] and dx' (for dx).
+    let (fold_x, fold_y) = (kw * ci, kw * co);
+    // dy''s rows: the plane, shifted right by up to (k_h − 1)·W_p + k_w − 1.
+    let row_len = pl.len() + (kh - 1) * pl.wp;
+    // The padded rows that hold image rows, whose input gradient is wanted.
+    let rows = h.min(pl.hp.saturating_sub(pt));
+    let (q0, qn) = (pt * pl.wp, rows * pl.wp);
+    // Scratch: x' and x'' (for dW), dyᵀ' [P'][C_out] (for dW), dy'' and dx' (for dx).
     let lens = [
         if needs.weight { xp_len } else { 0 },
+        if needs.weight { fold_x * pl.len() } else { 0 },
         if needs.weight { pl.wide * co } else { 0 },
-        if needs.x { co * pl.wide } else { 0 },
-        if needs.x { xp_len } else { 0 },
+        if needs.x { fold_y * row_len } else { 0 },
+        if needs.x { ci * pl.len() } else { 0 },
     ];
     with_scratch(lens.iter().sum(), |scratch| {
         let (xp, rest) = scratch.split_at_mut(lens[0]);
-        let (dyt, rest) = rest.split_at_mut(lens[1]);
-        let (dyp, dxp) = rest.split_at_mut(lens[2]);
+        let (xc, rest) = rest.split_at_mut(lens[1]);
+        let (dyt, rest) = rest.split_at_mut(lens[2]);
+        let (dyc, dxp) = rest.split_at_mut(lens[3]);
         for (i, (xi, dyi)) in xs
             .chunks_exact(g.in_len())
             .zip(dys.chunks_exact(g.out_len()))
@@ -604,6 +670,7 @@ fn backward_shifted_group(
         {
             if needs.weight {
                 pad_image(xi, g, &pl, xp);
+                fold_columns(xp, g, &pl, xc);
                 // dyᵀ' [P'][C_out], zeros in the junk columns.
                 dyt.fill(0.0);
                 for (c, dc) in dyi.chunks_exact(oh * ow).enumerate() {
@@ -614,60 +681,61 @@ fn backward_shifted_group(
                     }
                 }
                 for ky in 0..kh {
-                    for kx in 0..kw {
-                        let tap = ky * kw + kx;
-                        // dW_tap (C_out×C_in) += dy' (C_out×P') · x'_tapᵀ (P'×C_in), stored
-                        // column-major (C_out contiguous).
-                        matmul(
-                            [co, ci, pl.wide],
-                            &mut dw[tap * ci * co..],
-                            [1, co],
-                            i > 0,
-                            dyt,
-                            [1, co],
-                            &xp[pl.offset(ky, kx)..],
-                            [1, pl.len()],
-                            par,
-                        );
-                    }
+                    // dW_row[k_y] (C_out × k_w·C_in) += dy' (C_out×P') · x''[k_y]ᵀ, stored
+                    // column-major (C_out contiguous): the [tap][C_in][C_out] layout.
+                    matmul(
+                        [co, fold_x, pl.wide],
+                        &mut dw[ky * fold_x * co..],
+                        [1, co],
+                        i > 0,
+                        dyt,
+                        [1, co],
+                        &xc[ky * pl.wp..],
+                        [1, pl.len()],
+                        par,
+                    );
                 }
             }
             if let Some(dxs) = dxs.as_deref_mut() {
-                dyp.fill(0.0);
-                for (dc, pc) in dyi.chunks_exact(oh * ow).zip(dyp.chunks_exact_mut(pl.wide)) {
-                    for (row, prow) in dc.chunks_exact(ow).zip(pc.chunks_exact_mut(pl.wp)) {
-                        prow[..ow].copy_from_slice(row);
+                let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
+                if qn == 0 {
+                    dxi.fill(0.0);
+                } else {
+                    // dy'' row (k_x, o) = dy' of channel o shifted right by (k_h − 1)·W_p + k_x.
+                    dyc.fill(0.0);
+                    for (r, row) in dyc.chunks_exact_mut(row_len).enumerate() {
+                        let (kx, o) = (r / co, r % co);
+                        let base = (kh - 1) * pl.wp + kx;
+                        let dc = &dyi[o * oh * ow..(o + 1) * oh * ow];
+                        for (oy, src) in dc.chunks_exact(ow).enumerate() {
+                            row[base + oy * pl.wp..][..ow].copy_from_slice(src);
+                        }
                     }
-                }
-                dxp.fill(0.0);
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let tap = ky * kw + kx;
-                        // dx'_tap (C_in×P') += W_tapᵀ (C_in×C_out) · dy' (C_out×P')
+                    for ky in 0..kh {
+                        // dx' (C_in × rows·W_p) [+]= Wᵀ_row[k_y] · dy''[view at (k_h−1−k_y)·W_p]
                         matmul(
-                            [ci, pl.wide, co],
-                            &mut dxp[pl.offset(ky, kx)..],
+                            [ci, qn, fold_y],
+                            &mut dxp[q0..],
                             [pl.len(), 1],
-                            true,
-                            &w[tap..],
-                            [taps, k],
-                            dyp,
-                            [pl.wide, 1],
+                            ky > 0,
+                            &wt[ky * ci * fold_y..],
+                            [fold_y, 1],
+                            &dyc[(kh - 1 - ky) * pl.wp + q0..],
+                            [row_len, 1],
                             par,
                         );
                     }
-                }
-                // Cut the image out of its padded planes.
-                let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
-                for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(dxp.chunks(pl.len())) {
-                    for (iy, row) in dc.chunks_exact_mut(wd).enumerate() {
-                        let py = iy + pt;
-                        if py < pl.hp {
-                            let n = wd.min(pl.wp.saturating_sub(pw));
-                            row[..n].copy_from_slice(&pc[py * pl.wp + pw..][..n]);
-                            row[n..].fill(0.0);
-                        } else {
-                            row.fill(0.0);
+                    // Cut the image out of its padded planes.
+                    for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(dxp.chunks(pl.len())) {
+                        for (iy, row) in dc.chunks_exact_mut(wd).enumerate() {
+                            let py = iy + pt;
+                            if py < pl.hp {
+                                let n = wd.min(pl.wp.saturating_sub(pw));
+                                row[..n].copy_from_slice(&pc[py * pl.wp + pw..][..n]);
+                                row[n..].fill(0.0);
+                            } else {
+                                row.fill(0.0);
+                            }
                         }
                     }
                 }
