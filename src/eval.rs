@@ -115,6 +115,40 @@ pub fn classify(model: &DigitClassifier, images: &[f32], device: &Device) -> Res
     Ok((probs, feats))
 }
 
+/// A sample whose top class probability is below this is a scrawl.
+pub const SCRAWL_BELOW: f32 = 0.5;
+
+/// For each label 0–9: the fraction of the samples asked for with that label that the judge reads
+/// as it (`None` where no sample asked for it).
+pub fn accuracy_per_label(
+    j: &Judge,
+    samples: &[f32],
+    labels: &[usize],
+    device: &Device,
+) -> Result<[Option<f64>; 10]> {
+    if samples.len() != labels.len() * 784 {
+        return Err(DiffError::invalid(format!(
+            "{} labels for {} samples",
+            labels.len(),
+            samples.len() / 784
+        )));
+    }
+    let (probs, _) = classify(&j.model, samples, device)?;
+    let mut hits = [0usize; 10];
+    let mut asked = [0usize; 10];
+    for (p, &l) in probs.iter().zip(labels) {
+        if l < 10 {
+            asked[l] += 1;
+            if argmax(p) == l {
+                hits[l] += 1;
+            }
+        }
+    }
+    Ok(std::array::from_fn(|k| {
+        (asked[k] > 0).then(|| hits[k] as f64 / asked[k] as f64)
+    }))
+}
+
 /// What the judge says about a set of samples.
 #[derive(Clone, Debug)]
 pub struct DigitReport {
@@ -122,6 +156,8 @@ pub struct DigitReport {
     pub n: usize,
     /// Mean of the top class probability.
     pub mean_confidence: f64,
+    /// Fraction of "scrawls": samples whose top class probability is below 0.5.
+    pub scrawls: f64,
     /// The same on the held-out real digits (what a perfect model would score).
     pub real_confidence: f64,
     /// Fraction of samples per predicted class.
@@ -147,10 +183,14 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     let real_confidence = real_probs.iter().map(top).sum::<f64>() / real_probs.len().max(1) as f64;
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
+    let mut scrawls = 0.0;
     for p in &probs {
         let k = argmax(p);
         histogram[k] += 1.0 / n as f64;
         conf += p[k] as f64;
+        if p[k] < SCRAWL_BELOW {
+            scrawls += 1.0 / n as f64;
+        }
     }
     let entropy_bits = -histogram
         .iter()
@@ -164,6 +204,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     Ok(DigitReport {
         n,
         mean_confidence: conf / n as f64,
+        scrawls,
         real_confidence,
         histogram,
         entropy_bits,

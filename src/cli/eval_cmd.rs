@@ -17,7 +17,7 @@ use crate::device::DeviceChoice;
 use crate::diffusion::{ScheduleConfig, Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::eval::{judge, train_judge};
-use crate::model::{Denoiser, UNetDenoiser};
+use crate::model::{ConditionalDenoiser, Denoiser, Guided, UNetDenoiser};
 use crate::tensor_util::to_vec;
 
 /// Arguments of `difflab eval`.
@@ -50,6 +50,10 @@ pub struct EvalArgs {
     /// Also write the first 100 samples as a grid.
     #[arg(long)]
     grid: Option<PathBuf>,
+    /// Class-conditional models: the guidance scales at which to measure how often the judge
+    /// reads the requested digit (sample i asks for digit i mod 10).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,4")]
+    guidance: Vec<f64>,
 }
 
 pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
@@ -75,7 +79,10 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         Some(p) => crate::model::unet::load_file(p, &device.device)?,
         None => crate::model::unet::shipped(&device.device)?,
     };
-    let model = UNetDenoiser { model, config };
+    for &w in &a.guidance {
+        crate::model::guidance::check_scale(w)?;
+    }
+    let model = std::sync::Arc::new(UNetDenoiser { model, config });
     let [c, h, w] = model.sample_shape();
     if [c, h, w] != [1, 28, 28] {
         return Err(DiffError::invalid(format!(
@@ -110,28 +117,76 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         ProgressStyle::with_template("{bar:40} sample {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let cancel = AtomicBool::new(false);
-    let mut samples = Vec::with_capacity(a.count * 784);
-    let mut b0 = 0;
-    while b0 < a.count {
-        let n = (a.count - b0).min(a.batch);
-        // Each batch its own seed, so --count and --batch don't change which samples come out.
-        let x = sample_seeded(
-            &model,
-            &scheduler,
-            a.seed.wrapping_add(b0 as u64),
-            n,
-            &cancel,
-            &device.device,
-            |_| {},
-        )?
-        .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
-        samples.extend(to_vec(x)?);
-        b0 += n;
-        bar.set_position(b0 as u64);
+    let run = |guidance: Option<f64>| -> Result<Vec<f32>> {
+        let cancel = AtomicBool::new(false);
+        let mut samples = Vec::with_capacity(a.count * 784);
+        let mut b0 = 0;
+        bar.set_position(0);
+        while b0 < a.count {
+            let n = (a.count - b0).min(a.batch);
+            let guided = match (guidance, model.num_classes()) {
+                (Some(w), Some(k)) => Some(Guided::new(
+                    model.clone(),
+                    (b0..b0 + n).map(|i| i % k).collect(),
+                    w,
+                )?),
+                _ => None,
+            };
+            let denoiser: &dyn Denoiser = match &guided {
+                Some(g) => g,
+                None => model.as_ref(),
+            };
+            // Each batch its own seed, so --count and --batch don't change which samples come
+            // out.
+            let x = sample_seeded(
+                denoiser,
+                &scheduler,
+                a.seed.wrapping_add(b0 as u64),
+                n,
+                &cancel,
+                &device.device,
+                |_| {},
+            )?
+            .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
+            samples.extend(to_vec(x)?);
+            b0 += n;
+            bar.set_position(b0 as u64);
+        }
+        Ok(samples)
+    };
+    let samples = run(None)?;
+    let secs = started.elapsed().as_secs_f64();
+    // A conditional model: how often the judge reads the requested digit, per guidance scale.
+    let mut guided_lines = String::new();
+    if let Some(k) = model.num_classes() {
+        let labels: Vec<usize> = (0..a.count).map(|i| i % k).collect();
+        for &w in &a.guidance {
+            let started = Instant::now();
+            let s = run(Some(w))?;
+            let acc = crate::eval::accuracy_per_label(
+                &j,
+                &s,
+                &labels,
+                &crate::device::ComputeDevice::flex().device,
+            )?;
+            let per: Vec<f64> = acc.iter().flatten().copied().collect();
+            let mean = per.iter().sum::<f64>() / per.len().max(1) as f64;
+            let worst = per.iter().copied().fold(f64::INFINITY, f64::min);
+            let cells: Vec<String> = acc
+                .iter()
+                .enumerate()
+                .filter_map(|(d, a)| a.map(|a| format!("{d}: {:.0}%", 100.0 * a)))
+                .collect();
+            guided_lines += &format!(
+                "guidance w = {w:<4} the requested digit in {:.1}% (worst digit {:.1}%; {:.1} s)  {}\n",
+                100.0 * mean,
+                100.0 * worst,
+                started.elapsed().as_secs_f64(),
+                cells.join("  ")
+            );
+        }
     }
     bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
     let r = judge(&j, &samples, &crate::device::ComputeDevice::flex().device)?;
     if let Some(p) = &a.grid {
         let k = a.count.min(100);
@@ -151,6 +206,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     let out = format!(
         "{} samples ({sampler}; {}) in {secs:.1} s\n\
          mean classifier confidence  {:.3} (real digits: {:.3})\n\
+         scrawls (top class < {:.1})   {:.1}%\n\
          class histogram             {}\n\
          histogram entropy           {:.3} bits (uniform: {:.3}); smallest class {:.1}%\n\
          Fréchet distance            {:.3} (real against real: {:.3}; ratio {:.2})\n",
@@ -158,6 +214,8 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         model.name(),
         r.mean_confidence,
         r.real_confidence,
+        crate::eval::SCRAWL_BELOW,
+        100.0 * r.scrawls,
         hist.join("  "),
         r.entropy_bits,
         10f64.log2(),
@@ -166,5 +224,5 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         r.frechet_real,
         r.frechet / r.frechet_real.max(1e-12),
     );
-    print_stdout(&out)
+    print_stdout(&(out + &guided_lines))
 }

@@ -151,6 +151,14 @@ pub struct SampleArgs {
     /// Write all samples as one grid PNG.
     #[arg(short, long, required_unless_present = "out_dir")]
     output: Option<PathBuf>,
+    /// Class-conditional U-Nets: the digit to draw (0–9), or `all` for one row of --count per
+    /// digit. Without it, a conditional model samples unconditionally.
+    #[arg(long)]
+    label: Option<LabelArg>,
+    /// Classifier-free guidance scale w ≥ 0 with --label: ε̃ = ε_∅ + w·(ε_c − ε_∅) (0 is the
+    /// unconditional model, 1 the conditional one, more pushes harder towards the label).
+    #[arg(long, requires = "label", allow_negative_numbers = true)]
+    guidance: Option<f64>,
     /// Write one PNG per sample (sample-0000.png, ...) at native resolution.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -165,6 +173,73 @@ pub struct SampleArgs {
     gif: Option<PathBuf>,
     #[command(flatten)]
     gif_opts: GifOpts,
+}
+
+/// `--label`: one class, or every class in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelArg {
+    /// One class for every sample.
+    One(usize),
+    /// One row of samples per class.
+    All,
+}
+
+impl std::str::FromStr for LabelArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "all" {
+            return Ok(LabelArg::All);
+        }
+        s.parse()
+            .map(LabelArg::One)
+            .map_err(|_| format!("'{s}' is not a label: give a class number (0–9) or `all`"))
+    }
+}
+
+/// The default guidance scale with --label.
+pub const DEFAULT_GUIDANCE: f64 = 2.0;
+
+/// The model and, with --label, the labels of all samples and w.
+enum SampleModel {
+    Plain(Box<dyn Denoiser>),
+    Guided {
+        unet: Arc<crate::model::UNetDenoiser>,
+        labels: Vec<usize>,
+        scale: f64,
+    },
+}
+
+impl SampleModel {
+    fn denoiser(&self) -> &dyn Denoiser {
+        match self {
+            SampleModel::Plain(m) => m.as_ref(),
+            SampleModel::Guided { unet, .. } => unet.as_ref(),
+        }
+    }
+
+    /// Runs `f` with the denoiser for samples first..first + n.
+    fn with_batch<R>(
+        &self,
+        first: usize,
+        n: usize,
+        f: impl FnOnce(&dyn Denoiser) -> Result<R>,
+    ) -> Result<R> {
+        match self {
+            SampleModel::Plain(m) => f(m.as_ref()),
+            SampleModel::Guided {
+                unet,
+                labels,
+                scale,
+            } => {
+                let g = crate::model::Guided::new(
+                    unet.clone(),
+                    labels[first..first + n].to_vec(),
+                    *scale,
+                )?;
+                f(&g)
+            }
+        }
+    }
 }
 
 /// GIF options shared by `sample` and `interpolate`.
@@ -204,6 +279,25 @@ impl GifOpts {
 
 /// Frames of the first sample kept for `--trajectory`.
 const TRAJECTORY_FRAMES: usize = 10;
+
+/// The class labels of the image set: the MNIST digits' (as many as `load_images` returns);
+/// `None` for a folder.
+pub(super) fn load_labels(a: &DataOpts) -> Result<Option<Vec<usize>>> {
+    match &a.data {
+        DataChoice::Mnist => {
+            let m = Mnist::embedded()?;
+            let limit = a.data_count.unwrap_or(usize::MAX);
+            Ok(Some(
+                m.labels
+                    .iter()
+                    .take(limit)
+                    .map(|&l| usize::from(l))
+                    .collect(),
+            ))
+        }
+        DataChoice::Folder(_) => Ok(None),
+    }
+}
 
 /// Loads the image set (bad images in a folder are skipped with a warning).
 pub(super) fn load_images(a: &DataOpts) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
@@ -273,6 +367,14 @@ fn validate(a: &SampleArgs) -> Result<()> {
     if a.sampler == SamplerChoice::Ddpm && a.eta != 0.0 {
         return Err(DiffError::invalid("--eta applies to DDIM only"));
     }
+    if let Some(w) = a.guidance {
+        crate::model::guidance::check_scale(w)?;
+    }
+    if a.label.is_some() && a.model != ModelChoice::Unet {
+        return Err(DiffError::invalid(
+            "--label needs a class-conditional U-Net (--model unet)",
+        ));
+    }
     if !a.clip_sample.is_finite() || a.clip_sample < 0.0 {
         return Err(DiffError::invalid(
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
@@ -299,45 +401,90 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         return Err(DiffError::invalid("--weights goes with --model unet"));
     }
     let device = device_for(device)?;
-    let (model, shape): (Box<dyn Denoiser>, [usize; 3]) = match a.model {
+    let mut count = a.count;
+    let (model, shape) = match a.model {
         ModelChoice::Exact => {
             let (images, shape) = load_images(&a.data)?;
             let m = ExactDenoiser::new(&images, shape, schedule.clone(), &device.device)?;
-            (Box::new(m), shape)
+            (SampleModel::Plain(Box::new(m)), shape)
         }
         ModelChoice::Unet => {
-            let (model, config) = match &a.weights {
-                Some(p) => crate::model::unet::load_file(p, &device.device)?,
-                None => crate::model::unet::shipped(&device.device)?,
+            let (bytes, what) = match &a.weights {
+                Some(p) => (
+                    std::fs::read(p).map_err(|e| DiffError::file(p, e))?,
+                    p.display().to_string(),
+                ),
+                None => (
+                    crate::model::unet::SHIPPED_WEIGHTS.to_vec(),
+                    "the shipped U-Net".to_string(),
+                ),
             };
+            let (model, config) =
+                crate::model::unet::load_safetensors(&bytes, &what, &device.device)?;
+            if let Some(r) = crate::model::unet::read_training_record(&bytes, &what)?
+                && let Some(m) = r.schedule_mismatch(&a.schedule.config())
+            {
+                eprintln!("warning: {m}");
+            }
             let m = crate::model::UNetDenoiser { model, config };
             let shape = m.sample_shape();
-            (Box::new(m), shape)
+            match a.label {
+                None => (SampleModel::Plain(Box::new(m)), shape),
+                Some(label) => {
+                    let classes = crate::model::ConditionalDenoiser::num_classes(&m);
+                    let labels: Vec<usize> = match label {
+                        LabelArg::One(k) => vec![k; count],
+                        LabelArg::All => {
+                            let k = classes.unwrap_or(0);
+                            count = a.count * k;
+                            (0..count).map(|i| i / a.count).collect()
+                        }
+                    };
+                    crate::model::guidance::check_labels(classes, &labels)?;
+                    let scale = a.guidance.unwrap_or(DEFAULT_GUIDANCE);
+                    (
+                        SampleModel::Guided {
+                            unet: Arc::new(m),
+                            labels,
+                            scale,
+                        },
+                        shape,
+                    )
+                }
+            }
         }
     };
     let scheduler = Scheduler::with_schedule(
-        scheduler_config(&a, model.prediction_type()),
+        scheduler_config(&a, model.denoiser().prediction_type()),
         schedule.clone(),
     )?;
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
     }
+    let guidance = match &model {
+        SampleModel::Guided { scale, .. } => format!(", guidance w = {scale}"),
+        SampleModel::Plain(_) => String::new(),
+    };
     eprintln!(
-        "model: {}; sampler: {:?}, {} steps, spacing {}",
-        model.name(),
+        "model: {}{guidance}; sampler: {:?}, {} steps, spacing {}",
+        model.denoiser().name(),
         scheduler.config().sampler,
         a.steps,
         a.spacing
     );
     let started = Instant::now();
     let (samples, trajectory, every_step) =
-        run_batches(&a, model.as_ref(), &scheduler, &device, shape)?;
+        run_batches(&a, count, &model, &scheduler, &device, shape)?;
     eprintln!(
-        "sampled {} images in {:.2} s",
-        a.count,
+        "sampled {count} images in {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    write_outputs(&a, &samples, shape, trajectory)?;
+    // --label all: one row per class.
+    let cols = match a.label {
+        Some(LabelArg::All) => a.count,
+        _ => grid_cols(count),
+    };
+    write_outputs(&a, &samples, count, cols, shape, trajectory)?;
     if let Some(path) = &a.gif {
         a.gif_opts.write(&every_step, path)?;
     }
@@ -348,73 +495,84 @@ type Trajectory = Vec<(RgbImage, RgbImage)>;
 
 fn run_batches(
     a: &SampleArgs,
-    model: &dyn Denoiser,
+    count: usize,
+    model: &SampleModel,
     scheduler: &Scheduler,
     device: &ComputeDevice,
     shape: [usize; 3],
 ) -> Result<(Vec<f32>, Trajectory, Vec<RgbImage>)> {
     let total_steps = scheduler.timesteps().len();
-    let batches = a.count.div_ceil(a.batch);
+    let batches = count.div_ceil(a.batch);
     let bar = ProgressBar::new((total_steps * batches) as u64).with_style(
         ProgressStyle::with_template("{bar:40} step {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let keep_every = total_steps.div_ceil(TRAJECTORY_FRAMES).max(1);
     let cancel = AtomicBool::new(false);
-    let mut samples = Vec::with_capacity(a.count * shape.iter().product::<usize>());
+    let mut samples = Vec::with_capacity(count * shape.iter().product::<usize>());
     let mut trajectory: Trajectory = Vec::new();
     // For --gif: the first sample's x_t before every step, then x_0.
     let mut every_step: Vec<RgbImage> = Vec::new();
     for batch in 0..batches {
         let first = batch * a.batch;
-        let n = a.batch.min(a.count - first);
+        let n = a.batch.min(count - first);
         let seed = a.seed.wrapping_add(first as u64);
         let [c, h, w] = shape;
         let x_t = initial_noise(seed, [n, c, h, w], &device.device);
         let mut step_error = None;
-        let x0 = sample_loop(
-            model,
-            scheduler,
-            x_t,
-            |k, shape| step_noise(seed, k, shape, &device.device),
-            &cancel,
-            |frame| {
-                bar.inc(1);
-                let last = frame.index + 1 == total_steps;
-                if batch == 0 && a.gif.is_some() {
-                    let first = |t: &Tensor<4>| -> Result<RgbImage> {
-                        chw_to_rgb(&to_vec(t.clone().narrow(0, 0, 1))?, shape, ValueRange::Unit)
-                    };
-                    match first(&frame.x_t) {
-                        Ok(x) => every_step.push(x),
-                        Err(e) => step_error = Some(e),
-                    }
-                    if last {
-                        match first(&frame.prev_sample) {
-                            Ok(x) => every_step.push(x),
-                            Err(e) => step_error = Some(e),
+        let x0 = model
+            .with_batch(first, n, |model| {
+                sample_loop(
+                    model,
+                    scheduler,
+                    x_t,
+                    |k, shape| step_noise(seed, k, shape, &device.device),
+                    &cancel,
+                    |frame| {
+                        bar.inc(1);
+                        let last = frame.index + 1 == total_steps;
+                        if batch == 0 && a.gif.is_some() {
+                            let first = |t: &Tensor<4>| -> Result<RgbImage> {
+                                chw_to_rgb(
+                                    &to_vec(t.clone().narrow(0, 0, 1))?,
+                                    shape,
+                                    ValueRange::Unit,
+                                )
+                            };
+                            match first(&frame.x_t) {
+                                Ok(x) => every_step.push(x),
+                                Err(e) => step_error = Some(e),
+                            }
+                            if last {
+                                match first(&frame.prev_sample) {
+                                    Ok(x) => every_step.push(x),
+                                    Err(e) => step_error = Some(e),
+                                }
+                            }
                         }
-                    }
-                }
-                if batch == 0 && a.trajectory.is_some() && (frame.index % keep_every == 0 || last) {
-                    let first_item = |t: &Tensor<4>| -> Result<RgbImage> {
-                        let v = to_vec(t.clone().narrow(0, 0, 1))?;
-                        chw_to_rgb(&v, shape, ValueRange::Unit)
-                    };
-                    match (first_item(&frame.x_t), first_item(&frame.pred_x0)) {
-                        (Ok(x), Ok(p)) => trajectory.push((x, p)),
-                        (Err(e), _) | (_, Err(e)) => step_error = Some(e),
-                    }
-                    if last {
-                        match first_item(&frame.prev_sample) {
-                            Ok(x) => trajectory.push((x.clone(), x)),
-                            Err(e) => step_error = Some(e),
+                        if batch == 0
+                            && a.trajectory.is_some()
+                            && (frame.index % keep_every == 0 || last)
+                        {
+                            let first_item = |t: &Tensor<4>| -> Result<RgbImage> {
+                                let v = to_vec(t.clone().narrow(0, 0, 1))?;
+                                chw_to_rgb(&v, shape, ValueRange::Unit)
+                            };
+                            match (first_item(&frame.x_t), first_item(&frame.pred_x0)) {
+                                (Ok(x), Ok(p)) => trajectory.push((x, p)),
+                                (Err(e), _) | (_, Err(e)) => step_error = Some(e),
+                            }
+                            if last {
+                                match first_item(&frame.prev_sample) {
+                                    Ok(x) => trajectory.push((x.clone(), x)),
+                                    Err(e) => step_error = Some(e),
+                                }
+                            }
                         }
-                    }
-                }
-            },
-        )?
-        .ok_or_else(|| DiffError::invalid("sampling was cancelled"))?;
+                    },
+                )
+            })?
+            .ok_or_else(|| DiffError::invalid("sampling was cancelled"))?;
         if let Some(e) = step_error {
             return Err(e);
         }
@@ -427,13 +585,15 @@ fn run_batches(
 fn write_outputs(
     a: &SampleArgs,
     samples: &[f32],
+    count: usize,
+    cols: usize,
     shape: [usize; 3],
     trajectory: Trajectory,
 ) -> Result<()> {
     let [c, h, w] = shape;
-    let images = batch_to_rgb(samples, [a.count, c, h, w], ValueRange::Unit)?;
+    let images = batch_to_rgb(samples, [count, c, h, w], ValueRange::Unit)?;
     if let Some(path) = &a.output {
-        save_png(&grid(&images, grid_cols(images.len()), 2, a.scale), path)?;
+        save_png(&grid(&images, cols, 2, a.scale), path)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(dir) = &a.out_dir {

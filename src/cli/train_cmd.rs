@@ -1,6 +1,7 @@
 //! `difflab train`: train the U-Net on MNIST or a folder of images, with a progress bar,
 //! `loss.csv`, sample grids, atomic checkpoints (every K steps and on Ctrl-C) and `--resume`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -9,12 +10,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device_for;
-use super::sample_cmd::{DataOpts, load_images};
+use super::sample_cmd::{DataOpts, load_images, load_labels};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::{PredictionType, Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
-use crate::model::unet::{UNet, UNetConfig, UNetDenoiser};
+use crate::model::unet::{TrainingRecord, UNet, UNetConfig, UNetDenoiser};
 use crate::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, append_csv};
 
 /// Arguments of `difflab train`.
@@ -68,6 +69,16 @@ pub struct TrainArgs {
     /// A 3×3 conv after each upsampling (as in DDPM; slower).
     #[arg(long)]
     up_conv: bool,
+    /// Train a class-conditional net on the data's labels (10 for MNIST), for classifier-free
+    /// guidance.
+    #[arg(long)]
+    classes: Option<usize>,
+    /// With --classes: the probability that an image's label is dropped to "no label" (∅).
+    #[arg(long, default_value_t = 0.1)]
+    label_dropout: f64,
+    /// Start from these weights (same shape; an unconditional file may start a --classes run).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -92,7 +103,18 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     let samples_dir = a.out.join("samples");
     std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
     let (images, shape) = load_images(&a.data)?;
-    let data = ImageSet::new(&images, shape)?;
+    let mut data = ImageSet::new(&images, shape)?;
+    if a.classes.is_some() {
+        let labels = load_labels(&a.data)?.ok_or_else(|| {
+            DiffError::invalid("--classes needs labelled data: a folder of images has no labels")
+        })?;
+        data = data.with_labels(labels)?;
+    } else if a.resume {
+        // A conditional checkpoint needs the labels; an unconditional one ignores them.
+        if let Some(labels) = load_labels(&a.data)? {
+            data = data.with_labels(labels)?;
+        }
+    }
     let device = device_for(device)?;
     let checkpoint = a.out.join("checkpoint.bin");
     let loss_csv = a.out.join("loss.csv");
@@ -117,7 +139,8 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
             .with_blocks_per_level(a.blocks)
             .with_attention(!a.no_attention)
             .with_up_conv(a.up_conv)
-            .with_prediction(a.prediction);
+            .with_prediction(a.prediction)
+            .with_num_classes(a.classes);
         if shape[1] != shape[2] {
             return Err(DiffError::invalid("the U-Net trains on square images"));
         }
@@ -130,9 +153,16 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
             ema_decay: a.ema_decay,
             loss: a.loss,
             seed: a.seed,
+            label_dropout: a.label_dropout,
             ..TrainConfig::default()
         };
-        UNetTrainer::new(data, unet, config, &device.device)?
+        let mut t = UNetTrainer::new(data, unet, config, &device.device)?;
+        if let Some(p) = &a.init_from {
+            let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;
+            t.init_from(&bytes, &p.display().to_string())?;
+            eprintln!("starting from the weights in {}", p.display());
+        }
+        t
     };
     // Ctrl-C: finish the step, write a checkpoint, stop.
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
@@ -146,6 +176,10 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         device.label
     );
     let total = trainer.config.steps;
+    // indicatif draws nothing when stderr is not a terminal (a log file, a background job):
+    // then plain progress lines go out every LOG_EVERY instead.
+    let log_lines = !std::io::stderr().is_terminal();
+    let mut last_log = Instant::now();
     let bar = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:30} step {pos}/{len} · {msg} · {per_sec} · eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -163,19 +197,33 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         if recent.len() > 100 {
             recent.remove(0);
         }
-        bar.set_message(format!(
-            "loss {:.4}",
-            recent.iter().sum::<f32>() / recent.len() as f32
-        ));
+        bar.set_message(format!("loss {:.4}", mean(&recent)));
         bar.inc(1);
         let done = trainer.step;
+        if log_lines && (last_log.elapsed() >= LOG_EVERY || done == total) {
+            last_log = Instant::now();
+            let rate = (done - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let eta_s = (total - done) as f64 / rate.max(1e-9);
+            eprintln!(
+                "{}",
+                progress_line(
+                    done,
+                    total,
+                    mean(&recent),
+                    trainer.config.lr_at(k),
+                    rate,
+                    eta_s
+                )
+            );
+        }
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
         if done % a.checkpoint_every == 0 || done == total || interrupted {
             append_csv(&loss_csv, "step,loss,lr", &pending)?;
             pending.clear();
             trainer.save_checkpoint(&checkpoint)?;
             let ema = trainer.ema();
-            ema.save_safetensors(&trainer.unet, &a.out.join("model.safetensors"))?;
+            let record = training_record(&trainer, mean(&recent));
+            ema.save_trained(&trainer.unet, &record, &a.out.join("model.safetensors"))?;
         }
         if a.sample_every > 0 && (done % a.sample_every == 0 || done == total) {
             let path = samples_dir.join(format!("step-{done:06}.png"));
@@ -207,6 +255,50 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     Ok(())
 }
 
+/// How often progress lines go out when stderr is not a terminal.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len().max(1) as f32
+}
+
+/// One plain progress line: step, loss, learning rate, steps/s and ETA.
+pub fn progress_line(
+    done: usize,
+    total: usize,
+    loss: f32,
+    lr: f64,
+    rate: f64,
+    eta_s: f64,
+) -> String {
+    let eta = eta_s.max(0.0).round() as u64;
+    format!(
+        "step {done}/{total} loss {loss:.5} lr {lr:.2e} {rate:.2} steps/s eta {}h{:02}m{:02}s",
+        eta / 3600,
+        eta / 60 % 60,
+        eta % 60
+    )
+}
+
+/// What goes into the weights file's metadata about this run.
+fn training_record(t: &UNetTrainer, final_loss: f32) -> TrainingRecord {
+    TrainingRecord {
+        schedule: t.config.schedule,
+        prediction: t.unet.prediction,
+        num_classes: t.unet.num_classes,
+        label_dropout: if t.unet.num_classes.is_some() {
+            t.config.label_dropout
+        } else {
+            0.0
+        },
+        ema_decay: t.config.ema_decay,
+        steps_trained: t.step,
+        batch: t.config.batch,
+        lr: t.config.lr,
+        final_loss: final_loss.is_finite().then_some(final_loss),
+    }
+}
+
 /// 16 samples (DDIM, 50 steps, η = 0, seed 0) of `model` as a 4×4 grid.
 pub fn sample_grid(
     model: &UNet,
@@ -219,6 +311,22 @@ pub fn sample_grid(
         model: model.clone(),
         config: unet.clone(),
     };
+    // A class-conditional net shows digits 0–9, 0–5 with guidance w = 2.
+    let guided = match unet.num_classes {
+        Some(n) => Some(crate::model::Guided::new(
+            std::sync::Arc::new(UNetDenoiser {
+                model: model.clone(),
+                config: unet.clone(),
+            }),
+            (0..16).map(|i| i % n).collect(),
+            2.0,
+        )?),
+        None => None,
+    };
+    let denoiser: &dyn crate::model::Denoiser = match &guided {
+        Some(g) => g,
+        None => &denoiser,
+    };
     let scheduler = Scheduler::new(SchedulerConfig::ddim(
         config.schedule,
         unet.prediction,
@@ -226,7 +334,7 @@ pub fn sample_grid(
         0.0,
     ))?;
     let cancel = AtomicBool::new(false);
-    let x = sample_seeded(&denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
+    let x = sample_seeded(denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
         .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
     let dims = x.dims();
     let v = crate::tensor_util::to_vec(x)?;

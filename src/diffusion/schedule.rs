@@ -84,6 +84,19 @@ pub struct ScheduleConfig {
     pub beta_end: f64,
 }
 
+impl ScheduleConfig {
+    /// "linear, T = 1000, β 0.0001 → 0.02" (the β range left out for the cosine schedule).
+    pub fn describe(&self) -> String {
+        match self.kind {
+            BetaSchedule::Cosine => format!("{}, T = {}", self.kind, self.num_train_timesteps),
+            _ => format!(
+                "{}, T = {}, β {} → {}",
+                self.kind, self.num_train_timesteps, self.beta_start, self.beta_end
+            ),
+        }
+    }
+}
+
 impl Default for ScheduleConfig {
     /// T = 1000 and β from 0.0001 to 0.02: DDPM's linear schedule (Ho et al. 2020).
     fn default() -> Self {

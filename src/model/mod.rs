@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub mod exact;
+pub mod guidance;
 pub mod toy_mlp;
 pub mod unet;
 
@@ -11,6 +12,7 @@ use crate::diffusion::scheduler::PredictionType;
 use crate::error::Result;
 
 pub use exact::ExactDenoiser;
+pub use guidance::{ConditionalDenoiser, Guided, GuidedParts, guide};
 pub use unet::{UNet, UNetConfig, UNetDenoiser};
 
 /// Sinusoidal embeddings of the timesteps (Vaswani et al. 2017, as in DDPM), [B, dim]: sines

@@ -11,10 +11,12 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::silu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use difflab_kernels::{attention, cat_channels, conv2d_module as conv, group_norm_silu, upsample2};
 
 use super::Denoiser;
@@ -54,6 +56,10 @@ pub struct UNetConfig {
     /// What the network predicts: epsilon or v-prediction.
     #[config(default = "PredictionType::Epsilon")]
     pub prediction: PredictionType,
+    /// Class-conditional: the number of classes (labels 0..n, plus the "no label" token ∅ = n,
+    /// for classifier-free guidance). `None` (absent in files written before it existed) is the
+    /// unconditional net.
+    pub num_classes: Option<usize>,
 }
 
 /// A residual block: GroupNorm, SiLU, conv; add the projected time embedding; GroupNorm, SiLU,
@@ -97,6 +103,9 @@ pub struct UpLevel {
 pub struct UNet {
     time1: Linear,
     time2: Linear,
+    /// The class embedding (class-conditional nets only): row k is added to the time embedding
+    /// for label k; row `num_classes` is ∅.
+    class_emb: Option<Embedding>,
     conv_in: Conv2d,
     down: Vec<DownLevel>,
     mid1: ResBlock,
@@ -197,6 +206,11 @@ impl UNetConfig {
                 "image size {} must be divisible by {div} (one halving per level)",
                 self.image_size
             ));
+        }
+        if let Some(n) = self.num_classes
+            && !(1..=1000).contains(&n)
+        {
+            return bad(format!("1 to 1000 classes, not {n}"));
         }
         if !matches!(
             self.prediction,
@@ -315,6 +329,9 @@ impl UNetConfig {
         Ok(UNet {
             time1: LinearConfig::new(self.base_channels, t_dim).init(device),
             time2: LinearConfig::new(t_dim, t_dim).init(device),
+            class_emb: self
+                .num_classes
+                .map(|n| EmbeddingConfig::new(n + 1, t_dim).init(device)),
             conv_in: conv3(self.in_channels, self.base_channels, 1, device),
             down,
             mid1,
@@ -328,13 +345,44 @@ impl UNetConfig {
 }
 
 impl UNet {
-    /// The model output for x [B, C, H, W] at timesteps t (0-based), same shape as x.
+    /// The model output for x [B, C, H, W] at timesteps t (0-based), same shape as x; a
+    /// class-conditional net is given ∅ (no label).
     pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+        self.forward_labels(x, timesteps, None)
+    }
+
+    /// The number of classes of a class-conditional net (∅ is label `num_classes`).
+    pub fn num_classes(&self) -> Option<usize> {
+        self.class_emb
+            .as_ref()
+            .map(|e| e.weight.dims()[0].saturating_sub(1))
+    }
+
+    /// As [`UNet::forward`], with one class label per image (`num_classes` = ∅; labels past it
+    /// are read as ∅). An unconditional net ignores the labels.
+    pub fn forward_labels(
+        &self,
+        x: Tensor<4>,
+        timesteps: &[usize],
+        labels: Option<&[usize]>,
+    ) -> Tensor<4> {
         let device = x.device();
         // Time embedding: sinusoids → Linear → SiLU → Linear (DDPM's "temb").
         let base = self.time1.weight.dims()[0];
         let emb = sinusoidal_embedding(timesteps, base, &device);
-        let emb = self.time2.forward(silu(self.time1.forward(emb)));
+        let mut emb = self.time2.forward(silu(self.time1.forward(emb)));
+        // Class conditioning: the label's embedding added to the time embedding.
+        if let (Some(ce), Some(null)) = (&self.class_emb, self.num_classes()) {
+            let ids: Vec<i32> = (0..timesteps.len())
+                .map(|i| {
+                    let l = labels.and_then(|l| l.get(i)).copied().unwrap_or(null);
+                    i32::try_from(l.min(null)).unwrap_or(0)
+                })
+                .collect();
+            let n = ids.len();
+            let ids = Tensor::<1, Int>::from_ints(TensorData::new(ids, [n]), &device);
+            emb = emb + ce.weight.val().select(0, ids);
+        }
         let mut h = conv(&self.conv_in, x);
         let mut skips = Vec::new();
         for level in &self.down {
@@ -368,15 +416,37 @@ impl UNet {
 
     /// Saves the weights as SafeTensors with `config` in the metadata, atomically.
     pub fn save_safetensors(&self, config: &UNetConfig, path: &Path) -> Result<()> {
-        let bytes = self.safetensors_bytes(config)?;
+        let bytes = self.safetensors_bytes(config, None)?;
         crate::data::image_io::write_atomic(path, &bytes)
     }
 
-    /// The weights as SafeTensors bytes, with `config` in the metadata.
-    pub fn safetensors_bytes(&self, config: &UNetConfig) -> Result<Vec<u8>> {
+    /// As [`UNet::save_safetensors`], with how the model was trained in the metadata too.
+    pub fn save_trained(
+        &self,
+        config: &UNetConfig,
+        record: &TrainingRecord,
+        path: &Path,
+    ) -> Result<()> {
+        let bytes = self.safetensors_bytes(config, Some(record))?;
+        crate::data::image_io::write_atomic(path, &bytes)
+    }
+
+    /// The weights as SafeTensors bytes, with `config` (and `record`, when given) in the
+    /// metadata.
+    pub fn safetensors_bytes(
+        &self,
+        config: &UNetConfig,
+        record: Option<&TrainingRecord>,
+    ) -> Result<Vec<u8>> {
         let json = serde_json::to_string(config)
             .map_err(|e| DiffError::Backend(format!("cannot write the U-Net config: {e}")))?;
         let mut store = SafetensorsStore::from_bytes(None).metadata(CONFIG_KEY, json);
+        if let Some(r) = record {
+            let json = serde_json::to_string(r).map_err(|e| {
+                DiffError::Backend(format!("cannot write the training record: {e}"))
+            })?;
+            store = store.metadata(TRAINING_KEY, json);
+        }
         self.save_into(&mut store)
             .map_err(|e| DiffError::Backend(format!("cannot save the U-Net: {e}")))?;
         store
@@ -387,6 +457,69 @@ impl UNet {
 
 /// The SafeTensors metadata key holding the config JSON.
 pub const CONFIG_KEY: &str = "difflab.unet_config";
+
+/// The SafeTensors metadata key holding the [`TrainingRecord`] JSON.
+pub const TRAINING_KEY: &str = "difflab.training";
+
+/// How a weights file was trained, kept in its metadata so that sampling can tell when it is
+/// asked to use another schedule than the one the model learned.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainingRecord {
+    /// The noise schedule (kind, T, β range) it was trained on.
+    pub schedule: crate::diffusion::ScheduleConfig,
+    /// What it predicts.
+    pub prediction: PredictionType,
+    /// Classes of a class-conditional net.
+    pub num_classes: Option<usize>,
+    /// The probability of training with ∅ instead of the label.
+    pub label_dropout: f64,
+    /// The EMA decay of the weights in the file.
+    pub ema_decay: f64,
+    /// Steps trained.
+    pub steps_trained: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// The mean loss over the last steps.
+    pub final_loss: Option<f32>,
+}
+
+impl TrainingRecord {
+    /// One line on how `schedule` differs from the training schedule, or `None` when they agree.
+    pub fn schedule_mismatch(&self, schedule: &crate::diffusion::ScheduleConfig) -> Option<String> {
+        (self.schedule != *schedule).then(|| {
+            format!(
+                "this model was trained on the schedule {} but is sampled with {}: its predictions \
+                 will not match the noise levels",
+                self.schedule.describe(),
+                schedule.describe()
+            )
+        })
+    }
+}
+
+/// The JSON string under `key` in a SafeTensors file's metadata (the framing is checked by
+/// [`read_config`] first).
+fn metadata_string(bytes: &[u8], key: &str) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..8 + n)?).ok()?;
+    Some(header.get("__metadata__")?.get(key)?.as_str()?.to_string())
+}
+
+/// The training record in a SafeTensors file's metadata, if it has one (files written before
+/// records existed, and the first shipped model, have none).
+pub fn read_training_record(bytes: &[u8], what: &str) -> Result<Option<TrainingRecord>> {
+    read_config(bytes, what)?;
+    match metadata_string(bytes, TRAINING_KEY) {
+        None => Ok(None),
+        Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
+            DiffError::invalid(format!(
+                "{what}: the training record in its metadata is invalid ({e})"
+            ))
+        }),
+    }
+}
 
 /// Reads the config out of a SafeTensors file's header (8-byte little-endian length, then JSON
 /// with `__metadata__`), checking the framing so a truncated file is named as such.
@@ -467,6 +600,39 @@ pub fn load_safetensors(bytes: &[u8], what: &str, device: &Device) -> Result<(UN
     Ok((model, config))
 }
 
+/// Builds a `config` model and loads what a SafeTensors file of the same shape has into it: a
+/// class-conditional config takes an unconditional file, and its class embedding starts at zero
+/// (the loaded model's outputs are then exactly the file's). Every tensor of the file must fit.
+pub fn load_safetensors_partial(
+    bytes: &[u8],
+    what: &str,
+    config: &UNetConfig,
+    device: &Device,
+) -> Result<(UNet, UNetConfig)> {
+    read_config(bytes, what)?;
+    let mut model = config.init(device)?;
+    if let Some(ce) = model.class_emb.take() {
+        model.class_emb = Some(Embedding {
+            weight: ce.weight.map(|w| w.zeros_like()),
+        });
+    }
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+        .validate(true)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| DiffError::invalid(format!("{what}: {e}")))?;
+    if let Some(e) = result.errors.first() {
+        return Err(DiffError::invalid(format!("{what}: {e:?}")));
+    }
+    if let Some(name) = result.unused.first() {
+        return Err(DiffError::invalid(format!(
+            "{what}: unexpected tensor {name} (does the config match?)"
+        )));
+    }
+    Ok((model, config.clone()))
+}
+
 /// Loads a U-Net from a SafeTensors file.
 pub fn load_file(path: &Path, device: &Device) -> Result<(UNet, UNetConfig)> {
     let bytes = std::fs::read(path)
@@ -474,7 +640,8 @@ pub fn load_file(path: &Path, device: &Device) -> Result<(UNet, UNetConfig)> {
     load_safetensors(&bytes, &path.display().to_string(), device)
 }
 
-/// A U-Net with its config, as a [`Denoiser`].
+/// A U-Net with its config, as a [`Denoiser`] (a conditional net samples with ∅ here; wrap it
+/// in [`super::Guided`] to steer it).
 pub struct UNetDenoiser {
     /// The network.
     pub model: UNet,
@@ -482,17 +649,9 @@ pub struct UNetDenoiser {
     pub config: UNetConfig,
 }
 
-impl Denoiser for UNetDenoiser {
-    fn prediction_type(&self) -> PredictionType {
-        self.config.prediction
-    }
-
-    fn sample_shape(&self) -> [usize; 3] {
-        let s = self.config.image_size;
-        [self.config.in_channels, s, s]
-    }
-
-    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+impl UNetDenoiser {
+    /// Checks the batch's shape against the config.
+    fn check(&self, x_t: &Tensor<4>, timesteps: &[usize]) -> Result<()> {
         let [b, c, h, w] = x_t.dims();
         let div = 1 << (self.config.channel_mult.len() - 1);
         if c != self.config.in_channels
@@ -506,12 +665,55 @@ impl Denoiser for UNetDenoiser {
                 [b, c, h, w]
             )));
         }
+        Ok(())
+    }
+}
+
+impl super::ConditionalDenoiser for UNetDenoiser {
+    fn num_classes(&self) -> Option<usize> {
+        self.model.num_classes()
+    }
+
+    fn forward_labels(
+        &self,
+        x_t: Tensor<4>,
+        timesteps: &[usize],
+        labels: &[usize],
+    ) -> Result<Tensor<4>> {
+        self.check(&x_t, timesteps)?;
+        if labels.len() != timesteps.len() {
+            return Err(DiffError::invalid(format!(
+                "{} labels for a batch of {}",
+                labels.len(),
+                timesteps.len()
+            )));
+        }
+        Ok(self.model.forward_labels(x_t, timesteps, Some(labels)))
+    }
+}
+
+impl Denoiser for UNetDenoiser {
+    fn prediction_type(&self) -> PredictionType {
+        self.config.prediction
+    }
+
+    fn sample_shape(&self) -> [usize; 3] {
+        let s = self.config.image_size;
+        [self.config.in_channels, s, s]
+    }
+
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+        self.check(&x_t, timesteps)?;
         Ok(self.model.forward(x_t, timesteps))
     }
 
     fn name(&self) -> String {
+        let classes = match self.config.num_classes {
+            Some(n) => format!(", {n} classes"),
+            None => String::new(),
+        };
         format!(
-            "U-Net ({} params, {:?})",
+            "U-Net ({} params, {:?}{classes})",
             self.model.num_params(),
             self.config.prediction
         )

@@ -62,6 +62,19 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The noise schedule.
     pub schedule: ScheduleConfig,
+    /// Class-conditional nets: the probability that a training image's label is replaced by ∅
+    /// (so the same net also learns the unconditional model that guidance needs).
+    #[serde(default = "default_label_dropout")]
+    pub label_dropout: f64,
+    /// Set when a resumed run changed `steps`: (the step it resumed at, the learning rate there).
+    /// The cosine decay then continues from that rate down to 0 at the new end, instead of
+    /// jumping to where the longer schedule would have been.
+    #[serde(default)]
+    pub lr_restart: Option<(usize, f64)>,
+}
+
+fn default_label_dropout() -> f64 {
+    0.1
 }
 
 impl Default for TrainConfig {
@@ -77,6 +90,8 @@ impl Default for TrainConfig {
             loss: LossKind::L2,
             seed: 0,
             schedule: ScheduleConfig::default(),
+            label_dropout: default_label_dropout(),
+            lr_restart: None,
         }
     }
 }
@@ -103,12 +118,23 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.weight_decay) {
             return bad("--weight-decay must be in [0, 1)");
         }
+        if !(0.0..=1.0).contains(&self.label_dropout) {
+            return bad("--label-dropout must be in [0, 1]");
+        }
         Ok(())
     }
 
     /// The learning rate at step k (0-based): linear warm-up to `lr`, then cosine decay to 0 at
     /// `steps`.
     pub fn lr_at(&self, k: usize) -> f64 {
+        if let Some((k0, lr0)) = self.lr_restart
+            && k >= k0
+        {
+            // A resumed run that changed its length: cosine from the rate at k0 to 0 at `steps`.
+            let span = self.steps.saturating_sub(k0).max(1);
+            let p = ((k - k0) as f64 / span as f64).min(1.0);
+            return lr0 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos());
+        }
         if k < self.warmup {
             return self.lr * (k + 1) as f64 / self.warmup as f64;
         }
@@ -125,6 +151,8 @@ pub struct ImageSet {
     pub pixels: Arc<Vec<f32>>,
     /// [C, H, W].
     pub shape: [usize; 3],
+    /// A class label per image, for class-conditional training.
+    pub labels: Option<Arc<Vec<usize>>>,
 }
 
 impl ImageSet {
@@ -139,7 +167,21 @@ impl ImageSet {
         Ok(Self {
             pixels: Arc::new(images.concat()),
             shape,
+            labels: None,
         })
+    }
+
+    /// With one class label per image.
+    pub fn with_labels(mut self, labels: Vec<usize>) -> Result<Self> {
+        if labels.len() != self.len() {
+            return Err(DiffError::invalid(format!(
+                "{} labels for {} images",
+                labels.len(),
+                self.len()
+            )));
+        }
+        self.labels = Some(Arc::new(labels));
+        Ok(self)
     }
 
     /// Images in the set.
@@ -194,6 +236,19 @@ impl UNetTrainer {
                 s = unet.image_size
             )));
         }
+        if let Some(n) = unet.num_classes {
+            let Some(labels) = &data.labels else {
+                return Err(DiffError::invalid(
+                    "a class-conditional U-Net needs labelled images (the MNIST digits have them)",
+                ));
+            };
+            if let Some(bad) = labels.iter().find(|&&l| l >= n) {
+                return Err(DiffError::invalid(format!(
+                    "the data has label {bad}, but the U-Net has {n} classes (0 to {})",
+                    n - 1
+                )));
+            }
+        }
         let device = device.clone().autodiff();
         // Parameter initialisation draws from burn's RNG: seed it for reproducible runs.
         device.seed(config.seed);
@@ -221,6 +276,26 @@ impl UNetTrainer {
         (0..self.config.batch)
             .map(|_| (rng.random_range(0..n), rng.random_range(0..t_max)))
             .unzip()
+    }
+
+    /// The labels of step k's images (class-conditional nets), each dropped to ∅ with probability
+    /// `label_dropout`, from (seed, k) alone; `None` for an unconditional net.
+    pub fn labels_of(&self, k: usize, idx: &[usize]) -> Option<Vec<usize>> {
+        let null = self.unet.num_classes?;
+        let labels = self.data.labels.as_ref()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x1abe1);
+        rng.set_stream(k as u64);
+        Some(
+            idx.iter()
+                .map(|&i| {
+                    if rng.random::<f64>() < self.config.label_dropout {
+                        null
+                    } else {
+                        labels[i]
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// One step of Algorithm 1; returns its loss.
@@ -258,7 +333,8 @@ impl UNetTrainer {
             .model
             .take()
             .ok_or_else(|| DiffError::Backend("no model".into()))?;
-        let diff = model.forward(x_t, &ts) - target;
+        let labels = self.labels_of(k, &idx);
+        let diff = model.forward_labels(x_t, &ts, labels.as_deref()) - target;
         let loss = match self.config.loss {
             LossKind::L2 => diff.powi_scalar(2).mean(),
             LossKind::L1 => diff.abs().mean(),
@@ -284,6 +360,38 @@ impl UNetTrainer {
         self.model = Some(model);
         self.step += 1;
         Ok(value)
+    }
+
+    /// Starts from the weights of an earlier model (a SafeTensors file of the same shape; a
+    /// conditional run may start from an unconditional file: its class embedding starts at
+    /// zero, so step 0 is exactly the earlier model). Before the first step only.
+    pub fn init_from(&mut self, bytes: &[u8], what: &str) -> Result<()> {
+        if self.step != 0 {
+            return Err(DiffError::invalid("--init-from applies to a new run only"));
+        }
+        let theirs = crate::model::unet::read_config(bytes, what)?;
+        let same_shape = UNetConfig {
+            num_classes: self.unet.num_classes,
+            ..theirs.clone()
+        };
+        if same_shape != self.unet {
+            return Err(DiffError::invalid(format!(
+                "{what} has another shape than this run (its config: {})",
+                serde_json::to_string(&theirs).unwrap_or_default()
+            )));
+        }
+        if theirs.num_classes.is_some() && theirs.num_classes != self.unet.num_classes {
+            return Err(DiffError::invalid(format!(
+                "{what} has {:?} classes, this run {:?}",
+                theirs.num_classes, self.unet.num_classes
+            )));
+        }
+        let device = self.device.clone();
+        let (loaded, _) =
+            crate::model::unet::load_safetensors_partial(bytes, what, &self.unet, &device)?;
+        self.model = Some(loaded);
+        self.ema = self.raw()?;
+        Ok(())
     }
 
     /// The EMA weights, for sampling.
@@ -370,7 +478,12 @@ impl UNetTrainer {
             )));
         }
         let mut config = header.config;
-        if let Some(s) = steps {
+        if let Some(s) = steps
+            && s != config.steps
+        {
+            // Continue the decay from the rate the run had reached, not from where a schedule
+            // of the new length would be (which jumps up when the run is extended).
+            config.lr_restart = Some((header.step, config.lr_at(header.step)));
             config.steps = s;
         }
         let mut t = Self::new(data, header.unet, config, device)?;

@@ -12,6 +12,7 @@ mod determinism;
 mod eval;
 mod exact;
 mod golden;
+mod guidance;
 mod kernels;
 mod toy2d;
 mod unet;

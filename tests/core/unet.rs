@@ -107,7 +107,7 @@ fn safetensors_round_trip_gives_identical_outputs() {
     device.seed(3);
     let c = tiny();
     let m = c.init(&device).expect("model");
-    let bytes = m.safetensors_bytes(&c).expect("bytes");
+    let bytes = m.safetensors_bytes(&c, None).expect("bytes");
     assert_eq!(read_config(&bytes, "mem").expect("config"), c);
     let (back, c2) = load_safetensors(&bytes, "mem", &device).expect("load");
     assert_eq!(c2, c);
@@ -136,7 +136,7 @@ fn safetensors_round_trip_gives_identical_outputs() {
     let other_bytes = other
         .init(&device)
         .expect("m")
-        .safetensors_bytes(&c)
+        .safetensors_bytes(&c, None)
         .expect("b");
     let err = load_safetensors(&other_bytes, "mismatch", &device)
         .expect_err("shapes differ")
@@ -283,7 +283,7 @@ fn the_unet_computes_the_same_on_flex_and_wgpu() {
     flex.seed(4);
     let c = tiny();
     let m = c.init(&flex).expect("model");
-    let bytes = m.safetensors_bytes(&c).expect("bytes");
+    let bytes = m.safetensors_bytes(&c, None).expect("bytes");
     let (on_gpu, _) = load_safetensors(&bytes, "mem", &wgpu).expect("load on wgpu");
     let values: Vec<f32> = (0..128).map(|i| (i as f32 * 0.61).cos()).collect();
     let a = to_vec(m.forward(tensor4(values.clone(), [2, 1, 8, 8], &flex), &[5, 600])).expect("a");

@@ -1,0 +1,424 @@
+//! Class-conditional U-Nets and classifier-free guidance: the guidance algebra, the batched 2B
+//! pass, label dropout, the weights file's training record, old files, and the CLI.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::{Device, Tensor};
+use difflab::diffusion::{PredictionType, ScheduleConfig, sample_seeded};
+use difflab::error::Result;
+use difflab::model::guidance::{ConditionalDenoiser, Guided, guided_parts};
+use difflab::model::unet::{TrainingRecord, load_safetensors, read_config, read_training_record};
+use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
+use difflab::tensor_util::{tensor4, to_vec};
+use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
+
+/// A stub whose output is x·(label + 1) + 0.25·t: easy to predict for any label, ∅ = 3.
+struct Stub;
+
+impl Denoiser for Stub {
+    fn prediction_type(&self) -> PredictionType {
+        PredictionType::Epsilon
+    }
+    fn sample_shape(&self) -> [usize; 3] {
+        [1, 2, 2]
+    }
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+        let labels = vec![3; timesteps.len()];
+        self.forward_labels(x_t, timesteps, &labels)
+    }
+    fn name(&self) -> String {
+        "stub".into()
+    }
+}
+
+impl ConditionalDenoiser for Stub {
+    fn num_classes(&self) -> Option<usize> {
+        Some(3)
+    }
+    fn forward_labels(&self, x_t: Tensor<4>, ts: &[usize], labels: &[usize]) -> Result<Tensor<4>> {
+        let dims = x_t.dims();
+        let v = to_vec(x_t.clone())?;
+        let per = v.len() / dims[0];
+        let out: Vec<f32> = v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * (labels[i / per] as f32 + 1.0) + 0.25 * ts[i / per] as f32)
+            .collect();
+        Ok(tensor4(out, dims, &x_t.device()))
+    }
+}
+
+fn input(device: &Device) -> Tensor<4> {
+    tensor4(
+        vec![0.5, -1.0, 2.0, 0.125, 1.5, -0.75, 0.3, 0.9],
+        [2, 1, 2, 2],
+        device,
+    )
+}
+
+#[test]
+fn guidance_at_0_and_1_gives_the_unconditional_and_conditional_outputs_exactly() {
+    let device = Device::flex();
+    let stub = Arc::new(Stub);
+    let ts = [10, 20];
+    let uncond = to_vec(stub.forward(input(&device), &ts).unwrap()).unwrap();
+    let cond = to_vec(stub.forward_labels(input(&device), &ts, &[1, 2]).unwrap()).unwrap();
+    for (w, expected) in [(0.0, &uncond), (1.0, &cond)] {
+        // Through the sampler-facing Denoiser and through the one-pass 2B parts.
+        let g = Guided::new(stub.clone(), vec![1, 2], w).unwrap();
+        assert_eq!(
+            &to_vec(g.forward(input(&device), &ts).unwrap()).unwrap(),
+            expected
+        );
+        let p = guided_parts(stub.as_ref(), input(&device), &ts, &[1, 2], w).unwrap();
+        assert_eq!(&to_vec(p.guided).unwrap(), expected, "w = {w}");
+        assert_eq!(to_vec(p.uncond).unwrap(), uncond);
+        assert_eq!(to_vec(p.cond).unwrap(), cond);
+    }
+    // w = 3: ε_∅ + 3·(ε_c − ε_∅).
+    let g = Guided::new(stub, vec![1, 2], 3.0).unwrap();
+    let out = to_vec(g.forward(input(&device), &ts).unwrap()).unwrap();
+    for ((o, u), c) in out.iter().zip(&uncond).zip(&cond) {
+        assert!(
+            (o - (u + 3.0 * (c - u))).abs() < 1e-5,
+            "{o} vs {}",
+            u + 3.0 * (c - u)
+        );
+    }
+}
+
+#[test]
+fn guidance_refuses_bad_labels_and_scales() {
+    let stub = Arc::new(Stub);
+    assert!(
+        Guided::new(stub.clone(), vec![3], 1.0).is_err(),
+        "∅ is not a label to ask for"
+    );
+    assert!(Guided::new(stub.clone(), vec![0], -0.5).is_err());
+    assert!(Guided::new(stub.clone(), vec![0], f64::NAN).is_err());
+    assert!(Guided::new(stub.clone(), vec![0], f64::INFINITY).is_err());
+    assert!(Guided::new(stub, vec![], 1.0).is_err());
+}
+
+fn tiny_conditional() -> UNetConfig {
+    UNetConfig::new()
+        .with_image_size(8)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4)
+        .with_num_classes(Some(3))
+}
+
+#[test]
+fn the_batched_2b_pass_equals_two_separate_passes() {
+    let device = Device::flex();
+    device.seed(11);
+    let config = tiny_conditional();
+    let model = config.init(&device).unwrap();
+    let m = Arc::new(UNetDenoiser {
+        model: model.clone(),
+        config,
+    });
+    let x: Vec<f32> = (0..128).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x = tensor4(x, [2, 1, 8, 8], &device);
+    let ts = [7, 700];
+    let parts = guided_parts(m.as_ref(), x.clone(), &ts, &[2, 0], 2.5).unwrap();
+    let cond = to_vec(model.forward_labels(x.clone(), &ts, Some(&[2, 0]))).unwrap();
+    let uncond = to_vec(model.forward(x, &ts)).unwrap();
+    let d = crate::common::max_abs_diff(&to_vec(parts.cond).unwrap(), &cond);
+    assert!(d < 1e-5, "conditional half differs by {d}");
+    let d = crate::common::max_abs_diff(&to_vec(parts.uncond).unwrap(), &uncond);
+    assert!(d < 1e-5, "unconditional half differs by {d}");
+    // The labels matter: another label gives another output.
+    let other = to_vec(model.forward_labels(input8(&device), &ts, Some(&[1, 1]))).unwrap();
+    let same = to_vec(model.forward_labels(input8(&device), &ts, Some(&[2, 0]))).unwrap();
+    assert!(crate::common::max_abs_diff(&other, &same) > 1e-4);
+}
+
+fn input8(device: &Device) -> Tensor<4> {
+    tensor4(
+        (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
+        [2, 1, 8, 8],
+        device,
+    )
+}
+
+fn labelled_images() -> ImageSet {
+    let images: Vec<Vec<f32>> = (0..30)
+        .map(|k| {
+            (0..64)
+                .map(|i| if (i + k) % 5 == 0 { 1.0 } else { -1.0 })
+                .collect()
+        })
+        .collect();
+    ImageSet::new(&images, [1, 8, 8])
+        .unwrap()
+        .with_labels((0..30).map(|k| k % 3).collect())
+        .unwrap()
+}
+
+#[test]
+fn label_dropout_drops_about_a_tenth_of_the_labels() {
+    let config = TrainConfig {
+        batch: 100,
+        ..TrainConfig::default()
+    };
+    let t = UNetTrainer::new(
+        labelled_images(),
+        tiny_conditional(),
+        config,
+        &Device::flex(),
+    )
+    .unwrap();
+    let idx: Vec<usize> = (0..100).map(|i| i % 30).collect();
+    let mut dropped = 0;
+    let mut kept_right = true;
+    for k in 0..100 {
+        let labels = t.labels_of(k, &idx).expect("a conditional run has labels");
+        for (&l, &i) in labels.iter().zip(&idx) {
+            if l == 3 {
+                dropped += 1;
+            } else {
+                kept_right &= l == i % 3;
+            }
+        }
+    }
+    let fraction = dropped as f64 / 10_000.0;
+    assert!((fraction - 0.1).abs() <= 0.01, "∅ fraction {fraction}");
+    assert!(kept_right, "kept labels are the images' own");
+    // Deterministic in (seed, k).
+    assert_eq!(t.labels_of(5, &idx), t.labels_of(5, &idx));
+}
+
+#[test]
+fn a_conditional_run_needs_labels_in_range() {
+    let images = ImageSet::new(&vec![vec![0.0; 64]; 4], [1, 8, 8]).unwrap();
+    let device = Device::flex();
+    let c = TrainConfig::default();
+    assert!(UNetTrainer::new(images.clone(), tiny_conditional(), c.clone(), &device).is_err());
+    let bad = images.with_labels(vec![0, 1, 2, 3]).unwrap();
+    assert!(UNetTrainer::new(bad, tiny_conditional(), c, &device).is_err());
+}
+
+#[test]
+fn the_training_record_round_trips_and_names_a_schedule_mismatch() {
+    let device = Device::flex();
+    device.seed(3);
+    let config = tiny_conditional();
+    let model = config.init(&device).unwrap();
+    let record = TrainingRecord {
+        schedule: ScheduleConfig::default(),
+        prediction: PredictionType::Epsilon,
+        num_classes: Some(3),
+        label_dropout: 0.1,
+        ema_decay: 0.999,
+        steps_trained: 1234,
+        batch: 64,
+        lr: 1e-3,
+        final_loss: Some(0.0251),
+    };
+    let bytes = model.safetensors_bytes(&config, Some(&record)).unwrap();
+    assert_eq!(
+        read_training_record(&bytes, "mem").unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(read_config(&bytes, "mem").unwrap(), config);
+    let (back, _) = load_safetensors(&bytes, "mem", &device).unwrap();
+    assert_eq!(back.num_classes(), Some(3));
+    assert!(
+        record
+            .schedule_mismatch(&ScheduleConfig::default())
+            .is_none()
+    );
+    let cosine = ScheduleConfig {
+        kind: difflab::diffusion::BetaSchedule::Cosine,
+        ..ScheduleConfig::default()
+    };
+    let m = record.schedule_mismatch(&cosine).expect("a mismatch");
+    assert!(
+        m.contains("linear, T = 1000") && m.contains("cosine"),
+        "{m}"
+    );
+    // A file without a record (all files before it existed) has none.
+    let plain = model.safetensors_bytes(&config, None).unwrap();
+    assert_eq!(read_training_record(&plain, "mem").unwrap(), None);
+}
+
+/// The unconditional U-Net shipped before class conditioning, kept as a fixture.
+const OLD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/mnist-unet-unconditional-v1.safetensors"
+);
+
+#[test]
+fn an_old_unconditional_file_loads_and_samples_as_before() {
+    let device = Device::flex();
+    let bytes = std::fs::read(OLD_FILE).unwrap();
+    let (model, config) = load_safetensors(&bytes, "old", &device).unwrap();
+    assert_eq!(config.num_classes, None);
+    assert_eq!(model.num_classes(), None);
+    let m = UNetDenoiser { model, config };
+    let scheduler = crate::common::ddim10(m.prediction_type());
+    let x = sample_seeded(
+        &m,
+        &scheduler,
+        0,
+        2,
+        &AtomicBool::new(false),
+        &device,
+        |_| {},
+    )
+    .unwrap()
+    .unwrap();
+    let v = to_vec(x).unwrap();
+    let sum: f32 = v.iter().sum();
+    let probe = [v[100], v[400], v[784 + 300], v[784 + 500]];
+    let expected_sum = EXPECTED_SUM;
+    assert!(
+        (sum - expected_sum).abs() < 1e-2,
+        "sum {sum}, expected {expected_sum}"
+    );
+    let d = crate::common::max_abs_diff(&probe, &EXPECTED_PROBE);
+    assert!(d < 1e-4, "probe {probe:?}, expected {EXPECTED_PROBE:?}");
+    // And a label is refused on it.
+    assert!(Guided::new(Arc::new(m), vec![1], 2.0).is_err());
+}
+
+// DDIM-10 (seed 0, 2 samples) of the fixture, recorded when the class embedding was added; an
+// unconditional net takes exactly the code path it took before (no class embedding).
+const EXPECTED_SUM: f32 = -1160.856;
+const EXPECTED_PROBE: [f32; 4] = [-0.984_867_3, -0.207_361_94, -0.571_982, -0.971_416_65];
+
+fn difflab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(args)
+        .env("DIFFLAB_QUIET", "1")
+        .output()
+        .expect("run difflab")
+}
+
+/// A tiny conditional weights file (3 classes, trained on the linear schedule) in a temp dir.
+fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("difflab-guided-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let device = Device::flex();
+    device.seed(5);
+    let config = tiny_conditional();
+    let record = TrainingRecord {
+        schedule: ScheduleConfig::default(),
+        prediction: PredictionType::Epsilon,
+        num_classes: Some(3),
+        label_dropout: 0.1,
+        ema_decay: 0.999,
+        steps_trained: 1,
+        batch: 8,
+        lr: 1e-3,
+        final_loss: None,
+    };
+    let path = dir.join("cond.safetensors");
+    config
+        .init(&device)
+        .unwrap()
+        .save_trained(&config, &record, &path)
+        .unwrap();
+    (dir, path)
+}
+
+#[test]
+fn the_cli_samples_guided_and_refuses_bad_labels_and_scales() {
+    let (dir, weights) = conditional_file("cli");
+    let w = weights.to_str().unwrap();
+    let out = dir.join("grid.png");
+    let o = out.to_str().unwrap();
+    let base = ["sample", "--model", "unet", "--weights", w, "--steps", "3"];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        difflab(&args)
+    };
+    // One row per class: 3 classes × 2.
+    let ok = run(&["--label", "all", "--count", "2", "--guidance", "2", "-o", o]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let img = image::open(&out).unwrap();
+    let one = run(&["--count", "1", "-o", o]);
+    assert!(one.status.success());
+    let cell = image::open(&out).unwrap();
+    assert_eq!(
+        img.height(),
+        3 * cell.height() - 2 * 2,
+        "three rows (2 px gaps, scale 2)"
+    );
+    for (extra, needle) in [
+        (vec!["--label", "3"], "out of range"),
+        (vec!["--label", "1", "--guidance", "-1"], "guidance scale"),
+        (vec!["--label", "1", "--guidance", "nan"], "guidance scale"),
+        (vec!["--label", "1", "--guidance", "inf"], "guidance scale"),
+        (vec!["--label", "seven"], "not a label"),
+    ] {
+        let mut e = extra.clone();
+        e.extend(["-o", o]);
+        let r = run(&e);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{extra:?}: expected '{needle}' in {err}"
+        );
+    }
+    // A label on an unconditional model.
+    let r = difflab(&[
+        "sample", "--model", "unet", "--label", "3", "--steps", "2", "-o", o,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("unconditional"));
+    // Another schedule than the training one: a warning on stderr, and the samples still come.
+    let r = run(&["--schedule", "cosine", "--count", "1", "-o", o]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("warning: this model was trained on the schedule linear"),
+        "{err}"
+    );
+    let r = run(&["--count", "1", "-o", o]);
+    assert!(!String::from_utf8_lossy(&r.stderr).contains("warning"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn extending_a_resumed_run_continues_the_learning_rate_without_a_jump() {
+    let dir = std::env::temp_dir().join(format!("difflab-lr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("checkpoint.bin");
+    let device = Device::flex();
+    let config = TrainConfig {
+        steps: 10,
+        batch: 4,
+        warmup: 2,
+        ..TrainConfig::default()
+    };
+    let mut t = UNetTrainer::new(labelled_images(), tiny_conditional(), config, &device).unwrap();
+    for _ in 0..8 {
+        t.train_step().unwrap();
+    }
+    let before = t.config.lr_at(7);
+    let at8 = t.config.lr_at(8);
+    t.save_checkpoint(&ckpt).unwrap();
+    let r = UNetTrainer::resume(&ckpt, labelled_images(), Some(100), &device).unwrap();
+    assert_eq!(r.step, 8);
+    // Continuous at the resume point, then decaying to 0 at the new end.
+    assert!(
+        (r.config.lr_at(8) - at8).abs() < 1e-12,
+        "{} vs {at8}",
+        r.config.lr_at(8)
+    );
+    assert!(r.config.lr_at(8) <= before);
+    assert!(r.config.lr_at(50) < at8 && r.config.lr_at(50) > 0.0);
+    assert!(r.config.lr_at(99) < 1e-3 * at8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
