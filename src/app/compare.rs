@@ -8,7 +8,9 @@ use egui::{RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
-use super::sampler::{RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
+use super::sampler::{
+    GuidanceSettings, LabelPick, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
+};
 use super::sampling::{picture, picture_row_ui, sampler_fields_ui};
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
@@ -18,6 +20,8 @@ use crate::data::image_io::grid;
 pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
 /// η values of the sweep.
 pub const SWEEP_ETAS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+/// Guidance scales of the guidance sweep.
+pub const GUIDANCE_SWEEP: [f32; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
 
 /// What a comparison was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +32,19 @@ pub enum CompareKind {
     Grid,
     /// DDIM at each of [`SWEEP_ETAS`], plus η = 0 again.
     Sweep,
+    /// The sampling panel's sampler at each guidance scale of [`GUIDANCE_SWEEP`].
+    Guidance,
+}
+
+impl CompareKind {
+    /// Cells per row of the grid view.
+    pub fn columns(self) -> usize {
+        match self {
+            CompareKind::Pair | CompareKind::Grid => 2,
+            CompareKind::Sweep => 6,
+            CompareKind::Guidance => GUIDANCE_SWEEP.len(),
+        }
+    }
 }
 
 /// One finished run of a comparison.
@@ -72,6 +89,7 @@ impl ComparePanel {
             model: settings.model,
             seed: settings.sample_seed,
             batch: settings.batch,
+            guidance: settings.guidance,
         };
         match kind {
             CompareKind::Pair => settings.compare.iter().map(|s| spec(*s)).collect(),
@@ -100,6 +118,19 @@ impl ComparePanel {
                     })
                 })
                 .collect(),
+            CompareKind::Guidance => GUIDANCE_SWEEP
+                .iter()
+                .map(|&scale| RunSpec {
+                    guidance: GuidanceSettings {
+                        scale,
+                        label: match settings.guidance.label {
+                            LabelPick::Any => LabelPick::PerRow,
+                            l => l,
+                        },
+                    },
+                    ..spec(settings.sampler)
+                })
+                .collect(),
         }
     }
 
@@ -110,7 +141,13 @@ impl ComparePanel {
         self.running = true;
         self.progress = (0, runs.len());
         self.results = (0..runs.len()).map(|_| None).collect();
-        self.labels = runs.iter().map(|r| r.sampler.describe()).collect();
+        self.labels = runs
+            .iter()
+            .map(|r| match kind {
+                CompareKind::Guidance => format!("w = {}", r.guidance.scale),
+                _ => r.sampler.describe(),
+            })
+            .collect();
         self.shown = None;
     }
 
@@ -261,6 +298,26 @@ impl ComparePanel {
         {
             start = Some(CompareKind::Sweep);
         }
+        let conditional = settings.model.unet && super::sampling::shipped_is_conditional();
+        let label = match settings.guidance.label {
+            LabelPick::Any => LabelPick::PerRow,
+            l => l,
+        };
+        if ui
+            .add_enabled(
+                !self.running && conditional,
+                egui::Button::new("Guidance sweep"),
+            )
+            .on_hover_text(format!(
+                "The sampling panel's sampler at guidance w = 0, 1, 2, 4 and 8 for {}, same x_T. {}",
+                label.label(),
+                super::sampling::formula::CFG
+            ))
+            .on_disabled_hover_text(super::sampling::NO_GUIDANCE)
+            .clicked()
+        {
+            start = Some(CompareKind::Guidance);
+        }
         if ui
             .add_enabled(self.running, egui::Button::new("Cancel"))
             .clicked()
@@ -288,8 +345,7 @@ impl ComparePanel {
                     .iter()
                     .filter_map(|r| r.frames.last().map(|f| f.x()))
                     .collect();
-                let cols = if kind == CompareKind::Grid { 2 } else { 6 };
-                (!images.is_empty()).then(|| grid(&images, cols, 4, 2))
+                (!images.is_empty()).then(|| grid(&images, kind.columns(), 4, 2))
             }
         }
     }
@@ -366,7 +422,7 @@ impl ComparePanel {
     }
 
     fn grid_ui(&mut self, ui: &mut Ui, kind: CompareKind) {
-        let cols = if kind == CompareKind::Grid { 2 } else { 6 };
+        let cols = kind.columns();
         if let Some(det) = self.eta_zero_deterministic() {
             ui.label(if det {
                 "η = 0 is deterministic: the first and the repeated η = 0 runs agree bit for bit."

@@ -54,6 +54,7 @@ impl InterpolatePanel {
             seed_b: settings.interp.seed_b,
             frames: settings.interp.frames,
             steps: settings.interp.steps,
+            guidance: settings.guidance,
         }
     }
 

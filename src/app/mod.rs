@@ -26,15 +26,15 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, RenderState};
 use egui::{Color32, Key, RichText, Ui};
 
-pub use compare::{CompareKind, ComparePanel, GRID_STEPS, SWEEP_ETAS};
+pub use compare::{CompareKind, ComparePanel, GRID_STEPS, GUIDANCE_SWEEP, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
 pub use playground::{
     EXPORT_PX, FieldKind, PlaygroundPanel, ToyAction, ToyField, ToySettings, ToyView,
 };
 pub use sampler::{
-    GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings,
-    TrajFrame, grid_image,
+    GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, RunSpec, SamplerChoice,
+    SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, grid_image,
 };
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};

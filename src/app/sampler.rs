@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
@@ -23,7 +23,7 @@ use crate::diffusion::{
     StepFrame, TimestepSpacing, VarianceType, sample_seeded,
 };
 use crate::error::{DiffError, Result};
-use crate::model::{Denoiser, ExactDenoiser, UNetDenoiser};
+use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided, UNetDenoiser};
 use crate::tensor_util::to_vec;
 
 /// Which sampler, as the panels offer it.
@@ -143,6 +143,84 @@ impl ModelSpec {
     }
 }
 
+/// Which digit a class-conditional model is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LabelPick {
+    /// No label (∅): the unconditional model.
+    Any,
+    /// This digit for every sample.
+    Digit(u8),
+    /// One row per digit, 0 to 9.
+    PerRow,
+}
+
+impl LabelPick {
+    /// The menu's name for it.
+    pub fn label(self) -> String {
+        match self {
+            LabelPick::Any => "any digit (no label)".into(),
+            LabelPick::Digit(d) => format!("digit {d}"),
+            LabelPick::PerRow => "one row per digit".into(),
+        }
+    }
+}
+
+/// Classifier-free guidance of a run: the label and w.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GuidanceSettings {
+    /// The label.
+    pub label: LabelPick,
+    /// w ≥ 0: ε̃ = ε_∅ + w·(ε_c − ε_∅).
+    pub scale: f32,
+}
+
+impl Default for GuidanceSettings {
+    fn default() -> Self {
+        Self {
+            label: LabelPick::Any,
+            scale: 2.0,
+        }
+    }
+}
+
+/// The largest guidance scale the app offers.
+pub const MAX_GUIDANCE: f32 = 10.0;
+
+impl GuidanceSettings {
+    /// The batch actually sampled for `batch` requested and the grid's columns: one row per
+    /// digit makes 10 rows of ⌈batch/10⌉ (at most 6, so at most 60 images).
+    pub fn layout(&self, batch: usize) -> (usize, usize) {
+        match self.label {
+            LabelPick::PerRow => {
+                let per_row = batch.div_ceil(10).clamp(1, 6);
+                (10 * per_row, per_row)
+            }
+            _ => (batch, grid_cols(batch)),
+        }
+    }
+
+    /// The labels of a batch of `n` (`None` for ∅).
+    pub fn labels(&self, n: usize) -> Option<Vec<usize>> {
+        match self.label {
+            LabelPick::Any => None,
+            LabelPick::Digit(d) => Some(vec![usize::from(d); n]),
+            LabelPick::PerRow => {
+                let (_, per_row) = self.layout(n);
+                Some((0..n).map(|i| (i / per_row).min(9)).collect())
+            }
+        }
+    }
+
+    /// "w = 2, digit 3" (empty without a label).
+    pub fn describe(&self) -> String {
+        match self.label {
+            LabelPick::Any => String::new(),
+            l => format!("w = {}, {}", self.scale, l.label()),
+        }
+    }
+}
+
 /// One recorded step: the state x at that step's input with its predictions, or the final x_0.
 /// Values are kept as read back (one read per step); images are made when shown.
 #[derive(Clone)]
@@ -155,7 +233,11 @@ pub struct TrajFrame {
     pub has_eps: bool,
     /// Whether DDIM's three terms and their sum are stored.
     pub has_terms: bool,
-    /// x, x̂0, then ε̂ and the four DDIM tensors when present, each B·C·H·W values.
+    /// Whether a guided run's ε_∅ and ε_c are stored (ε̂ is then the guided ε̃).
+    pub has_guidance: bool,
+    /// Columns of the grid the batch is shown as.
+    pub cols: usize,
+    /// x, x̂0, then ε̂, the four DDIM tensors and ε_∅, ε_c when present, each B·C·H·W values.
     values: Arc<Vec<f32>>,
 }
 
@@ -167,7 +249,13 @@ impl TrajFrame {
 
     fn image(&self, k: usize, range: ValueRange) -> RgbImage {
         let images = batch_to_rgb(self.part(k), self.shape, range).unwrap_or_default();
-        grid(&images, grid_cols(images.len()), 1, 1)
+        grid(&images, self.cols.max(1), 1, 1)
+    }
+
+    /// A guided run's ε_∅ (i = 0) and ε_c (i = 1), each image in its own range.
+    pub fn guidance_part(&self, i: usize) -> Option<RgbImage> {
+        let at = 3 + if self.has_terms { 4 } else { 0 };
+        (self.has_guidance && i < 2).then(|| self.image(at + i, ValueRange::Normalise))
     }
 
     /// x_t (a grid of the batch).
@@ -211,6 +299,8 @@ pub struct RunSpec {
     pub seed: u64,
     /// Samples in the batch.
     pub batch: usize,
+    /// Label and guidance scale (class-conditional U-Nets).
+    pub guidance: GuidanceSettings,
 }
 
 /// Commands.
@@ -257,6 +347,8 @@ pub struct InterpSpec {
     pub frames: usize,
     /// DDIM steps.
     pub steps: usize,
+    /// Label and guidance scale (a single digit only; otherwise unconditional).
+    pub guidance: GuidanceSettings,
 }
 
 /// A GIF frame: a ready image, or a trajectory frame's x_t (made on the worker).
@@ -348,6 +440,7 @@ pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<Sample
             device,
             mnist: None,
             models: HashMap::new(),
+            unet: None,
         },
         ctx,
     )
@@ -358,6 +451,17 @@ pub struct SamplerJob {
     device: Device,
     mnist: Option<Arc<Mnist>>,
     models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
+    /// The shipped U-Net, for guided runs.
+    unet: Option<Arc<UNetDenoiser>>,
+}
+
+/// What a run samples with.
+struct RunModel {
+    model: Arc<dyn Denoiser>,
+    guided: Option<Arc<RecordingGuided>>,
+    scheduler: Scheduler,
+    batch: usize,
+    cols: usize,
 }
 
 /// A hashable form of a schedule config.
@@ -420,8 +524,12 @@ pub fn grid_image(x: &Tensor<4>, range: ValueRange) -> Result<RgbImage> {
     Ok(grid(&images, grid_cols(images.len()), 1, 1))
 }
 
-/// Everything a step shows, read back in one go.
-fn frame_of(step: &StepFrame) -> Result<TrajFrame> {
+/// Everything a step shows, read back in one go; `guided` is a guided run's (ε_∅, ε_c).
+fn frame_of(
+    step: &StepFrame,
+    cols: usize,
+    guided: Option<(Tensor<4>, Tensor<4>)>,
+) -> Result<TrajFrame> {
     let mut parts = vec![
         step.x_t.clone(),
         step.pred_x0.clone(),
@@ -435,23 +543,66 @@ fn frame_of(step: &StepFrame) -> Result<TrajFrame> {
             step.prev_sample.clone(),
         ]);
     }
+    let has_guidance = guided.is_some();
+    if let Some((u, c)) = guided {
+        parts.extend([u, c]);
+    }
     Ok(TrajFrame {
         t: Some(step.t),
         shape: step.x_t.dims(),
         has_eps: true,
         has_terms: step.ddim_terms.is_some(),
+        has_guidance,
+        cols,
         values: Arc::new(to_vec(Tensor::cat(parts, 0))?),
     })
 }
 
-fn final_frame(x0: &Tensor<4>) -> Result<TrajFrame> {
+fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<TrajFrame> {
     Ok(TrajFrame {
         t: None,
         shape: x0.dims(),
         has_eps: false,
         has_terms: false,
+        has_guidance: false,
+        cols,
         values: Arc::new(to_vec(Tensor::cat(vec![x0.clone(), x0.clone()], 0))?),
     })
+}
+
+/// A guided U-Net that keeps its last step's ε_∅ and ε_c for the views (it always runs the one
+/// 2B pass, even at w = 0 or 1, so that both are there to show).
+struct RecordingGuided {
+    inner: Guided<UNetDenoiser>,
+    last: Mutex<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl RecordingGuided {
+    fn take(&self) -> Option<(Tensor<4>, Tensor<4>)> {
+        self.last.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
+impl Denoiser for RecordingGuided {
+    fn prediction_type(&self) -> PredictionType {
+        self.inner.prediction_type()
+    }
+
+    fn sample_shape(&self) -> [usize; 3] {
+        self.inner.sample_shape()
+    }
+
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+        let p = self.inner.parts(x_t, timesteps)?;
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some((p.uncond, p.cond));
+        }
+        Ok(p.guided)
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
 }
 
 impl SamplerJob {
@@ -461,8 +612,8 @@ impl SamplerJob {
             return Ok(m.clone());
         }
         if spec.unet {
-            let (model, config) = crate::model::unet::shipped(&self.device)?;
-            let m: Arc<dyn Denoiser> = Arc::new(UNetDenoiser { model, config });
+            let m = self.unet()?;
+            let m: Arc<dyn Denoiser> = m;
             self.models.insert(key, m.clone());
             return Ok(m);
         }
@@ -487,12 +638,48 @@ impl SamplerJob {
         Ok(model)
     }
 
-    fn scheduler(&mut self, spec: &RunSpec) -> Result<(Arc<dyn Denoiser>, Scheduler)> {
-        let model = self.model(spec.model, spec.schedule)?;
+    /// The shipped U-Net (built once).
+    fn unet(&mut self) -> Result<Arc<UNetDenoiser>> {
+        if let Some(m) = &self.unet {
+            return Ok(m.clone());
+        }
+        let (model, config) = crate::model::unet::shipped(&self.device)?;
+        let m = Arc::new(UNetDenoiser { model, config });
+        self.unet = Some(m.clone());
+        Ok(m)
+    }
+
+    /// The run's model (guided when it asks for a label), its scheduler, the batch actually
+    /// sampled and the grid's columns.
+    fn scheduler(&mut self, spec: &RunSpec) -> Result<RunModel> {
+        let (batch, cols) = spec.guidance.layout(spec.batch);
+        let labels = if spec.model.unet {
+            spec.guidance.labels(batch)
+        } else {
+            None
+        };
+        let (model, guided) = match labels {
+            Some(labels) => {
+                let unet = self.unet()?;
+                crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
+                let g = Arc::new(RecordingGuided {
+                    inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
+                    last: Mutex::new(None),
+                });
+                (g.clone() as Arc<dyn Denoiser>, Some(g))
+            }
+            None => (self.model(spec.model, spec.schedule)?, None),
+        };
         let config = spec
             .sampler
             .scheduler_config(spec.schedule, model.prediction_type());
-        Ok((model, Scheduler::new(config)?))
+        Ok(RunModel {
+            model,
+            guided,
+            scheduler: Scheduler::new(config)?,
+            batch,
+            cols,
+        })
     }
 
     /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
@@ -507,7 +694,13 @@ impl SamplerJob {
                 "the batch size must be between 1 and 64",
             ));
         }
-        let (model, scheduler) = self.scheduler(spec)?;
+        let RunModel {
+            model,
+            guided,
+            scheduler,
+            batch,
+            cols,
+        } = self.scheduler(spec)?;
         let total = scheduler.timesteps().len();
         let mut error = None;
         let mut last = Instant::now();
@@ -515,10 +708,10 @@ impl SamplerJob {
             model.as_ref(),
             &scheduler,
             spec.seed,
-            spec.batch,
+            batch,
             cancel,
             &self.device,
-            |step| match frame_of(step) {
+            |step| match frame_of(step, cols, guided.as_ref().and_then(|g| g.take())) {
                 Ok(f) => {
                     let ms = last.elapsed().as_secs_f64() * 1e3;
                     last = Instant::now();
@@ -530,7 +723,7 @@ impl SamplerJob {
         if let Some(e) = error {
             return Err(e);
         }
-        x0.map(|x| final_frame(&x)).transpose()
+        x0.map(|x| final_frame(&x, cols)).transpose()
     }
 
     fn run(
@@ -602,7 +795,17 @@ impl SamplerJob {
                 "an interpolation needs at least 2 frames",
             ));
         }
-        let model = self.model(spec.model, spec.schedule)?;
+        let model: Arc<dyn Denoiser> = match spec.guidance.label {
+            LabelPick::Digit(d) if spec.model.unet => {
+                let unet = self.unet()?;
+                Arc::new(Guided::new(
+                    unet,
+                    vec![usize::from(d)],
+                    f64::from(spec.guidance.scale),
+                )?)
+            }
+            _ => self.model(spec.model, spec.schedule)?,
+        };
         let sampler = SamplerSettings {
             sampler: SamplerChoice::Ddim,
             steps: spec.steps,

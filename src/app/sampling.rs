@@ -4,7 +4,9 @@
 use egui::{RichText, Ui};
 use image::RgbImage;
 
-use super::sampler::{GifFrame, ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
+use super::sampler::{
+    GifFrame, LabelPick, ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
+};
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
 use super::worker::Picture;
@@ -17,6 +19,8 @@ pub mod formula {
     pub const EPS: &str = "ε_pred = (x_t − √ᾱ_t·x0_pred)/√(1−ᾱ_t), the noise the model sees in x_t (shown in its own range)";
     /// DDIM.
     pub const DDIM: &str = "x_{t−1} = √ᾱ_prev·x0_pred + √(1−ᾱ_prev−σ_t²)·ε_pred + σ_t·z,  σ_t = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev)   (Song et al. eq. 12)";
+    /// Classifier-free guidance.
+    pub const CFG: &str = "ε_guided = ε_uncond + w·(ε_cond − ε_uncond): w = 0 is the unconditional model (no label), w = 1 the conditional one, w > 1 pushes further towards the digit   (Ho & Salimans 2022, classifier-free guidance)";
     /// DDPM.
     pub const DDPM: &str = "x_{t−1} = μ~_t(x_t, x0_pred) + σ_t·z,  σ_t² = β~_t (fixed_small) or β_t (fixed_large)   (Ho et al. Algorithm 2)";
 }
@@ -52,6 +56,66 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
     ),
 ];
 
+/// Why the digit and guidance controls are off.
+pub const NO_GUIDANCE: &str = "Only the class-conditional U-Net takes a digit: the exact denoiser \
+     (and an unconditional U-Net) knows no labels.";
+
+/// Whether the shipped U-Net is class-conditional (read once from its file's header).
+pub fn shipped_is_conditional() -> bool {
+    static CONDITIONAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CONDITIONAL.get_or_init(|| {
+        crate::model::unet::read_config(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
+            .is_ok_and(|c| c.num_classes.is_some())
+    })
+}
+
+/// A note when `schedule` is not the one the shipped U-Net was trained on.
+pub fn shipped_schedule_note(schedule: &crate::diffusion::ScheduleConfig) -> Option<String> {
+    static RECORD: std::sync::OnceLock<Option<crate::model::unet::TrainingRecord>> =
+        std::sync::OnceLock::new();
+    RECORD
+        .get_or_init(|| {
+            crate::model::unet::read_training_record(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
+                .ok()
+                .flatten()
+        })
+        .as_ref()
+        .and_then(|r| r.schedule_mismatch(schedule))
+}
+
+/// The digit picker and the guidance slider (disabled, with the reason, for a model without
+/// labels).
+pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
+    let enabled = settings.model.unet && shipped_is_conditional();
+    let g = &mut settings.guidance;
+    ui.add_enabled_ui(enabled, |ui| {
+        egui::ComboBox::from_label("Digit")
+            .selected_text(g.label.label())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut g.label, LabelPick::Any, LabelPick::Any.label());
+                for d in 0..10u8 {
+                    let l = LabelPick::Digit(d);
+                    ui.selectable_value(&mut g.label, l, l.label());
+                }
+                let l = LabelPick::PerRow;
+                ui.selectable_value(&mut g.label, l, l.label());
+            })
+            .response
+            .on_hover_text("The digit the U-Net is asked to draw (classifier-free guidance)")
+            .on_disabled_hover_text(NO_GUIDANCE);
+        ui.add_enabled(
+            g.label != LabelPick::Any,
+            egui::Slider::new(&mut g.scale, 0.0..=super::sampler::MAX_GUIDANCE).text("Guidance w"),
+        )
+        .on_hover_text(formula::CFG)
+        .on_disabled_hover_text(if enabled {
+            "Pick a digit first: without a label the model samples unconditionally (ε_uncond)"
+        } else {
+            NO_GUIDANCE
+        });
+    });
+}
+
 /// The model choices offered.
 pub const MODEL_SIZES: [usize; 3] = [100, 1000, 10_000];
 
@@ -78,6 +142,7 @@ pub struct SamplingPanel {
     pub status: Option<String>,
     views: [Shown; 3],
     terms: [Shown; 4],
+    guided: [Shown; 2],
     shown: Option<(u64, usize)>,
     last_upload: Option<std::time::Instant>,
     seed_text: Option<String>,
@@ -120,6 +185,7 @@ impl SamplingPanel {
             model: settings.model,
             seed: settings.sample_seed,
             batch: settings.batch,
+            guidance: settings.guidance,
         }
     }
 
@@ -202,6 +268,12 @@ impl SamplingPanel {
                 None => shown.free(sink),
             }
         }
+        for (i, shown) in self.guided.iter_mut().enumerate() {
+            match frame.guidance_part(i) {
+                Some(t) => shown.replace(picture(&t), "guidance part", sink),
+                None => shown.free(sink),
+            }
+        }
     }
 
     /// The frames' x_t (for GIF export; images are made on the worker).
@@ -236,6 +308,12 @@ impl SamplingPanel {
                  is the optimal denoiser of the first N digits: it memorises, so its samples \
                  are training digits.",
             );
+        guidance_ui(ui, settings);
+        if settings.model.unet
+            && let Some(note) = shipped_schedule_note(&settings.schedule)
+        {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
+        }
         ui.separator();
         ui.heading("Sampler");
         sampler_fields_ui(
@@ -345,6 +423,34 @@ impl SamplingPanel {
             side,
             &[],
         );
+        if self.trajectory[self.scrub].has_guidance {
+            ui.separator();
+            ui.label(format!(
+                "Classifier-free guidance at this step ({})",
+                settings.guidance.describe()
+            ))
+            .on_hover_text(formula::CFG);
+            let side = ((ui.available_width() - 120.0) / 4.0).clamp(64.0, 220.0);
+            picture_row_ui(
+                ui,
+                &[
+                    (
+                        "ε_uncond (no label)",
+                        "The unconditional prediction",
+                        &self.guided[0],
+                    ),
+                    (
+                        "ε_cond (with the digit)",
+                        "The conditional prediction",
+                        &self.guided[1],
+                    ),
+                    ("ε_guided", formula::CFG, &self.views[2]),
+                    ("guided x0_pred", formula::X0, &self.views[1]),
+                ],
+                side,
+                &[],
+            );
+        }
         if self.trajectory[self.scrub].has_terms {
             ui.separator();
             ui.label("DDIM's update, term by term")

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::playground::ToySettings;
-use super::sampler::{ModelSpec, SamplerChoice, SamplerSettings};
+use super::sampler::{
+    GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, SamplerChoice, SamplerSettings,
+};
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
 
@@ -77,6 +79,8 @@ pub struct Settings {
     pub sample_seed: u64,
     /// Samples per run (1 to 64, shown as a grid).
     pub batch: usize,
+    /// The digit and guidance scale of class-conditional sampling.
+    pub guidance: GuidanceSettings,
     /// The compare panel's two samplers.
     pub compare: [SamplerSettings; 2],
     /// The interpolation panel.
@@ -158,6 +162,7 @@ impl Default for Settings {
             model: ModelSpec::default(),
             sample_seed: 0,
             batch: 16,
+            guidance: GuidanceSettings::default(),
             compare: [
                 SamplerSettings {
                     sampler: SamplerChoice::DdpmFixedSmall,
@@ -202,6 +207,16 @@ impl Settings {
             };
         }
         self.batch = self.batch.clamp(1, 64);
+        self.guidance.scale = if self.guidance.scale.is_finite() {
+            self.guidance.scale.clamp(0.0, MAX_GUIDANCE)
+        } else {
+            GuidanceSettings::default().scale
+        };
+        if let LabelPick::Digit(d) = self.guidance.label
+            && d > 9
+        {
+            self.guidance.label = LabelPick::Any;
+        }
         self.model.count = self.model.count.clamp(1, 10_000);
         self.interp.frames = self.interp.frames.clamp(2, 32);
         self.interp.steps = self.interp.steps.clamp(1, t_max);

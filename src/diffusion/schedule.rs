@@ -85,12 +85,12 @@ pub struct ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// "linear, T = 1000, β 0.0001 → 0.02" (the β range left out for the cosine schedule).
+    /// "linear, T = 1000, β from 0.0001 to 0.02" (the β range left out for the cosine schedule).
     pub fn describe(&self) -> String {
         match self.kind {
             BetaSchedule::Cosine => format!("{}, T = {}", self.kind, self.num_train_timesteps),
             _ => format!(
-                "{}, T = {}, β {} → {}",
+                "{}, T = {}, β from {} to {}",
                 self.kind, self.num_train_timesteps, self.beta_start, self.beta_end
             ),
         }

@@ -358,6 +358,11 @@ impl UNet {
             .map(|e| e.weight.dims()[0].saturating_sub(1))
     }
 
+    /// The class embedding's rows (`num_classes + 1` of them, ∅ last), for inspection.
+    pub fn class_embedding(&self) -> Option<Tensor<2>> {
+        self.class_emb.as_ref().map(|e| e.weight.val())
+    }
+
     /// As [`UNet::forward`], with one class label per image (`num_classes` = ∅; labels past it
     /// are read as ∅). An unconditional net ignores the labels.
     pub fn forward_labels(
@@ -611,11 +616,13 @@ pub fn load_safetensors_partial(
 ) -> Result<(UNet, UNetConfig)> {
     read_config(bytes, what)?;
     let mut model = config.init(device)?;
-    if let Some(ce) = model.class_emb.take() {
-        model.class_emb = Some(Embedding {
-            weight: ce.weight.map(|w| w.zeros_like()),
-        });
-    }
+    // A fresh zero-initialised parameter (not a zeroed copy, which would not be tracked for
+    // gradients on an autodiff device).
+    model.class_emb = config.num_classes.map(|n| {
+        EmbeddingConfig::new(n + 1, config.time_dim())
+            .with_initializer(burn::nn::Initializer::Zeros)
+            .init(device)
+    });
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
         .validate(true)
         .allow_partial(true);

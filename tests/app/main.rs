@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod app_guidance;
 mod app_playground;
 mod app_sampling;
 mod app_ui;

@@ -422,3 +422,49 @@ fn extending_a_resumed_run_continues_the_learning_rate_without_a_jump() {
     assert!(r.config.lr_at(99) < 1e-3 * at8);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
+    let device = Device::flex();
+    device.seed(8);
+    let plain = UNetConfig {
+        num_classes: None,
+        ..tiny_conditional()
+    };
+    let bytes = plain
+        .init(&device)
+        .unwrap()
+        .safetensors_bytes(&plain, None)
+        .unwrap();
+    let config = TrainConfig {
+        steps: 10,
+        batch: 8,
+        warmup: 1,
+        ..TrainConfig::default()
+    };
+    let mut t = UNetTrainer::new(labelled_images(), tiny_conditional(), config, &device).unwrap();
+    t.init_from(&bytes, "mem").unwrap();
+    let emb = |t: &UNetTrainer| to_vec(t.raw().unwrap().class_embedding().unwrap()).unwrap();
+    assert!(emb(&t).iter().all(|v| *v == 0.0), "starts at zero");
+    // Step 0 is exactly the unconditional file, whatever the label.
+    let x = input8(&device);
+    let (file, _) = load_safetensors(&bytes, "mem", &device).unwrap();
+    let a = to_vec(file.forward(x.clone(), &[3, 9])).unwrap();
+    let b = to_vec(t.raw().unwrap().forward_labels(x, &[3, 9], Some(&[1, 2]))).unwrap();
+    assert_eq!(a, b);
+    for _ in 0..3 {
+        t.train_step().unwrap();
+    }
+    let moved = emb(&t).iter().filter(|v| v.abs() > 0.0).count();
+    assert!(moved > 0, "the class embedding is trained");
+    // And it keeps training after a checkpoint and resume.
+    let dir = std::env::temp_dir().join(format!("difflab-initfrom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("checkpoint.bin");
+    t.save_checkpoint(&ckpt).unwrap();
+    let mut r = UNetTrainer::resume(&ckpt, labelled_images(), None, &device).unwrap();
+    let before = emb(&r);
+    r.train_step().unwrap();
+    assert_ne!(before, emb(&r), "still trained after resume");
+    let _ = std::fs::remove_dir_all(&dir);
+}

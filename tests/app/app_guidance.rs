@@ -1,0 +1,135 @@
+//! Classifier-free guidance in the app, through egui_kittest by label: the digit picker and the
+//! guidance slider, the ε_∅ / ε_c / ε̃ views of a guided run, the guidance sweep, and the
+//! controls switched off for a model without labels.
+
+use difflab::app::{DiffLabApp, LabelPick, ModelSpec};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use crate::common::app::settle;
+
+fn harness() -> Harness<'static, DiffLabApp> {
+    let mut h = crate::common::app::cpu_harness();
+    settle(&mut h, 30);
+    h.get_by_label("Sampling").click();
+    h.step();
+    h
+}
+
+#[test]
+fn pick_digit_3_at_w_4_and_run_shows_the_guidance_views() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::Slider, "Steps")
+        .set_value_accesskit(10.0);
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(4.0);
+    h.step();
+    // The digit picker: open it and click "digit 3".
+    h.get_by_role_and_label(Role::ComboBox, "Digit").click();
+    h.run();
+    h.get_by_label("digit 3").click();
+    h.run();
+    assert_eq!(h.state().settings.guidance.label, LabelPick::Digit(3));
+    h.get_by_role_and_label(Role::Slider, "Guidance w")
+        .set_value_accesskit(4.0);
+    h.step();
+    assert_eq!(h.state().settings.guidance.scale, 4.0);
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert!(!app.sampling.running);
+    assert_eq!(app.sampling.trajectory.len(), 11, "N + 1 frames");
+    assert!(app.sampling.trajectory[..10].iter().all(|f| f.has_guidance));
+    // The grid fills: 4 digits in a 2×2 grid (1 px lines), bright strokes on a dark ground.
+    assert_eq!(app.sampling.trajectory[10].x().dimensions(), (59, 59));
+    let last = app.sampling.trajectory[10].x0_values();
+    let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
+    assert!(white > 0.03 && white < 0.5, "digit strokes: {white}");
+    // Scrubbed to step 4: ε_∅, ε_c, ε̃ and the guided x̂0 side by side.
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(4.0);
+    h.step();
+    h.step();
+    assert_eq!(h.state().sampling.scrub, 4);
+    h.get_by_label("ε_uncond (no label)");
+    h.get_by_label("ε_cond (with the digit)");
+    h.get_by_label("ε_guided");
+    h.get_by_label("guided x0_pred");
+    let f = &h.state().sampling.trajectory[4];
+    let (u, c) = (f.guidance_part(0).unwrap(), f.guidance_part(1).unwrap());
+    assert_ne!(u.as_raw(), c.as_raw(), "the label changes the prediction");
+}
+
+#[test]
+fn one_row_per_digit_makes_ten_rows() {
+    let mut h = harness();
+    {
+        let s = &mut h.state_mut().settings;
+        s.sampler.steps = 4;
+        s.batch = 10;
+        s.guidance.label = LabelPick::PerRow;
+        s.guidance.scale = 2.0;
+    }
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert_eq!(app.sampling.trajectory.len(), 5);
+    // 10 rows of one digit (1 px lines): 28 + 2 px wide, 10·28 + 11 px high.
+    assert_eq!(app.sampling.trajectory[4].x().dimensions(), (30, 291));
+}
+
+#[test]
+fn the_guidance_sweep_runs_five_scales_from_one_x_t() {
+    let mut h = harness();
+    {
+        let s = &mut h.state_mut().settings;
+        s.sampler.steps = 5;
+        s.batch = 2;
+        s.guidance.label = LabelPick::Digit(7);
+    }
+    h.get_by_label("Compare").click();
+    h.step();
+    h.get_by_label("Guidance sweep").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    let done: Vec<_> = app.compare.results.iter().flatten().collect();
+    assert_eq!(done.len(), 5);
+    let labels: Vec<&str> = done.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, ["w = 0", "w = 1", "w = 2", "w = 4", "w = 8"]);
+    assert!(done.iter().all(|r| r.total_ms > 0.0));
+    // Different scales, different digits (same x_T).
+    let x0 = |i: usize| done[i].frames.last().unwrap().x0_values().to_vec();
+    assert_ne!(x0(0), x0(4));
+}
+
+#[test]
+fn the_exact_denoiser_has_no_digit_picker() {
+    let mut h = harness();
+    h.state_mut().settings.model = ModelSpec {
+        count: 100,
+        unet: false,
+    };
+    h.step();
+    h.step();
+    assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
+    assert!(
+        h.get_by_role_and_label(Role::Slider, "Guidance w")
+            .accesskit_node()
+            .is_disabled()
+    );
+}
+
+#[test]
+fn sampling_on_another_schedule_than_the_training_one_shows_a_warning() {
+    let mut h = harness();
+    assert!(
+        h.query_by_label_contains("was trained on the schedule")
+            .is_none()
+    );
+    h.state_mut().settings.schedule.kind = difflab::diffusion::BetaSchedule::Cosine;
+    h.step();
+    h.step();
+    h.get_by_label_contains("Warning: this model was trained on the schedule linear");
+}
