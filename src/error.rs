@@ -19,6 +19,9 @@ pub enum DiffError {
         /// What went wrong.
         message: String,
     },
+    /// A model or a file produced NaN or ±Inf where numbers were expected.
+    #[error("{0}")]
+    NonFinite(String),
     /// The tensor backend failed (device lost, out of memory, ...).
     #[error("compute backend error: {0}")]
     Backend(String),

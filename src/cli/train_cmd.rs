@@ -36,9 +36,10 @@ pub struct TrainArgs {
     /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Peak learning rate (AdamW; linear warm-up, then cosine decay).
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
+    /// Peak learning rate (AdamW; linear warm-up, then cosine decay) [default: 0.002]. With
+    /// --resume: continue with a cosine decay from this rate (after a diverged run, a lower one).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Warm-up steps.
     #[arg(long, default_value_t = 200)]
     warmup: usize,
@@ -119,7 +120,11 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     let checkpoint = a.out.join("checkpoint.bin");
     let loss_csv = a.out.join("loss.csv");
     let mut trainer = if a.resume {
-        let t = UNetTrainer::resume(&checkpoint, data, Some(a.steps), &device.device)?;
+        let mut t = UNetTrainer::resume(&checkpoint, data, Some(a.steps), &device.device)?;
+        if let Some(lr) = a.lr {
+            t.set_lr(lr)?;
+            eprintln!("continuing with learning rate {lr} (cosine decay to the end)");
+        }
         keep_csv_rows(&loss_csv, t.step)?;
         eprintln!("resumed at step {} from {}", t.step, checkpoint.display());
         t
@@ -147,7 +152,7 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         let config = TrainConfig {
             steps: a.steps,
             batch: a.batch,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(DEFAULT_LR),
             warmup: a.warmup,
             clip_norm: a.clip_norm,
             ema_decay: a.ema_decay,
@@ -191,7 +196,28 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     let mut recent: Vec<f32> = Vec::new();
     while trainer.step < total {
         let k = trainer.step;
-        let loss = trainer.train_step()?;
+        let loss = match trainer.train_step() {
+            Ok(l) => l,
+            Err(DiffError::NonFinite(m)) => {
+                bar.abandon();
+                let kept = if checkpoint.exists() {
+                    format!(
+                        "the last good checkpoint is kept in {}; continue it with a lower \
+                         learning rate: difflab train --out {} --resume --lr {:.1e}",
+                        checkpoint.display(),
+                        a.out.display(),
+                        trainer.config.lr / 4.0
+                    )
+                } else {
+                    format!(
+                        "no checkpoint was written yet; start again with a lower --lr (say {:.1e})",
+                        trainer.config.lr / 4.0
+                    )
+                };
+                return Err(DiffError::NonFinite(format!("{m}; {kept}")));
+            }
+            Err(e) => return Err(e),
+        };
         pending.push(format!("{k},{loss},{}", trainer.config.lr_at(k)));
         recent.push(loss);
         if recent.len() > 100 {
@@ -254,6 +280,9 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     );
     Ok(())
 }
+
+/// The peak learning rate of a new run.
+const DEFAULT_LR: f64 = 2e-3;
 
 /// How often progress lines go out when stderr is not a terminal.
 const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);

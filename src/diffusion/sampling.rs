@@ -98,6 +98,15 @@ where
         let shape = self.x.dims();
         let batch_t = vec![t; shape[0]];
         let model_output = self.denoiser.forward(self.x.clone(), &batch_t)?;
+        // One reduction per step: a damaged or diverging model stops the run here, saying
+        // where, instead of turning every later step (and the output) into NaN.
+        if !all_finite(&model_output)? {
+            return Err(DiffError::NonFinite(format!(
+                "the model produced non-finite values at step {} of {} (t = {t})",
+                self.index + 1,
+                self.scheduler.timesteps().len()
+            )));
+        }
         let noise = self
             .scheduler
             .needs_noise(t)
@@ -118,6 +127,21 @@ where
         self.index += 1;
         Ok(frame)
     }
+}
+
+/// Whether every value of `x` is finite (one reduction and a one-value read-back).
+pub fn all_finite(x: &Tensor<4>) -> Result<bool> {
+    let v = x
+        .clone()
+        .is_finite()
+        .all()
+        .int()
+        .try_into_data()
+        .map_err(|e| DiffError::Backend(format!("{e:?}")))?
+        .convert::<i32>()
+        .try_into_vec::<i32>()
+        .map_err(|e| DiffError::Backend(format!("{e:?}")))?;
+    Ok(v.first().is_some_and(|&b| b != 0))
 }
 
 /// Runs a whole loop, calling `on_step` after every step. Returns x_0, or `None` when `cancel`

@@ -578,10 +578,62 @@ pub fn read_config(bytes: &[u8], what: &str) -> Result<UNetConfig> {
     Ok(config)
 }
 
+/// Checks every F32 tensor of a SafeTensors file for NaN and ±Inf; the error names the first bad
+/// tensor (in name order) and what was found. The framing must have been checked by
+/// [`read_config`].
+pub fn check_finite(bytes: &[u8], what: &str) -> Result<()> {
+    let Some(n) = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+    else {
+        return Err(DiffError::invalid(format!(
+            "{what}: not a SafeTensors file"
+        )));
+    };
+    let header: serde_json::Map<String, serde_json::Value> = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice(h).ok())
+        .ok_or_else(|| DiffError::invalid(format!("{what}: the SafeTensors header is damaged")))?;
+    let data = &bytes[8 + n..];
+    let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+    names.sort();
+    for name in names {
+        let t = &header[name];
+        if t.get("dtype").and_then(|d| d.as_str()) != Some("F32") {
+            continue;
+        }
+        let offsets = t.get("data_offsets").and_then(|o| o.as_array());
+        let range = offsets.and_then(|o| {
+            let a = usize::try_from(o.first()?.as_u64()?).ok()?;
+            let b = usize::try_from(o.get(1)?.as_u64()?).ok()?;
+            (a <= b && b <= data.len()).then_some(a..b)
+        });
+        let Some(range) = range else {
+            return Err(DiffError::invalid(format!(
+                "{what}: tensor {name} has damaged offsets"
+            )));
+        };
+        let bad = data[range].chunks_exact(4).enumerate().find_map(|(i, c)| {
+            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            (!v.is_finite()).then_some((i, v))
+        });
+        if let Some((i, v)) = bad {
+            return Err(DiffError::NonFinite(format!(
+                "{what}: tensor {name} holds {v} at index {i}; the weights are damaged (or the \
+                 training diverged), so they cannot sample"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the model a SafeTensors file describes and loads its weights; every tensor must be
-/// present with the right shape, and nothing extra may be there.
+/// present with the right shape, finite, and nothing extra may be there.
 pub fn load_safetensors(bytes: &[u8], what: &str, device: &Device) -> Result<(UNet, UNetConfig)> {
     let config = read_config(bytes, what)?;
+    check_finite(bytes, what)?;
     let mut model = config.init(device)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
         .validate(true)
@@ -615,6 +667,7 @@ pub fn load_safetensors_partial(
     device: &Device,
 ) -> Result<(UNet, UNetConfig)> {
     read_config(bytes, what)?;
+    check_finite(bytes, what)?;
     let mut model = config.init(device)?;
     // A fresh zero-initialised parameter (not a zeroed copy, which would not be tracked for
     // gradients on an autodiff device).

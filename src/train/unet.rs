@@ -348,8 +348,8 @@ impl UNetTrainer {
         let value = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
         if !value.is_finite() {
             self.model = Some(model);
-            return Err(DiffError::Backend(format!(
-                "the loss is {value} at step {k}; try a lower --lr"
+            return Err(DiffError::NonFinite(format!(
+                "the loss is {value} at step {k}: the training diverged"
             )));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -391,6 +391,17 @@ impl UNetTrainer {
             crate::model::unet::load_safetensors_partial(bytes, what, &self.unet, &device)?;
         self.model = Some(loaded);
         self.ema = self.raw()?;
+        Ok(())
+    }
+
+    /// Continues with peak learning rate `lr` from the current step: a cosine decay from `lr`
+    /// to 0 at the end (for a resumed run that diverged, with a lower rate).
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        if !(lr > 0.0 && lr < 1.0) {
+            return Err(DiffError::invalid("--lr must be in (0, 1)"));
+        }
+        self.config.lr = lr;
+        self.config.lr_restart = Some((self.step, lr));
         Ok(())
     }
 

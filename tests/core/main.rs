@@ -13,6 +13,7 @@ mod eval;
 mod exact;
 mod golden;
 mod guidance;
+mod hardening;
 mod kernels;
 mod toy2d;
 mod unet;

@@ -1,0 +1,153 @@
+//! Non-finite guards: damaged weights are refused naming the tensor, a model that emits NaN
+//! stops the sampler at that step, a diverging loss stops the trainer.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use burn::tensor::{Device, Tensor};
+use difflab::diffusion::{PredictionType, sample_seeded};
+use difflab::error::{DiffError, Result};
+use difflab::model::unet::{check_finite, load_safetensors};
+use difflab::model::{Denoiser, UNetConfig};
+use difflab::tensor_util::{tensor4, to_vec};
+use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
+
+fn tiny() -> UNetConfig {
+    UNetConfig::new()
+        .with_image_size(8)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4)
+}
+
+/// The weights file with one value of `tensor` replaced by `value`.
+fn damaged(tensor: &str, index: usize, value: f32) -> Vec<u8> {
+    let device = Device::flex();
+    device.seed(2);
+    let c = tiny();
+    let mut bytes = c
+        .init(&device)
+        .unwrap()
+        .safetensors_bytes(&c, None)
+        .unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let start = header[tensor]["data_offsets"][0].as_u64().unwrap() as usize;
+    let at = 8 + n + start + 4 * index;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn weights_with_a_nan_or_inf_are_refused_naming_the_tensor() {
+    let device = Device::flex();
+    for (tensor, value) in [("conv_in.bias", f32::NAN), ("time2.weight", f32::INFINITY)] {
+        let bytes = damaged(tensor, 3, value);
+        let err = load_safetensors(&bytes, "w.safetensors", &device)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, DiffError::NonFinite(_)), "{err}");
+        let m = err.to_string();
+        assert!(m.contains(tensor) && m.contains("index 3"), "{m}");
+        assert!(!m.contains('\n'), "one line: {m}");
+    }
+    // An intact file passes, and the check costs one pass over the bytes.
+    let good = damaged("conv_in.bias", 0, 0.25);
+    assert!(check_finite(&good, "w").is_ok());
+    assert!(load_safetensors(&good, "w", &device).is_ok());
+}
+
+#[test]
+fn the_cli_refuses_nan_weights_and_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("difflab-nanw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let weights = dir.join("nan.safetensors");
+    std::fs::write(&weights, damaged("conv_in.bias", 1, f32::NAN)).unwrap();
+    let out = dir.join("out.png");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(["sample", "--model", "unet", "--steps", "3", "--weights"])
+        .arg(&weights)
+        .arg("-o")
+        .arg(&out)
+        .env("DIFFLAB_QUIET", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("conv_in.bias") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Predicts zeros, then NaN from its third call on.
+struct Breaks(AtomicUsize);
+
+impl Denoiser for Breaks {
+    fn prediction_type(&self) -> PredictionType {
+        PredictionType::Epsilon
+    }
+    fn sample_shape(&self) -> [usize; 3] {
+        [1, 4, 4]
+    }
+    fn forward(&self, x_t: Tensor<4>, _t: &[usize]) -> Result<Tensor<4>> {
+        let call = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        let dims = x_t.dims();
+        let mut v = vec![0.0f32; dims.iter().product()];
+        if call >= 3 {
+            v[5] = f32::NAN;
+        }
+        Ok(tensor4(v, dims, &x_t.device()))
+    }
+    fn name(&self) -> String {
+        "breaks".into()
+    }
+}
+
+#[test]
+fn a_model_that_emits_nan_at_step_3_stops_the_sampler_there() {
+    let device = Device::flex();
+    let scheduler = crate::common::ddim10(PredictionType::Epsilon);
+    let mut seen = 0;
+    let r = sample_seeded(
+        &Breaks(AtomicUsize::new(0)),
+        &scheduler,
+        0,
+        2,
+        &AtomicBool::new(false),
+        &device,
+        |_| seen += 1,
+    );
+    let err = r.err().expect("stopped");
+    assert!(matches!(err, DiffError::NonFinite(_)));
+    let m = err.to_string();
+    assert!(
+        m.contains("non-finite values at step 3 of 10 (t = 799)"),
+        "{m}"
+    );
+    assert_eq!(seen, 2, "the two good steps were reported");
+}
+
+#[test]
+fn a_diverging_loss_stops_the_trainer_with_the_step() {
+    let mut images = vec![vec![0.5f32; 64]; 4];
+    images[2][10] = f32::NAN;
+    let data = ImageSet::new(&images, [1, 8, 8]).unwrap();
+    let config = TrainConfig {
+        batch: 4,
+        ..TrainConfig::default()
+    };
+    let mut t = UNetTrainer::new(data, tiny(), config, &Device::flex()).unwrap();
+    let err = t.train_step().err().expect("a NaN loss");
+    assert!(matches!(err, DiffError::NonFinite(_)), "{err}");
+    assert!(err.to_string().contains("at step 0"), "{err}");
+    // The model is kept (not consumed by the failed step).
+    let x = tensor4(vec![0.1; 64], [1, 1, 8, 8], &Device::flex());
+    assert!(
+        to_vec(t.raw().unwrap().forward(x, &[5]))
+            .unwrap()
+            .iter()
+            .all(|v| v.is_finite())
+    );
+}
