@@ -148,11 +148,27 @@ pub fn grid_cols(n: usize) -> usize {
     (n as f64).sqrt().ceil().max(1.0) as usize
 }
 
+/// The largest image accepted (each side) and the most its decoder may allocate: a damaged
+/// header that claims a gigapixel image is refused instead of filling memory.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// See [`MAX_IMAGE_SIDE`].
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// Decodes PNG, JPEG or GIF bytes within [`MAX_IMAGE_SIDE`] and [`MAX_DECODE_BYTES`].
+pub fn decode_limited(bytes: &[u8]) -> image::ImageResult<DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode()
+}
+
 /// Opens any PNG or JPEG (or other format the image crate knows) with a clear error.
 pub fn open_image(path: &Path) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
-    image::load_from_memory(&bytes)
-        .map_err(|e| DiffError::file(path, format!("not a readable image ({e})")))
+    decode_limited(&bytes).map_err(|e| DiffError::file(path, format!("not a readable image ({e})")))
 }
 
 /// Loads an image in colour, downscaled (keeping its aspect) so neither side exceeds `max_side`.
@@ -164,7 +180,7 @@ pub fn load_rgb(path: &Path, max_side: u32) -> Result<ImageArray> {
 
 /// Like [`load_rgb`], from encoded bytes (a bundled asset); `what` names it in errors.
 pub fn decode_rgb(bytes: &[u8], what: &str, max_side: u32) -> Result<ImageArray> {
-    let img = image::load_from_memory(bytes)
+    let img = decode_limited(bytes)
         .map_err(|e| DiffError::invalid(format!("{what}: not a readable image ({e})")))?;
     Ok(ImageArray::from_rgb(&fit(img, max_side).to_rgb8()))
 }

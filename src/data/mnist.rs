@@ -25,11 +25,22 @@ pub struct Mnist {
     pub labels: Vec<u8>,
 }
 
+/// The most a gzip member may expand to: 60,000 digits are 47 MB, so a larger stream is damaged
+/// (or a decompression bomb) and is refused before it fills memory.
+const MAX_GUNZIPPED: u64 = 64 << 20;
+
 fn gunzip(bytes: &[u8], what: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     GzDecoder::new(bytes)
+        .take(MAX_GUNZIPPED + 1)
         .read_to_end(&mut out)
         .map_err(|e| DiffError::invalid(format!("{what}: not a valid gzip file ({e})")))?;
+    if out.len() as u64 > MAX_GUNZIPPED {
+        return Err(DiffError::invalid(format!(
+            "{what}: expands to more than {} MB; not an MNIST file",
+            MAX_GUNZIPPED >> 20
+        )));
+    }
     Ok(out)
 }
 
