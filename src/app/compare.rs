@@ -68,6 +68,8 @@ pub struct ComparePanel {
     pub running: bool,
     /// Runs done, of how many.
     pub progress: (usize, usize),
+    /// The run in progress: (which, steps done, its N).
+    pub step_progress: Option<(usize, usize, usize)>,
     /// Finished runs, in order.
     pub results: Vec<Option<CompareResult>>,
     labels: Vec<String>,
@@ -140,6 +142,7 @@ impl ComparePanel {
         self.kind = Some(kind);
         self.running = true;
         self.progress = (0, runs.len());
+        self.step_progress = None;
         self.results = (0..runs.len()).map(|_| None).collect();
         self.labels = runs
             .iter()
@@ -149,6 +152,13 @@ impl ComparePanel {
             })
             .collect();
         self.shown = None;
+    }
+
+    /// A step of one of its runs.
+    pub fn on_step(&mut self, id: u64, index: usize, done: usize, total: usize) {
+        if id == self.id && self.running {
+            self.step_progress = Some((index, done, total));
+        }
     }
 
     /// One run finished.
@@ -357,10 +367,15 @@ impl ComparePanel {
         }
         let (done, total) = self.progress;
         if total > 0 && self.running {
-            ui.add(
-                egui::ProgressBar::new(done as f32 / total as f32)
-                    .text(format!("run {done} of {total}")),
-            );
+            // Within a run too: a 1000-step DDPM run takes a while.
+            let (fraction, text) = match self.step_progress {
+                Some((run, step, steps)) if steps > 0 => (
+                    (done as f32 + step as f32 / steps as f32) / total as f32,
+                    format!("run {} of {total} · step {step} of {steps}", run + 1),
+                ),
+                _ => (done as f32 / total as f32, format!("run {done} of {total}")),
+            };
+            ui.add(egui::ProgressBar::new(fraction).text(text));
         }
         match self.kind {
             None => {

@@ -368,6 +368,12 @@ impl DiffLabApp {
                     frames,
                     total_ms,
                 } => self.compare.on_run(id, index, frames, total_ms),
+                SamplerEvent::CompareStep {
+                    id,
+                    index,
+                    done,
+                    total,
+                } => self.compare.on_step(id, index, done, total),
                 SamplerEvent::Interpolated {
                     id,
                     alphas,

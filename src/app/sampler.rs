@@ -419,6 +419,17 @@ pub enum SamplerEvent {
         /// ‖x_T‖ along lerp.
         lerp_norms: Vec<f64>,
     },
+    /// A step of one run of a comparison.
+    CompareStep {
+        /// The comparison.
+        id: u64,
+        /// Which run.
+        index: usize,
+        /// Steps done in that run.
+        done: usize,
+        /// Its N.
+        total: usize,
+    },
     /// Progress of a long command (done, total).
     Progress(usize, usize),
     /// The command was cancelled.
@@ -484,6 +495,11 @@ impl Job for SamplerJob {
     type Event = SamplerEvent;
 
     fn supersedable(cmd: &SamplerCommand) -> bool {
+        !matches!(cmd, SamplerCommand::ExportGif { .. })
+    }
+
+    fn cancels_running(cmd: &SamplerCommand) -> bool {
+        // Exporting a GIF while a run streams must not stop the run.
         !matches!(cmd, SamplerCommand::ExportGif { .. })
     }
 
@@ -767,7 +783,15 @@ impl SamplerJob {
         for (index, spec) in runs.iter().enumerate() {
             let started = Instant::now();
             let mut frames = Vec::with_capacity(spec.sampler.steps + 1);
-            let last = self.run_frames(spec, cancel, |_, _, f, _| frames.push(f))?;
+            let last = self.run_frames(spec, cancel, |step, total, f, _| {
+                frames.push(f);
+                send(SamplerEvent::CompareStep {
+                    id,
+                    index,
+                    done: step + 1,
+                    total,
+                });
+            })?;
             let Some(last) = last else {
                 send(SamplerEvent::Cancelled(id));
                 return Ok(());

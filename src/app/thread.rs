@@ -20,6 +20,12 @@ pub trait Job: Send + 'static {
     /// update may be; an export may not).
     fn supersedable(cmd: &Self::Command) -> bool;
 
+    /// Whether sending `cmd` stops the command in progress (and lets it supersede queued ones).
+    /// A new run does; a file export does not: it waits its turn, and the run goes on.
+    fn cancels_running(_cmd: &Self::Command) -> bool {
+        true
+    }
+
     /// Runs one command. `cancel` turns true when the UI wants it stopped.
     fn handle(&mut self, cmd: Self::Command, cancel: &AtomicBool, send: &dyn Fn(Self::Event));
 }
@@ -52,7 +58,8 @@ impl<J: Job> WorkerThread<J> {
                     let mut taken = 1;
                     while let Ok(next) = cmd_rx.try_recv() {
                         taken += 1;
-                        if !J::supersedable(&cmd) {
+                        // Skip `cmd` only when the newer command replaces it.
+                        if !J::supersedable(&cmd) || !J::cancels_running(&next) {
                             cancel2.store(false, Ordering::Relaxed);
                             job.handle(cmd, &cancel2, &send);
                         }
@@ -75,13 +82,15 @@ impl<J: Job> WorkerThread<J> {
         })
     }
 
-    /// Queues a command and stops the work in progress. Returns the command back when the queue
-    /// is full (the caller retries on a later frame).
+    /// Queues a command and, when it [`Job::cancels_running`], stops the work in progress.
+    /// Returns the command back when the queue is full (the caller retries on a later frame).
     pub fn send(&self, cmd: J::Command) -> std::result::Result<(), J::Command> {
         let Some(tx) = &self.tx else {
             return Err(cmd);
         };
-        self.cancel();
+        if J::cancels_running(&cmd) {
+            self.cancel();
+        }
         if let Ok(mut n) = self.in_flight.lock() {
             *n += 1;
         }

@@ -356,8 +356,9 @@ impl UNetTrainer {
         let model = self.optim.step(self.config.lr_at(k), model, grads);
         // EMA with warm-up: early steps follow the weights closely.
         let decay = self.config.ema_decay.min((1 + k) as f64 / (10 + k) as f64);
-        self.ema = ema_update(self.ema.clone(), &model.valid(), decay);
+        let ema = ema_update(self.ema.clone(), &model.valid(), decay);
         self.model = Some(model);
+        self.ema = ema?;
         self.step += 1;
         Ok(value)
     }
@@ -566,11 +567,14 @@ impl ModuleVisitor for Collect {
 struct EmaStep {
     current: HashMap<ParamId, Tensor<1>>,
     decay: f64,
+    /// Parameters of the EMA with no counterpart in the model (a bug if ever non-zero).
+    unmatched: usize,
 }
 
 impl ModuleMapper for EmaStep {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let Some(cur) = self.current.remove(&param.id) else {
+            self.unmatched += 1;
             return param;
         };
         let d = self.decay;
@@ -581,14 +585,27 @@ impl ModuleMapper for EmaStep {
     }
 }
 
-/// One EMA step of `ema` towards `current` (same parameter ids).
-pub fn ema_update(ema: UNet, current: &UNet, decay: f64) -> UNet {
+/// One EMA step of `ema` towards `current`, parameters matched by id. Every parameter of each
+/// must have its counterpart in the other (the EMA starts as a copy of the model); otherwise
+/// this is an error rather than an EMA that silently stops following some weights.
+pub fn ema_update(ema: UNet, current: &UNet, decay: f64) -> Result<UNet> {
     let mut c = Collect(HashMap::new());
     current.visit(&mut c);
-    ema.map(&mut EmaStep {
+    let mut step = EmaStep {
         current: c.0,
         decay,
-    })
+        unmatched: 0,
+    };
+    let ema = ema.map(&mut step);
+    if step.unmatched > 0 || !step.current.is_empty() {
+        return Err(DiffError::Backend(format!(
+            "EMA: {} parameters of the EMA and {} of the model have no counterpart (their ids \
+             differ)",
+            step.unmatched,
+            step.current.len()
+        )));
+    }
+    Ok(ema)
 }
 
 /// Appends lines to a CSV file, creating it with `header` first.

@@ -7,6 +7,7 @@
 mod common;
 
 mod app_guidance;
+mod app_jobs;
 mod app_playground;
 mod app_sampling;
 mod app_ui;

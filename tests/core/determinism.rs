@@ -83,6 +83,9 @@ fn eta_zero_is_deterministic_across_reruns_and_seeds_differ() {
         set_alpha_to_one: true,
     };
     let a = sample_on(&crate::common::flex(), ddim, 1);
+    // Rerun: bit for bit the same samples.
+    let again = sample_on(&crate::common::flex(), ddim, 1);
+    assert_eq!(a, again, "η = 0 gave different samples on a rerun");
     let b = sample_on(&crate::common::flex(), ddim, 2);
     assert!(
         crate::common::max_abs_diff(&a, &b) > 0.1,

@@ -302,3 +302,57 @@ fn the_unet_computes_the_same_on_flex_and_wgpu() {
         "{losses:?}"
     );
 }
+
+#[test]
+fn the_ema_moves_every_parameter_and_refuses_a_foreign_model() {
+    use difflab::train::unet::ema_update;
+    let device = Device::flex();
+    device.seed(21);
+    let model = tiny().init(&device).expect("model");
+    // A copy with the same parameter ids and other values: the model after some steps.
+    let moved = model.clone().map(&mut Shift(0.5));
+    let ema = ema_update(model.clone(), &moved, 0.9).expect("matching ids");
+    // ema = 0.9·θ + 0.1·(θ + 0.5) = θ + 0.05, for every parameter.
+    let flat = |m: &difflab::model::UNet| -> Vec<f32> {
+        let mut v = Flat(Vec::new());
+        m.visit(&mut v);
+        v.0
+    };
+    let (before, after) = (flat(&model), flat(&ema));
+    assert_eq!(before.len(), after.len());
+    let worst = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a - b - 0.05).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 1e-5,
+        "every parameter moves by 0.05 (worst error {worst})"
+    );
+    // A model initialised separately has other ids: refused, not silently skipped.
+    let other = tiny().init(&device).expect("model");
+    assert!(ema_update(model, &other, 0.9).is_err());
+}
+
+struct Shift(f32);
+
+impl burn::module::ModuleMapper for Shift {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::tensor::Tensor<D>>,
+    ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+        let s = self.0;
+        param.map(|t| t + s)
+    }
+}
+
+struct Flat(Vec<f32>);
+
+impl burn::module::ModuleVisitor for Flat {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        self.0.extend(to_vec(param.val()).expect("values"));
+    }
+}
