@@ -42,7 +42,7 @@ pub use session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{GifSettings, ImageSource, InterpSettings, Settings, Tab};
 pub use shown::Shown;
 pub use thread::{Job, WorkerThread};
-pub use toy_job::{ToyCommand, ToyEvent, ToyModel};
+pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use worker::{
     Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
 };
@@ -407,12 +407,29 @@ impl DiffLabApp {
                     self.export_progress = None;
                     self.notice = Some(msg);
                 }
-                SamplerEvent::Failed(msg) => {
-                    self.export_progress = None;
-                    self.sampling.running = false;
-                    self.compare.running = false;
-                    self.interpolate.running = false;
-                    self.banner = Some(msg);
+                SamplerEvent::Failed { id, message } => {
+                    // Only the job that failed stops; the banner says which it was.
+                    let place = match id {
+                        Some(id) if id == self.sampling.run_id && self.sampling.running => {
+                            self.sampling.running = false;
+                            self.sampling.status = Some(format!("Stopped: {message}"));
+                            "Sampling"
+                        }
+                        Some(id) if id == self.compare.id && self.compare.running => {
+                            self.compare.running = false;
+                            "Compare"
+                        }
+                        Some(id) if id == self.interpolate.id && self.interpolate.running => {
+                            self.interpolate.running = false;
+                            "Interpolate"
+                        }
+                        Some(_) => "An earlier run",
+                        None => {
+                            self.export_progress = None;
+                            "Export"
+                        }
+                    };
+                    self.banner = Some(format!("{place}: {message}"));
                 }
             }
         }

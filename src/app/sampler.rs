@@ -436,8 +436,13 @@ pub enum SamplerEvent {
     Cancelled(u64),
     /// A file was written.
     Saved(String),
-    /// A command failed.
-    Failed(String),
+    /// A command failed: the run, comparison or interpolation with this id (`None`: an export).
+    Failed {
+        /// The failed command's id.
+        id: Option<u64>,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The sampling panels' worker thread.
@@ -504,6 +509,12 @@ impl Job for SamplerJob {
     }
 
     fn handle(&mut self, cmd: SamplerCommand, cancel: &AtomicBool, send: &dyn Fn(SamplerEvent)) {
+        let id = match &cmd {
+            SamplerCommand::Run(spec) => Some(spec.id),
+            SamplerCommand::Compare { id, .. } => Some(*id),
+            SamplerCommand::Interpolate(spec) => Some(spec.id),
+            SamplerCommand::ExportGif { .. } => None,
+        };
         let result = match cmd {
             SamplerCommand::Run(spec) => self.run(&spec, cancel, send),
             SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send),
@@ -528,7 +539,10 @@ impl Job for SamplerJob {
             }
         };
         if let Err(e) = result {
-            send(SamplerEvent::Failed(e.to_string()));
+            send(SamplerEvent::Failed {
+                id,
+                message: e.to_string(),
+            });
         }
     }
 }

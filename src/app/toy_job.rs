@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use super::sampler::{SamplerChoice, SamplerSettings};
 use super::thread::{Job, WorkerThread};
@@ -345,36 +345,34 @@ impl ToyJob {
             .collect();
         let flat: Vec<f32> = pts.iter().flat_map(|p| [p[0], p[1]]).collect();
         let x = tensor4(flat, [g * g, 2, 1, 1], &self.device);
-        // The exact model predicts x_0: turn it into ε̂ = (x_t − √ᾱ·x̂0)/√(1−ᾱ) (Ho et al. eq. 4).
-        let (sa, so) = (
-            sched.sqrt_alphas_cumprod[t] as f32,
-            sched.sqrt_one_minus_alphas_cumprod[t] as f32,
-        );
+        let alpha_prod = sched.alphas_cumprod[t];
         let mut fields = Vec::new();
         for &model in models {
             if model == ToyModel::Mlp && self.trainer.is_none() && models.len() > 1 {
                 continue;
             }
             let m = self.model(model, data, schedule)?;
-            let out = to_vec(m.forward(x.clone(), &vec![t; g * g])?)?;
-            let arrows = pts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let o = [out[2 * i], out[2 * i + 1]];
-                    let eps = match m.prediction_type() {
-                        PredictionType::Sample => {
-                            [(p[0] - sa * o[0]) / so, (p[1] - sa * o[1]) / so]
-                        }
-                        _ => o,
-                    };
-                    (*p, eps)
-                })
-                .collect();
+            let out = m.forward(x.clone(), &vec![t; g * g])?;
+            let eps = epsilon_field(m.prediction_type(), out, x.clone(), alpha_prod)?;
+            let arrows = pts.iter().zip(eps).map(|(p, e)| (*p, e)).collect();
             fields.push((model, arrows));
         }
         let step = self.trainer.as_ref().map_or(0, |tr| tr.step);
         send(ToyEvent::Field { t, step, fields });
         Ok(())
     }
+}
+
+/// The ε̂ field from a model's output at points x_t (`[N, 2, 1, 1]`) and ᾱ_t, whatever the model
+/// predicts: ε as is, x_0 through ε̂ = (x_t − √ᾱ·x̂0)/√(1−ᾱ), v through ε̂ = √ᾱ·v + √(1−ᾱ)·x_t
+/// (the scheduler's own conversion).
+pub fn epsilon_field(
+    prediction: PredictionType,
+    output: Tensor<4>,
+    x_t: Tensor<4>,
+    alpha_prod: f64,
+) -> Result<Vec<[f32; 2]>> {
+    let (_, eps) =
+        crate::diffusion::scheduler::predict_x0_and_eps(prediction, output, x_t, alpha_prod);
+    Ok(to_vec(eps)?.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
 }

@@ -83,3 +83,46 @@ fn compare_runs_report_progress_within_a_run() {
     );
     assert!(h.state().compare.results.iter().all(|r| r.is_some()));
 }
+
+#[test]
+fn a_failure_names_the_job_that_failed_and_stops_only_it() {
+    let mut h = harness(20);
+    // A label the worker refuses (the UI offers 0–9; a hand-edited state could hold 12).
+    {
+        let s = &mut h.state_mut().settings;
+        s.model.unet = true;
+        s.guidance.label = difflab::app::LabelPick::Digit(12);
+    }
+    h.get_by_label("Run").click();
+    settle(&mut h, 30);
+    let app = h.state();
+    let banner = app.banner.clone().unwrap_or_default();
+    assert!(banner.starts_with("Sampling: "), "{banner}");
+    assert!(banner.contains("label"), "{banner}");
+    assert!(!app.sampling.running);
+    assert!(
+        app.sampling
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .contains("label")
+    );
+    // An export that fails is named as one, and the sampling panel is left alone.
+    {
+        let s = &mut h.state_mut().settings;
+        s.model.unet = false;
+        s.guidance.label = difflab::app::LabelPick::Any;
+    }
+    h.get_by_label("Run").click();
+    settle(&mut h, 30);
+    assert_eq!(h.state().sampling.trajectory.len(), 21);
+    let frames = h.state().sampling.gif_frames();
+    h.state_mut()
+        .export_gif(frames, std::path::PathBuf::from("/nonexistent-dir/x.gif"));
+    settle(&mut h, 30);
+    let app = h.state();
+    let banner = app.banner.clone().unwrap_or_default();
+    assert!(banner.starts_with("Export: "), "{banner}");
+    assert_eq!(app.sampling.trajectory.len(), 21, "the run's frames stay");
+    assert!(app.sampling.status.is_none());
+}

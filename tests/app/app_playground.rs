@@ -172,3 +172,30 @@ fn choose_train_sample_and_scrub() {
     }
     assert_eq!(h.state().playground.fields.len(), 1);
 }
+
+#[test]
+fn the_field_view_reads_every_prediction_type_as_epsilon() {
+    use difflab::app::epsilon_field;
+    use difflab::diffusion::PredictionType;
+    use difflab::tensor_util::tensor4;
+    let device = burn::tensor::Device::flex();
+    // Two points; a true ε and x_0, and x_t made from them at ᾱ = 0.36 (√ᾱ = 0.6, √(1−ᾱ) = 0.8).
+    let (eps, x0) = ([0.5f32, -1.0, 2.0, 0.25], [1.0f32, 0.5, -0.5, 0.0]);
+    let xt: Vec<f32> = (0..4).map(|i| 0.6 * x0[i] + 0.8 * eps[i]).collect();
+    let v: Vec<f32> = (0..4).map(|i| 0.6 * eps[i] - 0.8 * x0[i]).collect();
+    let t = |v: &[f32]| tensor4(v.to_vec(), [2, 2, 1, 1], &device);
+    for (prediction, out) in [
+        (PredictionType::Epsilon, eps.to_vec()),
+        (PredictionType::Sample, x0.to_vec()),
+        (PredictionType::VPrediction, v),
+    ] {
+        let field = epsilon_field(prediction, t(&out), t(&xt), 0.36).expect("field");
+        let flat: Vec<f32> = field.iter().flatten().copied().collect();
+        let d = flat
+            .iter()
+            .zip(&eps)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "{prediction:?}: the field is ε within {d}");
+    }
+}

@@ -42,9 +42,7 @@ fn weights_with_a_nan_or_inf_are_refused_naming_the_tensor() {
     let device = Device::flex();
     for (tensor, value) in [("conv_in.bias", f32::NAN), ("time2.weight", f32::INFINITY)] {
         let bytes = damaged(tensor, 3, value);
-        let err = load_safetensors(&bytes, "w.safetensors", &device)
-            .err()
-            .expect("refused");
+        let err = load_safetensors(&bytes, "w.safetensors", &device).expect_err("refused");
         assert!(matches!(err, DiffError::NonFinite(_)), "{err}");
         let m = err.to_string();
         assert!(m.contains(tensor) && m.contains("index 3"), "{m}");
@@ -119,7 +117,7 @@ fn a_model_that_emits_nan_at_step_3_stops_the_sampler_there() {
         &device,
         |_| seen += 1,
     );
-    let err = r.err().expect("stopped");
+    let err = r.expect_err("stopped");
     assert!(matches!(err, DiffError::NonFinite(_)));
     let m = err.to_string();
     assert!(
@@ -139,7 +137,7 @@ fn a_diverging_loss_stops_the_trainer_with_the_step() {
         ..TrainConfig::default()
     };
     let mut t = UNetTrainer::new(data, tiny(), config, &Device::flex()).unwrap();
-    let err = t.train_step().err().expect("a NaN loss");
+    let err = t.train_step().expect_err("a NaN loss");
     assert!(matches!(err, DiffError::NonFinite(_)), "{err}");
     assert!(err.to_string().contains("at step 0"), "{err}");
     // The model is kept (not consumed by the failed step).
