@@ -3,6 +3,7 @@
 //! Every write goes to a temporary file next to the target and is renamed over it, so an
 //! interrupted write never leaves a half-written file where the user's file was.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -229,12 +230,26 @@ pub fn load_folder(
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes `path` through a temporary file in the same folder and a rename: `write` fills the
+/// temporary file. On any failure (an unwritable folder, a full disk, a path that is a folder)
+/// the error is one line naming the path, the previous file is untouched and no temporary file
+/// is left behind.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(DiffError::file(dir, "folder does not exist"));
+    }
+    if path.is_dir() {
+        return Err(DiffError::file(path, "is a folder, not a file"));
     }
     let name = path
         .file_name()
@@ -244,7 +259,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| DiffError::file(&tmp, e))?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        write(&mut f)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DiffError::file(path, format!("cannot write it ({e})")));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         DiffError::file(path, e)

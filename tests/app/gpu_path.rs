@@ -195,6 +195,22 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     settle(&mut h, 10);
     h.snapshot("sampling_panel");
 
+    // Guided: digit 3 at w = 4, DDIM 20 steps, scrubbed to step 8 (ε_uncond, ε_cond, ε_guided).
+    {
+        let s = &mut h.state_mut().settings;
+        s.guidance.label = difflab::app::LabelPick::Digit(3);
+        s.guidance.scale = 4.0;
+    }
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(8.0);
+    settle(&mut h, 10);
+    h.snapshot("sampling_guided_panel");
+    h.state_mut().settings.guidance.label = difflab::app::LabelPick::Any;
+    h.step();
+
     h.get_by_label("Compare").click();
     h.step();
     h.get_by_label("Run A and B").click();

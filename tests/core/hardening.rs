@@ -1,6 +1,7 @@
 //! Non-finite guards: damaged weights are refused naming the tensor, a model that emits NaN
 //! stops the sampler at that step, a diverging loss stops the trainer.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::tensor::{Device, Tensor};
@@ -148,4 +149,63 @@ fn a_diverging_loss_stops_the_trainer_with_the_step() {
             .iter()
             .all(|v| v.is_finite())
     );
+}
+
+/// The files in `dir` (names).
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
+    use difflab::data::image_io::{write_atomic, write_atomic_with};
+    let dir = std::env::temp_dir().join(format!("difflab-writes-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a-folder")).unwrap();
+    let file = dir.join("grid.png");
+    std::fs::write(&file, b"the previous file").unwrap();
+    // A full disk, half-way through the write (the same error /dev/full gives).
+    let err = write_atomic_with(&file, |f| {
+        f.write_all(b"half of the new")?;
+        Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+    })
+    .expect_err("a full disk");
+    let m = err.to_string();
+    assert!(m.contains("grid.png") && !m.contains('\n'), "{m}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"the previous file");
+    assert_eq!(
+        listing(&dir),
+        ["a-folder", "grid.png"],
+        "no temporary file left"
+    );
+    // A path that is a folder, and a folder that does not exist.
+    let m = write_atomic(&dir.join("a-folder"), b"x")
+        .expect_err("a folder")
+        .to_string();
+    assert!(m.contains("is a folder"), "{m}");
+    assert!(write_atomic(&dir.join("missing/x.png"), b"x").is_err());
+    assert_eq!(listing(&dir), ["a-folder", "grid.png"]);
+    // The CLI: a read-only folder gives one line and exit 2 (skipped as root, who may write
+    // anywhere).
+    let ro = dir.join("read-only");
+    std::fs::create_dir_all(&ro).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(ro.join("probe"), b"x").is_err() {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+            .args(["schedule", "--format", "csv", "-o"])
+            .arg(ro.join("s.csv"))
+            .env("DIFFLAB_QUIET", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
