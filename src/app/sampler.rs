@@ -179,7 +179,7 @@ impl Default for GuidanceSettings {
     fn default() -> Self {
         Self {
             label: LabelPick::Any,
-            scale: 2.0,
+            scale: 1.0,
         }
     }
 }
@@ -467,7 +467,7 @@ pub struct SamplerJob {
     device: Device,
     mnist: Option<Arc<Mnist>>,
     models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
-    /// The shipped U-Net, for guided runs.
+    /// The shipped class-conditional U-Net, for guided runs.
     unet: Option<Arc<UNetDenoiser>>,
 }
 
@@ -642,8 +642,8 @@ impl SamplerJob {
             return Ok(m.clone());
         }
         if spec.unet {
-            let m = self.unet()?;
-            let m: Arc<dyn Denoiser> = m;
+            let (model, config) = crate::model::unet::shipped(&self.device)?;
+            let m: Arc<dyn Denoiser> = Arc::new(UNetDenoiser { model, config });
             self.models.insert(key, m.clone());
             return Ok(m);
         }
@@ -668,12 +668,12 @@ impl SamplerJob {
         Ok(model)
     }
 
-    /// The shipped U-Net (built once).
+    /// The shipped class-conditional U-Net, for guided runs (built once).
     fn unet(&mut self) -> Result<Arc<UNetDenoiser>> {
         if let Some(m) = &self.unet {
             return Ok(m.clone());
         }
-        let (model, config) = crate::model::unet::shipped(&self.device)?;
+        let (model, config) = crate::model::unet::shipped_digits(&self.device)?;
         let m = Arc::new(UNetDenoiser { model, config });
         self.unet = Some(m.clone());
         Ok(m)
@@ -682,12 +682,17 @@ impl SamplerJob {
     /// The run's model (guided when it asks for a label), its scheduler, the batch actually
     /// sampled and the grid's columns.
     fn scheduler(&mut self, spec: &RunSpec) -> Result<RunModel> {
-        let (batch, cols) = spec.guidance.layout(spec.batch);
-        let labels = if spec.model.unet {
-            spec.guidance.labels(batch)
+        // The row-per-digit layout only where labels apply (the U-Net).
+        let guidance = if spec.model.unet {
+            spec.guidance
         } else {
-            None
+            GuidanceSettings {
+                label: LabelPick::Any,
+                ..spec.guidance
+            }
         };
+        let (batch, cols) = guidance.layout(spec.batch);
+        let labels = guidance.labels(batch);
         let (model, guided) = match labels {
             Some(labels) => {
                 let unet = self.unet()?;

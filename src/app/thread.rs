@@ -54,19 +54,26 @@ impl<J: Job> WorkerThread<J> {
                     let _ = event_tx.send(e);
                     ctx.request_repaint();
                 };
-                while let Ok(mut cmd) = cmd_rx.recv() {
-                    let mut taken = 1;
+                while let Ok(first) = cmd_rx.recv() {
+                    let mut queued = vec![first];
                     while let Ok(next) = cmd_rx.try_recv() {
-                        taken += 1;
-                        // Skip `cmd` only when the newer command replaces it.
-                        if !J::supersedable(&cmd) || !J::cancels_running(&next) {
+                        queued.push(next);
+                    }
+                    let taken = queued.len();
+                    // A command is skipped when any later one replaces it (a newer run); an
+                    // export is never skipped and replaces nothing.
+                    let replaced: Vec<bool> = (0..taken)
+                        .map(|i| {
+                            J::supersedable(&queued[i])
+                                && queued[i + 1..].iter().any(J::cancels_running)
+                        })
+                        .collect();
+                    for (cmd, skip) in queued.into_iter().zip(replaced) {
+                        if !skip {
                             cancel2.store(false, Ordering::Relaxed);
                             job.handle(cmd, &cancel2, &send);
                         }
-                        cmd = next;
                     }
-                    cancel2.store(false, Ordering::Relaxed);
-                    job.handle(cmd, &cancel2, &send);
                     if let Ok(mut n) = in_flight2.lock() {
                         *n = n.saturating_sub(taken);
                     }

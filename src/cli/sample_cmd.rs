@@ -197,7 +197,7 @@ impl std::str::FromStr for LabelArg {
 }
 
 /// The default guidance scale with --label.
-pub const DEFAULT_GUIDANCE: f64 = 2.0;
+pub const DEFAULT_GUIDANCE: f64 = 1.0;
 
 /// The model and, with --label, the labels of all samples and w.
 enum SampleModel {
@@ -413,6 +413,11 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
                 Some(p) => (
                     std::fs::read(p).map_err(|e| DiffError::file(p, e))?,
                     p.display().to_string(),
+                ),
+                // With a label: the shipped class-conditional U-Net.
+                None if a.label.is_some() => (
+                    crate::model::unet::SHIPPED_DIGITS_WEIGHTS.to_vec(),
+                    "the shipped digits U-Net".to_string(),
                 ),
                 None => (
                     crate::model::unet::SHIPPED_WEIGHTS.to_vec(),

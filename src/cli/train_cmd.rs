@@ -244,6 +244,16 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
         if done % a.checkpoint_every == 0 || done == total || interrupted {
+            if !trainer.weights_finite() {
+                return Err(DiffError::NonFinite(format!(
+                    "the weights became non-finite by step {done} (a gradient overflowed); the \
+                     last good checkpoint is kept in {}: continue it with a lower learning rate, \
+                     difflab train --out {} --resume --lr {:.1e}",
+                    checkpoint.display(),
+                    a.out.display(),
+                    trainer.config.lr / 4.0
+                )));
+            }
             append_csv(&loss_csv, "step,loss,lr", &pending)?;
             pending.clear();
             trainer.save_checkpoint(&checkpoint)?;

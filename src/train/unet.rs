@@ -406,6 +406,27 @@ impl UNetTrainer {
         Ok(())
     }
 
+    /// Whether every weight of the model and of its EMA is finite (checked before a checkpoint
+    /// is written, so a step whose gradient overflowed never replaces the last good one).
+    pub fn weights_finite(&self) -> bool {
+        struct Finite(bool);
+        impl ModuleVisitor for Finite {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.0 {
+                    let n = param.val().shape().num_elements();
+                    let v = crate::tensor_util::to_vec(param.val().reshape([n]));
+                    self.0 = v.is_ok_and(|v| v.iter().all(|x| x.is_finite()));
+                }
+            }
+        }
+        let mut f = Finite(true);
+        if let Some(m) = &self.model {
+            m.visit(&mut f);
+        }
+        self.ema.visit(&mut f);
+        f.0
+    }
+
     /// The EMA weights, for sampling.
     pub fn ema(&self) -> UNet {
         self.ema.clone()
@@ -495,7 +516,10 @@ impl UNetTrainer {
         {
             // Continue the decay from the rate the run had reached, not from where a schedule
             // of the new length would be (which jumps up when the run is extended).
-            config.lr_restart = Some((header.step, config.lr_at(header.step)));
+            // A run that had decayed to (almost) nothing restarts at a tenth of its peak rate,
+            // or the extra steps would not train.
+            let lr = config.lr_at(header.step).max(0.1 * config.lr);
+            config.lr_restart = Some((header.step, lr));
             config.steps = s;
         }
         let mut t = Self::new(data, header.unet, config, device)?;

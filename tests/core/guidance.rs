@@ -373,7 +373,17 @@ fn the_cli_samples_guided_and_refuses_bad_labels_and_scales() {
     }
     // A label on an unconditional model.
     let r = difflab(&[
-        "sample", "--model", "unet", "--label", "3", "--steps", "2", "-o", o,
+        "sample",
+        "--model",
+        "unet",
+        "--weights",
+        OLD_FILE,
+        "--label",
+        "3",
+        "--steps",
+        "2",
+        "-o",
+        o,
     ]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("unconditional"));
@@ -467,4 +477,31 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
     r.train_step().unwrap();
     assert_ne!(before, emb(&r), "still trained after resume");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_shipped_digits_models_2b_pass_equals_two_separate_passes_at_batch_8() {
+    let device = Device::flex();
+    let (model, config) = difflab::model::unet::shipped_digits(&device).unwrap();
+    let n = config.num_classes.expect("the digits model is class-conditional");
+    let m = UNetDenoiser {
+        model: model.clone(),
+        config,
+    };
+    let b = 8;
+    let x: Vec<f32> = (0..b * 784)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let x = tensor4(x, [b, 1, 28, 28], &device);
+    let ts = vec![500; b];
+    let labels: Vec<usize> = (0..b).map(|i| i % n).collect();
+    let parts = guided_parts(&m, x.clone(), &ts, &labels, 2.0).unwrap();
+    let cond = to_vec(model.forward_labels(x.clone(), &ts, Some(&labels))).unwrap();
+    let uncond = to_vec(model.forward(x, &ts)).unwrap();
+    let dc = crate::common::max_abs_diff(&to_vec(parts.cond).unwrap(), &cond);
+    let du = crate::common::max_abs_diff(&to_vec(parts.uncond).unwrap(), &uncond);
+    assert!(
+        dc < 1e-4 && du < 1e-4,
+        "cond differs by {dc}, uncond by {du}"
+    );
 }
