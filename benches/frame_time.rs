@@ -8,6 +8,9 @@
 //!
 //! Run: `cargo bench --bench frame_time`
 
+// Tests and benchmarks: an unwrap that fails is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

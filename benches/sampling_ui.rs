@@ -7,6 +7,9 @@
 //! U-Net, the whole run in at most 20 s.
 //! Run: `cargo bench --profile dev --bench sampling_ui [-- unet]`
 
+// Tests and benchmarks: an unwrap that fails is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

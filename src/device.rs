@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DiffError, Result};
 
 /// What the user asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
     /// wgpu on a real GPU, flex otherwise.
@@ -20,7 +20,6 @@ pub enum DeviceChoice {
     /// wgpu on the best adapter, even a CPU-type one (lavapipe).
     Wgpu,
     /// burn's flex backend on the CPU.
-    #[value(alias = "flex")]
     Cpu,
 }
 

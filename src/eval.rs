@@ -64,7 +64,7 @@ pub fn train_judge(mnist: &Mnist, epochs: usize, seed: u64, device: &Device) -> 
             let loss = -(log_softmax(model.forward(x), 1) * y).sum_dim(1).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             // Cosine decay from 3e-3 to 0 over the whole run.
-            let lr = 1.5e-3 * (1.0 + (std::f64::consts::PI * k as f64 / total as f64).cos());
+            let lr = 1.5e-3 * (1.0 + (std::f64::consts::PI * f64::from(k) / total as f64).cos());
             k += 1;
             model = optim.step(lr, model, grads);
         }
@@ -108,9 +108,9 @@ pub fn classify(model: &DigitClassifier, images: &[f32], device: &Device) -> Res
         );
         let f = model.features(x.clone());
         let p = model.probabilities(x);
-        probs.extend(to_vec(p)?.chunks(10).map(|c| c.to_vec()));
+        probs.extend(to_vec(p)?.chunks(10).map(<[f32]>::to_vec));
         let fd = f.dims()[1];
-        feats.extend(to_vec(f)?.chunks(fd).map(|c| c.to_vec()));
+        feats.extend(to_vec(f)?.chunks(fd).map(<[f32]>::to_vec));
     }
     Ok((probs, feats))
 }
@@ -179,7 +179,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     }
     let (probs, feats) = classify(&j.model, samples, device)?;
     let (real_probs, real) = classify(&j.model, &j.held_out, device)?;
-    let top = |p: &Vec<f32>| p[argmax(p)] as f64;
+    let top = |p: &Vec<f32>| f64::from(p[argmax(p)]);
     let real_confidence = real_probs.iter().map(top).sum::<f64>() / real_probs.len().max(1) as f64;
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
@@ -187,7 +187,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     for p in &probs {
         let k = argmax(p);
         histogram[k] += 1.0 / n as f64;
-        conf += p[k] as f64;
+        conf += f64::from(p[k]);
         if p[k] < SCRAWL_BELOW {
             scrawls += 1.0 / n as f64;
         }
@@ -216,20 +216,20 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
 /// Mean and covariance of row vectors.
 #[allow(clippy::needless_range_loop)] // matrix code reads best with indices
 fn moments(x: &[Vec<f32>]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let d = x.first().map_or(0, |r| r.len());
+    let d = x.first().map_or(0, std::vec::Vec::len);
     let n = x.len().max(1) as f64;
     let mut mu = vec![0.0; d];
     for r in x {
         for (m, v) in mu.iter_mut().zip(r) {
-            *m += *v as f64 / n;
+            *m += f64::from(*v) / n;
         }
     }
     let mut cov = vec![vec![0.0; d]; d];
     for r in x {
         for i in 0..d {
-            let a = r[i] as f64 - mu[i];
+            let a = f64::from(r[i]) - mu[i];
             for j in i..d {
-                cov[i][j] += a * (r[j] as f64 - mu[j]);
+                cov[i][j] += a * (f64::from(r[j]) - mu[j]);
             }
         }
     }
@@ -262,7 +262,7 @@ pub fn frechet_distance(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 #[allow(clippy::needless_range_loop)] // matrix code reads best with indices
 fn matmul(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let n = a.len();
-    let m = b.first().map_or(0, |r| r.len());
+    let m = b.first().map_or(0, std::vec::Vec::len);
     let mut out = vec![vec![0.0; m]; n];
     for i in 0..n {
         for (k, bk) in b.iter().enumerate() {
@@ -331,7 +331,7 @@ fn jacobi_eigen(s: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
                     a[p][k] = c * apk - sn * aqk;
                     a[q][k] = sn * apk + c * aqk;
                 }
-                for row in v.iter_mut() {
+                for row in &mut v {
                     let (vp, vq) = (row[p], row[q]);
                     row[p] = c * vp - sn * vq;
                     row[q] = sn * vp + c * vq;

@@ -4,7 +4,8 @@
 use clap::Parser;
 
 use difflab::DiffError;
-use difflab::cli::{Cli, run};
+use difflab::app::{AppOptions, run as run_app};
+use difflab::cli::{Cli, Launch, run};
 
 fn main() {
     // An unexpected panic still ends in one line, not a backtrace.
@@ -12,7 +13,7 @@ fn main() {
         let msg = info
             .payload()
             .downcast_ref::<&str>()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
         let first_line = msg.lines().next().unwrap_or_default().to_string();
@@ -25,8 +26,12 @@ fn main() {
         // SAFETY: nothing else runs yet, so no other thread reads the environment.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    // The binary decides between the window and the command line; neither imports the other.
+    let result = match Cli::parse().launch() {
+        Launch::App { device, fresh } => run_app(AppOptions { device, fresh }),
+        Launch::Command { device, command } => run(device, *command),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e}");
         let code = match e {
             DiffError::Backend(_) => 1,

@@ -208,7 +208,7 @@ impl ComparePanel {
                 let d: f64 = fa
                     .iter()
                     .zip(fb.iter())
-                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .map(|(x, y)| f64::from(x - y).powi(2))
                     .sum::<f64>();
                 [p, (d / fa.len().max(1) as f64).sqrt()]
             })
@@ -353,7 +353,7 @@ impl ComparePanel {
             kind => {
                 let images: Vec<RgbImage> = done
                     .iter()
-                    .filter_map(|r| r.frames.last().map(|f| f.x()))
+                    .filter_map(|r| r.frames.last().map(super::sampler::TrajFrame::x))
                     .collect();
                 (!images.is_empty()).then(|| grid(&images, kind.columns(), 4, 2))
             }
@@ -362,7 +362,9 @@ impl ComparePanel {
 
     /// The comparison. Sets `export_png` when asked to export.
     pub fn main_ui(&mut self, ui: &mut Ui, export_png: &mut bool) {
-        if self.results.iter().any(|r| r.is_some()) && ui.button("Export (PNG)…").clicked() {
+        if self.results.iter().any(std::option::Option::is_some)
+            && ui.button("Export (PNG)…").clicked()
+        {
             *export_png = true;
         }
         let (done, total) = self.progress;
@@ -392,11 +394,10 @@ impl ComparePanel {
             .on_hover_text("0 is x_T, 1 is x_0; each run shows its step nearest this fraction");
         let side = ((ui.available_width() - 60.0) / 4.0).clamp(80.0, 260.0);
         let name = |k: usize| {
-            self.results
-                .get(k)
-                .and_then(|r| r.as_ref())
-                .map(|r| format!("{} ({:.2} s)", r.label, r.total_ms / 1e3))
-                .unwrap_or_else(|| "running…".into())
+            self.results.get(k).and_then(|r| r.as_ref()).map_or_else(
+                || "running…".into(),
+                |r| format!("{} ({:.2} s)", r.label, r.total_ms / 1e3),
+            )
         };
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("A: {}", name(0))).strong());
@@ -452,10 +453,10 @@ impl ComparePanel {
                 .show(ui, |ui| {
                     for (i, cell) in self.cells.iter().enumerate() {
                         ui.vertical(|ui| {
-                            let label = self.results[i]
-                                .as_ref()
-                                .map(|r| format!("{} · {:.2} s", r.label, r.total_ms / 1e3))
-                                .unwrap_or_else(|| format!("{} …", self.labels[i]));
+                            let label = self.results[i].as_ref().map_or_else(
+                                || format!("{} …", self.labels[i]),
+                                |r| format!("{} · {:.2} s", r.label, r.total_ms / 1e3),
+                            );
                             ui.label(RichText::new(label).small());
                             cell.image_ui(ui, side);
                         });

@@ -236,7 +236,7 @@ impl ForwardPanel {
         if !self.playing {
             return false;
         }
-        self.play_accum += dt * settings.play_speed as f64;
+        self.play_accum += dt * f64::from(settings.play_speed);
         let steps = self.play_accum.floor();
         self.play_accum -= steps;
         let t_max = settings.num_timesteps();
@@ -404,23 +404,23 @@ impl ForwardPanel {
             .on_hover_text("As t grows, x_t's pixels approach N(0, 1): the prior the reverse process starts from.");
         let total: f32 = self.histogram.iter().sum();
         let (lo, hi) = HIST_RANGE;
-        let width = ((hi - lo) / HIST_BINS as f32) as f64;
+        let width = f64::from((hi - lo) / HIST_BINS as f32);
         let bars: Vec<Bar> = self
             .histogram
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let density = if total > 0.0 {
-                    *c as f64 / (total as f64 * width)
+                    f64::from(*c) / (f64::from(total) * width)
                 } else {
                     0.0
                 };
-                Bar::new(lo as f64 + (i as f64 + 0.5) * width, density).width(width)
+                Bar::new(f64::from(lo) + (i as f64 + 0.5) * width, density).width(width)
             })
             .collect();
         let normal: PlotPoints = (0..=200)
             .map(|i| {
-                let x = lo as f64 + i as f64 * (hi - lo) as f64 / 200.0;
+                let x = f64::from(lo) + f64::from(i) * f64::from(hi - lo) / 200.0;
                 [x, (-0.5 * x * x).exp() / (std::f64::consts::TAU).sqrt()]
             })
             .collect();

@@ -34,7 +34,7 @@ pub use playground::{
 };
 pub use sampler::{
     GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, RunSpec, SamplerChoice,
-    SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, grid_image,
+    SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
 };
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
@@ -360,7 +360,7 @@ impl DiffLabApp {
                     step_ms,
                 } => self.sampling.on_step(id, index, total, frame, step_ms),
                 SamplerEvent::Done { id, last, total_ms } => {
-                    self.sampling.on_done(id, last, total_ms)
+                    self.sampling.on_done(id, last, total_ms);
                 }
                 SamplerEvent::CompareRun {
                     id,
@@ -603,10 +603,7 @@ impl DiffLabApp {
         else {
             return;
         };
-        match crate::data::image_io::write_atomic(
-            &path,
-            crate::cli::schedule_csv(schedule).as_bytes(),
-        ) {
+        match crate::data::image_io::write_atomic(&path, schedule.to_csv().as_bytes()) {
             Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
             Err(e) => self.banner = Some(e.to_string()),
         }
@@ -639,7 +636,7 @@ impl eframe::App for DiffLabApp {
         self.handle_events(ctx);
         self.dropped_files(ctx);
         self.keyboard(ctx);
-        let dt = ctx.input(|i| i.stable_dt) as f64;
+        let dt = f64::from(ctx.input(|i| i.stable_dt));
         if self.forward.advance(&mut self.settings, dt.min(0.1))
             | (self.settings.tab == Tab::Interpolate
                 && self.interpolate.advance(&mut self.settings, dt.min(0.1)))
@@ -684,7 +681,7 @@ impl eframe::App for DiffLabApp {
                     }
                     Tab::Schedule => {
                         self.schedule
-                            .controls_ui(ui, &mut self.settings, &mut export_csv)
+                            .controls_ui(ui, &mut self.settings, &mut export_csv);
                     }
                     Tab::Sampling => {
                         run |= self
@@ -714,12 +711,12 @@ impl eframe::App for DiffLabApp {
             Tab::Schedule => self.schedule.plots_ui(ui, &self.settings),
             Tab::Sampling => {
                 self.sampling
-                    .main_ui(ui, &self.settings, &mut gif_trajectory, &mut png_sample)
+                    .main_ui(ui, &self.settings, &mut gif_trajectory, &mut png_sample);
             }
             Tab::Compare => self.compare.main_ui(ui, &mut png_compare),
             Tab::Interpolate => {
                 self.interpolate
-                    .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp)
+                    .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp);
             }
             Tab::Playground => {
                 if let Some(a) = self.playground.main_ui(

@@ -277,7 +277,7 @@ impl PlaygroundPanel {
             .losses
             .iter()
             .enumerate()
-            .map(|(i, l)| [i as f64, *l as f64])
+            .map(|(i, l)| [i as f64, f64::from(*l)])
             .collect();
         Plot::new("toy loss")
             .height(120.0)
@@ -536,14 +536,16 @@ impl PlaygroundPanel {
         let drawing = s.dataset.is_none();
         let data = self.data.clone();
         let cloud = |pts: &[[f32; 2]]| -> PlotPoints<'static> {
-            pts.iter().map(|q| [q[0] as f64, q[1] as f64]).collect()
+            pts.iter()
+                .map(|q| [f64::from(q[0]), f64::from(q[1])])
+                .collect()
         };
         let contours = |p: &mut PlotUi<'_>| {
             // N(0, I) contours at 1σ and 2σ.
             for r in [1.0, 2.0] {
                 let circle: PlotPoints = (0..=100)
                     .map(|i| {
-                        let a = i as f64 / 100.0 * std::f64::consts::TAU;
+                        let a = f64::from(i) / 100.0 * std::f64::consts::TAU;
                         [r * a.cos(), r * a.sin()]
                     })
                     .collect();
@@ -555,12 +557,12 @@ impl PlaygroundPanel {
                 Points::new("data", cloud(&data))
                     .radius(1.0)
                     .color(c32(DATA_RGB)),
-            )
+            );
         };
         let plot = |id: &str| {
             // A fixed [−3, 3]² view (as the exports), so scrubbing doesn't rescale the axes and
             // the two samplers' plots compare at a glance.
-            let r = PLOT_RANGE as f64;
+            let r = f64::from(PLOT_RANGE);
             Plot::new(id.to_owned())
                 .data_aspect(1.0)
                 .default_x_bounds(-r, r)
@@ -596,7 +598,7 @@ impl PlaygroundPanel {
                         for k in 0..s.paths.min(frames[0].len()) {
                             let path: PlotPoints = frames[..=f]
                                 .iter()
-                                .map(|fr| [fr[k][0] as f64, fr[k][1] as f64])
+                                .map(|fr| [f64::from(fr[k][0]), f64::from(fr[k][1])])
                                 .collect();
                             p.line(Line::new(format!("{name} paths"), path).color(c32(rgb)));
                         }
@@ -657,11 +659,11 @@ impl PlaygroundPanel {
                     for (name, rgb, arrows) in shown {
                         let origins: PlotPoints = arrows
                             .iter()
-                            .map(|(q, _)| [q[0] as f64, q[1] as f64])
+                            .map(|(q, _)| [f64::from(q[0]), f64::from(q[1])])
                             .collect();
                         let tips: PlotPoints = arrows
                             .iter()
-                            .map(|(_, e)| [e[0] as f64, e[1] as f64])
+                            .map(|(_, e)| [f64::from(e[0]), f64::from(e[1])])
                             .collect();
                         p.arrows(Arrows::new(name, origins, tips).color(c32(rgb)));
                     }

@@ -525,16 +525,16 @@ impl Job for SamplerJob {
                 scale,
                 path,
             } => {
-                let frames: Vec<RgbImage> = frames.iter().map(|f| f.image()).collect();
+                let frames: Vec<RgbImage> = frames.iter().map(GifFrame::image).collect();
                 let n = frames.len();
                 save_gif(&frames, delay_ms, scale, &path, |i| {
-                    send(SamplerEvent::Progress(i + 1, n))
+                    send(SamplerEvent::Progress(i + 1, n));
                 })
                 .map(|()| {
                     send(SamplerEvent::Saved(format!(
                         "wrote {} ({n} frames)",
                         path.display()
-                    )))
+                    )));
                 })
             }
         };
@@ -545,13 +545,6 @@ impl Job for SamplerJob {
             });
         }
     }
-}
-
-/// A batch tensor as one grid image.
-pub fn grid_image(x: &Tensor<4>, range: ValueRange) -> Result<RgbImage> {
-    let dims = x.dims();
-    let images = batch_to_rgb(&to_vec(x.clone())?, dims, range)?;
-    Ok(grid(&images, grid_cols(images.len()), 1, 1))
 }
 
 /// Everything a step shows, read back in one go; `guided` is a guided run's (ε_∅, ε_c).
@@ -647,13 +640,12 @@ impl SamplerJob {
             self.models.insert(key, m.clone());
             return Ok(m);
         }
-        let mnist = match &self.mnist {
-            Some(m) => m.clone(),
-            None => {
-                let m = Arc::new(Mnist::embedded()?);
-                self.mnist = Some(m.clone());
-                m
-            }
+        let mnist = if let Some(m) = &self.mnist {
+            m.clone()
+        } else {
+            let m = Arc::new(Mnist::embedded()?);
+            self.mnist = Some(m.clone());
+            m
         };
         let count = spec.count.clamp(1, mnist.len());
         let sched = Arc::new(NoiseSchedule::new(schedule)?);
@@ -779,7 +771,7 @@ impl SamplerJob {
                 total,
                 frame,
                 step_ms,
-            })
+            });
         })?;
         match last {
             Some(last) => send(SamplerEvent::Done {

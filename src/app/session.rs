@@ -43,8 +43,11 @@ pub fn load_session(path: &Path) -> Result<Settings> {
     if value.get("app").and_then(|a| a.as_str()) != Some("difflab") {
         return Err(DiffError::file(path, "not a difflab session file"));
     }
-    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-    if version > SESSION_VERSION as u64 {
+    let version = value
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if version > u64::from(SESSION_VERSION) {
         return Err(DiffError::file(
             path,
             format!(

@@ -104,7 +104,7 @@ impl Shown {
         self.native
             .as_ref()
             .map(|(id, _)| *id)
-            .or_else(|| self.handle.as_ref().map(|h| h.id()))
+            .or_else(|| self.handle.as_ref().map(egui::TextureHandle::id))
     }
 
     /// Draws the picture fitted into a `side`×`side` box.

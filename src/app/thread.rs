@@ -103,7 +103,7 @@ impl<J: Job> WorkerThread<J> {
         }
         match tx.try_send(cmd) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(cmd)) | Err(TrySendError::Disconnected(cmd)) => {
+            Err(TrySendError::Full(cmd) | TrySendError::Disconnected(cmd)) => {
                 if let Ok(mut n) = self.in_flight.lock() {
                     *n = n.saturating_sub(1);
                 }
@@ -123,14 +123,14 @@ impl<J: Job> WorkerThread<J> {
         loop {
             match self.rx.try_recv() {
                 Ok(e) => out.push(e),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return out,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return out,
             }
         }
     }
 
     /// Whether commands are queued or running.
     pub fn is_busy(&self) -> bool {
-        self.in_flight.lock().map(|n| *n > 0).unwrap_or(false)
+        self.in_flight.lock().is_ok_and(|n| *n > 0)
     }
 }
 

@@ -257,7 +257,7 @@ fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
         );
         // One of the U-Net's 3×3 convs alone (32 → 32 channels at 28 px, batch 64), forward,
         // and forward with both gradients (counted as 3 × the forward FLOPs).
-        let conv_flops = 2.0 * (64 * 32 * 32 * 9 * 28 * 28) as f64 / 1e9;
+        let conv_flops = 2.0 * f64::from(64 * 32 * 32 * 9 * 28 * 28) / 1e9;
         let ad = d.device.clone().autodiff();
         let conv = crate::model::unet::conv3(32, 32, 1, &ad);
         let xc = tensor4(

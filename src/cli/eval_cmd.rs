@@ -219,7 +219,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         hist.join("  "),
         r.entropy_bits,
         10f64.log2(),
-        100.0 * r.histogram.iter().cloned().fold(f64::INFINITY, f64::min),
+        100.0 * r.histogram.iter().copied().fold(f64::INFINITY, f64::min),
         r.frechet,
         r.frechet_real,
         r.frechet / r.frechet_real.max(1e-12),

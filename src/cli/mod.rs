@@ -11,6 +11,7 @@ mod sample_cmd;
 mod schedule_cmd;
 mod toy_cmd;
 mod train_cmd;
+mod values;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,7 +20,6 @@ use crate::diffusion::{BetaSchedule, ScheduleConfig};
 use crate::error::{DiffError, Result};
 
 pub use sample_cmd::{DataChoice, ModelChoice, SamplerChoice};
-pub use schedule_cmd::{schedule_csv, schedule_json};
 
 /// Diffusion Lab: see how diffusion models work.
 #[derive(Debug, Parser)]
@@ -142,21 +142,53 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
-    let gui = |fresh| {
-        crate::app::run(crate::app::AppOptions {
-            device: cli.device,
-            fresh,
-        })
-    };
-    let cli_device = cli.device;
+/// What the binary was asked to do: open the app, or run one command.
+#[derive(Debug)]
+pub enum Launch {
+    /// Open the desktop app (no command, or `difflab gui`).
+    App {
+        /// `--device`, if given.
+        device: Option<DeviceChoice>,
+        /// `--fresh`: start from the default settings.
+        fresh: bool,
+    },
+    /// Run a command without a window.
+    Command {
+        /// `--device`, if given.
+        device: Option<DeviceChoice>,
+        /// The command (boxed: it is far larger than the other variant).
+        command: Box<Command>,
+    },
+}
+
+impl Cli {
+    /// Splits the parsed line into "open the app" or "run this command"; `main` opens the app,
+    /// so the command line never depends on it.
+    pub fn launch(self) -> Launch {
+        match self.command {
+            None => Launch::App {
+                device: self.device,
+                fresh: false,
+            },
+            Some(Command::Gui(a)) => Launch::App {
+                device: self.device,
+                fresh: a.fresh,
+            },
+            Some(command) => Launch::Command {
+                device: self.device,
+                command: Box::new(command),
+            },
+        }
+    }
+}
+
+/// Runs one command (every command but `gui`, which [`Cli::launch`] routes to the app).
+pub fn run(cli_device: Option<DeviceChoice>, command: Command) -> Result<()> {
     let device = cli_device.unwrap_or_default();
-    let Some(command) = cli.command else {
-        return gui(false);
-    };
     match command {
-        Command::Gui(a) => gui(a.fresh),
+        Command::Gui(_) => Err(DiffError::invalid(
+            "`difflab gui` opens the app: it is not a headless command",
+        )),
         Command::Schedule(a) => schedule_cmd::schedule(a),
         Command::Timesteps(a) => schedule_cmd::timesteps_cmd(a),
         Command::Noise(a) => noise_cmd::noise(a, device),

@@ -36,7 +36,7 @@ impl ImageArray {
         let mut data = vec![0.0f32; 3 * h * w];
         for (x, y, p) in img.enumerate_pixels() {
             for c in 0..3 {
-                data[c * h * w + y as usize * w + x as usize] = p.0[c] as f32 / 127.5 - 1.0;
+                data[c * h * w + y as usize * w + x as usize] = f32::from(p.0[c]) / 127.5 - 1.0;
             }
         }
         Self {
@@ -53,7 +53,7 @@ impl ImageArray {
             data: img
                 .as_raw()
                 .iter()
-                .map(|p| *p as f32 / 127.5 - 1.0)
+                .map(|p| f32::from(*p) / 127.5 - 1.0)
                 .collect(),
             channels: 1,
             height: img.height() as usize,
@@ -137,8 +137,8 @@ pub fn grid(images: &[RgbImage], cols: usize, pad: u32, scale: u32) -> RgbImage 
         image::imageops::replace(
             &mut out,
             &img,
-            (pad + col * (w + pad)) as i64,
-            (pad + row * (h + pad)) as i64,
+            i64::from(pad + col * (w + pad)),
+            i64::from(pad + row * (h + pad)),
         );
     }
     out

@@ -109,7 +109,7 @@ impl Mnist {
     pub fn image(&self, i: usize) -> Vec<f32> {
         self.pixels[i * SIDE * SIDE..(i + 1) * SIDE * SIDE]
             .iter()
-            .map(|p| *p as f32 / 127.5 - 1.0)
+            .map(|p| f32::from(*p) / 127.5 - 1.0)
             .collect()
     }
 

@@ -9,7 +9,7 @@ use crate::diffusion::noise::gaussian;
 use crate::error::{DiffError, Result};
 
 /// The datasets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Toy2d {
     /// The swiss roll of Sohl-Dickstein et al. 2015 (2-D: a spiral).
@@ -58,18 +58,19 @@ impl Toy2d {
             let k = 4096;
             let (mut cx, mut cy) = (0.0, 0.0);
             for i in 0..k {
-                let t = 1.5 * std::f64::consts::PI * (1.0 + 2.0 * (i as f64 + 0.5) / k as f64);
+                let t =
+                    1.5 * std::f64::consts::PI * (1.0 + 2.0 * (f64::from(i) + 0.5) / f64::from(k));
                 cx += t * t.cos() / 6.0;
                 cy += t * t.sin() / 6.0;
             }
-            (cx / k as f64, cy / k as f64)
+            (cx / f64::from(k), cy / f64::from(k))
         };
         let z = gaussian(seed, 7, 2 * n);
         let pts = (0..n)
             .map(|i| {
                 let u: f64 = rng.random();
                 let v: f64 = rng.random();
-                let (zx, zy) = (z[2 * i] as f64, z[2 * i + 1] as f64);
+                let (zx, zy) = (f64::from(z[2 * i]), f64::from(z[2 * i + 1]));
                 let (x, y) = match self {
                     Toy2d::SwissRoll => {
                         let t = 1.5 * std::f64::consts::PI * (1.0 + 2.0 * u);
@@ -127,7 +128,7 @@ pub fn energy_distance(a: &[[f32; 2]], b: &[[f32; 2]], max: usize) -> f64 {
         let mut s = 0.0;
         for x in p {
             for y in q {
-                s += (((x[0] - y[0]) as f64).powi(2) + ((x[1] - y[1]) as f64).powi(2)).sqrt();
+                s += (f64::from(x[0] - y[0]).powi(2) + f64::from(x[1] - y[1]).powi(2)).sqrt();
             }
         }
         s / (p.len() * q.len()).max(1) as f64
@@ -166,7 +167,10 @@ impl PlotCanvas {
     }
 
     fn put(&mut self, x: i64, y: i64, colour: [u8; 3]) {
-        let (w, h) = (self.image.width() as i64, self.image.height() as i64);
+        let (w, h) = (
+            i64::from(self.image.width()),
+            i64::from(self.image.height()),
+        );
         if (0..w).contains(&x) && (0..h).contains(&y) {
             self.image.put_pixel(x as u32, y as u32, image::Rgb(colour));
         }
@@ -248,13 +252,17 @@ pub fn scatter(sets: &[(&[[f32; 2]], [u8; 3])], size: u32, range: f32) -> image:
 
 /// Images side by side, separated by a grey gutter of `gap` pixels (all of the first's height).
 pub fn side_by_side(images: &[image::RgbImage], gap: u32) -> image::RgbImage {
-    let h = images.iter().map(|i| i.height()).max().unwrap_or(1);
-    let w =
-        images.iter().map(|i| i.width()).sum::<u32>() + gap * images.len().saturating_sub(1) as u32;
+    let h = images
+        .iter()
+        .map(image::ImageBuffer::height)
+        .max()
+        .unwrap_or(1);
+    let w = images.iter().map(image::ImageBuffer::width).sum::<u32>()
+        + gap * images.len().saturating_sub(1) as u32;
     let mut out = image::RgbImage::from_pixel(w.max(1), h, image::Rgb([200, 200, 200]));
     let mut x = 0;
     for i in images {
-        image::imageops::replace(&mut out, i, x as i64, 0);
+        image::imageops::replace(&mut out, i, i64::from(x), 0);
         x += i.width() + gap;
     }
     out

@@ -17,7 +17,7 @@ use crate::model::Denoiser;
 use crate::tensor_util::tensor4;
 
 /// How two noises are blended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Blend {
     /// Spherical: keeps the norm.
     Slerp,

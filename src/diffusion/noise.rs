@@ -66,7 +66,7 @@ pub fn chain_noise(seed: u64, t: usize, shape: [usize; 4], device: &Device) -> T
 /// The Euclidean norm ‖a‖.
 pub fn norm(a: &[f32]) -> f64 {
     a.iter()
-        .map(|x| (*x as f64) * (*x as f64))
+        .map(|x| f64::from(*x) * f64::from(*x))
         .sum::<f64>()
         .sqrt()
 }
@@ -76,7 +76,7 @@ pub fn norm(a: &[f32]) -> f64 {
 pub fn lerp(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
     a.iter()
         .zip(b)
-        .map(|(x, y)| ((1.0 - alpha) * *x as f64 + alpha * *y as f64) as f32)
+        .map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32)
         .collect()
 }
 
@@ -88,7 +88,11 @@ pub fn slerp(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
     if na == 0.0 || nb == 0.0 {
         return lerp(a, b, alpha);
     }
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let cos = (dot / (na * nb)).clamp(-1.0, 1.0);
     let theta = cos.acos();
     if theta.sin().abs() < 1e-6 {
@@ -98,7 +102,7 @@ pub fn slerp(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
     let wb = (alpha * theta).sin() / theta.sin();
     a.iter()
         .zip(b)
-        .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32)
+        .map(|(x, y)| (wa * f64::from(*x) + wb * f64::from(*y)) as f32)
         .collect()
 }
 
@@ -111,8 +115,12 @@ mod tests {
         let a = gaussian(7, 0, 100_000);
         let b = gaussian(7, 0, 100_000);
         assert_eq!(a, b);
-        let mean: f64 = a.iter().map(|x| *x as f64).sum::<f64>() / a.len() as f64;
-        let var: f64 = a.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
+        let mean: f64 = a.iter().map(|x| f64::from(*x)).sum::<f64>() / a.len() as f64;
+        let var: f64 = a
+            .iter()
+            .map(|x| (f64::from(*x) - mean).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
         assert!(mean.abs() < 0.02, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "var {var}");
         assert_ne!(gaussian(7, 1, 10), gaussian(7, 0, 10));

@@ -16,17 +16,15 @@ pub const MAX_TIMESTEPS: usize = 100_000;
 pub const COSINE_MAX_BETA: f64 = 0.999;
 
 /// How β_t grows with t.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BetaSchedule {
     /// β_t linear from β_start to β_end (Ho et al. 2020).
     Linear,
     /// √β_t linear from √β_start to √β_end (Stable Diffusion's default).
-    #[value(alias = "scaled_linear")]
     ScaledLinear,
     /// Nichol & Dhariwal's cosine schedule: ᾱ(t) = cos²(((t/T + s)/(1 + s))·π/2), s = 0.008,
     /// β capped at 0.999 (diffusers' "squaredcos_cap_v2"). Ignores β_start and β_end.
-    #[value(alias = "squaredcos_cap_v2")]
     Cosine,
     /// β_t = σ(linspace(−6, 6)) scaled into [β_start, β_end].
     Sigmoid,
@@ -216,7 +214,7 @@ fn betas_f64(config: &ScheduleConfig) -> Vec<f64> {
         BetaSchedule::Sigmoid => linspace(-6.0, 6.0, t)
             .into_iter()
             .map(|x| {
-                let x = x as f32 as f64;
+                let x = f64::from(x as f32);
                 let s = 1.0 / (1.0 + (-x).exp());
                 s * (config.beta_end - config.beta_start) + config.beta_start
             })
@@ -226,7 +224,7 @@ fn betas_f64(config: &ScheduleConfig) -> Vec<f64> {
 
 /// Rounds to the nearest f32, as diffusers stores its tensors.
 fn f32_round(x: f64) -> f64 {
-    x as f32 as f64
+    f64::from(x as f32)
 }
 
 impl NoiseSchedule {
@@ -244,7 +242,10 @@ impl NoiseSchedule {
             )));
         }
         // α_t = 1 − β_t (in f32, like torch).
-        let alphas: Vec<f64> = betas.iter().map(|b| (1.0f32 - *b as f32) as f64).collect();
+        let alphas: Vec<f64> = betas
+            .iter()
+            .map(|b| f64::from(1.0f32 - *b as f32))
+            .collect();
         // ᾱ_t = Π_{s ≤ t} α_s.
         let mut acc = 1.0f64;
         let alphas_cumprod: Vec<f64> = alphas
@@ -313,6 +314,58 @@ impl NoiseSchedule {
     pub fn terminal_alpha_cumprod(&self) -> f64 {
         self.alphas_cumprod[self.num_timesteps() - 1]
     }
+    /// The curves as JSON (what `difflab schedule` prints).
+    pub fn to_json(&self) -> Result<String> {
+        let s = self;
+        let j = ScheduleJson {
+            schedule: s.config.kind.name(),
+            num_train_timesteps: s.num_timesteps(),
+            beta_start: s.config.beta_start,
+            beta_end: s.config.beta_end,
+            betas: &s.betas,
+            alphas_cumprod: &s.alphas_cumprod,
+            sqrt_alphas_cumprod: &s.sqrt_alphas_cumprod,
+            sqrt_one_minus_alphas_cumprod: &s.sqrt_one_minus_alphas_cumprod,
+            posterior_variance: &s.posterior_variance,
+            log_snr: &s.log_snr,
+        };
+        serde_json::to_string_pretty(&j).map_err(|e| DiffError::invalid(e.to_string()))
+    }
+
+    /// The curves as CSV, one row per timestep (`difflab schedule --format csv`, the app's export).
+    pub fn to_csv(&self) -> String {
+        let s = self;
+        let mut out = String::from(
+            "t,beta,alpha_cumprod,sqrt_alpha_cumprod,sqrt_one_minus_alpha_cumprod,posterior_variance,log_snr\n",
+        );
+        for t in 0..s.num_timesteps() {
+            out.push_str(&format!(
+                "{t},{},{},{},{},{},{}\n",
+                // β and ᾱ are f32 values (as in diffusers): print them as such.
+                s.betas[t] as f32,
+                s.alphas_cumprod[t] as f32,
+                s.sqrt_alphas_cumprod[t],
+                s.sqrt_one_minus_alphas_cumprod[t],
+                s.posterior_variance[t],
+                s.log_snr[t]
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct ScheduleJson<'a> {
+    schedule: &'static str,
+    num_train_timesteps: usize,
+    beta_start: f64,
+    beta_end: f64,
+    betas: &'a [f64],
+    alphas_cumprod: &'a [f64],
+    sqrt_alphas_cumprod: &'a [f64],
+    sqrt_one_minus_alphas_cumprod: &'a [f64],
+    posterior_variance: &'a [f64],
+    log_snr: &'a [f64],
 }
 
 #[cfg(test)]

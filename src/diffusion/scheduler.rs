@@ -15,7 +15,7 @@ use super::timesteps::{TimestepSpacing, timesteps};
 use crate::error::{DiffError, Result};
 
 /// What the model predicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PredictionType {
     /// The noise ε (Ho et al. 2020).
@@ -23,7 +23,6 @@ pub enum PredictionType {
     /// The clean sample x_0 directly.
     Sample,
     /// v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022).
-    #[value(alias = "v_prediction", alias = "v")]
     VPrediction,
 }
 
@@ -42,14 +41,12 @@ impl PredictionType {
 }
 
 /// DDPM's choice of the reverse variance σ_t².
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VarianceType {
     /// σ_t² = β̃_t, the posterior variance (the lower bound of Ho et al. §3.2).
-    #[value(alias = "fixed_small")]
     FixedSmall,
     /// σ_t² = β_t (the upper bound).
-    #[value(alias = "fixed_large")]
     FixedLarge,
 }
 

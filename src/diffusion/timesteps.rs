@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DiffError, Result};
 
 /// How N inference steps are spread over T training timesteps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TimestepSpacing {
     /// t_k = k·⌊T/N⌋ + offset: starts at 0, may stop short of T−1 (DDIM paper).

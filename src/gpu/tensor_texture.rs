@@ -168,7 +168,7 @@ impl TensorToTexture {
         cube.client.flush().map_err(|e| backend(&e))?;
         let res = resource.resource();
 
-        let align = self.device.limits().min_storage_buffer_offset_alignment as u64;
+        let align = u64::from(self.device.limits().min_storage_buffer_offset_alignment);
         let bind_offset = res.offset - res.offset % align;
         let lead = res.offset - bind_offset;
         let params = Params {
@@ -261,7 +261,7 @@ impl TensorToTexture {
             * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("texture readback"),
-            size: (row * h) as u64,
+            size: u64::from(row * h),
             usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
             mapped_at_creation: false,
         });

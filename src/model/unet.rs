@@ -231,10 +231,10 @@ impl UNetConfig {
         let res = |c_in: usize, c_out: usize, px: usize| {
             conv(c_in, c_out, 3, px)
                 + conv(c_out, c_out, 3, px)
-                + if c_in != c_out {
-                    conv(c_in, c_out, 1, px)
-                } else {
+                + if c_in == c_out {
                     0.0
+                } else {
+                    conv(c_in, c_out, 1, px)
                 }
                 + 2.0 * (t_dim * c_out) as f64
         };
@@ -554,7 +554,7 @@ pub fn read_config(bytes: &[u8], what: &str) -> Result<UNetConfig> {
             if let Some(end) = t
                 .get("data_offsets")
                 .and_then(|o| o.get(1))
-                .and_then(|e| e.as_u64())
+                .and_then(serde_json::Value::as_u64)
                 && end > data_len
             {
                 return Err(bad(format!(

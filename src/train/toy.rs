@@ -122,7 +122,7 @@ impl ToyTrainer {
     pub fn model(&self) -> Result<ToyMlp> {
         self.model
             .as_ref()
-            .map(|m| m.valid())
+            .map(Module::valid)
             .ok_or_else(|| DiffError::Backend("no model".into()))
     }
 

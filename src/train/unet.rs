@@ -28,7 +28,7 @@ use crate::model::unet::{UNet, UNetConfig};
 use crate::tensor_util::{per_item, tensor4, to_vec};
 
 /// The regression loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// Mean squared error (DDPM's L_simple).
@@ -436,7 +436,7 @@ impl UNetTrainer {
     pub fn raw(&self) -> Result<UNet> {
         self.model
             .as_ref()
-            .map(|m| m.valid())
+            .map(burn::module::Module::valid)
             .ok_or_else(|| DiffError::Backend("no model".into()))
     }
 

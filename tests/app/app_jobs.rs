@@ -65,14 +65,14 @@ fn compare_runs_report_progress_within_a_run() {
     h.step();
     h.get_by_label("Run A and B").click();
     let mut seen_mid_run = false;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let until = std::time::Instant::now() + std::time::Duration::from_mins(1);
     while std::time::Instant::now() < until {
         h.step();
         let c = &h.state().compare;
         if let Some((0, done, 300)) = c.step_progress {
             seen_mid_run |= done > 0 && done < 300;
         }
-        if !c.running && c.results.iter().all(|r| r.is_some()) {
+        if !c.running && c.results.iter().all(std::option::Option::is_some) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -81,7 +81,13 @@ fn compare_runs_report_progress_within_a_run() {
         seen_mid_run,
         "a step of run A between 1 and 299 was reported"
     );
-    assert!(h.state().compare.results.iter().all(|r| r.is_some()));
+    assert!(
+        h.state()
+            .compare
+            .results
+            .iter()
+            .all(std::option::Option::is_some)
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn choose_train_sample_and_scrub() {
     // Train for a few seconds of wall time; the loss falls and the speed is reported.
     h.get_by_label("Train").click();
     let started = Instant::now();
-    while h.state().playground.step < 1500 && started.elapsed() < Duration::from_secs(60) {
+    while h.state().playground.step < 1500 && started.elapsed() < Duration::from_mins(1) {
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -101,8 +101,7 @@ fn choose_train_sample_and_scrub() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let step_then = h.state().playground.step;
-    while h.state().playground.step < step_then + 50 && started.elapsed() < Duration::from_secs(60)
-    {
+    while h.state().playground.step < step_then + 50 && started.elapsed() < Duration::from_mins(1) {
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }

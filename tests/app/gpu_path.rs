@@ -28,7 +28,7 @@ fn shared_device() -> Option<(wgpu::Device, wgpu::Queue, burn::tensor::Device)> 
         futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let Some(adapter) = adapters
         .into_iter()
-        .min_by_key(|a| (a.get_info().device_type != wgpu::DeviceType::Cpu) as u8)
+        .min_by_key(|a| u8::from(a.get_info().device_type != wgpu::DeviceType::Cpu))
     else {
         assert!(skip(), "no wgpu adapter (set DIFFLAB_SKIP_WGPU=1 to skip)");
         return None;

@@ -3,6 +3,9 @@
 //! One test binary per group (not one per file): each binary links burn, wgpu and eframe, so
 //! fewer binaries build faster and take far less disk.
 
+// Tests and benchmarks: an unwrap that fails is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -20,7 +20,7 @@ fn sum_rows_counts_every_row_on_every_backend() {
         let s = to_vec(sum_rows(ramp)).expect("sum");
         // Σ 0..99 999 = 4 999 950 000, within f32's rounding of the partial sums.
         assert!(
-            (s[0] as f64 - 4_999_950_000.0).abs() / 4_999_950_000.0 < 2e-5,
+            (f64::from(s[0]) - 4_999_950_000.0).abs() / 4_999_950_000.0 < 2e-5,
             "{name}: {}",
             s[0]
         );

@@ -57,7 +57,11 @@ fn schedule_json_has_every_curve() {
         "posterior_variance",
         "log_snr",
     ] {
-        assert_eq!(v[key].as_array().map(|a| a.len()), Some(100), "{key}");
+        assert_eq!(
+            v[key].as_array().map(std::vec::Vec::len),
+            Some(100),
+            "{key}"
+        );
     }
     let ab = v["alphas_cumprod"][50].as_f64().unwrap();
     let s = v["sqrt_alphas_cumprod"][50].as_f64().unwrap();
@@ -117,7 +121,7 @@ fn noise_writes_a_colour_filmstrip() {
     // Frame 0 is the image itself (t = 0 keeps almost all signal).
     let p = img.get_pixel(4 + 20, 4 + 10);
     assert!(
-        (p.0[0] as i32 - 80).abs() <= 4 && (p.0[2] as i32 - 128).abs() <= 4,
+        (i32::from(p.0[0]) - 80).abs() <= 4 && (i32::from(p.0[2]) - 128).abs() <= 4,
         "{p:?}"
     );
 }
@@ -490,7 +494,7 @@ fn bad_weights_exit_2_naming_the_file() {
         ]
     };
     let args = sample(&junk);
-    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let args: Vec<&str> = args.iter().map(std::string::String::as_str).collect();
     assert_bad_input(&args, "junk.safetensors");
     let cut = dir.join("cut.safetensors");
     let shipped = std::fs::read(
@@ -499,10 +503,10 @@ fn bad_weights_exit_2_naming_the_file() {
     .unwrap();
     std::fs::write(&cut, &shipped[..shipped.len() - 1000]).unwrap();
     let args = sample(&cut);
-    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let args: Vec<&str> = args.iter().map(std::string::String::as_str).collect();
     assert_bad_input(&args, "truncated");
     let args = sample(&dir.join("missing.safetensors"));
-    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let args: Vec<&str> = args.iter().map(std::string::String::as_str).collect();
     assert_bad_input(&args, "missing.safetensors");
     assert_bad_input(
         &["sample", "--weights", junk.to_str().unwrap(), "-o", out],

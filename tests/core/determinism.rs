@@ -99,7 +99,7 @@ fn slerp_keeps_the_noise_norm_and_lerp_dips() {
     let b = gaussian(2, 0, 4096);
     let (na, nb) = (norm(&a), norm(&b));
     for i in 0..=10 {
-        let alpha = i as f64 / 10.0;
+        let alpha = f64::from(i) / 10.0;
         let s = norm(&slerp(&a, &b, alpha));
         let expected = (1.0 - alpha) * na + alpha * nb;
         assert!(
@@ -169,9 +169,9 @@ fn q_sample_matches_its_formula_per_item() {
     .unwrap();
     for i in 0..8 {
         let tt = t[i / 4];
-        let want = s.sqrt_alphas_cumprod[tt] * x0[i] as f64
-            + s.sqrt_one_minus_alphas_cumprod[tt] * eps[i] as f64;
-        assert!((out[i] as f64 - want).abs() < 1e-6, "item {i}");
+        let want = s.sqrt_alphas_cumprod[tt] * f64::from(x0[i])
+            + s.sqrt_one_minus_alphas_cumprod[tt] * f64::from(eps[i]);
+        assert!((f64::from(out[i]) - want).abs() < 1e-6, "item {i}");
     }
     assert!(
         q_sample(
@@ -204,9 +204,13 @@ fn markov_chain_agrees_with_one_shot_in_distribution() {
         .unwrap();
     }
     let v = to_vec(x).unwrap();
-    let mean = v.iter().map(|x| *x as f64).sum::<f64>() / n as f64;
-    let var = v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
-    let want_mean = s.sqrt_alphas_cumprod[stop] * x0 as f64;
+    let mean = v.iter().map(|x| f64::from(*x)).sum::<f64>() / n as f64;
+    let var = v
+        .iter()
+        .map(|x| (f64::from(*x) - mean).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    let want_mean = s.sqrt_alphas_cumprod[stop] * f64::from(x0);
     let want_var = 1.0 - s.alphas_cumprod[stop];
     assert!(
         (mean - want_mean).abs() < 0.02,
@@ -228,7 +232,7 @@ fn q_posterior_is_the_bayes_combination() {
     let abp = s.alphas_cumprod[t - 1];
     let want = abp.sqrt() * s.betas[t] / (1.0 - ab) * 0.5
         + s.alphas[t].sqrt() * (1.0 - abp) / (1.0 - ab) * -0.25;
-    assert!((m[0] as f64 - want).abs() < 1e-6);
+    assert!((f64::from(m[0]) - want).abs() < 1e-6);
     assert!((p.variance[0] - (1.0 - abp) / (1.0 - ab) * s.betas[t]).abs() < 1e-12);
 }
 

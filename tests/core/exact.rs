@@ -86,7 +86,7 @@ fn two_image_set_samples_land_on_one_of_them() {
                     .iter()
                     .map(|im| crate::common::max_abs_diff(s, im))
                     .collect();
-                let best = if d[0] < d[1] { 0 } else { 1 };
+                let best = usize::from(d[0] >= d[1]);
                 assert!(
                     d[best] < 1e-3,
                     "{name} η={eta}: sample {i} is {} from the nearest image",

@@ -184,7 +184,7 @@ fn label_dropout_drops_about_a_tenth_of_the_labels() {
             }
         }
     }
-    let fraction = dropped as f64 / 10_000.0;
+    let fraction = f64::from(dropped) / 10_000.0;
     assert!((fraction - 0.1).abs() <= 0.01, "∅ fraction {fraction}");
     assert!(kept_right, "kept labels are the images' own");
     // Deterministic in (seed, k).

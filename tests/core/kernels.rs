@@ -298,7 +298,7 @@ fn training_with_the_kernels_follows_the_stock_loss_curve() {
 /// The check on the reference net (base 32, [1, 2], batch 64, 50 steps): about two
 /// minutes, most of it on stock ops. `cargo test --test core reference_net -- --ignored`
 #[test]
-#[ignore]
+#[ignore = "about two minutes: cargo test --test core reference_net -- --ignored"]
 fn reference_net_training_follows_the_stock_loss_curve() {
     let unet = UNetConfig::new().with_channel_mult(vec![1, 2]);
     let fast = losses(&unet, 64, 50);

@@ -51,9 +51,9 @@ fn datasets_are_seeded_and_centred() {
             "{}: seeds differ",
             d.name()
         );
-        let (mx, my) = a
-            .iter()
-            .fold((0.0, 0.0), |(x, y), p| (x + p[0] as f64, y + p[1] as f64));
+        let (mx, my) = a.iter().fold((0.0, 0.0), |(x, y), p| {
+            (x + f64::from(p[0]), y + f64::from(p[1]))
+        });
         let n = a.len() as f64;
         assert!(
             (mx / n).abs() < 0.2 && (my / n).abs() < 0.3,

@@ -8,6 +8,9 @@
 //! cases a loader). A case that ever failed is kept under `tests/fixtures/fuzz/<loader>/` and
 //! replayed on every run.
 
+// Tests and benchmarks: an unwrap that fails is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
@@ -183,7 +186,7 @@ fn fuzz(name: &str, seed: &[u8], png: bool, load: impl Fn(&[u8]) -> bool) {
         IN_CASE.with(|c| c.set(true));
         let r = catch_unwind(AssertUnwindSafe(|| load(input)));
         IN_CASE.with(|c| c.set(false));
-        let largest = LARGEST.with(|l| l.get());
+        let largest = LARGEST.with(std::cell::Cell::get);
         match r {
             Ok(true) => ok += 1,
             Ok(false) => refused += 1,
@@ -217,7 +220,7 @@ fn quiet_panics() {
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !IN_CASE.with(|c| c.get()) {
+            if !IN_CASE.with(std::cell::Cell::get) {
                 default(info);
             }
         }));
