@@ -28,7 +28,11 @@ fn main() {
     }
     // The binary decides between the window and the command line; neither imports the other.
     let result = match Cli::parse().launch() {
-        Launch::App { device, fresh } => run_app(AppOptions { device, fresh }),
+        Launch::App { device, fresh } => run_app(AppOptions {
+            device,
+            fresh,
+            state_file: None,
+        }),
         Launch::Command { device, command } => run(device, *command),
     };
     if let Err(e) = result {

@@ -39,7 +39,9 @@ pub use sampler::{
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use session::{SESSION_VERSION, Session, load_session, save_session};
-pub use settings::{GifSettings, ImageSource, InterpSettings, Settings, Tab};
+pub use settings::{
+    GifSettings, ImageSource, InterpSettings, SETTINGS_VERSION, Settings, Tab, restore_settings,
+};
 pub use shown::Shown;
 pub use thread::{Job, WorkerThread};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
@@ -61,6 +63,18 @@ pub struct AppOptions {
     pub device: Option<DeviceChoice>,
     /// Ignore saved settings.
     pub fresh: bool,
+    /// Where the persisted state lives (`None`: where eframe keeps it for this app). Tests
+    /// point it at a file of their own.
+    pub state_file: Option<PathBuf>,
+}
+
+impl AppOptions {
+    /// The state file: the one given, or eframe's for this app id.
+    pub fn state_file(&self) -> Option<PathBuf> {
+        self.state_file
+            .clone()
+            .or_else(|| settings::default_state_file(TITLE))
+    }
 }
 
 /// The app.
@@ -151,13 +165,13 @@ fn choose_compute(choice: DeviceChoice, render: Option<&RenderState>) -> (Comput
 impl DiffLabApp {
     /// Restores the settings and starts the worker.
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> crate::Result<Self> {
-        let mut settings: Settings = match (&options.fresh, cc.storage) {
-            (false, Some(storage)) => {
-                eframe::get_value(storage, eframe::APP_KEY).unwrap_or_default()
-            }
-            _ => Settings::default(),
+        // The app reads its state file itself (eframe would silently start over on a damaged
+        // one): a bad file is kept beside itself and reported once, below.
+        let (mut settings, recovered) = if options.fresh {
+            (Settings::default(), None)
+        } else {
+            settings::restore_settings(options.state_file().as_deref())
         };
-        settings = settings.sanitised();
         if let Some(d) = options.device {
             settings.device = d;
         }
@@ -185,7 +199,7 @@ impl DiffLabApp {
             render,
             compute_label,
             gpu_display,
-            banner: note,
+            banner: recovered.or(note),
             notice: None,
             pending: None,
         })
@@ -881,9 +895,11 @@ pub fn native_options() -> eframe::NativeOptions {
 
 /// Opens the window.
 pub fn run(options: AppOptions) -> crate::Result<()> {
+    let mut native = native_options();
+    native.persistence_path = options.state_file();
     eframe::run_native(
         TITLE,
-        native_options(),
+        native,
         Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
     )
     .map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))

@@ -237,6 +237,31 @@ impl eframe::Storage for MemStorage {
     fn flush(&mut self) {}
 }
 
+/// The app started on `state_file` (the persisted state), computing on flex.
+fn harness_on_state(state_file: std::path::PathBuf) -> Harness<'static, DiffLabApp> {
+    Harness::builder()
+        .with_size([1280.0, 860.0])
+        .build_eframe(move |cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Cpu),
+                    fresh: false,
+                    state_file: Some(state_file.clone()),
+                },
+            )
+            .expect("app")
+        })
+}
+
+/// A fresh folder under the target's temporary directory.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("difflab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn settings_persist_and_reset_to_defaults() {
     let mut h = harness();
@@ -246,21 +271,12 @@ fn settings_persist_and_reset_to_defaults() {
     settle(&mut h, 15);
     let mut storage = MemStorage::default();
     eframe::App::save(h.state_mut(), &mut storage);
-    let storage: &'static MemStorage = Box::leak(Box::new(storage));
+    // Written as eframe's file storage writes app.ron: a RON map of strings.
+    let dir = temp_dir("persist");
+    let file = dir.join("app.ron");
+    std::fs::write(&file, ron::to_string(&storage.0).unwrap()).unwrap();
 
-    let mut h2 = Harness::builder()
-        .with_size([1280.0, 860.0])
-        .build_eframe(move |cc| {
-            cc.storage = Some(storage);
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: false,
-                },
-            )
-            .expect("app")
-        });
+    let mut h2 = harness_on_state(file);
     settle(&mut h2, 15);
     assert_eq!(h2.state().settings.t, 321);
     assert!(!h2.state().settings.dark_mode);
@@ -275,4 +291,81 @@ fn settings_persist_and_reset_to_defaults() {
             ..Settings::default()
         }
     );
+}
+
+#[test]
+fn a_damaged_or_newer_state_file_starts_on_defaults_keeps_a_copy_and_says_so() {
+    let good = Settings {
+        t: 123,
+        ..Settings::default()
+    };
+    let settings_ron = ron::to_string(&good).unwrap();
+    let newer = settings_ron.replacen("version:1", "version:99", 1);
+    assert_ne!(newer, settings_ron, "the version is in the stored settings");
+    let state_of = |settings: &str| {
+        let mut map = HashMap::new();
+        map.insert(eframe::APP_KEY.to_string(), settings.to_string());
+        ron::to_string(&map).unwrap()
+    };
+    let cases = [
+        (
+            "damaged",
+            b"{\"app\": \"(t: 12, \x00\xff".to_vec(),
+            "damaged",
+        ),
+        (
+            "newer",
+            state_of(&newer).into_bytes(),
+            "newer difflab (settings format 99",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let dir = temp_dir(name);
+        let file = dir.join("app.ron");
+        std::fs::write(&file, &bytes).unwrap();
+        let mut h = harness_on_state(file.clone());
+        settle(&mut h, 15);
+        let banner = h.state().banner.clone().unwrap_or_default();
+        assert!(
+            banner.contains("could not be used") && banner.contains(why),
+            "{name}: {banner}"
+        );
+        assert!(banner.contains("started on the defaults"), "{banner}");
+        // Shown in the window, not only in state.
+        assert!(
+            h.query_by_label_contains("could not be used").is_some(),
+            "{name}"
+        );
+        assert_eq!(h.state().settings.t, Settings::default().t, "{name}");
+        let copies: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("app.ron.bad-"))
+            .collect();
+        assert_eq!(copies.len(), 1, "{name}: one copy beside the file");
+        assert_eq!(std::fs::read(copies[0].path()).unwrap(), bytes, "{name}");
+        assert!(
+            banner.contains(&copies[0].path().display().to_string()),
+            "{banner}"
+        );
+    }
+
+    // A good file restores its settings and says nothing.
+    let dir = temp_dir("good");
+    let file = dir.join("app.ron");
+    std::fs::write(&file, state_of(&settings_ron)).unwrap();
+    let mut h = harness_on_state(file);
+    settle(&mut h, 15);
+    assert_eq!(h.state().settings.t, 123);
+    assert_eq!(h.state().banner, None);
+    // A file from before the version was recorded reads as version 1.
+    let old = settings_ron.replacen("version:1,", "", 1);
+    assert_ne!(old, settings_ron);
+    let dir = temp_dir("unversioned");
+    let file = dir.join("app.ron");
+    std::fs::write(&file, state_of(&old)).unwrap();
+    let mut h = harness_on_state(file);
+    settle(&mut h, 15);
+    assert_eq!(h.state().settings.t, 123);
+    assert_eq!(h.state().banner, None);
 }

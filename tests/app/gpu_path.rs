@@ -124,6 +124,7 @@ fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
                 AppOptions {
                     device: Some(device),
                     fresh: true,
+                    state_file: None,
                 },
             )
             .expect("app")

@@ -23,6 +23,7 @@ pub fn cpu_app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
         AppOptions {
             device: Some(DeviceChoice::Cpu),
             fresh: true,
+            state_file: None,
         },
     )
     .expect("the app starts")

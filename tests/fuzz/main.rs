@@ -286,14 +286,20 @@ fn session_json_and_persisted_state() {
     fuzz("session", &seed, false, |b| {
         std::fs::write(&case, b).is_ok() && difflab::app::load_session(&case).is_ok()
     });
-    // The app's persisted state, as eframe stores it (RON), read the way the app reads it.
-    let ron_seed = ron::to_string(&Settings::default()).unwrap().into_bytes();
+    // The app's persisted state as eframe stores it (app.ron: a RON map of strings), read by
+    // the app's own loader (a damaged file gives the defaults, a copy and a message).
+    let mut map = std::collections::HashMap::new();
+    map.insert(
+        "app".to_string(),
+        ron::to_string(&Settings::default()).unwrap(),
+    );
+    let ron_seed = ron::to_string(&map).unwrap().into_bytes();
+    let state = dir.join("app.ron");
     fuzz("persisted-state", &ron_seed, false, |b| {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| ron::from_str::<Settings>(s).ok())
-            .map(Settings::sanitised)
-            .is_some()
+        std::fs::write(&state, b).is_ok()
+            && difflab::app::restore_settings(Some(state.as_path()))
+                .1
+                .is_none()
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
