@@ -193,7 +193,10 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     let started = Instant::now();
     let first = trainer.step;
     let mut pending = Vec::new();
-    let mut recent: Vec<f32> = Vec::new();
+    // The running mean of the last 100 losses (the progress line and the weights file's
+    // `final_loss`) picks up a resumed run's logged losses, so it does not depend on where the
+    // run was interrupted.
+    let mut recent: Vec<f32> = last_losses(&loss_csv, 100);
     while trainer.step < total {
         let k = trainer.step;
         let loss = match trainer.train_step() {
@@ -379,6 +382,19 @@ pub fn sample_grid(
     let v = crate::tensor_util::to_vec(x)?;
     let imgs = batch_to_rgb(&v, dims, ValueRange::Unit)?;
     save_png(&grid(&imgs, 4, 2, 2), path)
+}
+
+/// The loss column of the last `n` rows of loss.csv (empty when there is none).
+fn last_losses(path: &Path, n: usize) -> Vec<f32> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let losses: Vec<f32> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
+        .collect();
+    losses[losses.len().saturating_sub(n)..].to_vec()
 }
 
 /// Keeps the header and the first `rows` data rows of a CSV (atomically), so a resumed run's

@@ -475,6 +475,109 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     assert!(image::open(&grid).is_ok());
 }
 
+/// A training run killed (SIGKILL, no chance to save) at several moments and resumed each time
+/// ends bit for bit where an uninterrupted run ends: the same weights file, the same losses.
+#[test]
+fn a_killed_training_run_resumes_bit_exactly() {
+    let data = tiny_image_folder("kill-data");
+    let run = |out: &Path| -> Vec<String> {
+        let _ = std::fs::remove_dir_all(out);
+        [
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--size",
+            "8",
+            "--gray",
+            "--base-channels",
+            "8",
+            "--channel-mult",
+            "1,2",
+            "--batch",
+            "4",
+            "--steps",
+            "40",
+            "--checkpoint-every",
+            "4",
+            "--sample-every",
+            "1000",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    let whole = tmp("kill-whole");
+    let o = Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(run(&whole))
+        .env("DIFFLAB_QUIET", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let killed = tmp("kill-killed");
+    let args = run(&killed);
+    let csv = killed.join("loss.csv");
+    let rows = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().count().saturating_sub(1))
+            .unwrap_or(0)
+    };
+    // Kill after about 7, 18 and 29 logged steps (between checkpoints, and the writes of the
+    // checkpoint itself race with the kill), resuming each time; then let it finish.
+    let mut resume = false;
+    let mut kills = 0;
+    for kill_after in [7, 18, 29, usize::MAX] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_difflab"));
+        cmd.args(&args).env("DIFFLAB_QUIET", "1");
+        if resume {
+            cmd.arg("--resume");
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                assert!(status.success(), "{err}");
+                break;
+            }
+            if rows(&csv) >= kill_after {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                break;
+            }
+            assert!(started.elapsed().as_secs() < 120, "the run stalled");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        resume = true;
+    }
+    assert!(kills >= 2, "the run was killed mid-way ({kills} times)");
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        std::fs::read_to_string(whole.join("loss.csv")).unwrap(),
+        "the same losses, each step once"
+    );
+    // The same tensors byte for byte, and the same header (burn writes the metadata map in
+    // hash order, so the header is compared as JSON, not as bytes).
+    let split = |p: PathBuf| {
+        let b = std::fs::read(p).unwrap();
+        let n = 8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&b[8..n]).unwrap();
+        (header, b[n..].to_vec())
+    };
+    let (h_killed, data_killed) = split(killed.join("model.safetensors"));
+    let (h_whole, data_whole) = split(whole.join("model.safetensors"));
+    assert!(data_killed == data_whole, "the same weights, byte for byte");
+    assert_eq!(h_killed, h_whole, "the same config and training record");
+}
+
 #[test]
 fn bad_weights_exit_2_naming_the_file() {
     let dir = tmp("bad-weights");
