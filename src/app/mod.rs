@@ -417,6 +417,7 @@ impl DiffLabApp {
                         self.interpolate.running = false;
                     }
                 }
+                SamplerEvent::Notice(msg) => self.notice = Some(msg),
                 SamplerEvent::Saved(msg) => {
                     self.export_progress = None;
                     self.notice = Some(msg);

@@ -371,6 +371,8 @@ impl GifFrame {
 
 /// Events.
 pub enum SamplerEvent {
+    /// Something the user should know that stopped nothing (a batch clamped to fit memory).
+    Notice(String),
     /// A step of a streamed run.
     Step {
         /// The run.
@@ -709,6 +711,58 @@ impl SamplerJob {
         })
     }
 
+    /// `spec` with its batch clamped to what fits in memory, and the message saying so; `None`
+    /// when it fits (or the available memory is unknown). The estimate
+    /// ([`MemoryEstimate`](crate::model::memory::MemoryEstimate)) adds the pictures a run keeps:
+    /// up to ten grids per step (x_t, x̂0, ε, DDIM's terms, guidance's ε_∅ and ε_c) of 3 bytes a
+    /// pixel.
+    fn fit_memory(&mut self, spec: &RunSpec) -> Result<Option<(RunSpec, String)>> {
+        use crate::model::memory::{MemoryEstimate, Workload, available_memory_bytes, human_bytes};
+        let Some(available) = available_memory_bytes() else {
+            return Ok(None);
+        };
+        let unet = self.unet()?;
+        let mut estimate = MemoryEstimate::new(
+            &unet.config,
+            burn::module::Module::num_params(&unet.model),
+            Workload::Sample {
+                guided: spec.guidance.label != LabelPick::Any,
+                kept_images: 0,
+            },
+        );
+        if !spec.model.unet {
+            // The exact denoiser: its set is already in memory; the pictures remain.
+            estimate.per_image_bytes = 0.0;
+        }
+        let side = unet.config.image_size as f64;
+        estimate.per_image_bytes += (spec.sampler.steps + 1) as f64 * 10.0 * 3.0 * side * side;
+        let need = estimate.bytes(spec.batch);
+        if need <= available {
+            return Ok(None);
+        }
+        let fits = estimate.largest_batch(available);
+        if fits == 0 {
+            return Err(DiffError::invalid(format!(
+                "this run needs about {} of memory and only {} is available: use fewer steps",
+                human_bytes(estimate.bytes(1)),
+                human_bytes(available)
+            )));
+        }
+        let message = format!(
+            "Batch {} would need about {} of memory ({} available): sampling {fits} images instead.",
+            spec.batch,
+            human_bytes(need),
+            human_bytes(available)
+        );
+        Ok(Some((
+            RunSpec {
+                batch: fits,
+                ..spec.clone()
+            },
+            message,
+        )))
+    }
+
     /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
     fn run_frames(
         &mut self,
@@ -762,6 +816,12 @@ impl SamplerJob {
         // Build (or find) the model first: like the CLI's "sampled in", the run's time is the
         // sampling alone.
         self.model(spec.model, spec.schedule)?;
+        // The run keeps every step's pictures for scrubbing: clamp a batch that would not fit.
+        let fitted = self.fit_memory(spec)?;
+        if let Some((_, message)) = &fitted {
+            send(SamplerEvent::Notice(message.clone()));
+        }
+        let spec = fitted.as_ref().map_or(spec, |(s, _)| s);
         let started = Instant::now();
         let id = spec.id;
         let last = self.run_frames(spec, cancel, |index, total, frame, step_ms| {

@@ -82,6 +82,16 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     for &w in &a.guidance {
         crate::model::guidance::check_scale(w)?;
     }
+    // Guided passes run 2B images; every sample is kept for the judge.
+    let estimate = crate::model::memory::MemoryEstimate::new(
+        &config,
+        burn::module::Module::num_params(&model),
+        crate::model::memory::Workload::Sample {
+            guided: a.guidance.iter().any(|&w| w != 0.0 && w != 1.0),
+            kept_images: a.count,
+        },
+    );
+    crate::model::memory::check_fits(&estimate, "sampling", a.batch.min(a.count))?;
     let model = std::sync::Arc::new(UNetDenoiser { model, config });
     let [c, h, w] = model.sample_shape();
     if [c, h, w] != [1, 28, 28] {

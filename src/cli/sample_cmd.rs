@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::tensor::Tensor;
 use clap::{Args, ValueEnum};
 use image::RgbImage;
@@ -21,6 +22,7 @@ use crate::diffusion::{
     initial_noise, sample_loop, step_noise,
 };
 use crate::error::{DiffError, Result};
+use crate::model::memory::{MemoryEstimate, Workload, check_fits};
 use crate::model::{Denoiser, ExactDenoiser};
 use crate::tensor_util::to_vec;
 
@@ -433,8 +435,23 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
             }
             let m = crate::model::UNetDenoiser { model, config };
             let shape = m.sample_shape();
+            // Refuse a batch that cannot fit before any work starts (one line, exit 2).
+            let fits = |guided: bool, count: usize| {
+                let estimate = MemoryEstimate::new(
+                    &m.config,
+                    m.model.num_params(),
+                    Workload::Sample {
+                        guided,
+                        kept_images: count,
+                    },
+                );
+                check_fits(&estimate, "sampling", a.batch.min(count))
+            };
             match a.label {
-                None => (SampleModel::Plain(Box::new(m)), shape),
+                None => {
+                    fits(false, count)?;
+                    (SampleModel::Plain(Box::new(m)), shape)
+                }
                 Some(label) => {
                     let classes = crate::model::ConditionalDenoiser::num_classes(&m);
                     let labels: Vec<usize> = match label {
@@ -447,6 +464,7 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
                     };
                     crate::model::guidance::check_labels(classes, &labels)?;
                     let scale = a.guidance.unwrap_or(DEFAULT_GUIDANCE);
+                    fits(scale != 0.0 && scale != 1.0, count)?;
                     (
                         SampleModel::Guided {
                             unet: Arc::new(m),

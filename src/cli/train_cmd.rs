@@ -15,6 +15,7 @@ use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::{PredictionType, Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
+use crate::model::memory::{MemoryEstimate, Workload, check_fits};
 use crate::model::unet::{TrainingRecord, UNet, UNetConfig, UNetDenoiser};
 use crate::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, append_csv};
 
@@ -169,11 +170,20 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         t
     };
+    // A batch that cannot fit is refused before the first step (one line, exit 2).
+    let params = burn::module::Module::num_params(&trainer.raw()?);
+    let estimate = MemoryEstimate::new(
+        &trainer.unet,
+        params,
+        Workload::Train {
+            data_images: images.len(),
+        },
+    );
+    check_fits(&estimate, "training", trainer.config.batch)?;
     // Ctrl-C: finish the step, write a checkpoint, stop.
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     eprintln!(
-        "training a {}-parameter U-Net on {} ({} images) for {} steps, batch {}, on {}",
-        burn::module::Module::num_params(&trainer.raw()?),
+        "training a {params}-parameter U-Net on {} ({} images) for {} steps, batch {}, on {}",
         a.data.describe(),
         images.len(),
         trainer.config.steps,

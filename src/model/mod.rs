@@ -3,6 +3,7 @@
 pub mod classifier;
 pub mod exact;
 pub mod guidance;
+pub mod memory;
 pub mod toy_mlp;
 pub mod unet;
 

@@ -339,7 +339,7 @@ fn a_damaged_or_newer_state_file_starts_on_defaults_keeps_a_copy_and_says_so() {
         assert_eq!(h.state().settings.t, Settings::default().t, "{name}");
         let copies: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with("app.ron.bad-"))
             .collect();
         assert_eq!(copies.len(), 1, "{name}: one copy beside the file");

@@ -519,11 +519,8 @@ fn a_killed_training_run_resumes_bit_exactly() {
     let killed = tmp("kill-killed");
     let args = run(&killed);
     let csv = killed.join("loss.csv");
-    let rows = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.lines().count().saturating_sub(1))
-            .unwrap_or(0)
-    };
+    let rows =
+        |p: &Path| std::fs::read_to_string(p).map_or(0, |s| s.lines().count().saturating_sub(1));
     // Kill after about 7, 18 and 29 logged steps (between checkpoints, and the writes of the
     // checkpoint itself race with the kill), resuming each time; then let it finish.
     let mut resume = false;

@@ -209,3 +209,169 @@ fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `difflab args` and returns its peak resident memory in bytes (VmHWM, polled from /proc
+/// while it runs; Linux only) with its exit status.
+#[cfg(target_os = "linux")]
+fn peak_rss(args: &[&str]) -> (f64, std::process::ExitStatus) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(args)
+        .env("DIFFLAB_QUIET", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0.0f64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (peak_kb * 1024.0, status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The memory estimate against the measured peak of real runs (batches the constants were not
+/// fitted on), within ±30 %.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_memory_estimate_is_within_30_percent_of_measured_peaks() {
+    use burn::module::Module;
+    use difflab::model::memory::{MemoryEstimate, Workload};
+    let device = Device::flex();
+    let (shipped, config) = difflab::model::unet::shipped(&device).unwrap();
+    let out = std::env::temp_dir().join(format!("difflab-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let grid = out.join("grid.png");
+    // Sampling the shipped U-Net, 128 images in one batch (DDIM, 3 steps).
+    let (measured, status) = peak_rss(&[
+        "--device",
+        "cpu",
+        "sample",
+        "--model",
+        "unet",
+        "--steps",
+        "3",
+        "--count",
+        "128",
+        "--batch",
+        "128",
+        "-o",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(status.success());
+    let estimate = MemoryEstimate::new(
+        &config,
+        shipped.num_params(),
+        Workload::Sample {
+            guided: false,
+            kept_images: 128,
+        },
+    )
+    .bytes(128);
+    let ratio = estimate / measured;
+    assert!(
+        (0.7..=1.3).contains(&ratio),
+        "sampling: estimate {estimate:.0} B, measured {measured:.0} B (×{ratio:.2})"
+    );
+    // Training the same shape for 2 steps at batch 24 on 512 digits.
+    let run = out.join("run");
+    let (measured, status) = peak_rss(&[
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        "mnist",
+        "--data-count",
+        "512",
+        "--base-channels",
+        "16",
+        "--steps",
+        "2",
+        "--batch",
+        "24",
+        "--sample-every",
+        "0",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(status.success());
+    let estimate = MemoryEstimate::new(
+        &config,
+        shipped.num_params(),
+        Workload::Train { data_images: 512 },
+    )
+    .bytes(24);
+    let ratio = estimate / measured;
+    assert!(
+        (0.7..=1.3).contains(&ratio),
+        "training: estimate {estimate:.0} B, measured {measured:.0} B (×{ratio:.2})"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Over the available memory, the CLI refuses with one line: the estimate and the largest batch
+/// that fits; exit 2, nothing written.
+#[test]
+fn a_batch_over_the_available_memory_is_refused_with_the_largest_that_fits() {
+    let out = std::env::temp_dir().join(format!("difflab-mem-refuse-{}.png", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args([
+            "--device",
+            "cpu",
+            "sample",
+            "--model",
+            "unet",
+            "--count",
+            "5000",
+            "--batch",
+            "5000",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .env("DIFFLAB_MEMORY_LIMIT_MB", "500")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("sampling at batch 5000 needs about")
+            && line.contains("more than the 500 MB available")
+            && line.contains("the largest batch that fits is"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !out.exists());
+    // The batch it names fits: the estimate for it is within the limit, one more is not.
+    let fits: usize = line
+        .rsplit("--batch ")
+        .next()
+        .and_then(|s| s.trim_end_matches(')').parse().ok())
+        .unwrap();
+    let device = Device::flex();
+    let (shipped, config) = difflab::model::unet::shipped(&device).unwrap();
+    let e = difflab::model::memory::MemoryEstimate::new(
+        &config,
+        burn::module::Module::num_params(&shipped),
+        difflab::model::memory::Workload::Sample {
+            guided: false,
+            kept_images: 5000,
+        },
+    );
+    assert!(
+        e.bytes(fits) <= 500e6 && e.bytes(fits + 1) > 500e6,
+        "{fits}"
+    );
+}
