@@ -44,3 +44,24 @@ impl DiffError {
 
 /// Result alias of the compute core.
 pub type Result<T, E = DiffError> = std::result::Result<T, E>;
+
+thread_local! {
+    /// Set while [`catch_dependency_panic`] runs a call on this thread.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside [`catch_dependency_panic`]: a panic hook should then stay quiet
+/// and let the panic unwind to it (the binary's hook checks this before it reports a panic and
+/// exits).
+pub fn in_guarded_call() -> bool {
+    GUARDED.with(std::cell::Cell::get)
+}
+
+/// Runs a dependency's call that may panic on damaged input (burn's optimiser loader expects
+/// every record tensor to carry a parameter id) and turns a panic into `Invalid(what)`.
+pub fn catch_dependency_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    GUARDED.with(|g| g.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(false));
+    r.unwrap_or_else(|_| Err(DiffError::invalid(what.to_string())))
+}

@@ -10,6 +10,10 @@ use difflab::cli::{Cli, Launch, run};
 fn main() {
     // An unexpected panic still ends in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        // A dependency's panic that difflab catches and reports as an error itself.
+        if difflab::error::in_guarded_call() {
+            return;
+        }
         let msg = info
             .payload()
             .downcast_ref::<&str>()

@@ -529,9 +529,15 @@ impl UNetTrainer {
             .ok_or_else(|| DiffError::Backend("no model".into()))?;
         load_burnpack(&mut model, blobs[1], &what)?;
         load_burnpack(&mut t.ema, blobs[2], &what)?;
-        t.optim = optimizer(&t.config)
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(blobs[3].to_vec()))
-            .map_err(|e| bad(format!("optimiser state ({e})")))?;
+        let optim = optimizer(&t.config);
+        t.optim = crate::error::catch_dependency_panic(
+            &format!("{what} is damaged: its optimiser state is incomplete"),
+            || {
+                optim
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(blobs[3].to_vec()))
+                    .map_err(|e| bad(format!("optimiser state ({e})")))
+            },
+        )?;
         t.model = Some(model);
         t.step = header.step;
         Ok(t)
