@@ -7,6 +7,69 @@ use difflab::DiffError;
 use difflab::app::{AppOptions, run as run_app};
 use difflab::cli::{Cli, Launch, run};
 
+/// The system allocator, except that a failed allocation ends the program with one line and
+/// exit code 2 (what to do about it) instead of Rust's abort. `difflab sample` and `train`
+/// refuse a batch that cannot fit before they start (src/model/memory.rs); this is the last
+/// line of defence, under `ulimit -v` or when the estimate was wrong.
+struct OneLineOnOom;
+
+// SAFETY: every call goes straight to `System`; only a null result is handled differently.
+unsafe impl std::alloc::GlobalAlloc for OneLineOnOom {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on unchanged.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if p.is_null() {
+            out_of_memory(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if p.is_null() {
+            out_of_memory(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if p.is_null() {
+            out_of_memory(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: OneLineOnOom = OneLineOnOom;
+
+/// Prints the one line without allocating (a fixed buffer) and exits with 2.
+fn out_of_memory(bytes: usize) -> ! {
+    use std::io::Write;
+    static ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ONCE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        std::process::abort();
+    }
+    let mut buf = [0u8; 200];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = writeln!(
+        cursor,
+        "error: out of memory (a request for {} MB failed): use a smaller --batch or --count",
+        bytes >> 20
+    );
+    let n = usize::try_from(cursor.position()).unwrap_or(0);
+    let _ = std::io::stderr().write_all(&buf[..n]);
+    std::process::exit(2);
+}
+
 fn main() {
     // An unexpected panic still ends in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {

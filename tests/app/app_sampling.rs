@@ -294,3 +294,48 @@ fn an_exported_trajectory_gif_decodes_to_the_expected_frames() {
     assert_eq!(decoded[0].buffer().dimensions(), (30 * 3, 30 * 3));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under a memory limit the app clamps a run's batch and says so. The limit comes from
+/// `DIFFLAB_MEMORY_LIMIT_MB`, so the check runs in a child process of this test binary, where
+/// the variable is set for it alone.
+#[test]
+fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
+    if std::env::var_os("DIFFLAB_MEMORY_LIMIT_MB").is_some() {
+        // The child. 64 images of DDIM-50 with every step's pictures kept need about 134 MB
+        // (src/model/memory.rs plus ten grids a step); 60 MB fits 16.
+        let mut h = harness();
+        h.get_by_role_and_label(Role::Slider, "Steps")
+            .set_value_accesskit(50.0);
+        h.get_by_role_and_label(Role::Slider, "Batch size")
+            .set_value_accesskit(64.0);
+        h.step();
+        h.get_by_label("Run").click();
+        settle(&mut h, 60);
+        let notice = h.state().notice.clone().unwrap_or_default();
+        assert!(
+            notice.starts_with("Batch 64 would need about")
+                && notice.contains("(60 MB available): sampling 16 images instead"),
+            "{notice}"
+        );
+        assert!(
+            h.query_by_label_contains("sampling 16 images instead")
+                .is_some()
+        );
+        let app = h.state();
+        assert_eq!(app.settings.batch, 64, "the setting itself is kept");
+        assert_eq!(app.sampling.trajectory.len(), 51);
+        // 16 digits of 28×28 in a 4×4 grid: 1 px gaps and border (64 would make 233×233).
+        assert_eq!(app.sampling.trajectory[0].x().dimensions(), (117, 117));
+        return;
+    }
+    let name = "app_sampling::a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env("DIFFLAB_MEMORY_LIMIT_MB", "60")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}

@@ -375,3 +375,36 @@ fn a_batch_over_the_available_memory_is_refused_with_the_largest_that_fits() {
         "{fits}"
     );
 }
+
+/// When an allocation fails anyway (here under `ulimit -v`, with the estimate's check lifted),
+/// the binary ends with one line and exit code 2: no abort, no backtrace.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_allocation_ends_in_one_line_and_exit_2() {
+    let out = std::env::temp_dir().join(format!("difflab-oom-{}.png", std::process::id()));
+    let script = format!(
+        "ulimit -v 600000; exec '{}' --device cpu sample --model unet --count 8000 --batch 8000 --steps 2 -o '{}'",
+        env!("CARGO_BIN_EXE_difflab"),
+        out.display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("DIFFLAB_MEMORY_LIMIT_MB", "1000000")
+        .env("RAYON_NUM_THREADS", "2")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: out of memory (a request for ")
+            && last.ends_with("use a smaller --batch or --count"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("backtrace") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -250,6 +250,22 @@ fn images_png_jpeg_gif() {
     }
 }
 
+/// A seed input from tests/fixtures/fuzz-seeds/, made by `make` (and written there) only when
+/// the file is missing: a seed that differed between runs would make the mutations differ too.
+/// Delete the file to remake it after a format change.
+fn seed_file(name: &str, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz-seeds")
+        .join(name);
+    if let Ok(b) = std::fs::read(&path) {
+        return b;
+    }
+    let b = make();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &b).unwrap();
+    b
+}
+
 fn tiny_unet() -> UNetConfig {
     UNetConfig::new()
         .with_image_size(8)
@@ -264,11 +280,14 @@ fn safetensors_weights() {
     let device = Device::flex();
     device.seed(1);
     let c = tiny_unet();
-    let seed = c
-        .init(&device)
-        .unwrap()
-        .safetensors_bytes(&c, None)
-        .unwrap();
+    // burn writes the metadata map in hash order: the seed is a committed file, so every run
+    // mutates the same bytes.
+    let seed = seed_file("tiny.safetensors", || {
+        c.init(&device)
+            .unwrap()
+            .safetensors_bytes(&c, None)
+            .unwrap()
+    });
     fuzz("safetensors", &seed, false, |b| {
         load_safetensors(b, "fuzz", &device).is_ok()
     });
@@ -348,10 +367,13 @@ fn training_checkpoints() {
     let dir = std::env::temp_dir().join(format!("difflab-fuzz-ckpt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("checkpoint.bin");
-    let mut t = UNetTrainer::new(data(), tiny_unet(), config, &device).unwrap();
-    t.train_step().unwrap();
-    t.save_checkpoint(&path).unwrap();
-    let seed = std::fs::read(&path).unwrap();
+    // Parameter ids are random per process: the seed is a committed file (see `seed_file`).
+    let seed = seed_file("checkpoint.bin", || {
+        let mut t = UNetTrainer::new(data(), tiny_unet(), config, &device).unwrap();
+        t.train_step().unwrap();
+        t.save_checkpoint(&path).unwrap();
+        std::fs::read(&path).unwrap()
+    });
     let case = dir.join("case.bin");
     fuzz("checkpoint", &seed, false, |b| {
         std::fs::write(&case, b).is_ok()
