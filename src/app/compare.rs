@@ -8,11 +8,12 @@ use egui::{RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
+use super::panel::{AppAction, Ctx, Panel, PngSource};
 use super::sampler::{
     GuidanceSettings, LabelPick, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
 };
 use super::sampling::{picture, picture_row_ui, sampler_fields_ui};
-use super::settings::Settings;
+use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use crate::data::image_io::grid;
 
@@ -267,76 +268,6 @@ impl ComparePanel {
         }
     }
 
-    /// Controls; returns the comparison to start.
-    pub fn controls_ui(
-        &mut self,
-        ui: &mut Ui,
-        settings: &mut Settings,
-        cancel: &mut bool,
-    ) -> Option<CompareKind> {
-        let t_max = settings.schedule.num_train_timesteps;
-        ui.heading("A");
-        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max);
-        ui.separator();
-        ui.heading("B");
-        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max);
-        ui.separator();
-        ui.label(format!(
-            "Seed {} and batch {} (from the sampling panel)",
-            settings.sample_seed, settings.batch
-        ));
-        let mut start = None;
-        if ui
-            .add_enabled(!self.running, egui::Button::new("Run A and B"))
-            .clicked()
-        {
-            start = Some(CompareKind::Pair);
-        }
-        if ui
-            .add_enabled(!self.running, egui::Button::new("Steps vs quality grid"))
-            .on_hover_text("DDPM and DDIM (η = 0) at 5, 10, 20, 50, 100 and 1000 steps, same seed")
-            .clicked()
-        {
-            start = Some(CompareKind::Grid);
-        }
-        if ui
-            .add_enabled(!self.running, egui::Button::new("η sweep"))
-            .on_hover_text(
-                "DDIM with η = 0, 0.25, 0.5, 0.75, 1 (the sampling panel's steps), same seed",
-            )
-            .clicked()
-        {
-            start = Some(CompareKind::Sweep);
-        }
-        let conditional = settings.model.unet && super::sampling::shipped_is_conditional();
-        let label = match settings.guidance.label {
-            LabelPick::Any => LabelPick::PerRow,
-            l => l,
-        };
-        if ui
-            .add_enabled(
-                !self.running && conditional,
-                egui::Button::new("Guidance sweep"),
-            )
-            .on_hover_text(format!(
-                "The sampling panel's sampler at guidance w = 0, 1, 2, 4 and 8 for {}, same x_T. {}",
-                label.label(),
-                super::sampling::formula::CFG
-            ))
-            .on_disabled_hover_text(super::sampling::NO_GUIDANCE)
-            .clicked()
-        {
-            start = Some(CompareKind::Guidance);
-        }
-        if ui
-            .add_enabled(self.running, egui::Button::new("Cancel"))
-            .clicked()
-        {
-            *cancel = true;
-        }
-        start
-    }
-
     /// What is shown, as one image: A's and B's x_t and x̂0 at the current position, or the
     /// grid's final samples.
     pub fn export_image(&self) -> Option<RgbImage> {
@@ -357,34 +288,6 @@ impl ComparePanel {
                     .collect();
                 (!images.is_empty()).then(|| grid(&images, kind.columns(), 4, 2))
             }
-        }
-    }
-
-    /// The comparison. Sets `export_png` when asked to export.
-    pub fn main_ui(&mut self, ui: &mut Ui, export_png: &mut bool) {
-        if self.results.iter().any(std::option::Option::is_some)
-            && ui.button("Export (PNG)…").clicked()
-        {
-            *export_png = true;
-        }
-        let (done, total) = self.progress;
-        if total > 0 && self.running {
-            // Within a run too: a 1000-step DDPM run takes a while.
-            let (fraction, text) = match self.step_progress {
-                Some((run, step, steps)) if steps > 0 => (
-                    (done as f32 + step as f32 / steps as f32) / total as f32,
-                    format!("run {} of {total} · step {step} of {steps}", run + 1),
-                ),
-                _ => (done as f32 / total as f32, format!("run {done} of {total}")),
-            };
-            ui.add(egui::ProgressBar::new(fraction).text(text));
-        }
-        match self.kind {
-            None => {
-                ui.label("Run A and B from the same x_T, then scrub both in lock step.");
-            }
-            Some(CompareKind::Pair) => self.pair_ui(ui),
-            Some(kind) => self.grid_ui(ui, kind),
         }
     }
 
@@ -466,5 +369,107 @@ impl ComparePanel {
                     }
                 });
         });
+    }
+}
+
+impl Panel for ComparePanel {
+    fn tab(&self) -> Tab {
+        Tab::Compare
+    }
+
+    /// Controls: A and B, the comparisons to start, Cancel.
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
+        let t_max = settings.schedule.num_train_timesteps;
+        ui.heading("A");
+        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max);
+        ui.separator();
+        ui.heading("B");
+        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max);
+        ui.separator();
+        ui.label(format!(
+            "Seed {} and batch {} (from the sampling panel)",
+            settings.sample_seed, settings.batch
+        ));
+        let mut start = None;
+        if ui
+            .add_enabled(!self.running, egui::Button::new("Run A and B"))
+            .clicked()
+        {
+            start = Some(CompareKind::Pair);
+        }
+        if ui
+            .add_enabled(!self.running, egui::Button::new("Steps vs quality grid"))
+            .on_hover_text("DDPM and DDIM (η = 0) at 5, 10, 20, 50, 100 and 1000 steps, same seed")
+            .clicked()
+        {
+            start = Some(CompareKind::Grid);
+        }
+        if ui
+            .add_enabled(!self.running, egui::Button::new("η sweep"))
+            .on_hover_text(
+                "DDIM with η = 0, 0.25, 0.5, 0.75, 1 (the sampling panel's steps), same seed",
+            )
+            .clicked()
+        {
+            start = Some(CompareKind::Sweep);
+        }
+        let conditional = settings.model.unet && super::sampling::shipped_is_conditional();
+        let label = match settings.guidance.label {
+            LabelPick::Any => LabelPick::PerRow,
+            l => l,
+        };
+        if ui
+            .add_enabled(
+                !self.running && conditional,
+                egui::Button::new("Guidance sweep"),
+            )
+            .on_hover_text(format!(
+                "The sampling panel's sampler at guidance w = 0, 1, 2, 4 and 8 for {}, same x_T. {}",
+                label.label(),
+                super::sampling::formula::CFG
+            ))
+            .on_disabled_hover_text(super::sampling::NO_GUIDANCE)
+            .clicked()
+        {
+            start = Some(CompareKind::Guidance);
+        }
+        if ui
+            .add_enabled(self.running, egui::Button::new("Cancel"))
+            .clicked()
+        {
+            ctx.actions.push(AppAction::CancelSampler);
+        }
+        if let Some(kind) = start {
+            ctx.actions.push(AppAction::Compare(kind));
+        }
+    }
+
+    /// The comparison. Sets `export_png` when asked to export.
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        if self.results.iter().any(std::option::Option::is_some)
+            && ui.button("Export (PNG)…").clicked()
+        {
+            ctx.act(AppAction::ExportPng(PngSource::Compare));
+        }
+        let (done, total) = self.progress;
+        if total > 0 && self.running {
+            // Within a run too: a 1000-step DDPM run takes a while.
+            let (fraction, text) = match self.step_progress {
+                Some((run, step, steps)) if steps > 0 => (
+                    (done as f32 + step as f32 / steps as f32) / total as f32,
+                    format!("run {} of {total} · step {step} of {steps}", run + 1),
+                ),
+                _ => (done as f32 / total as f32, format!("run {done} of {total}")),
+            };
+            ui.add(egui::ProgressBar::new(fraction).text(text));
+        }
+        match self.kind {
+            None => {
+                ui.label("Run A and B from the same x_T, then scrub both in lock step.");
+            }
+            Some(CompareKind::Pair) => self.pair_ui(ui),
+            Some(kind) => self.grid_ui(ui, kind),
+        }
     }
 }

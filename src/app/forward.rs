@@ -6,7 +6,8 @@ use std::sync::Arc;
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
-use super::settings::{ImageSource, Settings};
+use super::panel::{AppAction, Ctx, Panel};
+use super::settings::{ImageSource, Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::worker::{ForwardFrame, ForwardRequest, HIST_BINS, HIST_RANGE, Picture};
 use crate::data::image_io::{ImageArray, decode_rgb, load_rgb};
@@ -247,156 +248,12 @@ impl ForwardPanel {
         true
     }
 
-    /// The controls on the left.
-    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, open_file: &mut bool) {
-        ui.heading("Image");
-        let mut kind = match settings.source {
-            ImageSource::Photo => 0,
-            ImageSource::Mnist(_) => 1,
-            ImageSource::File(_) => 2,
-        };
-        let before = kind;
-        ui.radio_value(&mut kind, 0, "Photo (cat)");
-        ui.radio_value(&mut kind, 1, "MNIST digit");
-        if let ImageSource::File(p) = &settings.source {
-            ui.radio_value(&mut kind, 2, "Your image")
-                .on_hover_text(p.display().to_string());
-        }
-        if kind != before {
-            settings.source = match kind {
-                0 => ImageSource::Photo,
-                _ => ImageSource::Mnist(0),
-            };
-        }
-        if let ImageSource::Mnist(i) = &mut settings.source {
-            let max = self.library.mnist_len().saturating_sub(1);
-            ui.add(egui::Slider::new(i, 0..=max).text("Digit index"));
-        }
-        if ui
-            .button("Open image…")
-            .on_hover_text("A PNG or JPEG of your own (or drop one on the window)")
-            .clicked()
-        {
-            *open_file = true;
-        }
-        ui.add(
-            egui::Slider::new(&mut settings.working_size, 16..=512)
-                .text("Working size")
-                .suffix(" px"),
-        )
-        .on_hover_text("Larger images are scaled down so the longest side is at most this");
-
-        ui.separator();
-        ui.heading("Noise");
-        ui.horizontal(|ui| {
-            let label = ui.label("Seed");
-            let text = self
-                .seed_text
-                .get_or_insert_with(|| settings.seed.to_string());
-            let r = ui
-                .add(egui::TextEdit::singleline(text).desired_width(90.0))
-                .labelled_by(label.id);
-            if r.changed()
-                && let Ok(s) = text.trim().parse::<u64>()
-            {
-                settings.seed = s;
-            }
-            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.seed) {
-                *text = settings.seed.to_string();
-            }
-        });
-        if ui
-            .button("New noise")
-            .on_hover_text("Draw a new ε (the next seed)")
-            .clicked()
-        {
-            settings.seed = settings.seed.wrapping_add(1);
-            self.seed_text = Some(settings.seed.to_string());
-        }
-        ui.add(egui::Slider::new(&mut settings.filmstrip_frames, 2..=16).text("Filmstrip frames"));
-
-        ui.separator();
-        ui.heading("Playback");
-        ui.horizontal(|ui| {
-            let label = if self.playing { "Pause" } else { "Play" };
-            if ui.button(label).on_hover_text("Space").clicked() {
-                self.toggle_play(settings);
-            }
-        });
-        ui.add(
-            egui::Slider::new(&mut settings.play_speed, 10.0..=1000.0)
-                .logarithmic(true)
-                .text("Speed")
-                .suffix(" t/s"),
-        );
-    }
-
     /// Play or pause; playing from the end restarts at 0.
     pub fn toggle_play(&mut self, settings: &mut Settings) {
         self.playing = !self.playing;
         if self.playing && settings.t >= settings.num_timesteps() {
             settings.t = 0;
         }
-    }
-
-    /// The timeline, images, histogram and filmstrip.
-    pub fn main_ui(
-        &mut self,
-        ui: &mut Ui,
-        settings: &mut Settings,
-        schedule: Option<&NoiseSchedule>,
-    ) {
-        let t_max = settings.num_timesteps();
-        ui.horizontal(|ui| {
-            ui.spacing_mut().slider_width = (ui.available_width() - 120.0).max(200.0);
-            ui.add(egui::Slider::new(&mut settings.t, 0..=t_max).text("t"))
-                .on_hover_text(format!(
-                    "{}\nt = 0 is x_0; t = T is (almost) pure noise. ←/→ step, Home/End jump.",
-                    formula::X_T
-                ));
-        });
-        if let Some(schedule) = schedule {
-            let (s, n, snr) = coefficients(schedule, settings.t);
-            ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("√ᾱ_t = {s:.4}")))
-                    .on_hover_text(formula::SQRT_ABAR);
-                ui.separator();
-                ui.label(RichText::new(format!("√(1−ᾱ_t) = {n:.4}")))
-                    .on_hover_text(formula::SQRT_ONE_MINUS);
-                ui.separator();
-                let snr_text = if snr.is_finite() {
-                    format!("{snr:.4e}")
-                } else {
-                    "∞".into()
-                };
-                ui.label(RichText::new(format!("SNR_t = {snr_text}")))
-                    .on_hover_text(formula::SNR);
-            });
-        }
-        ui.separator();
-
-        let side = ((ui.available_width() - 40.0) / 3.0).clamp(96.0, 320.0);
-        ui.horizontal_top(|ui| {
-            self.x0.labelled_ui(ui, "x_0", "The clean image", side);
-            self.one_shot.labelled_ui(
-                ui,
-                &format!("x_t, one shot (t = {})", self.shown_t.unwrap_or(settings.t)),
-                formula::X_T,
-                side,
-            );
-            let chain_title = match self.chain_t {
-                Some(t) if t == settings.t => format!("x_t, step by step (t = {t})"),
-                Some(t) => format!("x_t, step by step (walking… {t})"),
-                None => "x_t, step by step".into(),
-            };
-            self.chain
-                .labelled_ui(ui, &chain_title, formula::CHAIN, side);
-        });
-
-        ui.separator();
-        self.strip_ui(ui, settings);
-        ui.separator();
-        self.histogram_ui(ui);
     }
 
     fn histogram_ui(&self, ui: &mut Ui) {
@@ -469,5 +326,157 @@ impl ForwardPanel {
                 });
             }
         });
+    }
+}
+
+impl Panel for ForwardPanel {
+    fn tab(&self) -> Tab {
+        Tab::Forward
+    }
+
+    /// The controls on the left.
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
+        ui.heading("Image");
+        let mut kind = match settings.source {
+            ImageSource::Photo => 0,
+            ImageSource::Mnist(_) => 1,
+            ImageSource::File(_) => 2,
+        };
+        let before = kind;
+        ui.radio_value(&mut kind, 0, "Photo (cat)");
+        ui.radio_value(&mut kind, 1, "MNIST digit");
+        if let ImageSource::File(p) = &settings.source {
+            ui.radio_value(&mut kind, 2, "Your image")
+                .on_hover_text(p.display().to_string());
+        }
+        if kind != before {
+            settings.source = match kind {
+                0 => ImageSource::Photo,
+                _ => ImageSource::Mnist(0),
+            };
+        }
+        if let ImageSource::Mnist(i) = &mut settings.source {
+            let max = self.library.mnist_len().saturating_sub(1);
+            ui.add(egui::Slider::new(i, 0..=max).text("Digit index"));
+        }
+        if ui
+            .button("Open image…")
+            .on_hover_text("A PNG or JPEG of your own (or drop one on the window)")
+            .clicked()
+        {
+            ctx.actions.push(AppAction::OpenImage);
+        }
+        ui.add(
+            egui::Slider::new(&mut settings.working_size, 16..=512)
+                .text("Working size")
+                .suffix(" px"),
+        )
+        .on_hover_text("Larger images are scaled down so the longest side is at most this");
+
+        ui.separator();
+        ui.heading("Noise");
+        ui.horizontal(|ui| {
+            let label = ui.label("Seed");
+            let text = self
+                .seed_text
+                .get_or_insert_with(|| settings.seed.to_string());
+            let r = ui
+                .add(egui::TextEdit::singleline(text).desired_width(90.0))
+                .labelled_by(label.id);
+            if r.changed()
+                && let Ok(s) = text.trim().parse::<u64>()
+            {
+                settings.seed = s;
+            }
+            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.seed) {
+                *text = settings.seed.to_string();
+            }
+        });
+        if ui
+            .button("New noise")
+            .on_hover_text("Draw a new ε (the next seed)")
+            .clicked()
+        {
+            settings.seed = settings.seed.wrapping_add(1);
+            self.seed_text = Some(settings.seed.to_string());
+        }
+        ui.add(egui::Slider::new(&mut settings.filmstrip_frames, 2..=16).text("Filmstrip frames"));
+
+        ui.separator();
+        ui.heading("Playback");
+        ui.horizontal(|ui| {
+            let label = if self.playing { "Pause" } else { "Play" };
+            if ui.button(label).on_hover_text("Space").clicked() {
+                self.toggle_play(settings);
+            }
+        });
+        ui.add(
+            egui::Slider::new(&mut settings.play_speed, 10.0..=1000.0)
+                .logarithmic(true)
+                .text("Speed")
+                .suffix(" t/s"),
+        );
+        ui.separator();
+        if ui.button("Export filmstrip (PNG)…").clicked() {
+            ctx.actions.push(AppAction::ExportFilmstrip);
+        }
+    }
+
+    /// The timeline, images, histogram and filmstrip.
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
+        let schedule = ctx.schedule;
+        let t_max = settings.num_timesteps();
+        ui.horizontal(|ui| {
+            ui.spacing_mut().slider_width = (ui.available_width() - 120.0).max(200.0);
+            ui.add(egui::Slider::new(&mut settings.t, 0..=t_max).text("t"))
+                .on_hover_text(format!(
+                    "{}\nt = 0 is x_0; t = T is (almost) pure noise. ←/→ step, Home/End jump.",
+                    formula::X_T
+                ));
+        });
+        if let Some(schedule) = schedule {
+            let (s, n, snr) = coefficients(schedule, settings.t);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(format!("√ᾱ_t = {s:.4}")))
+                    .on_hover_text(formula::SQRT_ABAR);
+                ui.separator();
+                ui.label(RichText::new(format!("√(1−ᾱ_t) = {n:.4}")))
+                    .on_hover_text(formula::SQRT_ONE_MINUS);
+                ui.separator();
+                let snr_text = if snr.is_finite() {
+                    format!("{snr:.4e}")
+                } else {
+                    "∞".into()
+                };
+                ui.label(RichText::new(format!("SNR_t = {snr_text}")))
+                    .on_hover_text(formula::SNR);
+            });
+        }
+        ui.separator();
+
+        let side = ((ui.available_width() - 40.0) / 3.0).clamp(96.0, 320.0);
+        ui.horizontal_top(|ui| {
+            self.x0.labelled_ui(ui, "x_0", "The clean image", side);
+            self.one_shot.labelled_ui(
+                ui,
+                &format!("x_t, one shot (t = {})", self.shown_t.unwrap_or(settings.t)),
+                formula::X_T,
+                side,
+            );
+            let chain_title = match self.chain_t {
+                Some(t) if t == settings.t => format!("x_t, step by step (t = {t})"),
+                Some(t) => format!("x_t, step by step (walking… {t})"),
+                None => "x_t, step by step".into(),
+            };
+            self.chain
+                .labelled_ui(ui, &chain_title, formula::CHAIN, side);
+        });
+
+        ui.separator();
+        self.strip_ui(ui, settings);
+        ui.separator();
+        self.histogram_ui(ui);
     }
 }

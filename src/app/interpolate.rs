@@ -8,10 +8,12 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
+use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{InterpSpec, ModelSpec};
 use super::sampling::picture;
-use super::settings::Settings;
+use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
+use super::widgets::gif_ui;
 use crate::data::image_io::grid;
 
 /// A decoded interpolation.
@@ -107,9 +109,16 @@ impl InterpolatePanel {
         settings.interp.alpha = if a > 1.0 { 0.0 } else { a };
         true
     }
+}
 
-    /// Controls; true when Decode was pressed.
-    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings) -> bool {
+impl Panel for InterpolatePanel {
+    fn tab(&self) -> Tab {
+        Tab::Interpolate
+    }
+
+    /// Controls: the seeds, frames and steps, Decode, the GIF settings.
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
         let i = &mut settings.interp;
         ui.heading("Seeds");
         ui.add(egui::DragValue::new(&mut i.seed_a).prefix("Seed A "));
@@ -122,18 +131,18 @@ impl InterpolatePanel {
                 .text("DDIM steps"),
         );
         ui.checkbox(&mut self.animate, "Animate α");
-        ui.add_enabled(!self.running, egui::Button::new("Decode"))
+        if ui
+            .add_enabled(!self.running, egui::Button::new("Decode"))
             .clicked()
+        {
+            ctx.actions.push(AppAction::Decode);
+        }
+        gif_ui(ui, &mut settings.gif);
     }
 
     /// The rows and the norms.
-    pub fn main_ui(
-        &mut self,
-        ui: &mut Ui,
-        settings: &mut Settings,
-        export_gif: &mut bool,
-        export_png: &mut bool,
-    ) {
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
         ui.spacing_mut().slider_width = (ui.available_width() - 200.0).max(200.0);
         ui.add(egui::Slider::new(&mut settings.interp.alpha, 0.0..=1.0).text("α"))
             .on_hover_text("x_T(α): slerp = sin((1−α)θ)/sin θ·x_A + sin(αθ)/sin θ·x_B; lerp = (1−α)·x_A + α·x_B");
@@ -185,10 +194,12 @@ impl InterpolatePanel {
             });
         ui.horizontal(|ui| {
             if ui.button("Export rows (PNG)…").clicked() {
-                *export_png = true;
+                ctx.actions
+                    .push(AppAction::ExportPng(PngSource::Interpolation));
             }
             if ui.button("Export slerp row (GIF)…").clicked() {
-                *export_gif = true;
+                ctx.actions
+                    .push(AppAction::ExportGif(GifSource::Interpolation));
             }
         });
     }

@@ -9,6 +9,7 @@
 mod compare;
 mod forward;
 mod interpolate;
+mod panel;
 mod playground;
 mod sampler;
 mod sampling;
@@ -18,6 +19,7 @@ mod settings;
 mod shown;
 mod thread;
 mod toy_job;
+mod widgets;
 mod worker;
 
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use egui::{Color32, Key, RichText, Ui};
 pub use compare::{CompareKind, ComparePanel, GRID_STEPS, GUIDANCE_SWEEP, SWEEP_ETAS};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
+pub use panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 pub use playground::{
     EXPORT_PX, FieldKind, PlaygroundPanel, ToyAction, ToyField, ToySettings, ToyView,
 };
@@ -339,6 +342,87 @@ impl DiffLabApp {
         apply_theme(ctx, self.settings.dark_mode);
     }
 
+    /// Carries out what a panel asked for: the one place the app acts on the panels' behalf.
+    pub fn apply(&mut self, action: AppAction, schedule: Option<&NoiseSchedule>) {
+        match action {
+            AppAction::RunSampling => self.start_run(),
+            AppAction::Compare(kind) => self.start_compare(kind),
+            AppAction::Decode => self.start_interpolation(),
+            AppAction::CancelSampler => self.cancel_sampling(),
+            AppAction::Toy(a) => self.toy_action(a),
+            AppAction::SwitchTab(tab) => self.settings.tab = tab,
+            AppAction::OpenImage => {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("Images", &["png", "jpg", "jpeg"])
+                    .pick_file()
+                {
+                    self.open_image(path);
+                }
+            }
+            AppAction::ExportScheduleCsv => self.export_csv(schedule),
+            AppAction::ExportFilmstrip => {
+                if let Some(req) = self.forward.current_request(&self.settings)
+                    && let Some(path) = rfd::FileDialog::new()
+                        .set_file_name("filmstrip.png")
+                        .save_file()
+                {
+                    self.send(Command::ExportFilmstrip(req, path));
+                }
+            }
+            AppAction::ExportPng(source) => {
+                let (img, name) = match source {
+                    PngSource::Sample => (
+                        self.sampling
+                            .trajectory
+                            .get(self.sampling.scrub)
+                            .map(sampler::TrajFrame::x),
+                        "sample.png",
+                    ),
+                    PngSource::Compare => (self.compare.export_image(), "compare.png"),
+                    PngSource::Interpolation => {
+                        (self.interpolate.rows_image(), "interpolation.png")
+                    }
+                    PngSource::Playground => (
+                        self.playground
+                            .export_image(&self.settings.toy, schedule, self.settings.t),
+                        "playground.png",
+                    ),
+                };
+                match img {
+                    Some(img) => self.save_png_dialog(&img, name),
+                    None => self.banner = Some("nothing to export yet in this view".into()),
+                }
+            }
+            AppAction::ExportGif(source) => {
+                let (frames, name): (Vec<sampler::GifFrame>, _) = match source {
+                    GifSource::Trajectory => (self.sampling.gif_frames(), "trajectory.gif"),
+                    GifSource::Interpolation => (
+                        self.interpolate
+                            .result
+                            .iter()
+                            .flat_map(|r| r.slerp.iter().cloned())
+                            .map(sampler::GifFrame::Image)
+                            .collect(),
+                        "interpolation.gif",
+                    ),
+                    GifSource::Playground => (
+                        self.playground
+                            .gif_frames(self.settings.toy.paths, self.settings.gif.max_frames)
+                            .into_iter()
+                            .map(|img| sampler::GifFrame::Image(Arc::new(img)))
+                            .collect(),
+                        "playground.gif",
+                    ),
+                };
+                if frames.is_empty() {
+                    self.banner = Some("nothing to export yet in this view".into());
+                } else if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                    self.export_gif(frames, path);
+                }
+            }
+        }
+    }
+
     fn send(&mut self, cmd: Command) {
         if let Err(cmd) = self.worker.send(cmd) {
             self.pending = Some(cmd);
@@ -626,18 +710,6 @@ impl DiffLabApp {
 }
 
 /// GIF export settings.
-fn gif_ui(ui: &mut Ui, g: &mut GifSettings) {
-    ui.separator();
-    ui.heading("GIF export");
-    ui.add(egui::Slider::new(&mut g.max_frames, 2..=200).text("Frames"));
-    ui.add(
-        egui::Slider::new(&mut g.delay_ms, 10..=1000)
-            .text("Delay")
-            .suffix(" ms"),
-    );
-    ui.add(egui::Slider::new(&mut g.scale, 1..=8).text("Scale"));
-}
-
 fn apply_theme(ctx: &egui::Context, dark: bool) {
     ctx.set_theme(if dark {
         egui::Theme::Dark
@@ -665,174 +737,33 @@ impl eframe::App for DiffLabApp {
             self.banner = Some(e.to_string());
         }
         let schedule = self.schedule.schedule(self.settings.schedule).ok();
-        let mut open_file = false;
-        let mut export_csv = false;
-        let mut export_strip = false;
-        let (mut run, mut cancel, mut decode) = (false, false, false);
-        let mut compare = None;
-        let (mut gif_trajectory, mut gif_interp, mut png_sample) = (false, false, false);
-        let (mut png_compare, mut png_interp) = (false, false);
-        let (mut png_toy, mut gif_toy) = (false, false);
-        let mut toy_action = None;
         if self.playground.ensure_data(&self.settings.toy) && self.playground.training {
             // New data: pause; the model trains on it after Reset.
-            self.toy_action(ToyAction::Pause);
+            self.apply(AppAction::Toy(ToyAction::Pause), schedule.as_deref());
         }
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        // The current panel draws itself; what it asks for comes back as actions.
+        let mut ctx = Ctx::new(&mut self.settings, schedule.as_deref());
+        let panel: &mut dyn Panel = match ctx.settings.tab {
+            Tab::Forward => &mut self.forward,
+            Tab::Schedule => &mut self.schedule,
+            Tab::Sampling => &mut self.sampling,
+            Tab::Compare => &mut self.compare,
+            Tab::Interpolate => &mut self.interpolate,
+            Tab::Playground => &mut self.playground,
+        };
         egui::Panel::left("controls")
             .resizable(false)
             .default_size(230.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| match self.settings.tab {
-                    Tab::Forward => {
-                        self.forward
-                            .controls_ui(ui, &mut self.settings, &mut open_file);
-                        ui.separator();
-                        if ui.button("Export filmstrip (PNG)…").clicked() {
-                            export_strip = true;
-                        }
-                    }
-                    Tab::Schedule => {
-                        self.schedule
-                            .controls_ui(ui, &mut self.settings, &mut export_csv);
-                    }
-                    Tab::Sampling => {
-                        run |= self
-                            .sampling
-                            .controls_ui(ui, &mut self.settings, &mut cancel);
-                        gif_ui(ui, &mut self.settings.gif);
-                    }
-                    Tab::Compare => {
-                        compare = self
-                            .compare
-                            .controls_ui(ui, &mut self.settings, &mut cancel);
-                    }
-                    Tab::Interpolate => {
-                        decode |= self.interpolate.controls_ui(ui, &mut self.settings);
-                        gif_ui(ui, &mut self.settings.gif);
-                    }
-                    Tab::Playground => {
-                        toy_action = self.playground.controls_ui(ui, &mut self.settings);
-                        gif_ui(ui, &mut self.settings.gif);
-                    }
-                });
+                egui::ScrollArea::vertical().show(ui, |ui| panel.controls_ui(ui, &mut ctx));
             });
-        egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
-            Tab::Forward => self
-                .forward
-                .main_ui(ui, &mut self.settings, schedule.as_deref()),
-            Tab::Schedule => self.schedule.plots_ui(ui, &self.settings),
-            Tab::Sampling => {
-                self.sampling
-                    .main_ui(ui, &self.settings, &mut gif_trajectory, &mut png_sample);
-            }
-            Tab::Compare => self.compare.main_ui(ui, &mut png_compare),
-            Tab::Interpolate => {
-                self.interpolate
-                    .main_ui(ui, &mut self.settings, &mut gif_interp, &mut png_interp);
-            }
-            Tab::Playground => {
-                if let Some(a) = self.playground.main_ui(
-                    ui,
-                    &mut self.settings,
-                    schedule.as_deref(),
-                    &mut png_toy,
-                    &mut gif_toy,
-                ) {
-                    toy_action = Some(a);
-                }
-            }
-        });
-        if let Some(a) = toy_action {
-            self.toy_action(a);
-        }
-        if run {
-            self.start_run();
-        }
-        if cancel {
-            self.cancel_sampling();
-        }
-        if let Some(kind) = compare {
-            self.start_compare(kind);
-        }
-        if decode {
-            self.start_interpolation();
-        }
-        if gif_trajectory
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("trajectory.gif")
-                .save_file()
-        {
-            let frames = self.sampling.gif_frames();
-            self.export_gif(frames, path);
-        }
-        if gif_interp && let Some(r) = &self.interpolate.result {
-            let frames = r
-                .slerp
-                .iter()
-                .cloned()
-                .map(sampler::GifFrame::Image)
-                .collect();
-            if let Some(path) = rfd::FileDialog::new()
-                .set_file_name("interpolation.gif")
-                .save_file()
-            {
-                self.export_gif(frames, path);
-            }
-        }
-        if png_sample && let Some(frame) = self.sampling.trajectory.get(self.sampling.scrub) {
-            let img = frame.x();
-            self.save_png_dialog(&img, "sample.png");
-        }
-        if png_compare && let Some(img) = self.compare.export_image() {
-            self.save_png_dialog(&img, "compare.png");
-        }
-        if png_interp && let Some(img) = self.interpolate.rows_image() {
-            self.save_png_dialog(&img, "interpolation.png");
-        }
-        if png_toy {
-            match self.playground.export_image(
-                &self.settings.toy,
-                schedule.as_deref(),
-                self.settings.t,
-            ) {
-                Some(img) => self.save_png_dialog(&img, "playground.png"),
-                None => self.banner = Some("nothing to export yet in this view".into()),
-            }
-        }
-        if gif_toy
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("playground.gif")
-                .save_file()
-        {
-            let frames = self
-                .playground
-                .gif_frames(self.settings.toy.paths, self.settings.gif.max_frames)
-                .into_iter()
-                .map(|img| sampler::GifFrame::Image(Arc::new(img)))
-                .collect();
-            self.export_gif(frames, path);
-        }
-
-        if open_file
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("Images", &["png", "jpg", "jpeg"])
-                .pick_file()
-        {
-            self.open_image(path);
-        }
-        if export_csv {
-            self.export_csv(schedule.as_deref());
-        }
-        if export_strip
-            && let Some(req) = self.forward.current_request(&self.settings)
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("filmstrip.png")
-                .save_file()
-        {
-            self.send(Command::ExportFilmstrip(req, path));
+        egui::CentralPanel::default().show(ui, |ui| panel.main_ui(ui, &mut ctx));
+        let actions = std::mem::take(&mut ctx.actions);
+        for action in actions {
+            self.apply(action, schedule.as_deref());
         }
 
         // Ask the worker for what the settings now show.

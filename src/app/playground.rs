@@ -9,10 +9,12 @@ use egui_plot::{Arrows, Legend, Line, Plot, PlotPoints, PlotUi, Points};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::SamplerSettings;
 use super::sampling::sampler_fields_ui;
-use super::settings::Settings;
+use super::settings::{Settings, Tab};
 use super::toy_job::{ToyCommand, ToyModel};
+use super::widgets::gif_ui;
 use crate::data::toy2d::{PlotCanvas, Toy2d, side_by_side};
 use crate::diffusion::NoiseSchedule;
 use crate::diffusion::noise::gaussian;
@@ -150,6 +152,7 @@ pub struct PlaygroundPanel {
 }
 
 /// What the panel asks of its worker this frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToyAction {
     /// Start or resume training (reset: start over).
     Train(bool),
@@ -209,112 +212,6 @@ impl PlaygroundPanel {
                 then_train: self.training,
             }),
         }
-    }
-
-    /// Controls; returns the action asked for.
-    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings) -> Option<ToyAction> {
-        let mut action = None;
-        let t_max = settings.schedule.num_train_timesteps;
-        let s = &mut settings.toy;
-        ui.heading("Data");
-        egui::ComboBox::from_label("Dataset")
-            .selected_text(s.dataset.map_or("draw your own", |d| d.name()))
-            .show_ui(ui, |ui| {
-                for d in Toy2d::ALL {
-                    ui.selectable_value(&mut s.dataset, Some(d), d.name());
-                }
-                ui.selectable_value(&mut s.dataset, None, "draw your own");
-            });
-        if s.dataset.is_some() {
-            ui.add(
-                egui::Slider::new(&mut s.size, 100..=20_000)
-                    .logarithmic(true)
-                    .text("Points"),
-            );
-        } else {
-            ui.label(format!(
-                "{} points: click or drag on the plot",
-                s.drawn.len()
-            ));
-            if ui.button("Clear points").clicked() {
-                s.drawn.clear();
-            }
-        }
-        ui.add(egui::DragValue::new(&mut s.seed).prefix("Seed "));
-        ui.separator();
-        ui.heading("Training");
-        ui.horizontal(|ui| {
-            if ui
-                .add_enabled(
-                    !self.training,
-                    egui::Button::new(if self.step == 0 { "Train" } else { "Resume" }),
-                )
-                .clicked()
-            {
-                action = Some(ToyAction::Train(false));
-            }
-            if ui
-                .add_enabled(self.training, egui::Button::new("Pause"))
-                .clicked()
-            {
-                action = Some(ToyAction::Pause);
-            }
-            if ui.button("Reset").clicked() {
-                action = Some(ToyAction::Train(true));
-            }
-        });
-        if self.losses.is_empty() {
-            ui.label("not trained yet");
-        } else {
-            ui.label(format!(
-                "step {} · {:.0} steps/s · loss {:.4}",
-                self.step,
-                self.steps_per_s,
-                self.recent_loss()
-            ));
-        }
-        let pts: PlotPoints = self
-            .losses
-            .iter()
-            .enumerate()
-            .map(|(i, l)| [i as f64, f64::from(*l)])
-            .collect();
-        Plot::new("toy loss")
-            .height(120.0)
-            .allow_drag(false)
-            .allow_scroll(false)
-            .show(ui, |p| p.line(Line::new("loss", pts)));
-        ui.separator();
-        ui.heading("Sampling");
-        egui::ComboBox::from_label("Toy model")
-            .selected_text(match s.model {
-                ToyModel::Mlp => "MLP (trained)",
-                ToyModel::Exact => "Exact (perfect model)",
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut s.model, ToyModel::Mlp, "MLP (trained)");
-                ui.selectable_value(&mut s.model, ToyModel::Exact, "Exact (perfect model)");
-            });
-        sampler_fields_ui(ui, "Toy ", &mut s.sampler, t_max);
-        ui.add(
-            egui::Slider::new(&mut s.samples, 10..=10_000)
-                .logarithmic(true)
-                .text("Samples"),
-        );
-        ui.add(egui::Slider::new(&mut s.paths, 0..=100).text("Paths"));
-        if ui.button("Sample DDPM and DDIM").clicked() {
-            action = Some(ToyAction::Sample);
-        }
-        ui.separator();
-        ui.heading("View");
-        ui.checkbox(&mut s.side_by_side, "DDPM and DDIM side by side");
-        ui.checkbox(&mut s.exact_field, "Exact field beside the MLP's");
-        ui.horizontal(|ui| {
-            ui.label("Arrows");
-            ui.selectable_value(&mut s.field_kind, FieldKind::Eps, "-ε_pred");
-            ui.selectable_value(&mut s.field_kind, FieldKind::Score, "score");
-        });
-        action
     }
 
     /// The models whose fields the Field view shows.
@@ -476,17 +373,127 @@ impl PlaygroundPanel {
         let k = self.losses.len().clamp(1, 50);
         self.losses.iter().rev().take(k).sum::<f32>() / k as f32
     }
+}
 
-    /// The plot. Returns a field request when the view needs one; sets `png` or `gif` when an
-    /// export is asked for.
-    pub fn main_ui(
-        &mut self,
-        ui: &mut Ui,
-        settings: &mut Settings,
-        schedule: Option<&NoiseSchedule>,
-        png: &mut bool,
-        gif: &mut bool,
-    ) -> Option<ToyAction> {
+impl Panel for PlaygroundPanel {
+    fn tab(&self) -> Tab {
+        Tab::Playground
+    }
+
+    /// Controls: data, model, training, sampling, the GIF settings.
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
+        let mut action = None;
+        let t_max = settings.schedule.num_train_timesteps;
+        let s = &mut settings.toy;
+        ui.heading("Data");
+        egui::ComboBox::from_label("Dataset")
+            .selected_text(s.dataset.map_or("draw your own", |d| d.name()))
+            .show_ui(ui, |ui| {
+                for d in Toy2d::ALL {
+                    ui.selectable_value(&mut s.dataset, Some(d), d.name());
+                }
+                ui.selectable_value(&mut s.dataset, None, "draw your own");
+            });
+        if s.dataset.is_some() {
+            ui.add(
+                egui::Slider::new(&mut s.size, 100..=20_000)
+                    .logarithmic(true)
+                    .text("Points"),
+            );
+        } else {
+            ui.label(format!(
+                "{} points: click or drag on the plot",
+                s.drawn.len()
+            ));
+            if ui.button("Clear points").clicked() {
+                s.drawn.clear();
+            }
+        }
+        ui.add(egui::DragValue::new(&mut s.seed).prefix("Seed "));
+        ui.separator();
+        ui.heading("Training");
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    !self.training,
+                    egui::Button::new(if self.step == 0 { "Train" } else { "Resume" }),
+                )
+                .clicked()
+            {
+                action = Some(ToyAction::Train(false));
+            }
+            if ui
+                .add_enabled(self.training, egui::Button::new("Pause"))
+                .clicked()
+            {
+                action = Some(ToyAction::Pause);
+            }
+            if ui.button("Reset").clicked() {
+                action = Some(ToyAction::Train(true));
+            }
+        });
+        if self.losses.is_empty() {
+            ui.label("not trained yet");
+        } else {
+            ui.label(format!(
+                "step {} · {:.0} steps/s · loss {:.4}",
+                self.step,
+                self.steps_per_s,
+                self.recent_loss()
+            ));
+        }
+        let pts: PlotPoints = self
+            .losses
+            .iter()
+            .enumerate()
+            .map(|(i, l)| [i as f64, f64::from(*l)])
+            .collect();
+        Plot::new("toy loss")
+            .height(120.0)
+            .allow_drag(false)
+            .allow_scroll(false)
+            .show(ui, |p| p.line(Line::new("loss", pts)));
+        ui.separator();
+        ui.heading("Sampling");
+        egui::ComboBox::from_label("Toy model")
+            .selected_text(match s.model {
+                ToyModel::Mlp => "MLP (trained)",
+                ToyModel::Exact => "Exact (perfect model)",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.model, ToyModel::Mlp, "MLP (trained)");
+                ui.selectable_value(&mut s.model, ToyModel::Exact, "Exact (perfect model)");
+            });
+        sampler_fields_ui(ui, "Toy ", &mut s.sampler, t_max);
+        ui.add(
+            egui::Slider::new(&mut s.samples, 10..=10_000)
+                .logarithmic(true)
+                .text("Samples"),
+        );
+        ui.add(egui::Slider::new(&mut s.paths, 0..=100).text("Paths"));
+        if ui.button("Sample DDPM and DDIM").clicked() {
+            action = Some(ToyAction::Sample);
+        }
+        ui.separator();
+        ui.heading("View");
+        ui.checkbox(&mut s.side_by_side, "DDPM and DDIM side by side");
+        ui.checkbox(&mut s.exact_field, "Exact field beside the MLP's");
+        ui.horizontal(|ui| {
+            ui.label("Arrows");
+            ui.selectable_value(&mut s.field_kind, FieldKind::Eps, "-ε_pred");
+            ui.selectable_value(&mut s.field_kind, FieldKind::Score, "score");
+        });
+        gif_ui(ui, &mut settings.gif);
+        if let Some(a) = action {
+            ctx.actions.push(AppAction::Toy(a));
+        }
+    }
+
+    /// The plot; asks for a field when the view needs one, and for exports.
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
+        let schedule = ctx.schedule;
         let mut action = None;
         ui.horizontal(|ui| {
             let v = &mut settings.toy.view;
@@ -495,14 +502,16 @@ impl PlaygroundPanel {
             ui.selectable_value(v, ToyView::Field, "Field");
             ui.separator();
             if ui.button("Export PNG…").clicked() {
-                *png = true;
+                ctx.actions
+                    .push(AppAction::ExportPng(PngSource::Playground));
             }
             if ui
                 .add_enabled(self.trajectory.is_some(), egui::Button::new("Export GIF…"))
                 .on_disabled_hover_text("Sample first: the GIF shows the reverse process.")
                 .clicked()
             {
-                *gif = true;
+                ctx.actions
+                    .push(AppAction::ExportGif(GifSource::Playground));
             }
             if let Some(ms) = self.sample_ms {
                 ui.label(
@@ -687,6 +696,8 @@ impl PlaygroundPanel {
             let t = (paper_t - 1).min(t_max - 1);
             action = self.field_request(&settings.toy, t);
         }
-        action
+        if let Some(a) = action {
+            ctx.actions.push(AppAction::Toy(a));
+        }
     }
 }

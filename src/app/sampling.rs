@@ -4,11 +4,13 @@
 use egui::{RichText, Ui};
 use image::RgbImage;
 
+use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{
     GifFrame, LabelPick, ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
 };
-use super::settings::Settings;
+use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
+use super::widgets::gif_ui;
 use super::worker::Picture;
 
 /// Formula tooltips of the reverse process.
@@ -288,9 +290,46 @@ impl SamplingPanel {
             .map(GifFrame::Step)
             .collect()
     }
+}
 
-    /// The controls. Returns true when Run was pressed; sets `cancel` on Cancel.
-    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, cancel: &mut bool) -> bool {
+/// Sampler, steps, η and spacing fields. `id` distinguishes several on one panel ("A ", "B ").
+pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: usize) {
+    egui::ComboBox::from_label(format!("{id}Sampler"))
+        .selected_text(s.sampler.label())
+        .show_ui(ui, |ui| {
+            for c in SamplerChoice::ALL {
+                ui.selectable_value(&mut s.sampler, c, c.label());
+            }
+        });
+    s.steps = s.steps.clamp(1, t_max);
+    ui.add(
+        egui::Slider::new(&mut s.steps, 1..=t_max)
+            .logarithmic(true)
+            .text(format!("{id}Steps")),
+    )
+    .on_hover_text("N, the number of denoising steps (1 to T)");
+    ui.add_enabled(
+        s.sampler == SamplerChoice::Ddim,
+        egui::Slider::new(&mut s.eta, 0.0..=1.0).text(format!("{id}η")),
+    )
+    .on_hover_text("DDIM's η: 0 is deterministic, 1 has DDPM's variance");
+    egui::ComboBox::from_label(format!("{id}Spacing"))
+        .selected_text(s.spacing.name())
+        .show_ui(ui, |ui| {
+            for sp in crate::diffusion::TimestepSpacing::ALL {
+                ui.selectable_value(&mut s.spacing, sp, sp.name());
+            }
+        });
+}
+
+impl Panel for SamplingPanel {
+    fn tab(&self) -> Tab {
+        Tab::Sampling
+    }
+
+    /// The controls: the model, the sampler, Run and Cancel, the GIF settings.
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
         ui.heading("Model");
         let m = &mut settings.model;
         egui::ComboBox::from_label("Model")
@@ -356,29 +395,26 @@ impl SamplingPanel {
             }
         });
         ui.separator();
-        let mut run = false;
         ui.horizontal(|ui| {
-            run = ui
+            if ui
                 .add_enabled(!self.running, egui::Button::new("Run"))
-                .clicked();
+                .clicked()
+            {
+                ctx.actions.push(AppAction::RunSampling);
+            }
             if ui
                 .add_enabled(self.running, egui::Button::new("Cancel"))
                 .clicked()
             {
-                *cancel = true;
+                ctx.actions.push(AppAction::CancelSampler);
             }
         });
-        run
+        gif_ui(ui, &mut settings.gif);
     }
 
     /// Progress, the scrubber and the pictures.
-    pub fn main_ui(
-        &mut self,
-        ui: &mut Ui,
-        settings: &Settings,
-        export_gif: &mut bool,
-        export_png: &mut bool,
-    ) {
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &*ctx.settings;
         let (done, total) = self.progress;
         if total > 0 {
             let text = match (self.running, self.step_ms, self.total_ms) {
@@ -484,41 +520,12 @@ impl SamplingPanel {
         }
         ui.horizontal(|ui| {
             if ui.button("Export image (PNG)…").clicked() {
-                *export_png = true;
+                ctx.actions.push(AppAction::ExportPng(PngSource::Sample));
             }
             if ui.button("Export trajectory (GIF)…").clicked() {
-                *export_gif = true;
+                ctx.actions
+                    .push(AppAction::ExportGif(GifSource::Trajectory));
             }
         });
     }
-}
-
-/// Sampler, steps, η and spacing fields. `id` distinguishes several on one panel ("A ", "B ").
-pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: usize) {
-    egui::ComboBox::from_label(format!("{id}Sampler"))
-        .selected_text(s.sampler.label())
-        .show_ui(ui, |ui| {
-            for c in SamplerChoice::ALL {
-                ui.selectable_value(&mut s.sampler, c, c.label());
-            }
-        });
-    s.steps = s.steps.clamp(1, t_max);
-    ui.add(
-        egui::Slider::new(&mut s.steps, 1..=t_max)
-            .logarithmic(true)
-            .text(format!("{id}Steps")),
-    )
-    .on_hover_text("N, the number of denoising steps (1 to T)");
-    ui.add_enabled(
-        s.sampler == SamplerChoice::Ddim,
-        egui::Slider::new(&mut s.eta, 0.0..=1.0).text(format!("{id}η")),
-    )
-    .on_hover_text("DDIM's η: 0 is deterministic, 1 has DDPM's variance");
-    egui::ComboBox::from_label(format!("{id}Spacing"))
-        .selected_text(s.spacing.name())
-        .show_ui(ui, |ui| {
-            for sp in crate::diffusion::TimestepSpacing::ALL {
-                ui.selectable_value(&mut s.spacing, sp, sp.name());
-            }
-        });
 }

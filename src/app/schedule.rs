@@ -7,7 +7,8 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
 
 use super::forward::formula;
-use super::settings::Settings;
+use super::panel::{AppAction, Ctx, Panel};
+use super::settings::{Settings, Tab};
 use crate::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig, TimestepSpacing, timesteps};
 use crate::error::Result;
 
@@ -89,9 +90,114 @@ impl SchedulePanel {
     pub fn reset(&mut self, settings: &Settings) {
         *self = Self::new(settings);
     }
+}
+
+/// A plotted quantity: title, formula tooltip, value at index i, whether it carries the sampler
+/// markers.
+type Curve = (
+    &'static str,
+    &'static str,
+    fn(&NoiseSchedule, usize) -> f64,
+    bool,
+);
+
+fn cached(
+    slot: &mut Option<Arc<NoiseSchedule>>,
+    config: ScheduleConfig,
+) -> Result<Arc<NoiseSchedule>> {
+    if let Some(s) = slot
+        && s.config == config
+    {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(NoiseSchedule::new(config)?);
+    *slot = Some(s.clone());
+    Ok(s)
+}
+
+/// One curve over the paper's t = 1..T (index i is t = i + 1).
+fn curve(s: &NoiseSchedule, f: fn(&NoiseSchedule, usize) -> f64) -> PlotPoints<'static> {
+    (0..s.num_timesteps())
+        .map(|i| [(i + 1) as f64, f(s, i)])
+        .collect()
+}
+
+/// The kind, T and β fields of one schedule. Returns a new valid config when the user changed
+/// one; shows the reason when the typed values are refused.
+fn schedule_fields_ui(
+    ui: &mut Ui,
+    id: &str,
+    draft: &mut ScheduleDraft,
+    current: ScheduleConfig,
+) -> Option<ScheduleConfig> {
+    let mut kind = current.kind;
+    let prefix = if id == "compare" { "Overlay " } else { "" };
+    egui::ComboBox::from_label(format!("{prefix}β schedule"))
+        .selected_text(kind.name())
+        .show_ui(ui, |ui| {
+            for k in BetaSchedule::ALL {
+                ui.selectable_value(&mut kind, k, k.name());
+            }
+        })
+        .response
+        .on_hover_text("linear (Ho et al.), scaled-linear (Stable Diffusion), cosine (Nichol & Dhariwal), sigmoid");
+    let mut changed = kind != current.kind;
+    egui::Grid::new((id, "fields"))
+        .num_columns(2)
+        .show(ui, |ui| {
+            for (label, text, tip) in [
+                (
+                    "T",
+                    &mut draft.t_text,
+                    "T, the number of diffusion steps (1 to 100000)",
+                ),
+                (
+                    "β start",
+                    &mut draft.beta_start_text,
+                    "β_1 (ignored by cosine)",
+                ),
+                (
+                    "β end",
+                    &mut draft.beta_end_text,
+                    "β_T (ignored by cosine); 0 < β < 1",
+                ),
+            ] {
+                let l = ui.label(format!("{prefix}{label}")).on_hover_text(tip);
+                changed |= ui
+                    .add(egui::TextEdit::singleline(text).desired_width(80.0))
+                    .labelled_by(l.id)
+                    .changed();
+                ui.end_row();
+            }
+        });
+    if !changed {
+        if let Some(e) = &draft.error {
+            ui.colored_label(Color32::RED, e);
+        }
+        return None;
+    }
+    match draft.parse(kind) {
+        Ok(c) => {
+            draft.error = None;
+            Some(c)
+        }
+        Err(e) => {
+            ui.colored_label(Color32::RED, &e);
+            draft.error = Some(e);
+            // The kind alone can still change while a field is being edited.
+            None
+        }
+    }
+}
+
+impl Panel for SchedulePanel {
+    fn tab(&self) -> Tab {
+        Tab::Schedule
+    }
 
     /// The controls: schedule kind, T, β range, overlay, sampler markers, export.
-    pub fn controls_ui(&mut self, ui: &mut Ui, settings: &mut Settings, export_csv: &mut bool) {
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &mut *ctx.settings;
         ui.heading("Schedule");
         if let Some(c) = schedule_fields_ui(ui, "schedule", &mut self.draft, settings.schedule) {
             settings.schedule = c;
@@ -128,12 +234,13 @@ impl SchedulePanel {
             });
         ui.separator();
         if ui.button("Export curves (CSV)…").clicked() {
-            *export_csv = true;
+            ctx.actions.push(AppAction::ExportScheduleCsv);
         }
     }
 
     /// The curves.
-    pub fn plots_ui(&mut self, ui: &mut Ui, settings: &Settings) {
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let settings = &*ctx.settings;
         let schedule = match self.schedule(settings.schedule) {
             Ok(s) => s,
             Err(e) => {
@@ -245,103 +352,5 @@ impl SchedulePanel {
                     });
             }
         });
-    }
-}
-
-/// A plotted quantity: title, formula tooltip, value at index i, whether it carries the sampler
-/// markers.
-type Curve = (
-    &'static str,
-    &'static str,
-    fn(&NoiseSchedule, usize) -> f64,
-    bool,
-);
-
-fn cached(
-    slot: &mut Option<Arc<NoiseSchedule>>,
-    config: ScheduleConfig,
-) -> Result<Arc<NoiseSchedule>> {
-    if let Some(s) = slot
-        && s.config == config
-    {
-        return Ok(s.clone());
-    }
-    let s = Arc::new(NoiseSchedule::new(config)?);
-    *slot = Some(s.clone());
-    Ok(s)
-}
-
-/// One curve over the paper's t = 1..T (index i is t = i + 1).
-fn curve(s: &NoiseSchedule, f: fn(&NoiseSchedule, usize) -> f64) -> PlotPoints<'static> {
-    (0..s.num_timesteps())
-        .map(|i| [(i + 1) as f64, f(s, i)])
-        .collect()
-}
-
-/// The kind, T and β fields of one schedule. Returns a new valid config when the user changed
-/// one; shows the reason when the typed values are refused.
-fn schedule_fields_ui(
-    ui: &mut Ui,
-    id: &str,
-    draft: &mut ScheduleDraft,
-    current: ScheduleConfig,
-) -> Option<ScheduleConfig> {
-    let mut kind = current.kind;
-    let prefix = if id == "compare" { "Overlay " } else { "" };
-    egui::ComboBox::from_label(format!("{prefix}β schedule"))
-        .selected_text(kind.name())
-        .show_ui(ui, |ui| {
-            for k in BetaSchedule::ALL {
-                ui.selectable_value(&mut kind, k, k.name());
-            }
-        })
-        .response
-        .on_hover_text("linear (Ho et al.), scaled-linear (Stable Diffusion), cosine (Nichol & Dhariwal), sigmoid");
-    let mut changed = kind != current.kind;
-    egui::Grid::new((id, "fields"))
-        .num_columns(2)
-        .show(ui, |ui| {
-            for (label, text, tip) in [
-                (
-                    "T",
-                    &mut draft.t_text,
-                    "T, the number of diffusion steps (1 to 100000)",
-                ),
-                (
-                    "β start",
-                    &mut draft.beta_start_text,
-                    "β_1 (ignored by cosine)",
-                ),
-                (
-                    "β end",
-                    &mut draft.beta_end_text,
-                    "β_T (ignored by cosine); 0 < β < 1",
-                ),
-            ] {
-                let l = ui.label(format!("{prefix}{label}")).on_hover_text(tip);
-                changed |= ui
-                    .add(egui::TextEdit::singleline(text).desired_width(80.0))
-                    .labelled_by(l.id)
-                    .changed();
-                ui.end_row();
-            }
-        });
-    if !changed {
-        if let Some(e) = &draft.error {
-            ui.colored_label(Color32::RED, e);
-        }
-        return None;
-    }
-    match draft.parse(kind) {
-        Ok(c) => {
-            draft.error = None;
-            Some(c)
-        }
-        Err(e) => {
-            ui.colored_label(Color32::RED, &e);
-            draft.error = Some(e);
-            // The kind alone can still change while a field is being edited.
-            None
-        }
     }
 }

@@ -15,3 +15,4 @@ mod app_playground;
 mod app_sampling;
 mod app_ui;
 mod gpu_path;
+mod panels;
