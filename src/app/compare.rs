@@ -8,45 +8,16 @@ use egui::{RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
-use super::panel::{AppAction, Ctx, Panel, PngSource};
+use super::panel::{
+    AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, Panel, PngSource, SWEEP_ETAS,
+};
 use super::sampler::{
     GuidanceSettings, LabelPick, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
 };
-use super::sampling::{picture, picture_row_ui, sampler_fields_ui};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
+use super::widgets::{picture, picture_row_ui, sampler_fields_ui};
 use crate::data::image_io::grid;
-
-/// Step counts of the "steps vs quality" grid.
-pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
-/// η values of the sweep.
-pub const SWEEP_ETAS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-/// Guidance scales of the guidance sweep.
-pub const GUIDANCE_SWEEP: [f32; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
-
-/// What a comparison was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CompareKind {
-    /// A against B, every frame kept.
-    Pair,
-    /// DDPM and DDIM at each of [`GRID_STEPS`].
-    Grid,
-    /// DDIM at each of [`SWEEP_ETAS`], plus η = 0 again.
-    Sweep,
-    /// The sampling panel's sampler at each guidance scale of [`GUIDANCE_SWEEP`].
-    Guidance,
-}
-
-impl CompareKind {
-    /// Cells per row of the grid view.
-    pub fn columns(self) -> usize {
-        match self {
-            CompareKind::Pair | CompareKind::Grid => 2,
-            CompareKind::Sweep => 6,
-            CompareKind::Guidance => GUIDANCE_SWEEP.len(),
-        }
-    }
-}
 
 /// One finished run of a comparison.
 pub struct CompareResult {

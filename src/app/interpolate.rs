@@ -10,10 +10,10 @@ use image::RgbImage;
 
 use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{InterpSpec, ModelSpec};
-use super::sampling::picture;
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::gif_ui;
+use super::widgets::picture;
 use crate::data::image_io::grid;
 
 /// A decoded interpolation.

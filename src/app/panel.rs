@@ -4,9 +4,8 @@
 
 use egui::Ui;
 
-use super::compare::CompareKind;
-use super::playground::ToyAction;
 use super::settings::{Settings, Tab};
+use super::toy_job::ToyModel;
 use crate::diffusion::NoiseSchedule;
 
 /// Which picture a PNG export writes.
@@ -95,4 +94,48 @@ pub trait Panel {
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>);
     /// The main view.
     fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>);
+}
+
+/// Step counts of the "steps vs quality" grid.
+pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
+/// η values of the sweep.
+pub const SWEEP_ETAS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+/// Guidance scales of the guidance sweep.
+pub const GUIDANCE_SWEEP: [f32; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
+
+/// What a comparison was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareKind {
+    /// A against B, every frame kept.
+    Pair,
+    /// DDPM and DDIM at each of [`GRID_STEPS`].
+    Grid,
+    /// DDIM at each of [`SWEEP_ETAS`], plus η = 0 again.
+    Sweep,
+    /// The sampling panel's sampler at each guidance scale of [`GUIDANCE_SWEEP`].
+    Guidance,
+}
+
+impl CompareKind {
+    /// Cells per row of the grid view.
+    pub fn columns(self) -> usize {
+        match self {
+            CompareKind::Pair | CompareKind::Grid => 2,
+            CompareKind::Sweep => 6,
+            CompareKind::Guidance => GUIDANCE_SWEEP.len(),
+        }
+    }
+}
+
+/// What the panel asks of its worker this frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToyAction {
+    /// Start or resume training (reset: start over).
+    Train(bool),
+    /// Pause.
+    Pause,
+    /// Sample.
+    Sample,
+    /// Compute the fields of these models at t.
+    Field(usize, Vec<ToyModel>),
 }

@@ -6,51 +6,38 @@ use std::sync::Arc;
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Arrows, Legend, Line, Plot, PlotPoints, PlotUi, Points};
-use image::RgbImage;
-use serde::{Deserialize, Serialize};
 
+use super::panel::ToyAction;
 use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
-use super::sampler::SamplerSettings;
-use super::sampling::sampler_fields_ui;
-use super::settings::{Settings, Tab};
+use super::settings::{FieldKind, Settings, Tab, ToySettings, ToyView};
 use super::toy_job::{ToyCommand, ToyModel};
 use super::widgets::gif_ui;
-use crate::data::toy2d::{PlotCanvas, Toy2d, side_by_side};
-use crate::diffusion::NoiseSchedule;
-use crate::diffusion::noise::gaussian;
+use super::widgets::sampler_fields_ui;
+use crate::data::toy2d::Toy2d;
 
 /// Point clouds, one per kept step.
 pub type Frames = Vec<Vec<[f32; 2]>>;
 pub use super::toy_job::Arrow;
 
 /// DDPM's colour (plots and exports).
-const DDPM_RGB: [u8; 3] = [220, 80, 60];
+pub(super) const DDPM_RGB: [u8; 3] = [220, 80, 60];
 /// DDIM's colour.
-const DDIM_RGB: [u8; 3] = [60, 110, 230];
+pub(super) const DDIM_RGB: [u8; 3] = [60, 110, 230];
 /// The learned field's colour.
-const LEARNED_RGB: [u8; 3] = [200, 120, 40];
+pub(super) const LEARNED_RGB: [u8; 3] = [200, 120, 40];
 /// The exact (true) field's colour.
-const EXACT_RGB: [u8; 3] = [170, 80, 200];
+pub(super) const EXACT_RGB: [u8; 3] = [170, 80, 200];
 /// The N(0, I) contours' colour.
-const CONTOUR_RGB: [u8; 3] = [120, 160, 120];
+pub(super) const CONTOUR_RGB: [u8; 3] = [120, 160, 120];
 /// The data's colour.
-const DATA_RGB: [u8; 3] = [150, 150, 150];
+pub(super) const DATA_RGB: [u8; 3] = [150, 150, 150];
 /// The plots cover [−PLOT_RANGE, PLOT_RANGE]².
-const PLOT_RANGE: f32 = 3.0;
+pub(super) const PLOT_RANGE: f32 = 3.0;
 /// Exported plots are this many pixels square.
 pub const EXPORT_PX: u32 = 360;
 
-fn c32(c: [u8; 3]) -> Color32 {
+pub(super) fn c32(c: [u8; 3]) -> Color32 {
     Color32::from_rgb(c[0], c[1], c[2])
-}
-
-/// How the field's arrows are drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FieldKind {
-    /// −ε̂ (points towards the data), at a fixed scale.
-    Eps,
-    /// The score −ε̂/√(1−ᾱ_t), scaled so the longest arrows fit a grid cell.
-    Score,
 }
 
 /// A computed field.
@@ -64,66 +51,6 @@ pub struct ToyField {
     pub step: usize,
     /// (grid point, ε̂).
     pub arrows: Vec<Arrow>,
-}
-
-/// What the plot shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ToyView {
-    /// q(x_t | x_0) of the data at the timeline's t.
-    Forward,
-    /// Sampled trajectories.
-    Reverse,
-    /// The ε̂ field at t.
-    Field,
-}
-
-/// The playground's persisted settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ToySettings {
-    /// The distribution (`None`: the points you drew).
-    pub dataset: Option<Toy2d>,
-    /// Training points.
-    pub size: usize,
-    /// Seed of the data, training and sampling.
-    pub seed: u64,
-    /// Points to sample.
-    pub samples: usize,
-    /// Steps, η, spacing.
-    pub sampler: SamplerSettings,
-    /// MLP or exact.
-    pub model: ToyModel,
-    /// The view.
-    pub view: ToyView,
-    /// Particles whose paths are drawn.
-    pub paths: usize,
-    /// Points drawn by hand.
-    pub drawn: Vec<[f32; 2]>,
-    /// DDPM and DDIM in two plots (else overlaid in one).
-    pub side_by_side: bool,
-    /// Show the exact denoiser's (true) field beside the MLP's.
-    pub exact_field: bool,
-    /// −ε̂ or the score.
-    pub field_kind: FieldKind,
-}
-
-impl Default for ToySettings {
-    fn default() -> Self {
-        Self {
-            dataset: Some(Toy2d::SwissRoll),
-            size: 5000,
-            seed: 0,
-            samples: 2000,
-            sampler: SamplerSettings::default(),
-            model: ToyModel::Mlp,
-            view: ToyView::Forward,
-            paths: 20,
-            drawn: Vec::new(),
-            side_by_side: true,
-            exact_field: true,
-            field_kind: FieldKind::Eps,
-        }
-    }
 }
 
 /// The playground's state.
@@ -149,19 +76,6 @@ pub struct PlaygroundPanel {
     /// Sampling wall time.
     pub sample_ms: Option<f64>,
     field_asked: Option<(usize, Vec<ToyModel>, usize)>,
-}
-
-/// What the panel asks of its worker this frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ToyAction {
-    /// Start or resume training (reset: start over).
-    Train(bool),
-    /// Pause.
-    Pause,
-    /// Sample.
-    Sample,
-    /// Compute the fields of these models at t.
-    Field(usize, Vec<ToyModel>),
 }
 
 impl PlaygroundPanel {
@@ -241,131 +155,6 @@ impl PlaygroundPanel {
         }
         self.field_asked = Some(key);
         Some(ToyAction::Field(t, wanted))
-    }
-
-    /// The forward cloud q(x_t | x_0) of the training points at `paper_t` (1-based; 0 is the
-    /// data), with noise fixed by the seed so scrubbing is smooth.
-    pub fn forward_cloud(
-        &self,
-        seed: u64,
-        schedule: Option<&NoiseSchedule>,
-        paper_t: usize,
-    ) -> Vec<[f32; 2]> {
-        match schedule {
-            Some(s) if paper_t > 0 => {
-                let i = (paper_t - 1).min(s.num_timesteps() - 1);
-                let (a, b) = (
-                    s.sqrt_alphas_cumprod[i] as f32,
-                    s.sqrt_one_minus_alphas_cumprod[i] as f32,
-                );
-                // x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε (Ho et al. eq. 4).
-                let z = gaussian(seed ^ 0xf0, 0, 2 * self.data.len());
-                self.data
-                    .iter()
-                    .enumerate()
-                    .map(|(k, q)| [a * q[0] + b * z[2 * k], a * q[1] + b * z[2 * k + 1]])
-                    .collect()
-            }
-            _ => self.data.to_vec(),
-        }
-    }
-
-    /// The arrows' tips for display: −ε̂ at a fixed scale, or the score scaled to fit a cell.
-    fn arrow_tips(&self, f: &ToyField, kind: FieldKind) -> Vec<([f32; 2], [f32; 2])> {
-        let scale = match kind {
-            FieldKind::Eps => 0.12,
-            FieldKind::Score => {
-                // −ε̂/√(1−ᾱ) is −ε̂ times a constant at one t: scale the largest to 0.9 cells.
-                let longest = self
-                    .fields
-                    .iter()
-                    .flat_map(|g| g.arrows.iter())
-                    .map(|(_, e)| e[0].hypot(e[1]))
-                    .fold(1e-6f32, f32::max);
-                0.9 * 0.3 / longest
-            }
-        };
-        f.arrows
-            .iter()
-            .map(|(q, e)| (*q, [q[0] - scale * e[0], q[1] - scale * e[1]]))
-            .collect()
-    }
-
-    /// One sampler's plot at `frame` as an image: the data, its cloud and its paths.
-    fn reverse_image(&self, frames: &Frames, frame: usize, paths: usize, rgb: [u8; 3]) -> RgbImage {
-        let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
-        c.circle(1.0, CONTOUR_RGB);
-        c.circle(2.0, CONTOUR_RGB);
-        c.points(&self.data, [215, 215, 215]);
-        let f = frame.min(frames.len() - 1);
-        c.points(&frames[f], rgb);
-        for k in 0..paths.min(frames[0].len()) {
-            let path: Vec<[f32; 2]> = frames[..=f].iter().map(|fr| fr[k]).collect();
-            c.polyline(&path, [40, 40, 40]);
-        }
-        c.image
-    }
-
-    /// What the current view shows, as a PNG-ready image (Reverse: DDPM left, DDIM right).
-    /// `None` when there is nothing to show yet.
-    pub fn export_image(
-        &self,
-        s: &ToySettings,
-        schedule: Option<&NoiseSchedule>,
-        paper_t: usize,
-    ) -> Option<RgbImage> {
-        match s.view {
-            ToyView::Forward => {
-                let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
-                c.circle(1.0, CONTOUR_RGB);
-                c.circle(2.0, CONTOUR_RGB);
-                c.points(&self.forward_cloud(s.seed, schedule, paper_t), DDIM_RGB);
-                (!self.data.is_empty()).then_some(c.image)
-            }
-            ToyView::Reverse => self.reverse_pair(self.frame, s.paths),
-            ToyView::Field => {
-                if self.fields.is_empty() {
-                    return None;
-                }
-                let mut c = PlotCanvas::new(EXPORT_PX, PLOT_RANGE);
-                c.points(&self.data, [200, 200, 200]);
-                for f in &self.fields {
-                    let rgb = match f.model {
-                        ToyModel::Exact if self.fields.len() > 1 => EXACT_RGB,
-                        _ => LEARNED_RGB,
-                    };
-                    for (from, to) in self.arrow_tips(f, s.field_kind) {
-                        c.arrow(from, to, rgb);
-                    }
-                }
-                Some(c.image)
-            }
-        }
-    }
-
-    /// DDPM (left) and DDIM (right) at `frame`.
-    fn reverse_pair(&self, frame: usize, paths: usize) -> Option<RgbImage> {
-        let (_, a, b) = self.trajectory.as_ref()?;
-        Some(side_by_side(
-            &[
-                self.reverse_image(a, frame, paths, DDPM_RGB),
-                self.reverse_image(b, frame, paths, DDIM_RGB),
-            ],
-            8,
-        ))
-    }
-
-    /// The sampled trajectory as GIF frames (DDPM left, DDIM right), at most `max` of them
-    /// picked evenly, the last being x_0.
-    pub fn gif_frames(&self, paths: usize, max: usize) -> Vec<RgbImage> {
-        let Some((ts, ..)) = &self.trajectory else {
-            return Vec::new();
-        };
-        let picked = crate::data::gif::pick_evenly(&(0..ts.len()).collect::<Vec<_>>(), max);
-        picked
-            .into_iter()
-            .filter_map(|f| self.reverse_pair(f, paths))
-            .collect()
     }
 
     /// The running mean of the last 50 losses.

@@ -2,7 +2,6 @@
 //! scrubber over the whole trajectory with x_t, x̂0, ε̂ and DDIM's three update terms.
 
 use egui::{RichText, Ui};
-use image::RgbImage;
 
 use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{
@@ -10,8 +9,7 @@ use super::sampler::{
 };
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::gif_ui;
-use super::worker::Picture;
+use super::widgets::{gif_ui, picture, picture_row_ui, sampler_fields_ui};
 
 /// Formula tooltips of the reverse process.
 pub mod formula {
@@ -158,29 +156,6 @@ pub struct SamplingPanel {
 /// the CPU to the sampler (2 cores are common in classrooms).
 pub const LIVE_REFRESH_MS: u128 = 100;
 
-/// One row of labelled pictures.
-pub fn picture_row_ui(ui: &mut Ui, items: &[(&str, &str, &Shown)], side: f32, sep: &[&str]) {
-    ui.horizontal_top(|ui| {
-        for (i, (title, tip, shown)) in items.iter().enumerate() {
-            shown.labelled_ui(ui, title, tip, side);
-            if let Some(s) = sep.get(i) {
-                ui.vertical(|ui| {
-                    ui.add_space(side / 2.0);
-                    ui.label(RichText::new(*s).heading());
-                });
-            }
-        }
-    });
-}
-
-/// An RGB image as a picture.
-pub fn picture(img: &RgbImage) -> Picture {
-    Picture::Cpu(egui::ColorImage::from_rgb(
-        [img.width() as usize, img.height() as usize],
-        img.as_raw(),
-    ))
-}
-
 impl SamplingPanel {
     /// The run for the current settings.
     pub fn spec(&self, settings: &Settings, id: u64) -> RunSpec {
@@ -290,36 +265,6 @@ impl SamplingPanel {
             .map(GifFrame::Step)
             .collect()
     }
-}
-
-/// Sampler, steps, η and spacing fields. `id` distinguishes several on one panel ("A ", "B ").
-pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: usize) {
-    egui::ComboBox::from_label(format!("{id}Sampler"))
-        .selected_text(s.sampler.label())
-        .show_ui(ui, |ui| {
-            for c in SamplerChoice::ALL {
-                ui.selectable_value(&mut s.sampler, c, c.label());
-            }
-        });
-    s.steps = s.steps.clamp(1, t_max);
-    ui.add(
-        egui::Slider::new(&mut s.steps, 1..=t_max)
-            .logarithmic(true)
-            .text(format!("{id}Steps")),
-    )
-    .on_hover_text("N, the number of denoising steps (1 to T)");
-    ui.add_enabled(
-        s.sampler == SamplerChoice::Ddim,
-        egui::Slider::new(&mut s.eta, 0.0..=1.0).text(format!("{id}η")),
-    )
-    .on_hover_text("DDIM's η: 0 is deterministic, 1 has DDPM's variance");
-    egui::ComboBox::from_label(format!("{id}Spacing"))
-        .selected_text(s.spacing.name())
-        .show_ui(ui, |ui| {
-            for sp in crate::diffusion::TimestepSpacing::ALL {
-                ui.selectable_value(&mut s.spacing, sp, sp.name());
-            }
-        });
 }
 
 impl Panel for SamplingPanel {

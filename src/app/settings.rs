@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::playground::ToySettings;
 use super::sampler::{
     GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, SamplerChoice, SamplerSettings,
 };
+use super::toy_job::ToyModel;
+use crate::data::toy2d::Toy2d;
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
 
@@ -305,4 +306,73 @@ fn parse_state(bytes: &[u8]) -> std::result::Result<Settings, String> {
         ));
     }
     ron::from_str(stored).map_err(|e| format!("the settings are damaged: {e}"))
+}
+
+/// How the field's arrows are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldKind {
+    /// −ε̂ (points towards the data), at a fixed scale.
+    Eps,
+    /// The score −ε̂/√(1−ᾱ_t), scaled so the longest arrows fit a grid cell.
+    Score,
+}
+
+/// What the plot shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToyView {
+    /// q(x_t | x_0) of the data at the timeline's t.
+    Forward,
+    /// Sampled trajectories.
+    Reverse,
+    /// The ε̂ field at t.
+    Field,
+}
+
+/// The playground's persisted settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToySettings {
+    /// The distribution (`None`: the points you drew).
+    pub dataset: Option<Toy2d>,
+    /// Training points.
+    pub size: usize,
+    /// Seed of the data, training and sampling.
+    pub seed: u64,
+    /// Points to sample.
+    pub samples: usize,
+    /// Steps, η, spacing.
+    pub sampler: SamplerSettings,
+    /// MLP or exact.
+    pub model: ToyModel,
+    /// The view.
+    pub view: ToyView,
+    /// Particles whose paths are drawn.
+    pub paths: usize,
+    /// Points drawn by hand.
+    pub drawn: Vec<[f32; 2]>,
+    /// DDPM and DDIM in two plots (else overlaid in one).
+    pub side_by_side: bool,
+    /// Show the exact denoiser's (true) field beside the MLP's.
+    pub exact_field: bool,
+    /// −ε̂ or the score.
+    pub field_kind: FieldKind,
+}
+
+impl Default for ToySettings {
+    fn default() -> Self {
+        Self {
+            dataset: Some(Toy2d::SwissRoll),
+            size: 5000,
+            seed: 0,
+            samples: 2000,
+            sampler: SamplerSettings::default(),
+            model: ToyModel::Mlp,
+            view: ToyView::Forward,
+            paths: 20,
+            drawn: Vec::new(),
+            side_by_side: true,
+            exact_field: true,
+            field_kind: FieldKind::Eps,
+        }
+    }
 }

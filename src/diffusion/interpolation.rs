@@ -9,11 +9,11 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::denoiser::Denoiser;
 use super::noise::{gaussian, lerp, slerp};
 use super::sampling::sample_loop;
 use super::scheduler::{SamplerKind, Scheduler};
 use crate::error::{DiffError, Result};
-use crate::model::Denoiser;
 use crate::tensor_util::tensor4;
 
 /// How two noises are blended.

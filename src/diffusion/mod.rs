@@ -2,6 +2,7 @@
 //! schedulers, seeded noise and the sampling loop. No UI code lives here.
 
 pub mod chain;
+pub mod denoiser;
 pub mod forward;
 pub mod interpolation;
 pub mod noise;
@@ -11,6 +12,7 @@ pub mod scheduler;
 pub mod timesteps;
 
 pub use chain::ForwardChain;
+pub use denoiser::Denoiser;
 pub use forward::{Posterior, q_posterior, q_sample, q_step};
 pub use noise::{chain_noise, initial_noise, lerp, slerp, step_noise};
 pub use sampling::{SampleRun, StepFrame, sample_loop, sample_seeded};

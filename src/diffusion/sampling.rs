@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Tensor;
 
+use super::denoiser::Denoiser;
 use super::scheduler::{DdimTerms, Scheduler};
 use crate::error::{DiffError, Result};
-use crate::model::Denoiser;
 
 /// One step of a run, as it happened.
 pub struct StepFrame {

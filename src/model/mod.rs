@@ -9,9 +9,7 @@ pub mod unet;
 
 use burn::tensor::{Device, Tensor};
 
-use crate::diffusion::scheduler::PredictionType;
-use crate::error::Result;
-
+pub use crate::diffusion::Denoiser;
 pub use exact::ExactDenoiser;
 pub use guidance::{ConditionalDenoiser, Guided, GuidedParts, guide};
 pub use unet::{UNet, UNetConfig, UNetDenoiser};
@@ -33,20 +31,4 @@ pub fn sinusoidal_embedding(timesteps: &[usize], dim: usize, device: &Device) ->
         v.extend(std::iter::repeat_n(0.0, dim - 2 * half));
     }
     crate::tensor_util::tensor2(v, [timesteps.len(), dim], device)
-}
-
-/// A denoising model: a batch x_t [B, C, H, W] and one timestep per item in, the model output
-/// (of [`Denoiser::prediction_type`]) out, with the same shape.
-pub trait Denoiser: Send + Sync {
-    /// What [`Denoiser::forward`] returns: ε, x_0 or v.
-    fn prediction_type(&self) -> PredictionType;
-
-    /// The image shape [C, H, W] this model works on.
-    fn sample_shape(&self) -> [usize; 3];
-
-    /// The model output at (x_t, t).
-    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>>;
-
-    /// A short human-readable name.
-    fn name(&self) -> String;
 }

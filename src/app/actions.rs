@@ -1,0 +1,135 @@
+//! The shell carries out what the panels ask for ([`AppAction`]), in one place.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::panel::{AppAction, GifSource, PngSource};
+use super::sampler::{GifFrame, SamplerCommand, TrajFrame};
+use super::worker::Command;
+use super::{DiffLabApp, ImageSource};
+use crate::diffusion::NoiseSchedule;
+
+impl DiffLabApp {
+    /// Carries out what a panel asked for: the one place the app acts on the panels' behalf.
+    pub fn apply(&mut self, action: AppAction, schedule: Option<&NoiseSchedule>) {
+        match action {
+            AppAction::RunSampling => self.start_run(),
+            AppAction::Compare(kind) => self.start_compare(kind),
+            AppAction::Decode => self.start_interpolation(),
+            AppAction::CancelSampler => self.cancel_sampling(),
+            AppAction::Toy(a) => self.toy_action(a),
+            AppAction::SwitchTab(tab) => self.settings.tab = tab,
+            AppAction::OpenImage => {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("Images", &["png", "jpg", "jpeg"])
+                    .pick_file()
+                {
+                    self.open_image(path);
+                }
+            }
+            AppAction::ExportScheduleCsv => self.export_csv(schedule),
+            AppAction::ExportFilmstrip => {
+                if let Some(req) = self.forward.current_request(&self.settings)
+                    && let Some(path) = rfd::FileDialog::new()
+                        .set_file_name("filmstrip.png")
+                        .save_file()
+                {
+                    self.send(Command::ExportFilmstrip(req, path));
+                }
+            }
+            AppAction::ExportPng(source) => {
+                let (img, name) = match source {
+                    PngSource::Sample => (
+                        self.sampling
+                            .trajectory
+                            .get(self.sampling.scrub)
+                            .map(TrajFrame::x),
+                        "sample.png",
+                    ),
+                    PngSource::Compare => (self.compare.export_image(), "compare.png"),
+                    PngSource::Interpolation => {
+                        (self.interpolate.rows_image(), "interpolation.png")
+                    }
+                    PngSource::Playground => (
+                        self.playground
+                            .export_image(&self.settings.toy, schedule, self.settings.t),
+                        "playground.png",
+                    ),
+                };
+                match img {
+                    Some(img) => self.save_png_dialog(&img, name),
+                    None => self.banner = Some("nothing to export yet in this view".into()),
+                }
+            }
+            AppAction::ExportGif(source) => {
+                let (frames, name): (Vec<GifFrame>, _) = match source {
+                    GifSource::Trajectory => (self.sampling.gif_frames(), "trajectory.gif"),
+                    GifSource::Interpolation => (
+                        self.interpolate
+                            .result
+                            .iter()
+                            .flat_map(|r| r.slerp.iter().cloned())
+                            .map(GifFrame::Image)
+                            .collect(),
+                        "interpolation.gif",
+                    ),
+                    GifSource::Playground => (
+                        self.playground
+                            .gif_frames(self.settings.toy.paths, self.settings.gif.max_frames)
+                            .into_iter()
+                            .map(|img| GifFrame::Image(Arc::new(img)))
+                            .collect(),
+                        "playground.gif",
+                    ),
+                };
+                if frames.is_empty() {
+                    self.banner = Some("nothing to export yet in this view".into());
+                } else if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                    self.export_gif(frames, path);
+                }
+            }
+        }
+    }
+
+    /// Writes frames as a GIF with the GIF settings (at most `max_frames`, evenly picked).
+    pub fn export_gif(&mut self, frames: Vec<GifFrame>, path: PathBuf) {
+        let g = self.settings.gif;
+        let picked = crate::data::gif::pick_evenly(&frames, g.max_frames);
+        self.export_progress = Some((0, picked.len()));
+        self.send_sampler(SamplerCommand::ExportGif {
+            frames: picked,
+            delay_ms: g.delay_ms,
+            scale: g.scale,
+            path,
+        });
+    }
+
+    /// Asks where, then writes `img` as a PNG (atomically).
+    pub(super) fn save_png_dialog(&mut self, img: &image::RgbImage, name: &str) {
+        if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+            match crate::data::image_io::save_png(img, &path) {
+                Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                Err(e) => self.banner = Some(e.to_string()),
+            }
+        }
+    }
+
+    pub(super) fn export_csv(&mut self, schedule: Option<&NoiseSchedule>) {
+        let Some(schedule) = schedule else { return };
+        let Some(path) = rfd::FileDialog::new()
+            .set_file_name(format!("schedule-{}.csv", schedule.config.kind.name()))
+            .save_file()
+        else {
+            return;
+        };
+        match crate::data::image_io::write_atomic(&path, schedule.to_csv().as_bytes()) {
+            Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+            Err(e) => self.banner = Some(e.to_string()),
+        }
+    }
+
+    /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
+    pub fn open_image(&mut self, path: PathBuf) {
+        self.settings.source = ImageSource::File(path);
+    }
+}

@@ -1,0 +1,184 @@
+//! Events from the workers, routed by job id to the panel that asked; the keyboard and dropped
+//! files.
+
+use egui::Key;
+
+use super::sampler::SamplerEvent;
+use super::toy_job::ToyEvent;
+use super::worker::Event;
+use super::{DiffLabApp, Interpolation, ToyField, ToyView, shown};
+
+impl DiffLabApp {
+    pub(super) fn handle_events(&mut self, ctx: &egui::Context) {
+        let events = self.worker.poll();
+        let mut sink = shown::AppSink {
+            ctx,
+            render: self.render.as_ref(),
+        };
+        for e in events {
+            match e {
+                Event::Forward(frame) => self.forward.on_frame(frame, &mut sink),
+                Event::Chain {
+                    t,
+                    picture,
+                    update_ms,
+                } => self.forward.on_chain(t, picture, update_ms, &mut sink),
+                Event::Filmstrip(strip) => self.forward.on_strip(strip, &mut sink),
+                Event::Saved(msg) => self.notice = Some(msg),
+                Event::Failed(msg) => self.banner = Some(msg),
+            }
+        }
+        for e in self.sampler.poll() {
+            match e {
+                SamplerEvent::Step {
+                    id,
+                    index,
+                    total,
+                    frame,
+                    step_ms,
+                } => self.sampling.on_step(id, index, total, frame, step_ms),
+                SamplerEvent::Done { id, last, total_ms } => {
+                    self.sampling.on_done(id, last, total_ms);
+                }
+                SamplerEvent::CompareRun {
+                    id,
+                    index,
+                    frames,
+                    total_ms,
+                } => self.compare.on_run(id, index, frames, total_ms),
+                SamplerEvent::CompareStep {
+                    id,
+                    index,
+                    done,
+                    total,
+                } => self.compare.on_step(id, index, done, total),
+                SamplerEvent::Interpolated {
+                    id,
+                    alphas,
+                    slerp,
+                    lerp,
+                    slerp_norms,
+                    lerp_norms,
+                } => self.interpolate.on_result(
+                    id,
+                    Interpolation {
+                        alphas,
+                        slerp,
+                        lerp,
+                        slerp_norms,
+                        lerp_norms,
+                    },
+                ),
+                SamplerEvent::Progress(done, total) => {
+                    if self.export_progress.is_some() {
+                        self.export_progress = Some((done, total));
+                    }
+                }
+                SamplerEvent::Cancelled(id) => {
+                    self.sampling.on_cancelled(id);
+                    self.compare.on_cancelled(id);
+                    if id == self.interpolate.id {
+                        self.interpolate.running = false;
+                    }
+                }
+                SamplerEvent::Notice(msg) => self.notice = Some(msg),
+                SamplerEvent::Saved(msg) => {
+                    self.export_progress = None;
+                    self.notice = Some(msg);
+                }
+                SamplerEvent::Failed { id, message } => {
+                    // Only the job that failed stops; the banner says which it was.
+                    let place = match id {
+                        Some(id) if id == self.sampling.run_id && self.sampling.running => {
+                            self.sampling.running = false;
+                            self.sampling.status = Some(format!("Stopped: {message}"));
+                            "Sampling"
+                        }
+                        Some(id) if id == self.compare.id && self.compare.running => {
+                            self.compare.running = false;
+                            "Compare"
+                        }
+                        Some(id) if id == self.interpolate.id && self.interpolate.running => {
+                            self.interpolate.running = false;
+                            "Interpolate"
+                        }
+                        Some(_) => "An earlier run",
+                        None => {
+                            self.export_progress = None;
+                            "Export"
+                        }
+                    };
+                    self.banner = Some(format!("{place}: {message}"));
+                }
+            }
+        }
+        for e in self.toy.poll() {
+            match e {
+                ToyEvent::Trained {
+                    losses,
+                    step,
+                    steps_per_s,
+                } => {
+                    self.playground.losses.extend(losses);
+                    self.playground.step = step;
+                    self.playground.steps_per_s = steps_per_s;
+                }
+                ToyEvent::Sampled { t, ddpm, ddim, ms } => {
+                    self.playground.frame = t.len() - 1;
+                    self.playground.trajectory = Some((t, ddpm, ddim));
+                    self.playground.sample_ms = Some(ms);
+                    self.settings.toy.view = ToyView::Reverse;
+                }
+                ToyEvent::Field { t, step, fields } => {
+                    self.playground.fields = fields
+                        .into_iter()
+                        .map(|(model, arrows)| ToyField {
+                            t,
+                            model,
+                            step,
+                            arrows,
+                        })
+                        .collect();
+                }
+                ToyEvent::Failed(msg) => {
+                    self.playground.training = false;
+                    self.banner = Some(msg);
+                }
+            }
+        }
+        self.sampling.sync_textures(&mut sink);
+        self.compare.sync_textures(&mut sink);
+        self.interpolate.sync_textures(&mut sink);
+    }
+
+    pub(super) fn keyboard(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let t_max = self.settings.num_timesteps();
+        ctx.input(|i| {
+            if i.key_pressed(Key::Space) {
+                self.forward.toggle_play(&mut self.settings);
+            }
+            if i.key_pressed(Key::ArrowRight) {
+                self.settings.t = (self.settings.t + 1).min(t_max);
+            }
+            if i.key_pressed(Key::ArrowLeft) {
+                self.settings.t = self.settings.t.saturating_sub(1);
+            }
+            if i.key_pressed(Key::Home) {
+                self.settings.t = 0;
+            }
+            if i.key_pressed(Key::End) {
+                self.settings.t = t_max;
+            }
+        });
+    }
+
+    pub(super) fn dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) {
+            self.open_image(path);
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! The sampler's job: runs, comparisons, interpolations and GIF exports on the
+//! "difflab-sampler" thread, streaming each step back as [`SamplerEvent`]s that carry the
+//! request's id.
+
+use super::sampler::{
+    GifFrame, GuidanceSettings, InterpSpec, LabelPick, ModelSpec, RunSpec, SamplerChoice,
+    SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, final_frame, frame_of,
+};
+use super::thread::{Job, WorkerThread};
+use crate::data::gif::save_gif;
+use crate::data::image_io::{ValueRange, batch_to_rgb};
+use crate::data::mnist::{Mnist, SIDE};
+use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
+use crate::diffusion::noise::norm;
+use crate::diffusion::{
+    NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded,
+};
+use crate::error::{DiffError, Result};
+use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided, UNetDenoiser};
+use crate::tensor_util::to_vec;
+use burn::tensor::{Device, Tensor};
+use image::RgbImage;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The sampling panels' worker thread.
+pub type SamplerWorker = WorkerThread<SamplerJob>;
+
+/// Starts "difflab-sampler" on `device`.
+pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<SamplerWorker> {
+    WorkerThread::spawn(
+        "difflab-sampler",
+        SamplerJob {
+            device,
+            mnist: None,
+            models: HashMap::new(),
+            unet: None,
+        },
+        ctx,
+    )
+}
+
+/// The sampler thread's state: the device and the built models.
+pub struct SamplerJob {
+    device: Device,
+    mnist: Option<Arc<Mnist>>,
+    models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
+    /// The shipped class-conditional U-Net, for guided runs.
+    unet: Option<Arc<UNetDenoiser>>,
+}
+
+/// What a run samples with.
+struct RunModel {
+    model: Arc<dyn Denoiser>,
+    guided: Option<Arc<RecordingGuided>>,
+    scheduler: Scheduler,
+    batch: usize,
+    cols: usize,
+}
+
+/// A hashable form of a schedule config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ScheduleKey(u8, usize, u64, u64);
+
+impl From<ScheduleConfig> for ScheduleKey {
+    fn from(c: ScheduleConfig) -> Self {
+        ScheduleKey(
+            c.kind as u8,
+            c.num_train_timesteps,
+            c.beta_start.to_bits(),
+            c.beta_end.to_bits(),
+        )
+    }
+}
+
+impl Job for SamplerJob {
+    type Command = SamplerCommand;
+    type Event = SamplerEvent;
+
+    fn supersedable(cmd: &SamplerCommand) -> bool {
+        !matches!(cmd, SamplerCommand::ExportGif { .. })
+    }
+
+    fn cancels_running(cmd: &SamplerCommand) -> bool {
+        // Exporting a GIF while a run streams must not stop the run.
+        !matches!(cmd, SamplerCommand::ExportGif { .. })
+    }
+
+    fn handle(&mut self, cmd: SamplerCommand, cancel: &AtomicBool, send: &dyn Fn(SamplerEvent)) {
+        let id = match &cmd {
+            SamplerCommand::Run(spec) => Some(spec.id),
+            SamplerCommand::Compare { id, .. } => Some(*id),
+            SamplerCommand::Interpolate(spec) => Some(spec.id),
+            SamplerCommand::ExportGif { .. } => None,
+        };
+        let result = match cmd {
+            SamplerCommand::Run(spec) => self.run(&spec, cancel, send),
+            SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send),
+            SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send),
+            SamplerCommand::ExportGif {
+                frames,
+                delay_ms,
+                scale,
+                path,
+            } => {
+                let frames: Vec<RgbImage> = frames.iter().map(GifFrame::image).collect();
+                let n = frames.len();
+                save_gif(&frames, delay_ms, scale, &path, |i| {
+                    send(SamplerEvent::Progress(i + 1, n));
+                })
+                .map(|()| {
+                    send(SamplerEvent::Saved(format!(
+                        "wrote {} ({n} frames)",
+                        path.display()
+                    )));
+                })
+            }
+        };
+        if let Err(e) = result {
+            send(SamplerEvent::Failed {
+                id,
+                message: e.to_string(),
+            });
+        }
+    }
+}
+
+/// A guided U-Net that keeps its last step's ε_∅ and ε_c for the views (it always runs the one
+/// 2B pass, even at w = 0 or 1, so that both are there to show).
+struct RecordingGuided {
+    inner: Guided<UNetDenoiser>,
+    last: Mutex<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl RecordingGuided {
+    fn take(&self) -> Option<(Tensor<4>, Tensor<4>)> {
+        self.last.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
+impl Denoiser for RecordingGuided {
+    fn prediction_type(&self) -> PredictionType {
+        self.inner.prediction_type()
+    }
+
+    fn sample_shape(&self) -> [usize; 3] {
+        self.inner.sample_shape()
+    }
+
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
+        let p = self.inner.parts(x_t, timesteps)?;
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some((p.uncond, p.cond));
+        }
+        Ok(p.guided)
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+impl SamplerJob {
+    fn model(&mut self, spec: ModelSpec, schedule: ScheduleConfig) -> Result<Arc<dyn Denoiser>> {
+        let key = (spec, ScheduleKey::from(schedule));
+        if let Some(m) = self.models.get(&key) {
+            return Ok(m.clone());
+        }
+        if spec.unet {
+            let (model, config) = crate::model::unet::shipped(&self.device)?;
+            let m: Arc<dyn Denoiser> = Arc::new(UNetDenoiser { model, config });
+            self.models.insert(key, m.clone());
+            return Ok(m);
+        }
+        let mnist = if let Some(m) = &self.mnist {
+            m.clone()
+        } else {
+            let m = Arc::new(Mnist::embedded()?);
+            self.mnist = Some(m.clone());
+            m
+        };
+        let count = spec.count.clamp(1, mnist.len());
+        let sched = Arc::new(NoiseSchedule::new(schedule)?);
+        let model: Arc<dyn Denoiser> = Arc::new(ExactDenoiser::new(
+            &mnist.images(count),
+            [1, SIDE, SIDE],
+            sched,
+            &self.device,
+        )?);
+        self.models.retain(|k, _| k.1 == key.1); // keep one schedule's models
+        self.models.insert(key, model.clone());
+        Ok(model)
+    }
+
+    /// The shipped class-conditional U-Net, for guided runs (built once).
+    fn unet(&mut self) -> Result<Arc<UNetDenoiser>> {
+        if let Some(m) = &self.unet {
+            return Ok(m.clone());
+        }
+        let (model, config) = crate::model::unet::shipped_digits(&self.device)?;
+        let m = Arc::new(UNetDenoiser { model, config });
+        self.unet = Some(m.clone());
+        Ok(m)
+    }
+
+    /// The run's model (guided when it asks for a label), its scheduler, the batch actually
+    /// sampled and the grid's columns.
+    fn scheduler(&mut self, spec: &RunSpec) -> Result<RunModel> {
+        // The row-per-digit layout only where labels apply (the U-Net).
+        let guidance = if spec.model.unet {
+            spec.guidance
+        } else {
+            GuidanceSettings {
+                label: LabelPick::Any,
+                ..spec.guidance
+            }
+        };
+        let (batch, cols) = guidance.layout(spec.batch);
+        let labels = guidance.labels(batch);
+        let (model, guided) = match labels {
+            Some(labels) => {
+                let unet = self.unet()?;
+                crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
+                let g = Arc::new(RecordingGuided {
+                    inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
+                    last: Mutex::new(None),
+                });
+                (g.clone() as Arc<dyn Denoiser>, Some(g))
+            }
+            None => (self.model(spec.model, spec.schedule)?, None),
+        };
+        let config = spec
+            .sampler
+            .scheduler_config(spec.schedule, model.prediction_type());
+        Ok(RunModel {
+            model,
+            guided,
+            scheduler: Scheduler::new(config)?,
+            batch,
+            cols,
+        })
+    }
+
+    /// `spec` with its batch clamped to what fits in memory, and the message saying so; `None`
+    /// when it fits (or the available memory is unknown). The estimate
+    /// ([`MemoryEstimate`](crate::model::memory::MemoryEstimate)) adds the pictures a run keeps:
+    /// up to ten grids per step (x_t, x̂0, ε, DDIM's terms, guidance's ε_∅ and ε_c) of 3 bytes a
+    /// pixel.
+    fn fit_memory(&mut self, spec: &RunSpec) -> Result<Option<(RunSpec, String)>> {
+        use crate::model::memory::{MemoryEstimate, Workload, available_memory_bytes, human_bytes};
+        let Some(available) = available_memory_bytes() else {
+            return Ok(None);
+        };
+        let unet = self.unet()?;
+        let mut estimate = MemoryEstimate::new(
+            &unet.config,
+            burn::module::Module::num_params(&unet.model),
+            Workload::Sample {
+                guided: spec.guidance.label != LabelPick::Any,
+                kept_images: 0,
+            },
+        );
+        if !spec.model.unet {
+            // The exact denoiser: its set is already in memory; the pictures remain.
+            estimate.per_image_bytes = 0.0;
+        }
+        let side = unet.config.image_size as f64;
+        estimate.per_image_bytes += (spec.sampler.steps + 1) as f64 * 10.0 * 3.0 * side * side;
+        let need = estimate.bytes(spec.batch);
+        if need <= available {
+            return Ok(None);
+        }
+        let fits = estimate.largest_batch(available);
+        if fits == 0 {
+            return Err(DiffError::invalid(format!(
+                "this run needs about {} of memory and only {} is available: use fewer steps",
+                human_bytes(estimate.bytes(1)),
+                human_bytes(available)
+            )));
+        }
+        let message = format!(
+            "Batch {} would need about {} of memory ({} available): sampling {fits} images instead.",
+            spec.batch,
+            human_bytes(need),
+            human_bytes(available)
+        );
+        Ok(Some((
+            RunSpec {
+                batch: fits,
+                ..spec.clone()
+            },
+            message,
+        )))
+    }
+
+    /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
+    fn run_frames(
+        &mut self,
+        spec: &RunSpec,
+        cancel: &AtomicBool,
+        mut on_frame: impl FnMut(usize, usize, TrajFrame, f64),
+    ) -> Result<Option<TrajFrame>> {
+        if spec.batch == 0 || spec.batch > 64 {
+            return Err(DiffError::invalid(
+                "the batch size must be between 1 and 64",
+            ));
+        }
+        let RunModel {
+            model,
+            guided,
+            scheduler,
+            batch,
+            cols,
+        } = self.scheduler(spec)?;
+        let total = scheduler.timesteps().len();
+        let mut error = None;
+        let mut last = Instant::now();
+        let x0 = sample_seeded(
+            model.as_ref(),
+            &scheduler,
+            spec.seed,
+            batch,
+            cancel,
+            &self.device,
+            |step| match frame_of(step, cols, guided.as_ref().and_then(|g| g.take())) {
+                Ok(f) => {
+                    let ms = last.elapsed().as_secs_f64() * 1e3;
+                    last = Instant::now();
+                    on_frame(step.index, total, f, ms);
+                }
+                Err(e) => error = Some(e),
+            },
+        )?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        x0.map(|x| final_frame(&x, cols)).transpose()
+    }
+
+    fn run(
+        &mut self,
+        spec: &RunSpec,
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        // Build (or find) the model first: like the CLI's "sampled in", the run's time is the
+        // sampling alone.
+        self.model(spec.model, spec.schedule)?;
+        // The run keeps every step's pictures for scrubbing: clamp a batch that would not fit.
+        let fitted = self.fit_memory(spec)?;
+        if let Some((_, message)) = &fitted {
+            send(SamplerEvent::Notice(message.clone()));
+        }
+        let spec = fitted.as_ref().map_or(spec, |(s, _)| s);
+        let started = Instant::now();
+        let id = spec.id;
+        let last = self.run_frames(spec, cancel, |index, total, frame, step_ms| {
+            send(SamplerEvent::Step {
+                id,
+                index,
+                total,
+                frame,
+                step_ms,
+            });
+        })?;
+        match last {
+            Some(last) => send(SamplerEvent::Done {
+                id,
+                last,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+            }),
+            None => send(SamplerEvent::Cancelled(id)),
+        }
+        Ok(())
+    }
+
+    fn compare(
+        &mut self,
+        id: u64,
+        runs: &[RunSpec],
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        for (index, spec) in runs.iter().enumerate() {
+            let started = Instant::now();
+            let mut frames = Vec::with_capacity(spec.sampler.steps + 1);
+            let last = self.run_frames(spec, cancel, |step, total, f, _| {
+                frames.push(f);
+                send(SamplerEvent::CompareStep {
+                    id,
+                    index,
+                    done: step + 1,
+                    total,
+                });
+            })?;
+            let Some(last) = last else {
+                send(SamplerEvent::Cancelled(id));
+                return Ok(());
+            };
+            frames.push(last);
+            send(SamplerEvent::CompareRun {
+                id,
+                index,
+                frames,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+            });
+            send(SamplerEvent::Progress(index + 1, runs.len()));
+        }
+        Ok(())
+    }
+
+    fn interpolate(
+        &mut self,
+        spec: &InterpSpec,
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) -> Result<()> {
+        if spec.frames < 2 {
+            return Err(DiffError::invalid(
+                "an interpolation needs at least 2 frames",
+            ));
+        }
+        let model: Arc<dyn Denoiser> = match spec.guidance.label {
+            LabelPick::Digit(d) if spec.model.unet => {
+                let unet = self.unet()?;
+                Arc::new(Guided::new(
+                    unet,
+                    vec![usize::from(d)],
+                    f64::from(spec.guidance.scale),
+                )?)
+            }
+            _ => self.model(spec.model, spec.schedule)?,
+        };
+        let sampler = SamplerSettings {
+            sampler: SamplerChoice::Ddim,
+            steps: spec.steps,
+            eta: 0.0,
+            spacing: TimestepSpacing::Leading,
+        };
+        let scheduler =
+            Scheduler::new(sampler.scheduler_config(spec.schedule, model.prediction_type()))?;
+        let shape = model.sample_shape();
+        let d: usize = shape.iter().product();
+        let alphas = alphas(spec.frames)?;
+        let decode = |noises: &[Vec<f32>]| -> Result<Option<Vec<Arc<RgbImage>>>> {
+            let n = noises.len();
+            let Some(x0) = decode_noises(model.as_ref(), &scheduler, noises, cancel, &self.device)?
+            else {
+                return Ok(None);
+            };
+            let images = batch_to_rgb(
+                &to_vec(x0)?,
+                [n, shape[0], shape[1], shape[2]],
+                ValueRange::Unit,
+            )?;
+            Ok(Some(images.into_iter().map(Arc::new).collect()))
+        };
+        let s_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Slerp);
+        let l_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Lerp);
+        let (Some(slerp_img), Some(lerp_img)) = (decode(&s_noise)?, decode(&l_noise)?) else {
+            send(SamplerEvent::Cancelled(spec.id));
+            return Ok(());
+        };
+        send(SamplerEvent::Interpolated {
+            id: spec.id,
+            alphas,
+            slerp: slerp_img,
+            lerp: lerp_img,
+            slerp_norms: s_noise.iter().map(|v| norm(v)).collect(),
+            lerp_norms: l_noise.iter().map(|v| norm(v)).collect(),
+        });
+        Ok(())
+    }
+}

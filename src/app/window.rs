@@ -1,0 +1,121 @@
+//! The window: where the app computes (a GPU shared with eframe, or flex), eframe's wgpu setup
+//! and options, and opening it.
+
+use std::sync::Arc;
+
+use eframe::egui_wgpu::{self, RenderState};
+
+use super::{AppOptions, Compute, DiffLabApp, Display, TITLE};
+use crate::device::{ComputeDevice, DeviceChoice, select_device};
+use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+
+/// Chooses where to compute, given eframe's wgpu state (if any).
+pub(super) fn choose_compute(
+    choice: DeviceChoice,
+    render: Option<&RenderState>,
+) -> (Compute, Option<String>) {
+    let flex = |note: Option<String>| {
+        (
+            Compute {
+                device: ComputeDevice::flex().device,
+                display: Display::Cpu,
+                label: "flex (CPU) · display: egui ColorImage".into(),
+            },
+            note,
+        )
+    };
+    if choice == DeviceChoice::Cpu {
+        return flex(None);
+    }
+    let Some(rs) = render else {
+        // No wgpu renderer: a separate wgpu device would need a CPU copy to display anyway.
+        return match (choice, select_device(choice)) {
+            (DeviceChoice::Wgpu, Ok(dev)) => (
+                Compute {
+                    device: dev.device,
+                    display: Display::Cpu,
+                    label: format!("{} · display: egui ColorImage", dev.label),
+                },
+                None,
+            ),
+            (_, Err(e)) => flex(Some(e.to_string())),
+            _ => flex(None),
+        };
+    };
+    let info = rs.adapter.get_info();
+    let is_gpu = !matches!(info.device_type, egui_wgpu::wgpu::DeviceType::Cpu);
+    if choice == DeviceChoice::Auto && !is_gpu {
+        return flex(None);
+    }
+    match share_with_burn(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
+        Ok(device) => (
+            Compute {
+                device,
+                display: Display::Gpu(TensorToTexture::new(&rs.device, &rs.queue)),
+                label: format!(
+                    "wgpu: {} ({:?}), shared with egui · display: GPU texture",
+                    info.name, info.device_type
+                ),
+            },
+            None,
+        ),
+        Err(e) => flex(Some(format!("{e}; computing on flex instead"))),
+    }
+}
+
+/// How eframe (or a test harness) creates its wgpu device: with the adapter's own features
+/// and limits, so burn can share it. `prefer_cpu` picks a CPU-type adapter (lavapipe) first, as
+/// tests do so that they render the same everywhere.
+pub fn wgpu_setup(prefer_cpu: bool) -> egui_wgpu::WgpuSetup {
+    let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+    setup.device_descriptor = Arc::new(burn_friendly_device_descriptor);
+    if prefer_cpu {
+        setup.native_adapter_selector = Some(Arc::new(|adapters, _surface| {
+            adapters
+                .iter()
+                .min_by_key(|a| {
+                    let info = a.get_info();
+                    let kind = match info.device_type {
+                        egui_wgpu::wgpu::DeviceType::Cpu => 0,
+                        _ => 1,
+                    };
+                    let api = match info.backend {
+                        egui_wgpu::wgpu::Backend::Vulkan => 0,
+                        _ => 1,
+                    };
+                    (kind, api)
+                })
+                .cloned()
+                .ok_or_else(|| "no wgpu adapter found".to_owned())
+        }));
+    }
+    egui_wgpu::WgpuSetup::CreateNew(setup)
+}
+
+/// eframe's options: the wgpu renderer, with a device burn can share.
+pub fn native_options() -> eframe::NativeOptions {
+    eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(TITLE)
+            .with_inner_size([1280.0, 860.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        wgpu_options: egui_wgpu::WgpuConfiguration {
+            wgpu_setup: wgpu_setup(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Opens the window.
+pub fn run(options: AppOptions) -> crate::Result<()> {
+    let mut native = native_options();
+    native.persistence_path = options.state_file();
+    eframe::run_native(
+        TITLE,
+        native,
+        Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
+    )
+    .map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))
+}

@@ -1,0 +1,24 @@
+//! The denoiser: what the samplers call. It lives with the diffusion maths (the reverse process
+//! is defined in terms of it); the models in src/model implement it, so the layers import one way
+//! only (model → diffusion).
+
+use burn::tensor::Tensor;
+
+use super::scheduler::PredictionType;
+use crate::error::Result;
+
+/// A denoising model: a batch x_t [B, C, H, W] and one timestep per item in, the model output
+/// (of [`Denoiser::prediction_type`]) out, with the same shape.
+pub trait Denoiser: Send + Sync {
+    /// What [`Denoiser::forward`] returns: ε, x_0 or v.
+    fn prediction_type(&self) -> PredictionType;
+
+    /// The image shape [C, H, W] this model works on.
+    fn sample_shape(&self) -> [usize; 3];
+
+    /// The model output at (x_t, t).
+    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>>;
+
+    /// A short human-readable name.
+    fn name(&self) -> String;
+}
