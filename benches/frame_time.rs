@@ -54,7 +54,7 @@ fn main() {
     .expect("write test image");
 
     let mut h = app_helpers::cpu_harness();
-    h.state_mut().settings.working_size = 512;
+    h.state_mut().settings.forward.working_size = 512;
     h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
     settle(&mut h, 120);
     assert_eq!(

@@ -36,15 +36,15 @@ fn app_run(unet: bool) -> (Vec<f64>, f64) {
     {
         let s = &mut h.state_mut().settings;
         s.tab = Tab::Sampling;
-        s.sampler = SamplerSettings {
+        s.sampling.sampler = SamplerSettings {
             sampler: SamplerChoice::DdpmFixedSmall,
             steps: 1000,
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
         };
-        s.model = ModelSpec { count: 1000, unet };
-        s.batch = 16;
-        s.sample_seed = 0;
+        s.sampling.model = ModelSpec { count: 1000, unet };
+        s.sampling.batch = 16;
+        s.sampling.seed = 0;
     }
     h.step();
     h.get_by_label("Run").click();

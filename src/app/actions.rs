@@ -130,6 +130,6 @@ impl DiffLabApp {
 
     /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
     pub fn open_image(&mut self, path: PathBuf) {
-        self.settings.source = ImageSource::File(path);
+        self.settings.forward.source = ImageSource::File(path);
     }
 }

@@ -60,10 +60,10 @@ impl ComparePanel {
             id,
             schedule: settings.schedule,
             sampler,
-            model: settings.model,
-            seed: settings.sample_seed,
-            batch: settings.batch,
-            guidance: settings.guidance,
+            model: settings.sampling.model,
+            seed: settings.sampling.seed,
+            batch: settings.sampling.batch,
+            guidance: settings.sampling.guidance,
         };
         match kind {
             CompareKind::Pair => settings.compare.iter().map(|s| spec(*s)).collect(),
@@ -76,7 +76,7 @@ impl ComparePanel {
                             sampler,
                             steps,
                             eta: 0.0,
-                            spacing: settings.sampler.spacing,
+                            spacing: settings.sampling.sampler.spacing,
                         })
                     })
                 })
@@ -88,7 +88,7 @@ impl ComparePanel {
                     spec(SamplerSettings {
                         sampler: SamplerChoice::Ddim,
                         eta,
-                        ..settings.sampler
+                        ..settings.sampling.sampler
                     })
                 })
                 .collect(),
@@ -97,12 +97,12 @@ impl ComparePanel {
                 .map(|&scale| RunSpec {
                     guidance: GuidanceSettings {
                         scale,
-                        label: match settings.guidance.label {
+                        label: match settings.sampling.guidance.label {
                             LabelPick::Any => LabelPick::PerRow,
                             l => l,
                         },
                     },
-                    ..spec(settings.sampler)
+                    ..spec(settings.sampling.sampler)
                 })
                 .collect(),
         }
@@ -360,7 +360,7 @@ impl Panel for ComparePanel {
         ui.separator();
         ui.label(format!(
             "Seed {} and batch {} (from the sampling panel)",
-            settings.sample_seed, settings.batch
+            settings.sampling.seed, settings.sampling.batch
         ));
         let mut start = None;
         if ui
@@ -385,8 +385,8 @@ impl Panel for ComparePanel {
         {
             start = Some(CompareKind::Sweep);
         }
-        let conditional = settings.model.unet && super::sampling::shipped_is_conditional();
-        let label = match settings.guidance.label {
+        let conditional = settings.sampling.model.unet && super::sampling::shipped_is_conditional();
+        let label = match settings.sampling.guidance.label {
             LabelPick::Any => LabelPick::PerRow,
             l => l,
         };

@@ -169,13 +169,18 @@ pub fn coefficients(schedule: &NoiseSchedule, t: usize) -> (f64, f64, f64) {
 impl ForwardPanel {
     /// (Re)loads x_0 if the source or working size changed. Errors go to the banner.
     pub fn ensure_image(&mut self, settings: &Settings) -> Result<()> {
-        let want = (settings.source.clone(), settings.working_size);
+        let want = (
+            settings.forward.source.clone(),
+            settings.forward.working_size,
+        );
         if self.loaded_from.as_ref() == Some(&want) && self.image.is_some() {
             return Ok(());
         }
         // Remember the attempt either way, so a bad file is reported once, not every frame.
         self.loaded_from = Some(want);
-        let loaded = self.library.load(&settings.source, settings.working_size)?;
+        let loaded = self
+            .library
+            .load(&settings.forward.source, settings.forward.working_size)?;
         self.image = Some(loaded);
         Ok(())
     }
@@ -188,8 +193,11 @@ impl ForwardPanel {
             image,
             schedule: settings.schedule,
             t: settings.t,
-            seed: settings.seed,
-            filmstrip: filmstrip_timesteps(settings.num_timesteps(), settings.filmstrip_frames),
+            seed: settings.forward.seed,
+            filmstrip: filmstrip_timesteps(
+                settings.num_timesteps(),
+                settings.forward.filmstrip_frames,
+            ),
         })
     }
 
@@ -237,7 +245,7 @@ impl ForwardPanel {
         if !self.playing {
             return false;
         }
-        self.play_accum += dt * f64::from(settings.play_speed);
+        self.play_accum += dt * f64::from(settings.forward.play_speed);
         let steps = self.play_accum.floor();
         self.play_accum -= steps;
         let t_max = settings.num_timesteps();
@@ -338,7 +346,7 @@ impl Panel for ForwardPanel {
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
         let settings = &mut *ctx.settings;
         ui.heading("Image");
-        let mut kind = match settings.source {
+        let mut kind = match settings.forward.source {
             ImageSource::Photo => 0,
             ImageSource::Mnist(_) => 1,
             ImageSource::File(_) => 2,
@@ -346,17 +354,17 @@ impl Panel for ForwardPanel {
         let before = kind;
         ui.radio_value(&mut kind, 0, "Photo (cat)");
         ui.radio_value(&mut kind, 1, "MNIST digit");
-        if let ImageSource::File(p) = &settings.source {
+        if let ImageSource::File(p) = &settings.forward.source {
             ui.radio_value(&mut kind, 2, "Your image")
                 .on_hover_text(p.display().to_string());
         }
         if kind != before {
-            settings.source = match kind {
+            settings.forward.source = match kind {
                 0 => ImageSource::Photo,
                 _ => ImageSource::Mnist(0),
             };
         }
-        if let ImageSource::Mnist(i) = &mut settings.source {
+        if let ImageSource::Mnist(i) = &mut settings.forward.source {
             let max = self.library.mnist_len().saturating_sub(1);
             ui.add(egui::Slider::new(i, 0..=max).text("Digit index"));
         }
@@ -368,7 +376,7 @@ impl Panel for ForwardPanel {
             ctx.actions.push(AppAction::OpenImage);
         }
         ui.add(
-            egui::Slider::new(&mut settings.working_size, 16..=512)
+            egui::Slider::new(&mut settings.forward.working_size, 16..=512)
                 .text("Working size")
                 .suffix(" px"),
         )
@@ -380,17 +388,17 @@ impl Panel for ForwardPanel {
             let label = ui.label("Seed");
             let text = self
                 .seed_text
-                .get_or_insert_with(|| settings.seed.to_string());
+                .get_or_insert_with(|| settings.forward.seed.to_string());
             let r = ui
                 .add(egui::TextEdit::singleline(text).desired_width(90.0))
                 .labelled_by(label.id);
             if r.changed()
                 && let Ok(s) = text.trim().parse::<u64>()
             {
-                settings.seed = s;
+                settings.forward.seed = s;
             }
-            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.seed) {
-                *text = settings.seed.to_string();
+            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.forward.seed) {
+                *text = settings.forward.seed.to_string();
             }
         });
         if ui
@@ -398,10 +406,13 @@ impl Panel for ForwardPanel {
             .on_hover_text("Draw a new ε (the next seed)")
             .clicked()
         {
-            settings.seed = settings.seed.wrapping_add(1);
-            self.seed_text = Some(settings.seed.to_string());
+            settings.forward.seed = settings.forward.seed.wrapping_add(1);
+            self.seed_text = Some(settings.forward.seed.to_string());
         }
-        ui.add(egui::Slider::new(&mut settings.filmstrip_frames, 2..=16).text("Filmstrip frames"));
+        ui.add(
+            egui::Slider::new(&mut settings.forward.filmstrip_frames, 2..=16)
+                .text("Filmstrip frames"),
+        );
 
         ui.separator();
         ui.heading("Playback");
@@ -412,7 +423,7 @@ impl Panel for ForwardPanel {
             }
         });
         ui.add(
-            egui::Slider::new(&mut settings.play_speed, 10.0..=1000.0)
+            egui::Slider::new(&mut settings.forward.play_speed, 10.0..=1000.0)
                 .logarithmic(true)
                 .text("Speed")
                 .suffix(" t/s"),

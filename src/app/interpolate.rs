@@ -56,7 +56,7 @@ impl InterpolatePanel {
             seed_b: settings.interp.seed_b,
             frames: settings.interp.frames,
             steps: settings.interp.steps,
-            guidance: settings.guidance,
+            guidance: settings.sampling.guidance,
         }
     }
 

@@ -48,8 +48,9 @@ pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{
-    FieldKind, GifSettings, ImageSource, InterpSettings, SETTINGS_VERSION, Settings, Tab,
-    ToySettings, ToyView, restore_settings,
+    FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings, SETTINGS_VERSION,
+    SamplingSettings, ScheduleViewSettings, Settings, SettingsV1, Tab, ToySettings, ToyView,
+    restore_settings,
 };
 pub use shown::Shown;
 pub use thread::{Job, WorkerThread};
@@ -197,7 +198,7 @@ impl DiffLabApp {
         let id = self.new_id();
         self.interpolate.id = id;
         self.interpolate.running = true;
-        let spec = InterpolatePanel::spec(&self.settings, self.settings.model, id);
+        let spec = InterpolatePanel::spec(&self.settings, self.settings.sampling.model, id);
         self.send_sampler(SamplerCommand::Interpolate(spec));
     }
 

@@ -90,8 +90,8 @@ pub fn shipped_schedule_note(schedule: &crate::diffusion::ScheduleConfig) -> Opt
 /// The digit picker and the guidance slider (disabled, with the reason, for a model without
 /// labels).
 pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
-    let enabled = settings.model.unet && shipped_is_conditional();
-    let g = &mut settings.guidance;
+    let enabled = settings.sampling.model.unet && shipped_is_conditional();
+    let g = &mut settings.sampling.guidance;
     ui.add_enabled_ui(enabled, |ui| {
         egui::ComboBox::from_label("Digit")
             .selected_text(g.label.label())
@@ -162,11 +162,11 @@ impl SamplingPanel {
         RunSpec {
             id,
             schedule: settings.schedule,
-            sampler: settings.sampler,
-            model: settings.model,
-            seed: settings.sample_seed,
-            batch: settings.batch,
-            guidance: settings.guidance,
+            sampler: settings.sampling.sampler,
+            model: settings.sampling.model,
+            seed: settings.sampling.seed,
+            batch: settings.sampling.batch,
+            guidance: settings.sampling.guidance,
         }
     }
 
@@ -276,7 +276,7 @@ impl Panel for SamplingPanel {
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
         let settings = &mut *ctx.settings;
         ui.heading("Model");
-        let m = &mut settings.model;
+        let m = &mut settings.sampling.model;
         egui::ComboBox::from_label("Model")
             .selected_text(m.label())
             .show_ui(ui, |ui| {
@@ -297,7 +297,7 @@ impl Panel for SamplingPanel {
                  are training digits.",
             );
         guidance_ui(ui, settings);
-        if settings.model.unet
+        if settings.sampling.model.unet
             && let Some(note) = shipped_schedule_note(&settings.schedule)
         {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
@@ -307,34 +307,34 @@ impl Panel for SamplingPanel {
         sampler_fields_ui(
             ui,
             "",
-            &mut settings.sampler,
+            &mut settings.sampling.sampler,
             settings.schedule.num_train_timesteps,
         );
         ui.horizontal(|ui| {
             let l = ui.label("Seed");
             let text = self
                 .seed_text
-                .get_or_insert_with(|| settings.sample_seed.to_string());
+                .get_or_insert_with(|| settings.sampling.seed.to_string());
             let r = ui
                 .add(egui::TextEdit::singleline(text).desired_width(90.0))
                 .labelled_by(l.id);
             if r.changed()
                 && let Ok(s) = text.trim().parse::<u64>()
             {
-                settings.sample_seed = s;
+                settings.sampling.seed = s;
             }
-            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.sample_seed) {
-                *text = settings.sample_seed.to_string();
+            if !r.has_focus() && text.trim().parse::<u64>().ok() != Some(settings.sampling.seed) {
+                *text = settings.sampling.seed.to_string();
             }
         });
-        ui.add(egui::Slider::new(&mut settings.batch, 1..=64).text("Batch size"));
+        ui.add(egui::Slider::new(&mut settings.sampling.batch, 1..=64).text("Batch size"));
         ui.separator();
         ui.label("Presets");
         ui.horizontal_wrapped(|ui| {
             for (name, preset) in PRESETS {
                 if ui.button(name).clicked() {
-                    settings.sampler = preset;
-                    settings.sampler.steps =
+                    settings.sampling.sampler = preset;
+                    settings.sampling.sampler.steps =
                         preset.steps.min(settings.schedule.num_train_timesteps);
                 }
             }
@@ -412,7 +412,7 @@ impl Panel for SamplingPanel {
             ui.separator();
             ui.label(format!(
                 "Classifier-free guidance at this step ({})",
-                settings.guidance.describe()
+                settings.sampling.guidance.describe()
             ))
             .on_hover_text(formula::CFG);
             let side = ((ui.available_width() - 120.0) / 4.0).clamp(64.0, 220.0);
@@ -460,7 +460,7 @@ impl Panel for SamplingPanel {
                 side,
                 &["+", "+", "="],
             );
-        } else if settings.sampler.sampler != SamplerChoice::Ddim {
+        } else if settings.sampling.sampler.sampler != SamplerChoice::Ddim {
             ui.label(RichText::new(formula::DDPM).weak());
         }
         ui.horizontal(|ui| {

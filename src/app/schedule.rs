@@ -75,7 +75,7 @@ impl SchedulePanel {
     pub fn new(settings: &Settings) -> Self {
         Self {
             draft: ScheduleDraft::from_config(&settings.schedule),
-            compare_draft: ScheduleDraft::from_config(&settings.compare_schedule),
+            compare_draft: ScheduleDraft::from_config(&settings.schedule_view.compare_schedule),
             cache: None,
             compare_cache: None,
         }
@@ -202,34 +202,40 @@ impl Panel for SchedulePanel {
         if let Some(c) = schedule_fields_ui(ui, "schedule", &mut self.draft, settings.schedule) {
             settings.schedule = c;
             settings.t = settings.t.min(c.num_train_timesteps);
-            settings.sampler_steps = settings.sampler_steps.min(c.num_train_timesteps);
+            settings.schedule_view.sampler_steps = settings
+                .schedule_view
+                .sampler_steps
+                .min(c.num_train_timesteps);
         }
         ui.separator();
-        ui.checkbox(&mut settings.compare_enabled, "Overlay a second schedule");
-        if settings.compare_enabled
+        ui.checkbox(
+            &mut settings.schedule_view.compare_enabled,
+            "Overlay a second schedule",
+        );
+        if settings.schedule_view.compare_enabled
             && let Some(c) = schedule_fields_ui(
                 ui,
                 "compare",
                 &mut self.compare_draft,
-                settings.compare_schedule,
+                settings.schedule_view.compare_schedule,
             )
         {
-            settings.compare_schedule = c;
+            settings.schedule_view.compare_schedule = c;
         }
         ui.separator();
         ui.heading("Sampler timesteps");
         let t_max = settings.num_timesteps();
         ui.add(
-            egui::Slider::new(&mut settings.sampler_steps, 1..=t_max)
+            egui::Slider::new(&mut settings.schedule_view.sampler_steps, 1..=t_max)
                 .logarithmic(true)
                 .text("Steps N"),
         )
         .on_hover_text("The markers show the timesteps a sampler with N steps visits");
         egui::ComboBox::from_label("Spacing")
-            .selected_text(settings.spacing.name())
+            .selected_text(settings.schedule_view.spacing.name())
             .show_ui(ui, |ui| {
                 for s in TimestepSpacing::ALL {
-                    ui.selectable_value(&mut settings.spacing, s, s.name());
+                    ui.selectable_value(&mut settings.schedule_view.spacing, s, s.name());
                 }
             });
         ui.separator();
@@ -248,8 +254,12 @@ impl Panel for SchedulePanel {
                 return;
             }
         };
-        let compare = if settings.compare_enabled {
-            cached(&mut self.compare_cache, settings.compare_schedule).ok()
+        let compare = if settings.schedule_view.compare_enabled {
+            cached(
+                &mut self.compare_cache,
+                settings.schedule_view.compare_schedule,
+            )
+            .ok()
         } else {
             None
         };
@@ -272,9 +282,9 @@ impl Panel for SchedulePanel {
         }
 
         let visits: Vec<usize> = timesteps(
-            settings.spacing,
+            settings.schedule_view.spacing,
             settings.num_timesteps(),
-            settings.sampler_steps,
+            settings.schedule_view.sampler_steps,
             0,
         )
         .unwrap_or_default();

@@ -5,12 +5,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::settings::Settings;
+use super::settings::{Settings, SettingsV1};
 use crate::data::image_io::write_atomic;
 use crate::error::{DiffError, Result};
 
-/// The session format this build writes and reads.
-pub const SESSION_VERSION: u32 = 1;
+/// The session format this build writes (it reads format 1, of difflab up to 2026-11-26, too).
+pub const SESSION_VERSION: u32 = 2;
 
 /// A saved session.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,7 +55,14 @@ pub fn load_session(path: &Path) -> Result<Settings> {
             ),
         ));
     }
-    let s: Session = serde_json::from_value(value)
-        .map_err(|e| DiffError::file(path, format!("a corrupt difflab session ({e})")))?;
+    let corrupt =
+        |e: serde_json::Error| DiffError::file(path, format!("a corrupt difflab session ({e})"));
+    if version <= 1 {
+        // Format 1 kept every setting in one flat struct: read it as such and regroup.
+        let settings = value.get("settings").cloned().unwrap_or_default();
+        let v1: SettingsV1 = serde_json::from_value(settings).map_err(corrupt)?;
+        return Ok(Settings::from(v1).sanitised());
+    }
+    let s: Session = serde_json::from_value(value).map_err(corrupt)?;
     Ok(s.settings.sanitised())
 }

@@ -15,7 +15,7 @@ use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
 /// The panels.
 /// The format of [`Settings`] this build writes (in the app's persisted state and in session
 /// files). A newer one is refused rather than misread.
-pub const SETTINGS_VERSION: u32 = 1;
+pub const SETTINGS_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tab {
@@ -44,12 +44,12 @@ pub enum ImageSource {
     File(PathBuf),
 }
 
-/// The persisted settings. In-flight work never lives here.
+/// The persisted settings, one group per panel (version 2). In-flight work never lives here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// The format of this struct ([`SETTINGS_VERSION`]); files from before it was recorded
-    /// read as version 1.
+    /// The format of this struct ([`SETTINGS_VERSION`]); a version-1 file (one flat struct) is
+    /// read through [`SettingsV1`].
     pub version: u32,
     /// Which panel is open.
     pub tab: Tab,
@@ -59,36 +59,15 @@ pub struct Settings {
     pub device: DeviceChoice,
     /// The noise schedule every panel uses.
     pub schedule: ScheduleConfig,
-    /// Whether a second schedule is overlaid on the curves.
-    pub compare_enabled: bool,
-    /// The overlaid schedule.
-    pub compare_schedule: ScheduleConfig,
-    /// The timeline position, in the paper's numbering: 0 is x_0, T is fully noised.
+    /// The timeline position, in the paper's numbering: 0 is x_0, T is fully noised (shared by
+    /// the forward panel and the playground).
     pub t: usize,
-    /// Seed of ε (and of the step-by-step chain's noise).
-    pub seed: u64,
-    /// Frames in the filmstrip.
-    pub filmstrip_frames: usize,
-    /// The longest side an image is scaled down to.
-    pub working_size: u32,
-    /// The forward panel's image.
-    pub source: ImageSource,
-    /// Timeline playback speed, in timesteps per second.
-    pub play_speed: f32,
-    /// Sampler steps N, for the markers on the schedule curves.
-    pub sampler_steps: usize,
-    /// Timestep spacing, for the same markers.
-    pub spacing: TimestepSpacing,
-    /// The sampling panel's sampler.
-    pub sampler: SamplerSettings,
-    /// The model the sampling panels use.
-    pub model: ModelSpec,
-    /// Seed of x_T and the per-step noise.
-    pub sample_seed: u64,
-    /// Samples per run (1 to 64, shown as a grid).
-    pub batch: usize,
-    /// The digit and guidance scale of class-conditional sampling.
-    pub guidance: GuidanceSettings,
+    /// The forward panel.
+    pub forward: ForwardSettings,
+    /// The schedule panel's overlay and markers.
+    pub schedule_view: ScheduleViewSettings,
+    /// The sampling panel (its model, seed and batch are also what compare and interpolate use).
+    pub sampling: SamplingSettings,
     /// The compare panel's two samplers.
     pub compare: [SamplerSettings; 2],
     /// The interpolation panel.
@@ -97,6 +76,187 @@ pub struct Settings {
     pub gif: GifSettings,
     /// The 2-D playground.
     pub toy: ToySettings,
+}
+
+/// The forward panel's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForwardSettings {
+    /// Seed of ε (and of the step-by-step chain's noise).
+    pub seed: u64,
+    /// Frames in the filmstrip.
+    pub filmstrip_frames: usize,
+    /// The longest side an image is scaled down to.
+    pub working_size: u32,
+    /// The image.
+    pub source: ImageSource,
+    /// Timeline playback speed, in timesteps per second.
+    pub play_speed: f32,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        Self {
+            seed: 7,
+            filmstrip_frames: 8,
+            working_size: 256,
+            source: ImageSource::Photo,
+            play_speed: 200.0,
+        }
+    }
+}
+
+/// The schedule panel's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduleViewSettings {
+    /// Whether a second schedule is overlaid on the curves.
+    pub compare_enabled: bool,
+    /// The overlaid schedule.
+    pub compare_schedule: ScheduleConfig,
+    /// Sampler steps N, for the markers on the curves.
+    pub sampler_steps: usize,
+    /// Timestep spacing, for the same markers.
+    pub spacing: TimestepSpacing,
+}
+
+impl Default for ScheduleViewSettings {
+    fn default() -> Self {
+        Self {
+            compare_enabled: false,
+            compare_schedule: ScheduleConfig::new(BetaSchedule::Cosine, 1000),
+            sampler_steps: 20,
+            spacing: TimestepSpacing::Leading,
+        }
+    }
+}
+
+/// The sampling panel's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingSettings {
+    /// The sampler.
+    pub sampler: SamplerSettings,
+    /// The model the sampling panels use.
+    pub model: ModelSpec,
+    /// Seed of x_T and the per-step noise.
+    pub seed: u64,
+    /// Samples per run (1 to 64, shown as a grid).
+    pub batch: usize,
+    /// The digit and guidance scale of class-conditional sampling.
+    pub guidance: GuidanceSettings,
+}
+
+impl Default for SamplingSettings {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerSettings::default(),
+            model: ModelSpec::default(),
+            seed: 0,
+            batch: 16,
+            guidance: GuidanceSettings::default(),
+        }
+    }
+}
+
+/// Version 1 of the settings (difflab up to 2026-11-26): one flat struct. Files in this format
+/// (sessions, the app's state) are read into it and converted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)] // The fields are those of `Settings` and its groups, under their v1 names.
+pub struct SettingsV1 {
+    pub tab: Tab,
+    pub dark_mode: bool,
+    pub device: DeviceChoice,
+    pub schedule: ScheduleConfig,
+    pub compare_enabled: bool,
+    pub compare_schedule: ScheduleConfig,
+    pub t: usize,
+    pub seed: u64,
+    pub filmstrip_frames: usize,
+    pub working_size: u32,
+    pub source: ImageSource,
+    pub play_speed: f32,
+    pub sampler_steps: usize,
+    pub spacing: TimestepSpacing,
+    pub sampler: SamplerSettings,
+    pub model: ModelSpec,
+    pub sample_seed: u64,
+    pub batch: usize,
+    pub guidance: GuidanceSettings,
+    pub compare: [SamplerSettings; 2],
+    pub interp: InterpSettings,
+    pub gif: GifSettings,
+    pub toy: ToySettings,
+}
+
+impl From<SettingsV1> for Settings {
+    fn from(v: SettingsV1) -> Self {
+        Self {
+            version: SETTINGS_VERSION,
+            tab: v.tab,
+            dark_mode: v.dark_mode,
+            device: v.device,
+            schedule: v.schedule,
+            t: v.t,
+            forward: ForwardSettings {
+                seed: v.seed,
+                filmstrip_frames: v.filmstrip_frames,
+                working_size: v.working_size,
+                source: v.source,
+                play_speed: v.play_speed,
+            },
+            schedule_view: ScheduleViewSettings {
+                compare_enabled: v.compare_enabled,
+                compare_schedule: v.compare_schedule,
+                sampler_steps: v.sampler_steps,
+                spacing: v.spacing,
+            },
+            sampling: SamplingSettings {
+                sampler: v.sampler,
+                model: v.model,
+                seed: v.sample_seed,
+                batch: v.batch,
+                guidance: v.guidance,
+            },
+            compare: v.compare,
+            interp: v.interp,
+            gif: v.gif,
+            toy: v.toy,
+        }
+    }
+}
+
+impl Default for SettingsV1 {
+    /// v1's defaults, which are today's.
+    fn default() -> Self {
+        let s = Settings::default();
+        Self {
+            tab: s.tab,
+            dark_mode: s.dark_mode,
+            device: s.device,
+            schedule: s.schedule,
+            compare_enabled: s.schedule_view.compare_enabled,
+            compare_schedule: s.schedule_view.compare_schedule,
+            t: s.t,
+            seed: s.forward.seed,
+            filmstrip_frames: s.forward.filmstrip_frames,
+            working_size: s.forward.working_size,
+            source: s.forward.source,
+            play_speed: s.forward.play_speed,
+            sampler_steps: s.schedule_view.sampler_steps,
+            spacing: s.schedule_view.spacing,
+            sampler: s.sampling.sampler,
+            model: s.sampling.model,
+            sample_seed: s.sampling.seed,
+            batch: s.sampling.batch,
+            guidance: s.sampling.guidance,
+            compare: s.compare,
+            interp: s.interp,
+            gif: s.gif,
+            toy: s.toy,
+        }
+    }
 }
 
 /// The interpolation panel's settings.
@@ -157,21 +317,10 @@ impl Default for Settings {
             dark_mode: true,
             device: DeviceChoice::Auto,
             schedule: ScheduleConfig::default(),
-            compare_enabled: false,
-            compare_schedule: ScheduleConfig::new(BetaSchedule::Cosine, 1000),
             t: 250,
-            seed: 7,
-            filmstrip_frames: 8,
-            working_size: 256,
-            source: ImageSource::Photo,
-            play_speed: 200.0,
-            sampler_steps: 20,
-            spacing: TimestepSpacing::Leading,
-            sampler: SamplerSettings::default(),
-            model: ModelSpec::default(),
-            sample_seed: 0,
-            batch: 16,
-            guidance: GuidanceSettings::default(),
+            forward: ForwardSettings::default(),
+            schedule_view: ScheduleViewSettings::default(),
+            sampling: SamplingSettings::default(),
             compare: [
                 SamplerSettings {
                     sampler: SamplerChoice::DdpmFixedSmall,
@@ -198,16 +347,19 @@ impl Settings {
         if self.schedule.validate().is_err() {
             self.schedule = ScheduleConfig::default();
         }
-        if self.compare_schedule.validate().is_err() {
-            self.compare_schedule = ScheduleConfig::new(BetaSchedule::Cosine, 1000);
+        if self.schedule_view.compare_schedule.validate().is_err() {
+            self.schedule_view.compare_schedule = ScheduleConfig::new(BetaSchedule::Cosine, 1000);
         }
         self.t = self.t.min(self.num_timesteps());
-        self.filmstrip_frames = self.filmstrip_frames.clamp(2, 16);
-        self.working_size = self.working_size.clamp(16, 1024);
-        self.play_speed = self.play_speed.clamp(1.0, 2000.0);
-        self.sampler_steps = self.sampler_steps.clamp(1, self.num_timesteps());
+        self.forward.filmstrip_frames = self.forward.filmstrip_frames.clamp(2, 16);
+        self.forward.working_size = self.forward.working_size.clamp(16, 1024);
+        self.forward.play_speed = self.forward.play_speed.clamp(1.0, 2000.0);
+        self.schedule_view.sampler_steps = self
+            .schedule_view
+            .sampler_steps
+            .clamp(1, self.num_timesteps());
         let t_max = self.num_timesteps();
-        for s in std::iter::once(&mut self.sampler).chain(self.compare.iter_mut()) {
+        for s in std::iter::once(&mut self.sampling.sampler).chain(self.compare.iter_mut()) {
             s.steps = s.steps.clamp(1, t_max);
             s.eta = if s.eta.is_finite() {
                 s.eta.clamp(0.0, 1.0)
@@ -215,18 +367,18 @@ impl Settings {
                 0.0
             };
         }
-        self.batch = self.batch.clamp(1, 64);
-        self.guidance.scale = if self.guidance.scale.is_finite() {
-            self.guidance.scale.clamp(0.0, MAX_GUIDANCE)
+        self.sampling.batch = self.sampling.batch.clamp(1, 64);
+        self.sampling.guidance.scale = if self.sampling.guidance.scale.is_finite() {
+            self.sampling.guidance.scale.clamp(0.0, MAX_GUIDANCE)
         } else {
             GuidanceSettings::default().scale
         };
-        if let LabelPick::Digit(d) = self.guidance.label
+        if let LabelPick::Digit(d) = self.sampling.guidance.label
             && d > 9
         {
-            self.guidance.label = LabelPick::Any;
+            self.sampling.guidance.label = LabelPick::Any;
         }
-        self.model.count = self.model.count.clamp(1, 10_000);
+        self.sampling.model.count = self.sampling.model.count.clamp(1, 10_000);
         self.interp.frames = self.interp.frames.clamp(2, 32);
         self.interp.steps = self.interp.steps.clamp(1, t_max);
         self.interp.alpha = self.interp.alpha.clamp(0.0, 1.0);
@@ -305,7 +457,14 @@ fn parse_state(bytes: &[u8]) -> std::result::Result<Settings, String> {
             "they were saved by a newer difflab (settings format {version}; this one reads up to {SETTINGS_VERSION})"
         ));
     }
-    ron::from_str(stored).map_err(|e| format!("the settings are damaged: {e}"))
+    let damaged = |e: ron::error::SpannedError| format!("the settings are damaged: {e}");
+    if version <= 1 {
+        // Format 1: one flat struct, regrouped per panel.
+        return ron::from_str::<SettingsV1>(stored)
+            .map(Settings::from)
+            .map_err(damaged);
+    }
+    ron::from_str(stored).map_err(damaged)
 }
 
 /// How the field's arrows are drawn.

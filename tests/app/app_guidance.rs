@@ -30,11 +30,14 @@ fn pick_digit_3_at_w_4_and_run_shows_the_guidance_views() {
     h.run();
     h.get_by_label("digit 3").click();
     h.run();
-    assert_eq!(h.state().settings.guidance.label, LabelPick::Digit(3));
+    assert_eq!(
+        h.state().settings.sampling.guidance.label,
+        LabelPick::Digit(3)
+    );
     h.get_by_role_and_label(Role::Slider, "Guidance w")
         .set_value_accesskit(4.0);
     h.step();
-    assert_eq!(h.state().settings.guidance.scale, 4.0);
+    assert_eq!(h.state().settings.sampling.guidance.scale, 4.0);
     h.get_by_label("Run").click();
     settle(&mut h, 60);
     let app = h.state();
@@ -66,10 +69,10 @@ fn one_row_per_digit_makes_ten_rows() {
     let mut h = harness();
     {
         let s = &mut h.state_mut().settings;
-        s.sampler.steps = 4;
-        s.batch = 10;
-        s.guidance.label = LabelPick::PerRow;
-        s.guidance.scale = 2.0;
+        s.sampling.sampler.steps = 4;
+        s.sampling.batch = 10;
+        s.sampling.guidance.label = LabelPick::PerRow;
+        s.sampling.guidance.scale = 2.0;
     }
     h.step();
     h.get_by_label("Run").click();
@@ -85,9 +88,9 @@ fn the_guidance_sweep_runs_five_scales_from_one_x_t() {
     let mut h = harness();
     {
         let s = &mut h.state_mut().settings;
-        s.sampler.steps = 5;
-        s.batch = 2;
-        s.guidance.label = LabelPick::Digit(7);
+        s.sampling.sampler.steps = 5;
+        s.sampling.batch = 2;
+        s.sampling.guidance.label = LabelPick::Digit(7);
     }
     h.get_by_label("Compare").click();
     h.step();
@@ -107,7 +110,7 @@ fn the_guidance_sweep_runs_five_scales_from_one_x_t() {
 #[test]
 fn the_exact_denoiser_has_no_digit_picker() {
     let mut h = harness();
-    h.state_mut().settings.model = ModelSpec {
+    h.state_mut().settings.sampling.model = ModelSpec {
         count: 100,
         unet: false,
     };

@@ -13,13 +13,13 @@ fn harness(steps: usize) -> Harness<'static, DiffLabApp> {
     h.get_by_label("Sampling").click();
     h.step();
     let s = &mut h.state_mut().settings;
-    s.model = ModelSpec {
+    s.sampling.model = ModelSpec {
         count: 100,
         unet: false,
     };
-    s.sampler.sampler = SamplerChoice::DdpmFixedSmall;
-    s.sampler.steps = steps;
-    s.batch = 2;
+    s.sampling.sampler.sampler = SamplerChoice::DdpmFixedSmall;
+    s.sampling.sampler.steps = steps;
+    s.sampling.batch = 2;
     s.compare[0].sampler = SamplerChoice::DdpmFixedSmall;
     s.compare[0].steps = steps;
     s.compare[1].steps = 10;
@@ -96,8 +96,8 @@ fn a_failure_names_the_job_that_failed_and_stops_only_it() {
     // A label the worker refuses (the UI offers 0–9; a hand-edited state could hold 12).
     {
         let s = &mut h.state_mut().settings;
-        s.model.unet = true;
-        s.guidance.label = difflab::app::LabelPick::Digit(12);
+        s.sampling.model.unet = true;
+        s.sampling.guidance.label = difflab::app::LabelPick::Digit(12);
     }
     h.get_by_label("Run").click();
     settle(&mut h, 30);
@@ -116,8 +116,8 @@ fn a_failure_names_the_job_that_failed_and_stops_only_it() {
     // An export that fails is named as one, and the sampling panel is left alone.
     {
         let s = &mut h.state_mut().settings;
-        s.model.unet = false;
-        s.guidance.label = difflab::app::LabelPick::Any;
+        s.sampling.model.unet = false;
+        s.sampling.guidance.label = difflab::app::LabelPick::Any;
     }
     h.get_by_label("Run").click();
     settle(&mut h, 30);

@@ -37,8 +37,8 @@ fn a_ddim_run_set_by_label_records_n_plus_one_frames_with_its_terms() {
     h.get_by_label("Run").click();
     settle(&mut h, 60);
     let app = h.state();
-    assert_eq!(app.settings.sampler.steps, 12);
-    assert_eq!(app.settings.sampler.eta, 0.5);
+    assert_eq!(app.settings.sampling.sampler.steps, 12);
+    assert_eq!(app.settings.sampling.sampler.eta, 0.5);
     assert!(!app.sampling.running);
     assert_eq!(app.sampling.trajectory.len(), 13, "N + 1 frames");
     assert_eq!(app.sampling.progress, (12, 12));
@@ -73,10 +73,10 @@ fn cancelling_a_long_ddpm_run_halfway_keeps_the_ui_usable() {
     h.get_by_label("DDPM 1000 steps").click();
     h.step();
     assert_eq!(
-        h.state().settings.sampler.sampler,
+        h.state().settings.sampling.sampler.sampler,
         SamplerChoice::DdpmFixedSmall
     );
-    assert_eq!(h.state().settings.sampler.steps, 1000);
+    assert_eq!(h.state().settings.sampling.sampler.steps, 1000);
     h.get_by_label("Run").click();
     // Wait for some steps to stream in, then cancel.
     for _ in 0..2000 {
@@ -215,8 +215,8 @@ fn a_saved_session_reopens_to_the_same_state_and_bad_files_change_nothing() {
     let path = dir.join("lesson.json");
     h.state_mut().save_session(&path).expect("save");
     let saved = h.state().settings.clone();
-    assert_eq!(saved.sample_seed, 4242);
-    assert_eq!(saved.batch, 9);
+    assert_eq!(saved.sampling.seed, 4242);
+    assert_eq!(saved.sampling.batch, 9);
 
     let mut h2 = harness();
     let ctx = h2.ctx.clone();
@@ -234,7 +234,14 @@ fn a_saved_session_reopens_to_the_same_state_and_bad_files_change_nothing() {
     let before = h2.state().settings.clone();
     let future = dir.join("future.json");
     let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(&future, text.replace("\"version\": 1", "\"version\": 99")).expect("write");
+    std::fs::write(
+        &future,
+        text.replace(
+            &format!("\"version\": {}", difflab::app::SESSION_VERSION),
+            "\"version\": 99",
+        ),
+    )
+    .expect("write");
     let e = h2
         .state_mut()
         .open_session(&future, &ctx)
@@ -322,7 +329,10 @@ fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
                 .is_some()
         );
         let app = h.state();
-        assert_eq!(app.settings.batch, 64, "the setting itself is kept");
+        assert_eq!(
+            app.settings.sampling.batch, 64,
+            "the setting itself is kept"
+        );
         assert_eq!(app.sampling.trajectory.len(), 51);
         // 16 digits of 28×28 in a 4×4 grid: 1 px gaps and border (64 would make 233×233).
         assert_eq!(app.sampling.trajectory[0].x().dimensions(), (117, 117));
@@ -338,4 +348,53 @@ fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
+}
+
+/// A session file written by difflab's format 1 (one flat settings struct, committed as
+/// tests/fixtures/session-v1.json) opens with every setting in its panel's group.
+#[test]
+fn a_version_1_session_file_opens_migrated() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/session-v1.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"version\": 1") && text.contains("\"sample_seed\": 4242"));
+    let s = load_session(&path).unwrap();
+    assert_eq!(s.version, difflab::app::SETTINGS_VERSION);
+    assert_eq!(s.tab, Tab::Compare);
+    assert!(!s.dark_mode);
+    assert_eq!(s.schedule.kind, difflab::diffusion::BetaSchedule::Cosine);
+    assert_eq!(s.t, 321);
+    assert_eq!(s.forward.seed, 77);
+    assert_eq!(s.forward.source, difflab::app::ImageSource::Mnist(5));
+    assert_eq!(s.forward.filmstrip_frames, 6);
+    assert!(s.schedule_view.compare_enabled);
+    assert_eq!(s.schedule_view.sampler_steps, 30);
+    assert_eq!(s.sampling.sampler.sampler, SamplerChoice::Ddim);
+    assert_eq!(s.sampling.sampler.steps, 10);
+    assert_eq!(s.sampling.sampler.eta, 1.0);
+    assert_eq!(s.sampling.seed, 4242);
+    assert_eq!(s.sampling.batch, 9);
+    assert_eq!(s.sampling.guidance.label, difflab::app::LabelPick::Digit(3));
+    assert_eq!(s.sampling.guidance.scale, 2.5);
+    assert_eq!(s.compare[0].steps, 50);
+    assert_eq!(s.interp.seed_a, 11);
+    assert_eq!(s.gif.delay_ms, 120);
+    assert_eq!(s.toy.dataset, Some(difflab::data::toy2d::Toy2d::TwoMoons));
+    assert_eq!(s.toy.samples, 1500);
+
+    // Opened in the app, and saved again, it is a version-2 file that reads back the same.
+    let mut h = harness();
+    let ctx = h.ctx.clone();
+    h.state_mut().open_session(&path, &ctx).unwrap();
+    h.step();
+    assert_eq!(h.state().settings.sampling.seed, 4242);
+    let dir = temp_dir("migrated");
+    let again = dir.join("again.json");
+    h.state_mut().save_session(&again).unwrap();
+    let text = std::fs::read_to_string(&again).unwrap();
+    assert!(text.contains(&format!("\"version\": {}", difflab::app::SESSION_VERSION)));
+    let back = load_session(&again).unwrap();
+    assert_eq!(back.sampling, s.sampling);
+    assert_eq!(back.forward, s.forward);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -199,8 +199,8 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     // Guided: digit 3 at w = 4, DDIM 20 steps, scrubbed to step 8 (ε_uncond, ε_cond, ε_guided).
     {
         let s = &mut h.state_mut().settings;
-        s.guidance.label = difflab::app::LabelPick::Digit(3);
-        s.guidance.scale = 4.0;
+        s.sampling.guidance.label = difflab::app::LabelPick::Digit(3);
+        s.sampling.guidance.scale = 4.0;
     }
     h.step();
     h.get_by_label("Run").click();
@@ -209,7 +209,7 @@ fn snapshots_of_the_forward_and_schedule_panels() {
         .set_value_accesskit(8.0);
     settle(&mut h, 10);
     h.snapshot("sampling_guided_panel");
-    h.state_mut().settings.guidance.label = difflab::app::LabelPick::Any;
+    h.state_mut().settings.sampling.guidance.label = difflab::app::LabelPick::Any;
     h.step();
 
     h.get_by_label("Compare").click();

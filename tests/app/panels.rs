@@ -84,7 +84,7 @@ fn the_sampling_panel_asks_to_run_and_to_export() {
     );
     // A preset is the panel's own business: it changes the settings and asks for nothing.
     assert!(click(&mut h, "DDPM 1000 steps").is_empty());
-    assert_eq!(h.state().settings.sampler.steps, 1000);
+    assert_eq!(h.state().settings.sampling.sampler.steps, 1000);
 }
 
 #[test]
