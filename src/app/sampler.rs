@@ -75,6 +75,7 @@ impl SamplerSettings {
         prediction: PredictionType,
     ) -> SchedulerConfig {
         SchedulerConfig {
+            use_clipped_model_output: false,
             schedule,
             prediction_type: prediction,
             clip_sample: Some(1.0),

@@ -231,9 +231,11 @@ impl SamplerJob {
             }
             None => (self.model(spec.model, spec.schedule)?, None),
         };
-        let config = spec
+        let mut config = spec
             .sampler
             .scheduler_config(spec.schedule, model.prediction_type());
+        // Guided runs re-derive ε̂ from the clipped x̂0 (see `use_clipped_model_output`).
+        config.use_clipped_model_output = guided.is_some();
         Ok(RunModel {
             model,
             guided,

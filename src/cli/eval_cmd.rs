@@ -127,6 +127,11 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         ProgressStyle::with_template("{bar:40} sample {pos}/{len} {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Guided runs re-derive ε̂ from the clipped x̂0 (see `use_clipped_model_output`).
+    let guided_scheduler = Scheduler::new(SchedulerConfig {
+        use_clipped_model_output: true,
+        ..*scheduler.config()
+    })?;
     let run = |guidance: Option<f64>| -> Result<Vec<f32>> {
         let cancel = AtomicBool::new(false);
         let mut samples = Vec::with_capacity(a.count * 784);
@@ -150,7 +155,11 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             // out.
             let x = sample_seeded(
                 denoiser,
-                &scheduler,
+                if guided.is_some() {
+                    &guided_scheduler
+                } else {
+                    &scheduler
+                },
                 a.seed.wrapping_add(b0 as u64),
                 n,
                 &cancel,

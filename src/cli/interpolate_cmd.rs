@@ -65,6 +65,7 @@ pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()
     }
     let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
     let config = SchedulerConfig {
+        use_clipped_model_output: false,
         schedule: a.schedule.config(),
         prediction_type: crate::diffusion::PredictionType::Sample,
         clip_sample: Some(1.0),

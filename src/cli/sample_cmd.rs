@@ -335,6 +335,9 @@ fn scheduler_config(
     prediction: crate::diffusion::PredictionType,
 ) -> SchedulerConfig {
     SchedulerConfig {
+        // Guided runs re-derive ε̂ from the clipped x̂0: an extrapolated ε̃ whose x̂0 was
+        // clipped would otherwise carry its excess into DDIM's direction term.
+        use_clipped_model_output: a.label.is_some(),
         schedule: a.schedule.config(),
         prediction_type: prediction,
         clip_sample: (a.clip_sample > 0.0).then_some(a.clip_sample),

@@ -91,6 +91,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
     }
     let config = ScheduleConfig::default();
     let scheduler = Scheduler::new(SchedulerConfig {
+        use_clipped_model_output: false,
         schedule: config,
         prediction_type: PredictionType::Epsilon,
         clip_sample: None,

@@ -89,6 +89,11 @@ pub struct SchedulerConfig {
     pub prediction_type: PredictionType,
     /// Clamp x̂0 to [−r, r] when `Some(r)`.
     pub clip_sample: Option<f64>,
+    /// DDIM: re-derive ε̂ from the clipped x̂0 (diffusers' `use_clipped_model_output`, GLIDE's
+    /// choice). Off by default, as in diffusers; guided runs turn it on, since an extrapolated
+    /// ε̃ whose x̂0 was clipped would otherwise push its excess into the direction term.
+    #[serde(default)]
+    pub use_clipped_model_output: bool,
     /// How the N steps are spread over T.
     pub spacing: TimestepSpacing,
     /// Added to every timestep (leading spacing only, as in diffusers).
@@ -109,6 +114,7 @@ impl SchedulerConfig {
         eta: f64,
     ) -> Self {
         Self {
+            use_clipped_model_output: false,
             schedule,
             prediction_type,
             clip_sample: Some(1.0),
@@ -126,6 +132,7 @@ impl SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
+            use_clipped_model_output: false,
             schedule: ScheduleConfig::default(),
             prediction_type: PredictionType::Epsilon,
             clip_sample: Some(1.0),
@@ -383,9 +390,16 @@ impl Scheduler {
             prev_t.map_or(final_alpha_cumprod, |p| self.schedule.alphas_cumprod[p]);
         let beta_prod_t = 1.0 - alpha_prod_t;
         let beta_prod_t_prev = 1.0 - alpha_prod_t_prev;
-        // x̂0 and ε̂; ε̂ is not recomputed after clipping (diffusers' default).
-        let (x0, eps) = self.predict_x0_and_eps(model_output, sample, alpha_prod_t);
+        // x̂0 and ε̂; ε̂ is recomputed after clipping only when asked (diffusers' default: not):
+        // ε̂ = (x_t − √ᾱ_t·x̂0)/√(1−ᾱ_t), eq. 9 solved for ε.
+        let (x0, eps) = self.predict_x0_and_eps(model_output, sample.clone(), alpha_prod_t);
         let x0 = self.clip(x0);
+        let eps = if self.config.use_clipped_model_output && self.config.clip_sample.is_some() {
+            (sample - x0.clone().mul_scalar(alpha_prod_t.sqrt() as f32))
+                .div_scalar(beta_prod_t.sqrt() as f32)
+        } else {
+            eps
+        };
         // σ_t² = (1−ᾱ_prev)/(1−ᾱ_t)·(1 − ᾱ_t/ᾱ_prev)  (eq. 16), σ_t = η·σ.
         let variance = beta_prod_t_prev / beta_prod_t * (1.0 - alpha_prod_t / alpha_prod_t_prev);
         let std_dev_t = eta * variance.sqrt();

@@ -48,6 +48,7 @@ pub fn ddim10(prediction: difflab::diffusion::PredictionType) -> difflab::diffus
         SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing,
     };
     Scheduler::new(SchedulerConfig {
+        use_clipped_model_output: false,
         schedule: ScheduleConfig::default(),
         prediction_type: prediction,
         clip_sample: Some(1.0),

@@ -151,6 +151,7 @@ fn scheduler(c: &Value, ddim: bool) -> Scheduler {
         }
     };
     let config = SchedulerConfig {
+        use_clipped_model_output: false,
         schedule,
         prediction_type: PredictionType::parse(str_of(c, "prediction_type", "epsilon")).unwrap(),
         clip_sample: bool_of(c, "clip_sample", true).then(|| f64_of(c, "clip_sample_range", 1.0)),

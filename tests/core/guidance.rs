@@ -619,3 +619,55 @@ fn guidance_on_the_exact_conditional_denoiser_draws_the_asked_digit() {
         }
     }
 }
+
+/// `use_clipped_model_output`: when x̂0 is clipped, DDIM's direction term uses the ε̂ that the
+/// clipped x̂0 implies, ε̂ = (x_t − √ᾱ_t·x̂0)/√(1−ᾱ_t); off, it keeps the model's ε (diffusers'
+/// default). Checked against the formula on a step whose x̂0 is clipped.
+#[test]
+fn clipped_model_output_rederives_epsilon_in_ddim() {
+    use difflab::diffusion::{NoiseSchedule, Scheduler, SchedulerConfig};
+    let device = Device::flex();
+    let base = SchedulerConfig::ddim(ScheduleConfig::default(), PredictionType::Epsilon, 10, 0.0);
+    let schedule = NoiseSchedule::new(ScheduleConfig::default()).unwrap();
+    let x: Vec<f32> = vec![2.0, -0.5, 0.25, 1.5];
+    let eps: Vec<f32> = vec![0.1, -0.2, 0.3, 0.0];
+    for clipped in [false, true] {
+        let s = Scheduler::new(SchedulerConfig {
+            use_clipped_model_output: clipped,
+            ..base
+        })
+        .unwrap();
+        let t = s.timesteps()[5];
+        let prev_t = s.timesteps()[6];
+        let out = s
+            .step(
+                tensor4(eps.clone(), [1, 1, 2, 2], &device),
+                t,
+                tensor4(x.clone(), [1, 1, 2, 2], &device),
+                None,
+            )
+            .unwrap();
+        let got = to_vec(out.prev_sample).unwrap();
+        let (a, ap) = (schedule.alphas_cumprod[t], schedule.alphas_cumprod[prev_t]);
+        for i in 0..4 {
+            let x0 = (f64::from(x[i]) - (1.0 - a).sqrt() * f64::from(eps[i])) / a.sqrt();
+            let x0c = x0.clamp(-1.0, 1.0);
+            let e = if clipped {
+                (f64::from(x[i]) - a.sqrt() * x0c) / (1.0 - a).sqrt()
+            } else {
+                f64::from(eps[i])
+            };
+            let want = ap.sqrt() * x0c + (1.0 - ap).sqrt() * e;
+            assert!(
+                (f64::from(got[i]) - want).abs() < 1e-5,
+                "clipped = {clipped}, item {i}: {} against {want}",
+                got[i]
+            );
+        }
+        if clipped {
+            // Item 0's x̂0 is clipped, so the two settings differ there.
+            let x0 = (2.0 - (1.0 - a).sqrt() * 0.1) / a.sqrt();
+            assert!(x0 > 1.0);
+        }
+    }
+}

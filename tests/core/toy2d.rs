@@ -21,6 +21,7 @@ fn schedule() -> Arc<NoiseSchedule> {
 
 fn ddim(prediction: PredictionType, steps: usize, spacing: TimestepSpacing) -> Scheduler {
     Scheduler::new(SchedulerConfig {
+        use_clipped_model_output: false,
         schedule: ScheduleConfig::default(),
         prediction_type: prediction,
         clip_sample: None,
