@@ -172,7 +172,7 @@ impl Default for GuidanceSettings {
     fn default() -> Self {
         Self {
             label: LabelPick::Any,
-            scale: 1.0,
+            scale: 2.0,
         }
     }
 }

@@ -158,7 +158,8 @@ pub struct SampleArgs {
     #[arg(long)]
     label: Option<LabelArg>,
     /// Classifier-free guidance scale w ≥ 0 with --label: ε̃ = ε_∅ + w·(ε_c − ε_∅) (0 is the
-    /// unconditional model, 1 the conditional one, more pushes harder towards the label).
+    /// unconditional model, 1 the conditional one, more pushes harder towards the label;
+    /// default 2).
     #[arg(long, requires = "label", allow_negative_numbers = true)]
     guidance: Option<f64>,
     /// Write one PNG per sample (sample-0000.png, ...) at native resolution.
@@ -199,7 +200,7 @@ impl std::str::FromStr for LabelArg {
 }
 
 /// The default guidance scale with --label.
-pub const DEFAULT_GUIDANCE: f64 = 1.0;
+pub const DEFAULT_GUIDANCE: f64 = 2.0;
 
 /// The model and, with --label, the labels of all samples and w.
 enum SampleModel {
