@@ -19,6 +19,11 @@ impl DiffLabApp {
             AppAction::CancelSampler => self.cancel_sampling(),
             AppAction::Toy(a) => self.toy_action(a),
             AppAction::SwitchTab(tab) => self.settings.tab = tab,
+            AppAction::Setup(setup) => {
+                setup.apply(&mut self.settings);
+                self.schedule.reset(&self.settings);
+                self.forward.playing = false;
+            }
             AppAction::OpenImage => {
                 if let Some(path) = rfd::FileDialog::new()
                     .add_filter("Images", &["png", "jpg", "jpeg"])

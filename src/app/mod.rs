@@ -11,6 +11,7 @@ mod compare;
 mod events;
 mod forward;
 mod interpolate;
+mod lessons;
 mod panel;
 mod playground;
 mod playground_view;
@@ -35,6 +36,10 @@ use egui::{Color32, RichText, Ui};
 pub use compare::ComparePanel;
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
+pub use lessons::{
+    LESSONS_EN, Lesson, LessonHeader, LessonSettings, LessonsPanel, Setup, TryIt, bundled_lessons,
+    parse_lesson,
+};
 pub use panel::{
     AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
     SWEEP_ETAS, ToyAction,
@@ -102,6 +107,8 @@ pub struct DiffLabApp {
     pub interpolate: InterpolatePanel,
     /// The 2-D playground.
     pub playground: PlaygroundPanel,
+    /// The lessons.
+    pub lessons: LessonsPanel,
     /// GIF export progress (frames written, of how many).
     pub export_progress: Option<(usize, usize)>,
     worker: Worker,
@@ -150,6 +157,7 @@ impl DiffLabApp {
             compare: ComparePanel::default(),
             interpolate: InterpolatePanel::default(),
             playground: PlaygroundPanel::default(),
+            lessons: LessonsPanel::default(),
             export_progress: None,
             worker,
             sampler,
@@ -286,6 +294,7 @@ impl DiffLabApp {
             ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
             ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
             ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
+            ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Open session…").clicked()
                     && let Some(path) = rfd::FileDialog::new()
@@ -413,6 +422,7 @@ impl eframe::App for DiffLabApp {
             Tab::Compare => &mut self.compare,
             Tab::Interpolate => &mut self.interpolate,
             Tab::Playground => &mut self.playground,
+            Tab::Lessons => &mut self.lessons,
         };
         egui::Panel::left("controls")
             .resizable(false)

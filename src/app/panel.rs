@@ -4,6 +4,7 @@
 
 use egui::Ui;
 
+use super::lessons::Setup;
 use super::settings::{Settings, Tab};
 use super::toy_job::ToyModel;
 use crate::diffusion::NoiseSchedule;
@@ -57,6 +58,8 @@ pub enum AppAction {
     ExportFilmstrip,
     /// Show another panel.
     SwitchTab(Tab),
+    /// A lesson's "Show me": set a panel up and switch to it.
+    Setup(Setup),
 }
 
 /// What a panel gets while it draws: the persisted settings, the current schedule, and the list

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::lessons::LessonSettings;
 use super::sampler::{
     GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, SamplerChoice, SamplerSettings,
 };
@@ -31,6 +32,8 @@ pub enum Tab {
     Interpolate,
     /// The 2-D playground.
     Playground,
+    /// The guided course.
+    Lessons,
 }
 
 /// Where the forward panel's x_0 comes from.
@@ -76,6 +79,8 @@ pub struct Settings {
     pub gif: GifSettings,
     /// The 2-D playground.
     pub toy: ToySettings,
+    /// The lessons (which one is open).
+    pub lessons: LessonSettings,
 }
 
 /// The forward panel's settings.
@@ -223,6 +228,7 @@ impl From<SettingsV1> for Settings {
             interp: v.interp,
             gif: v.gif,
             toy: v.toy,
+            lessons: LessonSettings::default(),
         }
     }
 }
@@ -332,6 +338,7 @@ impl Default for Settings {
             interp: InterpSettings::default(),
             gif: GifSettings::default(),
             toy: ToySettings::default(),
+            lessons: LessonSettings::default(),
         }
     }
 }

@@ -238,4 +238,12 @@ fn snapshots_of_the_forward_and_schedule_panels() {
         .set_value_accesskit(35.0);
     settle(&mut h, 10);
     h.snapshot("playground_panel");
+
+    // The lessons: lesson 3 (jumping straight to t), its answer revealed.
+    h.get_by_label("Lessons").click();
+    h.state_mut().settings.lessons.current = 2;
+    h.step();
+    h.get_by_label("Reveal the answer").click();
+    settle(&mut h, 10);
+    h.snapshot("lessons_panel");
 }

@@ -15,4 +15,5 @@ mod app_playground;
 mod app_sampling;
 mod app_ui;
 mod gpu_path;
+mod lessons;
 mod panels;

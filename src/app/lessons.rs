@@ -1,0 +1,319 @@
+//! Lessons: a guided course through the panels. Each lesson is data (assets/lessons/<lang>/, a
+//! RON header with its "Show me" set-ups and its "Try it" question, then markdown rendered by
+//! egui_commonmark). A "Show me" link in the text sets a panel up and switches to it through
+//! [`AppAction::Setup`], the same typed action path as the rest of the app.
+
+use std::collections::BTreeMap;
+
+use egui::{RichText, Ui};
+use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
+use serde::{Deserialize, Serialize};
+
+use super::panel::{AppAction, Ctx, Panel};
+use super::sampler::SamplerChoice;
+use super::settings::{ImageSource, Settings, Tab, ToyView};
+use crate::diffusion::{BetaSchedule, ScheduleConfig};
+
+/// The bundled lessons, in order: (file name, English text).
+pub const LESSONS_EN: [(&str, &str); 4] = [
+    (
+        "01-what.md",
+        include_str!("../../assets/lessons/en/01-what.md"),
+    ),
+    (
+        "02-forward-step.md",
+        include_str!("../../assets/lessons/en/02-forward-step.md"),
+    ),
+    (
+        "03-jump-to-t.md",
+        include_str!("../../assets/lessons/en/03-jump-to-t.md"),
+    ),
+    (
+        "04-schedules.md",
+        include_str!("../../assets/lessons/en/04-schedules.md"),
+    ),
+];
+
+/// How a "Show me" sets the app up: the panel to open and the settings to change (the rest stay
+/// as they are). Unknown fields are an error, so a typo in a lesson fails its test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Setup {
+    /// The panel to open.
+    pub tab: Option<Tab>,
+    /// The timeline's t (the paper's numbering, 0 to T).
+    pub t: Option<usize>,
+    /// The noise schedule.
+    pub schedule: Option<BetaSchedule>,
+    /// The forward panel's image.
+    pub source: Option<ImageSource>,
+    /// The forward panel's noise seed.
+    pub seed: Option<u64>,
+    /// Overlay a second schedule on the schedule panel's curves.
+    pub overlay: Option<BetaSchedule>,
+    /// The sampling panel's sampler.
+    pub sampler: Option<SamplerChoice>,
+    /// Its steps N.
+    pub steps: Option<usize>,
+    /// DDIM's η.
+    pub eta: Option<f64>,
+    /// The playground's view.
+    pub toy_view: Option<ToyView>,
+}
+
+impl Setup {
+    /// Applies the set-up to the settings (then clamped as any loaded settings are).
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(tab) = self.tab {
+            settings.tab = tab;
+        }
+        if let Some(kind) = self.schedule {
+            settings.schedule = ScheduleConfig::new(kind, settings.schedule.num_train_timesteps);
+        }
+        if let Some(t) = self.t {
+            settings.t = t;
+        }
+        if let Some(source) = &self.source {
+            settings.forward.source = source.clone();
+        }
+        if let Some(seed) = self.seed {
+            settings.forward.seed = seed;
+        }
+        if let Some(kind) = self.overlay {
+            settings.schedule_view.compare_enabled = true;
+            settings.schedule_view.compare_schedule =
+                ScheduleConfig::new(kind, settings.schedule.num_train_timesteps);
+        }
+        if let Some(sampler) = self.sampler {
+            settings.sampling.sampler.sampler = sampler;
+        }
+        if let Some(steps) = self.steps {
+            settings.sampling.sampler.steps = steps;
+        }
+        if let Some(eta) = self.eta {
+            settings.sampling.sampler.eta = eta;
+        }
+        if let Some(view) = self.toy_view {
+            settings.toy.view = view;
+        }
+        *settings = std::mem::take(settings).sanitised();
+    }
+}
+
+/// A lesson's "Try it": a question to answer before revealing, and what to look at.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TryIt {
+    /// The question.
+    pub question: String,
+    /// The answer, shown on Reveal.
+    pub answer: String,
+    /// A "Show me" of the header that lets the student check.
+    #[serde(default)]
+    pub show: Option<String>,
+}
+
+/// A lesson's typed header.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonHeader {
+    /// The title.
+    pub title: String,
+    /// The "Show me" set-ups, by the name the text links to (`[Show me …](#name)`).
+    #[serde(default)]
+    pub show: BTreeMap<String, Setup>,
+    /// The question.
+    pub try_it: TryIt,
+}
+
+/// A parsed lesson.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lesson {
+    /// Its file, for messages.
+    pub file: String,
+    /// The header.
+    pub header: LessonHeader,
+    /// The markdown after the header.
+    pub body: String,
+}
+
+/// Parses a lesson file: a header between `---ron` and `---` lines, then markdown. Every
+/// `(#name)` link in the text must name a "Show me" of the header, and the "Try it" one too.
+/// Errors name the file and the line.
+pub fn parse_lesson(file: &str, text: &str) -> Result<Lesson, String> {
+    let rest = text
+        .strip_prefix("---ron\n")
+        .ok_or_else(|| format!("{file}:1: a lesson starts with a `---ron` header line"))?;
+    let end = rest
+        .find("\n---\n")
+        .ok_or_else(|| format!("{file}: the header has no closing `---` line"))?;
+    let header: LessonHeader = ron::from_str(&rest[..end]).map_err(|e| {
+        // RON counts lines from the header's first line, which is the file's second.
+        let line = e.span.start.line + 1;
+        format!("{file}:{line}: bad header: {}", e.code)
+    })?;
+    let body = rest[end + 5..].to_string();
+    let body_line = text[..text.len() - body.len()].lines().count();
+    for (i, line) in body.lines().enumerate() {
+        let mut s = line;
+        while let Some(at) = s.find("](#") {
+            let tail = &s[at + 3..];
+            let name = tail.split(')').next().unwrap_or_default();
+            if !header.show.contains_key(name) {
+                return Err(format!(
+                    "{file}:{}: the link `#{name}` names no \"Show me\" of the header",
+                    body_line + i + 1
+                ));
+            }
+            s = tail;
+        }
+    }
+    if let Some(name) = &header.try_it.show
+        && !header.show.contains_key(name)
+    {
+        return Err(format!(
+            "{file}: try_it shows `{name}`, which the header does not define"
+        ));
+    }
+    Ok(Lesson {
+        file: file.to_string(),
+        header,
+        body,
+    })
+}
+
+/// The bundled English lessons, parsed; a bad one becomes a lesson that says what is wrong.
+pub fn bundled_lessons() -> Vec<Result<Lesson, String>> {
+    LESSONS_EN
+        .iter()
+        .map(|(file, text)| parse_lesson(file, text))
+        .collect()
+}
+
+/// The lessons panel's persisted settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LessonSettings {
+    /// The lesson open (0-based).
+    pub current: usize,
+}
+
+/// The lessons panel.
+pub struct LessonsPanel {
+    lessons: Vec<Result<Lesson, String>>,
+    cache: CommonMarkCache,
+    /// Whether the current lesson's answer is shown.
+    pub revealed: bool,
+}
+
+impl Default for LessonsPanel {
+    fn default() -> Self {
+        let lessons = bundled_lessons();
+        let mut cache = CommonMarkCache::default();
+        for lesson in lessons.iter().flatten() {
+            for name in lesson.header.show.keys() {
+                cache.add_link_hook(format!("#{name}"));
+            }
+        }
+        Self {
+            lessons,
+            cache,
+            revealed: false,
+        }
+    }
+}
+
+impl LessonsPanel {
+    /// How many lessons there are.
+    pub fn len(&self) -> usize {
+        self.lessons.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.lessons.is_empty()
+    }
+
+    fn title(&self, i: usize) -> String {
+        match &self.lessons[i] {
+            Ok(l) => format!("{}. {}", i + 1, l.header.title),
+            Err(_) => format!("{}. (damaged)", i + 1),
+        }
+    }
+}
+
+impl Panel for LessonsPanel {
+    fn tab(&self) -> Tab {
+        Tab::Lessons
+    }
+
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        ui.heading("Lessons");
+        let current = &mut ctx.settings.lessons.current;
+        for i in 0..self.lessons.len() {
+            if ui.selectable_label(*current == i, self.title(i)).clicked() && *current != i {
+                *current = i;
+                self.revealed = false;
+            }
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(*current > 0, egui::Button::new("Previous"))
+                .clicked()
+            {
+                *current -= 1;
+                self.revealed = false;
+            }
+            if ui
+                .add_enabled(*current + 1 < self.lessons.len(), egui::Button::new("Next"))
+                .clicked()
+            {
+                *current += 1;
+                self.revealed = false;
+            }
+        });
+    }
+
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let i = ctx
+            .settings
+            .lessons
+            .current
+            .min(self.lessons.len().saturating_sub(1));
+        let lesson = match self.lessons.get(i) {
+            Some(Ok(l)) => l.clone(),
+            Some(Err(e)) => {
+                ui.label(RichText::new(format!("This lesson could not be read: {e}")).strong());
+                return;
+            }
+            None => return,
+        };
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.set_max_width(760.0);
+            ui.heading(RichText::new(&lesson.header.title).size(26.0));
+            CommonMarkViewer::new().show(ui, &mut self.cache, &lesson.body);
+            ui.separator();
+            ui.label(RichText::new("Try it").strong());
+            ui.label(&lesson.header.try_it.question);
+            if self.revealed {
+                ui.label(RichText::new(&lesson.header.try_it.answer).italics());
+                if let Some(name) = &lesson.header.try_it.show
+                    && let Some(setup) = lesson.header.show.get(name)
+                    && ui.button("Show me").clicked()
+                {
+                    ctx.actions.push(AppAction::Setup(setup.clone()));
+                }
+            } else if ui.button("Reveal the answer").clicked() {
+                self.revealed = true;
+            }
+        });
+        // A clicked "Show me" link in the text flips its hook.
+        for (name, setup) in &lesson.header.show {
+            let hook = format!("#{name}");
+            if self.cache.get_link_hook(&hook) == Some(true) {
+                ctx.actions.push(AppAction::Setup(setup.clone()));
+            }
+        }
+    }
+}
