@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::panel::{AppAction, Ctx, Panel};
 use super::sampler::SamplerChoice;
 use super::settings::{ImageSource, Settings, Tab, ToyView};
+use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
 
 /// The bundled lessons, in order: (file name, English text).
-pub const LESSONS_EN: [(&str, &str); 4] = [
+pub const LESSONS_EN: [(&str, &str); 8] = [
     (
         "01-what.md",
         include_str!("../../assets/lessons/en/01-what.md"),
@@ -31,6 +32,22 @@ pub const LESSONS_EN: [(&str, &str); 4] = [
     (
         "04-schedules.md",
         include_str!("../../assets/lessons/en/04-schedules.md"),
+    ),
+    (
+        "05-posterior.md",
+        include_str!("../../assets/lessons/en/05-posterior.md"),
+    ),
+    (
+        "06-training.md",
+        include_str!("../../assets/lessons/en/06-training.md"),
+    ),
+    (
+        "08-ddpm.md",
+        include_str!("../../assets/lessons/en/08-ddpm.md"),
+    ),
+    (
+        "09-ddim.md",
+        include_str!("../../assets/lessons/en/09-ddim.md"),
     ),
 ];
 
@@ -59,6 +76,8 @@ pub struct Setup {
     pub eta: Option<f64>,
     /// The playground's view.
     pub toy_view: Option<ToyView>,
+    /// The playground's data set.
+    pub toy_data: Option<Toy2d>,
 }
 
 impl Setup {
@@ -95,6 +114,9 @@ impl Setup {
         }
         if let Some(view) = self.toy_view {
             settings.toy.view = view;
+        }
+        if let Some(data) = self.toy_data {
+            settings.toy.dataset = Some(data);
         }
         *settings = std::mem::take(settings).sanitised();
     }
@@ -234,10 +256,16 @@ impl LessonsPanel {
         self.lessons.is_empty()
     }
 
+    /// "8. Sampling with DDPM": numbered as the course numbers it (the file's prefix), so the
+    /// references between lessons hold while some are still to be written.
     fn title(&self, i: usize) -> String {
+        let number = LESSONS_EN
+            .get(i)
+            .and_then(|(file, _)| file.split('-').next()?.parse::<usize>().ok())
+            .unwrap_or(i + 1);
         match &self.lessons[i] {
-            Ok(l) => format!("{}. {}", i + 1, l.header.title),
-            Err(_) => format!("{}. (damaged)", i + 1),
+            Ok(l) => format!("{number}. {}", l.header.title),
+            Err(_) => format!("{number}. (damaged)"),
         }
     }
 }

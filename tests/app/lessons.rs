@@ -107,7 +107,16 @@ fn every_show_me_link_sets_its_panel_up() {
             );
             assert_eq!(got.sampling, want.sampling, "{}: {text}", lesson.file);
             assert_eq!(got.toy.view, want.toy.view, "{}: {text}", lesson.file);
+            assert_eq!(got.toy.dataset, want.toy.dataset, "{}: {text}", lesson.file);
         }
+        // The answer too is drawn (a glyph the fonts lack would fail here, as in the text).
+        h.state_mut().settings.tab = Tab::Lessons;
+        h.state_mut().settings.lessons.current = i;
+        h.state_mut().lessons.revealed = false;
+        h.run_steps(3);
+        h.get_by_label("Reveal the answer").click();
+        h.run_steps(3);
+        assert!(h.state().lessons.revealed, "{}", lesson.file);
     }
 }
 
