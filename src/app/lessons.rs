@@ -10,13 +10,13 @@ use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 use serde::{Deserialize, Serialize};
 
 use super::panel::{AppAction, Ctx, Panel};
-use super::sampler::SamplerChoice;
-use super::settings::{ImageSource, Settings, Tab, ToyView};
+use super::sampler::{LabelPick, SamplerChoice};
+use super::settings::{FieldKind, ImageSource, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
 
 /// The bundled lessons, in order: (file name, English text).
-pub const LESSONS_EN: [(&str, &str); 8] = [
+pub const LESSONS_EN: [(&str, &str); 12] = [
     (
         "01-what.md",
         include_str!("../../assets/lessons/en/01-what.md"),
@@ -49,6 +49,22 @@ pub const LESSONS_EN: [(&str, &str); 8] = [
         "09-ddim.md",
         include_str!("../../assets/lessons/en/09-ddim.md"),
     ),
+    (
+        "10-interpolation.md",
+        include_str!("../../assets/lessons/en/10-interpolation.md"),
+    ),
+    (
+        "11-score.md",
+        include_str!("../../assets/lessons/en/11-score.md"),
+    ),
+    (
+        "12-judging.md",
+        include_str!("../../assets/lessons/en/12-judging.md"),
+    ),
+    (
+        "13-guidance.md",
+        include_str!("../../assets/lessons/en/13-guidance.md"),
+    ),
 ];
 
 /// How a "Show me" sets the app up: the panel to open and the settings to change (the rest stay
@@ -78,6 +94,14 @@ pub struct Setup {
     pub toy_view: Option<ToyView>,
     /// The playground's data set.
     pub toy_data: Option<Toy2d>,
+    /// The playground's arrows: −ε̂ or the score.
+    pub field_kind: Option<FieldKind>,
+    /// The digit asked of the class-conditional U-Net (or any, or one row per digit).
+    pub digit: Option<LabelPick>,
+    /// The guidance scale w.
+    pub guidance: Option<f32>,
+    /// The interpolation's two seeds.
+    pub seeds: Option<(u64, u64)>,
 }
 
 impl Setup {
@@ -117,6 +141,21 @@ impl Setup {
         }
         if let Some(data) = self.toy_data {
             settings.toy.dataset = Some(data);
+        }
+        if let Some(kind) = self.field_kind {
+            settings.toy.field_kind = kind;
+        }
+        if let Some(digit) = self.digit {
+            settings.sampling.guidance.label = digit;
+            // Digits come from the trained U-Net.
+            settings.sampling.model.unet = true;
+        }
+        if let Some(w) = self.guidance {
+            settings.sampling.guidance.scale = w;
+        }
+        if let Some((a, b)) = self.seeds {
+            settings.interp.seed_a = a;
+            settings.interp.seed_b = b;
         }
         *settings = std::mem::take(settings).sanitised();
     }

@@ -108,6 +108,12 @@ fn every_show_me_link_sets_its_panel_up() {
             assert_eq!(got.sampling, want.sampling, "{}: {text}", lesson.file);
             assert_eq!(got.toy.view, want.toy.view, "{}: {text}", lesson.file);
             assert_eq!(got.toy.dataset, want.toy.dataset, "{}: {text}", lesson.file);
+            assert_eq!(
+                got.toy.field_kind, want.toy.field_kind,
+                "{}: {text}",
+                lesson.file
+            );
+            assert_eq!(got.interp, want.interp, "{}: {text}", lesson.file);
         }
         // The answer too is drawn (a glyph the fonts lack would fail here, as in the text).
         h.state_mut().settings.tab = Tab::Lessons;
