@@ -9,6 +9,7 @@ use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{ImageSource, Settings, Tab};
 use super::shown::{Shown, TextureSink};
+use super::widgets::framed_image_ui;
 use super::worker::{ForwardFrame, ForwardRequest, HIST_BINS, HIST_RANGE, Picture};
 use crate::data::image_io::{ImageArray, decode_rgb, load_rgb};
 use crate::data::mnist::{Mnist, SIDE};
@@ -317,19 +318,9 @@ impl ForwardPanel {
         ui.horizontal_wrapped(|ui| {
             for (i, (t, shown)) in self.strip.iter().enumerate() {
                 ui.vertical(|ui| {
-                    let stroke = if Some(i) == nearest {
-                        egui::Stroke::new(3.0, Color32::from_rgb(250, 200, 40))
-                    } else {
-                        egui::Stroke::NONE
-                    };
-                    egui::Frame::new()
-                        .stroke(stroke)
-                        .inner_margin(2.0)
-                        .show(ui, |ui| {
-                            if shown.image_ui(ui, side).clicked() {
-                                settings.t = *t;
-                            }
-                        });
+                    if framed_image_ui(ui, shown, side, Some(i) == nearest).clicked() {
+                        settings.t = *t;
+                    }
                     ui.label(RichText::new(format!("t={t}")).small());
                 });
             }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
@@ -12,8 +12,7 @@ use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{InterpSpec, ModelSpec};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::gif_ui;
-use super::widgets::picture;
+use super::widgets::{framed_image_ui, gif_ui, picture};
 use crate::data::image_io::grid;
 
 /// A decoded interpolation.
@@ -164,17 +163,7 @@ impl Panel for InterpolatePanel {
             ui.label(RichText::new(format!("{name}  (|x_T| at α: {:.1})", norms[pick])).strong());
             ui.horizontal(|ui| {
                 for (k, s) in row.iter().enumerate() {
-                    let stroke = if k == pick {
-                        egui::Stroke::new(3.0, Color32::from_rgb(250, 200, 40))
-                    } else {
-                        egui::Stroke::NONE
-                    };
-                    egui::Frame::new()
-                        .stroke(stroke)
-                        .inner_margin(2.0)
-                        .show(ui, |ui| {
-                            s.image_ui(ui, side);
-                        });
+                    framed_image_ui(ui, s, side, k == pick);
                 }
             });
         }

@@ -74,3 +74,18 @@ pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: 
             }
         });
 }
+
+/// A picture in a frame, outlined in amber when `highlighted` (the frame the timeline or α is
+/// on); returns the picture's response (clickable).
+pub fn framed_image_ui(ui: &mut Ui, shown: &Shown, side: f32, highlighted: bool) -> egui::Response {
+    let stroke = if highlighted {
+        egui::Stroke::new(3.0, egui::Color32::from_rgb(250, 200, 40))
+    } else {
+        egui::Stroke::NONE
+    };
+    egui::Frame::new()
+        .stroke(stroke)
+        .inner_margin(2.0)
+        .show(ui, |ui| shown.image_ui(ui, side))
+        .inner
+}
