@@ -16,7 +16,7 @@ use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
 
 /// The bundled lessons, in order: (file name, English text).
-pub const LESSONS_EN: [(&str, &str); 12] = [
+pub const LESSONS_EN: [(&str, &str); 13] = [
     (
         "01-what.md",
         include_str!("../../assets/lessons/en/01-what.md"),
@@ -40,6 +40,10 @@ pub const LESSONS_EN: [(&str, &str); 12] = [
     (
         "06-training.md",
         include_str!("../../assets/lessons/en/06-training.md"),
+    ),
+    (
+        "07-network.md",
+        include_str!("../../assets/lessons/en/07-network.md"),
     ),
     (
         "08-ddpm.md",
@@ -244,11 +248,46 @@ pub fn parse_lesson(file: &str, text: &str) -> Result<Lesson, String> {
 }
 
 /// The bundled English lessons, parsed; a bad one becomes a lesson that says what is wrong.
+/// `{{unet_table}}` in a lesson becomes the shipped U-Net's layer table.
 pub fn bundled_lessons() -> Vec<Result<Lesson, String>> {
+    let mut table = None;
     LESSONS_EN
         .iter()
-        .map(|(file, text)| parse_lesson(file, text))
+        .map(|(file, text)| {
+            let mut lesson = parse_lesson(file, text)?;
+            if lesson.body.contains("{{unet_table}}") {
+                let t = table.get_or_insert_with(unet_table_markdown);
+                lesson.body = lesson.body.replace("{{unet_table}}", t);
+            }
+            Ok(lesson)
+        })
         .collect()
+}
+
+/// The shipped U-Net's layer table as markdown, with the total.
+pub fn unet_table_markdown() -> String {
+    use burn::module::Module;
+    let device = burn::tensor::Device::flex();
+    match crate::model::unet::shipped(&device) {
+        Ok((model, config)) => {
+            let mut s =
+                String::from("| part | channels | at | parameters |\n| --- | --- | --- | --- |\n");
+            for r in model.layer_table(config.image_size) {
+                let at = if r.side == 0 {
+                    String::new()
+                } else {
+                    format!("{0}×{0}", r.side)
+                };
+                s.push_str(&format!(
+                    "| {} | {} | {at} | {} |\n",
+                    r.name, r.channels, r.params
+                ));
+            }
+            s.push_str(&format!("| **total** | | | **{}** |\n", model.num_params()));
+            s
+        }
+        Err(e) => format!("(the table could not be made: {e})"),
+    }
 }
 
 /// The lessons panel's persisted settings.

@@ -805,3 +805,131 @@ pub fn shipped(device: &Device) -> Result<(UNet, UNetConfig)> {
         device,
     )
 }
+
+/// One row of [`UNet::layer_table`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerRow {
+    /// The part of the net ("down 1, block 1", "middle attention", …).
+    pub name: String,
+    /// Channels in → out (or the embedding's size).
+    pub channels: String,
+    /// Side of the feature map it works at, in pixels (0 for the embeddings).
+    pub side: usize,
+    /// Its parameters.
+    pub params: usize,
+}
+
+impl UNet {
+    /// The net's parts in the order data flows through them, with channels, resolution and
+    /// parameter counts read from the weights themselves (lesson 7's table).
+    pub fn layer_table(&self, image_size: usize) -> Vec<LayerRow> {
+        use burn::module::Module;
+        let conv_io = |c: &Conv2d| {
+            let [out, inp, _, _] = c.weight.dims();
+            (inp, out)
+        };
+        let block_row = |name: String, b: &ResBlock, side: usize| {
+            let (i, _) = conv_io(&b.conv1);
+            let (_, o) = conv_io(&b.conv2);
+            LayerRow {
+                name,
+                channels: format!("{i} to {o}"),
+                side,
+                params: b.num_params(),
+            }
+        };
+        let mut rows = Vec::new();
+        let [_, t_dim] = self.time2.weight.dims();
+        rows.push(LayerRow {
+            name: "time embedding (sinusoids, Linear, SiLU, Linear)".into(),
+            channels: format!("{} to {t_dim}", self.time1.weight.dims()[0]),
+            side: 0,
+            params: self.time1.num_params() + self.time2.num_params(),
+        });
+        if let Some(e) = &self.class_emb {
+            let [n, d] = e.weight.dims();
+            rows.push(LayerRow {
+                name: "class embedding (digits and the no-label row)".into(),
+                channels: format!("{n} × {d}"),
+                side: 0,
+                params: e.num_params(),
+            });
+        }
+        let (i, o) = conv_io(&self.conv_in);
+        rows.push(LayerRow {
+            name: "conv in (3×3)".into(),
+            channels: format!("{i} to {o}"),
+            side: image_size,
+            params: self.conv_in.num_params(),
+        });
+        let mut side = image_size;
+        for (l, level) in self.down.iter().enumerate() {
+            for (k, b) in level.blocks.iter().enumerate() {
+                rows.push(block_row(
+                    format!("down {}, residual block {}", l + 1, k + 1),
+                    b,
+                    side,
+                ));
+            }
+            if let Some(d) = &level.down {
+                let (i, o) = conv_io(d);
+                rows.push(LayerRow {
+                    name: format!("down {}, stride-2 conv", l + 1),
+                    channels: format!("{i} to {o}"),
+                    side,
+                    params: d.num_params(),
+                });
+                side = side.div_ceil(2);
+            }
+        }
+        rows.push(block_row(
+            "middle, residual block 1".into(),
+            &self.mid1,
+            side,
+        ));
+        if let Some(a) = &self.mid_attn {
+            let [c, _] = a.proj.weight.dims();
+            rows.push(LayerRow {
+                name: "middle, self-attention".into(),
+                channels: format!("{c} to {c}"),
+                side,
+                params: a.num_params(),
+            });
+        }
+        rows.push(block_row(
+            "middle, residual block 2".into(),
+            &self.mid2,
+            side,
+        ));
+        let levels = self.up.len();
+        for (l, level) in self.up.iter().enumerate() {
+            for (k, b) in level.blocks.iter().enumerate() {
+                rows.push(block_row(
+                    format!("up {}, residual block {} (with a skip)", levels - l, k + 1),
+                    b,
+                    side,
+                ));
+            }
+            if level.upsample {
+                side = (side * 2).min(image_size);
+                if let Some(c) = &level.up {
+                    let (i, o) = conv_io(c);
+                    rows.push(LayerRow {
+                        name: format!("up {}, ×2 upsampling and conv", levels - l),
+                        channels: format!("{i} to {o}"),
+                        side,
+                        params: c.num_params(),
+                    });
+                }
+            }
+        }
+        let (i, o) = conv_io(&self.conv_out);
+        rows.push(LayerRow {
+            name: "GroupNorm, SiLU, conv out (3×3)".into(),
+            channels: format!("{i} to {o}"),
+            side: image_size,
+            params: self.norm_out.num_params() + self.conv_out.num_params(),
+        });
+        rows
+    }
+}
