@@ -6,7 +6,7 @@ use egui::Key;
 use super::sampler::SamplerEvent;
 use super::toy_job::ToyEvent;
 use super::worker::Event;
-use super::{DiffLabApp, Interpolation, ToyField, ToyView, shown};
+use super::{DiffLabApp, Interpolation, Tab, ToyField, ToyView, shown};
 
 impl DiffLabApp {
     pub(super) fn handle_events(&mut self, ctx: &egui::Context) {
@@ -156,6 +156,39 @@ impl DiffLabApp {
             return;
         }
         let t_max = self.settings.num_timesteps();
+        // Presenter mode (F5) and full screen (F11), anywhere.
+        let (f5, f11) = ctx.input(|i| (i.key_pressed(Key::F5), i.key_pressed(Key::F11)));
+        if f5 {
+            self.settings.lessons.presenter = !self.settings.lessons.presenter;
+        }
+        if f11 {
+            let full = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!full));
+        }
+        if self.settings.tab == Tab::Lessons {
+            // In the lessons, PageUp/PageDown and ←/→ move between lessons.
+            let last = self.lessons.len().saturating_sub(1);
+            let step = ctx.input(|i| {
+                if i.key_pressed(Key::PageDown) || i.key_pressed(Key::ArrowRight) {
+                    1
+                } else if i.key_pressed(Key::PageUp) || i.key_pressed(Key::ArrowLeft) {
+                    -1
+                } else {
+                    0
+                }
+            });
+            let current = &mut self.settings.lessons.current;
+            let moved = match step {
+                1 if *current < last => Some(*current + 1),
+                -1 if *current > 0 => Some(*current - 1),
+                _ => None,
+            };
+            if let Some(n) = moved {
+                *current = n;
+                self.lessons.revealed = false;
+            }
+            return;
+        }
         ctx.input(|i| {
             if i.key_pressed(Key::Space) {
                 self.forward.toggle_play(&mut self.settings);

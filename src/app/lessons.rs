@@ -296,7 +296,12 @@ pub fn unet_table_markdown() -> String {
 pub struct LessonSettings {
     /// The lesson open (0-based).
     pub current: usize,
+    /// Presenter mode: the whole UI at 1.75×, for a class (F5).
+    pub presenter: bool,
 }
+
+/// The UI's zoom in presenter mode.
+pub const PRESENTER_ZOOM: f32 = 1.75;
 
 /// The lessons panel.
 pub struct LessonsPanel {
@@ -379,6 +384,18 @@ impl Panel for LessonsPanel {
                 self.revealed = false;
             }
         });
+        ui.separator();
+        let mut presenter = ctx.settings.lessons.presenter;
+        if ui
+            .toggle_value(&mut presenter, "Presenter mode (F5)")
+            .on_hover_text(
+                "Everything 1.75× larger for a class; PageUp/PageDown or the arrow keys move \
+                 between lessons; F11 is full screen",
+            )
+            .changed()
+        {
+            ctx.settings.lessons.presenter = presenter;
+        }
     }
 
     fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
@@ -396,7 +413,8 @@ impl Panel for LessonsPanel {
             None => return,
         };
         egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.set_max_width(760.0);
+            // A readable line length, never wider than the panel (presenter mode zooms).
+            ui.set_max_width(ui.available_width().min(760.0));
             ui.heading(RichText::new(&lesson.header.title).size(26.0));
             CommonMarkViewer::new().show(ui, &mut self.cache, &lesson.body);
             ui.separator();

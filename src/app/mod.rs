@@ -37,8 +37,8 @@ pub use compare::ComparePanel;
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
 pub use lessons::{
-    LESSONS_EN, Lesson, LessonHeader, LessonSettings, LessonsPanel, Setup, TryIt, bundled_lessons,
-    parse_lesson,
+    LESSONS_EN, Lesson, LessonHeader, LessonSettings, LessonsPanel, PRESENTER_ZOOM, Setup, TryIt,
+    bundled_lessons, parse_lesson,
 };
 pub use panel::{
     AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
@@ -295,42 +295,45 @@ impl DiffLabApp {
             ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
             ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
             ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button("Open session…").clicked()
-                    && let Some(path) = rfd::FileDialog::new()
-                        .add_filter("difflab session", &["json"])
-                        .pick_file()
-                {
-                    let ctx = ui.ctx().clone();
-                    match self.open_session(&path, &ctx) {
-                        Ok(()) => self.notice = Some(format!("opened {}", path.display())),
-                        Err(e) => self.banner = Some(e.to_string()),
+            // Presenter mode keeps the bar to the tabs: at 1.75× the buttons would cover them.
+            if !self.settings.lessons.presenter {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button("Open session…").clicked()
+                        && let Some(path) = rfd::FileDialog::new()
+                            .add_filter("difflab session", &["json"])
+                            .pick_file()
+                    {
+                        let ctx = ui.ctx().clone();
+                        match self.open_session(&path, &ctx) {
+                            Ok(()) => self.notice = Some(format!("opened {}", path.display())),
+                            Err(e) => self.banner = Some(e.to_string()),
+                        }
                     }
-                }
-                if ui.button("Save session…").clicked()
-                    && let Some(path) = rfd::FileDialog::new()
-                        .set_file_name("session.json")
-                        .save_file()
-                {
-                    match self.save_session(&path) {
-                        Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
-                        Err(e) => self.banner = Some(e.to_string()),
+                    if ui.button("Save session…").clicked()
+                        && let Some(path) = rfd::FileDialog::new()
+                            .set_file_name("session.json")
+                            .save_file()
+                    {
+                        match self.save_session(&path) {
+                            Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                            Err(e) => self.banner = Some(e.to_string()),
+                        }
                     }
-                }
-                if ui.button("Reset to defaults").clicked() {
-                    let ctx = ui.ctx().clone();
-                    self.reset_to_defaults(&ctx);
-                }
-                let theme = if self.settings.dark_mode {
-                    "Light theme"
-                } else {
-                    "Dark theme"
-                };
-                if ui.button(theme).on_hover_text("Switch the theme").clicked() {
-                    self.settings.dark_mode = !self.settings.dark_mode;
-                    apply_theme(ui.ctx(), self.settings.dark_mode);
-                }
-            });
+                    if ui.button("Reset to defaults").clicked() {
+                        let ctx = ui.ctx().clone();
+                        self.reset_to_defaults(&ctx);
+                    }
+                    let theme = if self.settings.dark_mode {
+                        "Light theme"
+                    } else {
+                        "Dark theme"
+                    };
+                    if ui.button(theme).on_hover_text("Switch the theme").clicked() {
+                        self.settings.dark_mode = !self.settings.dark_mode;
+                        apply_theme(ui.ctx(), self.settings.dark_mode);
+                    }
+                });
+            }
         });
         if let Some(msg) = self.banner.clone() {
             egui::Frame::new()
@@ -392,6 +395,15 @@ impl eframe::App for DiffLabApp {
         self.handle_events(ctx);
         self.dropped_files(ctx);
         self.keyboard(ctx);
+        // Presenter mode: the whole UI larger (F5 or the lessons panel's toggle).
+        let zoom = if self.settings.lessons.presenter {
+            lessons::PRESENTER_ZOOM
+        } else {
+            1.0
+        };
+        if (ctx.zoom_factor() - zoom).abs() > f32::EPSILON {
+            ctx.set_zoom_factor(zoom);
+        }
         let dt = f64::from(ctx.input(|i| i.stable_dt));
         if self.forward.advance(&mut self.settings, dt.min(0.1))
             | (self.settings.tab == Tab::Interpolate

@@ -246,4 +246,9 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     h.get_by_label("Reveal the answer").click();
     settle(&mut h, 10);
     h.snapshot("lessons_panel");
+
+    // Presenter mode (F5): the same lesson, everything 1.75× larger.
+    h.key_press(egui::Key::F5);
+    settle(&mut h, 10);
+    h.snapshot("lessons_presenter");
 }

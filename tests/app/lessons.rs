@@ -190,3 +190,37 @@ fn the_network_lesson_shows_the_shipped_models_layer_table() {
         "the total is in the table"
     );
 }
+
+/// Presenter mode: F5 toggles it (the whole UI at 1.75×), PageDown/PageUp and the arrow keys
+/// move between lessons, and the choice is part of the persisted settings.
+#[test]
+fn presenter_mode_zooms_and_the_keys_turn_the_pages() {
+    let mut h = lessons_harness();
+    h.state_mut().settings.lessons.current = 0;
+    h.run_steps(3);
+    h.key_press(egui::Key::F5);
+    h.run_steps(3);
+    assert!(h.state().settings.lessons.presenter);
+    assert!((h.ctx.zoom_factor() - difflab::app::PRESENTER_ZOOM).abs() < 1e-6);
+    h.key_press(egui::Key::PageDown);
+    h.run_steps(2);
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.lessons.current, 2);
+    h.key_press(egui::Key::PageUp);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.lessons.current, 1);
+    // PageUp at the first lesson stays there.
+    h.key_press(egui::Key::PageUp);
+    h.key_press(egui::Key::PageUp);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.lessons.current, 0);
+    h.key_press(egui::Key::F5);
+    h.run_steps(3);
+    assert!(!h.state().settings.lessons.presenter);
+    assert!((h.ctx.zoom_factor() - 1.0).abs() < 1e-6);
+    // The toggle in the panel does the same.
+    h.get_by_label("Presenter mode (F5)").click();
+    h.run_steps(3);
+    assert!(h.state().settings.lessons.presenter);
+}
