@@ -401,12 +401,15 @@ fn tiny_image_folder(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn train_writes_losses_checkpoints_samples_and_resumes() {
-    let data = tiny_image_folder("train-data");
-    let out = tmp("train-out");
-    let _ = std::fs::remove_dir_all(&out);
-    let common = [
+/// `difflab train` of an 8-channel net on 8×8 grey images from `data` into `out`, batch 4,
+/// checkpointing and sampling every so many steps (the steps themselves are the caller's).
+fn tiny_train_args(
+    data: &Path,
+    out: &Path,
+    checkpoint_every: &str,
+    sample_every: &str,
+) -> Vec<String> {
+    [
         "train",
         "--data",
         data.to_str().unwrap(),
@@ -420,13 +423,25 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
         "--batch",
         "4",
         "--checkpoint-every",
-        "3",
+        checkpoint_every,
         "--sample-every",
-        "6",
+        sample_every,
         "--out",
         out.to_str().unwrap(),
-    ];
-    let mut args = common.to_vec();
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect()
+}
+
+#[test]
+fn train_writes_losses_checkpoints_samples_and_resumes() {
+    let data = tiny_image_folder("train-data");
+    let out = tmp("train-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let common = tiny_train_args(&data, &out, "3", "6");
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let mut args = common.clone();
     args.extend(["--steps", "6"]);
     let o = difflab(&args);
     let err = stderr(&o);
@@ -445,7 +460,7 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
 
     // Starting again over a run is refused; --resume continues it to 9 steps.
     assert_bad_input(&args, "--resume");
-    let mut more = common.to_vec();
+    let mut more = common.clone();
     more.extend(["--steps", "9", "--resume"]);
     let o = difflab(&more);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -482,31 +497,9 @@ fn a_killed_training_run_resumes_bit_exactly() {
     let data = tiny_image_folder("kill-data");
     let run = |out: &Path| -> Vec<String> {
         let _ = std::fs::remove_dir_all(out);
-        [
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--size",
-            "8",
-            "--gray",
-            "--base-channels",
-            "8",
-            "--channel-mult",
-            "1,2",
-            "--batch",
-            "4",
-            "--steps",
-            "40",
-            "--checkpoint-every",
-            "4",
-            "--sample-every",
-            "1000",
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        let mut args = tiny_train_args(&data, out, "4", "1000");
+        args.extend(["--steps".to_string(), "40".to_string()]);
+        args
     };
     let whole = tmp("kill-whole");
     let o = Command::new(env!("CARGO_BIN_EXE_difflab"))
