@@ -404,8 +404,14 @@ impl Panel for LessonsPanel {
             .lessons
             .current
             .min(self.lessons.len().saturating_sub(1));
-        let lesson = match self.lessons.get(i) {
-            Some(Ok(l)) => l.clone(),
+        // Borrowed, not cloned: this runs every frame.
+        let Self {
+            lessons,
+            cache,
+            revealed,
+        } = self;
+        let lesson = match lessons.get(i) {
+            Some(Ok(l)) => l,
             Some(Err(e)) => {
                 ui.label(RichText::new(format!("This lesson could not be read: {e}")).strong());
                 return;
@@ -416,11 +422,11 @@ impl Panel for LessonsPanel {
             // A readable line length, never wider than the panel (presenter mode zooms).
             ui.set_max_width(ui.available_width().min(760.0));
             ui.heading(RichText::new(&lesson.header.title).size(26.0));
-            CommonMarkViewer::new().show(ui, &mut self.cache, &lesson.body);
+            CommonMarkViewer::new().show(ui, cache, &lesson.body);
             ui.separator();
             ui.label(RichText::new("Try it").strong());
             ui.label(&lesson.header.try_it.question);
-            if self.revealed {
+            if *revealed {
                 ui.label(RichText::new(&lesson.header.try_it.answer).italics());
                 if let Some(name) = &lesson.header.try_it.show
                     && let Some(setup) = lesson.header.show.get(name)
@@ -429,13 +435,13 @@ impl Panel for LessonsPanel {
                     ctx.actions.push(AppAction::Setup(setup.clone()));
                 }
             } else if ui.button("Reveal the answer").clicked() {
-                self.revealed = true;
+                *revealed = true;
             }
         });
         // A clicked "Show me" link in the text flips its hook.
         for (name, setup) in &lesson.header.show {
             let hook = format!("#{name}");
-            if self.cache.get_link_hook(&hook) == Some(true) {
+            if cache.get_link_hook(&hook) == Some(true) {
                 ctx.actions.push(AppAction::Setup(setup.clone()));
             }
         }
