@@ -1,294 +1,17 @@
-//! Lessons: a guided course through the panels. Each lesson is data (assets/lessons/<lang>/, a
-//! RON header with its "Show me" set-ups and its "Try it" question, then markdown rendered by
-//! egui_commonmark). A "Show me" link in the text sets a panel up and switches to it through
-//! [`AppAction::Setup`], the same typed action path as the rest of the app.
-
-use std::collections::BTreeMap;
+//! Lessons: a guided course through the panels, in English and Simplified Chinese. Each lesson
+//! is data (lesson_file.rs); its markdown is rendered by egui_commonmark. A "Show me" link sets a
+//! panel up and switches to it through [`AppAction::Setup`], the same typed action path as the
+//! rest of the app; a formula's function link opens a popup with that function's doc line. The
+//! open lesson can also stay beside the other panels, so a student reads while trying.
 
 use egui::{RichText, Ui};
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 use serde::{Deserialize, Serialize};
 
+use super::code_refs::{CodeRef, lookup};
+use super::lesson_file::{LESSONS, Lang, Lesson, bundled_lessons};
 use super::panel::{AppAction, Ctx, Panel};
-use super::sampler::{LabelPick, SamplerChoice};
-use super::settings::{FieldKind, ImageSource, Settings, Tab, ToyView};
-use crate::data::toy2d::Toy2d;
-use crate::diffusion::{BetaSchedule, ScheduleConfig};
-
-/// The bundled lessons, in order: (file name, English text).
-pub const LESSONS_EN: [(&str, &str); 13] = [
-    (
-        "01-what.md",
-        include_str!("../../assets/lessons/en/01-what.md"),
-    ),
-    (
-        "02-forward-step.md",
-        include_str!("../../assets/lessons/en/02-forward-step.md"),
-    ),
-    (
-        "03-jump-to-t.md",
-        include_str!("../../assets/lessons/en/03-jump-to-t.md"),
-    ),
-    (
-        "04-schedules.md",
-        include_str!("../../assets/lessons/en/04-schedules.md"),
-    ),
-    (
-        "05-posterior.md",
-        include_str!("../../assets/lessons/en/05-posterior.md"),
-    ),
-    (
-        "06-training.md",
-        include_str!("../../assets/lessons/en/06-training.md"),
-    ),
-    (
-        "07-network.md",
-        include_str!("../../assets/lessons/en/07-network.md"),
-    ),
-    (
-        "08-ddpm.md",
-        include_str!("../../assets/lessons/en/08-ddpm.md"),
-    ),
-    (
-        "09-ddim.md",
-        include_str!("../../assets/lessons/en/09-ddim.md"),
-    ),
-    (
-        "10-interpolation.md",
-        include_str!("../../assets/lessons/en/10-interpolation.md"),
-    ),
-    (
-        "11-score.md",
-        include_str!("../../assets/lessons/en/11-score.md"),
-    ),
-    (
-        "12-judging.md",
-        include_str!("../../assets/lessons/en/12-judging.md"),
-    ),
-    (
-        "13-guidance.md",
-        include_str!("../../assets/lessons/en/13-guidance.md"),
-    ),
-];
-
-/// How a "Show me" sets the app up: the panel to open and the settings to change (the rest stay
-/// as they are). Unknown fields are an error, so a typo in a lesson fails its test.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Setup {
-    /// The panel to open.
-    pub tab: Option<Tab>,
-    /// The timeline's t (the paper's numbering, 0 to T).
-    pub t: Option<usize>,
-    /// The noise schedule.
-    pub schedule: Option<BetaSchedule>,
-    /// The forward panel's image.
-    pub source: Option<ImageSource>,
-    /// The forward panel's noise seed.
-    pub seed: Option<u64>,
-    /// Overlay a second schedule on the schedule panel's curves.
-    pub overlay: Option<BetaSchedule>,
-    /// The sampling panel's sampler.
-    pub sampler: Option<SamplerChoice>,
-    /// Its steps N.
-    pub steps: Option<usize>,
-    /// DDIM's η.
-    pub eta: Option<f64>,
-    /// The playground's view.
-    pub toy_view: Option<ToyView>,
-    /// The playground's data set.
-    pub toy_data: Option<Toy2d>,
-    /// The playground's arrows: −ε̂ or the score.
-    pub field_kind: Option<FieldKind>,
-    /// The digit asked of the class-conditional U-Net (or any, or one row per digit).
-    pub digit: Option<LabelPick>,
-    /// The guidance scale w.
-    pub guidance: Option<f32>,
-    /// The interpolation's two seeds.
-    pub seeds: Option<(u64, u64)>,
-}
-
-impl Setup {
-    /// Applies the set-up to the settings (then clamped as any loaded settings are).
-    pub fn apply(&self, settings: &mut Settings) {
-        if let Some(tab) = self.tab {
-            settings.tab = tab;
-        }
-        if let Some(kind) = self.schedule {
-            settings.schedule = ScheduleConfig::new(kind, settings.schedule.num_train_timesteps);
-        }
-        if let Some(t) = self.t {
-            settings.t = t;
-        }
-        if let Some(source) = &self.source {
-            settings.forward.source = source.clone();
-        }
-        if let Some(seed) = self.seed {
-            settings.forward.seed = seed;
-        }
-        if let Some(kind) = self.overlay {
-            settings.schedule_view.compare_enabled = true;
-            settings.schedule_view.compare_schedule =
-                ScheduleConfig::new(kind, settings.schedule.num_train_timesteps);
-        }
-        if let Some(sampler) = self.sampler {
-            settings.sampling.sampler.sampler = sampler;
-        }
-        if let Some(steps) = self.steps {
-            settings.sampling.sampler.steps = steps;
-        }
-        if let Some(eta) = self.eta {
-            settings.sampling.sampler.eta = eta;
-        }
-        if let Some(view) = self.toy_view {
-            settings.toy.view = view;
-        }
-        if let Some(data) = self.toy_data {
-            settings.toy.dataset = Some(data);
-        }
-        if let Some(kind) = self.field_kind {
-            settings.toy.field_kind = kind;
-        }
-        if let Some(digit) = self.digit {
-            settings.sampling.guidance.label = digit;
-            // Digits come from the trained U-Net.
-            settings.sampling.model.unet = true;
-        }
-        if let Some(w) = self.guidance {
-            settings.sampling.guidance.scale = w;
-        }
-        if let Some((a, b)) = self.seeds {
-            settings.interp.seed_a = a;
-            settings.interp.seed_b = b;
-        }
-        *settings = std::mem::take(settings).sanitised();
-    }
-}
-
-/// A lesson's "Try it": a question to answer before revealing, and what to look at.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TryIt {
-    /// The question.
-    pub question: String,
-    /// The answer, shown on Reveal.
-    pub answer: String,
-    /// A "Show me" of the header that lets the student check.
-    #[serde(default)]
-    pub show: Option<String>,
-}
-
-/// A lesson's typed header.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LessonHeader {
-    /// The title.
-    pub title: String,
-    /// The "Show me" set-ups, by the name the text links to (`[Show me …](#name)`).
-    #[serde(default)]
-    pub show: BTreeMap<String, Setup>,
-    /// The question.
-    pub try_it: TryIt,
-}
-
-/// A parsed lesson.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Lesson {
-    /// Its file, for messages.
-    pub file: String,
-    /// The header.
-    pub header: LessonHeader,
-    /// The markdown after the header.
-    pub body: String,
-}
-
-/// Parses a lesson file: a header between `---ron` and `---` lines, then markdown. Every
-/// `(#name)` link in the text must name a "Show me" of the header, and the "Try it" one too.
-/// Errors name the file and the line.
-pub fn parse_lesson(file: &str, text: &str) -> Result<Lesson, String> {
-    let rest = text
-        .strip_prefix("---ron\n")
-        .ok_or_else(|| format!("{file}:1: a lesson starts with a `---ron` header line"))?;
-    let end = rest
-        .find("\n---\n")
-        .ok_or_else(|| format!("{file}: the header has no closing `---` line"))?;
-    let header: LessonHeader = ron::from_str(&rest[..end]).map_err(|e| {
-        // RON counts lines from the header's first line, which is the file's second.
-        let line = e.span.start.line + 1;
-        format!("{file}:{line}: bad header: {}", e.code)
-    })?;
-    let body = rest[end + 5..].to_string();
-    let body_line = text[..text.len() - body.len()].lines().count();
-    for (i, line) in body.lines().enumerate() {
-        let mut s = line;
-        while let Some(at) = s.find("](#") {
-            let tail = &s[at + 3..];
-            let name = tail.split(')').next().unwrap_or_default();
-            if !header.show.contains_key(name) {
-                return Err(format!(
-                    "{file}:{}: the link `#{name}` names no \"Show me\" of the header",
-                    body_line + i + 1
-                ));
-            }
-            s = tail;
-        }
-    }
-    if let Some(name) = &header.try_it.show
-        && !header.show.contains_key(name)
-    {
-        return Err(format!(
-            "{file}: try_it shows `{name}`, which the header does not define"
-        ));
-    }
-    Ok(Lesson {
-        file: file.to_string(),
-        header,
-        body,
-    })
-}
-
-/// The bundled English lessons, parsed; a bad one becomes a lesson that says what is wrong.
-/// `{{unet_table}}` in a lesson becomes the shipped U-Net's layer table.
-pub fn bundled_lessons() -> Vec<Result<Lesson, String>> {
-    let mut table = None;
-    LESSONS_EN
-        .iter()
-        .map(|(file, text)| {
-            let mut lesson = parse_lesson(file, text)?;
-            if lesson.body.contains("{{unet_table}}") {
-                let t = table.get_or_insert_with(unet_table_markdown);
-                lesson.body = lesson.body.replace("{{unet_table}}", t);
-            }
-            Ok(lesson)
-        })
-        .collect()
-}
-
-/// The shipped U-Net's layer table as markdown, with the total.
-pub fn unet_table_markdown() -> String {
-    use burn::module::Module;
-    let device = burn::tensor::Device::flex();
-    match crate::model::unet::shipped(&device) {
-        Ok((model, config)) => {
-            let mut s =
-                String::from("| part | channels | at | parameters |\n| --- | --- | --- | --- |\n");
-            for r in model.layer_table(config.image_size) {
-                let at = if r.side == 0 {
-                    String::new()
-                } else {
-                    format!("{0}×{0}", r.side)
-                };
-                s.push_str(&format!(
-                    "| {} | {} | {at} | {} |\n",
-                    r.name, r.channels, r.params
-                ));
-            }
-            s.push_str(&format!("| **total** | | | **{}** |\n", model.num_params()));
-            s
-        }
-        Err(e) => format!("(the table could not be made: {e})"),
-    }
-}
+use super::settings::Tab;
 
 /// The lessons panel's persisted settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,37 +21,161 @@ pub struct LessonSettings {
     pub current: usize,
     /// Presenter mode: the whole UI at 1.75×, for a class (F5).
     pub presenter: bool,
+    /// The lessons' language; `None` follows the system's locale.
+    pub language: Option<Lang>,
+    /// Keep the open lesson in a side panel beside the other panels.
+    pub beside: bool,
+}
+
+impl LessonSettings {
+    /// The language the lessons are shown in.
+    pub fn lang(&self) -> Lang {
+        self.language.unwrap_or_else(system_lang)
+    }
+}
+
+/// The system's language, read once.
+fn system_lang() -> Lang {
+    static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+    *LANG.get_or_init(Lang::system)
 }
 
 /// The UI's zoom in presenter mode.
 pub const PRESENTER_ZOOM: f32 = 1.75;
 
+/// The panel's own words, per language (the other panels stay English for now).
+#[derive(Clone, Copy, Debug)]
+pub struct Words {
+    /// The heading.
+    pub lessons: &'static str,
+    /// The buttons that move between lessons.
+    pub previous: &'static str,
+    /// The next lesson.
+    pub next: &'static str,
+    /// The question's heading.
+    pub try_it: &'static str,
+    /// Shows the answer.
+    pub reveal: &'static str,
+    /// Sets the panel up to check the answer.
+    pub show_me: &'static str,
+    /// The presenter-mode toggle.
+    pub presenter: &'static str,
+    /// Its tooltip.
+    pub presenter_tip: &'static str,
+    /// The side-panel toggle.
+    pub beside: &'static str,
+    /// Its tooltip.
+    pub beside_tip: &'static str,
+    /// A lesson that could not be read, in the list.
+    pub damaged: &'static str,
+    /// The same, as the page.
+    pub unreadable: &'static str,
+    /// The popup's line before a function's location.
+    pub computed_in: &'static str,
+    /// Closes the side panel.
+    pub close: &'static str,
+}
+
+impl Words {
+    /// The words of a language.
+    pub fn of(lang: Lang) -> &'static Words {
+        match lang {
+            Lang::En => &WORDS_EN,
+            Lang::Zh => &WORDS_ZH,
+        }
+    }
+}
+
+const WORDS_EN: Words = Words {
+    lessons: "Lessons",
+    previous: "Previous",
+    next: "Next",
+    try_it: "Try it",
+    reveal: "Reveal the answer",
+    show_me: "Show me",
+    presenter: "Presenter mode (F5)",
+    presenter_tip: "Everything 1.75× larger for a class; PageUp/PageDown or the arrow keys move \
+                    between lessons; F11 is full screen",
+    beside: "Keep beside the panels",
+    beside_tip: "Show the open lesson in a side panel while another panel is open, so you can \
+                 read and try at once",
+    damaged: "(damaged)",
+    unreadable: "This lesson could not be read:",
+    computed_in: "Computed in",
+    close: "Close",
+};
+
+const WORDS_ZH: Words = Words {
+    lessons: "课程",
+    previous: "上一课",
+    next: "下一课",
+    try_it: "动手试试",
+    reveal: "显示答案",
+    show_me: "演示",
+    presenter: "讲课模式（F5）",
+    presenter_tip: "界面整体放大 1.75 倍，适合课堂；PageUp/PageDown 或方向键翻到上一课、下一课；\
+                    F11 全屏",
+    beside: "在其他面板旁保持打开",
+    beside_tip: "打开其他面板时，把当前这一课显示在侧栏里，边读边试",
+    damaged: "（已损坏）",
+    unreadable: "无法读取这一课：",
+    computed_in: "计算它的代码位于",
+    close: "关闭",
+};
+
 /// The lessons panel.
 pub struct LessonsPanel {
+    lang: Lang,
     lessons: Vec<Result<Lesson, String>>,
     cache: CommonMarkCache,
     /// Whether the current lesson's answer is shown.
     pub revealed: bool,
+    /// The function whose popup is open (a clicked formula link).
+    pub code_ref: Option<CodeRef>,
 }
 
 impl Default for LessonsPanel {
     fn default() -> Self {
-        let lessons = bundled_lessons();
+        Self::new(Lang::En)
+    }
+}
+
+impl LessonsPanel {
+    /// The lessons in a language.
+    pub fn new(lang: Lang) -> Self {
+        let lessons = bundled_lessons(lang);
         let mut cache = CommonMarkCache::default();
         for lesson in lessons.iter().flatten() {
             for name in lesson.header.show.keys() {
                 cache.add_link_hook(format!("#{name}"));
             }
+            for name in function_links(&lesson.body) {
+                cache.add_link_hook(format!("#fn:{name}"));
+            }
         }
         Self {
+            lang,
             lessons,
             cache,
             revealed: false,
+            code_ref: None,
         }
     }
-}
 
-impl LessonsPanel {
+    /// The language the lessons are loaded in.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// Loads the lessons in `lang` if they are in another.
+    pub fn ensure_lang(&mut self, lang: Lang) {
+        if lang != self.lang {
+            let revealed = self.revealed;
+            *self = Self::new(lang);
+            self.revealed = revealed;
+        }
+    }
+
     /// How many lessons there are.
     pub fn len(&self) -> usize {
         self.lessons.len()
@@ -339,18 +186,152 @@ impl LessonsPanel {
         self.lessons.is_empty()
     }
 
-    /// "8. Sampling with DDPM": numbered as the course numbers it (the file's prefix), so the
-    /// references between lessons hold while some are still to be written.
+    /// "8. Sampling with DDPM": numbered as the course numbers it (the file's prefix).
     fn title(&self, i: usize) -> String {
-        let number = LESSONS_EN
+        let number = LESSONS
             .get(i)
-            .and_then(|(file, _)| file.split('-').next()?.parse::<usize>().ok())
+            .and_then(|(file, _, _)| file.split('-').next()?.parse::<usize>().ok())
             .unwrap_or(i + 1);
         match &self.lessons[i] {
             Ok(l) => format!("{number}. {}", l.header.title),
-            Err(_) => format!("{number}. (damaged)"),
+            Err(_) => format!("{number}. {}", Words::of(self.lang).damaged),
         }
     }
+
+    /// Moves to lesson `to` (clamped), hiding the answer.
+    fn go(&mut self, current: &mut usize, to: usize) {
+        let to = to.min(self.lessons.len().saturating_sub(1));
+        if *current != to {
+            *current = to;
+            self.revealed = false;
+        }
+    }
+
+    fn prev_next_ui(&mut self, ui: &mut Ui, current: &mut usize) {
+        let words = Words::of(self.lang);
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(*current > 0, egui::Button::new(words.previous))
+                .clicked()
+            {
+                self.go(current, current.saturating_sub(1));
+            }
+            if ui
+                .add_enabled(
+                    *current + 1 < self.lessons.len(),
+                    egui::Button::new(words.next),
+                )
+                .clicked()
+            {
+                self.go(current, *current + 1);
+            }
+        });
+    }
+
+    /// The open lesson beside another panel (drawn by the app in a right-hand side panel).
+    pub fn beside_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let words = Words::of(self.lang);
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(words.lessons).strong());
+            if ui.small_button(words.close).clicked() {
+                ctx.settings.lessons.beside = false;
+            }
+        });
+        let mut current = ctx.settings.lessons.current;
+        self.prev_next_ui(ui, &mut current);
+        ctx.settings.lessons.current = current;
+        ui.separator();
+        self.lesson_ui(ui, ctx, 16.0);
+    }
+
+    /// The current lesson: title, text, Try it; then what its links ask for.
+    fn lesson_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>, title_size: f32) {
+        let i = ctx
+            .settings
+            .lessons
+            .current
+            .min(self.lessons.len().saturating_sub(1));
+        let words = Words::of(self.lang);
+        // Borrowed, not cloned: this runs every frame.
+        let Self {
+            lessons,
+            cache,
+            revealed,
+            code_ref,
+            ..
+        } = self;
+        let lesson = match lessons.get(i) {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                ui.label(RichText::new(format!("{} {e}", words.unreadable)).strong());
+                return;
+            }
+            None => return,
+        };
+        egui::ScrollArea::vertical()
+            .id_salt("lesson")
+            .show(ui, |ui| {
+                // A readable line length, never wider than the panel (presenter mode zooms).
+                ui.set_max_width(ui.available_width().min(760.0));
+                ui.heading(RichText::new(&lesson.header.title).size(title_size));
+                CommonMarkViewer::new().show(ui, cache, &lesson.body);
+                ui.separator();
+                ui.label(RichText::new(words.try_it).strong());
+                ui.label(&lesson.header.try_it.question);
+                if *revealed {
+                    ui.label(RichText::new(&lesson.header.try_it.answer).italics());
+                    if let Some(name) = &lesson.header.try_it.show
+                        && let Some(setup) = lesson.header.show.get(name)
+                        && ui.button(words.show_me).clicked()
+                    {
+                        ctx.actions.push(AppAction::Setup(setup.clone()));
+                    }
+                } else if ui.button(words.reveal).clicked() {
+                    *revealed = true;
+                }
+            });
+        // A clicked link in the text flips its hook: a "Show me" sets a panel up, a function
+        // link opens its popup.
+        for (name, setup) in &lesson.header.show {
+            if cache.get_link_hook(&format!("#{name}")) == Some(true) {
+                ctx.actions.push(AppAction::Setup(setup.clone()));
+            }
+        }
+        for name in function_links(&lesson.body) {
+            if cache.get_link_hook(&format!("#fn:{name}")) == Some(true) {
+                *code_ref = lookup(name);
+            }
+        }
+        code_ref_popup_ui(ui, code_ref, words);
+    }
+}
+
+/// The popup of a formula's function: its name, file and line, and its doc comment.
+fn code_ref_popup_ui(ui: &Ui, code_ref: &mut Option<CodeRef>, words: &Words) {
+    let Some(r) = code_ref.as_ref() else { return };
+    let mut open = true;
+    egui::Window::new(RichText::new(&r.name).monospace())
+        .collapsible(false)
+        .resizable(false)
+        .open(&mut open)
+        .show(ui.ctx(), |ui| {
+            ui.horizontal(|ui| {
+                ui.label(words.computed_in);
+                ui.label(RichText::new(r.location()).monospace());
+            });
+            ui.separator();
+            ui.label(&r.doc);
+        });
+    if !open {
+        *code_ref = None;
+    }
+}
+
+/// The names of a body's function links, `[…](#fn:name)`.
+pub fn function_links(body: &str) -> impl Iterator<Item = &str> {
+    body.split("](#fn:")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
 }
 
 impl Panel for LessonsPanel {
@@ -359,91 +340,38 @@ impl Panel for LessonsPanel {
     }
 
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
-        ui.heading("Lessons");
-        let current = &mut ctx.settings.lessons.current;
+        let words = Words::of(self.lang);
+        ui.heading(words.lessons);
+        let mut lang = ctx.settings.lessons.lang();
+        egui::ComboBox::from_label("Language / 语言")
+            .selected_text(lang.name())
+            .show_ui(ui, |ui| {
+                for l in Lang::ALL {
+                    ui.selectable_value(&mut lang, l, l.name());
+                }
+            });
+        if lang != ctx.settings.lessons.lang() {
+            ctx.settings.lessons.language = Some(lang);
+        }
+        ui.separator();
+        let mut current = ctx.settings.lessons.current;
         for i in 0..self.lessons.len() {
-            if ui.selectable_label(*current == i, self.title(i)).clicked() && *current != i {
-                *current = i;
-                self.revealed = false;
+            if ui.selectable_label(current == i, self.title(i)).clicked() {
+                self.go(&mut current, i);
             }
         }
         ui.separator();
-        ui.horizontal(|ui| {
-            if ui
-                .add_enabled(*current > 0, egui::Button::new("Previous"))
-                .clicked()
-            {
-                *current -= 1;
-                self.revealed = false;
-            }
-            if ui
-                .add_enabled(*current + 1 < self.lessons.len(), egui::Button::new("Next"))
-                .clicked()
-            {
-                *current += 1;
-                self.revealed = false;
-            }
-        });
+        self.prev_next_ui(ui, &mut current);
+        ctx.settings.lessons.current = current;
         ui.separator();
-        let mut presenter = ctx.settings.lessons.presenter;
-        if ui
-            .toggle_value(&mut presenter, "Presenter mode (F5)")
-            .on_hover_text(
-                "Everything 1.75× larger for a class; PageUp/PageDown or the arrow keys move \
-                 between lessons; F11 is full screen",
-            )
-            .changed()
-        {
-            ctx.settings.lessons.presenter = presenter;
-        }
+        let settings = &mut ctx.settings.lessons;
+        ui.toggle_value(&mut settings.presenter, words.presenter)
+            .on_hover_text(words.presenter_tip);
+        ui.checkbox(&mut settings.beside, words.beside)
+            .on_hover_text(words.beside_tip);
     }
 
     fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
-        let i = ctx
-            .settings
-            .lessons
-            .current
-            .min(self.lessons.len().saturating_sub(1));
-        // Borrowed, not cloned: this runs every frame.
-        let Self {
-            lessons,
-            cache,
-            revealed,
-        } = self;
-        let lesson = match lessons.get(i) {
-            Some(Ok(l)) => l,
-            Some(Err(e)) => {
-                ui.label(RichText::new(format!("This lesson could not be read: {e}")).strong());
-                return;
-            }
-            None => return,
-        };
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            // A readable line length, never wider than the panel (presenter mode zooms).
-            ui.set_max_width(ui.available_width().min(760.0));
-            ui.heading(RichText::new(&lesson.header.title).size(26.0));
-            CommonMarkViewer::new().show(ui, cache, &lesson.body);
-            ui.separator();
-            ui.label(RichText::new("Try it").strong());
-            ui.label(&lesson.header.try_it.question);
-            if *revealed {
-                ui.label(RichText::new(&lesson.header.try_it.answer).italics());
-                if let Some(name) = &lesson.header.try_it.show
-                    && let Some(setup) = lesson.header.show.get(name)
-                    && ui.button("Show me").clicked()
-                {
-                    ctx.actions.push(AppAction::Setup(setup.clone()));
-                }
-            } else if ui.button("Reveal the answer").clicked() {
-                *revealed = true;
-            }
-        });
-        // A clicked "Show me" link in the text flips its hook.
-        for (name, setup) in &lesson.header.show {
-            let hook = format!("#{name}");
-            if cache.get_link_hook(&hook) == Some(true) {
-                ctx.actions.push(AppAction::Setup(setup.clone()));
-            }
-        }
+        self.lesson_ui(ui, ctx, 26.0);
     }
 }

@@ -7,10 +7,13 @@
 //! egui `ColorImage`s.
 
 mod actions;
+mod code_refs;
 mod compare;
 mod events;
+mod fonts;
 mod forward;
 mod interpolate;
+mod lesson_file;
 mod lessons;
 mod panel;
 mod playground;
@@ -21,6 +24,7 @@ mod sampling;
 mod schedule;
 mod session;
 mod settings;
+mod settings_v1;
 mod shown;
 mod thread;
 mod toy_job;
@@ -33,13 +37,16 @@ use std::path::PathBuf;
 use eframe::egui_wgpu::RenderState;
 use egui::{Color32, RichText, Ui};
 
+pub use code_refs::{CodeRef, lookup as lookup_code_ref};
 pub use compare::ComparePanel;
+pub use fonts::{CJK_FONT, UI_FONT, font_definitions, install_fonts};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
-pub use lessons::{
-    LESSONS_EN, Lesson, LessonHeader, LessonSettings, LessonsPanel, PRESENTER_ZOOM, Setup, TryIt,
-    bundled_lessons, parse_lesson,
+pub use lesson_file::{
+    LESSONS, Lang, Lesson, LessonHeader, Setup, TryIt, bundled_lessons, parse_lesson,
+    unet_table_markdown,
 };
+pub use lessons::{LessonSettings, LessonsPanel, PRESENTER_ZOOM, Words, function_links};
 pub use panel::{
     AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
     SWEEP_ETAS, ToyAction,
@@ -149,6 +156,8 @@ impl DiffLabApp {
         let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone())?;
         let worker = spawn_forward_worker(compute, cc.egui_ctx.clone())?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
+        install_fonts(&cc.egui_ctx);
+        let lessons = LessonsPanel::new(settings.lessons.lang());
         Ok(Self {
             schedule: SchedulePanel::new(&settings),
             settings,
@@ -157,7 +166,7 @@ impl DiffLabApp {
             compare: ComparePanel::default(),
             interpolate: InterpolatePanel::default(),
             playground: PlaygroundPanel::default(),
-            lessons: LessonsPanel::default(),
+            lessons,
             export_progress: None,
             worker,
             sampler,
@@ -423,10 +432,19 @@ impl eframe::App for DiffLabApp {
             self.apply(AppAction::Toy(ToyAction::Pause), schedule.as_deref());
         }
 
+        self.lessons.ensure_lang(self.settings.lessons.lang());
+
         egui::Panel::top("top").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         // The current panel draws itself; what it asks for comes back as actions.
         let mut ctx = Ctx::new(&mut self.settings, schedule.as_deref());
+        // The open lesson can stay beside the other panels.
+        if ctx.settings.lessons.beside && ctx.settings.tab != Tab::Lessons {
+            egui::Panel::right("lesson_beside")
+                .resizable(true)
+                .default_size(360.0)
+                .show(ui, |ui| self.lessons.beside_ui(ui, &mut ctx));
+        }
         let panel: &mut dyn Panel = match ctx.settings.tab {
             Tab::Forward => &mut self.forward,
             Tab::Schedule => &mut self.schedule,

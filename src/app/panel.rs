@@ -4,7 +4,7 @@
 
 use egui::Ui;
 
-use super::lessons::Setup;
+use super::lesson_file::Setup;
 use super::settings::{Settings, Tab};
 use super::toy_job::ToyModel;
 use crate::diffusion::NoiseSchedule;

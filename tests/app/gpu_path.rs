@@ -239,13 +239,21 @@ fn snapshots_of_the_forward_and_schedule_panels() {
     settle(&mut h, 10);
     h.snapshot("playground_panel");
 
-    // The lessons: lesson 3 (jumping straight to t), its answer revealed.
+    // The lessons: lesson 9 (DDIM: x̂_0, the three terms), its answer revealed.
     h.get_by_label("Lessons").click();
-    h.state_mut().settings.lessons.current = 2;
+    h.state_mut().settings.lessons.current = 8;
+    h.state_mut().settings.lessons.language = Some(difflab::app::Lang::En);
     h.step();
     h.get_by_label("Reveal the answer").click();
     settle(&mut h, 10);
     h.snapshot("lessons_panel");
+
+    // The same lesson in Simplified Chinese (the bundled CJK font).
+    h.state_mut().settings.lessons.language = Some(difflab::app::Lang::Zh);
+    settle(&mut h, 10);
+    h.snapshot("lessons_panel_zh");
+    h.state_mut().settings.lessons.language = Some(difflab::app::Lang::En);
+    settle(&mut h, 10);
 
     // Presenter mode (F5): the same lesson, everything 1.75× larger.
     h.key_press(egui::Key::F5);
