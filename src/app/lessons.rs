@@ -310,7 +310,14 @@ impl LessonsPanel {
 fn code_ref_popup_ui(ui: &Ui, code_ref: &mut Option<CodeRef>, words: &Words) {
     let Some(r) = code_ref.as_ref() else { return };
     let mut open = true;
+    // Next to the link that opened it (egui keeps it on screen).
+    let at = ui
+        .ctx()
+        .input(|i| i.pointer.interact_pos())
+        .unwrap_or_else(|| ui.max_rect().center());
     egui::Window::new(RichText::new(&r.name).monospace())
+        .default_pos(at + egui::vec2(0.0, 16.0))
+        .pivot(egui::Align2::CENTER_TOP)
         .collapsible(false)
         .resizable(false)
         .open(&mut open)
