@@ -162,6 +162,14 @@ impl LessonsPanel {
         }
     }
 
+    /// A panel showing the given lessons (a test shows a damaged one this way); the bundled
+    /// ones come from [`LessonsPanel::new`].
+    pub fn from_lessons(lang: Lang, lessons: Vec<Result<Lesson, String>>) -> Self {
+        let mut panel = Self::new(lang);
+        panel.lessons = lessons;
+        panel
+    }
+
     /// The language the lessons are loaded in.
     pub fn lang(&self) -> Lang {
         self.lang

@@ -504,3 +504,29 @@ fn every_character_of_every_lesson_and_label_has_a_glyph() {
     // Well under 5 MB, as the issue asks.
     assert!(difflab::app::CJK_FONT.len() + difflab::app::UI_FONT.len() < 5 << 20);
 }
+
+/// A lesson file that does not parse shows its message in the list and on the page, at run time,
+/// and the other lessons still work.
+#[test]
+fn a_damaged_lesson_shows_its_message_instead_of_a_panic() {
+    let mut h = lessons_harness();
+    let good = LESSONS[1].1;
+    let mut lessons = bundled_lessons(Lang::En);
+    lessons[1] = parse_lesson(
+        "en/02-forward-step.md",
+        &good.replacen("t: Some(1),", "tt: Some(1),", 1),
+    );
+    let e = lessons[1].clone().unwrap_err();
+    h.state_mut().lessons = difflab::app::LessonsPanel::from_lessons(Lang::En, lessons);
+    h.state_mut().settings.lessons.current = 1;
+    h.run_steps(3);
+    assert!(h.query_by_label("2. (damaged)").is_some());
+    assert!(
+        h.query_by_label(&format!("This lesson could not be read: {e}"))
+            .is_some(),
+        "{e}"
+    );
+    h.get_by_label("Next").click();
+    h.run_steps(3);
+    assert!(h.query_by_label("Jumping straight to t").is_some());
+}
