@@ -3,6 +3,7 @@
 //! live here; the panel that draws them is lessons.rs.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,7 @@ use super::sampler::{LabelPick, SamplerChoice};
 use super::settings::{FieldKind, ImageSource, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
+use crate::model::unet::LayerRow;
 
 /// The languages of the lessons.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,7 +326,6 @@ pub fn parse_lesson(file: &str, text: &str) -> Result<Lesson, String> {
 /// The bundled lessons in a language, parsed; a bad one becomes a lesson that says what is
 /// wrong. `{{unet_table}}` in a lesson becomes the shipped U-Net's layer table.
 pub fn bundled_lessons(lang: Lang) -> Vec<Result<Lesson, String>> {
-    let mut table = None;
     LESSONS
         .iter()
         .map(|(file, en, zh)| {
@@ -334,17 +335,29 @@ pub fn bundled_lessons(lang: Lang) -> Vec<Result<Lesson, String>> {
             };
             let mut lesson = parse_lesson(&path, text)?;
             if lesson.body.contains("{{unet_table}}") {
-                let t = table.get_or_insert_with(|| unet_table_markdown(lang));
-                lesson.body = lesson.body.replace("{{unet_table}}", t);
+                lesson.body = lesson
+                    .body
+                    .replace("{{unet_table}}", &unet_table_markdown(lang));
             }
             Ok(lesson)
         })
         .collect()
 }
 
+/// The shipped U-Net's layer table and parameter count, read from its weights once per run
+/// (the app reloads the lessons when the language changes; the weights stay the same).
+fn shipped_layer_table() -> &'static Result<(Vec<LayerRow>, usize), String> {
+    static TABLE: OnceLock<Result<(Vec<LayerRow>, usize), String>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        use burn::module::Module;
+        crate::model::unet::shipped(&burn::tensor::Device::flex())
+            .map(|(model, config)| (model.layer_table(config.image_size), model.num_params()))
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// The shipped U-Net's layer table as markdown, with the total.
 pub fn unet_table_markdown(lang: Lang) -> String {
-    use burn::module::Module;
     let (head, total, failed) = match lang {
         Lang::En => (
             "| part | channels | at | parameters |",
@@ -357,11 +370,10 @@ pub fn unet_table_markdown(lang: Lang) -> String {
             "无法生成这张表",
         ),
     };
-    let device = burn::tensor::Device::flex();
-    match crate::model::unet::shipped(&device) {
-        Ok((model, config)) => {
+    match shipped_layer_table() {
+        Ok((rows, num_params)) => {
             let mut s = format!("{head}\n| --- | --- | --- | --- |\n");
-            for r in model.layer_table(config.image_size) {
+            for r in rows {
                 let at = if r.side == 0 {
                     String::new()
                 } else {
@@ -372,10 +384,7 @@ pub fn unet_table_markdown(lang: Lang) -> String {
                     r.name, r.channels, r.params
                 ));
             }
-            s.push_str(&format!(
-                "| **{total}** | | | **{}** |\n",
-                model.num_params()
-            ));
+            s.push_str(&format!("| **{total}** | | | **{num_params}** |\n"));
             s
         }
         Err(e) => format!("({failed}: {e})"),

@@ -143,7 +143,11 @@ impl Default for LessonsPanel {
 impl LessonsPanel {
     /// The lessons in a language.
     pub fn new(lang: Lang) -> Self {
-        let lessons = bundled_lessons(lang);
+        Self::from_lessons(lang, bundled_lessons(lang))
+    }
+
+    /// A panel showing the given lessons (a test shows a damaged one this way).
+    pub fn from_lessons(lang: Lang, lessons: Vec<Result<Lesson, String>>) -> Self {
         let mut cache = CommonMarkCache::default();
         for lesson in lessons.iter().flatten() {
             for name in lesson.header.show.keys() {
@@ -160,14 +164,6 @@ impl LessonsPanel {
             revealed: false,
             code_ref: None,
         }
-    }
-
-    /// A panel showing the given lessons (a test shows a damaged one this way); the bundled
-    /// ones come from [`LessonsPanel::new`].
-    pub fn from_lessons(lang: Lang, lessons: Vec<Result<Lesson, String>>) -> Self {
-        let mut panel = Self::new(lang);
-        panel.lessons = lessons;
-        panel
     }
 
     /// The language the lessons are loaded in.
@@ -300,14 +296,15 @@ impl LessonsPanel {
             });
         // A clicked link in the text flips its hook: a "Show me" sets a panel up, a function
         // link opens its popup.
-        for (name, setup) in &lesson.header.show {
-            if cache.get_link_hook(&format!("#{name}")) == Some(true) {
-                ctx.actions.push(AppAction::Setup(setup.clone()));
-            }
-        }
-        for name in function_links(&lesson.body) {
-            if cache.get_link_hook(&format!("#fn:{name}")) == Some(true) {
+        // (One pass over the hooks that were clicked; nothing is allocated on a quiet frame.)
+        for (hook, _) in cache.link_hooks().iter().filter(|(_, clicked)| **clicked) {
+            if let Some(name) = hook.strip_prefix("#fn:") {
                 *code_ref = lookup(name);
+            } else if let Some(setup) = hook
+                .strip_prefix('#')
+                .and_then(|name| lesson.header.show.get(name))
+            {
+                ctx.actions.push(AppAction::Setup(setup.clone()));
             }
         }
         code_ref_popup_ui(ui, code_ref, words);

@@ -838,6 +838,16 @@ impl UNet {
                 params: b.num_params(),
             }
         };
+        // A conv's row; `extra` counts parameters that work with it (conv out's GroupNorm).
+        let conv_row = |name: String, c: &Conv2d, side: usize, extra: usize| {
+            let (i, o) = conv_io(c);
+            LayerRow {
+                name,
+                channels: format!("{i} to {o}"),
+                side,
+                params: c.num_params() + extra,
+            }
+        };
         let mut rows = Vec::new();
         let [_, t_dim] = self.time2.weight.dims();
         rows.push(LayerRow {
@@ -855,13 +865,12 @@ impl UNet {
                 params: e.num_params(),
             });
         }
-        let (i, o) = conv_io(&self.conv_in);
-        rows.push(LayerRow {
-            name: "conv in (3×3)".into(),
-            channels: format!("{i} to {o}"),
-            side: image_size,
-            params: self.conv_in.num_params(),
-        });
+        rows.push(conv_row(
+            "conv in (3×3)".into(),
+            &self.conv_in,
+            image_size,
+            0,
+        ));
         let mut side = image_size;
         for (l, level) in self.down.iter().enumerate() {
             for (k, b) in level.blocks.iter().enumerate() {
@@ -872,13 +881,12 @@ impl UNet {
                 ));
             }
             if let Some(d) = &level.down {
-                let (i, o) = conv_io(d);
-                rows.push(LayerRow {
-                    name: format!("down {}, stride-2 conv", l + 1),
-                    channels: format!("{i} to {o}"),
+                rows.push(conv_row(
+                    format!("down {}, stride-2 conv", l + 1),
+                    d,
                     side,
-                    params: d.num_params(),
-                });
+                    0,
+                ));
                 side = side.div_ceil(2);
             }
         }
@@ -913,23 +921,21 @@ impl UNet {
             if level.upsample {
                 side = (side * 2).min(image_size);
                 if let Some(c) = &level.up {
-                    let (i, o) = conv_io(c);
-                    rows.push(LayerRow {
-                        name: format!("up {}, ×2 upsampling and conv", levels - l),
-                        channels: format!("{i} to {o}"),
+                    rows.push(conv_row(
+                        format!("up {}, ×2 upsampling and conv", levels - l),
+                        c,
                         side,
-                        params: c.num_params(),
-                    });
+                        0,
+                    ));
                 }
             }
         }
-        let (i, o) = conv_io(&self.conv_out);
-        rows.push(LayerRow {
-            name: "GroupNorm, SiLU, conv out (3×3)".into(),
-            channels: format!("{i} to {o}"),
-            side: image_size,
-            params: self.norm_out.num_params() + self.conv_out.num_params(),
-        });
+        rows.push(conv_row(
+            "GroupNorm, SiLU, conv out (3×3)".into(),
+            &self.conv_out,
+            image_size,
+            self.norm_out.num_params(),
+        ));
         rows
     }
 }

@@ -174,6 +174,14 @@ fn lessons_harness() -> Harness<'static, DiffLabApp> {
     h
 }
 
+/// The lessons tab, at lesson `current` (0-based).
+fn lessons_harness_at(current: usize) -> Harness<'static, DiffLabApp> {
+    let mut h = lessons_harness();
+    h.state_mut().settings.lessons.current = current;
+    h.run_steps(3);
+    h
+}
+
 #[test]
 fn every_show_me_link_sets_its_panel_up_in_english() {
     every_show_me_link_sets_its_panel_up(Lang::En, "Reveal the answer");
@@ -239,9 +247,7 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
 
 #[test]
 fn try_it_reveals_the_answer_then_shows_it() {
-    let mut h = lessons_harness();
-    h.state_mut().settings.lessons.current = 2;
-    h.run_steps(3);
+    let mut h = lessons_harness_at(2);
     assert!(
         h.query_by_label_contains("cosine schedule, is x_t still recognisable")
             .is_some()
@@ -304,9 +310,7 @@ fn the_network_lesson_shows_the_shipped_models_layer_table() {
 /// move between lessons, and the choice is part of the persisted settings.
 #[test]
 fn presenter_mode_zooms_and_the_keys_turn_the_pages() {
-    let mut h = lessons_harness();
-    h.state_mut().settings.lessons.current = 0;
-    h.run_steps(3);
+    let mut h = lessons_harness_at(0);
     h.key_press(egui::Key::F5);
     h.run_steps(3);
     assert!(h.state().settings.lessons.presenter);
@@ -337,9 +341,7 @@ fn presenter_mode_zooms_and_the_keys_turn_the_pages() {
 /// A formula's function link opens a popup with the function's file, line and doc comment.
 #[test]
 fn a_formula_link_opens_its_functions_popup() {
-    let mut h = lessons_harness();
-    h.state_mut().settings.lessons.current = 2;
-    h.run_steps(3);
+    let mut h = lessons_harness_at(2);
     assert!(
         h.query_by_label_contains("src/diffusion/forward.rs:")
             .is_none()
@@ -363,9 +365,7 @@ fn a_formula_link_opens_its_functions_popup() {
 /// The language switch reloads the lessons in Chinese and is part of the persisted settings.
 #[test]
 fn the_language_switch_shows_the_lessons_in_chinese() {
-    let mut h = lessons_harness();
-    h.state_mut().settings.lessons.current = 2;
-    h.run_steps(3);
+    let mut h = lessons_harness_at(2);
     assert!(h.query_by_label("Jumping straight to t").is_some());
     h.get_by_label("Language / 语言").click();
     h.run_steps(2);
@@ -384,9 +384,7 @@ fn the_language_switch_shows_the_lessons_in_chinese() {
 /// lesson stays in view; Close hides it.
 #[test]
 fn a_lesson_stays_open_beside_the_panels() {
-    let mut h = lessons_harness();
-    h.state_mut().settings.lessons.current = 2;
-    h.run_steps(3);
+    let mut h = lessons_harness_at(2);
     h.get_by_label("Keep beside the panels").click();
     h.run_steps(3);
     assert!(h.state().settings.lessons.beside);
