@@ -33,6 +33,8 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
+    // As the app binary does.
+    difflab::platform::keep_freed_memory();
     // A 512×512 colour test image (gradients and rings).
     let dir = std::env::temp_dir().join(format!("difflab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

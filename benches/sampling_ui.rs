@@ -100,6 +100,8 @@ fn cli_run(dir: &std::path::Path, unet: bool) -> f64 {
 }
 
 fn main() {
+    // As the app binary does.
+    difflab::platform::keep_freed_memory();
     let unet = std::env::args().any(|a| a == "unet");
     let dir = std::env::temp_dir().join(format!("difflab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

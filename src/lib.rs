@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod gpu;
 pub mod model;
+pub mod platform;
 pub mod tensor_util;
 pub mod train;
 

@@ -87,6 +87,7 @@ fn main() {
         eprintln!("error: internal error: {first_line}");
         std::process::exit(101);
     }));
+    difflab::platform::keep_freed_memory();
     // Mesa's Vulkan loader prints an error per adapter query when this is unset (a bare shell,
     // CI); point it at the temporary folder before any thread starts.
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
