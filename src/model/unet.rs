@@ -17,7 +17,10 @@ use burn::nn::{
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use difflab_kernels::{attention, cat_channels, conv2d_module as conv, group_norm_silu, upsample2};
+use difflab_kernels::{
+    attention, cat_channels, conv2d_module as conv, conv2d_module_residual as conv_plus,
+    conv2d_module_shift as conv_shift, group_norm_silu, upsample2,
+};
 
 use super::Denoiser;
 use super::sinusoidal_embedding;
@@ -141,15 +144,15 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let [b, _, _, _] = x.dims();
-        // GroupNorm + SiLU fused, and the conv, on difflab's kernels where the tensors are on flex.
-        let h = conv(&self.conv1, group_norm_silu(&self.norm1, x.clone(), true));
-        let c = h.dims()[1];
-        let h = h + self.time.forward(silu(emb)).reshape([b, c, 1, 1]);
-        let h = conv(&self.conv2, group_norm_silu(&self.norm2, h, true));
+        // GroupNorm + SiLU fused, and the conv, on difflab's kernels where the tensors are on
+        // flex; there the time embedding [B, C] and the skip connection are added inside the
+        // convs' output pass (elsewhere, by burn's broadcast adds: the same sums).
+        let h = group_norm_silu(&self.norm1, x.clone(), true);
+        let h = conv_shift(&self.conv1, h, self.time.forward(silu(emb)));
+        let h = group_norm_silu(&self.norm2, h, true);
         match &self.skip {
-            Some(s) => conv(s, x) + h,
-            None => x + h,
+            Some(s) => conv_plus(s, x, conv(&self.conv2, h)),
+            None => conv_plus(&self.conv2, h, x),
         }
     }
 }

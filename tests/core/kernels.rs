@@ -14,7 +14,10 @@ use difflab::diffusion::{PredictionType, sample_seeded};
 use difflab::model::{UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
 use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
-use difflab_kernels::{conv2d, exp_f32, group_norm_silu, kernels_apply, with_stock_ops};
+use difflab_kernels::{
+    conv2d, conv2d_module_residual, conv2d_module_shift, exp_f32, group_norm_silu, kernels_apply,
+    with_stock_ops,
+};
 
 /// max |a − b| / max |b|: the error relative to the reference's scale.
 fn rel_err(a: &[f32], b: &[f32]) -> f32 {
@@ -200,6 +203,93 @@ fn conv2d_without_autodiff_matches_burn() {
     let stock = to_vec(burn::tensor::module::conv2d(x, w, Some(b), options)).expect("stock");
     assert_eq!(fast.len(), 4 * 16 * 7 * 7);
     assert!(rel_err(&fast, &stock) <= 1e-5);
+}
+
+/// Output and the gradients of x, W, b, the shift and the residual for
+/// Σ r·(conv(x) + shift[n, c] + residual), through `conv2d_module_shift` then
+/// `conv2d_module_residual` (the ResBlock's two fused convs), on autodiff flex.
+fn fused_conv_run(
+    conv: &burn::nn::conv::Conv2d,
+    batch: usize,
+    c_in: usize,
+    hw: usize,
+) -> Vec<Vec<f32>> {
+    let device = Device::flex().autodiff();
+    // The same weights as tracked parameters on the autodiff device.
+    let mut conv = conv.clone();
+    let on_device = |t: Tensor<4>| Tensor::<4>::from_data(t.into_data(), &device).require_grad();
+    conv.weight = Param::from_tensor(on_device(conv.weight.val()));
+    conv.bias = conv.bias.map(|b| {
+        Param::from_tensor(Tensor::<1>::from_data(b.val().into_data(), &device).require_grad())
+    });
+    let x = random(11, [batch, c_in, hw, hw], &device).require_grad();
+    let c_out = conv.weight.dims()[0];
+    let shift = random(12, [batch, c_out], &device).require_grad();
+    let y = conv2d_module_shift(&conv, x.clone(), shift.clone());
+    let residual = random(13, y.dims(), &device).require_grad();
+    let z = conv2d_module_residual(&conv_same_out(&conv, &device), y, residual.clone());
+    let r = random(14, z.dims(), &device);
+    let grads = (z.clone() * r).sum().backward();
+    let v = |t: Option<Tensor<4>>| to_vec(t.expect("gradient")).expect("values");
+    vec![
+        to_vec(z.inner()).expect("values"),
+        v(x.grad(&grads)),
+        v(conv.weight.val().grad(&grads)),
+        conv.bias.as_ref().map_or_else(Vec::new, |b| {
+            to_vec(b.val().grad(&grads).expect("bias gradient")).expect("values")
+        }),
+        to_vec(shift.grad(&grads).expect("gradient")).expect("values"),
+        v(residual.grad(&grads)),
+    ]
+}
+
+/// A 3×3, stride-1, padding-1 conv from the given conv's output channels to themselves (the
+/// second conv of a ResBlock), seeded.
+fn conv_same_out(conv: &burn::nn::conv::Conv2d, device: &Device) -> burn::nn::conv::Conv2d {
+    let c = conv.weight.dims()[0];
+    let mut second = burn::nn::conv::Conv2dConfig::new([c, c], [3, 3])
+        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device);
+    second.weight = Param::from_tensor(random(15, [c, c, 3, 3], device));
+    second.bias = Some(Param::from_tensor(random(16, [c], device)));
+    second
+}
+
+#[test]
+fn conv_with_shift_and_residual_matches_the_composed_ops() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    let device = Device::flex();
+    // (c_in, c_out, kernel, stride, padding, hw, batch): the ResBlock's 3×3 conv (batch 5: two
+    // thread groups of unequal size), a strided conv (the im2col path) and a 1×1 without bias.
+    let cases = [
+        (3, 4, 3, 1, 1, 7, 5),
+        (2, 3, 3, 2, 1, 13, 3),
+        (4, 2, 1, 1, 0, 9, 64),
+    ];
+    for (i, &(c_in, c_out, k, stride, pad, hw, batch)) in cases.iter().enumerate() {
+        let mut conv = Conv2dConfig::new([c_in, c_out], [k, k])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_bias(i != 2)
+            .init(&device);
+        conv.weight = Param::from_tensor(random(17, [c_out, c_in, k, k], &device));
+        if let Some(b) = &mut conv.bias {
+            *b = Param::from_tensor(random(18, [c_out], &device));
+        }
+        let fast = fused_conv_run(&conv, batch, c_in, hw);
+        let stock = with_stock_ops(|| fused_conv_run(&conv, batch, c_in, hw));
+        let names = ["output", "∂x", "∂W", "∂b", "∂shift", "∂residual"];
+        for ((name, f), s) in names.iter().zip(&fast).zip(&stock) {
+            let e = rel_err(f, s);
+            assert!(e <= 1e-4, "case {i}, {name}: relative error {e}");
+        }
+        // The shift's gradient is per image: Σ over pixels of the upstream gradient, not a
+        // single row repeated.
+        let shift_grad = &fast[4];
+        assert_eq!(shift_grad.len(), batch * c_out);
+        assert!(shift_grad[..c_out] != shift_grad[c_out..2 * c_out]);
+    }
 }
 
 /// Output, ∂/∂x, ∂/∂γ, ∂/∂β of Σ r·silu(GroupNorm(x)) for a fixed random r.

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use difflab_kernels::conv::{ConvGeometry, Needs, conv2d_backward, conv2d_forward};
+use difflab_kernels::conv::{Addends, ConvGeometry, Needs, conv2d_backward, conv2d_forward};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -35,10 +35,10 @@ fn main() {
         let mut all = Vec::new();
         for _ in 0..6 {
             let t = Instant::now();
-            conv2d_forward(&x, &w, Some(&b), &g, &mut y);
+            conv2d_forward(&x, &w, Addends::bias(Some(&b)), &g, &mut y);
             fwd.push(flops / t.elapsed().as_secs_f64() / 1e9);
             let t = Instant::now();
-            conv2d_forward(&x, &w, Some(&b), &g, &mut y);
+            conv2d_forward(&x, &w, Addends::bias(Some(&b)), &g, &mut y);
             let grads = conv2d_backward(
                 &x,
                 &w,

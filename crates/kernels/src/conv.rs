@@ -327,31 +327,69 @@ fn pad_image(x: &[f32], g: &ConvGeometry, pl: &Plane, xp: &mut [f32]) {
     }
 }
 
+/// What the forward pass adds to the convolution: y = conv(x) + bias + residual, in the same
+/// pass that writes y (a ResBlock's time embedding and its skip connection, without a separate
+/// pass over the activations for each).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Addends<'a> {
+    /// `[C_out]` (one bias for every image) or `[N, C_out]` (one per image).
+    pub bias: Option<&'a [f32]>,
+    /// `[N, C_out, H_out, W_out]`, added to the output.
+    pub residual: Option<&'a [f32]>,
+}
+
+impl<'a> Addends<'a> {
+    /// Just a bias shared by every image.
+    pub fn bias(bias: Option<&'a [f32]>) -> Self {
+        Self {
+            bias,
+            residual: None,
+        }
+    }
+
+    /// Image n's bias row (`[C_out]`), if any.
+    fn bias_of(&self, g: &ConvGeometry, n: usize) -> Option<&'a [f32]> {
+        self.bias.map(|b| {
+            if b.len() == g.c_out {
+                b
+            } else {
+                &b[n * g.c_out..(n + 1) * g.c_out]
+            }
+        })
+    }
+
+    /// Image n's residual (`[C_out, H_out, W_out]`), if any.
+    fn residual_of(&self, g: &ConvGeometry, n: usize) -> Option<&'a [f32]> {
+        self.residual
+            .map(|r| &r[n * g.out_len()..(n + 1) * g.out_len()])
+    }
+}
+
 /// The forward pass: `out` `[N, C_out, H_out, W_out]` from x `[N, C_in, H, W]`, w
-/// `[C_out, C_in, k_h, k_w]` and an optional bias `[C_out]`.
-pub fn conv2d_forward(
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    g: &ConvGeometry,
-    out: &mut [f32],
-) {
+/// `[C_out, C_in, k_h, k_w]` and the [`Addends`].
+pub fn conv2d_forward(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
     assert_eq!(x.len(), g.batch * g.in_len(), "conv2d: input length");
     assert_eq!(w.len(), g.c_out * g.k(), "conv2d: weight length");
     assert_eq!(out.len(), g.batch * g.out_len(), "conv2d: output length");
-    if let Some(b) = bias {
-        assert_eq!(b.len(), g.c_out, "conv2d: bias length");
+    if let Some(b) = add.bias {
+        assert!(
+            b.len() == g.c_out || b.len() == g.batch * g.c_out,
+            "conv2d: bias length"
+        );
+    }
+    if let Some(r) = add.residual {
+        assert_eq!(r.len(), out.len(), "conv2d: residual length");
     }
     if g.stride == [1, 1] {
-        forward_shifted(x, w, bias, g, out);
+        forward_shifted(x, w, add, g, out);
     } else {
-        forward_im2col(x, w, bias, g, out);
+        forward_im2col(x, w, add, g, out);
     }
 }
 
 /// Stride 1: per image, one matmul per kernel row into the wide output (see [`Plane`] and
 /// [`fold_columns`]).
-fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
+fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
     let (co, ci) = (g.c_out, g.c_in);
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out_hw;
@@ -363,14 +401,17 @@ fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry,
     let wr = weight_rows(w, g);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
-        .for_each(|(ys, xs)| {
+        .enumerate()
+        .for_each(|(group, (ys, xs))| {
             with_scratch(xp_len + fold * pl.len() + co * pl.wide, |scratch| {
                 let (xp, rest) = scratch.split_at_mut(xp_len);
                 let (xc, yp) = rest.split_at_mut(fold * pl.len());
-                for (yi, xi) in ys
+                for (j, (yi, xi)) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
+                    .enumerate()
                 {
+                    let n = group * per_group + j;
                     pad_image(xi, g, &pl, xp);
                     fold_columns(xp, g, &pl, xc);
                     // y' (C_out×P') = Σ_{k_y} W_row[k_y] (C_out×k_w·C_in) · x''[k_y] (k_w·C_in×P')
@@ -387,16 +428,35 @@ fn forward_shifted(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry,
                             par,
                         );
                     }
-                    // Drop the junk columns; add the bias.
+                    // Drop the junk columns; add the bias and the residual.
+                    let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
                     for (c, (yc, pc)) in yi
                         .chunks_exact_mut(oh * ow)
                         .zip(yp.chunks_exact(pl.wide))
                         .enumerate()
                     {
                         let b = bias.map_or(0.0, |b| b[c]);
-                        for (row, prow) in yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp)) {
-                            for (o, &v) in row.iter_mut().zip(prow) {
-                                *o = v + b;
+                        match residual {
+                            Some(r) => {
+                                let rc = &r[c * oh * ow..(c + 1) * oh * ow];
+                                for ((row, prow), rrow) in yc
+                                    .chunks_exact_mut(ow)
+                                    .zip(pc.chunks_exact(pl.wp))
+                                    .zip(rc.chunks_exact(ow))
+                                {
+                                    for ((o, &v), &rv) in row.iter_mut().zip(prow).zip(rrow) {
+                                        *o = v + b + rv;
+                                    }
+                                }
+                            }
+                            None => {
+                                for (row, prow) in
+                                    yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp))
+                                {
+                                    for (o, &v) in row.iter_mut().zip(prow) {
+                                        *o = v + b;
+                                    }
+                                }
                             }
                         }
                     }
@@ -456,20 +516,30 @@ fn weight_rows_t(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
 }
 
 /// Any stride: per image, im2col and one matmul.
-fn forward_im2col(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, out: &mut [f32]) {
+fn forward_im2col(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
     let (k, p, co) = (g.k(), g.p(), g.c_out);
     let (per_group, par) = split(g.batch);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
-        .for_each(|(ys, xs)| {
+        .enumerate()
+        .for_each(|(group, (ys, xs))| {
             with_scratch(k * p, |col| {
-                for (yi, xi) in ys
+                for (j, (yi, xi)) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
+                    .enumerate()
                 {
+                    let n = group * per_group + j;
+                    let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
+                    if let Some(r) = residual {
+                        yi.copy_from_slice(r);
+                    }
                     if let Some(b) = bias {
                         for (row, &bv) in yi.chunks_exact_mut(p).zip(b) {
-                            row.fill(bv);
+                            match residual {
+                                Some(_) => row.iter_mut().for_each(|v| *v += bv),
+                                None => row.fill(bv),
+                            }
                         }
                     }
                     im2col(xi, g, col);
@@ -478,7 +548,7 @@ fn forward_im2col(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, 
                         [co, p, k],
                         yi,
                         [p, 1],
-                        bias.is_some(),
+                        bias.is_some() || residual.is_some(),
                         w,
                         [k, 1],
                         col,
@@ -600,6 +670,16 @@ pub fn conv2d_backward(
         weight,
         bias,
     }
+}
+
+/// The gradient of a per-image bias `[N, C_out]`: Σ_p dy[n, c, p] for each image and channel.
+pub fn bias_grad_per_image(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_eq!(dy.len(), g.batch * g.out_len(), "conv2d: gradient length");
+    let mut db = vec![0.0f32; g.batch * g.c_out];
+    db.par_chunks_mut(g.c_out)
+        .zip(dy.par_chunks(g.out_len()))
+        .for_each(|(dbi, dyi)| add_bias_grad(dyi, g.p(), dbi));
+    db
 }
 
 /// Adds Σ_p dy[c, p] to `db[c]`.

@@ -6,15 +6,17 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, Shape};
 
 use crate::attention::{AttentionGeometry, attention_backward, attention_forward};
-use crate::conv::{ConvGeometry, Needs, conv2d_backward, conv2d_forward};
+use crate::conv::{
+    Addends, ConvGeometry, Needs, bias_grad_per_image, conv2d_backward, conv2d_forward,
+};
 use crate::norm::{NormGeometry, group_norm_backward, group_norm_forward};
 use crate::resample::{cat_channels, split_channels, upsample2_backward, upsample2_forward};
 
@@ -29,12 +31,22 @@ pub trait DifflabKernels: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
 
-    /// conv2d with bias. (A separate op: the extension macro of burn 0.22.1 does not unwrap an
-    /// `Option` of tensors.)
+    /// conv2d with bias, `[C_out]` or one per image, `[N, C_out]`. (A separate op: the
+    /// extension macro of burn 0.22.1 does not unwrap an `Option` of tensors.)
     fn difflab_conv2d_bias(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// conv2d(x) + bias + residual in one pass: bias as in [`Self::difflab_conv2d_bias`],
+    /// residual `[N, C_out, H_out, W_out]` (a skip connection).
+    fn difflab_conv2d_bias_residual(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
 
@@ -89,49 +101,92 @@ fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     )
 }
 
-/// The geometry when difflab's kernel handles this call: f32, groups 1, dilation 1.
+/// The geometry when difflab's kernel handles this call: f32, groups 1, dilation 1, a bias of
+/// `[C_out]` or `[N, C_out]` and a residual of the output's shape.
 fn conv_geometry(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
+    residual: Option<&FlexTensor>,
     options: &ConvOptions<2>,
 ) -> Option<ConvGeometry> {
     let f32_only = x.dtype() == DType::F32
         && weight.dtype() == DType::F32
-        && bias.is_none_or(|b| b.dtype() == DType::F32);
+        && bias.is_none_or(|b| b.dtype() == DType::F32)
+        && residual.is_none_or(|r| r.dtype() == DType::F32);
     if !f32_only || options.groups != 1 || options.dilation != [1, 1] {
         return None;
     }
-    ConvGeometry::new(dims4(x)?, dims4(weight)?, options.stride, options.padding)
+    let g = ConvGeometry::new(dims4(x)?, dims4(weight)?, options.stride, options.padding)?;
+    let bias_fits = bias.is_none_or(|b| {
+        let d = dims(b);
+        d == [g.c_out] || d == [g.batch, g.c_out]
+    });
+    let residual_fits =
+        residual.is_none_or(|r| dims4(r) == Some([g.batch, g.c_out, g.out_hw[0], g.out_hw[1]]));
+    (bias_fits && residual_fits).then_some(g)
+}
+
+/// Whether a bias tensor is one row per image (`[N, C_out]`).
+fn per_image(bias: &FlexTensor) -> bool {
+    dims(bias).len() == 2
 }
 
 fn conv_forward(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
+    residual: Option<FlexTensor>,
     g: &ConvGeometry,
 ) -> FlexTensor {
-    let (x, weight, bias) = (contiguous(x), contiguous(weight), bias.map(contiguous));
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let (bias, residual) = (bias.map(contiguous), residual.map(contiguous));
     let mut out = crate::zeroed(g.batch * g.out_len());
-    conv2d_forward(
-        f32s(&x),
-        f32s(&weight),
-        bias.as_ref().map(f32s),
-        g,
-        &mut out,
-    );
+    let add = Addends {
+        bias: bias.as_ref().map(f32s),
+        residual: residual.as_ref().map(f32s),
+    };
+    conv2d_forward(f32s(&x), f32s(&weight), add, g, &mut out);
     tensor(out, &[g.batch, g.c_out, g.out_hw[0], g.out_hw[1]])
+}
+
+/// conv2d(x) + bias + residual with the backend's own ops, for what difflab's kernel does not
+/// take (other dtypes, groups or dilations).
+fn unfused<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    residual: Option<FloatTensor<B>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<B> {
+    // A `[C_out]` bias goes to the conv itself, a `[N, C_out]` one is added after it.
+    let (shared_bias, bias) = match bias {
+        Some(b) if b.shape().num_dims() == 1 => (Some(b), None),
+        other => (None, other),
+    };
+    let mut y = B::conv2d(x, weight, shared_bias, options);
+    if let Some(b) = bias {
+        // [N, C_out] → [N, C_out, 1, 1], broadcast over the pixels.
+        let d = b.shape();
+        let rows = Shape::from(vec![d[0], d[1], 1, 1]);
+        y = B::float_add(y, B::float_reshape(b, rows));
+    }
+    match residual {
+        Some(r) => B::float_add(y, r),
+        None => y,
+    }
 }
 
 fn flex_conv2d(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
+    residual: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    match conv_geometry(&x, &weight, bias.as_ref(), &options) {
-        Some(g) => conv_forward(x, weight, bias, &g),
-        None => <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options),
+    match conv_geometry(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
+        Some(g) => conv_forward(x, weight, bias, residual, &g),
+        None => unfused::<Flex>(x, weight, bias, residual, options),
     }
 }
 
@@ -221,7 +276,7 @@ impl DifflabKernels for Flex {
     }
 
     fn difflab_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        flex_conv2d(x, weight, None, options)
+        flex_conv2d(x, weight, None, None, options)
     }
 
     fn difflab_conv2d_bias(
@@ -230,7 +285,17 @@ impl DifflabKernels for Flex {
         bias: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        flex_conv2d(x, weight, Some(bias), options)
+        flex_conv2d(x, weight, Some(bias), None, options)
+    }
+
+    fn difflab_conv2d_bias_residual(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, Some(bias), Some(residual), options)
     }
 
     fn difflab_group_norm(
@@ -294,10 +359,12 @@ struct ConvState {
     x: FlexTensor,
     weight: FlexTensor,
     geometry: ConvGeometry,
+    /// The bias is `[N, C_out]` (one row per image), not `[C_out]`.
+    bias_per_image: bool,
 }
 
-/// Computes the gradients the conv's parents (x, weight and, when N = 3, bias) need and
-/// registers them.
+/// Computes the gradients the conv's parents (x, weight and, when N ≥ 3, bias, and when N = 4
+/// the residual) need and registers them.
 fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) {
     let Ops {
         parents,
@@ -305,19 +372,27 @@ fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) 
         state,
     } = ops;
     let dy = contiguous(grads.consume::<Flex>(&node));
+    let wants = |i: usize| parents.get(i).is_some_and(Option::is_some);
     let needs = Needs {
-        x: parents[0].is_some(),
-        weight: parents.get(1).is_some_and(Option::is_some),
-        bias: parents.get(2).is_some_and(Option::is_some),
+        x: wants(0),
+        weight: wants(1),
+        bias: wants(2) && !state.bias_per_image,
     };
     let g = state.geometry;
     let (x, w) = (contiguous(state.x), contiguous(state.weight));
-    let out = conv2d_backward(f32s(&x), f32s(&w), f32s(&dy), &g, needs);
+    let mut out = conv2d_backward(f32s(&x), f32s(&w), f32s(&dy), &g, needs);
+    if wants(2) && state.bias_per_image {
+        out.bias = Some(bias_grad_per_image(f32s(&dy), &g));
+    }
     let [kh, kw] = g.kernel;
     let shapes = [
         vec![g.batch, g.c_in, g.in_hw[0], g.in_hw[1]],
         vec![g.c_out, g.c_in, kh, kw],
-        vec![g.c_out],
+        if state.bias_per_image {
+            vec![g.batch, g.c_out]
+        } else {
+            vec![g.c_out]
+        },
     ];
     for ((parent, grad), shape) in parents
         .iter()
@@ -327,6 +402,21 @@ fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) 
         if let (Some(node), Some(grad)) = (parent, grad) {
             grads.register::<Flex>(node.id, tensor(grad, &shape));
         }
+    }
+    // The residual's gradient is dy itself (shared storage, no copy).
+    if let Some(Some(node)) = parents.get(3) {
+        grads.register::<Flex>(node.id, dy);
+    }
+}
+
+#[derive(Debug)]
+struct ConvWithBiasResidual;
+
+impl Backward<Flex, 4> for ConvWithBiasResidual {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        conv_backward(ops, grads);
     }
 }
 
@@ -478,49 +568,73 @@ fn autodiff_conv2d<C: CheckpointStrategy>(
     x: AdTensor<C>,
     weight: AdTensor<C>,
     bias: Option<AdTensor<C>>,
+    residual: Option<AdTensor<C>>,
     options: ConvOptions<2>,
 ) -> AdTensor<C> {
     let Some(geometry) = conv_geometry(
         x.primitive(),
         weight.primitive(),
         bias.as_ref().map(|b| b.primitive()),
+        residual.as_ref().map(|r| r.primitive()),
         &options,
     ) else {
-        return <Autodiff<Flex, C> as ModuleOps<Autodiff<Flex, C>>>::conv2d(
-            x, weight, bias, options,
-        );
+        return unfused::<Autodiff<Flex, C>>(x, weight, bias, residual, options);
     };
+    let bias_per_image = bias.as_ref().is_some_and(|b| per_image(b.primitive()));
     let state = |x: &AdTensor<C>, w: &AdTensor<C>| ConvState {
         x: x.primitive().clone(),
         weight: w.primitive().clone(),
         geometry,
+        bias_per_image,
     };
-    let forward = |x: &AdTensor<C>, w: &AdTensor<C>, b: Option<&AdTensor<C>>| {
-        conv_forward(
-            x.primitive().clone(),
-            w.primitive().clone(),
-            b.map(|b| b.primitive().clone()),
-            &geometry,
-        )
-    };
-    match bias {
-        Some(bias) => match ConvWithBias
+    let forward =
+        |x: &AdTensor<C>, w: &AdTensor<C>, b: Option<&AdTensor<C>>, r: Option<&AdTensor<C>>| {
+            conv_forward(
+                x.primitive().clone(),
+                w.primitive().clone(),
+                b.map(|b| b.primitive().clone()),
+                r.map(|r| r.primitive().clone()),
+                &geometry,
+            )
+        };
+    match (bias, residual) {
+        (Some(bias), Some(residual)) => match ConvWithBiasResidual
+            .prepare::<C>([x.node(), weight.node(), bias.node(), residual.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                state(&x, &weight),
+                forward(&x, &weight, Some(&bias), Some(&residual)),
+            ),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(&x, &weight, Some(&bias), Some(&residual)))
+            }
+        },
+        (None, Some(residual)) => {
+            // Not reached through the public API (the residual op always has a bias).
+            let y = autodiff_conv2d::<C>(x, weight, None, None, options);
+            <Autodiff<Flex, C> as FloatTensorOps<Autodiff<Flex, C>>>::float_add(y, residual)
+        }
+        (Some(bias), None) => match ConvWithBias
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                prep.finish(state(&x, &weight), forward(&x, &weight, Some(&bias)))
+                prep.finish(state(&x, &weight), forward(&x, &weight, Some(&bias), None))
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, Some(&bias))),
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, Some(&bias), None)),
         },
-        None => match ConvNoBias
+        (None, None) => match ConvNoBias
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(state(&x, &weight), forward(&x, &weight, None)),
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, None)),
+            OpsKind::Tracked(prep) => {
+                prep.finish(state(&x, &weight), forward(&x, &weight, None, None))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, None, None)),
         },
     }
 }
@@ -581,7 +695,7 @@ impl<C: CheckpointStrategy> DifflabKernels for Autodiff<Flex, C> {
     }
 
     fn difflab_conv2d(x: AdTensor<C>, weight: AdTensor<C>, options: ConvOptions<2>) -> AdTensor<C> {
-        autodiff_conv2d::<C>(x, weight, None, options)
+        autodiff_conv2d::<C>(x, weight, None, None, options)
     }
 
     fn difflab_conv2d_bias(
@@ -590,7 +704,17 @@ impl<C: CheckpointStrategy> DifflabKernels for Autodiff<Flex, C> {
         bias: AdTensor<C>,
         options: ConvOptions<2>,
     ) -> AdTensor<C> {
-        autodiff_conv2d::<C>(x, weight, Some(bias), options)
+        autodiff_conv2d::<C>(x, weight, Some(bias), None, options)
+    }
+
+    fn difflab_conv2d_bias_residual(
+        x: AdTensor<C>,
+        weight: AdTensor<C>,
+        bias: AdTensor<C>,
+        residual: AdTensor<C>,
+        options: ConvOptions<2>,
+    ) -> AdTensor<C> {
+        autodiff_conv2d::<C>(x, weight, Some(bias), Some(residual), options)
     }
 
     fn difflab_group_norm(

@@ -5,6 +5,8 @@
 //! whole image), and GroupNorm and SiLU as ten separate passes over memory. This crate adds, as
 //! a burn backend extension (`#[backend_extension(Flex, Autodiff)]`, no fork of burn):
 //! - [`conv2d`]: im2col + `gemm` per image, with its own input, weight and bias gradients;
+//! - [`conv2d_module_shift`], [`conv2d_module_residual`]: the same conv with a ResBlock's
+//!   time-embedding shift or skip connection added in the pass that writes the output;
 //! - [`group_norm_silu`]: GroupNorm and SiLU in one pass forward and one backward.
 //!
 //! Both run difflab's kernels only when the tensors live on flex (plain or autodiff) and are
@@ -100,6 +102,69 @@ pub fn conv2d(
 
 /// A burn `Conv2d` module's forward pass through [`conv2d`] (same padding rules).
 pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let options = module_options(conv, &x);
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// A `Conv2d` module's forward pass plus a shift per image and output channel, `shift`
+/// `[N, C_out]` (a ResBlock's time embedding): conv(x) + shift[n, c] at every pixel. On flex
+/// the shift joins the bias inside the conv's kernel instead of a broadcast add over the output.
+pub fn conv2d_module_shift(conv: &Conv2d, x: Tensor<4>, shift: Tensor<2>) -> Tensor<4> {
+    let options = module_options(conv, &x);
+    if fusable(&x, &options) {
+        // bias[c] + shift[n, c]: a tiny [N, C_out] add, then one pass in the kernel.
+        let bias = match &conv.bias {
+            Some(b) => b.val().unsqueeze_dim::<2>(0) + shift,
+            None => shift,
+        };
+        Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_conv2d_bias(
+            x.into_dispatch(),
+            conv.weight.val().into_dispatch(),
+            bias.into_dispatch(),
+            options,
+        ))
+    } else {
+        let [n, c] = shift.dims();
+        conv2d_module(conv, x) + shift.reshape([n, c, 1, 1])
+    }
+}
+
+/// A `Conv2d` module's forward pass plus `residual` (same shape as the output: a skip
+/// connection), added on flex in the pass that writes the conv's output.
+pub fn conv2d_module_residual(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    let options = module_options(conv, &x);
+    if fusable(&x, &options) && residual.dtype() == DType::F32 {
+        let bias = match &conv.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([conv.weight.dims()[0]], &x.device()),
+        };
+        Tensor::from_dispatch(<Dispatch as DifflabKernels>::difflab_conv2d_bias_residual(
+            x.into_dispatch(),
+            conv.weight.val().into_dispatch(),
+            bias.into_dispatch(),
+            residual.into_dispatch(),
+            options,
+        ))
+    } else {
+        conv2d_module(conv, x) + residual
+    }
+}
+
+/// Whether difflab's conv kernel takes this call (flex, f32, groups 1, dilation 1).
+fn fusable(x: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    kernels_apply(&x.device())
+        && x.dtype() == DType::F32
+        && options.groups == 1
+        && options.dilation == [1, 1]
+}
+
+/// The conv options of a `Conv2d` module for input `x`, with burn-nn's padding rules.
+fn module_options(conv: &Conv2d, x: &Tensor<4>) -> ConvOptions<2> {
     let [_, _, h, w] = x.dims();
     // burn-nn's rule (its helper is crate-private): "same" pads (k − 1 + (⌈n/s⌉ − 1)·s + … ) split
     // with the extra pixel at the end.
@@ -120,17 +185,11 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         ),
         PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
     };
-    let options = ConvOptions::new_with_padding(
+    ConvOptions::new_with_padding(
         conv.stride,
         [(top, bottom), (left, right)],
         conv.dilation,
         conv.groups,
-    );
-    conv2d(
-        x,
-        conv.weight.val(),
-        conv.bias.as_ref().map(|b| b.val()),
-        options,
     )
 }
 
