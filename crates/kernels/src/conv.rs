@@ -260,6 +260,9 @@ pub(crate) fn matmul(
     }
 }
 
+/// f32 lanes of the widest SIMD vector gemm uses (AVX-512: 16; a multiple of AVX2's 8).
+const SIMD_F32: usize = 16;
+
 /// How to share the batch: one contiguous group of images per thread, or, for fewer images than
 /// threads, one image at a time with the matmuls themselves parallel.
 fn split(batch: usize) -> (usize, Parallelism) {
@@ -397,15 +400,21 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
     let (per_group, par) = split(g.batch);
     let xp_len = pl.buffer_len(g, ci);
     let fold = kw * ci;
+    // The matmuls run over `cols` ≥ P' columns, a whole number of SIMD vectors: gemm copies
+    // (packs) an operand whose row count is not (here x''ᵀ, P' rows), and at 28×28 P' = 840
+    // is not. The extra columns read past the planes into the buffer's tail and land in junk
+    // columns of y' (each output column depends only on its own input column).
+    let cols = pl.wide.next_multiple_of(SIMD_F32);
+    let xc_len = fold * pl.len() + (cols - pl.wide);
     // W_row[k_y] (C_out × k_w·C_in), rows of the folded weights.
     let wr = weight_rows(w, g);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
         .enumerate()
         .for_each(|(group, (ys, xs))| {
-            with_scratch(xp_len + fold * pl.len() + co * pl.wide, |scratch| {
+            with_scratch(xp_len + xc_len + co * cols, |scratch| {
                 let (xp, rest) = scratch.split_at_mut(xp_len);
-                let (xc, yp) = rest.split_at_mut(fold * pl.len());
+                let (xc, yp) = rest.split_at_mut(xc_len);
                 for (j, (yi, xi)) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
@@ -417,9 +426,9 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
                     // y' (C_out×P') = Σ_{k_y} W_row[k_y] (C_out×k_w·C_in) · x''[k_y] (k_w·C_in×P')
                     for ky in 0..kh {
                         matmul(
-                            [co, pl.wide, fold],
+                            [co, cols, fold],
                             yp,
-                            [pl.wide, 1],
+                            [cols, 1],
                             ky > 0,
                             &wr[ky * co * fold..],
                             [fold, 1],
@@ -432,7 +441,7 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
                     let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
                     for (c, (yc, pc)) in yi
                         .chunks_exact_mut(oh * ow)
-                        .zip(yp.chunks_exact(pl.wide))
+                        .zip(yp.chunks_exact(cols))
                         .enumerate()
                     {
                         let b = bias.map_or(0.0, |b| b[c]);
@@ -730,13 +739,22 @@ fn backward_shifted_group(
     // The padded rows that hold image rows, whose input gradient is wanted.
     let rows = h.min(pl.hp.saturating_sub(pt));
     let (q0, qn) = (pt * pl.wp, rows * pl.wp);
+    // As in the forward pass, the input gradient's matmuls run over a whole number of SIMD
+    // vectors of columns (so gemm does not copy its operand dy''), into planes of dx' long
+    // enough to take the extra junk columns, reading into the tail of dy''.
+    let cols = qn.next_multiple_of(SIMD_F32);
+    let dx_stride = pl.len().max(q0 + cols);
     // Scratch: x' and x'' (for dW), dyᵀ' [P'][C_out] (for dW), dy'' and dx' (for dx).
     let lens = [
         if needs.weight { xp_len } else { 0 },
         if needs.weight { fold_x * pl.len() } else { 0 },
         if needs.weight { pl.wide * co } else { 0 },
-        if needs.x { fold_y * row_len } else { 0 },
-        if needs.x { ci * pl.len() } else { 0 },
+        if needs.x {
+            fold_y * row_len + (cols - qn)
+        } else {
+            0
+        },
+        if needs.x { ci * dx_stride } else { 0 },
     ];
     with_scratch(lens.iter().sum(), |scratch| {
         let (xp, rest) = scratch.split_at_mut(lens[0]);
@@ -794,9 +812,9 @@ fn backward_shifted_group(
                     for ky in 0..kh {
                         // dx' (C_in × rows·W_p) [+]= Wᵀ_row[k_y] · dy''[view at (k_h−1−k_y)·W_p]
                         matmul(
-                            [ci, qn, fold_y],
+                            [ci, cols, fold_y],
                             &mut dxp[q0..],
-                            [pl.len(), 1],
+                            [dx_stride, 1],
                             ky > 0,
                             &wt[ky * ci * fold_y..],
                             [fold_y, 1],
@@ -806,7 +824,7 @@ fn backward_shifted_group(
                         );
                     }
                     // Cut the image out of its padded planes.
-                    for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(dxp.chunks(pl.len())) {
+                    for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(dxp.chunks(dx_stride)) {
                         for (iy, row) in dc.chunks_exact_mut(wd).enumerate() {
                             let py = iy + pt;
                             if py < pl.hp {
