@@ -9,13 +9,14 @@
 //!
 //! Stride-1 convs (all of the U-Net's but its down-sampling) skip im2col: each input channel is
 //! zero-padded once into a plane, copied k_w times shifted by one column, and each kernel row is
-//! one matmul on a view of that (see [`Plane`] and [`fold_columns`]); other strides use im2col.
+//! one matmul on a view of that (see [`Plane`] and [`fold_image`]); other strides use im2col.
 //! Images are split into one contiguous group per rayon thread; each thread keeps its own scratch
 //! buffers (grown once, then reused: no allocation per image) and its own weight-gradient
 //! accumulator, and the groups' sums are added in a fixed order, so results do not depend on
 //! scheduling.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -303,31 +304,6 @@ impl Plane {
     fn len(&self) -> usize {
         self.hp * self.wp
     }
-
-    /// A padded image buffer's length: the planes plus the k_w − 1 elements the last tap's view
-    /// reads past the last plane (always multiplied by zeros).
-    fn buffer_len(&self, g: &ConvGeometry, channels: usize) -> usize {
-        channels * self.len() + g.kernel[1] - 1
-    }
-}
-
-/// Copies one image `[C_in, H, W]` into its padded planes (zero around the image and in the
-/// tail).
-fn pad_image(x: &[f32], g: &ConvGeometry, pl: &Plane, xp: &mut [f32]) {
-    let [h, w] = g.in_hw;
-    let [pt, pw] = g.pad_begin;
-    xp.fill(0.0);
-    for (xc, pc) in x.chunks_exact(h * w).zip(xp.chunks_mut(pl.len())) {
-        for (iy, row) in xc.chunks_exact(w).enumerate() {
-            let py = iy + pt;
-            // Rows and columns beyond the padded plane (padding that cuts the image) are
-            // never read by a tap.
-            if py < pl.hp {
-                let n = w.min(pl.wp.saturating_sub(pw));
-                pc[py * pl.wp + pw..][..n].copy_from_slice(&row[..n]);
-            }
-        }
-    }
 }
 
 /// What the forward pass adds to the convolution: y = conv(x) + bias + residual, in the same
@@ -371,6 +347,21 @@ impl<'a> Addends<'a> {
 /// The forward pass: `out` `[N, C_out, H_out, W_out]` from x `[N, C_in, H, W]`, w
 /// `[C_out, C_in, k_h, k_w]` and the [`Addends`].
 pub fn conv2d_forward(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
+    // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and the forward pass writes
+    // only initialised values into it.
+    let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<f32>]) };
+    conv2d_forward_uninit(x, w, add, g, out);
+}
+
+/// As [`conv2d_forward`], into a buffer that need not be initialised: it writes every element
+/// (so a caller can skip zeroing an activation-sized buffer that is overwritten anyway).
+pub fn conv2d_forward_uninit(
+    x: &[f32],
+    w: &[f32],
+    add: Addends,
+    g: &ConvGeometry,
+    out: &mut [MaybeUninit<f32>],
+) {
     assert_eq!(x.len(), g.batch * g.in_len(), "conv2d: input length");
     assert_eq!(w.len(), g.c_out * g.k(), "conv2d: weight length");
     assert_eq!(out.len(), g.batch * g.out_len(), "conv2d: output length");
@@ -391,14 +382,19 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out:
 }
 
 /// Stride 1: per image, one matmul per kernel row into the wide output (see [`Plane`] and
-/// [`fold_columns`]).
-fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
+/// [`fold_image`]).
+fn forward_shifted(
+    x: &[f32],
+    w: &[f32],
+    add: Addends,
+    g: &ConvGeometry,
+    out: &mut [MaybeUninit<f32>],
+) {
     let (co, ci) = (g.c_out, g.c_in);
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out_hw;
     let pl = Plane::new(g);
     let (per_group, par) = split(g.batch);
-    let xp_len = pl.buffer_len(g, ci);
     let fold = kw * ci;
     // The matmuls run over `cols` ≥ P' columns, a whole number of SIMD vectors: gemm copies
     // (packs) an operand whose row count is not (here x''ᵀ, P' rows), and at 28×28 P' = 840
@@ -412,17 +408,17 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
         .zip(x.par_chunks(per_group * g.in_len()))
         .enumerate()
         .for_each(|(group, (ys, xs))| {
-            with_scratch(xp_len + xc_len + co * cols, |scratch| {
-                let (xp, rest) = scratch.split_at_mut(xp_len);
-                let (xc, yp) = rest.split_at_mut(xc_len);
+            with_scratch(xc_len + co * cols, |scratch| {
+                let (xc, yp) = scratch.split_at_mut(xc_len);
+                // The padding, zeroed once: each image writes only its own pixels.
+                xc.fill(0.0);
                 for (j, (yi, xi)) in ys
                     .chunks_exact_mut(g.out_len())
                     .zip(xs.chunks_exact(g.in_len()))
                     .enumerate()
                 {
                     let n = group * per_group + j;
-                    pad_image(xi, g, &pl, xp);
-                    fold_columns(xp, g, &pl, xc);
+                    fold_image(xi, g, &pl, xc);
                     // y' (C_out×P') = Σ_{k_y} W_row[k_y] (C_out×k_w·C_in) · x''[k_y] (k_w·C_in×P')
                     for ky in 0..kh {
                         matmul(
@@ -454,7 +450,7 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
                                     .zip(rc.chunks_exact(ow))
                                 {
                                     for ((o, &v), &rv) in row.iter_mut().zip(prow).zip(rrow) {
-                                        *o = v + b + rv;
+                                        o.write(v + b + rv);
                                     }
                                 }
                             }
@@ -463,7 +459,7 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
                                     yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp))
                                 {
                                     for (o, &v) in row.iter_mut().zip(prow) {
-                                        *o = v + b;
+                                        o.write(v + b);
                                     }
                                 }
                             }
@@ -475,15 +471,34 @@ fn forward_shifted(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &m
 }
 
 /// The kernel's column taps folded into the matmul's inner dimension: row (k_x, c) of `xc`
-/// (`k_w·C_in` rows of `H_p·W_p`) is padded plane c shifted left by k_x, so that kernel row k_y
-/// is one matmul with K = k_w·C_in (instead of k_w matmuls with K = C_in, each adding into the
-/// whole output) on the view of `xc` that starts at k_y·W_p.
-fn fold_columns(xp: &[f32], g: &ConvGeometry, pl: &Plane, xc: &mut [f32]) {
-    let len = pl.len();
-    for (r, row) in xc.chunks_exact_mut(len).enumerate() {
+/// (`k_w·C_in` rows of `H_p·W_p`) is the zero-padded plane of input channel c shifted left by
+/// k_x, so that kernel row k_y is one matmul with K = k_w·C_in (instead of k_w matmuls with
+/// K = C_in, each adding into the whole output) on the view of `xc` that starts at k_y·W_p.
+///
+/// Only the image's own pixels are written: the padding stays as the caller zeroed it once for
+/// all the images of a call. (Where a shift moves a pixel past the start of its plane, it would
+/// only feed junk columns: it is left out.)
+fn fold_image(x: &[f32], g: &ConvGeometry, pl: &Plane, xc: &mut [f32]) {
+    let [h, w] = g.in_hw;
+    let [pt, pw] = g.pad_begin;
+    // Image columns inside the padded plane (padding that cuts the image is never read).
+    let n = w.min(pl.wp.saturating_sub(pw));
+    for (r, row) in xc.chunks_exact_mut(pl.len()).enumerate() {
         let (kx, c) = (r / g.c_in, r % g.c_in);
-        // The last plane's shifted copy reads into the buffer's zero tail.
-        row.copy_from_slice(&xp[c * len + kx..][..len]);
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for (iy, src) in plane.chunks_exact(w).enumerate() {
+            let py = iy + pt;
+            if py >= pl.hp {
+                break;
+            }
+            // Padded position p = py·W_p + pw + j lands at p − k_x.
+            let start = py * pl.wp + pw;
+            let skip = kx.saturating_sub(start);
+            if skip < n {
+                let at = start + skip - kx;
+                row[at..at + n - skip].copy_from_slice(&src[skip..n]);
+            }
+        }
     }
 }
 
@@ -525,7 +540,13 @@ fn weight_rows_t(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
 }
 
 /// Any stride: per image, im2col and one matmul.
-fn forward_im2col(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
+fn forward_im2col(
+    x: &[f32],
+    w: &[f32],
+    add: Addends,
+    g: &ConvGeometry,
+    out: &mut [MaybeUninit<f32>],
+) {
     let (k, p, co) = (g.k(), g.p(), g.c_out);
     let (per_group, par) = split(g.batch);
     out.par_chunks_mut(per_group * g.out_len())
@@ -540,24 +561,30 @@ fn forward_im2col(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mu
                 {
                     let n = group * per_group + j;
                     let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
-                    if let Some(r) = residual {
-                        yi.copy_from_slice(r);
-                    }
-                    if let Some(b) = bias {
-                        for (row, &bv) in yi.chunks_exact_mut(p).zip(b) {
-                            match residual {
-                                Some(_) => row.iter_mut().for_each(|v| *v += bv),
-                                None => row.fill(bv),
+                    // The output starts as residual + bias (or zeros) and the matmul adds into
+                    // it.
+                    for (c, row) in yi.chunks_exact_mut(p).enumerate() {
+                        let bv = bias.map_or(0.0, |b| b[c]);
+                        match residual {
+                            Some(r) => {
+                                for (o, &rv) in row.iter_mut().zip(&r[c * p..(c + 1) * p]) {
+                                    o.write(rv + bv);
+                                }
                             }
+                            None => row.iter_mut().for_each(|o| {
+                                o.write(bv);
+                            }),
                         }
                     }
+                    // SAFETY: every element was written just above; same layout.
+                    let yi = unsafe { &mut *(std::ptr::from_mut(yi) as *mut [f32]) };
                     im2col(xi, g, col);
                     // y (C_out×P) = W (C_out×K) · col (K×P)
                     matmul(
                         [co, p, k],
                         yi,
                         [p, 1],
-                        bias.is_some() || residual.is_some(),
+                        true,
                         w,
                         [k, 1],
                         col,
@@ -699,7 +726,7 @@ fn add_bias_grad(dyi: &[f32], p: usize, db: &mut [f32]) {
 }
 
 /// Stride 1, one group of images, with the kernel's column taps folded into the matmuls' inner
-/// dimension (see [`fold_columns`]). The weight gradient is one matmul per kernel row,
+/// dimension (see [`fold_image`]). The weight gradient is one matmul per kernel row,
 /// dW_row[k_y] (C_out × k_w·C_in) += dy' (C_out×P') · x''[k_y]ᵀ (P'×k_w·C_in), accumulated in a
 /// `[tap][C_in][C_out]` buffer (so neither operand needs repacking). The input gradient is
 /// dx'[c, q] = Σ_{k_y, k_x, o} W[o, c, k_y, k_x] · dy'[o, q − k_y·W_p − k_x], again one matmul
@@ -732,7 +759,6 @@ fn backward_shifted_group(
     } else {
         Vec::new()
     };
-    let xp_len = pl.buffer_len(g, ci);
     let (fold_x, fold_y) = (kw * ci, kw * co);
     // dy''s rows: the plane, shifted right by up to (k_h − 1)·W_p + k_w − 1.
     let row_len = pl.len() + (kh - 1) * pl.wp;
@@ -744,9 +770,8 @@ fn backward_shifted_group(
     // enough to take the extra junk columns, reading into the tail of dy''.
     let cols = qn.next_multiple_of(SIMD_F32);
     let dx_stride = pl.len().max(q0 + cols);
-    // Scratch: x' and x'' (for dW), dyᵀ' [P'][C_out] (for dW), dy'' and dx' (for dx).
+    // Scratch: x'' (for dW), dyᵀ' [P'][C_out] (for dW), dy'' and dx' (for dx).
     let lens = [
-        if needs.weight { xp_len } else { 0 },
         if needs.weight { fold_x * pl.len() } else { 0 },
         if needs.weight { pl.wide * co } else { 0 },
         if needs.x {
@@ -757,18 +782,18 @@ fn backward_shifted_group(
         if needs.x { ci * dx_stride } else { 0 },
     ];
     with_scratch(lens.iter().sum(), |scratch| {
-        let (xp, rest) = scratch.split_at_mut(lens[0]);
-        let (xc, rest) = rest.split_at_mut(lens[1]);
-        let (dyt, rest) = rest.split_at_mut(lens[2]);
-        let (dyc, dxp) = rest.split_at_mut(lens[3]);
+        let (xc, rest) = scratch.split_at_mut(lens[0]);
+        let (dyt, rest) = rest.split_at_mut(lens[1]);
+        let (dyc, dxp) = rest.split_at_mut(lens[2]);
+        // x'''s padding, zeroed once for the group (see `fold_image`).
+        xc.fill(0.0);
         for (i, (xi, dyi)) in xs
             .chunks_exact(g.in_len())
             .zip(dys.chunks_exact(g.out_len()))
             .enumerate()
         {
             if needs.weight {
-                pad_image(xi, g, &pl, xp);
-                fold_columns(xp, g, &pl, xc);
+                fold_image(xi, g, &pl, xc);
                 // dyᵀ' [P'][C_out], zeros in the junk columns.
                 dyt.fill(0.0);
                 for (c, dc) in dyi.chunks_exact(oh * ow).enumerate() {

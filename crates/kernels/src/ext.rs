@@ -15,7 +15,7 @@ use burn::tensor::{Bytes, Shape};
 
 use crate::attention::{AttentionGeometry, attention_backward, attention_forward};
 use crate::conv::{
-    Addends, ConvGeometry, Needs, bias_grad_per_image, conv2d_backward, conv2d_forward,
+    Addends, ConvGeometry, Needs, bias_grad_per_image, conv2d_backward, conv2d_forward_uninit,
 };
 use crate::norm::{NormGeometry, group_norm_backward, group_norm_forward};
 use crate::resample::{cat_channels, split_channels, upsample2_backward, upsample2_forward};
@@ -141,12 +141,22 @@ fn conv_forward(
 ) -> FlexTensor {
     let (x, weight) = (contiguous(x), contiguous(weight));
     let (bias, residual) = (bias.map(contiguous), residual.map(contiguous));
-    let mut out = crate::zeroed(g.batch * g.out_len());
     let add = Addends {
         bias: bias.as_ref().map(f32s),
         residual: residual.as_ref().map(f32s),
     };
-    conv2d_forward(f32s(&x), f32s(&weight), add, g, &mut out);
+    // Not zeroed first: the kernel writes every element.
+    let len = g.batch * g.out_len();
+    let mut out = Vec::with_capacity(len);
+    conv2d_forward_uninit(
+        f32s(&x),
+        f32s(&weight),
+        add,
+        g,
+        &mut out.spare_capacity_mut()[..len],
+    );
+    // SAFETY: `conv2d_forward_uninit` initialised the first `len` elements.
+    unsafe { out.set_len(len) };
     tensor(out, &[g.batch, g.c_out, g.out_hw[0], g.out_hw[1]])
 }
 
