@@ -347,10 +347,8 @@ impl<'a> Addends<'a> {
 /// The forward pass: `out` `[N, C_out, H_out, W_out]` from x `[N, C_in, H, W]`, w
 /// `[C_out, C_in, k_h, k_w]` and the [`Addends`].
 pub fn conv2d_forward(x: &[f32], w: &[f32], add: Addends, g: &ConvGeometry, out: &mut [f32]) {
-    // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and the forward pass writes
-    // only initialised values into it.
-    let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<f32>]) };
-    conv2d_forward_uninit(x, w, add, g, out);
+    // SAFETY: the forward pass writes only initialised values.
+    conv2d_forward_uninit(x, w, add, g, unsafe { crate::as_uninit(out) });
 }
 
 /// As [`conv2d_forward`], into a buffer that need not be initialised: it writes every element
@@ -580,17 +578,7 @@ fn forward_im2col(
                     let yi = unsafe { &mut *(std::ptr::from_mut(yi) as *mut [f32]) };
                     im2col(xi, g, col);
                     // y (C_out×P) = W (C_out×K) · col (K×P)
-                    matmul(
-                        [co, p, k],
-                        yi,
-                        [p, 1],
-                        true,
-                        w,
-                        [k, 1],
-                        col,
-                        [p, 1],
-                        par,
-                    );
+                    matmul([co, p, k], yi, [p, 1], true, w, [k, 1], col, [p, 1], par);
                 }
             });
         });

@@ -145,18 +145,12 @@ fn conv_forward(
         bias: bias.as_ref().map(f32s),
         residual: residual.as_ref().map(f32s),
     };
-    // Not zeroed first: the kernel writes every element.
-    let len = g.batch * g.out_len();
-    let mut out = Vec::with_capacity(len);
-    conv2d_forward_uninit(
-        f32s(&x),
-        f32s(&weight),
-        add,
-        g,
-        &mut out.spare_capacity_mut()[..len],
-    );
-    // SAFETY: `conv2d_forward_uninit` initialised the first `len` elements.
-    unsafe { out.set_len(len) };
+    // SAFETY: the conv writes every element of its output.
+    let out = unsafe {
+        crate::written_by(g.batch * g.out_len(), |out| {
+            conv2d_forward_uninit(f32s(&x), f32s(&weight), add, g, out);
+        })
+    };
     tensor(out, &[g.batch, g.c_out, g.out_hw[0], g.out_hw[1]])
 }
 
@@ -210,8 +204,12 @@ fn upsample2_flex(x: FlexTensor) -> FlexTensor {
         x.dtype()
     );
     let (h, w) = (d[d.len() - 2], d[d.len() - 1]);
-    let mut out = crate::zeroed(4 * x.layout().num_elements());
-    upsample2_forward(f32s(&x), [h, w], &mut out);
+    // SAFETY: upsampling writes every output element.
+    let out = unsafe {
+        crate::written_by(4 * x.layout().num_elements(), |out| {
+            upsample2_forward(f32s(&x), [h, w], out);
+        })
+    };
     let mut od = d.clone();
     let n = od.len();
     od[n - 2] = 2 * h;
@@ -267,8 +265,15 @@ fn cat_shape(a: &FlexTensor, b: &FlexTensor) -> ([usize; 2], Vec<usize>) {
 fn cat_flex(a: FlexTensor, b: FlexTensor) -> FlexTensor {
     let (lens, shape) = cat_shape(&a, &b);
     let (a, b) = (contiguous(a), contiguous(b));
-    let mut out = crate::zeroed(a.layout().num_elements() + b.layout().num_elements());
-    cat_channels(f32s(&a), f32s(&b), lens, &mut out);
+    // SAFETY: the concatenation writes every output element.
+    let out = unsafe {
+        crate::written_by(
+            a.layout().num_elements() + b.layout().num_elements(),
+            |out| {
+                cat_channels(f32s(&a), f32s(&b), lens, out);
+            },
+        )
+    };
     tensor(out, &shape)
 }
 
@@ -347,18 +352,22 @@ fn group_norm_flex(
 ) -> (FlexTensor, FlexTensor) {
     let g = norm_geometry(&x, groups);
     let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-    let mut y = crate::zeroed(x.layout().num_elements());
     let mut stats = vec![0.0f32; 2 * g.batch * g.groups];
-    group_norm_forward(
-        f32s(&x),
-        f32s(&gamma),
-        f32s(&beta),
-        &g,
-        epsilon,
-        silu,
-        &mut y,
-        &mut stats,
-    );
+    // SAFETY: the norm writes every output element.
+    let y = unsafe {
+        crate::written_by(x.layout().num_elements(), |y| {
+            group_norm_forward(
+                f32s(&x),
+                f32s(&gamma),
+                f32s(&beta),
+                &g,
+                epsilon,
+                silu,
+                y,
+                &mut stats,
+            );
+        })
+    };
     let len = stats.len();
     (tensor(y, &dims(&x)), tensor(stats, &[len]))
 }

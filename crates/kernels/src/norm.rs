@@ -7,6 +7,8 @@
 //! - backward: da = dy·sigmoid(a)·(1 + a·(1 − sigmoid(a))),  dβ_c = Σ da,  dγ_c = Σ da·x̂,
 //!   dx̂ = γ_c·da,  dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::simd::{multiversion, sigmoid};
@@ -45,15 +47,15 @@ impl NormGeometry {
 
 multiversion! {
     /// One channel forward: y = silu(x·scale + shift), or x·scale + shift.
-    fn affine_silu(x: &[f32], y: &mut [f32], scale: f32, shift: f32, silu: bool) {
+    fn affine_silu(x: &[f32], y: &mut [MaybeUninit<f32>], scale: f32, shift: f32, silu: bool) {
         if silu {
             for (o, &v) in y.iter_mut().zip(x) {
                 let a = v * scale + shift;
-                *o = a * sigmoid(a);
+                o.write(a * sigmoid(a));
             }
         } else {
             for (o, &v) in y.iter_mut().zip(x) {
-                *o = v * scale + shift;
+                o.write(v * scale + shift);
             }
         }
     }
@@ -160,7 +162,7 @@ pub fn group_norm_forward(
     g: &NormGeometry,
     epsilon: f64,
     silu: bool,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     stats: &mut [f32],
 ) {
     assert!(g.is_valid(), "group norm: {g:?}");
