@@ -473,30 +473,27 @@ fn forward_shifted(
 /// k_x, so that kernel row k_y is one matmul with K = k_w·C_in (instead of k_w matmuls with
 /// K = C_in, each adding into the whole output) on the view of `xc` that starts at k_y·W_p.
 ///
-/// Only the image's own pixels are written: the padding stays as the caller zeroed it once for
-/// all the images of a call. (Where a shift moves a pixel past the start of its plane, it would
-/// only feed junk columns: it is left out.)
+/// The first block (k_x = 0) is the padded image itself, and block k_x is that block shifted
+/// left by k_x: one contiguous copy per tap column (where a shift carries a value across the
+/// edge of a plane, it feeds only junk columns). Only the image's own pixels are written into
+/// the first block: its padding stays as the caller zeroed it once for all images of a call.
 fn fold_image(x: &[f32], g: &ConvGeometry, pl: &Plane, xc: &mut [f32]) {
     let [h, w] = g.in_hw;
     let [pt, pw] = g.pad_begin;
     // Image columns inside the padded plane (padding that cuts the image is never read).
     let n = w.min(pl.wp.saturating_sub(pw));
-    for (r, row) in xc.chunks_exact_mut(pl.len()).enumerate() {
-        let (kx, c) = (r / g.c_in, r % g.c_in);
-        let plane = &x[c * h * w..(c + 1) * h * w];
+    for (plane, pc) in x.chunks_exact(h * w).zip(xc.chunks_exact_mut(pl.len())) {
         for (iy, src) in plane.chunks_exact(w).enumerate() {
             let py = iy + pt;
             if py >= pl.hp {
                 break;
             }
-            // Padded position p = py·W_p + pw + j lands at p − k_x.
-            let start = py * pl.wp + pw;
-            let skip = kx.saturating_sub(start);
-            if skip < n {
-                let at = start + skip - kx;
-                row[at..at + n - skip].copy_from_slice(&src[skip..n]);
-            }
+            pc[py * pl.wp + pw..][..n].copy_from_slice(&src[..n]);
         }
+    }
+    let block = g.c_in * pl.len();
+    for kx in 1..g.kernel[1] {
+        xc.copy_within(kx..block, kx * block);
     }
 }
 
