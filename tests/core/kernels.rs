@@ -292,6 +292,50 @@ fn conv_with_shift_and_residual_matches_the_composed_ops() {
     }
 }
 
+/// The extension op called directly with what difflab's kernel does not take (a dilation of 2)
+/// falls back to burn's conv plus the broadcast adds, on flex and with its gradients on autodiff.
+#[test]
+fn the_fused_conv_op_falls_back_to_burns_ops_for_a_dilated_conv() {
+    use burn::backend::Dispatch;
+    use difflab_kernels::DifflabKernels;
+    let device = Device::flex().autodiff();
+    let x = random(21, [2, 3, 9, 9], &device).require_grad();
+    let w = random(22, [4, 3, 3, 3], &device).require_grad();
+    let shift = random(23, [2, 4], &device).require_grad();
+    let residual = random(24, [2, 4, 5, 5], &device).require_grad();
+    let options = ConvOptions::new([1, 1], [0, 0], [2, 2], 1);
+    let fused =
+        Tensor::<4>::from_dispatch(<Dispatch as DifflabKernels>::difflab_conv2d_bias_residual(
+            x.clone().into_dispatch(),
+            w.clone().into_dispatch(),
+            shift.clone().into_dispatch(),
+            residual.clone().into_dispatch(),
+            options.clone(),
+        ));
+    let composed = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options)
+        + shift.clone().reshape([2, 4, 1, 1])
+        + residual.clone();
+    assert_eq!(fused.dims(), [2, 4, 5, 5]);
+    let r = random(25, [2, 4, 5, 5], &device);
+    let g1 = (fused.clone() * r.clone()).sum().backward();
+    let g2 = (composed.clone() * r).sum().backward();
+    let v = |t: Tensor<4>| to_vec(t.inner()).expect("values");
+    assert!(rel_err(&v(fused), &v(composed)) <= 1e-5);
+    for (a, b) in [
+        (x.grad(&g1), x.grad(&g2)),
+        (w.grad(&g1), w.grad(&g2)),
+        (residual.grad(&g1), residual.grad(&g2)),
+    ] {
+        let (a, b) = (a.expect("gradient"), b.expect("gradient"));
+        assert!(rel_err(&to_vec(a).expect("values"), &to_vec(b).expect("values")) <= 1e-5);
+    }
+    let (a, b) = (
+        shift.grad(&g1).expect("gradient"),
+        shift.grad(&g2).expect("gradient"),
+    );
+    assert!(rel_err(&to_vec(a).expect("values"), &to_vec(b).expect("values")) <= 1e-5);
+}
+
 /// Output, ∂/∂x, ∂/∂γ, ∂/∂β of Σ r·silu(GroupNorm(x)) for a fixed random r.
 fn norm_run(shape: [usize; 4], groups: usize, silu_after: bool, fused: bool) -> [Vec<f32>; 4] {
     let device = Device::flex().autodiff();
