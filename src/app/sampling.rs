@@ -398,16 +398,19 @@ impl Panel for SamplingPanel {
             ui.label(RichText::new(t).strong());
         });
         let side = ((ui.available_width() - 40.0) / 3.0).clamp(96.0, 300.0);
-        picture_row_ui(
-            ui,
-            &[
-                ("x_t", "The current sample", &self.views[0]),
-                ("predicted x_0 (x0_pred)", formula::X0, &self.views[1]),
-                ("predicted noise (ε_pred)", formula::EPS, &self.views[2]),
-            ],
-            side,
-            &[],
-        );
+        let pictures = [
+            ("x_t", "The current sample", &self.views[0]),
+            ("predicted x_0 (x0_pred)", formula::X0, &self.views[1]),
+            ("predicted noise (ε_pred)", formula::EPS, &self.views[2]),
+        ];
+        // The last frame, x_0, comes after the last model call: it has no ε to show (an empty
+        // third picture looked like a failure).
+        let shown = if self.trajectory[self.scrub].has_eps {
+            &pictures[..]
+        } else {
+            &pictures[..2]
+        };
+        picture_row_ui(ui, shown, side, &[]);
         if self.trajectory[self.scrub].has_guidance {
             ui.separator();
             ui.label(format!(

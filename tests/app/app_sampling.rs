@@ -56,6 +56,10 @@ fn a_ddim_run_set_by_label_records_n_plus_one_frames_with_its_terms() {
     assert!(last.iter().all(|v| (-1.0..=1.0).contains(v)));
     let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
     assert!(white > 0.05 && white < 0.5, "digit strokes: {white}");
+    // At x_0 (no model call after it) there is no ε picture, only x_t and x̂0.
+    h.step();
+    assert!(h.query_by_label("predicted noise (ε_pred)").is_none());
+    h.get_by_label("predicted x_0 (x0_pred)");
 
     // Scrub back to step 3: the picture follows, the terms row is there.
     h.get_by_role_and_label(Role::Slider, "Step")
@@ -63,6 +67,7 @@ fn a_ddim_run_set_by_label_records_n_plus_one_frames_with_its_terms() {
     h.step();
     h.step();
     assert_eq!(h.state().sampling.scrub, 3);
+    h.get_by_label("predicted noise (ε_pred)");
     h.get_by_label("√ᾱ_prev·x0_pred");
     h.get_by_label("x_{t−1}");
 }
