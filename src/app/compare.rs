@@ -332,7 +332,9 @@ impl ComparePanel {
                                 |r| format!("{} · {:.2} s", r.label, r.total_ms / 1e3),
                             );
                             ui.label(RichText::new(label).small());
-                            cell.image_ui(ui, side);
+                            // A tall grid (the guidance sweep's row per digit) may grow
+                            // downwards instead of shrinking to the column's width.
+                            cell.image_in_ui(ui, egui::vec2(side, 3.0 * side));
                         });
                         if (i + 1) % cols == 0 {
                             ui.end_row();

@@ -109,15 +109,20 @@ impl Shown {
 
     /// Draws the picture fitted into a `side`×`side` box.
     pub fn image_ui(&self, ui: &mut Ui, side: f32) -> Response {
+        self.image_in_ui(ui, Vec2::splat(side))
+    }
+
+    /// Draws the picture as large as fits in a `max` box (a placeholder square of the box's
+    /// width while there is none).
+    pub fn image_in_ui(&self, ui: &mut Ui, max: Vec2) -> Response {
         let Some(id) = self.texture_id() else {
+            let side = max.x.min(max.y);
             let (rect, r) = ui.allocate_exact_size(Vec2::splat(side), egui::Sense::click());
             ui.painter()
                 .rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
             return r;
         };
-        let [w, h] = self.size;
-        let scale = side / w.max(h).max(1) as f32;
-        let size = Vec2::new(w as f32 * scale, h as f32 * scale);
+        let size = fit(self.size, max);
         ui.add(
             egui::Image::from_texture(egui::load::SizedTexture::new(id, size))
                 .sense(egui::Sense::click()),
@@ -131,5 +136,35 @@ impl Shown {
                 .on_hover_text(tooltip);
             self.image_ui(ui, side).on_hover_text(tooltip);
         });
+    }
+}
+
+/// The on-screen size of a `[w, h]` picture scaled to fill a `max` box, aspect kept.
+fn fit([w, h]: [usize; 2], max: Vec2) -> Vec2 {
+    let (w, h) = (w.max(1) as f32, h.max(1) as f32);
+    let scale = (max.x / w).min(max.y / h);
+    Vec2::new(w * scale, h * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_picture_fills_its_box_with_its_aspect_kept() {
+        // A square grid in a square box fills it.
+        assert_eq!(fit([59, 59], Vec2::splat(180.0)), Vec2::splat(180.0));
+        // A tall grid (one row per digit, two columns) in a box three times as tall as wide: the
+        // height limits it, and it is 3× wider than in a square box.
+        let tall = fit([59, 289], Vec2::new(180.0, 540.0));
+        assert!((tall.y - 540.0).abs() < 1e-3);
+        assert!((tall.x - 59.0 * 540.0 / 289.0).abs() < 1e-3);
+        let square_box = fit([59, 289], Vec2::splat(180.0));
+        assert!((tall.x / square_box.x - 3.0).abs() < 1e-3);
+        // A wide picture is limited by the width.
+        assert_eq!(
+            fit([200, 100], Vec2::new(100.0, 300.0)),
+            Vec2::new(100.0, 50.0)
+        );
     }
 }
