@@ -428,35 +428,14 @@ fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) 
     }
 }
 
+/// The conv's backward node, for 2 (x, W), 3 (+ bias) or 4 (+ residual) parents.
 #[derive(Debug)]
-struct ConvWithBiasResidual;
+struct ConvBackward;
 
-impl Backward<Flex, 4> for ConvWithBiasResidual {
+impl<const N: usize> Backward<Flex, N> for ConvBackward {
     type State = ConvState;
 
-    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        conv_backward(ops, grads);
-    }
-}
-
-#[derive(Debug)]
-struct ConvWithBias;
-
-impl Backward<Flex, 3> for ConvWithBias {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        conv_backward(ops, grads);
-    }
-}
-
-#[derive(Debug)]
-struct ConvNoBias;
-
-impl Backward<Flex, 2> for ConvNoBias {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         conv_backward(ops, grads);
     }
 }
@@ -617,7 +596,7 @@ fn autodiff_conv2d<C: CheckpointStrategy>(
             )
         };
     match (bias, residual) {
-        (Some(bias), Some(residual)) => match ConvWithBiasResidual
+        (Some(bias), Some(residual)) => match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node(), residual.node()])
             .compute_bound()
             .stateful()
@@ -635,7 +614,7 @@ fn autodiff_conv2d<C: CheckpointStrategy>(
             let y = autodiff_conv2d::<C>(x, weight, None, None, options);
             <Autodiff<Flex, C> as FloatTensorOps<Autodiff<Flex, C>>>::float_add(y, residual)
         }
-        (Some(bias), None) => match ConvWithBias
+        (Some(bias), None) => match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -645,7 +624,7 @@ fn autodiff_conv2d<C: CheckpointStrategy>(
             }
             OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, Some(&bias), None)),
         },
-        (None, None) => match ConvNoBias
+        (None, None) => match ConvBackward
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()
             .stateful()
