@@ -151,6 +151,18 @@ fn conv2d_matches_burn_forward_and_every_gradient() {
             padding: [(0, 1), (1, 0)],
             bias: true,
         },
+        // C_out of 20 (a full block of 16 channels and a part one in the weight gradient's
+        // transpose), several images per thread (buffers zeroed once, then reused).
+        Case {
+            batch: 5,
+            c_in: 7,
+            c_out: 20,
+            hw: [9, 11],
+            k: 3,
+            stride: 1,
+            padding: p1,
+            bias: true,
+        },
         // The U-Net's size: 32 → 32 at 28×28.
         Case {
             batch: 2,

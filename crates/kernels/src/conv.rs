@@ -706,7 +706,7 @@ pub fn bias_grad_per_image(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// Adds Σ_p dy[c, p] to `db[c]`.
 fn add_bias_grad(dyi: &[f32], p: usize, db: &mut [f32]) {
     for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
-        *acc += row.iter().sum::<f32>();
+        *acc += crate::simd::sum(row);
     }
 }
 
@@ -770,8 +770,11 @@ fn backward_shifted_group(
         let (xc, rest) = scratch.split_at_mut(lens[0]);
         let (dyt, rest) = rest.split_at_mut(lens[1]);
         let (dyc, dxp) = rest.split_at_mut(lens[2]);
-        // x'''s padding, zeroed once for the group (see `fold_image`).
+        // x'''s padding, dyᵀ''s and dy'''s junk, zeroed once for the group: each image writes
+        // the same positions (see `fold_image`).
         xc.fill(0.0);
+        dyt.fill(0.0);
+        dyc.fill(0.0);
         for (i, (xi, dyi)) in xs
             .chunks_exact(g.in_len())
             .zip(dys.chunks_exact(g.out_len()))
@@ -780,14 +783,7 @@ fn backward_shifted_group(
             if needs.weight {
                 fold_image(xi, g, &pl, xc);
                 // dyᵀ' [P'][C_out], zeros in the junk columns.
-                dyt.fill(0.0);
-                for (c, dc) in dyi.chunks_exact(oh * ow).enumerate() {
-                    for (oy, row) in dc.chunks_exact(ow).enumerate() {
-                        for (ox, &v) in row.iter().enumerate() {
-                            dyt[(oy * pl.wp + ox) * co + c] = v;
-                        }
-                    }
-                }
+                transpose_into_wide(dyi, co, [oh, ow], pl.wp, dyt);
                 for ky in 0..kh {
                     // dW_row[k_y] (C_out × k_w·C_in) += dy' (C_out×P') · x''[k_y]ᵀ, stored
                     // column-major (C_out contiguous): the [tap][C_in][C_out] layout.
@@ -810,7 +806,8 @@ fn backward_shifted_group(
                     dxi.fill(0.0);
                 } else {
                     // dy'' row (k_x, o) = dy' of channel o shifted right by (k_h − 1)·W_p + k_x.
-                    dyc.fill(0.0);
+                    // (Row by row: one long copy shifted by k_x elements, as `fold_image` makes
+                    // x'', measured slower here, its source and destination a float apart.)
                     for (r, row) in dyc.chunks_exact_mut(row_len).enumerate() {
                         let (kx, o) = (r / co, r % co);
                         let base = (kh - 1) * pl.wp + kx;
@@ -856,6 +853,26 @@ fn backward_shifted_group(
     GroupSums {
         weight: dw,
         bias: db,
+    }
+}
+
+/// `dst[(y·W_p + x)·C + c] = src[c][y][x]`: an image `[C][H][W]` transposed to pixels of C
+/// channels on rows of width `W_p` (positions outside the image are left as they are). Blocks of
+/// 16 channels, so each read stays in 16 rows of `src` and each write is 16 contiguous values.
+fn transpose_into_wide(src: &[f32], c: usize, [h, w]: [usize; 2], wp: usize, dst: &mut [f32]) {
+    const BLOCK: usize = 16;
+    let p = h * w;
+    for c0 in (0..c).step_by(BLOCK) {
+        let cb = BLOCK.min(c - c0);
+        for y in 0..h {
+            for x in 0..w {
+                let q = (y * wp + x) * c + c0;
+                let s = c0 * p + y * w + x;
+                for (k, d) in dst[q..q + cb].iter_mut().enumerate() {
+                    *d = src[s + k * p];
+                }
+            }
+        }
     }
 }
 
