@@ -47,7 +47,8 @@ pub struct SamplerJob {
     device: Device,
     mnist: Option<Arc<Mnist>>,
     models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
-    /// The shipped class-conditional U-Net, for guided runs.
+    /// The shipped U-Net (class-conditional: plain runs give it ∅, guided runs a digit), built
+    /// once whatever the schedule.
     unet: Option<Arc<UNetDenoiser>>,
 }
 
@@ -169,10 +170,7 @@ impl SamplerJob {
             return Ok(m.clone());
         }
         if spec.unet {
-            let (model, config) = crate::model::unet::shipped(&self.device)?;
-            let m: Arc<dyn Denoiser> = Arc::new(UNetDenoiser { model, config });
-            self.models.insert(key, m.clone());
-            return Ok(m);
+            return Ok(self.unet()? as Arc<dyn Denoiser>);
         }
         let mnist = if let Some(m) = &self.mnist {
             m.clone()
@@ -194,12 +192,12 @@ impl SamplerJob {
         Ok(model)
     }
 
-    /// The shipped class-conditional U-Net, for guided runs (built once).
+    /// The shipped U-Net (built once).
     fn unet(&mut self) -> Result<Arc<UNetDenoiser>> {
         if let Some(m) = &self.unet {
             return Ok(m.clone());
         }
-        let (model, config) = crate::model::unet::shipped_digits(&self.device)?;
+        let (model, config) = crate::model::unet::shipped(&self.device)?;
         let m = Arc::new(UNetDenoiser { model, config });
         self.unet = Some(m.clone());
         Ok(m)

@@ -57,15 +57,14 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
 ];
 
 /// Why the digit and guidance controls are off.
-pub const NO_GUIDANCE: &str = "Only the class-conditional U-Net takes a digit: the exact denoiser \
-     (and an unconditional U-Net) knows no labels.";
+pub const NO_GUIDANCE: &str =
+    "Only the U-Net takes a digit (it is class-conditional): the exact denoiser knows no labels.";
 
-/// Whether the shipped digits U-Net (the one guided runs use) is class-conditional (read once
-/// from its file's header).
+/// Whether the shipped U-Net is class-conditional (read once from its file's header).
 pub fn shipped_is_conditional() -> bool {
     static CONDITIONAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *CONDITIONAL.get_or_init(|| {
-        crate::model::unet::read_config(crate::model::unet::SHIPPED_DIGITS_WEIGHTS, "shipped")
+        crate::model::unet::read_config(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
             .is_ok_and(|c| c.num_classes.is_some())
     })
 }
@@ -76,12 +75,9 @@ pub fn shipped_schedule_note(schedule: &crate::diffusion::ScheduleConfig) -> Opt
         std::sync::OnceLock::new();
     RECORD
         .get_or_init(|| {
-            crate::model::unet::read_training_record(
-                crate::model::unet::SHIPPED_DIGITS_WEIGHTS,
-                "shipped",
-            )
-            .ok()
-            .flatten()
+            crate::model::unet::read_training_record(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
+                .ok()
+                .flatten()
         })
         .as_ref()
         .and_then(|r| r.schedule_mismatch(schedule))

@@ -159,12 +159,19 @@ fn reference_unet() -> UNetConfig {
     UNetConfig::new().with_channel_mult(vec![1, 2])
 }
 
+/// The bundled digits with their labels (the shipped U-Net is class-conditional and trains on
+/// them; the reference net ignores the labels).
+fn training_data() -> Result<ImageSet> {
+    let mnist = Mnist::embedded()?;
+    let labels = mnist.labels.iter().map(|&l| usize::from(l)).collect();
+    ImageSet::new(&mnist.images(10_000), [1, 28, 28])?.with_labels(labels)
+}
+
 /// The U-Net: training steps per second (batch 64, MNIST) for the ~0.47M reference and the
 /// shipped model; images per second of DDIM-50 sampling (batch 64, the shipped model); and the
 /// reference's forward pass in GFLOP/s next to a 1024×1024 matmul's (the rough peak).
 fn unet_rows(devices: &[ComputeDevice], runs: usize) -> Result<Vec<Row>> {
-    let mnist = Mnist::embedded()?;
-    let data = ImageSet::new(&mnist.images(10_000), [1, 28, 28])?;
+    let data = training_data()?;
     let (shipped, shipped_config) = crate::model::unet::shipped(&ComputeDevice::flex().device)?;
     let reference = reference_unet();
     let flops = reference.forward_flops();
@@ -397,4 +404,30 @@ fn run(a: &BenchArgs, choice: Option<DeviceChoice>) -> Result<()> {
         out.push('\n');
     }
     print_stdout(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bench trains the shipped U-Net (class-conditional) on its data: one real step.
+    #[test]
+    fn the_bench_can_train_the_shipped_unet_on_its_data() {
+        let device = ComputeDevice::flex().device;
+        let (_, config) = crate::model::unet::shipped(&device).expect("shipped");
+        assert!(config.num_classes.is_some());
+        let data = training_data().expect("data");
+        let mut trainer = UNetTrainer::new(
+            data,
+            config,
+            TrainConfig {
+                batch: 4,
+                ..TrainConfig::default()
+            },
+            &device,
+        )
+        .expect("trainer");
+        let loss = trainer.train_step().expect("step");
+        assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
+    }
 }

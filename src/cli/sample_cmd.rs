@@ -420,11 +420,6 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
                     std::fs::read(p).map_err(|e| DiffError::file(p, e))?,
                     p.display().to_string(),
                 ),
-                // With a label: the shipped class-conditional U-Net.
-                None if a.label.is_some() => (
-                    crate::model::unet::SHIPPED_DIGITS_WEIGHTS.to_vec(),
-                    "the shipped digits U-Net".to_string(),
-                ),
                 None => (
                     crate::model::unet::SHIPPED_WEIGHTS.to_vec(),
                     "the shipped U-Net".to_string(),

@@ -783,22 +783,10 @@ impl Denoiser for UNetDenoiser {
     }
 }
 
-/// The U-Net trained on the 10,000 bundled MNIST digits (see the README for how).
+/// The U-Net trained on the 10,000 bundled MNIST digits (see the README for how). It is
+/// class-conditional: with ∅ for a label (what [`UNet::forward`] gives it) it is the
+/// unconditional model, with a digit and a guidance scale it draws that digit.
 pub const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../../assets/models/mnist-unet.safetensors");
-
-/// The class-conditional U-Net for digits on request (classifier-free guidance): the shipped
-/// U-Net's shape with a class embedding, fine-tuned from it (see the README for how).
-pub const SHIPPED_DIGITS_WEIGHTS: &[u8] =
-    include_bytes!("../../assets/models/mnist-unet-digits.safetensors");
-
-/// Loads the shipped class-conditional MNIST U-Net.
-pub fn shipped_digits(device: &Device) -> Result<(UNet, UNetConfig)> {
-    load_safetensors(
-        SHIPPED_DIGITS_WEIGHTS,
-        "assets/models/mnist-unet-digits.safetensors",
-        device,
-    )
-}
 
 /// Loads the shipped MNIST U-Net.
 pub fn shipped(device: &Device) -> Result<(UNet, UNetConfig)> {

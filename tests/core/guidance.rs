@@ -480,9 +480,9 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
 }
 
 #[test]
-fn the_shipped_digits_models_2b_pass_equals_two_separate_passes_at_batch_8() {
+fn the_shipped_models_2b_pass_equals_two_separate_passes_at_batch_8() {
     let device = Device::flex();
-    let (model, config) = difflab::model::unet::shipped_digits(&device).unwrap();
+    let (model, config) = difflab::model::unet::shipped(&device).unwrap();
     let n = config
         .num_classes
         .expect("the digits model is class-conditional");
