@@ -163,8 +163,7 @@ fn reference_unet() -> UNetConfig {
 /// them; the reference net ignores the labels).
 fn training_data() -> Result<ImageSet> {
     let mnist = Mnist::embedded()?;
-    let labels = mnist.labels.iter().map(|&l| usize::from(l)).collect();
-    ImageSet::new(&mnist.images(10_000), [1, 28, 28])?.with_labels(labels)
+    ImageSet::new(&mnist.images(10_000), [1, 28, 28])?.with_labels(mnist.class_labels(10_000))
 }
 
 /// The U-Net: training steps per second (batch 64, MNIST) for the ~0.47M reference and the

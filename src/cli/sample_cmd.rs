@@ -289,14 +289,7 @@ pub(super) fn load_labels(a: &DataOpts) -> Result<Option<Vec<usize>>> {
     match &a.data {
         DataChoice::Mnist => {
             let m = Mnist::embedded()?;
-            let limit = a.data_count.unwrap_or(usize::MAX);
-            Ok(Some(
-                m.labels
-                    .iter()
-                    .take(limit)
-                    .map(|&l| usize::from(l))
-                    .collect(),
-            ))
+            Ok(Some(m.class_labels(a.data_count.unwrap_or(usize::MAX))))
         }
         DataChoice::Folder(_) => Ok(None),
     }

@@ -117,4 +117,13 @@ impl Mnist {
     pub fn images(&self, count: usize) -> Vec<Vec<f32>> {
         (0..count.min(self.len())).map(|i| self.image(i)).collect()
     }
+
+    /// The first `count` digits' classes (0–9), as a class-conditional net's labels.
+    pub fn class_labels(&self, count: usize) -> Vec<usize> {
+        self.labels
+            .iter()
+            .take(count)
+            .map(|&l| usize::from(l))
+            .collect()
+    }
 }

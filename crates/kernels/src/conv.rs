@@ -706,7 +706,7 @@ pub fn bias_grad_per_image(dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// Adds Σ_p dy[c, p] to `db[c]`.
 fn add_bias_grad(dyi: &[f32], p: usize, db: &mut [f32]) {
     for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
-        *acc += crate::simd::sum(row);
+        *acc += crate::simd::sum(row) as f32;
     }
 }
 

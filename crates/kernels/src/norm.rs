@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::simd::{multiversion, sigmoid};
+use crate::simd::{LANES, multiversion, sigmoid, sum};
 
 /// The shapes of one GroupNorm call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,9 +61,6 @@ multiversion! {
     }
 }
 
-/// Lanes of the accumulators below: independent partial sums, so the loop vectorises.
-const LANES: usize = 16;
-
 multiversion! {
     /// One channel's backward, pass 1: writes dx̂ = γ·da into `out` and returns
     /// [Σ da·x̂, Σ da, Σ dx̂, Σ dx̂·x̂].
@@ -109,20 +106,6 @@ multiversion! {
             step(&mut acc, 0, &mut out[i], x[i], dy[i]);
         }
         acc.map(|a| a.iter().sum())
-    }
-}
-
-multiversion! {
-    /// Σ x, in 16 independent f32 partial sums (so it vectorises) added in f64.
-    fn sum(x: &[f32]) -> f64 {
-        let mut acc = [0.0f32; LANES];
-        let n = x.len() / LANES * LANES;
-        for v in x[..n].chunks_exact(LANES) {
-            for l in 0..LANES {
-                acc[l] += v[l];
-            }
-        }
-        acc.iter().chain(&x[n..]).map(|&v| f64::from(v)).sum()
     }
 }
 

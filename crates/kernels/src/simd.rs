@@ -69,18 +69,20 @@ pub fn sigmoid(a: f32) -> f32 {
     1.0 / (1.0 + exp(-a))
 }
 
+/// f32 lanes of an AVX-512 vector: the loops below keep this many independent partial sums.
+pub(crate) const LANES: usize = 16;
+
 multiversion! {
-    /// Σ x, in 16 running sums (one SIMD vector) added at the end: a plain `iter().sum()` adds
-    /// one element at a time, in order, and does not vectorise.
-    pub(crate) fn sum(x: &[f32]) -> f32 {
-        let mut acc = [0.0f32; 16];
-        let chunks = x.chunks_exact(16);
-        let tail: f32 = chunks.remainder().iter().sum();
-        for c in chunks {
-            for (a, v) in acc.iter_mut().zip(c) {
-                *a += v;
+    /// Σ x, in 16 independent f32 partial sums (so it vectorises; a plain `iter().sum()` adds
+    /// one element at a time, in order) added in f64.
+    pub(crate) fn sum(x: &[f32]) -> f64 {
+        let mut acc = [0.0f32; LANES];
+        let n = x.len() / LANES * LANES;
+        for v in x[..n].chunks_exact(LANES) {
+            for l in 0..LANES {
+                acc[l] += v[l];
             }
         }
-        acc.iter().sum::<f32>() + tail
+        acc.iter().chain(&x[n..]).map(|&v| f64::from(v)).sum()
     }
 }
