@@ -1,10 +1,13 @@
 //! Throughput of the raw conv kernels on `f32` slices (no burn tensors), for profiling:
 //! `cargo run -p difflab-kernels --example conv_bench`. Prints GFLOP/s of the forward pass and
-//! of forward + both gradients for the U-Net's 3×3 shapes at batch 64 (median of 5 runs).
+//! of forward + both gradients for the U-Net's 3×3 shapes at batch 64 (median of 5 runs); with
+//! the argument `gemm`, of the gemm path that CPUs without AVX-512 take.
 
 use std::time::Instant;
 
-use difflab_kernels::conv::{Addends, ConvGeometry, Needs, conv2d_backward, conv2d_forward};
+use difflab_kernels::conv::{
+    Addends, ConvGeometry, Needs, conv2d_backward, conv2d_forward, with_gemm_kernels,
+};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -12,6 +15,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // `conv_bench gemm`: the stride-1 convs on gemm instead of the direct AVX-512 kernels.
+    if std::env::args().nth(1).as_deref() == Some("gemm") {
+        println!("(gemm)");
+        with_gemm_kernels(bench);
+    } else {
+        bench();
+    }
+}
+
+fn bench() {
     let shapes = [
         (32, 32, 28),
         (16, 16, 28),

@@ -16,6 +16,7 @@
 
 pub mod attention;
 pub mod conv;
+mod direct;
 mod ext;
 pub mod norm;
 pub mod resample;
