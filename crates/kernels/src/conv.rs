@@ -702,11 +702,10 @@ pub fn conv2d_backward(
     let direct = direct_applies(g);
     // Stride 1 on gemm: the weight gradient comes in [tap][C_in][C_out] order.
     let shifted = g.stride == [1, 1] && !direct;
-    let mut dx = if needs.x {
-        crate::zeroed(x.len())
-    } else {
-        Vec::new()
-    };
+    // ∂L/∂x, written by the groups into memory that is not zeroed first: the stride-1 paths
+    // write every element, the im2col path zeroes each image before adding into it.
+    let dx_len = if needs.x { x.len() } else { 0 };
+    let mut dx = Vec::<f32>::with_capacity(dx_len);
     // The input gradient's folded, transposed weights (stride 1 on gemm only).
     let wt = if shifted && needs.x {
         weight_rows_t(w, g)
@@ -714,7 +713,7 @@ pub fn conv2d_backward(
         Vec::new()
     };
     let plan = direct.then(|| DirectBackward::new(w, g, needs, per_group));
-    let group = |xs: &[f32], dys: &[f32], dxs: Option<&mut [f32]>| {
+    let group = |xs: &[f32], dys: &[f32], dxs: Option<&mut [MaybeUninit<f32>]>| {
         if let Some(plan) = &plan {
             backward_direct_group(xs, plan, dys, dxs, g, needs)
         } else if shifted {
@@ -726,10 +725,14 @@ pub fn conv2d_backward(
     let xs = x.par_chunks(per_group * g.in_len());
     let dys = dy.par_chunks(per_group * g.out_len());
     let sums: Vec<GroupSums> = if needs.x {
-        dx.par_chunks_mut(per_group * g.in_len())
+        let sums = dx.spare_capacity_mut()[..dx_len]
+            .par_chunks_mut(per_group * g.in_len())
             .zip(xs.zip(dys))
             .map(|(dxs, (xs, dys))| group(xs, dys, Some(dxs)))
-            .collect()
+            .collect();
+        // SAFETY: each group wrote every element of its images' ∂L/∂x (see the group functions).
+        unsafe { dx.set_len(dx_len) };
+        sums
     } else {
         xs.zip(dys).map(|(xs, dys)| group(xs, dys, None)).collect()
     };
@@ -796,7 +799,7 @@ fn backward_shifted_group(
     xs: &[f32],
     wt: &[f32],
     dys: &[f32],
-    mut dxs: Option<&mut [f32]>,
+    mut dxs: Option<&mut [MaybeUninit<f32>]>,
     g: &ConvGeometry,
     needs: Needs,
 ) -> GroupSums {
@@ -877,7 +880,7 @@ fn backward_shifted_group(
             if let Some(dxs) = dxs.as_deref_mut() {
                 let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
                 if qn == 0 {
-                    dxi.fill(0.0);
+                    dxi.fill(MaybeUninit::new(0.0));
                 } else {
                     // dy'' row (k_x, o) = dy' of channel o shifted right by (k_h − 1)·W_p + k_x.
                     // (Row by row: one long copy shifted by k_x elements, as `fold_image` makes
@@ -1009,7 +1012,7 @@ fn backward_direct_group(
     xs: &[f32],
     plan: &DirectBackward,
     dys: &[f32],
-    mut dxs: Option<&mut [f32]>,
+    mut dxs: Option<&mut [MaybeUninit<f32>]>,
     g: &ConvGeometry,
     needs: Needs,
 ) -> GroupSums {
@@ -1098,7 +1101,7 @@ fn backward_direct_group(
                     let i = done + slot;
                     let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
                     if plan.cols_x == 0 {
-                        dxi.fill(0.0);
+                        dxi.fill(MaybeUninit::new(0.0));
                         continue;
                     }
                     direct::conv_wide(
@@ -1124,18 +1127,27 @@ fn backward_direct_group(
 
 /// The image `[C_in, H, W]` cut out of its padded planes (row stride `stride`), zeros where the
 /// planes do not reach.
-fn cut_image(planes: &[f32], stride: usize, g: &ConvGeometry, pl: &Plane, dxi: &mut [f32]) {
+fn cut_image(
+    planes: &[f32],
+    stride: usize,
+    g: &ConvGeometry,
+    pl: &Plane,
+    dxi: &mut [MaybeUninit<f32>],
+) {
     let [h, wd] = g.in_hw;
     let [pt, pw] = g.pad_begin;
+    let zero = MaybeUninit::new(0.0);
     for (dc, pc) in dxi.chunks_exact_mut(h * wd).zip(planes.chunks(stride)) {
         for (iy, row) in dc.chunks_exact_mut(wd).enumerate() {
             let py = iy + pt;
             if py < pl.hp {
                 let n = wd.min(pl.wp.saturating_sub(pw));
-                row[..n].copy_from_slice(&pc[py * pl.wp + pw..][..n]);
-                row[n..].fill(0.0);
+                for (d, &v) in row[..n].iter_mut().zip(&pc[py * pl.wp + pw..][..n]) {
+                    d.write(v);
+                }
+                row[n..].fill(zero);
             } else {
-                row.fill(0.0);
+                row.fill(zero);
             }
         }
     }
@@ -1166,7 +1178,7 @@ fn backward_im2col_group(
     xs: &[f32],
     w: &[f32],
     dys: &[f32],
-    mut dxs: Option<&mut [f32]>,
+    mut dxs: Option<&mut [MaybeUninit<f32>]>,
     g: &ConvGeometry,
     needs: Needs,
 ) -> GroupSums {
@@ -1212,7 +1224,11 @@ fn backward_im2col_group(
             if let Some(dxs) = dxs.as_deref_mut() {
                 // dcol (K×P) = Wᵀ (K×C_out) · dy[n] (C_out×P), folded back onto dx[n].
                 matmul([k, p, co], dcol, [p, 1], false, w, [1, k], dyi, [p, 1], par);
-                col2im(dcol, g, &mut dxs[i * g.in_len()..(i + 1) * g.in_len()]);
+                let dxi = &mut dxs[i * g.in_len()..(i + 1) * g.in_len()];
+                dxi.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element was written just above; same layout.
+                let dxi = unsafe { &mut *(std::ptr::from_mut(dxi) as *mut [f32]) };
+                col2im(dcol, g, dxi);
             }
             if needs.bias {
                 add_bias_grad(dyi, p, &mut db);
