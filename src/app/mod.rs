@@ -372,7 +372,7 @@ impl DiffLabApp {
             }
             if self.is_busy() {
                 ui.separator();
-                ui.spinner();
+                widgets::busy_ui(ui);
             }
             if let Some((done, total)) = self.export_progress {
                 ui.separator();

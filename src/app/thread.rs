@@ -1,13 +1,58 @@
 //! A named worker thread (the rerun pattern): commands in over a bounded channel, events out,
-//! `request_repaint` on every event, and an `AtomicBool` that a newer command (or Cancel) sets
+//! a repaint for every event (at most ten a second while events stream), and an `AtomicBool` that a newer command (or Cancel) sets
 //! to stop the work in progress between steps.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{DiffError, Result};
+
+/// The shortest time between two repaints that a worker's events ask for while they stream.
+const REPAINT_EVERY: Duration = Duration::from_millis(100);
+
+/// When to repaint for a worker's event.
+#[derive(Debug, PartialEq, Eq)]
+enum Repaint {
+    /// At once.
+    Now,
+    /// After this long (the next free slot).
+    After(Duration),
+    /// A repaint is already scheduled that will show it.
+    Scheduled,
+}
+
+/// Spaces the repaints that a worker's events ask for at least [`REPAINT_EVERY`] apart.
+#[derive(Debug, Default)]
+struct RepaintPacer {
+    /// The earliest time of the next repaint slot.
+    next_slot: Option<Instant>,
+    /// A deferred repaint already asked for, and when it happens.
+    pending: Option<Instant>,
+}
+
+impl RepaintPacer {
+    fn on_event(&mut self, now: Instant) -> Repaint {
+        if self.pending.is_some_and(|p| now < p) {
+            return Repaint::Scheduled;
+        }
+        self.pending = None;
+        match self.next_slot {
+            Some(slot) if now < slot => {
+                self.pending = Some(slot);
+                self.next_slot = Some(slot + REPAINT_EVERY);
+                Repaint::After(slot - now)
+            }
+            _ => {
+                self.next_slot = Some(now + REPAINT_EVERY);
+                Repaint::Now
+            }
+        }
+    }
+}
 
 /// What a worker thread does with its commands.
 pub trait Job: Send + 'static {
@@ -50,9 +95,19 @@ impl<J: Job> WorkerThread<J> {
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                // A repaint at once for an event after a quiet spell (a view the user is
+                // waiting for); while events stream (a run's steps), one repaint per
+                // REPAINT_EVERY: each repaint draws the whole window, which on a software
+                // renderer takes CPU time the run itself needs, and the live view changes only
+                // every 100 ms anyway.
+                let pacer = RefCell::new(RepaintPacer::default());
                 let send = move |e: J::Event| {
                     let _ = event_tx.send(e);
-                    ctx.request_repaint();
+                    match pacer.borrow_mut().on_event(Instant::now()) {
+                        Repaint::Now => ctx.request_repaint(),
+                        Repaint::After(d) => ctx.request_repaint_after(d),
+                        Repaint::Scheduled => {}
+                    }
                 };
                 while let Ok(first) = cmd_rx.recv() {
                     let mut queued = vec![first];
@@ -141,5 +196,38 @@ impl<J: Job> Drop for WorkerThread<J> {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_events_repaint_at_most_once_per_slot() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut p = RepaintPacer::default();
+        // A lone event: at once.
+        assert_eq!(p.on_event(ms(0)), Repaint::Now);
+        // Events 36 ms apart (a run's steps): the next slot at 100 ms, then nothing new until
+        // it has happened, then the slot after it at 200 ms.
+        assert_eq!(
+            p.on_event(ms(36)),
+            Repaint::After(Duration::from_millis(64))
+        );
+        assert_eq!(p.on_event(ms(72)), Repaint::Scheduled);
+        assert_eq!(
+            p.on_event(ms(108)),
+            Repaint::After(Duration::from_millis(92))
+        );
+        assert_eq!(p.on_event(ms(144)), Repaint::Scheduled);
+        assert_eq!(p.on_event(ms(180)), Repaint::Scheduled);
+        assert_eq!(
+            p.on_event(ms(216)),
+            Repaint::After(Duration::from_millis(84))
+        );
+        // After a quiet spell: at once again.
+        assert_eq!(p.on_event(ms(1000)), Repaint::Now);
     }
 }

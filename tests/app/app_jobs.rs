@@ -132,3 +132,29 @@ fn a_failure_names_the_job_that_failed_and_stops_only_it() {
     assert_eq!(app.sampling.trajectory.len(), 21, "the run's frames stay");
     assert!(app.sampling.status.is_none());
 }
+
+#[test]
+fn the_status_bar_says_working_while_a_run_streams_and_not_after() {
+    let mut h = harness(300);
+    assert!(
+        h.query_by_label_contains("working").is_none(),
+        "idle: no busy indicator"
+    );
+    h.get_by_label("Run").click();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while h.state().sampling.trajectory.len() < 3 && std::time::Instant::now() < until {
+        h.step();
+    }
+    assert!(h.state().sampling.running, "the run is still streaming");
+    h.step();
+    assert!(
+        h.query_by_label_contains("working").is_some(),
+        "the status bar shows the busy indicator"
+    );
+    settle(&mut h, 60);
+    h.step();
+    assert!(
+        h.query_by_label_contains("working").is_none(),
+        "gone once the run is done"
+    );
+}
