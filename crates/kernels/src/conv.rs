@@ -546,14 +546,7 @@ thread_local! {
 /// Runs `f` with the stride-1 convs on `gemm` even where the direct AVX-512 kernels would run
 /// (the reference they are tested against, and the path of CPUs without AVX-512).
 pub fn with_gemm_kernels<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            GEMM_ONLY.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(GEMM_ONLY.with(|s| s.replace(true)));
-    f()
+    crate::with_flag(&GEMM_ONLY, f)
 }
 
 /// Whether a stride-1 conv of this geometry runs on the direct kernels: on a CPU with AVX-512,
@@ -677,6 +670,18 @@ struct GroupSums {
     /// Weight gradient in the layout of the path that made it.
     weight: Vec<f32>,
     bias: Vec<f32>,
+}
+
+impl GroupSums {
+    /// Zeros for the gradients `needs` asks for (`weight_len` values of the weight's, `c_out`
+    /// of the bias's), empty for the others.
+    fn zeroed(needs: Needs, weight_len: usize, c_out: usize) -> Self {
+        let zeros = |wanted: bool, n: usize| if wanted { vec![0.0f32; n] } else { Vec::new() };
+        Self {
+            weight: zeros(needs.weight, weight_len),
+            bias: zeros(needs.bias, c_out),
+        }
+    }
 }
 
 /// The backward pass: from dy `[N, C_out, H_out, W_out]`, the gradients `needs` asks for.
@@ -811,16 +816,10 @@ fn backward_shifted_group(
     let pl = Plane::new(g);
     let taps = kh * kw;
     let par = Parallelism::None;
-    let mut dw = if needs.weight {
-        vec![0.0f32; taps * ci * co]
-    } else {
-        Vec::new()
-    };
-    let mut db = if needs.bias {
-        vec![0.0f32; co]
-    } else {
-        Vec::new()
-    };
+    let GroupSums {
+        weight: mut dw,
+        bias: mut db,
+    } = GroupSums::zeroed(needs, taps * ci * co, co);
     let (fold_x, fold_y) = (kw * ci, kw * co);
     // dy''s rows: the plane, shifted right by up to (k_h − 1)·W_p + k_w − 1.
     let row_len = pl.len() + (kh - 1) * pl.wp;
@@ -1020,16 +1019,10 @@ fn backward_direct_group(
     let [oh, ow] = g.out_hw;
     let pl = plan.pl;
     let k = g.k();
-    let mut dw = if needs.weight {
-        vec![0.0f32; co * k]
-    } else {
-        Vec::new()
-    };
-    let mut db = if needs.bias {
-        vec![0.0f32; co]
-    } else {
-        Vec::new()
-    };
+    let GroupSums {
+        weight: mut dw,
+        bias: mut db,
+    } = GroupSums::zeroed(needs, co * k, co);
     let dy_len = co * plan.dy_plane;
     let lens = [
         if needs.weight {
@@ -1184,16 +1177,10 @@ fn backward_im2col_group(
 ) -> GroupSums {
     let (k, p, co) = (g.k(), g.p(), g.c_out);
     let par = Parallelism::None;
-    let mut dw = if needs.weight {
-        vec![0.0f32; co * k]
-    } else {
-        Vec::new()
-    };
-    let mut db = if needs.bias {
-        vec![0.0f32; co]
-    } else {
-        Vec::new()
-    };
+    let GroupSums {
+        weight: mut dw,
+        bias: mut db,
+    } = GroupSums::zeroed(needs, co * k, co);
     let col_len = k * p;
     let lens = [
         if needs.weight { col_len } else { 0 },

@@ -80,13 +80,21 @@ thread_local! {
 /// Runs `f` with burn's stock ops instead of difflab's kernels on this thread (for tests and
 /// benchmarks that compare the two).
 pub fn with_stock_ops<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
+    with_flag(&STOCK, f)
+}
+
+/// Runs `f` with this thread's `flag` set, restoring it afterwards (also when `f` panics).
+pub(crate) fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            STOCK.with(|s| s.set(self.0));
+            self.0.with(|s| s.set(self.1));
         }
     }
-    let _restore = Restore(STOCK.with(|s| s.replace(true)));
+    let _restore = Restore(flag, flag.with(|s| s.replace(true)));
     f()
 }
 
