@@ -1,12 +1,14 @@
 //! Throughput of the raw conv kernels on `f32` slices (no burn tensors), for profiling:
 //! `cargo run -p difflab-kernels --example conv_bench`. Prints GFLOP/s of the forward pass and
 //! of forward + both gradients for the U-Net's 3×3 shapes at batch 64 (median of 5 runs); with
-//! the argument `gemm`, of the gemm path that CPUs without AVX-512 take.
+//! the argument `gemm`, of the gemm path (CPUs without AVX2), with `avx2`, of the direct kernels'
+//! AVX2 build (CPUs without AVX-512).
 
 use std::time::Instant;
 
 use difflab_kernels::conv::{
-    Addends, ConvGeometry, Needs, conv2d_backward, conv2d_forward, with_gemm_kernels,
+    Addends, ConvGeometry, Needs, conv2d_backward, conv2d_forward, with_avx2_kernels,
+    with_gemm_kernels,
 };
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -15,12 +17,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // `conv_bench gemm`: the stride-1 convs on gemm instead of the direct AVX-512 kernels.
-    if std::env::args().nth(1).as_deref() == Some("gemm") {
-        println!("(gemm)");
-        with_gemm_kernels(bench);
-    } else {
-        bench();
+    // `conv_bench gemm`: the stride-1 convs on gemm instead of the direct kernels;
+    // `conv_bench avx2`: the direct kernels' AVX2 build on a CPU with AVX-512.
+    match std::env::args().nth(1).as_deref() {
+        Some("gemm") => {
+            println!("(gemm)");
+            with_gemm_kernels(bench);
+        }
+        Some("avx2") => {
+            println!("(direct, AVX2)");
+            with_avx2_kernels(bench);
+        }
+        _ => bench(),
     }
 }
 

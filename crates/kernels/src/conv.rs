@@ -22,6 +22,7 @@ use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use crate::direct;
+pub use crate::direct::{Isa, with_avx2_kernels};
 
 /// The shapes of one conv2d call (groups = 1, dilation = 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,6 +403,8 @@ fn forward_shifted(
     // columns of y' (each output column depends only on its own input column).
     let cols = pl.wide.next_multiple_of(SIMD_F32);
     let direct = direct_applies(g);
+    let isa = direct.unwrap_or(direct::Isa::Avx2);
+    let direct = direct.is_some();
     // The direct kernels read the padded planes only (plus k_w − 1 and the rounding past the
     // last one); the matmuls read k_w shifted copies of them.
     let xc_len = if direct {
@@ -435,7 +438,7 @@ fn forward_shifted(
                     if direct {
                         pad_image(xi, g, &pl, xc);
                         // y'[o][q] = Σ_{c, k_y, k_x} W[o, c, k_y, k_x] · x'[c][q + k_y·W_p + k_x]
-                        direct::conv_wide(xc, &offs, &wr, co, yp, cols, cols);
+                        direct::conv_wide(isa, xc, &offs, &wr, co, yp, cols, cols);
                     } else {
                         fold_image(xi, g, &pl, xc);
                         // y' (C_out×P') = Σ_{k_y} W_row[k_y] (C_out×k_w·C_in) · x''[k_y] (k_w·C_in×P')
@@ -543,20 +546,20 @@ thread_local! {
     static GEMM_ONLY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` with the stride-1 convs on `gemm` even where the direct AVX-512 kernels would run
-/// (the reference they are tested against, and the path of CPUs without AVX-512).
+/// Runs `f` with the stride-1 convs on `gemm` even where the direct kernels would run (the
+/// reference they are tested against, and the path of CPUs without AVX2).
 pub fn with_gemm_kernels<R>(f: impl FnOnce() -> R) -> R {
     crate::with_flag(&GEMM_ONLY, f)
 }
 
-/// Whether a stride-1 conv of this geometry runs on the direct kernels: on a CPU with AVX-512,
-/// with at least one image per thread (fewer images run on `gemm`, whose matmuls share the
+/// The instruction set a stride-1 conv of this geometry runs the direct kernels with, if it does:
+/// on a CPU with AVX2 + FMA (or AVX-512), with at least one image per thread (fewer images run on `gemm`, whose matmuls share the
 /// threads), and not inside [`with_gemm_kernels`].
-fn direct_applies(g: &ConvGeometry) -> bool {
-    g.stride == [1, 1]
-        && g.batch >= rayon::current_num_threads()
-        && direct::available()
-        && !GEMM_ONLY.with(Cell::get)
+fn direct_applies(g: &ConvGeometry) -> Option<direct::Isa> {
+    if g.stride != [1, 1] || g.batch < rayon::current_num_threads() || GEMM_ONLY.with(Cell::get) {
+        return None;
+    }
+    direct::isa()
 }
 
 /// The weights `[C_out, C_in, k_h, k_w]` as k_h row blocks `[C_out][k_w·C_in]`, (k_x, c) order.
@@ -706,7 +709,7 @@ pub fn conv2d_backward(
     let (per_group, _) = split(g.batch);
     let direct = direct_applies(g);
     // Stride 1 on gemm: the weight gradient comes in [tap][C_in][C_out] order.
-    let shifted = g.stride == [1, 1] && !direct;
+    let shifted = g.stride == [1, 1] && direct.is_none();
     // ∂L/∂x, written by the groups into memory that is not zeroed first: the stride-1 paths
     // write every element, the im2col path zeroes each image before adding into it.
     let dx_len = if needs.x { x.len() } else { 0 };
@@ -717,7 +720,7 @@ pub fn conv2d_backward(
     } else {
         Vec::new()
     };
-    let plan = direct.then(|| DirectBackward::new(w, g, needs, per_group));
+    let plan = direct.map(|isa| DirectBackward::new(isa, w, g, needs, per_group));
     let group = |xs: &[f32], dys: &[f32], dxs: Option<&mut [MaybeUninit<f32>]>| {
         if let Some(plan) = &plan {
             backward_direct_group(xs, plan, dys, dxs, g, needs)
@@ -924,6 +927,8 @@ fn backward_shifted_group(
 /// What the direct backward pass shares between its groups of images: the planes' geometry,
 /// the input gradient's packed weights and the terms' offsets.
 struct DirectBackward {
+    /// The instruction set of the kernels.
+    isa: direct::Isa,
     pl: Plane,
     /// Where dy' starts in its plane: at least (k_h − 1)·W_p + k_w − 1, so that the input
     /// gradient's reads q + k_y·W_p + k_x (flipped taps) never go below the plane, and a whole
@@ -952,7 +957,7 @@ struct DirectBackward {
 }
 
 impl DirectBackward {
-    fn new(w: &[f32], g: &ConvGeometry, needs: Needs, per_group: usize) -> Self {
+    fn new(isa: direct::Isa, w: &[f32], g: &ConvGeometry, needs: Needs, per_group: usize) -> Self {
         let (co, ci) = (g.c_out, g.c_in);
         let [kh, kw] = g.kernel;
         let taps = kh * kw;
@@ -978,6 +983,7 @@ impl DirectBackward {
         offs_dy.iter_mut().for_each(|o| *o += lead - shift);
         let image_bytes = 4 * (x_len + co * dy_plane);
         Self {
+            isa,
             pl,
             lead,
             dy_plane,
@@ -1072,6 +1078,7 @@ fn backward_direct_group(
             }
             if needs.weight {
                 direct::wgrad_wide(
+                    plan.isa,
                     direct::Images {
                         data: &dyc[plan.lead..],
                         stride: dy_len,
@@ -1098,6 +1105,7 @@ fn backward_direct_group(
                         continue;
                     }
                     direct::conv_wide(
+                        plan.isa,
                         &dyc[slot * dy_len + plan.q0..(slot + 1) * dy_len],
                         &plan.offs_dy,
                         &plan.packed_t,
@@ -1274,15 +1282,20 @@ mod tests {
         ]
     }
 
-    /// The direct AVX-512 kernels against the gemm path, on the stride-1 shapes the U-Net uses
-    /// and the edges of their tiles: C_out not a multiple of 8 (20, 1, 3), C_in of 1, a 1×1
-    /// conv, padding 0, odd sizes, uneven thread groups.
+    /// The direct kernels, AVX-512 and AVX2, against the gemm path, on the stride-1 shapes the
+    /// U-Net uses and the edges of their tiles: C_out not a multiple of 8 or 4 (20, 1, 3, 11),
+    /// C_in of 1, a 1×1 conv, padding 0, odd sizes, uneven thread groups.
     #[test]
     fn direct_kernels_match_gemm() {
-        if !direct::available() {
-            eprintln!("no AVX-512 here: the direct kernels are not used");
-            return;
-        }
+        use direct::Isa;
+        let isas = match direct::isa() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => {
+                eprintln!("no AVX2 here: the direct kernels are not used");
+                return;
+            }
+        };
         let cases = [
             // (batch, c_in, hw, c_out, k, pad)
             (4, 16, 28, 16, 3, 1),
@@ -1294,16 +1307,30 @@ mod tests {
             (2, 12, 9, 11, 1, 0),
             (2, 5, 6, 9, 5, 2),
         ];
-        for (batch, ci, hw, co, k, pad) in cases {
-            let g = ConvGeometry::new([batch, ci, hw, hw], [co, ci, k, k], [1, 1], [(pad, pad); 2])
-                .expect("geometry");
-            assert!(direct_applies(&g), "{g:?} should take the direct path");
-            for bias in [true, false] {
-                let fast = run(&g, bias);
-                let reference = with_gemm_kernels(|| run(&g, bias));
-                for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
-                    let e = rel_err(a, b);
-                    assert!(e <= 1e-5, "{g:?} bias {bias}: output {i} differs by {e}");
+        for isa in isas {
+            let on_isa = |f: &dyn Fn() -> [Vec<f32>; 4]| match isa {
+                Isa::Avx512 => f(),
+                Isa::Avx2 => direct::with_avx2_kernels(f),
+            };
+            for (batch, ci, hw, co, k, pad) in cases {
+                let g =
+                    ConvGeometry::new([batch, ci, hw, hw], [co, ci, k, k], [1, 1], [(pad, pad); 2])
+                        .expect("geometry");
+                let taken = match isa {
+                    Isa::Avx512 => direct_applies(&g),
+                    Isa::Avx2 => direct::with_avx2_kernels(|| direct_applies(&g)),
+                };
+                assert_eq!(taken, Some(isa), "{g:?} should take the direct path");
+                for bias in [true, false] {
+                    let fast = on_isa(&|| run(&g, bias));
+                    let reference = with_gemm_kernels(|| run(&g, bias));
+                    for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+                        let e = rel_err(a, b);
+                        assert!(
+                            e <= 1e-5,
+                            "{isa:?} {g:?} bias {bias}: output {i} differs by {e}"
+                        );
+                    }
                 }
             }
         }

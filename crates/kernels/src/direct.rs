@@ -1,5 +1,5 @@
-//! Direct convolution on zero-padded planes with AVX-512 microkernels: no im2col, no shifted
-//! copies and no packing of the image, the approach of oneDNN's direct convs.
+//! Direct convolution on zero-padded planes with SIMD microkernels (AVX-512, or AVX2 + FMA): no
+//! im2col, no shifted copies and no packing of the image, the approach of oneDNN's direct convs.
 //!
 //! A stride-1 conv on planes of width W_p (see `conv::Plane`) is, for each output position q
 //! on the wide grid and each output row o,
@@ -7,30 +7,77 @@
 //!   y[o][q] = Σ_k w[o][k] · x[off_k + q],   k = (c, k_y, k_x),  off_k = c·L + k_y·W_p + k_x
 //!
 //! so each term of the sum is a contiguous, shifted read of the padded input. [`conv_wide`]
-//! computes a tile of 8 output rows × 48 positions in 24 vector registers: per k it loads three
-//! vectors of x and broadcasts eight weights, 24 fused multiply-adds for 11 loads. The input
+//! computes a tile of output rows × vectors of positions in vector registers: with AVX-512 (32
+//! registers) 8 rows × 3 vectors of 16, per k three loads of x, eight broadcasts and 24 fused
+//! multiply-adds; with AVX2 (16 registers) 4 rows × 2 vectors of 8 (4 × 3 left LLVM one register
+//! short: it spilled an accumulator in the inner loop, and ran at half the speed). The input
 //! gradient is the same sum with the weights transposed and flipped, read from dy placed in
-//! padded planes. [`wgrad_wide`] computes the weight gradient, dw[o][k] = Σ_q dy'[o][q] ·
-//! x[off_k + q], a tile of 4 rows × 4 taps summed over q (and over several images) in 16 vector
-//! accumulators, then reduced. (Tiles of 4 × 5 and 4 × 6 were slower: LLVM kept part of their
-//! accumulators on the stack; conv_bench 32→32 fwd+bwd 168-171 and 143 against 172-184 GFLOP/s.)
+//! padded planes. [`wgrad_wide`] computes the weight gradient, dw[o][k] = Σ_q dy'[o][q] · x[off_k + q], a tile
+//! of 4 rows × 4 taps (AVX2: 4 × 2) summed over q (and over several images) in vector
+//! accumulators, then reduced. (AVX-512 tiles of 4 × 5 and 4 × 6 were slower: LLVM kept part of
+//! their accumulators on the stack; conv_bench 32→32 fwd+bwd 168-171 and 143 against 172-184
+//! GFLOP/s.)
 //!
-//! Only x86-64 with AVX-512F has these kernels ([`available`]); elsewhere the conv runs on
-//! `gemm` (conv.rs), which is also their reference in the tests.
+//! The kernels are written once, generic over [`Isa`]'s vector operations, and compiled for each
+//! instruction set behind `#[target_feature]`; [`isa`] picks one at run time. Without AVX2 the
+//! conv runs on `gemm` (conv.rs), which is also their reference in the tests.
 
-/// f32 lanes of one vector.
+use std::cell::Cell;
+
+/// f32 lanes of the widest vector (a position count that is a multiple of this is a whole
+/// number of vectors for every instruction set).
 pub(crate) const LANES: usize = 16;
 /// Output rows of one block of packed weights (the widest tile).
 pub(crate) const ROWS: usize = 8;
 
-/// Whether this CPU runs the direct kernels.
-pub(crate) fn available() -> bool {
+/// The instruction sets the direct kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F: 16 lanes, 32 registers.
+    Avx512,
+    /// AVX2 + FMA: 8 lanes, 16 registers.
+    Avx2,
+}
+
+thread_local! {
+    static AVX2_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the direct kernels on AVX2 even on a CPU with AVX-512 (to test and measure the
+/// path of CPUs without AVX-512).
+pub fn with_avx2_kernels<R>(f: impl FnOnce() -> R) -> R {
+    crate::with_flag(&AVX2_ONLY, f)
+}
+
+/// The instruction set this CPU runs the direct kernels with (on this thread; see
+/// [`with_avx2_kernels`]), or `None` without AVX2 + FMA.
+pub(crate) fn isa() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx512f")
+        if std::is_x86_feature_detected!("avx512f") && !AVX2_ONLY.with(Cell::get) {
+            return Some(Isa::Avx512);
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Some(Isa::Avx2);
+        }
+    }
+    None
+}
+
+/// Whether the CPU has `isa` (a caller's promise checked before any kernel runs).
+fn has(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa {
+            Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        let _ = isa;
         false
     }
 }
@@ -57,8 +104,10 @@ pub(crate) fn pack_rows(rows: usize, k_len: usize, w: impl Fn(usize, usize) -> f
 /// `y[o·y_stride + q] = Σ_k w[o][k] · x[offs[k] + q]` for o in 0..rows and q in 0..cols, with
 /// `w` packed by [`pack_rows`] (same `rows`, `k_len = offs.len()`). `cols` is a whole number of
 /// vectors ([`LANES`]). Panics if a read or write would leave its slice, or if the CPU lacks
-/// AVX-512 ([`available`]).
+/// `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_wide(
+    isa: Isa,
     x: &[f32],
     offs: &[usize],
     w: &[f32],
@@ -67,7 +116,7 @@ pub(crate) fn conv_wide(
     y_stride: usize,
     cols: usize,
 ) {
-    assert!(available(), "direct conv: needs AVX-512F");
+    assert!(has(isa), "direct conv: the CPU lacks {isa:?}");
     assert!(
         cols.is_multiple_of(LANES) && cols > 0 && rows > 0,
         "direct conv: tile shape"
@@ -86,19 +135,17 @@ pub(crate) fn conv_wide(
         "direct conv: output out of range"
     );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (asserted); every read is x[offs[k] + q] with q < cols, every
-    // write y[o·y_stride + q] with o < rows and q < cols, and every weight index below
-    // blocks·k_len·ROWS: all inside the slices by the asserts above.
-    unsafe {
-        avx512::conv_wide(
-            x.as_ptr(),
-            offs,
-            w.as_ptr(),
-            rows,
-            y.as_mut_ptr(),
-            y_stride,
-            cols,
-        );
+    {
+        let (x, w, y) = (x.as_ptr(), w.as_ptr(), y.as_mut_ptr());
+        // SAFETY: the CPU has `isa` (asserted); every read is x[offs[k] + q] with q < cols,
+        // every write y[o·y_stride + q] with o < rows and q < cols, and every weight index below
+        // blocks·k_len·ROWS: all inside the slices by the asserts above.
+        unsafe {
+            match isa {
+                Isa::Avx512 => x86::conv_wide_avx512(x, offs, w, rows, y, y_stride, cols),
+                Isa::Avx2 => x86::conv_wide_avx2(x, offs, w, rows, y, y_stride, cols),
+            }
+        }
     }
 }
 
@@ -115,6 +162,7 @@ pub(crate) struct Images<'a> {
 /// i·stride). `cols` is a whole number of vectors. Panics as [`conv_wide`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn wgrad_wide(
+    isa: Isa,
     dy: Images,
     dy_stride: usize,
     rows: usize,
@@ -125,7 +173,7 @@ pub(crate) fn wgrad_wide(
     dw: &mut [f32],
     dw_stride: usize,
 ) {
-    assert!(available(), "direct conv: needs AVX-512F");
+    assert!(has(isa), "direct conv: the CPU lacks {isa:?}");
     assert!(
         cols.is_multiple_of(LANES) && cols > 0 && rows > 0 && images > 0,
         "direct conv: tile shape"
@@ -144,50 +192,226 @@ pub(crate) fn wgrad_wide(
         "direct conv: weight gradient out of range"
     );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present; every read dy[i·stride + o·dy_stride + q] and
-    // x[i·stride + offs[k] + q] (i < images, q < cols) and every write dw[o·dw_stride + k] stays
-    // inside its slice by the asserts above.
-    unsafe {
-        avx512::wgrad_wide(
-            avx512::Run {
-                ptr: dy.data.as_ptr(),
-                image: dy.stride,
-                row: dy_stride,
-            },
-            rows,
-            avx512::Run {
-                ptr: x.data.as_ptr(),
-                image: x.stride,
-                row: 0,
-            },
-            offs,
-            cols,
-            images,
-            dw.as_mut_ptr(),
-            dw_stride,
-        );
+    {
+        let dy = x86::Run {
+            ptr: dy.data.as_ptr(),
+            image: dy.stride,
+            row: dy_stride,
+        };
+        let x = x86::Run {
+            ptr: x.data.as_ptr(),
+            image: x.stride,
+            row: 0,
+        };
+        let dw = dw.as_mut_ptr();
+        // SAFETY: the CPU has `isa`; every read dy[i·stride + o·dy_stride + q] and
+        // x[i·stride + offs[k] + q] (i < images, q < cols) and every write dw[o·dw_stride + k]
+        // stays inside its slice by the asserts above.
+        unsafe {
+            match isa {
+                Isa::Avx512 => {
+                    x86::wgrad_wide_avx512(dy, rows, x, offs, cols, images, dw, dw_stride);
+                }
+                Isa::Avx2 => x86::wgrad_wide_avx2(dy, rows, x, offs, cols, images, dw, dw_stride),
+            }
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+mod x86 {
     use std::arch::x86_64::{
-        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
-        _mm512_storeu_ps,
+        __m256, __m512, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps,
+        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
+        _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
-    use super::{LANES, ROWS};
+    use super::ROWS;
 
-    /// Vectors of positions per forward tile.
-    const VECS: usize = 3;
-    /// Rows and taps of a weight-gradient tile (then 2 and 1 rows for the last rows).
-    const WG_ROWS: usize = 4;
-    const WG_TAPS: usize = 4;
+    /// The vector operations the kernels use. Every method is `#[inline(always)]` and runs
+    /// only inside a function compiled for its instruction set (the `_avx512` and `_avx2`
+    /// entry points below), where its intrinsics inline.
+    trait Vector: Copy {
+        const LANES: usize;
+        unsafe fn zero() -> Self;
+        unsafe fn load(p: *const f32) -> Self;
+        unsafe fn splat(v: f32) -> Self;
+        /// self·b + c
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+        unsafe fn store(self, p: *mut f32);
+        unsafe fn sum(self) -> f32;
+    }
 
-    /// See `super::conv_wide`. Tiles of 48 positions (fewer at the end) × 8 rows (then 4, 2, 1
-    /// for the last rows); the positions outer, so a tile's input stays in L1 for every block.
+    impl Vector for __m512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: AVX-512F is present wherever this runs (see the trait).
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's bounds.
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: AVX-512F is present wherever this runs (see the trait).
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            // SAFETY: AVX-512F is present wherever this runs (see the trait).
+            unsafe { _mm512_fmadd_ps(self, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller's bounds.
+            unsafe { _mm512_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> f32 {
+            // SAFETY: AVX-512F is present wherever this runs (see the trait).
+            unsafe { _mm512_reduce_add_ps(self) }
+        }
+    }
+
+    impl Vector for __m256 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: AVX is present wherever this runs (see the trait).
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's bounds.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: AVX is present wherever this runs (see the trait).
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            // SAFETY: FMA is present wherever this runs (see the trait).
+            unsafe { _mm256_fmadd_ps(self, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller's bounds.
+            unsafe { _mm256_storeu_ps(p, self) }
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> f32 {
+            // SAFETY: AVX is present wherever this runs (see the trait).
+            unsafe {
+                let s = _mm_add_ps(_mm256_castps256_ps128(self), _mm256_extractf128_ps(self, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+            }
+        }
+    }
+
+    /// One forward tile: R rows × V vectors, y[r][v] = Σ_k w[k·ROWS + r] · x[offs[k] + v·lanes ..].
+    #[inline(always)]
+    unsafe fn tile<T: Vector, const R: usize, const V: usize>(
+        x: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        y: *mut f32,
+        ys: usize,
+    ) {
+        // SAFETY (whole body): the caller's bounds (see `super::conv_wide`).
+        unsafe {
+            let mut acc = [[T::zero(); V]; R];
+            let mut wk = w;
+            for &off in offs {
+                let xp = x.add(off);
+                let mut xv = [T::zero(); V];
+                for (v, xv) in xv.iter_mut().enumerate() {
+                    *xv = T::load(xp.add(v * T::LANES));
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let b = T::splat(*wk.add(r));
+                    for (a, &xv) in acc.iter_mut().zip(&xv) {
+                        *a = b.mul_add(xv, *a);
+                    }
+                }
+                wk = wk.add(ROWS);
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (v, &a) in acc.iter().enumerate() {
+                    a.store(y.add(r * ys + v * T::LANES));
+                }
+            }
+        }
+    }
+
+    /// Calls `tile::<T, R, V>` for the runtime (rows, vectors) among the listed shapes.
+    macro_rules! forward_tiles {
+        ($T:ty, $r:expr, $nv:expr, ($x:expr, $offs:expr, $w:expr, $y:expr, $ys:expr),
+         [$($R:literal),*]) => {
+            match ($r, $nv) {
+                $(
+                    ($R, 3) => tile::<$T, $R, 3>($x, $offs, $w, $y, $ys),
+                    ($R, 2) => tile::<$T, $R, 2>($x, $offs, $w, $y, $ys),
+                    ($R, _) => tile::<$T, $R, 1>($x, $offs, $w, $y, $ys),
+                )*
+                _ => unreachable!("a forward tile shape that is not listed"),
+            }
+        };
+    }
+
+    /// `super::conv_wide` for vectors T: tiles of `max_vecs` vectors of positions (fewer at the
+    /// end) × the widest row count in `row_tiles` (then narrower ones for a block's last rows); the
+    /// positions outer, so a tile's input stays in L1 for every block of rows.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn conv_wide<T: Vector>(
+        x: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        rows: usize,
+        y: *mut f32,
+        ys: usize,
+        cols: usize,
+        (row_tiles, max_vecs): (&[usize], usize),
+        run: impl Fn(usize, usize, *const f32, *const f32, *mut f32),
+    ) {
+        let k_len = offs.len();
+        let vecs = cols / T::LANES;
+        let mut v0 = 0;
+        while v0 < vecs {
+            let nv = max_vecs.min(vecs - v0);
+            let q = v0 * T::LANES;
+            for b in 0..rows.div_ceil(ROWS) {
+                let block_rows = ROWS.min(rows - b * ROWS);
+                // SAFETY: the caller's bounds; each tile's rows r0..r0 + r lie in the block.
+                unsafe {
+                    let wb = w.add(b * k_len * ROWS);
+                    let yb = y.add(b * ROWS * ys + q);
+                    let mut r0 = 0;
+                    while r0 < block_rows {
+                        let r = row_tiles
+                            .iter()
+                            .copied()
+                            .find(|&r| r <= block_rows - r0)
+                            .unwrap_or(1);
+                        run(r, nv, x.add(q), wb.add(r0), yb.add(r0 * ys));
+                        r0 += r;
+                    }
+                }
+            }
+            v0 += nv;
+        }
+    }
+
+    /// See `super::conv_wide`: 8-row tiles of 3 × 16 positions.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn conv_wide(
+    pub(super) unsafe fn conv_wide_avx512(
         x: *const f32,
         offs: &[usize],
         w: *const f32,
@@ -196,80 +420,36 @@ mod avx512 {
         ys: usize,
         cols: usize,
     ) {
-        let k_len = offs.len();
-        let vecs = cols / LANES;
-        let mut v0 = 0;
-        while v0 < vecs {
-            let nv = VECS.min(vecs - v0);
-            let q = v0 * LANES;
-            for b in 0..rows.div_ceil(ROWS) {
-                let block_rows = ROWS.min(rows - b * ROWS);
-                // SAFETY (all calls): the caller's bounds; row offsets r0 + R ≤ block_rows.
-                unsafe {
-                    let wb = w.add(b * k_len * ROWS);
-                    let yb = y.add(b * ROWS * ys + q);
-                    let xq = x.add(q);
-                    let mut r0 = 0;
-                    for r in [8, 4, 2, 1] {
-                        if block_rows - r0 >= r {
-                            let (wr, yr) = (wb.add(r0), yb.add(r0 * ys));
-                            match (r, nv) {
-                                (8, 3) => tile::<8, 3>(xq, offs, wr, yr, ys),
-                                (8, 2) => tile::<8, 2>(xq, offs, wr, yr, ys),
-                                (8, _) => tile::<8, 1>(xq, offs, wr, yr, ys),
-                                (4, 3) => tile::<4, 3>(xq, offs, wr, yr, ys),
-                                (4, 2) => tile::<4, 2>(xq, offs, wr, yr, ys),
-                                (4, _) => tile::<4, 1>(xq, offs, wr, yr, ys),
-                                (2, 3) => tile::<2, 3>(xq, offs, wr, yr, ys),
-                                (2, 2) => tile::<2, 2>(xq, offs, wr, yr, ys),
-                                (2, _) => tile::<2, 1>(xq, offs, wr, yr, ys),
-                                (_, 3) => tile::<1, 3>(xq, offs, wr, yr, ys),
-                                (_, 2) => tile::<1, 2>(xq, offs, wr, yr, ys),
-                                (_, _) => tile::<1, 1>(xq, offs, wr, yr, ys),
-                            }
-                            r0 += r;
-                        }
-                    }
-                }
-            }
-            v0 += nv;
+        // SAFETY: AVX-512F is enabled here; the caller's bounds.
+        unsafe {
+            let tiles = (&[8, 4, 2, 1][..], 3);
+            conv_wide::<__m512>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
+                forward_tiles!(__m512, r, nv, (x, offs, w, y, ys), [8, 4, 2, 1]);
+            });
         }
     }
 
-    /// R rows × V vectors: y[r][v] = Σ_k w[k·ROWS + r] · x[offs[k] + 16v ..].
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn tile<const R: usize, const V: usize>(
+    /// The AVX2 forward tile: rows × vectors of 8 positions.
+    const AVX2_ROWS: usize = 4;
+    const AVX2_VECS: usize = 2;
+
+    /// See `super::conv_wide`: tiles of AVX2_ROWS rows × AVX2_VECS vectors of 8 positions.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn conv_wide_avx2(
         x: *const f32,
         offs: &[usize],
         w: *const f32,
+        rows: usize,
         y: *mut f32,
         ys: usize,
+        cols: usize,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        let mut wk = w;
-        for &off in offs {
-            // SAFETY: the caller's bounds (see `super::conv_wide`).
-            unsafe {
-                let xp = x.add(off);
-                let mut xv = [_mm512_setzero_ps(); V];
-                for (v, xv) in xv.iter_mut().enumerate() {
-                    *xv = _mm512_loadu_ps(xp.add(v * LANES));
-                }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let b = _mm512_set1_ps(*wk.add(r));
-                    for (a, &xv) in acc.iter_mut().zip(&xv) {
-                        *a = _mm512_fmadd_ps(b, xv, *a);
-                    }
-                }
-                wk = wk.add(ROWS);
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, &a) in acc.iter().enumerate() {
-                // SAFETY: the caller's bounds.
-                unsafe { _mm512_storeu_ps(y.add(r * ys + v * LANES), a) };
-            }
+        // SAFETY: AVX2 and FMA are enabled here; the caller's bounds.
+        unsafe {
+            let tiles = (&[AVX2_ROWS, 2, 1][..], AVX2_VECS);
+            conv_wide::<__m256>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
+                forward_tiles!(__m256, r, nv, (x, offs, w, y, ys), [4, 3, 2, 1]);
+            });
         }
     }
 
@@ -282,11 +462,129 @@ mod avx512 {
         pub row: usize,
     }
 
-    /// See `super::wgrad_wide`: tiles of 4 rows × 4 taps (fewer at the edges), each summed over
-    /// all the images before its 16 accumulators are reduced.
+    /// One weight-gradient tile, R rows × J taps: dw[r][j] += Σ_i Σ_q dy[i][r][q] ·
+    /// x[i][offs[j] + q].
+    #[inline(always)]
+    unsafe fn wg_tile<T: Vector, const R: usize, const J: usize>(
+        dy: Run,
+        x: Run,
+        offs: &[usize],
+        cols: usize,
+        images: usize,
+        dw: *mut f32,
+        dws: usize,
+    ) {
+        // SAFETY (whole body): the caller's bounds: each pointer is at image i < images,
+        // position q < cols when it is read.
+        unsafe {
+            let mut acc = [[T::zero(); R]; J];
+            // One loop over (image, position), with the operands' pointers stepped along:
+            // nested loops over images and positions kept only part of the accumulators in
+            // registers.
+            let mut dp = [dy.ptr; R];
+            for (r, p) in dp.iter_mut().enumerate() {
+                *p = dy.ptr.add(r * dy.row);
+            }
+            let mut xp = [x.ptr; J];
+            for (p, &off) in xp.iter_mut().zip(offs) {
+                *p = x.ptr.add(off);
+            }
+            let (mut q, mut i) = (0, 0);
+            loop {
+                let mut d = [T::zero(); R];
+                for (d, p) in d.iter_mut().zip(&mut dp) {
+                    *d = T::load(*p);
+                    *p = p.add(T::LANES);
+                }
+                for (acc, p) in acc.iter_mut().zip(&mut xp) {
+                    let xv = T::load(*p);
+                    *p = p.add(T::LANES);
+                    for (a, &d) in acc.iter_mut().zip(&d) {
+                        *a = d.mul_add(xv, *a);
+                    }
+                }
+                q += T::LANES;
+                if q == cols {
+                    q = 0;
+                    i += 1;
+                    if i == images {
+                        break;
+                    }
+                    // To the same rows and taps of the next image (wrapping pointers: the last
+                    // step may point past the operands, and they are not read there).
+                    for p in &mut dp {
+                        *p = p.wrapping_add(dy.image - cols);
+                    }
+                    for p in &mut xp {
+                        *p = p.wrapping_add(x.image - cols);
+                    }
+                }
+            }
+            for (j, acc) in acc.iter().enumerate() {
+                for (r, &a) in acc.iter().enumerate() {
+                    *dw.add(r * dws + j) += a.sum();
+                }
+            }
+        }
+    }
+
+    /// Calls `wg_tile::<T, R, J>` for the runtime (rows, taps) among the listed ones.
+    macro_rules! wgrad_tiles {
+        ($T:ty, $r:expr, $j:expr, $args:tt, [$($R:literal),*], $js:tt) => {
+            match $r {
+                $( $R => wgrad_tiles!(@taps $T, $R, $j, $args, $js), )*
+                _ => unreachable!("a weight-gradient tile row count that is not listed"),
+            }
+        };
+        (@taps $T:ty, $R:literal, $j:expr,
+         ($d:expr, $x:expr, $t:expr, $c:expr, $n:expr, $o:expr, $s:expr), [$($J:literal),*]) => {
+            match $j {
+                $( $J => wg_tile::<$T, $R, $J>($d, $x, $t, $c, $n, $o, $s), )*
+                _ => unreachable!("a weight-gradient tile tap count that is not listed"),
+            }
+        };
+    }
+
+    /// `super::wgrad_wide` for vectors T: tiles of the widest row count in `row_tiles` ×
+    /// `taps` taps (fewer at the edges), each summed over all the images before its
+    /// accumulators are reduced.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn wgrad_wide(
+        dy: Run,
+        rows: usize,
+        offs: &[usize],
+        dw: *mut f32,
+        dws: usize,
+        row_tiles: &[usize],
+        taps: usize,
+        run: impl Fn(usize, &[usize], Run, *mut f32),
+    ) {
+        let mut o = 0;
+        while o < rows {
+            let nr = row_tiles
+                .iter()
+                .copied()
+                .find(|&r| r <= rows - o)
+                .unwrap_or(1);
+            for (j, t) in offs.chunks(taps).enumerate() {
+                // SAFETY: the caller's bounds; o + nr ≤ rows, j·taps + t.len() ≤ offs.len().
+                unsafe {
+                    let d = Run {
+                        ptr: dy.ptr.add(o * dy.row),
+                        ..dy
+                    };
+                    run(nr, t, d, dw.add(o * dws + j * taps));
+                }
+            }
+            o += nr;
+        }
+    }
+
+    /// See `super::wgrad_wide`: tiles of 4 rows × 4 taps (16 accumulators).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn wgrad_wide(
+    pub(super) unsafe fn wgrad_wide_avx512(
         dy: Run,
         rows: usize,
         x: Run,
@@ -296,47 +594,27 @@ mod avx512 {
         dw: *mut f32,
         dws: usize,
     ) {
-        let mut o = 0;
-        while o < rows {
-            let nr = [WG_ROWS, 2, 1]
-                .into_iter()
-                .find(|&r| rows - o >= r)
-                .unwrap_or(1);
-            for (j, taps) in offs.chunks(WG_TAPS).enumerate() {
-                let k = j * WG_TAPS;
-                // SAFETY (all calls): the caller's bounds; o + nr ≤ rows, k + taps ≤ offs.len().
-                unsafe {
-                    let d = Run {
-                        ptr: dy.ptr.add(o * dy.row),
-                        ..dy
-                    };
-                    let out = dw.add(o * dws + k);
-                    macro_rules! go {
-                        ($r:literal) => {
-                            match taps.len() {
-                                4 => wg_tile::<$r, 4>(d, x, taps, cols, images, out, dws),
-                                3 => wg_tile::<$r, 3>(d, x, taps, cols, images, out, dws),
-                                2 => wg_tile::<$r, 2>(d, x, taps, cols, images, out, dws),
-                                _ => wg_tile::<$r, 1>(d, x, taps, cols, images, out, dws),
-                            }
-                        };
-                    }
-                    match nr {
-                        WG_ROWS => go!(4),
-                        2 => go!(2),
-                        _ => go!(1),
-                    }
-                }
-            }
-            o += nr;
+        // SAFETY: AVX-512F is enabled here; the caller's bounds.
+        unsafe {
+            wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 4, |r, t, d, out| {
+                wgrad_tiles!(
+                    __m512,
+                    r,
+                    t.len(),
+                    (d, x, t, cols, images, out, dws),
+                    [4, 2, 1],
+                    [4, 3, 2, 1]
+                );
+            });
         }
     }
 
-    /// R rows × J taps: dw[r][j] += Σ_i Σ_q dy[i][r][q] · x[i][offs[j] + q].
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn wg_tile<const R: usize, const J: usize>(
+    /// See `super::wgrad_wide`: tiles of 4 rows × 2 taps (8 accumulators of 16 registers).
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn wgrad_wide_avx2(
         dy: Run,
+        rows: usize,
         x: Run,
         offs: &[usize],
         cols: usize,
@@ -344,61 +622,18 @@ mod avx512 {
         dw: *mut f32,
         dws: usize,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); R]; J];
-        // One loop over (image, position), with the operands' pointers stepped along: nested
-        // loops over images and positions kept only part of the accumulators in registers.
-        let mut dp = [dy.ptr; R];
-        for (r, p) in dp.iter_mut().enumerate() {
-            // SAFETY: the caller's bounds.
-            *p = unsafe { dy.ptr.add(r * dy.row) };
-        }
-        let mut xp = [x.ptr; J];
-        for (p, &off) in xp.iter_mut().zip(offs) {
-            // SAFETY: the caller's bounds.
-            *p = unsafe { x.ptr.add(off) };
-        }
-        let (mut q, mut i) = (0, 0);
-        loop {
-            // SAFETY: the caller's bounds: each pointer is at image i < images, position q < cols.
-            unsafe {
-                let mut d = [_mm512_setzero_ps(); R];
-                for (d, p) in d.iter_mut().zip(&mut dp) {
-                    *d = _mm512_loadu_ps(*p);
-                    *p = p.add(LANES);
-                }
-                for (acc, p) in acc.iter_mut().zip(&mut xp) {
-                    let xv = _mm512_loadu_ps(*p);
-                    *p = p.add(LANES);
-                    for (a, &d) in acc.iter_mut().zip(&d) {
-                        *a = _mm512_fmadd_ps(d, xv, *a);
-                    }
-                }
-            }
-            q += LANES;
-            if q == cols {
-                q = 0;
-                i += 1;
-                if i == images {
-                    break;
-                }
-                // To the same rows and taps of the next image (wrapping pointers: the last
-                // step may point past the operands, and they are not read there).
-                for p in &mut dp {
-                    *p = p.wrapping_add(dy.image - cols);
-                }
-                for p in &mut xp {
-                    *p = p.wrapping_add(x.image - cols);
-                }
-            }
-        }
-        for (j, acc) in acc.iter().enumerate() {
-            for (r, &a) in acc.iter().enumerate() {
-                // SAFETY: the caller's bounds.
-                unsafe {
-                    let p = dw.add(r * dws + j);
-                    *p += _mm512_reduce_add_ps(a);
-                }
-            }
+        // SAFETY: AVX2 and FMA are enabled here; the caller's bounds.
+        unsafe {
+            wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 2, |r, t, d, out| {
+                wgrad_tiles!(
+                    __m256,
+                    r,
+                    t.len(),
+                    (d, x, t, cols, images, out, dws),
+                    [4, 2, 1],
+                    [2, 1]
+                );
+            });
         }
     }
 }
