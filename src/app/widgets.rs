@@ -100,7 +100,11 @@ const BUSY_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 pub fn busy_ui(ui: &mut Ui) {
     let ticks = (ui.input(|i| i.time) / BUSY_TICK.as_secs_f64()) as usize;
     let dots = ["·  ", "·· ", "···", " ··"][ticks % 4];
-    ui.label(RichText::new(format!("working {dots}")).small().monospace())
-        .on_hover_text("A job is running");
+    ui.label(
+        RichText::new(format!("working {dots}"))
+            .small()
+            .family(egui::FontFamily::Monospace),
+    )
+    .on_hover_text("A job is running");
     ui.ctx().request_repaint_after(BUSY_TICK);
 }
