@@ -403,18 +403,16 @@ fn forward_shifted(
     // columns of y' (each output column depends only on its own input column).
     let cols = pl.wide.next_multiple_of(SIMD_F32);
     let direct = direct_applies(g);
-    let isa = direct.unwrap_or(direct::Isa::Avx2);
-    let direct = direct.is_some();
     // The direct kernels read the padded planes only (plus k_w − 1 and the rounding past the
     // last one); the matmuls read k_w shifted copies of them.
-    let xc_len = if direct {
+    let xc_len = if direct.is_some() {
         ci * pl.len() + kw + (cols - pl.wide)
     } else {
         fold * pl.len() + (cols - pl.wide)
     };
     // The direct kernels' packed weights and each term's offset in the planes; or
     // W_row[k_y] (C_out × k_w·C_in), rows of the folded weights, for the matmuls.
-    let (wr, offs) = if direct {
+    let (wr, offs) = if direct.is_some() {
         let k = g.k();
         let packed = direct::pack_rows(co, k, |o, kk| w[o * k + kk]);
         (packed, tap_offsets(ci, pl.len(), g.kernel, pl.wp))
@@ -435,7 +433,7 @@ fn forward_shifted(
                     .enumerate()
                 {
                     let n = group * per_group + j;
-                    if direct {
+                    if let Some(isa) = direct {
                         pad_image(xi, g, &pl, xc);
                         // y'[o][q] = Σ_{c, k_y, k_x} W[o, c, k_y, k_x] · x'[c][q + k_y·W_p + k_x]
                         direct::conv_wide(isa, xc, &offs, &wr, co, yp, cols, cols);
