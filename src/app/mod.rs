@@ -65,6 +65,7 @@ pub use settings::{
     restore_settings,
 };
 pub use shown::Shown;
+pub use thread::RepaintPace;
 pub use thread::{Job, WorkerThread};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use window::{native_options, run, wgpu_setup};
@@ -123,6 +124,8 @@ pub struct DiffLabApp {
     toy: toy_job::ToyWorker,
     next_id: u64,
     render: Option<RenderState>,
+    /// How often a run repaints the window (slower on a software renderer).
+    pace: RepaintPace,
     /// Where the work runs, for the status line.
     pub compute_label: String,
     /// Whether pictures are written on the GPU.
@@ -151,10 +154,11 @@ impl DiffLabApp {
         let (compute, note) = window::choose_compute(settings.device, render.as_ref());
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
+        let pace = window::repaint_pace(render.as_ref());
         let sampler =
-            sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone())?;
-        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone())?;
-        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone())?;
+            sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), pace)?;
+        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone(), pace)?;
+        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone(), pace)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         install_fonts(&cc.egui_ctx);
         let lessons = LessonsPanel::new(settings.lessons.lang());
@@ -173,12 +177,18 @@ impl DiffLabApp {
             toy,
             next_id: 1,
             render,
+            pace,
             compute_label,
             gpu_display,
             banner: recovered.or(note),
             notice: None,
             pending: None,
         })
+    }
+
+    /// How often a run repaints the window: slower when a software renderer draws it.
+    pub fn repaint_pace(&self) -> RepaintPace {
+        self.pace
     }
 
     /// Whether the worker has queued or running work (tests wait on this).
@@ -372,7 +382,7 @@ impl DiffLabApp {
             }
             if self.is_busy() {
                 ui.separator();
-                widgets::busy_ui(ui);
+                widgets::busy_ui(ui, self.pace.every());
             }
             if let Some((done, total)) = self.export_progress {
                 ui.separator();

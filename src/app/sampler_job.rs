@@ -6,7 +6,7 @@ use super::sampler::{
     GifFrame, GuidanceSettings, InterpSpec, LabelPick, ModelSpec, RunSpec, SamplerChoice,
     SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, final_frame, frame_of,
 };
-use super::thread::{Job, WorkerThread};
+use super::thread::{Job, RepaintPace, WorkerThread};
 use crate::data::gif::save_gif;
 use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::data::mnist::{Mnist, SIDE};
@@ -29,7 +29,11 @@ use std::time::Instant;
 pub type SamplerWorker = WorkerThread<SamplerJob>;
 
 /// Starts "difflab-sampler" on `device`.
-pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<SamplerWorker> {
+pub fn spawn_sampler_worker(
+    device: Device,
+    ctx: egui::Context,
+    pace: RepaintPace,
+) -> Result<SamplerWorker> {
     WorkerThread::spawn(
         "difflab-sampler",
         SamplerJob {
@@ -39,6 +43,7 @@ pub fn spawn_sampler_worker(device: Device, ctx: egui::Context) -> Result<Sample
             unet: None,
         },
         ctx,
+        pace,
     )
 }
 

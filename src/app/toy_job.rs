@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 
 use super::sampler::{SamplerChoice, SamplerSettings};
-use super::thread::{Job, WorkerThread};
+use super::thread::{Job, RepaintPace, WorkerThread};
 use crate::diffusion::{NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::model::toy_mlp::{ToyMlp, ToyMlpConfig};
@@ -120,7 +120,11 @@ pub enum ToyEvent {
 pub type ToyWorker = WorkerThread<ToyJob>;
 
 /// Starts "difflab-toy".
-pub fn spawn_toy_worker(device: Device, ctx: egui::Context) -> Result<ToyWorker> {
+pub fn spawn_toy_worker(
+    device: Device,
+    ctx: egui::Context,
+    pace: RepaintPace,
+) -> Result<ToyWorker> {
     WorkerThread::spawn(
         "difflab-toy",
         ToyJob {
@@ -128,6 +132,7 @@ pub fn spawn_toy_worker(device: Device, ctx: egui::Context) -> Result<ToyWorker>
             trainer: None,
         },
         ctx,
+        pace,
     )
 }
 

@@ -90,15 +90,12 @@ pub fn framed_image_ui(ui: &mut Ui, shown: &Shown, side: f32, highlighted: bool)
         .inner
 }
 
-/// How often the busy indicator moves.
-const BUSY_TICK: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// A "working" indicator for the status bar that moves four times a second. (egui's spinner
-/// asks for a repaint every frame: the whole window redrawn as fast as it can be, which on a
-/// software renderer took more of the CPU than the run it was showing, and made a guided
-/// DDIM-50 run in the app take twice as long as in the CLI.)
-pub fn busy_ui(ui: &mut Ui) {
-    let ticks = (ui.input(|i| i.time) / BUSY_TICK.as_secs_f64()) as usize;
+/// A "working" indicator for the status bar that moves once per `tick` (the pace at which a
+/// run repaints the window). egui's spinner asks for a repaint every frame: the whole window
+/// redrawn as fast as it can be, which on a software renderer took more of the CPU than the run
+/// it was showing, and made a guided DDIM-50 run in the app take twice as long as in the CLI.
+pub fn busy_ui(ui: &mut Ui, tick: std::time::Duration) {
+    let ticks = (ui.input(|i| i.time) / tick.as_secs_f64()) as usize;
     let dots = ["·  ", "·· ", "···", " ··"][ticks % 4];
     ui.label(
         RichText::new(format!("working {dots}"))
@@ -106,5 +103,5 @@ pub fn busy_ui(ui: &mut Ui) {
             .family(egui::FontFamily::Monospace),
     )
     .on_hover_text("A job is running");
-    ui.ctx().request_repaint_after(BUSY_TICK);
+    ui.ctx().request_repaint_after(tick);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use eframe::egui_wgpu::{self, RenderState};
 
+use super::thread::RepaintPace;
 use super::{AppOptions, Compute, DiffLabApp, Display, TITLE};
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
@@ -60,6 +61,15 @@ pub(super) fn choose_compute(
             None,
         ),
         Err(e) => flex(Some(format!("{e}; computing on flex instead"))),
+    }
+}
+
+/// How often a run may repaint the window: a software renderer (a CPU-type adapter, or none)
+/// draws on the CPU that the run needs.
+pub(super) fn repaint_pace(render: Option<&RenderState>) -> RepaintPace {
+    match render.map(|rs| rs.adapter.get_info().device_type) {
+        Some(t) if t != egui_wgpu::wgpu::DeviceType::Cpu => RepaintPace::Hardware,
+        _ => RepaintPace::Software,
     }
 }
 

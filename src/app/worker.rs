@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::gpu::TensorToTexture;
 use crate::tensor_util::{sum_rows, tensor4, to_vec};
 
-use super::thread::{Job, WorkerThread};
+use super::thread::{Job, RepaintPace, WorkerThread};
 
 /// Where pictures are made: egui `ColorImage`s from CPU values, or wgpu textures written on the
 /// GPU from the tensor's buffer.
@@ -120,7 +120,11 @@ pub enum Event {
 pub type Worker = WorkerThread<ForwardJob>;
 
 /// Starts the forward panel's worker.
-pub fn spawn_forward_worker(compute: Compute, ctx: egui::Context) -> Result<Worker> {
+pub fn spawn_forward_worker(
+    compute: Compute,
+    ctx: egui::Context,
+    pace: RepaintPace,
+) -> Result<Worker> {
     WorkerThread::spawn(
         "difflab-worker",
         ForwardJob {
@@ -128,6 +132,7 @@ pub fn spawn_forward_worker(compute: Compute, ctx: egui::Context) -> Result<Work
             cache: Cache::default(),
         },
         ctx,
+        pace,
     )
 }
 

@@ -5,7 +5,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::wgpu::wgpu;
-use difflab::app::{AppOptions, DiffLabApp, ToyModel, wgpu_setup};
+use difflab::app::{AppOptions, DiffLabApp, RepaintPace, ToyModel, wgpu_setup};
 use difflab::data::image_io::{ValueRange, chw_to_rgb};
 use difflab::device::DeviceChoice;
 use difflab::diffusion::noise::gaussian;
@@ -140,6 +140,8 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     settle(&mut h, 30);
     assert!(h.state().gpu_display, "{}", h.state().compute_label);
     assert!(h.state().compute_label.contains("shared with egui"));
+    // lavapipe draws the window on the CPU, so a run repaints it twice a second, not ten times.
+    assert_eq!(h.state().repaint_pace(), RepaintPace::Software);
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(400.0);
     settle(&mut h, 30);
