@@ -65,8 +65,7 @@ pub use settings::{
     restore_settings,
 };
 pub use shown::Shown;
-pub use thread::RepaintPace;
-pub use thread::{Job, WorkerThread};
+pub use thread::{Job, RepaintPace, WorkerThread};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use window::{native_options, run, wgpu_setup};
 pub use worker::{

@@ -17,11 +17,12 @@ pub enum RepaintPace {
     /// A GPU draws the window: a repaint costs the run nothing, so ten a second.
     Hardware,
     /// A software renderer (lavapipe, on a machine without a usable GPU) draws it on the CPU
-    /// the run computes on: 90–180 ms of CPU per repaint of the whole window on the 2-core
-    /// machines this was measured on, so ten a second took more than a core from the run.
-    /// Twice a second still shows a run moving (and every step can be scrubbed afterwards):
-    /// a guided DDIM-50 of 16 digits took 3.4–3.8 s in the app at this pace, against 3.9–5.0 s
-    /// at four a second, 4.0–6.3 s at ten, and 1.9 s in the CLI (README, "The shipped U-Net").
+    /// the run computes on: about 90 ms of CPU per repaint of the whole window on a 2-core
+    /// Zen 4, an estimated 150–200 ms on a 2-core first-generation Zen, so ten a second took
+    /// more than a core from the run. Twice a second still shows a run moving (and every step
+    /// can be scrubbed afterwards): on the Zen 1, a guided DDIM-50 of 16 digits took 3.4–3.8 s
+    /// in the app at this pace, against 3.9–5.0 s at four a second, 4.0–6.3 s at ten, and
+    /// 2.05 s in the CLI (README, "The shipped U-Net").
     Software,
 }
 

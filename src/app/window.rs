@@ -44,8 +44,7 @@ pub(super) fn choose_compute(
         };
     };
     let info = rs.adapter.get_info();
-    let is_gpu = !matches!(info.device_type, egui_wgpu::wgpu::DeviceType::Cpu);
-    if choice == DeviceChoice::Auto && !is_gpu {
+    if choice == DeviceChoice::Auto && !draws_on_gpu(rs) {
         return flex(None);
     }
     match share_with_burn(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
@@ -67,10 +66,19 @@ pub(super) fn choose_compute(
 /// How often a run may repaint the window: a software renderer (a CPU-type adapter, or none)
 /// draws on the CPU that the run needs.
 pub(super) fn repaint_pace(render: Option<&RenderState>) -> RepaintPace {
-    match render.map(|rs| rs.adapter.get_info().device_type) {
-        Some(t) if t != egui_wgpu::wgpu::DeviceType::Cpu => RepaintPace::Hardware,
-        _ => RepaintPace::Software,
+    if render.is_some_and(draws_on_gpu) {
+        RepaintPace::Hardware
+    } else {
+        RepaintPace::Software
     }
+}
+
+/// Whether eframe's adapter is a GPU, not a CPU-type one (lavapipe).
+fn draws_on_gpu(rs: &RenderState) -> bool {
+    !matches!(
+        rs.adapter.get_info().device_type,
+        egui_wgpu::wgpu::DeviceType::Cpu
+    )
 }
 
 /// How eframe (or a test harness) creates its wgpu device: with the adapter's own features
