@@ -6,7 +6,13 @@
 //! the frame that set t to the frame that shows x_t at that t; values the worker skipped because
 //! a newer t was already asked for are counted separately). Target: p99 frame time < 33 ms.
 //!
-//! Run: `cargo bench --bench frame_time`
+//! `--gpu`: the window as on a machine with a GPU instead: egui_kittest's wgpu renderer on the
+//! best adapter (not lavapipe when there is a real GPU), the app on the device it shares with
+//! burn (DeviceChoice::Auto, as `difflab gui` picks), and each frame also drawn by wgpu and read
+//! back (`Harness::render`); the draw is timed separately. The read-back of the 1280×900 frame
+//! is included in the draw time, so it is an upper bound of what presenting it costs.
+//!
+//! Run: `cargo bench --bench frame_time` or `cargo bench --bench frame_time -- --gpu`
 
 // Tests and benchmarks: an unwrap that fails is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -15,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use difflab::app::DiffLabApp;
+use difflab::app::{AppOptions, DiffLabApp, wgpu_setup};
+use difflab::device::DeviceChoice;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -55,7 +62,26 @@ fn main() {
     .save(&path)
     .expect("write test image");
 
-    let mut h = app_helpers::cpu_harness();
+    let gpu = std::env::args().any(|a| a == "--gpu");
+    let mut h = if gpu {
+        Harness::builder()
+            .with_size([1280.0, 900.0])
+            .with_max_steps(u64::MAX)
+            .wgpu_setup(wgpu_setup(false))
+            .build_eframe(|cc| {
+                DiffLabApp::new(
+                    cc,
+                    AppOptions {
+                        device: Some(DeviceChoice::Auto),
+                        fresh: true,
+                        state_file: None,
+                    },
+                )
+                .expect("the app starts")
+            })
+    } else {
+        app_helpers::cpu_harness()
+    };
     h.state_mut().settings.forward.working_size = 512;
     h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
     settle(&mut h, 120);
@@ -67,6 +93,18 @@ fn main() {
     println!("device: {}", h.state().compute_label);
 
     let mut frame_ms = Vec::new();
+    let mut draw_ms = Vec::new();
+    // One frame: the UI pass, and with --gpu the wgpu draw of it (timed apart).
+    let mut frame = |h: &mut Harness<'_, DiffLabApp>, frame_ms: &mut Vec<f64>| {
+        let started = Instant::now();
+        h.step();
+        frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        if gpu {
+            let started = Instant::now();
+            h.render().expect("render the frame");
+            draw_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    };
     let mut latency_ms = Vec::new();
     let mut asked: HashMap<usize, Instant> = HashMap::new();
     let mut last_shown = h.state().forward.shown_t;
@@ -87,18 +125,14 @@ fn main() {
         h.get_by_role_and_label(Role::Slider, "t")
             .set_value_accesskit(t as f64);
         asked.insert(t, Instant::now());
-        let started = Instant::now();
-        h.step();
-        frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        frame(&mut h, &mut frame_ms);
         note(&h, &asked, &mut last_shown);
         // About 60 frames per second of scrubbing.
         std::thread::sleep(Duration::from_millis(16));
     }
     // Let the last updates arrive; keep timing frames while the worker finishes.
     while h.state().is_busy() {
-        let started = Instant::now();
-        h.step();
-        frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        frame(&mut h, &mut frame_ms);
         note(&h, &asked, &mut last_shown);
         std::thread::sleep(Duration::from_millis(16));
     }
@@ -106,6 +140,16 @@ fn main() {
     note(&h, &asked, &mut last_shown);
 
     let shown = latency_ms.len();
+    if gpu {
+        let (d50, d99) = (
+            percentile(&mut draw_ms, 0.5),
+            percentile(&mut draw_ms, 0.99),
+        );
+        println!(
+            "wgpu draw + read-back of each frame: median {d50:7.2} ms   p99 {d99:7.2} ms over {} frames",
+            draw_ms.len()
+        );
+    }
     let (f50, f99) = (
         percentile(&mut frame_ms, 0.5),
         percentile(&mut frame_ms, 0.99),

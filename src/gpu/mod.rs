@@ -6,4 +6,6 @@
 
 mod tensor_texture;
 
-pub use tensor_texture::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+pub use tensor_texture::{
+    TensorToTexture, burn_friendly_device_descriptor, share_with_burn, shared_device_features,
+};

@@ -14,11 +14,25 @@ const SHADER: &str = include_str!("../../shaders/tensor_to_rgba.wgsl");
 pub fn burn_friendly_device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'static> {
     wgpu::DeviceDescriptor {
         label: Some("difflab shared device"),
-        required_features: adapter.features() - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS,
+        required_features: shared_device_features(adapter.features()),
         required_limits: adapter.limits(),
         memory_hints: wgpu::MemoryHints::MemoryUsage,
         ..Default::default()
     }
+}
+
+/// The features the shared device asks for, out of the adapter's: all of them (cubecl's WGSL
+/// compiler picks f16, int64, subgroups and atomics from the adapter's list), except
+/// - `MAPPABLE_PRIMARY_BUFFERS`, which makes every buffer mappable and slow on discrete GPUs
+///   (cubecl leaves it out of its own devices too), and
+/// - wgpu's experimental features (mesh shaders, ray tracing, cooperative matrices): asking for
+///   one without `ExperimentalFeatures::enabled()` fails the device's creation, and so the app's
+///   start, on every GPU whose driver offers them (an NVIDIA H200 did); nothing difflab or
+///   cubecl's WGSL path runs uses them.
+pub fn shared_device_features(adapter_features: wgpu::Features) -> wgpu::Features {
+    adapter_features
+        - wgpu::Features::MAPPABLE_PRIMARY_BUFFERS
+        - wgpu::Features::all_experimental_mask()
 }
 
 /// Registers an existing wgpu device (eframe's) with burn and returns the burn device that

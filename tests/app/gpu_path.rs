@@ -9,7 +9,9 @@ use difflab::app::{AppOptions, DiffLabApp, RepaintPace, ToyModel, wgpu_setup};
 use difflab::data::image_io::{ValueRange, chw_to_rgb};
 use difflab::device::DeviceChoice;
 use difflab::diffusion::noise::gaussian;
-use difflab::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+use difflab::gpu::{
+    TensorToTexture, burn_friendly_device_descriptor, share_with_burn, shared_device_features,
+};
 use difflab::tensor_util::{tensor4, to_vec};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -57,6 +59,32 @@ fn assert_close(gpu: &[u8], cpu: &[u8], what: &str) {
         .max()
         .unwrap_or(0);
     assert!(worst <= 1, "{what}: a pixel differs by {worst}/255");
+}
+
+/// The shared device must not ask for wgpu's experimental features: without
+/// `ExperimentalFeatures::enabled()` that fails the device's creation, which on an NVIDIA H200
+/// (Vulkan, driver 580: mesh shaders, cooperative matrices, ray tracing pipelines offered)
+/// stopped the app before its first frame. lavapipe offers none, so only this catches it.
+#[test]
+fn the_shared_device_asks_for_every_feature_but_the_experimental_ones() {
+    use wgpu::Features as F;
+    let offered = F::SHADER_F16
+        | F::SHADER_INT64
+        | F::SUBGROUP
+        | F::MAPPABLE_PRIMARY_BUFFERS
+        | F::EXPERIMENTAL_MESH_SHADER
+        | F::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | F::EXPERIMENTAL_RAY_TRACING_PIPELINES;
+    assert_eq!(
+        shared_device_features(offered),
+        F::SHADER_F16 | F::SHADER_INT64 | F::SUBGROUP
+    );
+    let from_all = shared_device_features(F::all());
+    assert!(!from_all.intersects(F::all_experimental_mask()));
+    assert_eq!(
+        from_all,
+        F::all() - F::all_experimental_mask() - F::MAPPABLE_PRIMARY_BUFFERS
+    );
 }
 
 #[test]
