@@ -75,6 +75,7 @@ fn main() {
                         device: Some(DeviceChoice::Auto),
                         fresh: true,
                         state_file: None,
+                        gpu_refused: None,
                     },
                 )
                 .expect("the app starts")

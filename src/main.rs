@@ -100,6 +100,7 @@ fn main() {
             device,
             fresh,
             state_file: None,
+            gpu_refused: None,
         }),
         Launch::Command { device, command } => run(device, *command),
     };

@@ -87,6 +87,10 @@ pub struct AppOptions {
     /// Where the persisted state lives (`None`: where eframe keeps it for this app). Tests
     /// point it at a file of their own.
     pub state_file: Option<PathBuf>,
+    /// Set when the GPU refused the device difflab shares with burn and the window was opened
+    /// on egui's own device instead (the reason): the app then computes on flex and says so.
+    /// The saved device choice is left as it was, so a fixed driver gets the GPU path back.
+    pub gpu_refused: Option<String>,
 }
 
 impl AppOptions {
@@ -150,7 +154,16 @@ impl DiffLabApp {
             settings.device = d;
         }
         let render = cc.wgpu_render_state.clone();
-        let (compute, note) = window::choose_compute(settings.device, render.as_ref());
+        let (compute, note) = match &options.gpu_refused {
+            Some(why) => (
+                window::choose_compute(DeviceChoice::Cpu, None).0,
+                Some(format!(
+                    "The GPU refused the device difflab shares with its renderer ({why}); \
+                     computing on the CPU."
+                )),
+            ),
+            None => window::choose_compute(settings.device, render.as_ref()),
+        };
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
         let pace = window::repaint_pace(render.as_ref());

@@ -128,12 +128,36 @@ pub fn native_options() -> eframe::NativeOptions {
 
 /// Opens the window.
 pub fn run(options: AppOptions) -> crate::Result<()> {
-    let mut native = native_options();
+    let result = match open_window(native_options(), options.clone()) {
+        // The GPU refused the device burn and egui share (a driver that rejects a feature or a
+        // limit it advertised): open the window once more on egui's own, plainer device, and
+        // compute on the CPU, rather than not start at all.
+        Err(eframe::Error::Wgpu(e)) => {
+            let why = e.to_string();
+            eprintln!(
+                "difflab: the GPU refused the shared device ({why}); opening the window on \
+                 egui's own device, computing on the CPU"
+            );
+            let mut native = native_options();
+            native.wgpu_options = egui_wgpu::WgpuConfiguration::default();
+            open_window(
+                native,
+                AppOptions {
+                    gpu_refused: Some(why),
+                    ..options
+                },
+            )
+        }
+        other => other,
+    };
+    result.map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))
+}
+
+fn open_window(mut native: eframe::NativeOptions, options: AppOptions) -> eframe::Result {
     native.persistence_path = options.state_file();
     eframe::run_native(
         TITLE,
         native,
         Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
     )
-    .map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))
 }

@@ -250,6 +250,7 @@ fn harness_on_state(state_file: std::path::PathBuf) -> Harness<'static, DiffLabA
                     device: Some(DeviceChoice::Cpu),
                     fresh: false,
                     state_file: Some(state_file.clone()),
+                    gpu_refused: None,
                 },
             )
             .expect("app")

@@ -87,6 +87,55 @@ fn the_shared_device_asks_for_every_feature_but_the_experimental_ones() {
     );
 }
 
+/// When the GPU refuses the shared device, `app::run` opens the window again on egui's own
+/// device and says why: the app then computes on flex even if the saved choice is wgpu, shows
+/// the reason, and keeps that saved choice for the next start.
+#[test]
+fn a_refused_shared_device_leaves_a_working_app_on_the_cpu() {
+    if skip() {
+        return;
+    }
+    let mut h = Harness::builder()
+        .with_size([1280.0, 860.0])
+        .wgpu_setup(egui_kittest::wgpu::default_wgpu_setup())
+        .build_eframe(|cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Wgpu),
+                    fresh: true,
+                    state_file: None,
+                    gpu_refused: Some("RequestDeviceError: feature refused".into()),
+                },
+            )
+            .expect("app")
+        });
+    settle(&mut h, 30);
+    let app = h.state();
+    assert!(
+        app.compute_label.starts_with("flex (CPU)"),
+        "{}",
+        app.compute_label
+    );
+    assert!(!app.gpu_display);
+    assert_eq!(
+        app.settings.device,
+        DeviceChoice::Wgpu,
+        "the saved choice is kept"
+    );
+    let banner = app.banner.clone().unwrap_or_default();
+    assert!(
+        banner.contains("refused") && banner.contains("feature refused"),
+        "{banner}"
+    );
+    // And it works: the forward process shows x_t at a new t.
+    h.get_by_role_and_label(Role::Slider, "t")
+        .set_value_accesskit(600.0);
+    settle(&mut h, 30);
+    assert_eq!(h.state().forward.shown_t, Some(600));
+    assert!(h.get_all_by_label_contains("GPU refused").next().is_some());
+}
+
 #[test]
 fn shader_texture_equals_cpu_pixels_for_any_layout() {
     let Some((device, queue, burn)) = shared_device() else {
@@ -153,6 +202,7 @@ fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
                     device: Some(device),
                     fresh: true,
                     state_file: None,
+                    gpu_refused: None,
                 },
             )
             .expect("app")

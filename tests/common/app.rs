@@ -24,6 +24,7 @@ pub fn cpu_app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
             device: Some(DeviceChoice::Cpu),
             fresh: true,
             state_file: None,
+            gpu_refused: None,
         },
     )
     .expect("the app starts")
