@@ -32,8 +32,6 @@ mod widgets;
 mod window;
 mod worker;
 
-use std::path::PathBuf;
-
 use eframe::egui_wgpu::RenderState;
 use egui::{Color32, RichText, Ui};
 
@@ -67,7 +65,7 @@ pub use settings::{
 pub use shown::Shown;
 pub use thread::{Job, RepaintPace, WorkerThread};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
-pub use window::{native_options, run, wgpu_setup};
+pub use window::{AppOptions, native_options, run, wgpu_setup};
 pub use worker::{
     Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
 };
@@ -76,31 +74,6 @@ use crate::device::DeviceChoice;
 
 /// The window title.
 pub const TITLE: &str = "difflab: Diffusion Lab";
-
-/// How the app was started.
-#[derive(Clone, Debug, Default)]
-pub struct AppOptions {
-    /// Overrides the saved device choice (`--device`).
-    pub device: Option<DeviceChoice>,
-    /// Ignore saved settings.
-    pub fresh: bool,
-    /// Where the persisted state lives (`None`: where eframe keeps it for this app). Tests
-    /// point it at a file of their own.
-    pub state_file: Option<PathBuf>,
-    /// Set when the GPU refused the device difflab shares with burn and the window was opened
-    /// on egui's own device instead (the reason): the app then computes on flex and says so.
-    /// The saved device choice is left as it was, so a fixed driver gets the GPU path back.
-    pub gpu_refused: Option<String>,
-}
-
-impl AppOptions {
-    /// The state file: the one given, or eframe's for this app id.
-    pub fn state_file(&self) -> Option<PathBuf> {
-        self.state_file
-            .clone()
-            .or_else(|| settings::default_state_file(TITLE))
-    }
-}
 
 /// The app.
 pub struct DiffLabApp {

@@ -1,14 +1,40 @@
 //! The window: where the app computes (a GPU shared with eframe, or flex), eframe's wgpu setup
 //! and options, and opening it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use eframe::egui_wgpu::{self, RenderState};
 
 use super::thread::RepaintPace;
-use super::{AppOptions, Compute, DiffLabApp, Display, TITLE};
+use super::{Compute, DiffLabApp, Display, TITLE, settings};
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
+
+/// How the app was started.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    /// Overrides the saved device choice (`--device`).
+    pub device: Option<DeviceChoice>,
+    /// Ignore saved settings.
+    pub fresh: bool,
+    /// Where the persisted state lives (`None`: where eframe keeps it for this app). Tests
+    /// point it at a file of their own.
+    pub state_file: Option<PathBuf>,
+    /// Set when the GPU refused the device difflab shares with burn and the window was opened
+    /// on egui's own device instead (the reason): the app then computes on flex and says so.
+    /// The saved device choice is left as it was, so a fixed driver gets the GPU path back.
+    pub gpu_refused: Option<String>,
+}
+
+impl AppOptions {
+    /// The state file: the one given, or eframe's for this app id.
+    pub fn state_file(&self) -> Option<PathBuf> {
+        self.state_file
+            .clone()
+            .or_else(|| settings::default_state_file(TITLE))
+    }
+}
 
 /// Chooses where to compute, given eframe's wgpu state (if any).
 pub(super) fn choose_compute(
