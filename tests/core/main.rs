@@ -18,5 +18,6 @@ mod golden;
 mod guidance;
 mod hardening;
 mod kernels;
+mod layout;
 mod toy2d;
 mod unet;
