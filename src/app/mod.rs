@@ -145,6 +145,7 @@ impl DiffLabApp {
         let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone(), pace)?;
         let worker = spawn_forward_worker(compute, cc.egui_ctx.clone(), pace)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
+        window::pace_style(&cc.egui_ctx, pace);
         install_fonts(&cc.egui_ctx);
         let lessons = LessonsPanel::new(settings.lessons.lang());
         Ok(Self {

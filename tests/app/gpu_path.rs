@@ -220,6 +220,12 @@ fn the_app_computes_on_the_shared_device_and_shows_gpu_textures() {
     assert!(h.state().compute_label.contains("shared with egui"));
     // lavapipe draws the window on the CPU, so a run repaints it twice a second, not ten times.
     assert_eq!(h.state().repaint_pace(), RepaintPace::Software);
+    // And hovers cost fewer frames there: no animations, no tooltip delay.
+    let style = h.ctx.global_style();
+    assert_eq!(
+        (style.animation_time, style.interaction.tooltip_delay),
+        (0.0, 0.0)
+    );
     h.get_by_role_and_label(Role::Slider, "t")
         .set_value_accesskit(400.0);
     settle(&mut h, 30);
