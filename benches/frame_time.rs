@@ -39,6 +39,11 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The median and the 99th percentile.
+fn median_p99(v: &mut [f64]) -> (f64, f64) {
+    (percentile(v, 0.5), percentile(v, 0.99))
+}
+
 fn main() {
     // As the app binary does.
     difflab::platform::keep_freed_memory();
@@ -142,23 +147,14 @@ fn main() {
 
     let shown = latency_ms.len();
     if gpu {
-        let (d50, d99) = (
-            percentile(&mut draw_ms, 0.5),
-            percentile(&mut draw_ms, 0.99),
-        );
+        let (d50, d99) = median_p99(&mut draw_ms);
         println!(
             "wgpu draw + read-back of each frame: median {d50:7.2} ms   p99 {d99:7.2} ms over {} frames",
             draw_ms.len()
         );
     }
-    let (f50, f99) = (
-        percentile(&mut frame_ms, 0.5),
-        percentile(&mut frame_ms, 0.99),
-    );
-    let (l50, l99) = (
-        percentile(&mut latency_ms, 0.5),
-        percentile(&mut latency_ms, 0.99),
-    );
+    let (f50, f99) = median_p99(&mut frame_ms);
+    let (l50, l99) = median_p99(&mut latency_ms);
     println!(
         "scrubbed {} values of t on a 512×512 colour image",
         values.len()

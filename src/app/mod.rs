@@ -70,8 +70,6 @@ pub use worker::{
     Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
 };
 
-use crate::device::DeviceChoice;
-
 /// The window title.
 pub const TITLE: &str = "difflab: Diffusion Lab";
 
@@ -129,7 +127,7 @@ impl DiffLabApp {
         let render = cc.wgpu_render_state.clone();
         let (compute, note) = match &options.gpu_refused {
             Some(why) => (
-                window::choose_compute(DeviceChoice::Cpu, None).0,
+                window::flex_compute(),
                 Some(format!(
                     "The GPU refused the device difflab shares with its renderer ({why}); \
                      computing on the CPU."

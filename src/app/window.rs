@@ -41,16 +41,7 @@ pub(super) fn choose_compute(
     choice: DeviceChoice,
     render: Option<&RenderState>,
 ) -> (Compute, Option<String>) {
-    let flex = |note: Option<String>| {
-        (
-            Compute {
-                device: ComputeDevice::flex().device,
-                display: Display::Cpu,
-                label: "flex (CPU) · display: egui ColorImage".into(),
-            },
-            note,
-        )
-    };
+    let flex = |note: Option<String>| (flex_compute(), note);
     if choice == DeviceChoice::Cpu {
         return flex(None);
     }
@@ -86,6 +77,15 @@ pub(super) fn choose_compute(
             None,
         ),
         Err(e) => flex(Some(format!("{e}; computing on flex instead"))),
+    }
+}
+
+/// Computing on flex, pictures as egui `ColorImage`s: the CPU path.
+pub(super) fn flex_compute() -> Compute {
+    Compute {
+        device: ComputeDevice::flex().device,
+        display: Display::Cpu,
+        label: "flex (CPU) · display: egui ColorImage".into(),
     }
 }
 
