@@ -9,65 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::code_refs::lookup;
 use super::sampler::{LabelPick, SamplerChoice};
-use super::settings::{FieldKind, ImageSource, Settings, Tab, ToyView};
+use super::settings::{FieldKind, ImageSource, Lang, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
 use crate::model::unet::LayerRow;
-
-/// The languages of the lessons.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Lang {
-    /// English.
-    #[default]
-    En,
-    /// Simplified Chinese.
-    Zh,
-}
-
-impl Lang {
-    /// Both, in the order the switch lists them.
-    pub const ALL: [Lang; 2] = [Lang::En, Lang::Zh];
-
-    /// Its name, in itself.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lang::En => "English",
-            Lang::Zh => "简体中文",
-        }
-    }
-
-    /// Its folder under assets/lessons.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Zh => "zh",
-        }
-    }
-
-    /// The language of a POSIX locale name (`zh_CN.UTF-8`, `zh_SG`, `zh-Hans`): Chinese for
-    /// any `zh`, English otherwise.
-    pub fn from_locale(locale: &str) -> Lang {
-        let lang = locale
-            .split(['_', '-', '.', '@'])
-            .next()
-            .unwrap_or_default();
-        if lang.eq_ignore_ascii_case("zh") {
-            Lang::Zh
-        } else {
-            Lang::En
-        }
-    }
-
-    /// The system's language, from the first of LC_ALL, LC_MESSAGES and LANG that is set (as
-    /// POSIX orders them); English when none is.
-    pub fn system() -> Lang {
-        ["LC_ALL", "LC_MESSAGES", "LANG"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .find(|v| !v.is_empty())
-            .map_or(Lang::En, |v| Lang::from_locale(&v))
-    }
-}
 
 /// The bundled lessons, in course order: (file name, English text, Simplified Chinese text).
 pub const LESSONS: [(&str, &str, &str); 13] = [

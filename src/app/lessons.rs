@@ -6,39 +6,11 @@
 
 use egui::{RichText, Ui};
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
-use serde::{Deserialize, Serialize};
 
 use super::code_refs::{CodeRef, lookup};
-use super::lesson_file::{LESSONS, Lang, Lesson, bundled_lessons};
+use super::lesson_file::{LESSONS, Lesson, bundled_lessons};
 use super::panel::{AppAction, Ctx, Panel};
-use super::settings::Tab;
-
-/// The lessons panel's persisted settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LessonSettings {
-    /// The lesson open (0-based).
-    pub current: usize,
-    /// Presenter mode: the whole UI at 1.75×, for a class (F5).
-    pub presenter: bool,
-    /// The lessons' language; `None` follows the system's locale.
-    pub language: Option<Lang>,
-    /// Keep the open lesson in a side panel beside the other panels.
-    pub beside: bool,
-}
-
-impl LessonSettings {
-    /// The language the lessons are shown in.
-    pub fn lang(&self) -> Lang {
-        self.language.unwrap_or_else(system_lang)
-    }
-}
-
-/// The system's language, read once.
-fn system_lang() -> Lang {
-    static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
-    *LANG.get_or_init(Lang::system)
-}
+use super::settings::{Lang, Tab};
 
 /// The UI's zoom in presenter mode.
 pub const PRESENTER_ZOOM: f32 = 1.75;

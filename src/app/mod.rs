@@ -24,7 +24,6 @@ mod sampling;
 mod schedule;
 mod session;
 mod settings;
-mod settings_v1;
 mod shown;
 mod thread;
 mod toy_job;
@@ -41,10 +40,9 @@ pub use fonts::{CJK_FONT, UI_FONT, font_definitions, install_fonts};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
 pub use lesson_file::{
-    LESSONS, Lang, Lesson, LessonHeader, Setup, TryIt, bundled_lessons, parse_lesson,
-    unet_table_markdown,
+    LESSONS, Lesson, LessonHeader, Setup, TryIt, bundled_lessons, parse_lesson, unet_table_markdown,
 };
-pub use lessons::{LessonSettings, LessonsPanel, PRESENTER_ZOOM, Words, function_links};
+pub use lessons::{LessonsPanel, PRESENTER_ZOOM, Words, function_links};
 pub use panel::{
     AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
     SWEEP_ETAS, ToyAction,
@@ -58,9 +56,9 @@ pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{
-    FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings, SETTINGS_VERSION,
-    SamplingSettings, ScheduleViewSettings, Settings, SettingsV1, Tab, ToySettings, ToyView,
-    restore_settings,
+    FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings, Lang, LessonSettings,
+    SETTINGS_VERSION, SamplingSettings, ScheduleViewSettings, Settings, SettingsV1, Tab,
+    ToySettings, ToyView, restore_settings,
 };
 pub use shown::Shown;
 pub use thread::{Job, RepaintPace, WorkerThread};

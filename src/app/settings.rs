@@ -4,15 +4,18 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::lessons::LessonSettings;
 use super::sampler::{
     GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, SamplerChoice, SamplerSettings,
 };
-pub use super::settings_v1::SettingsV1;
 use super::toy_job::ToyModel;
 use crate::data::toy2d::Toy2d;
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
+
+mod lesson;
+mod v1;
+pub use lesson::{Lang, LessonSettings};
+pub use v1::SettingsV1;
 
 /// The panels.
 /// The format of [`Settings`] this build writes (in the app's persisted state and in session

@@ -461,9 +461,22 @@ fn every_character_of_every_lesson_and_label_has_a_glyph() {
         ];
         texts.push(("Words".into(), words.join(" ")));
     }
-    // The string literals of the app's sources: its labels and tooltips.
-    for entry in std::fs::read_dir("src/app").unwrap() {
-        let path = entry.unwrap().path();
+    // The string literals of the app's sources (src/app and its subfolders): its labels and
+    // tooltips.
+    let mut dirs = vec![std::path::PathBuf::from("src/app")];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.iter().any(|p| p.ends_with("settings/v1.rs")));
+    for path in files {
         let src = std::fs::read_to_string(&path).unwrap();
         for line in src.lines().filter(|l| !l.trim_start().starts_with("//")) {
             for (i, part) in line.split('"').enumerate() {
