@@ -2,7 +2,8 @@
 //! `cargo run -p difflab-kernels --example conv_bench`. Prints GFLOP/s of the forward pass and
 //! of forward + both gradients for the U-Net's 3×3 shapes at batch 64 (median of 5 runs); with
 //! the argument `gemm`, of the gemm path (CPUs without AVX2), with `avx2`, of the direct kernels'
-//! AVX2 build (CPUs without AVX-512).
+//! AVX2 build (CPUs without AVX-512). A shape `CI,CO,HW,BATCH` (e.g. `64,64,7,256`) measures that
+//! one conv instead of the list.
 
 use std::time::Instant;
 
@@ -18,31 +19,46 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // `conv_bench gemm`: the stride-1 convs on gemm instead of the direct kernels;
-    // `conv_bench avx2`: the direct kernels' AVX2 build on a CPU with AVX-512.
-    match std::env::args().nth(1).as_deref() {
-        Some("gemm") => {
-            println!("(gemm)");
-            with_gemm_kernels(bench);
+    // `conv_bench avx2`: the direct kernels' AVX2 build on a CPU with AVX-512;
+    // `conv_bench 64,64,7,256`: one conv, C_in 64 → C_out 64 on 7×7 images, batch 256.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let shapes: Vec<[usize; 4]> = match args.iter().find(|a| a.contains(',')) {
+        Some(a) => {
+            let v: Vec<usize> = a
+                .split(',')
+                .map(|n| n.trim().parse().expect("a shape CI,CO,HW,BATCH"))
+                .collect();
+            assert_eq!(v.len(), 4, "a shape CI,CO,HW,BATCH");
+            vec![[v[0], v[1], v[2], v[3]]]
         }
-        Some("avx2") => {
-            println!("(direct, AVX2)");
-            with_avx2_kernels(bench);
-        }
-        _ => bench(),
+        None => vec![
+            [32, 32, 28, 64],
+            [16, 16, 28, 64],
+            [32, 32, 14, 64],
+            [64, 64, 14, 64],
+            [64, 64, 7, 64],
+        ],
+    };
+    if args.iter().any(|a| a == "gemm") {
+        println!("(gemm)");
+        with_gemm_kernels(|| bench(&shapes));
+    } else if args.iter().any(|a| a == "avx2") {
+        println!("(direct, AVX2)");
+        with_avx2_kernels(|| bench(&shapes));
+    } else {
+        bench(&shapes);
     }
 }
 
-fn bench() {
-    let shapes = [
-        (32, 32, 28),
-        (16, 16, 28),
-        (32, 32, 14),
-        (64, 64, 14),
-        (64, 64, 7),
-    ];
-    for (ci, co, hw) in shapes {
-        let g = ConvGeometry::new([64, ci, hw, hw], [co, ci, 3, 3], [1, 1], [(1, 1), (1, 1)])
-            .expect("geometry");
+fn bench(shapes: &[[usize; 4]]) {
+    for &[ci, co, hw, batch] in shapes {
+        let g = ConvGeometry::new(
+            [batch, ci, hw, hw],
+            [co, ci, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+        )
+        .expect("geometry");
         let x: Vec<f32> = (0..g.batch * g.in_len())
             .map(|i| ((i * 7919) % 113) as f32 / 113.0 - 0.5)
             .collect();
@@ -77,7 +93,7 @@ fn bench() {
         fwd.remove(0);
         all.remove(0);
         println!(
-            "{ci:>3}→{co:<3} {hw:>2}×{hw:<2} fwd {:6.1} GFLOP/s   fwd+bwd {:6.1} GFLOP/s",
+            "{ci:>3}→{co:<3} {hw:>2}×{hw:<2} batch {batch:<3} fwd {:6.1} GFLOP/s   fwd+bwd {:6.1} GFLOP/s",
             median(fwd),
             median(all)
         );
