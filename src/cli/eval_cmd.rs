@@ -14,7 +14,9 @@ use super::{check_output, device_for, print_stdout};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols, save_png};
 use crate::data::mnist::Mnist;
 use crate::device::DeviceChoice;
-use crate::diffusion::{ScheduleConfig, Scheduler, SchedulerConfig, sample_seeded};
+use crate::diffusion::{
+    ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing, sample_seeded,
+};
 use crate::error::{DiffError, Result};
 use crate::eval::{judge, train_judge};
 use crate::model::{ConditionalDenoiser, Denoiser, Guided, UNetDenoiser};
@@ -35,6 +37,10 @@ pub struct EvalArgs {
     /// DDIM's η in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     eta: f64,
+    /// How the steps are spread over T. Trailing (the default here, starting at t = T) is what
+    /// the README's figures use; the app and `difflab sample` start on leading.
+    #[arg(long, value_enum, default_value_t = TimestepSpacing::Trailing)]
+    spacing: TimestepSpacing,
     /// Samples to judge.
     #[arg(long, default_value_t = 500)]
     count: usize,
@@ -101,6 +107,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     }
     let scheduler = Scheduler::new(SchedulerConfig {
         sampler: a.sampler.kind(a.eta),
+        spacing: a.spacing,
         ..SchedulerConfig::ddim(
             ScheduleConfig::default(),
             model.prediction_type(),
@@ -213,8 +220,11 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         save_png(&grid(&imgs, grid_cols(k), 2, 2), p)?;
     }
     let sampler = match a.sampler {
-        SamplerChoice::Ddpm => format!("DDPM, {} steps", a.steps),
-        SamplerChoice::Ddim => format!("DDIM, {} steps, η = {}", a.steps, a.eta),
+        SamplerChoice::Ddpm => format!("DDPM, {} steps, {} spacing", a.steps, a.spacing),
+        SamplerChoice::Ddim => format!(
+            "DDIM, {} steps, η = {}, {} spacing",
+            a.steps, a.eta, a.spacing
+        ),
     };
     let hist: Vec<String> = r
         .histogram

@@ -606,6 +606,7 @@ fn bad_weights_exit_2_naming_the_file() {
         "--model unet",
     );
     assert_bad_input(&["eval", "--count", "1"], "--count");
+    assert_bad_input(&["eval", "--spacing", "sideways"], "sideways");
     assert_bad_input(&["bench", "--runs", "0"], "--runs");
     assert_bad_input(
         &["train", "--out", dir.to_str().unwrap(), "--lr", "5"],
@@ -615,12 +616,27 @@ fn bad_weights_exit_2_naming_the_file() {
 
 #[test]
 fn eval_judges_the_shipped_model() {
+    // On the app's spacing (the default here is trailing, the README's).
     let o = difflab(&[
-        "eval", "--count", "20", "--batch", "20", "--steps", "10", "--epochs", "1",
+        "eval",
+        "--count",
+        "20",
+        "--batch",
+        "20",
+        "--steps",
+        "10",
+        "--epochs",
+        "1",
+        "--spacing",
+        "leading",
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("20 samples (DDIM, 10 steps, η = 0, leading spacing;"),
+        "{out}"
+    );
     let conf: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("mean classifier confidence"))
