@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
 
 use super::forward::formula;
 use super::panel::{AppAction, Ctx, Panel};
@@ -289,7 +289,11 @@ impl Panel for SchedulePanel {
         )
         .unwrap_or_default();
         let link = ui.scope_id().with("schedule-x");
-        let height = ((ui.available_height() - 40.0) / 3.0).max(120.0);
+        // Three rows, each a title line, the plot and the spacing around them: the plots share
+        // what is left, so the bottom row's axis stays on screen.
+        let row_extra =
+            ui.text_style_height(&egui::TextStyle::Body) + 2.0 * ui.spacing().item_spacing.y;
+        let height = ((ui.available_height() - 3.0 * row_extra - 8.0) / 3.0).max(120.0);
         let t = settings.t as f64;
         let primary = Color32::from_rgb(70, 130, 230);
         let second = Color32::from_rgb(230, 110, 60);
@@ -321,11 +325,19 @@ impl Panel for SchedulePanel {
             for (k, (name, tip, f, markers)) in curves.into_iter().enumerate() {
                 let ui = &mut cols[k % 2];
                 ui.label(RichText::new(name).strong()).on_hover_text(tip);
+                // The legend goes in a corner the curve leaves empty: bottom right for a rising
+                // curve (β_t ends at the top right), top right for a falling one.
+                let last = schedule.betas.len().saturating_sub(1);
+                let corner = if f(&schedule, last) > f(&schedule, 0) {
+                    Corner::RightBottom
+                } else {
+                    Corner::RightTop
+                };
                 Plot::new(("curve", k))
                     .height(height)
                     .link_axis(link, [true, false])
                     .link_cursor(link, [true, false])
-                    .legend(Legend::default())
+                    .legend(Legend::default().position(corner))
                     .x_axis_label("t")
                     .show(ui, |p| {
                         p.line(
