@@ -26,13 +26,14 @@ mod session;
 mod settings;
 mod shown;
 mod thread;
+mod top_bar;
 mod toy_job;
 mod widgets;
 mod window;
 mod worker;
 
 use eframe::egui_wgpu::RenderState;
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 
 pub use code_refs::{CodeRef, lookup as lookup_code_ref};
 pub use compare::ComparePanel;
@@ -282,72 +283,6 @@ impl DiffLabApp {
     fn send(&mut self, cmd: Command) {
         if let Err(cmd) = self.worker.send(cmd) {
             self.pending = Some(cmd);
-        }
-    }
-
-    fn top_bar_ui(&mut self, ui: &mut Ui) {
-        ui.horizontal(|ui| {
-            ui.heading("difflab");
-            ui.separator();
-            ui.selectable_value(&mut self.settings.tab, Tab::Forward, "Forward process");
-            ui.selectable_value(&mut self.settings.tab, Tab::Schedule, "Schedule");
-            ui.selectable_value(&mut self.settings.tab, Tab::Sampling, "Sampling");
-            ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
-            ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
-            ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
-            ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
-            // Presenter mode keeps the bar to the tabs: at 1.75× the buttons would cover them.
-            if !self.settings.lessons.presenter {
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    if ui.button("Open session…").clicked()
-                        && let Some(path) = rfd::FileDialog::new()
-                            .add_filter("difflab session", &["json"])
-                            .pick_file()
-                    {
-                        let ctx = ui.ctx().clone();
-                        match self.open_session(&path, &ctx) {
-                            Ok(()) => self.notice = Some(format!("opened {}", path.display())),
-                            Err(e) => self.banner = Some(e.to_string()),
-                        }
-                    }
-                    if ui.button("Save session…").clicked()
-                        && let Some(path) = rfd::FileDialog::new()
-                            .set_file_name("session.json")
-                            .save_file()
-                    {
-                        match self.save_session(&path) {
-                            Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
-                            Err(e) => self.banner = Some(e.to_string()),
-                        }
-                    }
-                    if ui.button("Reset to defaults").clicked() {
-                        let ctx = ui.ctx().clone();
-                        self.reset_to_defaults(&ctx);
-                    }
-                    let theme = if self.settings.dark_mode {
-                        "Light theme"
-                    } else {
-                        "Dark theme"
-                    };
-                    if ui.button(theme).on_hover_text("Switch the theme").clicked() {
-                        self.settings.dark_mode = !self.settings.dark_mode;
-                        apply_theme(ui.ctx(), self.settings.dark_mode);
-                    }
-                });
-            }
-        });
-        if let Some(msg) = self.banner.clone() {
-            egui::Frame::new()
-                .fill(Color32::from_rgb(120, 30, 30))
-                .inner_margin(6.0)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new(format!("Error: {msg}")).color(Color32::WHITE));
-                        if ui.button("Dismiss").clicked() {
-                            self.banner = None;
-                        }
-                    });
-                });
         }
     }
 

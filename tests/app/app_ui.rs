@@ -381,3 +381,28 @@ fn a_damaged_or_newer_state_file_starts_on_defaults_keeps_a_copy_and_says_so() {
     assert_eq!(h.state().settings.version, SETTINGS_VERSION);
     assert_eq!(h.state().banner, None);
 }
+
+#[test]
+fn in_a_narrow_window_the_buttons_leave_every_tab_in_reach() {
+    // A 1024-pixel projector: the session buttons would cover the last tabs on one row.
+    for (width, rows) in [(1024.0, 2), (1280.0, 1)] {
+        let mut h = Harness::builder()
+            .with_size([width, 700.0])
+            .build_eframe(|cc| cpu_app(cc));
+        settle(&mut h, 15);
+        let button = h.get_by_label("Light theme").rect();
+        for tab in ["2-D playground", "Lessons"] {
+            let r = h.get_by_label(tab).rect();
+            assert!(
+                !r.intersects(button) && r.right() <= width,
+                "{width} px: the tab {tab} at {r:?}, the theme button at {button:?}"
+            );
+        }
+        let lessons = h.get_by_label("Lessons").rect();
+        let same_row = (button.center().y - lessons.center().y).abs() < 4.0;
+        assert_eq!(same_row, rows == 1, "{width} px: {rows} row(s)");
+        h.get_by_label("Lessons").click();
+        settle(&mut h, 5);
+        assert_eq!(h.state().settings.tab, Tab::Lessons);
+    }
+}

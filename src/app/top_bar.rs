@@ -1,0 +1,121 @@
+//! The bar at the top of the window: the tabs, the session and theme buttons (on a row of their
+//! own when the window is too narrow for both), and the error banner under them.
+
+use egui::{Color32, RichText, Ui};
+
+use super::settings::Tab;
+use super::{DiffLabApp, apply_theme};
+
+impl DiffLabApp {
+    fn theme_label(&self) -> &'static str {
+        if self.settings.dark_mode {
+            "Light theme"
+        } else {
+            "Dark theme"
+        }
+    }
+
+    /// The width the session buttons take in one row.
+    fn session_buttons_width(&self, ui: &Ui) -> f32 {
+        let font = egui::TextStyle::Button.resolve(ui.style());
+        let labels = [
+            "Open session…",
+            "Save session…",
+            "Reset to defaults",
+            self.theme_label(),
+        ];
+        let pad = 2.0 * ui.spacing().button_padding.x + ui.spacing().item_spacing.x;
+        labels
+            .iter()
+            .map(|l| {
+                ui.painter()
+                    .layout_no_wrap((*l).to_string(), font.clone(), Color32::WHITE)
+                    .size()
+                    .x
+                    + pad
+            })
+            .sum()
+    }
+
+    /// Open and save a session, reset, switch the theme (right to left).
+    fn session_buttons_ui(&mut self, ui: &mut Ui) {
+        if ui.button("Open session…").clicked()
+            && let Some(path) = rfd::FileDialog::new()
+                .add_filter("difflab session", &["json"])
+                .pick_file()
+        {
+            let ctx = ui.ctx().clone();
+            match self.open_session(&path, &ctx) {
+                Ok(()) => self.notice = Some(format!("opened {}", path.display())),
+                Err(e) => self.banner = Some(e.to_string()),
+            }
+        }
+        if ui.button("Save session…").clicked()
+            && let Some(path) = rfd::FileDialog::new()
+                .set_file_name("session.json")
+                .save_file()
+        {
+            match self.save_session(&path) {
+                Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
+                Err(e) => self.banner = Some(e.to_string()),
+            }
+        }
+        if ui.button("Reset to defaults").clicked() {
+            let ctx = ui.ctx().clone();
+            self.reset_to_defaults(&ctx);
+        }
+        if ui
+            .button(self.theme_label())
+            .on_hover_text("Switch the theme")
+            .clicked()
+        {
+            self.settings.dark_mode = !self.settings.dark_mode;
+            apply_theme(ui.ctx(), self.settings.dark_mode);
+        }
+    }
+
+    /// The bar at the top: the tabs, the session buttons and the error banner.
+    pub(super) fn top_bar_ui(&mut self, ui: &mut Ui) {
+        // Presenter mode keeps the bar to the tabs: at 1.75× the buttons would cover them.
+        let buttons = !self.settings.lessons.presenter;
+        let mut second_row = false;
+        ui.horizontal(|ui| {
+            ui.heading("difflab");
+            ui.separator();
+            ui.selectable_value(&mut self.settings.tab, Tab::Forward, "Forward process");
+            ui.selectable_value(&mut self.settings.tab, Tab::Schedule, "Schedule");
+            ui.selectable_value(&mut self.settings.tab, Tab::Sampling, "Sampling");
+            ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
+            ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
+            ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
+            ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
+            // In a narrow window (a 1024-pixel projector) the buttons go on a row of their own
+            // rather than over the last tabs.
+            if buttons && ui.available_width() >= self.session_buttons_width(ui) {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    self.session_buttons_ui(ui);
+                });
+            } else {
+                second_row = buttons;
+            }
+        });
+        if second_row {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                self.session_buttons_ui(ui);
+            });
+        }
+        if let Some(msg) = self.banner.clone() {
+            egui::Frame::new()
+                .fill(Color32::from_rgb(120, 30, 30))
+                .inner_margin(6.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(format!("Error: {msg}")).color(Color32::WHITE));
+                        if ui.button("Dismiss").clicked() {
+                            self.banner = None;
+                        }
+                    });
+                });
+        }
+    }
+}
