@@ -79,7 +79,9 @@ impl DiffLabApp {
         // Presenter mode keeps the bar to the tabs: at 1.75× the buttons would cover them.
         let buttons = !self.settings.lessons.presenter;
         let mut second_row = false;
-        ui.horizontal(|ui| {
+        // Wrapped: in presenter mode on a narrow screen the tabs take two rows rather than
+        // losing the last ones past the edge.
+        ui.horizontal_wrapped(|ui| {
             ui.heading("difflab");
             ui.separator();
             ui.selectable_value(&mut self.settings.tab, Tab::Forward, "Forward process");
@@ -91,7 +93,7 @@ impl DiffLabApp {
             ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
             // In a narrow window (a 1024-pixel projector) the buttons go on a row of their own
             // rather than over the last tabs.
-            if buttons && ui.available_width() >= self.session_buttons_width(ui) {
+            if buttons && ui.available_size_before_wrap().x >= self.session_buttons_width(ui) {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     self.session_buttons_ui(ui);
                 });

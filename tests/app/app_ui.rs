@@ -404,5 +404,26 @@ fn in_a_narrow_window_the_buttons_leave_every_tab_in_reach() {
         h.get_by_label("Lessons").click();
         settle(&mut h, 5);
         assert_eq!(h.state().settings.tab, Tab::Lessons);
+        // Presenter mode (the UI at 1.75×, no buttons): the tabs wrap onto a second row
+        // rather than running past the edge. (From the Schedule tab: the lessons panel has a
+        // heading "Lessons" too.)
+        h.get_by_label("Schedule").click();
+        h.state_mut().settings.lessons.presenter = true;
+        settle(&mut h, 5);
+        let screen = h.ctx.content_rect();
+        assert!(h.ctx.zoom_factor() > 1.5);
+        let first = h.get_by_label("Forward process").rect();
+        for tab in ["2-D playground", "Lessons"] {
+            let r = h.get_by_label(tab).rect();
+            assert!(
+                r.right() <= screen.right(),
+                "{width} px, presenter: the tab {tab} at {r:?} in {screen:?}"
+            );
+        }
+        let wrapped = h.get_by_label("Lessons").rect().top() > first.bottom();
+        assert_eq!(wrapped, width < 1200.0, "{width} px, presenter: wrapped");
+        h.get_by_label("Lessons").click();
+        settle(&mut h, 5);
+        assert_eq!(h.state().settings.tab, Tab::Lessons);
     }
 }
