@@ -102,9 +102,13 @@ impl DiffLabApp {
             }
         });
         if second_row {
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                self.session_buttons_ui(ui);
-            });
+            // One row's height, so the buttons sit right under the tabs.
+            let size = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+            ui.allocate_ui_with_layout(
+                size,
+                egui::Layout::right_to_left(egui::Align::Center),
+                |ui| self.session_buttons_ui(ui),
+            );
         }
         if let Some(msg) = self.banner.clone() {
             egui::Frame::new()

@@ -390,17 +390,51 @@ fn in_a_narrow_window_the_buttons_leave_every_tab_in_reach() {
             .with_size([width, 700.0])
             .build_eframe(|cc| cpu_app(cc));
         settle(&mut h, 15);
-        let button = h.get_by_label("Light theme").rect();
-        for tab in ["2-D playground", "Lessons"] {
-            let r = h.get_by_label(tab).rect();
+        const TABS: [&str; 7] = [
+            "Forward process",
+            "Schedule",
+            "Sampling",
+            "Compare",
+            "Interpolate",
+            "2-D playground",
+            "Lessons",
+        ];
+        const BUTTONS: [&str; 4] = [
+            "Light theme",
+            "Reset to defaults",
+            "Save session…",
+            "Open session…",
+        ];
+        for button in BUTTONS {
+            let b = h.get_by_label(button).rect();
             assert!(
-                !r.intersects(button) && r.right() <= width,
-                "{width} px: the tab {tab} at {r:?}, the theme button at {button:?}"
+                b.left() >= 0.0 && b.right() <= width,
+                "{width} px: {button} at {b:?}"
             );
+            for tab in TABS {
+                let r = h.get_by_label(tab).rect();
+                assert!(
+                    !r.intersects(b) && r.right() <= width,
+                    "{width} px: the tab {tab} at {r:?}, the button {button} at {b:?}"
+                );
+            }
         }
+        let button = h.get_by_label("Light theme").rect();
         let lessons = h.get_by_label("Lessons").rect();
         let same_row = (button.center().y - lessons.center().y).abs() < 4.0;
         assert_eq!(same_row, rows == 1, "{width} px: {rows} row(s)");
+        // The second row sits right under the first.
+        assert!(button.top() < lessons.bottom() + 30.0, "{button:?}");
+        // A button works from either row.
+        assert!(h.state().settings.dark_mode);
+        h.get_by_label("Light theme").click();
+        settle(&mut h, 5);
+        assert!(
+            !h.state().settings.dark_mode,
+            "{width} px: the theme button"
+        );
+        h.get_by_label("Dark theme").click();
+        settle(&mut h, 5);
         h.get_by_label("Lessons").click();
         settle(&mut h, 5);
         assert_eq!(h.state().settings.tab, Tab::Lessons);

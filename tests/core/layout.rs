@@ -71,12 +71,129 @@ fn module_of(file: &Path) -> Vec<String> {
     path
 }
 
-/// Every `crate::…`, `super::…` and `self::…` path in `code`, brace groups expanded one level
-/// (`use super::{a::X, b}` gives `super::a::X` and `super::b`), as segments.
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// A source file without its `//` comments and without its `#[cfg(test)] mod …` blocks (their
+/// `super` is the file itself). String literals are kept: none holds a `crate::` path today, and
+/// one would only add an edge.
+fn code_of(text: &str) -> String {
+    let mut code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    while let Some(at) = code.find("#[cfg(test)]") {
+        let after = &code[at + "#[cfg(test)]".len()..];
+        let end = if after.trim_start().starts_with("mod ") {
+            // To the module's closing brace.
+            let open = at + "#[cfg(test)]".len() + after.find('{').unwrap_or(after.len());
+            let mut depth = 0usize;
+            let mut end = code.len();
+            for (i, c) in code[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = open + i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            end
+        } else {
+            at + "#[cfg(test)]".len() // a test-only item: keep it, drop the attribute
+        };
+        code.replace_range(at..end, "");
+    }
+    code
+}
+
+/// The segments of the path at the start of `s` (ident(::ident)*), the rest of `s` after them
+/// and after a trailing `::`.
+fn segments(s: &str) -> (Vec<String>, &str) {
+    let mut segs = Vec::new();
+    let mut rest = s;
+    loop {
+        let len = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        if len == 0 {
+            break;
+        }
+        segs.push(rest[..len].to_string());
+        rest = &rest[len..];
+        match rest.strip_prefix("::") {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    (segs, rest)
+}
+
+/// The text of the brace group that `s` opens (without the braces), matched by depth.
+fn group(s: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &s[1..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    &s[1.min(s.len())..]
+}
+
+/// The items of a brace group, split at its top-level commas.
+fn items(group: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&group[start..]);
+    out
+}
+
+/// The paths a `use` tree starting at `s` names, with the name each is known by (`as` honoured),
+/// brace groups expanded at every depth: `a::{b::X, c::{Y, Z as W}}` gives a::b::X (X),
+/// a::c::Y (Y) and a::c::Z (W).
+fn use_tree(prefix: &[String], s: &str, out: &mut Vec<(Vec<String>, String)>) {
+    let (segs, rest) = segments(s.trim_start());
+    let mut full = prefix.to_vec();
+    full.extend(segs);
+    // A group follows `::` directly (`a::{`); `Foo {` is a struct literal, not a group.
+    if rest.starts_with('{') {
+        for item in items(group(rest)) {
+            use_tree(&full, item, out);
+        }
+    } else if let Some(last) = full.last().cloned() {
+        let name = rest
+            .trim_start()
+            .strip_prefix("as ")
+            .map_or(last, |r| segments(r.trim_start()).0.concat());
+        out.push((full, name));
+    }
+}
+
+/// Every `crate::…`, `super::…` and `self::…` path in `code`, as segments.
 fn paths_in(code: &str) -> Vec<Vec<String>> {
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    let mut out = Vec::new();
     let bytes = code.as_bytes();
+    let mut out = Vec::new();
     for start in ["crate::", "super::", "self::"]
         .iter()
         .flat_map(|p| code.match_indices(p).map(|(i, _)| i))
@@ -84,45 +201,15 @@ fn paths_in(code: &str) -> Vec<Vec<String>> {
         if start > 0 && (is_ident(bytes[start - 1] as char) || bytes[start - 1] == b':') {
             continue; // `foo::self::`, `xcrate::`: not a path's start
         }
-        // The chain of segments: ident(::ident)*, stopping at anything else.
-        let rest = &code[start..];
-        let mut segs = Vec::new();
-        let mut i = 0;
-        loop {
-            let len = rest[i..]
-                .find(|c: char| !is_ident(c))
-                .unwrap_or(rest.len() - i);
-            if len == 0 {
-                break;
-            }
-            segs.push(rest[i..i + len].to_string());
-            i += len;
-            if !rest[i..].starts_with("::") {
-                break;
-            }
-            i += 2;
-        }
-        if rest[i..].starts_with('{') {
-            let inner = &rest[i + 1..rest[i..].find('}').map_or(rest.len(), |e| i + e)];
-            for item in inner.split([',', '{']) {
-                let item: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|&c| is_ident(c) || c == ':')
-                    .collect();
-                let mut full = segs.clone();
-                full.extend(item.split("::").filter(|s| !s.is_empty()).map(String::from));
-                out.push(full);
-            }
-        } else {
-            out.push(segs);
-        }
+        let mut tree = Vec::new();
+        use_tree(&[], &code[start..], &mut tree);
+        out.extend(tree.into_iter().map(|(p, _)| p));
     }
     out
 }
 
-/// The module a path in `from` points into: the longest prefix of it that is a module.
-fn resolve(from: &[String], path: &[String], modules: &BTreeSet<Vec<String>>) -> Vec<String> {
+/// `path`, written in module `from`, from the crate's root.
+fn absolute(from: &[String], path: &[String]) -> Vec<String> {
     let (mut base, mut segs) = match path.first().map(String::as_str) {
         Some("crate") => (Vec::new(), &path[1..]),
         Some("self") => (from.to_vec(), &path[1..]),
@@ -133,36 +220,67 @@ fn resolve(from: &[String], path: &[String], modules: &BTreeSet<Vec<String>>) ->
         segs = &segs[1..];
     }
     base.extend(segs.iter().cloned());
-    while !modules.contains(&base) {
-        base.pop();
-    }
     base
 }
 
+type Reexports = BTreeMap<(Vec<String>, String), Vec<String>>;
+
+/// The module an absolute path points into: its longest prefix that is a module, followed
+/// through that module's `pub use` re-exports (`crate::app::LessonsPanel` is in app::lessons).
+fn target(path: &[String], modules: &BTreeSet<Vec<String>>, reexports: &Reexports) -> Vec<String> {
+    let mut path = path.to_vec();
+    for _ in 0..8 {
+        let mut m = path.clone();
+        while !modules.contains(&m) {
+            m.pop();
+        }
+        match path
+            .get(m.len())
+            .and_then(|name| reexports.get(&(m.clone(), name.clone())))
+        {
+            Some(source) => {
+                let mut next = source.clone();
+                next.extend(path[m.len() + 1..].iter().cloned());
+                path = next;
+            }
+            None => return m,
+        }
+    }
+    path
+}
+
 /// Who imports whom among sibling modules: an import from `a::b::c` into `a::d` is an edge
-/// `a::b` → `a::d`. Imports between a module and its own descendants are Rust's usual
-/// parent–child pattern and are left out. Test modules (after a file's `#[cfg(test)]`) are left
-/// out too: their `super` is the file itself.
+/// `a::b` → `a::d`, also when it goes through `a`'s re-exports (`use super::X` where a.rs has
+/// `pub use d::X`). Imports between a module and its own descendants are Rust's usual
+/// parent–child pattern and are left out.
 fn sibling_imports() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let files: Vec<PathBuf> = rust_files(&src(""))
         .into_iter()
         .filter(|p| !p.ends_with("main.rs"))
         .collect();
     let modules: BTreeSet<Vec<String>> = files.iter().map(|p| module_of(p)).collect();
+    let code: Vec<(Vec<String>, String)> = files
+        .iter()
+        .map(|f| (module_of(f), code_of(&std::fs::read_to_string(f).unwrap())))
+        .collect();
+    let mut reexports = Reexports::new();
+    for (from, code) in &code {
+        for (at, _) in code
+            .match_indices("pub use ")
+            .chain(code.match_indices("pub(crate) use "))
+        {
+            let tree_start = at + code[at..].find("use ").unwrap() + 4;
+            let mut tree = Vec::new();
+            use_tree(&[], &code[tree_start..], &mut tree);
+            for (path, name) in tree {
+                reexports.insert((from.clone(), name), absolute(from, &path));
+            }
+        }
+    }
     let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
-    for file in &files {
-        let from = module_of(file);
-        let text = std::fs::read_to_string(file).unwrap();
-        let code: String = text
-            .split("#[cfg(test)]")
-            .next()
-            .unwrap()
-            .lines()
-            .map(|l| l.split("//").next().unwrap())
-            .collect::<Vec<_>>()
-            .join("\n");
-        for path in paths_in(&code) {
-            let to = resolve(&from, &path, &modules);
+    for (from, code) in &code {
+        for path in paths_in(code) {
+            let to = target(&absolute(from, &path), &modules, &reexports);
             let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
             if common < from.len() && common < to.len() {
                 graph
@@ -215,6 +333,9 @@ fn the_module_imports_form_no_circles() {
     };
     // The reader sees what is there: these imports exist today.
     assert!(edge("app", "diffusion") && edge("cli", "model") && edge("app::lessons", "app::panel"));
+    // Seen through the parent's re-exports too: events.rs names `super::Interpolation`, which
+    // app/mod.rs re-exports from interpolate.rs.
+    assert!(edge("app::events", "app::interpolate"));
     assert!(!edge("diffusion", "app"), "the core imports the app");
     assert_eq!(
         find_circle(&graph),
