@@ -6,6 +6,11 @@ use egui::{Color32, RichText, Ui};
 use super::settings::Tab;
 use super::{DiffLabApp, apply_theme};
 
+/// The session buttons' labels, right to left, before the theme button.
+const OPEN: &str = "Open session…";
+const SAVE: &str = "Save session…";
+const RESET: &str = "Reset to defaults";
+
 impl DiffLabApp {
     fn theme_label(&self) -> &'static str {
         if self.settings.dark_mode {
@@ -18,12 +23,7 @@ impl DiffLabApp {
     /// The width the session buttons take in one row.
     fn session_buttons_width(&self, ui: &Ui) -> f32 {
         let font = egui::TextStyle::Button.resolve(ui.style());
-        let labels = [
-            "Open session…",
-            "Save session…",
-            "Reset to defaults",
-            self.theme_label(),
-        ];
+        let labels = [OPEN, SAVE, RESET, self.theme_label()];
         let pad = 2.0 * ui.spacing().button_padding.x + ui.spacing().item_spacing.x;
         labels
             .iter()
@@ -39,7 +39,7 @@ impl DiffLabApp {
 
     /// Open and save a session, reset, switch the theme (right to left).
     fn session_buttons_ui(&mut self, ui: &mut Ui) {
-        if ui.button("Open session…").clicked()
+        if ui.button(OPEN).clicked()
             && let Some(path) = rfd::FileDialog::new()
                 .add_filter("difflab session", &["json"])
                 .pick_file()
@@ -50,7 +50,7 @@ impl DiffLabApp {
                 Err(e) => self.banner = Some(e.to_string()),
             }
         }
-        if ui.button("Save session…").clicked()
+        if ui.button(SAVE).clicked()
             && let Some(path) = rfd::FileDialog::new()
                 .set_file_name("session.json")
                 .save_file()
@@ -60,7 +60,7 @@ impl DiffLabApp {
                 Err(e) => self.banner = Some(e.to_string()),
             }
         }
-        if ui.button("Reset to defaults").clicked() {
+        if ui.button(RESET).clicked() {
             let ctx = ui.ctx().clone();
             self.reset_to_defaults(&ctx);
         }

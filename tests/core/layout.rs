@@ -89,22 +89,7 @@ fn code_of(text: &str) -> String {
         let end = if after.trim_start().starts_with("mod ") {
             // To the module's closing brace.
             let open = at + "#[cfg(test)]".len() + after.find('{').unwrap_or(after.len());
-            let mut depth = 0usize;
-            let mut end = code.len();
-            for (i, c) in code[open..].char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = open + i + 1;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            end
+            (open + group(&code[open..]).len() + 2).min(code.len())
         } else {
             at + "#[cfg(test)]".len() // a test-only item: keep it, drop the attribute
         };
