@@ -95,7 +95,25 @@ fn main() {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
     // The binary decides between the window and the command line; neither imports the other.
-    let result = match Cli::parse().launch() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            // --help and --version print as clap prints them (to stdout, exit 0); a missing
+            // command's help too. Every other parse error is bad input: one line, exit 2.
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!("{}", difflab::cli::clap_error_line(&e.render().to_string()));
+            std::process::exit(2);
+        }
+    };
+    let result = match cli.launch() {
         Launch::App { device, fresh } => run_app(AppOptions {
             device,
             fresh,

@@ -182,6 +182,30 @@ impl Cli {
     }
 }
 
+/// clap's own errors (an unknown flag, a value not among the choices) in one line, like every
+/// other bad input: clap prints the error, then a tip, the usage and a pointer to `--help` on
+/// lines of their own. The first line is kept, the tip and the choices are folded into it, the
+/// usage and the pointer are dropped; `rendered` is clap's plain text (`Error::render`).
+pub fn clap_error_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("error: a bad command line (see --help)");
+    let extra: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("tip: ").unwrap_or(l))
+        .map(|l| l.trim_start_matches('[').trim_end_matches(']'))
+        .collect();
+    if extra.is_empty() {
+        format!("{first} (see --help)")
+    } else if first.ends_with(':') {
+        // "the following required arguments were not provided:" and a line per argument.
+        format!("{first} {}", extra.join(", "))
+    } else {
+        format!("{first} ({})", extra.join("; "))
+    }
+}
+
 /// Runs one command (every command but `gui`, which [`Cli::launch`] routes to the app).
 pub fn run(cli_device: Option<DeviceChoice>, command: Command) -> Result<()> {
     let device = cli_device.unwrap_or_default();

@@ -32,6 +32,20 @@ fn assert_bad_input(args: &[&str], needle: &str) {
         o.status.code()
     );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    // The error is one line, the last: notices ("difflab: computing on …") and warnings may
+    // come before it, nothing after it (clap's usage and tips were three more lines).
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(
+        last.starts_with("error: "),
+        "{args:?}: the last line is not the error: {err}"
+    );
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("difflab: ") || l.starts_with("warning: ")),
+        "{args:?}: not one line: {err}"
+    );
     assert!(
         err.to_lowercase().contains(needle),
         "{args:?}: expected '{needle}' in: {err}"
@@ -228,6 +242,25 @@ fn bad_input_exits_2_with_a_clear_message() {
     );
     assert_bad_input(&["schedule", "--timesteps", "0"], "at least 1");
     assert_bad_input(&["schedule", "--schedule", "quadratic"], "invalid value");
+    // clap's own errors, folded into one line with the choices or the tip they carry.
+    assert_bad_input(
+        &["sample", "--sampler", "bogus", "-o", out],
+        "'bogus' for '--sampler <sampler>' (possible values: ddpm, ddim)",
+    );
+    assert_bad_input(&["smaple"], "similar subcommand exists: 'sample'");
+    assert_bad_input(
+        &["sample", "--nope"],
+        "unexpected argument '--nope' found (see --help)",
+    );
+    assert_bad_input(&["sample", "--steps", "abc"], "invalid digit");
+    assert_bad_input(
+        &["interpolate"],
+        "not provided: --seed-a <seed_a>, --seed-b <seed_b>, --output <output>",
+    );
+    // Help is not an error: clap prints it to stdout and exits 0.
+    let help = difflab(&["sample", "--help"]);
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: difflab sample"));
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("notes.txt"), b"not an image").unwrap();
