@@ -92,7 +92,9 @@ pub struct Setup {
     pub tab: Option<Tab>,
     /// The timeline's t (the paper's numbering, 0 to T).
     pub t: Option<usize>,
-    /// The noise schedule.
+    /// The noise schedule, at T = 1000. Every set-up that samples the U-Net (sampling, compare,
+    /// interpolation) names it, or an earlier lesson's cosine or sigmoid would carry over into
+    /// the model's samples (a test checks each lesson).
     pub schedule: Option<BetaSchedule>,
     /// The forward panel's image.
     pub source: Option<ImageSource>,
@@ -127,7 +129,10 @@ impl Setup {
             settings.tab = tab;
         }
         if let Some(kind) = self.schedule {
-            settings.schedule = ScheduleConfig::new(kind, settings.schedule.num_train_timesteps);
+            // The kind at the lessons' T = 1000 and β range (a T the student changed would
+            // move every t the lessons name, and the shipped U-Net was trained on T = 1000).
+            settings.schedule =
+                ScheduleConfig::new(kind, ScheduleConfig::default().num_train_timesteps);
         }
         if let Some(t) = self.t {
             settings.t = t;

@@ -4,9 +4,10 @@
 //! glyph in the bundled fonts.
 
 use difflab::app::{
-    DiffLabApp, LESSONS, Lang, Setup, Tab, bundled_lessons, function_links, lookup_code_ref,
-    parse_lesson,
+    DiffLabApp, LESSONS, Lang, Settings, Setup, Tab, bundled_lessons, function_links,
+    lookup_code_ref, parse_lesson,
 };
+use difflab::diffusion::{BetaSchedule, ScheduleConfig};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
@@ -48,6 +49,37 @@ fn every_bundled_lesson_parses_and_links_only_to_its_own_show_mes() {
             assert!(n <= 300, "{}: {n} words", lesson.file);
         }
     }
+}
+
+/// A "Show me" that samples the U-Net restores the schedule it was trained on (linear, T =
+/// 1000), whatever an earlier lesson (lesson 4's sigmoid) or the student left set: the shipped
+/// model sampled on another schedule draws noise, with only a warning.
+#[test]
+fn every_set_up_that_samples_the_unet_restores_its_training_schedule() {
+    let mut n = 0;
+    for lang in Lang::ALL {
+        for lesson in bundled_lessons(lang) {
+            let lesson = lesson.unwrap();
+            for (name, setup) in &lesson.header.show {
+                let mut settings = Settings::default();
+                settings.schedule = ScheduleConfig::new(BetaSchedule::Sigmoid, 500);
+                setup.apply(&mut settings);
+                if matches!(
+                    settings.tab,
+                    Tab::Sampling | Tab::Compare | Tab::Interpolate
+                ) {
+                    n += 1;
+                    assert_eq!(
+                        settings.schedule,
+                        ScheduleConfig::default(),
+                        "{} ({lang:?}): {name}",
+                        lesson.file
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(n, 2 * 16, "set-ups that sample, in both languages");
 }
 
 /// Both languages teach the same course: the same "Show me" set-ups under the same names, the
