@@ -61,8 +61,10 @@ fn every_set_up_that_samples_the_unet_restores_its_training_schedule() {
         for lesson in bundled_lessons(lang) {
             let lesson = lesson.unwrap();
             for (name, setup) in &lesson.header.show {
-                let mut settings = Settings::default();
-                settings.schedule = ScheduleConfig::new(BetaSchedule::Sigmoid, 500);
+                let mut settings = Settings {
+                    schedule: ScheduleConfig::new(BetaSchedule::Sigmoid, 500),
+                    ..Settings::default()
+                };
                 setup.apply(&mut settings);
                 if matches!(
                     settings.tab,
