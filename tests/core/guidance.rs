@@ -293,7 +293,6 @@ const EXPECTED_PROBE: [f32; 4] = [-0.984_867_3, -0.207_361_94, -0.571_982, -0.97
 fn difflab(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
         .args(args)
-        .env("DIFFLAB_QUIET", "1")
         .output()
         .expect("run difflab")
 }

@@ -67,7 +67,6 @@ fn the_cli_refuses_nan_weights_and_writes_nothing() {
         .arg(&weights)
         .arg("-o")
         .arg(&out)
-        .env("DIFFLAB_QUIET", "1")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -199,7 +198,6 @@ fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
             .args(["schedule", "--format", "csv", "-o"])
             .arg(ro.join("s.csv"))
-            .env("DIFFLAB_QUIET", "1")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -216,7 +214,6 @@ fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
 fn peak_rss(args: &[&str]) -> (f64, std::process::ExitStatus) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
         .args(args)
-        .env("DIFFLAB_QUIET", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
