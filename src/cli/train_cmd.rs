@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// The loss: l2, l1 or huber.
     #[arg(long, value_enum, default_value_t = LossKind::L2)]
     loss: LossKind,
+    /// Weight each image's loss by min(SNR, γ)/SNR (Min-SNR-γ, Hang et al. 2023; 5 is the
+    /// paper's choice): the low-noise steps no longer dominate. Unset: unweighted.
+    #[arg(long, allow_negative_numbers = true)]
+    min_snr_gamma: Option<f64>,
     /// What the network predicts: epsilon or v.
     #[arg(long, value_enum, default_value_t = PredictionType::Epsilon)]
     prediction: PredictionType,
@@ -99,6 +103,21 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     if a.checkpoint_every == 0 {
         return Err(DiffError::invalid("--checkpoint-every must be at least 1"));
     }
+    // The options are checked before anything is written, so a refused run leaves no folder.
+    let config = TrainConfig {
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr.unwrap_or(DEFAULT_LR),
+        warmup: a.warmup,
+        clip_norm: a.clip_norm,
+        ema_decay: a.ema_decay,
+        loss: a.loss,
+        seed: a.seed,
+        label_dropout: a.label_dropout,
+        min_snr_gamma: a.min_snr_gamma,
+        ..TrainConfig::default()
+    };
+    config.validate()?;
     if !a.out.is_dir() {
         std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
     }
@@ -150,18 +169,6 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         if shape[1] != shape[2] {
             return Err(DiffError::invalid("the U-Net trains on square images"));
         }
-        let config = TrainConfig {
-            steps: a.steps,
-            batch: a.batch,
-            lr: a.lr.unwrap_or(DEFAULT_LR),
-            warmup: a.warmup,
-            clip_norm: a.clip_norm,
-            ema_decay: a.ema_decay,
-            loss: a.loss,
-            seed: a.seed,
-            label_dropout: a.label_dropout,
-            ..TrainConfig::default()
-        };
         let mut t = UNetTrainer::new(data, unet, config, &device.device)?;
         if let Some(p) = &a.init_from {
             let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;
@@ -348,6 +355,7 @@ fn training_record(t: &UNetTrainer, final_loss: f32) -> TrainingRecord {
         batch: t.config.batch,
         lr: t.config.lr,
         final_loss: final_loss.is_finite().then_some(final_loss),
+        min_snr_gamma: t.config.min_snr_gamma,
     }
 }
 

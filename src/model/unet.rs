@@ -491,6 +491,9 @@ pub struct TrainingRecord {
     pub lr: f64,
     /// The mean loss over the last steps.
     pub final_loss: Option<f32>,
+    /// Min-SNR-γ loss weighting, when the run used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_snr_gamma: Option<f64>,
 }
 
 impl TrainingRecord {

@@ -71,6 +71,12 @@ pub struct TrainConfig {
     /// jumping to where the longer schedule would have been.
     #[serde(default)]
     pub lr_restart: Option<(usize, f64)>,
+    /// Min-SNR-γ loss weighting (Hang et al. 2023): each image's loss is weighted by
+    /// min(SNR_t, γ)/SNR_t for ε (min(SNR_t, γ)/(SNR_t + 1) for v), so the low-noise steps,
+    /// where the target is fine detail, no longer outweigh the high-noise ones that decide a
+    /// digit's shape. `None`: DDPM's unweighted L_simple.
+    #[serde(default)]
+    pub min_snr_gamma: Option<f64>,
 }
 
 fn default_label_dropout() -> f64 {
@@ -92,6 +98,7 @@ impl Default for TrainConfig {
             schedule: ScheduleConfig::default(),
             label_dropout: default_label_dropout(),
             lr_restart: None,
+            min_snr_gamma: None,
         }
     }
 }
@@ -121,6 +128,11 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.label_dropout) {
             return bad("--label-dropout must be in [0, 1]");
         }
+        if let Some(g) = self.min_snr_gamma
+            && !(g > 0.0 && g.is_finite())
+        {
+            return bad("--min-snr-gamma must be a number > 0");
+        }
         Ok(())
     }
 
@@ -142,6 +154,28 @@ impl TrainConfig {
         let p = ((k - self.warmup) as f64 / span as f64).min(1.0);
         self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
     }
+}
+
+/// Min-SNR-γ's loss weight at each timestep (Hang et al. 2023, eq. 11 and its v form):
+/// min(SNR_t, γ)/SNR_t for an ε-predicting net, min(SNR_t, γ)/(SNR_t + 1) for v, where
+/// SNR_t = ᾱ_t/(1 − ᾱ_t). Both equal the weight that turns the net's loss into
+/// min(SNR_t, γ)·‖x̂_0 − x_0‖², the x_0 error with the easy low-noise steps capped at γ.
+pub fn min_snr_weights(
+    schedule: &NoiseSchedule,
+    ts: &[usize],
+    gamma: f64,
+    prediction: PredictionType,
+) -> Vec<f64> {
+    ts.iter()
+        .map(|&t| {
+            let a = schedule.alphas_cumprod[t];
+            let snr = a / (1.0 - a);
+            match prediction {
+                PredictionType::VPrediction => snr.min(gamma) / (snr + 1.0),
+                _ => snr.min(gamma) / snr,
+            }
+        })
+        .collect()
 }
 
 /// A training set: images of one shape, values in [−1, 1].
@@ -268,7 +302,7 @@ impl UNetTrainer {
     }
 
     /// The batch of step k: image indices and timesteps, from (seed, k) alone.
-    fn batch_of(&self, k: usize) -> (Vec<usize>, Vec<usize>) {
+    pub fn batch_of(&self, k: usize) -> (Vec<usize>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0xba7c);
         rng.set_stream(k as u64);
         let n = self.data.len();
@@ -335,15 +369,22 @@ impl UNetTrainer {
             .ok_or_else(|| DiffError::Backend("no model".into()))?;
         let labels = self.labels_of(k, &idx);
         let diff = model.forward_labels(x_t, &ts, labels.as_deref()) - target;
-        let loss = match self.config.loss {
-            LossKind::L2 => diff.powi_scalar(2).mean(),
-            LossKind::L1 => diff.abs().mean(),
+        let per_pixel = match self.config.loss {
+            LossKind::L2 => diff.powi_scalar(2),
+            LossKind::L1 => diff.abs(),
             LossKind::Huber => {
                 // 0.5·min(|d|, 1)² + (|d| − min(|d|, 1))
                 let a = diff.abs();
                 let q = a.clone().clamp_max(1.0);
-                (q.clone().powi_scalar(2) * 0.5 + (a - q)).mean()
+                q.clone().powi_scalar(2) * 0.5 + (a - q)
             }
+        };
+        let loss = match self.config.min_snr_gamma {
+            Some(gamma) => {
+                let w = min_snr_weights(&self.schedule, &ts, gamma, self.unet.prediction);
+                (per_pixel * per_item(&w, &self.device)).mean()
+            }
+            None => per_pixel.mean(),
         };
         let value = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
         if !value.is_finite() {

@@ -240,6 +240,23 @@ fn bad_input_exits_2_with_a_clear_message() {
         "larger than",
     );
     assert_bad_input(&["schedule", "--timesteps", "0"], "at least 1");
+    let run = d.join("run");
+    let run = run.to_str().unwrap();
+    for gamma in ["-1", "0", "nan"] {
+        assert_bad_input(
+            &[
+                "train",
+                "--min-snr-gamma",
+                gamma,
+                "--steps",
+                "5",
+                "--out",
+                run,
+            ],
+            "--min-snr-gamma must be a number > 0",
+        );
+    }
+    assert!(!Path::new(run).exists(), "a refused run made its folder");
     assert_bad_input(&["schedule", "--schedule", "quadratic"], "invalid value");
     // clap's own errors, folded into one line with the choices or the tip they carry.
     assert_bad_input(

@@ -217,6 +217,7 @@ fn the_training_record_round_trips_and_names_a_schedule_mismatch() {
         batch: 64,
         lr: 1e-3,
         final_loss: Some(0.0251),
+        min_snr_gamma: Some(5.0),
     };
     let bytes = model.safetensors_bytes(&config, Some(&record)).unwrap();
     assert_eq!(
@@ -314,6 +315,7 @@ fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
         batch: 8,
         lr: 1e-3,
         final_loss: None,
+        min_snr_gamma: None,
     };
     let path = dir.join("cond.safetensors");
     config

@@ -5,11 +5,12 @@ use std::sync::atomic::AtomicBool;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
+use difflab::diffusion::NoiseSchedule;
 use difflab::diffusion::{PredictionType, ScheduleConfig, sample_seeded};
 use difflab::model::unet::{load_safetensors, read_config};
 use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
-use difflab::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer};
+use difflab::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, min_snr_weights};
 
 fn tiny() -> UNetConfig {
     UNetConfig::new()
@@ -198,6 +199,71 @@ fn the_same_seed_gives_the_same_first_100_losses() {
     assert_eq!(a, run(5));
     assert_ne!(a, run(6));
     assert!(a.iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn min_snr_weights_follow_the_formula() {
+    let schedule = NoiseSchedule::new(ScheduleConfig::default()).unwrap();
+    let ts = [0, 129, 500, 999];
+    let eps = min_snr_weights(&schedule, &ts, 5.0, PredictionType::Epsilon);
+    let v = min_snr_weights(&schedule, &ts, 5.0, PredictionType::VPrediction);
+    for (i, &t) in ts.iter().enumerate() {
+        let a = schedule.alphas_cumprod[t];
+        let snr = a / (1.0 - a);
+        assert!((eps[i] - snr.min(5.0) / snr).abs() < 1e-12);
+        assert!((v[i] - snr.min(5.0) / (snr + 1.0)).abs() < 1e-12);
+    }
+    // t = 0 (ᾱ = 1 − 10⁻⁴, SNR 9999): the easiest step weighs 5/9999; past SNR 5 (the
+    // linear schedule's t ≈ 130) every step weighs 1 for ε.
+    assert!((eps[0] - 5.0 / 9999.0).abs() < 1e-6, "{}", eps[0]);
+    assert_eq!(&eps[2..], &[1.0, 1.0]);
+    assert!(v[3] < 1e-4 && v[0] < 1e-3, "{v:?}");
+}
+
+#[test]
+fn min_snr_weighting_scales_each_images_loss_by_its_weight() {
+    // One image, batch 1: the weighted loss of step k is the plain one times the weight of
+    // step k's timestep. γ is set to half that timestep's SNR, so the weight is exactly 1/2.
+    let device = Device::flex();
+    let one = ImageSet::new(&[toy_images().pixels[..64].to_vec()], [1, 8, 8]).unwrap();
+    let config = TrainConfig {
+        batch: 1,
+        ..short(3)
+    };
+    let run = |gamma: Option<f64>| {
+        let mut t = UNetTrainer::new(
+            one.clone(),
+            tiny(),
+            TrainConfig {
+                min_snr_gamma: gamma,
+                ..config.clone()
+            },
+            &device,
+        )
+        .unwrap();
+        let (_, ts) = t.batch_of(0);
+        (ts[0], t.train_step().unwrap())
+    };
+    let (t0, plain) = run(None);
+    let schedule = NoiseSchedule::new(ScheduleConfig::default()).unwrap();
+    let snr = schedule.alphas_cumprod[t0] / (1.0 - schedule.alphas_cumprod[t0]);
+    let (_, weighted) = run(Some(snr / 2.0));
+    assert!(
+        (weighted / plain - 0.5).abs() < 1e-5,
+        "t = {t0}: {weighted} against {plain}"
+    );
+    // A γ above every SNR weighs nothing differently.
+    let (_, same) = run(Some(1e9));
+    assert!(
+        (same - plain).abs() <= 1e-7 * plain.abs(),
+        "{same} against {plain}"
+    );
+    // And γ ≤ 0 is refused.
+    let bad = TrainConfig {
+        min_snr_gamma: Some(0.0),
+        ..config
+    };
+    assert!(UNetTrainer::new(one, tiny(), bad, &device).is_err());
 }
 
 #[test]
