@@ -156,7 +156,7 @@ impl TrainConfig {
     }
 }
 
-/// Min-SNR-γ's loss weight at each timestep (Hang et al. 2023, eq. 11 and its v form):
+/// Min-SNR-γ's loss weight at each timestep (Hang et al. 2023, and its v form):
 /// min(SNR_t, γ)/SNR_t for an ε-predicting net, min(SNR_t, γ)/(SNR_t + 1) for v, where
 /// SNR_t = ᾱ_t/(1 − ᾱ_t). Both equal the weight that turns the net's loss into
 /// min(SNR_t, γ)·‖x̂_0 − x_0‖², the x_0 error with the easy low-noise steps capped at γ.
@@ -172,7 +172,9 @@ pub fn min_snr_weights(
             let snr = a / (1.0 - a);
             match prediction {
                 PredictionType::VPrediction => snr.min(gamma) / (snr + 1.0),
-                _ => snr.min(gamma) / snr,
+                // min(SNR, γ)/SNR, written so that SNR = 0 (ᾱ_T = 0) weighs 1, its limit.
+                _ if snr <= gamma => 1.0,
+                _ => gamma / snr,
             }
         })
         .collect()
