@@ -213,8 +213,8 @@ fn min_snr_weights_follow_the_formula() {
         assert!((eps[i] - snr.min(5.0) / snr).abs() < 1e-12);
         assert!((v[i] - snr.min(5.0) / (snr + 1.0)).abs() < 1e-12);
     }
-    // t = 0 (ᾱ = 1 − 10⁻⁴, SNR 9999): the easiest step weighs 5/9999; past SNR 5 (the
-    // linear schedule's t ≈ 130) every step weighs 1 for ε.
+    // t = 0 (ᾱ = 1 − 10⁻⁴, SNR 9999): the easiest step weighs 5/9999; from SNR 5 down
+    // (t ≥ about 130 on the linear schedule) every step weighs 1 for ε.
     assert!((eps[0] - 5.0 / 9999.0).abs() < 1e-6, "{}", eps[0]);
     assert_eq!(&eps[2..], &[1.0, 1.0]);
     assert!(v[3] < 1e-4 && v[0] < 1e-3, "{v:?}");
