@@ -147,6 +147,9 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         keep_csv_rows(&loss_csv, t.step)?;
         eprintln!("resumed at step {} from {}", t.step, checkpoint.display());
+        for note in ignored_on_resume(&a, &t) {
+            eprintln!("difflab: {note}");
+        }
         t
     } else {
         if checkpoint.exists() {
@@ -337,6 +340,144 @@ pub fn progress_line(
         eta / 60 % 60,
         eta % 60
     )
+}
+
+/// The options a resumed run ignores (it keeps its checkpoint's; only `--steps` and `--lr`
+/// act) that were given a value other than both their default and the checkpoint's: one line
+/// each, so that `--resume --batch 256` is never silently a run at the old batch.
+fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    // The defaults, as clap gives them, so this table never drifts from the flags'.
+    let Ok(Defaults { args: d }) = clap::Parser::try_parse_from(["difflab", "--out", "."]) else {
+        return Vec::new();
+    };
+    fn name<T: clap::ValueEnum>(v: &T) -> String {
+        v.to_possible_value()
+            .map_or_else(String::new, |p| p.get_name().to_string())
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    let mults = |m: &[usize]| {
+        m.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (c, u) = (&t.config, &t.unet);
+    let rows: [(&str, String, String, String); 15] = [
+        (
+            "--batch",
+            a.batch.to_string(),
+            d.batch.to_string(),
+            c.batch.to_string(),
+        ),
+        (
+            "--warmup",
+            a.warmup.to_string(),
+            d.warmup.to_string(),
+            c.warmup.to_string(),
+        ),
+        (
+            "--clip-norm",
+            a.clip_norm.to_string(),
+            d.clip_norm.to_string(),
+            c.clip_norm.to_string(),
+        ),
+        (
+            "--ema-decay",
+            a.ema_decay.to_string(),
+            d.ema_decay.to_string(),
+            c.ema_decay.to_string(),
+        ),
+        ("--loss", name(&a.loss), name(&d.loss), name(&c.loss)),
+        (
+            "--min-snr-gamma",
+            opt(a.min_snr_gamma.map(|g| g.to_string())),
+            opt(d.min_snr_gamma.map(|g| g.to_string())),
+            opt(c.min_snr_gamma.map(|g| g.to_string())),
+        ),
+        (
+            "--seed",
+            a.seed.to_string(),
+            d.seed.to_string(),
+            c.seed.to_string(),
+        ),
+        (
+            "--label-dropout",
+            a.label_dropout.to_string(),
+            d.label_dropout.to_string(),
+            c.label_dropout.to_string(),
+        ),
+        (
+            "--prediction",
+            name(&a.prediction),
+            name(&d.prediction),
+            name(&u.prediction),
+        ),
+        (
+            "--base-channels",
+            a.base_channels.to_string(),
+            d.base_channels.to_string(),
+            u.base_channels.to_string(),
+        ),
+        (
+            "--channel-mult",
+            mults(&a.channel_mult),
+            mults(&d.channel_mult),
+            mults(&u.channel_mult),
+        ),
+        (
+            "--blocks",
+            a.blocks.to_string(),
+            d.blocks.to_string(),
+            u.blocks_per_level.to_string(),
+        ),
+        (
+            "--no-attention",
+            a.no_attention.to_string(),
+            d.no_attention.to_string(),
+            (!u.attention).to_string(),
+        ),
+        (
+            "--up-conv",
+            a.up_conv.to_string(),
+            d.up_conv.to_string(),
+            u.up_conv.to_string(),
+        ),
+        (
+            "--classes",
+            opt(a.classes.map(|n| n.to_string())),
+            opt(d.classes.map(|n| n.to_string())),
+            opt(u.num_classes.map(|n| n.to_string())),
+        ),
+    ];
+    let mut notes: Vec<String> = rows
+        .into_iter()
+        .filter(|(_, given, default, kept)| given != default && given != kept)
+        .map(|(flag, given, _, kept)| {
+            // A switch is shown bare (`--up-conv`), a value with its flag (`--batch 8`).
+            let given = if given == "true" {
+                String::new()
+            } else {
+                format!(" {given}")
+            };
+            format!(
+                "{flag}{given} is ignored: a resumed run keeps its checkpoint's value ({kept}) \
+                 (only --steps and --lr change on --resume; start a new run with --init-from \
+                 to change the rest)"
+            )
+        })
+        .collect();
+    if let Some(p) = &a.init_from {
+        notes.push(format!(
+            "--init-from {} is ignored: a resumed run continues from its checkpoint",
+            p.display()
+        ));
+    }
+    notes
 }
 
 /// What goes into the weights file's metadata about this run.

@@ -519,6 +519,41 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
         csv2.starts_with(&csv),
         "the first 6 losses are kept as they were"
     );
+    assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
+
+    // Options a resumed run cannot change are named, not silently dropped; the run goes on.
+    let mut changed = common.clone();
+    changed.extend([
+        "--steps",
+        "10",
+        "--resume",
+        "--min-snr-gamma",
+        "5",
+        "--seed",
+        "3",
+        "--blocks",
+        "1",
+    ]);
+    let o = difflab(&changed);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let ignored: Vec<&str> = err.lines().filter(|l| l.contains("is ignored")).collect();
+    assert_eq!(ignored.len(), 2, "{err}");
+    assert!(ignored[0].starts_with("difflab: --min-snr-gamma 5 is ignored"));
+    assert!(
+        ignored[0].contains("keeps its checkpoint's value (none)"),
+        "{err}"
+    );
+    assert!(
+        ignored[1].starts_with("difflab: --seed 3 is ignored"),
+        "{err}"
+    );
+    assert!(
+        ignored[1].contains("keeps its checkpoint's value (0)"),
+        "{err}"
+    );
+    let csv3 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv3.lines().count(), 11, "{csv3}");
 
     // Its weights sample through `sample --model unet --weights`.
     let grid = out.join("grid.png");
