@@ -1,6 +1,7 @@
 //! `difflab train`: train the U-Net on MNIST or a folder of images, with a progress bar,
 //! `loss.csv`, sample grids, atomic checkpoints (every K steps and on Ctrl-C) and `--resume`.
 
+use std::fmt::Display;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -367,91 +368,68 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
             .join(",")
     };
     let (c, u) = (&t.config, &t.unet);
-    let rows: [(&str, String, String, String); 15] = [
-        (
-            "--batch",
-            a.batch.to_string(),
-            d.batch.to_string(),
-            c.batch.to_string(),
-        ),
-        (
-            "--warmup",
-            a.warmup.to_string(),
-            d.warmup.to_string(),
-            c.warmup.to_string(),
-        ),
-        (
-            "--clip-norm",
-            a.clip_norm.to_string(),
-            d.clip_norm.to_string(),
-            c.clip_norm.to_string(),
-        ),
-        (
-            "--ema-decay",
-            a.ema_decay.to_string(),
-            d.ema_decay.to_string(),
-            c.ema_decay.to_string(),
-        ),
-        ("--loss", name(&a.loss), name(&d.loss), name(&c.loss)),
-        (
+    // (flag, what was given, its default, what the checkpoint keeps), each as shown.
+    let row =
+        |flag: &'static str, given: &dyn Display, default: &dyn Display, kept: &dyn Display| {
+            (
+                flag,
+                given.to_string(),
+                default.to_string(),
+                kept.to_string(),
+            )
+        };
+    let gamma = |g: Option<f64>| opt(g.map(|g| g.to_string()));
+    let classes = |n: Option<usize>| opt(n.map(|n| n.to_string()));
+    let rows = [
+        row("--batch", &a.batch, &d.batch, &c.batch),
+        row("--warmup", &a.warmup, &d.warmup, &c.warmup),
+        row("--clip-norm", &a.clip_norm, &d.clip_norm, &c.clip_norm),
+        row("--ema-decay", &a.ema_decay, &d.ema_decay, &c.ema_decay),
+        row("--loss", &name(&a.loss), &name(&d.loss), &name(&c.loss)),
+        row(
             "--min-snr-gamma",
-            opt(a.min_snr_gamma.map(|g| g.to_string())),
-            opt(d.min_snr_gamma.map(|g| g.to_string())),
-            opt(c.min_snr_gamma.map(|g| g.to_string())),
+            &gamma(a.min_snr_gamma),
+            &gamma(d.min_snr_gamma),
+            &gamma(c.min_snr_gamma),
         ),
-        (
-            "--seed",
-            a.seed.to_string(),
-            d.seed.to_string(),
-            c.seed.to_string(),
-        ),
-        (
+        row("--seed", &a.seed, &d.seed, &c.seed),
+        row(
             "--label-dropout",
-            a.label_dropout.to_string(),
-            d.label_dropout.to_string(),
-            c.label_dropout.to_string(),
+            &a.label_dropout,
+            &d.label_dropout,
+            &c.label_dropout,
         ),
-        (
+        row(
             "--prediction",
-            name(&a.prediction),
-            name(&d.prediction),
-            name(&u.prediction),
+            &name(&a.prediction),
+            &name(&d.prediction),
+            &name(&u.prediction),
         ),
-        (
+        row(
             "--base-channels",
-            a.base_channels.to_string(),
-            d.base_channels.to_string(),
-            u.base_channels.to_string(),
+            &a.base_channels,
+            &d.base_channels,
+            &u.base_channels,
         ),
-        (
+        row(
             "--channel-mult",
-            mults(&a.channel_mult),
-            mults(&d.channel_mult),
-            mults(&u.channel_mult),
+            &mults(&a.channel_mult),
+            &mults(&d.channel_mult),
+            &mults(&u.channel_mult),
         ),
-        (
-            "--blocks",
-            a.blocks.to_string(),
-            d.blocks.to_string(),
-            u.blocks_per_level.to_string(),
-        ),
-        (
+        row("--blocks", &a.blocks, &d.blocks, &u.blocks_per_level),
+        row(
             "--no-attention",
-            a.no_attention.to_string(),
-            d.no_attention.to_string(),
-            (!u.attention).to_string(),
+            &a.no_attention,
+            &d.no_attention,
+            &!u.attention,
         ),
-        (
-            "--up-conv",
-            a.up_conv.to_string(),
-            d.up_conv.to_string(),
-            u.up_conv.to_string(),
-        ),
-        (
+        row("--up-conv", &a.up_conv, &d.up_conv, &u.up_conv),
+        row(
             "--classes",
-            opt(a.classes.map(|n| n.to_string())),
-            opt(d.classes.map(|n| n.to_string())),
-            opt(u.num_classes.map(|n| n.to_string())),
+            &classes(a.classes),
+            &classes(d.classes),
+            &classes(u.num_classes),
         ),
     ];
     let mut notes: Vec<String> = rows
