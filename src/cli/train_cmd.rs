@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device_for;
 use super::sample_cmd::{DataOpts, load_images, load_labels};
+use super::values::cli_name;
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::{PredictionType, Scheduler, SchedulerConfig, sample_seeded};
@@ -356,10 +357,6 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
     let Ok(Defaults { args: d }) = clap::Parser::try_parse_from(["difflab", "--out", "."]) else {
         return Vec::new();
     };
-    fn name<T: clap::ValueEnum>(v: &T) -> String {
-        v.to_possible_value()
-            .map_or_else(String::new, |p| p.get_name().to_string())
-    }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
     let mults = |m: &[usize]| {
         m.iter()
@@ -385,7 +382,12 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
         row("--warmup", &a.warmup, &d.warmup, &c.warmup),
         row("--clip-norm", &a.clip_norm, &d.clip_norm, &c.clip_norm),
         row("--ema-decay", &a.ema_decay, &d.ema_decay, &c.ema_decay),
-        row("--loss", &name(&a.loss), &name(&d.loss), &name(&c.loss)),
+        row(
+            "--loss",
+            &cli_name(&a.loss),
+            &cli_name(&d.loss),
+            &cli_name(&c.loss),
+        ),
         row(
             "--min-snr-gamma",
             &gamma(a.min_snr_gamma),
@@ -401,9 +403,9 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
         ),
         row(
             "--prediction",
-            &name(&a.prediction),
-            &name(&d.prediction),
-            &name(&u.prediction),
+            &cli_name(&a.prediction),
+            &cli_name(&d.prediction),
+            &cli_name(&u.prediction),
         ),
         row(
             "--base-channels",

@@ -83,6 +83,12 @@ cli_values!(LossKind {
     Huber => "huber": "Huber (smooth L1) with δ = 1: quadratic near zero, linear beyond",
 });
 
+/// The name a value is typed as on the command line (`huber`, `v-prediction`).
+pub(super) fn cli_name<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,11 +97,7 @@ mod tests {
     /// (what session files and the app's state store), so a name means one thing everywhere.
     fn round_trips<T: ValueEnum + PartialEq + std::fmt::Debug + serde::Serialize>() {
         for v in T::value_variants() {
-            let name = v
-                .to_possible_value()
-                .expect("not skipped")
-                .get_name()
-                .to_string();
+            let name = cli_name(v);
             assert_eq!(&T::from_str(&name, false).expect("parses"), v);
             let json = serde_json::to_string(v).expect("serialises");
             if json.trim_matches('"').to_lowercase() == json.trim_matches('"') {
