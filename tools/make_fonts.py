@@ -16,6 +16,7 @@ when a lesson gains a character this subset lacks: then run this script again.
     apt-get install fonts-noto-cjk fonts-dejavu-core   # Noto Sans CJK (OFL 1.1), DejaVu Sans
     pip install fonttools               # pyftsubset's library
     python3 tools/make_fonts.py      # from the repository root
+    python3 tools/make_fonts.py --ubuntu-only   # only the Ubuntu Light derivative
 
 The licences travel with the fonts: assets/fonts/OFL.txt and assets/fonts/DejaVu-LICENSE.txt.
 """
@@ -36,6 +37,10 @@ UBUNTU_GLOB = "epaint_default_fonts-0.37.0/fonts/Ubuntu-Light.ttf"
 UBUNTU_OUT = ROOT / "assets" / "fonts" / "Ubuntu-Light-difflab.ttf"
 # The combining marks difflab writes, and the height (in em) of each one's lowest point.
 MARKS = {0x0302: 0.56, 0x0303: 0.80}
+# Ubuntu Light has the superscript digits but not the superscript minus that a power of ten
+# such as 4.04 × 10⁻⁵ needs: made from its own minus sign, shrunk as much as its superscript
+# digits are against its digits and centred on their height.
+SUPERSCRIPT_MINUS = 0x207B
 
 
 def wanted_characters() -> set[str]:
@@ -103,6 +108,7 @@ def add_marks() -> None:
         for table in font["cmap"].tables:
             if table.isUnicode():
                 table.cmap[cp] = name
+    add_superscript_minus(font, order)
     font.setGlyphOrder(order)
     font["maxp"].numGlyphs = len(order)
     for record in font["name"].names:
@@ -115,10 +121,58 @@ def add_marks() -> None:
     tmp = UBUNTU_OUT.with_suffix(".tmp")
     font.save(str(tmp))
     tmp.replace(UBUNTU_OUT)
-    print(f"{UBUNTU_OUT.relative_to(ROOT)}: Ubuntu Light + {len(MARKS)} marks, {UBUNTU_OUT.stat().st_size} bytes")
+    print(f"{UBUNTU_OUT.relative_to(ROOT)}: Ubuntu Light + {len(MARKS)} marks + superscript minus, "
+          f"{UBUNTU_OUT.stat().st_size} bytes")
+
+
+def add_superscript_minus(font, order: list[str]) -> None:
+    from fontTools.pens.recordingPen import DecomposingRecordingPen
+    from fontTools.pens.transformPen import TransformPen
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    cmap, glyf = font.getBestCmap(), font["glyf"]
+    glyphs = font.getGlyphSet()
+
+    def bounds(cp: int):
+        g = glyf[cmap[cp]]
+        g.recalcBounds(glyf)
+        return g.xMin, g.yMin, g.xMax, g.yMax
+
+    _, zero_low, _, zero_high = bounds(ord("0"))
+    _, sup_low, _, sup_high = bounds(0x2070)
+    scale = (sup_high - sup_low) / (zero_high - zero_low)
+    minus = cmap[0x2212]
+    x_min, y_min, x_max, y_max = bounds(0x2212)
+    advance, _ = font["hmtx"][minus]
+    # Shrink about the minus's own centre, then lift that centre to the superscripts' middle.
+    cx, cy = (x_min + x_max) / 2, (y_min + y_max) / 2
+    new_advance = round(advance * scale)
+    dx = new_advance / 2 - cx * scale
+    dy = (sup_low + sup_high) / 2 - cy * scale
+    rec = DecomposingRecordingPen(glyphs)
+    glyphs[minus].draw(rec)
+    pen = TTGlyphPen(None)
+    rec.replay(TransformPen(pen, (scale, 0, 0, scale, dx, dy)))
+    name = f"uni{SUPERSCRIPT_MINUS:04X}"
+    glyph = pen.glyph()
+    glyf[name] = glyph
+    glyph.recalcBounds(glyf)
+    font["hmtx"][name] = (new_advance, glyph.xMin)
+    if name not in order:
+        order.append(name)
+    for table in font["cmap"].tables:
+        if table.isUnicode():
+            table.cmap[SUPERSCRIPT_MINUS] = name
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--ubuntu-only"]:
+        # Only the Ubuntu Light derivative (no Noto CJK needed).
+        if not MARKS_SOURCE.exists():
+            print(f"{MARKS_SOURCE} not found: apt-get install fonts-dejavu-core", file=sys.stderr)
+            return 2
+        add_marks()
+        return 0
     for path, package in ((SOURCE, "fonts-noto-cjk"), (MARKS_SOURCE, "fonts-dejavu-core")):
         if not path.exists():
             print(f"{path} not found: apt-get install {package}", file=sys.stderr)

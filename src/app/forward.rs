@@ -9,7 +9,7 @@ use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{ImageSource, Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::framed_image_ui;
+use super::widgets::{self, framed_image_ui};
 use super::worker::{ForwardFrame, ForwardRequest, HIST_BINS, HIST_RANGE, Picture};
 use crate::data::image_io::{ImageArray, decode_rgb, load_rgb};
 use crate::data::mnist::{Mnist, SIDE};
@@ -447,11 +447,7 @@ impl Panel for ForwardPanel {
                 ui.label(RichText::new(format!("√(1−ᾱ_t) = {n:.4}")))
                     .on_hover_text(formula::SQRT_ONE_MINUS);
                 ui.separator();
-                let snr_text = if snr.is_finite() {
-                    format!("{snr:.4e}")
-                } else {
-                    "∞".into()
-                };
+                let snr_text = widgets::number_text(snr, 4);
                 ui.label(RichText::new(format!("SNR_t = {snr_text}")))
                     .on_hover_text(formula::SNR);
             });

@@ -9,6 +9,7 @@ use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine
 use super::forward::formula;
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{Settings, Tab};
+use super::widgets;
 use crate::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig, TimestepSpacing, timesteps};
 use crate::error::Result;
 
@@ -277,7 +278,11 @@ impl Panel for SchedulePanel {
             );
         } else {
             ui.label(
-                RichText::new(format!("ᾱ_T = {terminal:.3e}: x_T is almost pure noise.")).weak(),
+                RichText::new(format!(
+                    "ᾱ_T = {}: x_T is almost pure noise.",
+                    widgets::number_text(terminal, 3)
+                ))
+                .weak(),
             );
         }
 

@@ -105,3 +105,72 @@ pub fn busy_ui(ui: &mut Ui, tick: std::time::Duration) {
     .on_hover_text("A job is running");
     ui.ctx().request_repaint_after(tick);
 }
+
+/// A number as a blackboard writes it, to `significant` digits: plainly between 0.001 and
+/// 10,000 (`1.101`, `0.0240`), else as a power of ten (`4.04 × 10⁻⁵`), never Rust's `4.04e-5`.
+pub fn number_text(x: f64, significant: usize) -> String {
+    let significant = significant.max(1);
+    if x == 0.0 || !x.is_finite() {
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x.is_infinite() {
+            if x > 0.0 { "∞" } else { "−∞" }.into()
+        } else {
+            "0".into()
+        };
+    }
+    let minus = if x < 0.0 { "−" } else { "" };
+    // Round first, so that 9.9996 at 4 digits becomes 10.00 and is placed by its new exponent.
+    let rounded: f64 = format!("{:.*e}", significant - 1, x.abs())
+        .parse()
+        .unwrap_or(x.abs());
+    let exponent = rounded.log10().floor() as i32;
+    if (-3..4).contains(&exponent) {
+        let decimals = (significant as i32 - 1 - exponent).max(0) as usize;
+        return format!("{minus}{rounded:.decimals$}");
+    }
+    let mantissa = rounded / 10f64.powi(exponent);
+    // A string, not chars, so that the glyph test (tests/app/lessons.rs) reads them.
+    const SUPERSCRIPT: &str = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+    let mut power: String = if exponent < 0 {
+        "⁻".into()
+    } else {
+        String::new()
+    };
+    power.extend(
+        exponent
+            .unsigned_abs()
+            .to_string()
+            .bytes()
+            .filter_map(|d| SUPERSCRIPT.chars().nth(usize::from(d - b'0'))),
+    );
+    format!("{minus}{mantissa:.*} × 10{power}", significant - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_text;
+
+    #[test]
+    fn numbers_read_as_a_blackboard_writes_them() {
+        let cases = [
+            (1.101_234, 4, "1.101"),
+            (4.036e-5, 3, "4.04 × 10⁻⁵"),
+            (0.024, 3, "0.0240"),
+            (0.001, 2, "0.0010"),
+            (0.000_999_9, 2, "0.0010"),
+            (0.000_123_4, 2, "1.2 × 10⁻⁴"),
+            (9_999.6, 4, "1.000 × 10⁴"),
+            (1_234.6, 4, "1235"),
+            (2.5e12, 2, "2.5 × 10¹²"),
+            (-3.2e-7, 2, "−3.2 × 10⁻⁷"),
+            (9.9996, 4, "10.00"),
+            (0.0, 3, "0"),
+            (f64::INFINITY, 3, "∞"),
+            (f64::NAN, 3, "NaN"),
+        ];
+        for (x, digits, want) in cases {
+            assert_eq!(number_text(x, digits), want, "{x} to {digits} digits");
+        }
+    }
+}

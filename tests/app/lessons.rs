@@ -458,9 +458,11 @@ fn every_character_of_every_lesson_and_label_has_a_glyph() {
     let chain = |family| -> Vec<_> { defs.families[&family].iter().map(charmap).collect() };
     let proportional = chain(egui::FontFamily::Proportional);
     let monospace = chain(egui::FontFamily::Monospace);
-    // The font of the chain that draws `c`, by its position.
+    // The font of the chain that draws `c`, by its position (a character mapped to .notdef is
+    // not drawn: egui shows tofu for it).
     let drawn_by = |maps: &[skrifa::charmap::Charmap<'_>], c: char| {
-        maps.iter().position(|m| m.map(c).is_some())
+        maps.iter()
+            .position(|m| m.map(c).is_some_and(|g| g != skrifa::GlyphId::NOTDEF))
     };
 
     let mut texts: Vec<(String, String)> = Vec::new();
@@ -535,7 +537,9 @@ fn every_character_of_every_lesson_and_label_has_a_glyph() {
                 continue;
             }
             base = Some(c);
-            if drawn_by(&proportional, c).is_none() && drawn_by(&monospace, c).is_none() {
+            // Each family needs its own glyph: the proportional one does not fall back on the
+            // monospace one (a ⁻ that only Hack had passed here, and panicked in the panels).
+            if drawn_by(&proportional, c).is_none() || drawn_by(&monospace, c).is_none() {
                 missing
                     .entry(format!("{c} (U+{:04X})", c as u32))
                     .or_insert_with(|| what.clone());

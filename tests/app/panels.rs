@@ -19,6 +19,8 @@ struct Alone<P> {
 fn alone<P: Panel + 'static>(panel: P) -> Harness<'static, Alone<P>> {
     let mut h = Harness::builder()
         .with_size([1200.0, 900.0])
+        // The app's fonts, as the app installs them: egui's own lack glyphs difflab draws.
+        .with_context_setup(difflab::app::install_fonts)
         .build_ui_state(
             |ui, s: &mut Alone<P>| {
                 let schedule = NoiseSchedule::new(s.settings.schedule).ok();
