@@ -1,8 +1,6 @@
 //! The `difflab` binary: parses the command line and maps errors to exit codes
 //! (2 for bad input, 1 for a backend failure), each on one line.
 
-use clap::Parser;
-
 use difflab::DiffError;
 use difflab::app::{AppOptions, run as run_app};
 use difflab::cli::{Cli, Launch, run};
@@ -95,7 +93,7 @@ fn main() {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
     // The binary decides between the window and the command line; neither imports the other.
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

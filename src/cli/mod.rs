@@ -162,6 +162,28 @@ pub enum Launch {
 }
 
 impl Cli {
+    /// Parses a command line as [`Parser::try_parse_from`] does, and also records which flags
+    /// were typed rather than left at their defaults, where a command needs to know (`train
+    /// --resume` names the typed options it ignores).
+    pub fn parse_from<I, T>(args: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Self::command();
+        let matches = command.clone().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        if let (Some(Command::Train(a)), Some(("train", sub)), Some(train)) = (
+            &mut cli.command,
+            matches.subcommand(),
+            command.find_subcommand("train"),
+        ) {
+            a.record_typed(sub, train);
+        }
+        Ok(cli)
+    }
+
     /// Splits the parsed line into "open the app" or "run this command"; `main` opens the app,
     /// so the command line never depends on it.
     pub fn launch(self) -> Launch {

@@ -1,6 +1,7 @@
 //! `difflab train`: train the U-Net on MNIST or a folder of images, with a progress bar,
 //! `loss.csv`, sample grids, atomic checkpoints (every K steps and on Ctrl-C) and `--resume`.
 
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,25 @@ pub struct TrainArgs {
     /// Write a sample grid (DDIM, 50 steps, EMA weights) every K steps and at the end (0: never).
     #[arg(long, default_value_t = 2000)]
     sample_every: usize,
+    /// The long flags typed on the command line (`--batch`), not left at their defaults: what
+    /// a resumed run names when it ignores them. Filled in by [`super::Cli::parse_from`].
+    #[arg(skip)]
+    typed: BTreeSet<String>,
+}
+
+impl TrainArgs {
+    /// Records which of this command's flags `matches` (the `train` subcommand's) got from
+    /// the command line.
+    pub(super) fn record_typed(&mut self, matches: &clap::ArgMatches, command: &clap::Command) {
+        self.typed = command
+            .get_arguments()
+            .filter(|arg| {
+                matches.value_source(arg.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+            .collect();
+    }
 }
 
 /// Set by Ctrl-C.
@@ -345,18 +365,10 @@ pub fn progress_line(
 }
 
 /// The options a resumed run ignores (it keeps its checkpoint's; only `--steps` and `--lr`
-/// act) that were given a value other than both their default and the checkpoint's: one line
-/// each, so that `--resume --batch 256` is never silently a run at the old batch.
+/// act) that were typed with a value other than the checkpoint's: one line each, so that
+/// `--resume --batch 256` is never silently a run at the old batch. A flag typed at exactly
+/// its default counts too (`--ema-decay 0.999` against a checkpoint's 0.9998).
 fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
-    #[derive(clap::Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        args: TrainArgs,
-    }
-    // The defaults, as clap gives them, so this table never drifts from the flags'.
-    let Ok(Defaults { args: d }) = clap::Parser::try_parse_from(["difflab", "--out", "."]) else {
-        return Vec::new();
-    };
     let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
     let mults = |m: &[usize]| {
         m.iter()
@@ -365,79 +377,45 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
             .join(",")
     };
     let (c, u) = (&t.config, &t.unet);
-    // (flag, what was given, its default, what the checkpoint keeps), each as shown.
-    let row =
-        |flag: &'static str, given: &dyn Display, default: &dyn Display, kept: &dyn Display| {
-            (
-                flag,
-                given.to_string(),
-                default.to_string(),
-                kept.to_string(),
-            )
-        };
+    // (flag, what was given, what the checkpoint keeps), each as shown.
+    let row = |flag: &'static str, given: &dyn Display, kept: &dyn Display| {
+        (flag, given.to_string(), kept.to_string())
+    };
     let gamma = |g: Option<f64>| opt(g.map(|g| g.to_string()));
     let classes = |n: Option<usize>| opt(n.map(|n| n.to_string()));
     let rows = [
-        row("--batch", &a.batch, &d.batch, &c.batch),
-        row("--warmup", &a.warmup, &d.warmup, &c.warmup),
-        row("--clip-norm", &a.clip_norm, &d.clip_norm, &c.clip_norm),
-        row("--ema-decay", &a.ema_decay, &d.ema_decay, &c.ema_decay),
-        row(
-            "--loss",
-            &cli_name(&a.loss),
-            &cli_name(&d.loss),
-            &cli_name(&c.loss),
-        ),
+        row("--batch", &a.batch, &c.batch),
+        row("--warmup", &a.warmup, &c.warmup),
+        row("--clip-norm", &a.clip_norm, &c.clip_norm),
+        row("--ema-decay", &a.ema_decay, &c.ema_decay),
+        row("--loss", &cli_name(&a.loss), &cli_name(&c.loss)),
         row(
             "--min-snr-gamma",
             &gamma(a.min_snr_gamma),
-            &gamma(d.min_snr_gamma),
             &gamma(c.min_snr_gamma),
         ),
-        row("--seed", &a.seed, &d.seed, &c.seed),
-        row(
-            "--label-dropout",
-            &a.label_dropout,
-            &d.label_dropout,
-            &c.label_dropout,
-        ),
+        row("--seed", &a.seed, &c.seed),
+        row("--label-dropout", &a.label_dropout, &c.label_dropout),
         row(
             "--prediction",
             &cli_name(&a.prediction),
-            &cli_name(&d.prediction),
             &cli_name(&u.prediction),
         ),
-        row(
-            "--base-channels",
-            &a.base_channels,
-            &d.base_channels,
-            &u.base_channels,
-        ),
+        row("--base-channels", &a.base_channels, &u.base_channels),
         row(
             "--channel-mult",
             &mults(&a.channel_mult),
-            &mults(&d.channel_mult),
             &mults(&u.channel_mult),
         ),
-        row("--blocks", &a.blocks, &d.blocks, &u.blocks_per_level),
-        row(
-            "--no-attention",
-            &a.no_attention,
-            &d.no_attention,
-            &!u.attention,
-        ),
-        row("--up-conv", &a.up_conv, &d.up_conv, &u.up_conv),
-        row(
-            "--classes",
-            &classes(a.classes),
-            &classes(d.classes),
-            &classes(u.num_classes),
-        ),
+        row("--blocks", &a.blocks, &u.blocks_per_level),
+        row("--no-attention", &a.no_attention, &!u.attention),
+        row("--up-conv", &a.up_conv, &u.up_conv),
+        row("--classes", &classes(a.classes), &classes(u.num_classes)),
     ];
     let mut notes: Vec<String> = rows
         .into_iter()
-        .filter(|(_, given, default, kept)| given != default && given != kept)
-        .map(|(flag, given, _, kept)| {
+        .filter(|(flag, given, kept)| a.typed.contains(*flag) && given != kept)
+        .map(|(flag, given, kept)| {
             // A switch is shown bare (`--up-conv`), a value with its flag (`--batch 8`).
             let given = if given == "true" {
                 String::new()

@@ -522,7 +522,10 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
 
     // Options a resumed run cannot change are named, not silently dropped; the run goes on.
+    // --batch 64 is typed at its default (the checkpoint's is 4): it counts as typed.
     let mut changed = common.clone();
+    let batch = changed.iter().position(|a| *a == "--batch").unwrap();
+    changed[batch + 1] = "64";
     changed.extend([
         "--steps",
         "10",
@@ -538,18 +541,26 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     let ignored: Vec<&str> = err.lines().filter(|l| l.contains("is ignored")).collect();
-    assert_eq!(ignored.len(), 2, "{err}");
-    assert!(ignored[0].starts_with("difflab: --min-snr-gamma 5 is ignored"));
+    assert_eq!(ignored.len(), 3, "{err}");
     assert!(
-        ignored[0].contains("keeps its checkpoint's value (none)"),
+        ignored[0].starts_with("difflab: --batch 64 is ignored"),
         "{err}"
     );
     assert!(
-        ignored[1].starts_with("difflab: --seed 3 is ignored"),
+        ignored[0].contains("keeps its checkpoint's value (4)"),
+        "{err}"
+    );
+    assert!(ignored[1].starts_with("difflab: --min-snr-gamma 5 is ignored"));
+    assert!(
+        ignored[1].contains("keeps its checkpoint's value (none)"),
         "{err}"
     );
     assert!(
-        ignored[1].contains("keeps its checkpoint's value (0)"),
+        ignored[2].starts_with("difflab: --seed 3 is ignored"),
+        "{err}"
+    );
+    assert!(
+        ignored[2].contains("keeps its checkpoint's value (0)"),
         "{err}"
     );
     let csv3 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
