@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample_cmd::SamplerChoice;
-use super::{check_output, device_for, print_stdout};
+use super::{check_outputs, device_for, print_stdout};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols, save_png};
 use crate::data::mnist::Mnist;
 use crate::device::DeviceChoice;
@@ -78,7 +78,8 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         )));
     }
     if let Some(p) = &a.grid {
-        check_output(p)?;
+        let inputs: Vec<&std::path::Path> = a.weights.iter().map(PathBuf::as_path).collect();
+        check_outputs(&[p], &inputs)?;
     }
     let device = device_for(device)?;
     let (model, config) = match &a.weights {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 
 use super::sample_cmd::{DataOpts, GifOpts, load_images};
-use super::{ScheduleOpts, check_output, device_for};
+use super::{ScheduleOpts, check_outputs, device_for};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
@@ -57,9 +57,13 @@ pub struct InterpolateArgs {
 
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
-    for p in a.output.iter().chain(a.gif.iter()) {
-        check_output(p)?;
-    }
+    let outputs: Vec<&std::path::Path> = a
+        .output
+        .iter()
+        .chain(a.gif.iter())
+        .map(PathBuf::as_path)
+        .collect();
+    check_outputs(&outputs, &[])?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

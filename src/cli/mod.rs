@@ -117,17 +117,77 @@ pub fn device_for(choice: DeviceChoice) -> Result<ComputeDevice> {
     Ok(device)
 }
 
-/// Makes sure an output path's folder exists (a clear error, rather than a failed write later).
+/// Makes sure an output path can be written before any work starts (a clear error, rather than
+/// a failed write after minutes of sampling): see [`check_outputs`].
 pub fn check_output(path: &std::path::Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(DiffError::file(path, "its folder does not exist"))
+    check_outputs(&[path], &[])
+}
+
+/// Checks a command's output paths before it does any work, so that a refused run has written
+/// nothing and nothing the user has is lost: each output's folder exists, it is not a folder
+/// or a read-only file, no two outputs are the same file, and no output is one of the
+/// command's `inputs` (an image, a weights file) or an existing file inside an input folder
+/// (a data folder).
+pub fn check_outputs(outputs: &[&std::path::Path], inputs: &[&std::path::Path]) -> Result<()> {
+    use std::path::Path;
+    let parent = |p: &Path| -> std::path::PathBuf {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    };
+    // The file a path names: symbolic links and `..` resolved, for paths that do not exist yet
+    // through their folder.
+    let identity = |p: &Path| {
+        std::fs::canonicalize(p)
+            .ok()
+            .or_else(|| Some(std::fs::canonicalize(parent(p)).ok()?.join(p.file_name()?)))
+    };
+    let mut seen: Vec<(std::path::PathBuf, &Path)> = Vec::new();
+    for &out in outputs {
+        if !parent(out).is_dir() {
+            return Err(DiffError::file(out, "its folder does not exist"));
+        }
+        if out.is_dir() {
+            return Err(DiffError::file(out, "is a folder, not a file"));
+        }
+        if std::fs::metadata(out).is_ok_and(|m| m.is_file() && m.permissions().readonly()) {
+            return Err(DiffError::file(out, "is read-only: it is not replaced"));
+        }
+        let Some(id) = identity(out) else { continue };
+        if let Some((_, first)) = seen.iter().find(|(other, _)| *other == id) {
+            return Err(DiffError::invalid(format!(
+                "{} and {} are the same file: give each output its own path",
+                first.display(),
+                out.display()
+            )));
+        }
+        for &input in inputs {
+            let Some(input_id) = identity(input) else {
+                continue;
+            };
+            if input_id == id {
+                return Err(DiffError::file(
+                    out,
+                    format!(
+                        "is also the input {}: writing it would destroy it; choose another output",
+                        input.display()
+                    ),
+                ));
+            }
+            if input.is_dir() && out.exists() && id.starts_with(&input_id) {
+                return Err(DiffError::file(
+                    out,
+                    format!(
+                        "is a file of the input folder {}: choose an output outside it",
+                        input.display()
+                    ),
+                ));
+            }
+        }
+        seen.push((id, out));
     }
+    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly rather than as an error.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::tensor::Tensor;
 use clap::Args;
 
-use super::{ScheduleOpts, check_output, device_for, parse_t_list};
+use super::{ScheduleOpts, check_outputs, device_for, parse_t_list};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, load_rgb, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::{NoiseSchedule, initial_noise, q_sample};
@@ -40,7 +40,7 @@ pub(super) fn noise(a: NoiseArgs, device: DeviceChoice) -> Result<()> {
     if a.max_size == 0 {
         return Err(DiffError::invalid("--max-size must be at least 1"));
     }
-    check_output(&a.output)?;
+    check_outputs(&[&a.output], &[&a.image])?;
     let img = load_rgb(&a.image, a.max_size)?;
     let device = device_for(device)?;
     let [c, h, w] = img.shape();

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{ScheduleOpts, check_output, device_for};
+use super::{ScheduleOpts, check_outputs, device_for};
 use crate::data::image_io::{
     ValueRange, batch_to_rgb, chw_to_rgb, grid, grid_cols, load_folder, save_png,
 };
@@ -379,14 +379,18 @@ fn validate(a: &SampleArgs) -> Result<()> {
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
         ));
     }
-    for p in a
+    let outputs: Vec<&Path> = a
         .output
         .iter()
         .chain(a.trajectory.iter())
         .chain(a.gif.iter())
-    {
-        check_output(p)?;
+        .map(PathBuf::as_path)
+        .collect();
+    let mut inputs: Vec<&Path> = a.weights.iter().map(PathBuf::as_path).collect();
+    if let DataChoice::Folder(dir) = &a.data.data {
+        inputs.push(dir);
     }
+    check_outputs(&outputs, &inputs)?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

@@ -49,6 +49,9 @@ pub struct TimestepsArgs {
 }
 
 pub(super) fn schedule(a: ScheduleArgs) -> Result<()> {
+    if let Some(path) = &a.output {
+        super::check_output(path)?;
+    }
     let s = NoiseSchedule::new(a.schedule.config())?;
     let text = match a.format {
         Format::Json => s.to_json()? + "\n",

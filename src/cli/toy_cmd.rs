@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample_cmd::{GifOpts, SamplerChoice};
-use super::{check_output, device_for};
+use super::{check_outputs, device_for};
 use crate::data::image_io::save_png;
 use crate::data::toy2d::{Toy2d, energy_distance, scatter};
 use crate::device::DeviceChoice;
@@ -83,9 +83,13 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
             a.eta
         )));
     }
-    for p in a.output.iter().chain(a.gif.iter()) {
-        check_output(p)?;
-    }
+    let outputs: Vec<&std::path::Path> = a
+        .output
+        .iter()
+        .chain(a.gif.iter())
+        .map(PathBuf::as_path)
+        .collect();
+    check_outputs(&outputs, &[])?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

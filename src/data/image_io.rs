@@ -236,11 +236,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes `path` through a temporary file in the same folder and a rename: `write` fills the
 /// temporary file. On any failure (an unwritable folder, a full disk, a path that is a folder)
 /// the error is one line naming the path, the previous file is untouched and no temporary file
-/// is left behind.
+/// is left behind. What `path` is stays what it was: a symbolic link is written through (its
+/// target is replaced, the link kept), a replaced file keeps its permissions, and a path that
+/// is not a plain file (`/dev/null`, a named pipe) is written into, not replaced.
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
+    let target = link_target(path);
+    let path = target.as_path();
+    let existing = std::fs::metadata(path).ok();
+    if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+        return Err(DiffError::file(path, "is a folder, not a file"));
+    }
+    if existing.as_ref().is_some_and(|m| !m.is_file()) {
+        // A device or a pipe: there is nothing to replace, and a rename would put a plain file
+        // in its place.
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| write(&mut f))
+            .map_err(|e| DiffError::file(path, format!("cannot write it ({e})")));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -248,19 +265,18 @@ pub fn write_atomic_with(
     if !dir.is_dir() {
         return Err(DiffError::file(dir, "folder does not exist"));
     }
-    if path.is_dir() {
-        return Err(DiffError::file(path, "is a folder, not a file"));
-    }
     let name = path
         .file_name()
-        .ok_or_else(|| DiffError::file(path, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+        .ok_or_else(|| DiffError::file(path, "not a file name"))?
+        .to_string_lossy();
+    // The temporary name stays within the 255 bytes a file name may have.
+    let short: String = name.chars().take(64).collect();
+    let tmp = dir.join(format!(".{short}.tmp-{}", std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         write(&mut f)?;
+        if let Some(meta) = &existing {
+            f.set_permissions(meta.permissions())?;
+        }
         f.sync_all()
     });
     if let Err(e) = written {
@@ -271,6 +287,23 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
         DiffError::file(path, e)
     })
+}
+
+/// The file a path finally names when it is a symbolic link (followed through up to 32 links,
+/// dangling ones included); the path itself otherwise.
+fn link_target(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..32 {
+        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(next) = is_link.then(|| std::fs::read_link(&current).ok()).flatten() else {
+            break;
+        };
+        current = match current.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    current
 }
 
 /// Encodes and writes a PNG atomically.

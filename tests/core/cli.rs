@@ -740,3 +740,90 @@ fn eval_judges_the_shipped_model() {
     assert!(out.contains("Fréchet distance"), "{out}");
     assert!(err.contains("% accurate"), "{err}");
 }
+
+/// An output path is checked before any work: it may not be an input (the image, the weights,
+/// a file of the data folder), another output, or a read-only file, and a refused run has
+/// written nothing.
+#[test]
+fn an_output_never_destroys_an_input_or_another_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp("outputs");
+    let image = dir.join("cat.png");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/images/chelsea.png"),
+        &image,
+    )
+    .unwrap();
+    let before = std::fs::read(&image).unwrap();
+    let img = image.to_str().unwrap();
+    assert_bad_input(&["noise", img, "-o", img], "is also the input");
+    let data = tiny_image_folder("outputs-data");
+    let data_file = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let data_before = std::fs::read(&data_file).unwrap();
+    assert_bad_input(
+        &[
+            "--device",
+            "cpu",
+            "sample",
+            "--model",
+            "exact",
+            "--data",
+            data.to_str().unwrap(),
+            "--size",
+            "8",
+            "--steps",
+            "2",
+            "--count",
+            "1",
+            "-o",
+            data_file.to_str().unwrap(),
+        ],
+        "input folder",
+    );
+    assert_eq!(std::fs::read(&data_file).unwrap(), data_before);
+
+    let keep = dir.join("keep.png");
+    std::fs::write(&keep, b"mine").unwrap();
+    let k = keep.to_str().unwrap();
+    // The same file twice (once through a `./` detour), and a GIF path that is a folder: both
+    // refused before anything is written.
+    let detour = dir.join(".").join("keep.png");
+    assert_bad_input(
+        &["toy", "-o", k, "--gif", detour.to_str().unwrap()],
+        "are the same file",
+    );
+    std::fs::create_dir_all(dir.join("a-folder")).unwrap();
+    let folder = dir.join("a-folder");
+    assert_bad_input(
+        &[
+            "--device",
+            "cpu",
+            "sample",
+            "--model",
+            "exact",
+            "--data",
+            data.to_str().unwrap(),
+            "--size",
+            "8",
+            "--steps",
+            "2",
+            "--count",
+            "1",
+            "-o",
+            k,
+            "--gif",
+            folder.to_str().unwrap(),
+        ],
+        "is a folder",
+    );
+    assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
+    std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_bad_input(&["schedule", "-o", k], "read-only");
+    assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
+    assert_eq!(std::fs::read(&image).unwrap(), before);
+    std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o644)).unwrap();
+}

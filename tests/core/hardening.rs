@@ -405,3 +405,55 @@ fn a_failed_allocation_ends_in_one_line_and_exit_2() {
     );
     assert!(!out.exists());
 }
+
+/// A write keeps what its path is: a symbolic link is written through (the link stays), a
+/// replaced file keeps its permissions, and a named pipe is written into, not replaced by a
+/// plain file (as `-o /dev/null` once was).
+#[test]
+fn a_write_keeps_links_modes_and_pipes_as_they_are() {
+    use difflab::data::image_io::write_atomic;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+    let dir = std::env::temp_dir().join(format!("difflab-write-kinds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let is_link = |p: &std::path::Path| {
+        std::fs::symlink_metadata(p)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    };
+
+    std::fs::write(dir.join("target.json"), b"old").unwrap();
+    symlink("target.json", dir.join("link.json")).unwrap();
+    write_atomic(&dir.join("link.json"), b"new").unwrap();
+    assert!(is_link(&dir.join("link.json")));
+    assert_eq!(std::fs::read(dir.join("target.json")).unwrap(), b"new");
+    symlink("made.json", dir.join("dangling.json")).unwrap();
+    write_atomic(&dir.join("dangling.json"), b"made").unwrap();
+    assert!(is_link(&dir.join("dangling.json")));
+    assert_eq!(std::fs::read(dir.join("made.json")).unwrap(), b"made");
+
+    let private = dir.join("private.csv");
+    std::fs::write(&private, b"old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_atomic(&private, b"new").unwrap();
+    let meta = std::fs::metadata(&private).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(&private).unwrap(), b"new");
+
+    let pipe = dir.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+    if made.is_ok_and(|s| s.success()) {
+        let reader = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || std::fs::read(pipe).unwrap())
+        };
+        write_atomic(&pipe, b"through the pipe").unwrap();
+        let kind = std::fs::symlink_metadata(&pipe).unwrap().file_type();
+        assert!(kind.is_fifo(), "the pipe was replaced by {kind:?}");
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+    }
+    let names = listing(&dir);
+    assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
