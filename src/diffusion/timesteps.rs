@@ -76,6 +76,19 @@ pub fn timesteps(
             "{n} sampling steps is more than the T = {t_max} timesteps of the schedule"
         )));
     }
+    let max_t = super::schedule::MAX_TIMESTEPS;
+    if t_max > max_t {
+        return Err(DiffError::invalid(format!(
+            "the number of timesteps T = {t_max} is too large (at most {max_t})"
+        )));
+    }
+    // Checked before the sums below, which it would otherwise overflow.
+    if spacing == TimestepSpacing::Leading && steps_offset >= t_max {
+        return Err(DiffError::invalid(format!(
+            "steps_offset = {steps_offset} pushes the timesteps past T − 1 = {}",
+            t_max - 1
+        )));
+    }
     let ts: Vec<usize> = match spacing {
         TimestepSpacing::Leading => {
             let ratio = t_max / n;
@@ -122,5 +135,8 @@ mod tests {
         assert_eq!(s, vec![999, 500, 0]);
         assert!(timesteps(TimestepSpacing::Leading, 10, 11, 0).is_err());
         assert!(timesteps(TimestepSpacing::Leading, 10, 10, 1).is_err());
+        // An offset or a T that would overflow the arithmetic is refused, not a panic.
+        assert!(timesteps(TimestepSpacing::Leading, 1000, 10, usize::MAX).is_err());
+        assert!(timesteps(TimestepSpacing::Trailing, usize::MAX, 3, 0).is_err());
     }
 }

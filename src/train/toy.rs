@@ -37,6 +37,12 @@ impl Default for ToyTrainConfig {
     }
 }
 
+/// The largest batch the toy trainer takes (points per step).
+pub const MAX_TOY_BATCH: usize = 65_536;
+
+/// The widest hidden layer the toy MLP may have.
+pub const MAX_TOY_HIDDEN: usize = 4096;
+
 /// A training run in progress.
 pub struct ToyTrainer {
     model: Option<ToyMlp>,
@@ -68,6 +74,20 @@ impl ToyTrainer {
             return Err(DiffError::invalid(
                 "the batch must be ≥ 1 and the learning rate > 0",
             ));
+        }
+        // Bounds that keep a typo from asking for gigabytes (or a zero-width layer, which
+        // cannot be initialised).
+        if config.batch > MAX_TOY_BATCH {
+            return Err(DiffError::invalid(format!(
+                "a batch of {} points is too large (at most {MAX_TOY_BATCH})",
+                config.batch
+            )));
+        }
+        if model.hidden == 0 || model.hidden > MAX_TOY_HIDDEN {
+            return Err(DiffError::invalid(format!(
+                "{} hidden units: the MLP needs between 1 and {MAX_TOY_HIDDEN} per layer",
+                model.hidden
+            )));
         }
         let device = device.clone().autodiff();
         // Parameter initialisation draws from burn's RNG: seed it for reproducible runs.

@@ -107,8 +107,8 @@ impl TrainConfig {
     /// Checks the options.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(DiffError::invalid(m.to_string()));
-        if self.steps == 0 {
-            return bad("--steps must be at least 1");
+        if self.steps == 0 || self.steps > 1_000_000_000 {
+            return bad("--steps must be between 1 and 1,000,000,000");
         }
         if self.batch == 0 || self.batch > 4096 {
             return bad("--batch must be between 1 and 4096");
@@ -490,7 +490,7 @@ impl UNetTrainer {
             .as_ref()
             .ok_or_else(|| DiffError::Backend("no model".into()))?;
         let header = CheckpointHeader {
-            version: 1,
+            version: CHECKPOINT_VERSION,
             step: self.step,
             unet: self.unet.clone(),
             config: self.config.clone(),
@@ -553,6 +553,27 @@ impl UNetTrainer {
                 data.len()
             )));
         }
+        if header.version != CHECKPOINT_VERSION {
+            return Err(bad(format!(
+                "checkpoint format {} (this difflab reads format {CHECKPOINT_VERSION})",
+                header.version
+            )));
+        }
+        if header.step > header.config.steps {
+            return Err(bad(format!(
+                "damaged: it is at step {} of a {}-step run",
+                header.step, header.config.steps
+            )));
+        }
+        if let Some(s) = steps
+            && s < header.step
+        {
+            return Err(DiffError::invalid(format!(
+                "--steps {s} is fewer than the {} steps the checkpoint has trained: a resumed run \
+                 only goes on (--steps {} or more)",
+                header.step, header.step
+            )));
+        }
         let mut config = header.config;
         if let Some(s) = steps
             && s != config.steps
@@ -588,6 +609,9 @@ impl UNetTrainer {
 }
 
 const CHECKPOINT_MAGIC: &[u8; 8] = b"DLCKPT1\n";
+
+/// The checkpoint header's format.
+const CHECKPOINT_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct CheckpointHeader {

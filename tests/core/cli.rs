@@ -565,6 +565,13 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     );
     let csv3 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
     assert_eq!(csv3.lines().count(), 11, "{csv3}");
+    // A resumed run only goes on: fewer steps than the checkpoint's is refused (it was an
+    // overflow panic), and the run is left as it was.
+    let mut fewer = common.clone();
+    fewer.extend(["--steps", "4", "--resume"]);
+    assert_bad_input(&fewer, "fewer than the 10 steps");
+    let csv4 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv4, csv3);
 
     // Its weights sample through `sample --model unet --weights`.
     let grid = out.join("grid.png");
@@ -826,4 +833,48 @@ fn an_output_never_destroys_an_input_or_another_output() {
     assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
     assert_eq!(std::fs::read(&image).unwrap(), before);
     std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Numbers that overflowed arithmetic (a panic, exit 101) or asked for gigabytes are refused
+/// with one line and exit 2, before any work.
+#[test]
+fn overflowing_and_huge_values_are_refused() {
+    let max = u64::MAX.to_string();
+    assert_bad_input(
+        &["timesteps", "--steps", "10", "--steps-offset", &max],
+        "steps_offset",
+    );
+    assert_bad_input(
+        &["timesteps", "--steps", "3", "--timesteps", &max],
+        "too large",
+    );
+    let out = tmp("huge").join("toy.png");
+    let o = out.to_str().unwrap();
+    let toy = |flag: &str, value: &str| {
+        vec![
+            "--device".to_string(),
+            "cpu".into(),
+            "toy".into(),
+            "--train-steps".into(),
+            "2".into(),
+            "--samples".into(),
+            "10".into(),
+            "--steps".into(),
+            "2".into(),
+            "-o".into(),
+            o.into(),
+            flag.into(),
+            value.into(),
+        ]
+    };
+    for (flag, value, needle) in [
+        ("--hidden", "0", "hidden units"),
+        ("--hidden", "1000000000", "hidden units"),
+        ("--batch", max.as_str(), "too large"),
+    ] {
+        let args = toy(flag, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_bad_input(&args, needle);
+    }
+    assert!(!out.exists());
 }
