@@ -57,6 +57,7 @@ pub struct InterpolateArgs {
 
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
+    super::sample_cmd::check_scale(a.scale)?;
     let outputs: Vec<&std::path::Path> = a
         .output
         .iter()
@@ -90,6 +91,10 @@ pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()
         Some(b) => vec![b],
         None => vec![Blend::Slerp, Blend::Lerp],
     };
+    if a.output.is_some() {
+        let n = blends.len() * a.frames;
+        crate::data::image_io::grid_size(n, a.frames, (shape[2], shape[1]), 2, a.scale)?;
+    }
     let cancel = AtomicBool::new(false);
     let mut rows = Vec::new();
     for blend in &blends {

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use clap::Args;
 
 use super::{ScheduleOpts, check_outputs, device_for, parse_t_list};
-use crate::data::image_io::{ValueRange, batch_to_rgb, grid, load_rgb, save_png};
+use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_size, load_rgb, save_png};
 use crate::device::DeviceChoice;
 use crate::diffusion::{NoiseSchedule, initial_noise, q_sample};
 use crate::error::{DiffError, Result};
@@ -33,18 +33,33 @@ pub struct NoiseArgs {
     output: PathBuf,
 }
 
+/// The largest `--max-size` (a side, in pixels).
+const MAX_SIDE: u32 = 4096;
+
+/// The most frames a filmstrip shows.
+const MAX_NOISE_FRAMES: usize = 100;
+
 pub(super) fn noise(a: NoiseArgs, device: DeviceChoice) -> Result<()> {
     let schedule = NoiseSchedule::new(a.schedule.config())?;
     let ts = parse_t_list(&a.t)?;
     ts.iter().try_for_each(|t| schedule.check_t(*t))?;
-    if a.max_size == 0 {
-        return Err(DiffError::invalid("--max-size must be at least 1"));
+    if a.max_size == 0 || a.max_size > MAX_SIDE {
+        return Err(DiffError::invalid(format!(
+            "--max-size must be between 1 and {MAX_SIDE}"
+        )));
+    }
+    if ts.len() > MAX_NOISE_FRAMES {
+        return Err(DiffError::invalid(format!(
+            "--t lists {} timesteps: a filmstrip has at most {MAX_NOISE_FRAMES}",
+            ts.len()
+        )));
     }
     check_outputs(&[&a.output], &[&a.image])?;
     let img = load_rgb(&a.image, a.max_size)?;
     let device = device_for(device)?;
     let [c, h, w] = img.shape();
     let k = ts.len();
+    grid_size(k, k, (w, h), 4, 1)?;
     // One x_0 and one ε, broadcast over the K frames.
     let x0 = tensor4(img.data, [1, c, h, w], &device.device).repeat_dim(0, k);
     let eps: Tensor<4> = initial_noise(a.seed, [1, c, h, w], &device.device).repeat_dim(0, k);

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ScheduleOpts, check_outputs, device_for};
 use crate::data::image_io::{
-    ValueRange, batch_to_rgb, chw_to_rgb, grid, grid_cols, load_folder, save_png,
+    ValueRange, batch_to_rgb, chw_to_rgb, grid, grid_cols, grid_size, load_folder, save_png,
 };
 use crate::data::mnist::{Mnist, SIDE};
 use crate::device::{ComputeDevice, DeviceChoice};
@@ -350,10 +350,25 @@ fn scheduler_config(
     }
 }
 
-fn validate(a: &SampleArgs) -> Result<()> {
-    if a.count == 0 {
-        return Err(DiffError::invalid("--count must be at least 1"));
+/// The most images one `sample` makes.
+const MAX_COUNT: usize = 100_000;
+
+/// `--scale`, the upscaling of a written picture's cells: 1 to 16, as `--gif-scale`.
+pub(super) fn check_scale(scale: u32) -> Result<()> {
+    if (1..=16).contains(&scale) {
+        Ok(())
+    } else {
+        Err(DiffError::invalid("--scale must be between 1 and 16"))
     }
+}
+
+fn validate(a: &SampleArgs) -> Result<()> {
+    if a.count == 0 || a.count > MAX_COUNT {
+        return Err(DiffError::invalid(format!(
+            "--count must be between 1 and {MAX_COUNT}"
+        )));
+    }
+    check_scale(a.scale)?;
     if a.batch == 0 {
         return Err(DiffError::invalid("--batch must be at least 1"));
     }
@@ -477,6 +492,14 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         scheduler_config(&a, model.denoiser().prediction_type()),
         schedule.clone(),
     )?;
+    // --label all: one row per class.
+    let cols = match a.label {
+        Some(LabelArg::All) => a.count,
+        _ => grid_cols(count),
+    };
+    if a.output.is_some() {
+        grid_size(count, cols, (shape[2], shape[1]), 2, a.scale)?;
+    }
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
     }
@@ -498,11 +521,6 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         "sampled {count} images in {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    // --label all: one row per class.
-    let cols = match a.label {
-        Some(LabelArg::All) => a.count,
-        _ => grid_cols(count),
-    };
     write_outputs(&a, &samples, count, cols, shape, trajectory)?;
     if let Some(path) = &a.gif {
         a.gif_opts.write(&every_step, path)?;
@@ -629,6 +647,10 @@ fn write_outputs(
 
 fn write_trajectory(path: &Path, frames: Trajectory, scale: u32) -> Result<()> {
     let cols = frames.len();
+    if let Some((first, _)) = frames.first() {
+        let cell = (first.width() as usize, first.height() as usize);
+        grid_size(2 * cols, cols, cell, 2, scale)?;
+    }
     let (top, bottom): (Vec<RgbImage>, Vec<RgbImage>) = frames.into_iter().unzip();
     let all: Vec<RgbImage> = top.into_iter().chain(bottom).collect();
     save_png(&grid(&all, cols, 2, scale), path)?;

@@ -77,6 +77,11 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
     if a.samples == 0 || a.samples > 10_000 {
         return Err(DiffError::invalid("--samples must be between 1 and 10,000"));
     }
+    if a.train_steps == 0 {
+        return Err(DiffError::invalid(
+            "--train-steps must be at least 1 (an untrained MLP samples noise)",
+        ));
+    }
     if !(0.0..=1.0).contains(&a.eta) {
         return Err(DiffError::invalid(format!(
             "--eta {} is out of range: η must be in [0, 1]",

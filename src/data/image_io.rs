@@ -113,6 +113,43 @@ pub fn batch_to_rgb(data: &[f32], shape: [usize; 4], range: ValueRange) -> Resul
         .collect()
 }
 
+/// The most pixels a picture difflab writes may have (256 megapixels, 768 MB as RGB).
+pub const MAX_PICTURE_PIXELS: u64 = 1 << 28;
+
+/// The size [`grid`] gives `n` cells of `cell` pixels in `cols` columns, or an error naming
+/// it when it would be more than a picture may be ([`MAX_IMAGE_SIDE`] a side,
+/// [`MAX_PICTURE_PIXELS`] in all): checked before the work that fills it, not after.
+pub fn grid_size(
+    n: usize,
+    cols: usize,
+    cell: (usize, usize),
+    pad: u32,
+    scale: u32,
+) -> Result<(u32, u32)> {
+    let n = n.max(1) as u64;
+    let cols = (cols as u64).clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let scale = u64::from(scale.max(1));
+    let pad = u64::from(pad);
+    let side = |cells: u64, len: usize| {
+        (len as u64)
+            .checked_mul(scale)
+            .and_then(|l| l.checked_mul(cells))
+            .and_then(|l| l.checked_add((cells + 1) * pad))
+            .unwrap_or(u64::MAX)
+    };
+    let (width, height) = (side(cols, cell.0), side(rows, cell.1));
+    let max = u64::from(MAX_IMAGE_SIDE);
+    if width > max || height > max || width.saturating_mul(height) > MAX_PICTURE_PIXELS {
+        return Err(DiffError::invalid(format!(
+            "the picture would be {width}×{height} pixels (at most {max} a side and \
+             {} megapixels): use a smaller --scale or fewer images",
+            MAX_PICTURE_PIXELS >> 20
+        )));
+    }
+    Ok((width as u32, height as u32))
+}
+
 /// Tiles equally sized images into a grid with `cols` columns and `pad` pixels between them.
 pub fn grid(images: &[RgbImage], cols: usize, pad: u32, scale: u32) -> RgbImage {
     let Some(first) = images.first() else {

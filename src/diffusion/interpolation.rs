@@ -25,12 +25,15 @@ pub enum Blend {
     Lerp,
 }
 
+/// The most frames an interpolation decodes (each one a DDIM run of its own).
+pub const MAX_FRAMES: usize = 256;
+
 /// α_i = i/(n−1) for i = 0..n (both ends included).
 pub fn alphas(frames: usize) -> Result<Vec<f64>> {
-    if frames < 2 {
-        return Err(DiffError::invalid(
-            "an interpolation needs at least 2 frames",
-        ));
+    if !(2..=MAX_FRAMES).contains(&frames) {
+        return Err(DiffError::invalid(format!(
+            "an interpolation has between 2 and {MAX_FRAMES} frames, not {frames}"
+        )));
     }
     Ok((0..frames)
         .map(|i| i as f64 / (frames - 1) as f64)

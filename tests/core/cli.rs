@@ -877,4 +877,48 @@ fn overflowing_and_huge_values_are_refused() {
         assert_bad_input(&args, needle);
     }
     assert!(!out.exists());
+    // Pictures too large to hold, refused before the work that would fill them.
+    let img = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/images/chelsea.png");
+    let film = tmp("huge").join("film.png");
+    let f = film.to_str().unwrap();
+    let many_t: Vec<String> = (0..101).map(|t| t.to_string()).collect();
+    let many_t = many_t.join(",");
+    assert_bad_input(&["noise", img, "-o", f, "--t", &many_t], "at most 100");
+    assert_bad_input(
+        &["noise", img, "-o", f, "--max-size", "100000"],
+        "--max-size",
+    );
+    let grid = tmp("huge").join("grid.png");
+    let g = grid.to_str().unwrap();
+    for (flag, value, needle) in [
+        ("--scale", "0", "--scale"),
+        ("--scale", "1000", "--scale"),
+        ("--count", "1000000000", "--count"),
+        ("--scale", "16", "the picture would be"),
+    ] {
+        let count = if flag == "--count" { "1" } else { "2000" };
+        let mut args = vec![
+            "--device", "cpu", "sample", "--model", "unet", "--steps", "2", "-o", g, "--label",
+            "3", "--count", count, flag, value,
+        ];
+        if flag == "--count" {
+            args.drain(11..13);
+        }
+        assert_bad_input(&args, needle);
+    }
+    assert_bad_input(
+        &[
+            "interpolate",
+            "--seed-a",
+            "1",
+            "--seed-b",
+            "2",
+            "--frames",
+            "1000000000",
+            "-o",
+            g,
+        ],
+        "between 2 and 256",
+    );
+    assert!(!film.exists() && !grid.exists());
 }
