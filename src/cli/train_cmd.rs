@@ -140,11 +140,31 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         ..TrainConfig::default()
     };
     config.validate()?;
-    if !a.out.is_dir() {
-        std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
+    if a.classes.is_none() && !a.resume && a.typed.contains("--label-dropout") {
+        return Err(DiffError::invalid(
+            "--label-dropout needs --classes: an unconditional net has no labels to drop",
+        ));
     }
-    let samples_dir = a.out.join("samples");
-    std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
+    let checkpoint = a.out.join("checkpoint.bin");
+    let weights = a.out.join("model.safetensors");
+    if a.resume && !checkpoint.is_file() {
+        return Err(DiffError::file(
+            &checkpoint,
+            "does not exist: there is no run to resume (leave out --resume to start one)",
+        ));
+    }
+    if !a.resume && checkpoint.exists() {
+        return Err(DiffError::invalid(format!(
+            "{} exists: pass --resume to continue it, or choose another --out",
+            checkpoint.display()
+        )));
+    }
+    if !a.resume && weights.exists() {
+        return Err(DiffError::invalid(format!(
+            "{} exists (a trained model): choose another --out, so that it is not replaced",
+            weights.display()
+        )));
+    }
     let (images, shape) = load_images(&a.data)?;
     let mut data = ImageSet::new(&images, shape)?;
     if a.classes.is_some() {
@@ -158,8 +178,12 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
             data = data.with_labels(labels)?;
         }
     }
+    if !a.out.is_dir() {
+        std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
+    }
+    let samples_dir = a.out.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
     let device = device_for(device)?;
-    let checkpoint = a.out.join("checkpoint.bin");
     let loss_csv = a.out.join("loss.csv");
     let mut trainer = if a.resume {
         let mut t = UNetTrainer::resume(&checkpoint, data, Some(a.steps), &device.device)?;
@@ -174,12 +198,6 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         t
     } else {
-        if checkpoint.exists() {
-            return Err(DiffError::invalid(format!(
-                "{} exists: pass --resume to continue it, or choose another --out",
-                checkpoint.display()
-            )));
-        }
         let _ = std::fs::remove_file(&loss_csv);
         let unet = UNetConfig::new()
             .with_in_channels(shape[0])

@@ -509,6 +509,22 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
 
     // Starting again over a run is refused; --resume continues it to 9 steps.
     assert_bad_input(&args, "--resume");
+    // Without its checkpoint, the run's trained weights still are not replaced; a resume with
+    // nothing to resume makes no folder; an unconditional run has no labels to drop.
+    let kept = out.join("checkpoint.kept");
+    std::fs::rename(out.join("checkpoint.bin"), &kept).unwrap();
+    assert_bad_input(&args, "a trained model");
+    std::fs::rename(&kept, out.join("checkpoint.bin")).unwrap();
+    let nowhere = tmp("train-nowhere").join("run");
+    let mut resume_nothing = tiny_train_args(&data, &nowhere, "3", "6");
+    resume_nothing.push("--resume".into());
+    let resume_nothing: Vec<&str> = resume_nothing.iter().map(String::as_str).collect();
+    assert_bad_input(&resume_nothing, "no run to resume");
+    assert!(!nowhere.exists());
+    let mut dropout = tiny_train_args(&data, &nowhere, "3", "6");
+    dropout.extend(["--label-dropout".into(), "0.5".into()]);
+    let dropout: Vec<&str> = dropout.iter().map(String::as_str).collect();
+    assert_bad_input(&dropout, "needs --classes");
     let mut more = common.clone();
     more.extend(["--steps", "9", "--resume"]);
     let o = difflab(&more);
