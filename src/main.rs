@@ -60,7 +60,7 @@ fn out_of_memory(bytes: usize) -> ! {
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     let _ = writeln!(
         cursor,
-        "error: out of memory (a request for {} MB failed): use a smaller --batch or --count",
+        "error: out of memory (a request for {} MB failed): ask for less (a smaller --batch, --count, --size or image)",
         bytes >> 20
     );
     let n = usize::try_from(cursor.position()).unwrap_or(0);

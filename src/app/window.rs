@@ -170,6 +170,17 @@ pub fn native_options() -> eframe::NativeOptions {
 
 /// Opens the window.
 pub fn run(options: AppOptions) -> crate::Result<()> {
+    // Without a display winit's own error is a paragraph with a source path in it.
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty())
+        && std::env::var_os("WAYLAND_DISPLAY").is_none_or(|d| d.is_empty())
+    {
+        return Err(crate::DiffError::Backend(
+            "cannot open the window: there is no display (DISPLAY and WAYLAND_DISPLAY are \
+             unset); the commands work without one (difflab --help)"
+                .into(),
+        ));
+    }
     let result = match open_window(native_options(), options.clone()) {
         // The GPU refused the device burn and egui share (a driver that rejects a feature or a
         // limit it advertised): open the window once more on egui's own, plainer device, and

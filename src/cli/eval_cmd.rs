@@ -71,12 +71,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             "--batch and --epochs must be at least 1",
         ));
     }
-    if !(0.0..=1.0).contains(&a.eta) {
-        return Err(DiffError::invalid(format!(
-            "--eta {} is out of range: η must be in [0, 1]",
-            a.eta
-        )));
-    }
+    super::sample_cmd::check_eta(a.sampler, a.eta)?;
     if let Some(p) = &a.grid {
         let inputs: Vec<&std::path::Path> = a.weights.iter().map(PathBuf::as_path).collect();
         check_outputs(&[p], &inputs)?;

@@ -72,6 +72,9 @@ pub enum DataChoice {
 impl std::str::FromStr for DataChoice {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.is_empty() {
+            return Err("give mnist or a folder of images".into());
+        }
         Ok(if s == "mnist" {
             DataChoice::Mnist
         } else {
@@ -362,6 +365,19 @@ pub(super) fn check_scale(scale: u32) -> Result<()> {
     }
 }
 
+/// `--eta`: DDIM's η in [0, 1]; DDPM has none.
+pub(super) fn check_eta(sampler: SamplerChoice, eta: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&eta) {
+        return Err(DiffError::invalid(format!(
+            "--eta {eta} is out of range: η must be in [0, 1]"
+        )));
+    }
+    if sampler == SamplerChoice::Ddpm && eta != 0.0 {
+        return Err(DiffError::invalid("--eta applies to DDIM only"));
+    }
+    Ok(())
+}
+
 fn validate(a: &SampleArgs) -> Result<()> {
     if a.count == 0 || a.count > MAX_COUNT {
         return Err(DiffError::invalid(format!(
@@ -372,15 +388,7 @@ fn validate(a: &SampleArgs) -> Result<()> {
     if a.batch == 0 {
         return Err(DiffError::invalid("--batch must be at least 1"));
     }
-    if !(0.0..=1.0).contains(&a.eta) {
-        return Err(DiffError::invalid(format!(
-            "--eta {} is out of range: η must be in [0, 1]",
-            a.eta
-        )));
-    }
-    if a.sampler == SamplerChoice::Ddpm && a.eta != 0.0 {
-        return Err(DiffError::invalid("--eta applies to DDIM only"));
-    }
+    check_eta(a.sampler, a.eta)?;
     if let Some(w) = a.guidance {
         crate::model::guidance::check_scale(w)?;
     }
@@ -406,6 +414,9 @@ fn validate(a: &SampleArgs) -> Result<()> {
         inputs.push(dir);
     }
     check_outputs(&outputs, &inputs)?;
+    if let Some(dir) = a.out_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(DiffError::file(dir, "is a file, not a folder (--out-dir)"));
+    }
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

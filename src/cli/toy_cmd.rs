@@ -82,12 +82,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
             "--train-steps must be at least 1 (an untrained MLP samples noise)",
         ));
     }
-    if !(0.0..=1.0).contains(&a.eta) {
-        return Err(DiffError::invalid(format!(
-            "--eta {} is out of range: η must be in [0, 1]",
-            a.eta
-        )));
-    }
+    super::sample_cmd::check_eta(a.sampler, a.eta)?;
     let outputs: Vec<&std::path::Path> = a
         .output
         .iter()

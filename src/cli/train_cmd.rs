@@ -178,6 +178,22 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
             data = data.with_labels(labels)?;
         }
     }
+    let unet = UNetConfig::new()
+        .with_in_channels(shape[0])
+        .with_image_size(shape[1])
+        .with_base_channels(a.base_channels)
+        .with_channel_mult(a.channel_mult.clone())
+        .with_blocks_per_level(a.blocks)
+        .with_attention(!a.no_attention)
+        .with_up_conv(a.up_conv)
+        .with_prediction(a.prediction)
+        .with_num_classes(a.classes);
+    if !a.resume {
+        if shape[1] != shape[2] {
+            return Err(DiffError::invalid("the U-Net trains on square images"));
+        }
+        unet.validate()?;
+    }
     if !a.out.is_dir() {
         std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
     }
@@ -199,19 +215,6 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         t
     } else {
         let _ = std::fs::remove_file(&loss_csv);
-        let unet = UNetConfig::new()
-            .with_in_channels(shape[0])
-            .with_image_size(shape[1])
-            .with_base_channels(a.base_channels)
-            .with_channel_mult(a.channel_mult.clone())
-            .with_blocks_per_level(a.blocks)
-            .with_attention(!a.no_attention)
-            .with_up_conv(a.up_conv)
-            .with_prediction(a.prediction)
-            .with_num_classes(a.classes);
-        if shape[1] != shape[2] {
-            return Err(DiffError::invalid("the U-Net trains on square images"));
-        }
         let mut t = UNetTrainer::new(data, unet, config, &device.device)?;
         if let Some(p) = &a.init_from {
             let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;

@@ -204,7 +204,19 @@ impl UNetConfig {
             }
         }
         let div = 1 << (levels - 1);
-        if self.image_size == 0 || !self.image_size.is_multiple_of(div) || self.image_size > 512 {
+        if self.image_size > 512 {
+            return bad(format!(
+                "image size {} is larger than the 512 pixels a U-Net here may take",
+                self.image_size
+            ));
+        }
+        if self.base_channels > 1024 {
+            return bad(format!(
+                "{} base channels is more than 1024",
+                self.base_channels
+            ));
+        }
+        if self.image_size == 0 || !self.image_size.is_multiple_of(div) {
             return bad(format!(
                 "image size {} must be divisible by {div} (one halving per level)",
                 self.image_size

@@ -425,9 +425,11 @@ impl UNetTrainer {
             )));
         }
         if theirs.num_classes.is_some() && theirs.num_classes != self.unet.num_classes {
+            let classes = |n: Option<usize>| n.map_or("none".to_string(), |n| n.to_string());
             return Err(DiffError::invalid(format!(
-                "{what} has {:?} classes, this run {:?}",
-                theirs.num_classes, self.unet.num_classes
+                "{what} was trained with {} classes, this run has {} (--classes)",
+                classes(theirs.num_classes),
+                classes(self.unet.num_classes)
             )));
         }
         let device = self.device.clone();
@@ -559,6 +561,11 @@ impl UNetTrainer {
                 header.version
             )));
         }
+        header
+            .config
+            .validate()
+            .and_then(|()| header.unet.validate())
+            .map_err(|e| bad(format!("damaged: its stored options are invalid ({e})")))?;
         if header.step > header.config.steps {
             return Err(bad(format!(
                 "damaged: it is at step {} of a {}-step run",
@@ -635,9 +642,12 @@ fn burnpack_bytes(m: &UNet) -> Result<Vec<u8>> {
 fn load_burnpack(m: &mut UNet, bytes: &[u8], what: &str) -> Result<()> {
     let mut store =
         BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec())));
-    let r = m
-        .load_from(&mut store)
-        .map_err(|e| DiffError::invalid(format!("{what}: {e}")))?;
+    // burn's error lists every tensor; one line says what is wrong.
+    let r = m.load_from(&mut store).map_err(|_| {
+        DiffError::invalid(format!(
+            "{what} is damaged: its weights do not fit the model its header describes"
+        ))
+    })?;
     if !r.errors.is_empty() || !r.missing.is_empty() || !r.unused.is_empty() {
         return Err(DiffError::invalid(format!(
             "{what}: the checkpoint does not match its model ({} errors, {} missing, {} unused)",

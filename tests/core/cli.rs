@@ -376,7 +376,7 @@ fn sample_gif_and_interpolate_write_what_they_say() {
             "-o",
             row.to_str().unwrap(),
         ],
-        "at least 2 frames",
+        "between 2 and 256 frames",
     );
     assert_bad_input(
         &[

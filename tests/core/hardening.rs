@@ -396,7 +396,7 @@ fn a_failed_allocation_ends_in_one_line_and_exit_2() {
     let last = err.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: out of memory (a request for ")
-            && last.ends_with("use a smaller --batch or --count"),
+            && last.ends_with("ask for less (a smaller --batch, --count, --size or image)"),
         "{err}"
     );
     assert!(
