@@ -73,8 +73,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     }
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
     if let Some(p) = &a.grid {
-        let inputs: Vec<&std::path::Path> = a.weights.iter().map(PathBuf::as_path).collect();
-        check_outputs(&[p], &inputs)?;
+        check_outputs(&[p], &super::given(&[&a.weights]))?;
     }
     let device = device_for(device)?;
     let (model, config) = match &a.weights {

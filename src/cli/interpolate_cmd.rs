@@ -58,13 +58,7 @@ pub struct InterpolateArgs {
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
     super::sample_cmd::check_scale(a.scale)?;
-    let outputs: Vec<&std::path::Path> = a
-        .output
-        .iter()
-        .chain(a.gif.iter())
-        .map(PathBuf::as_path)
-        .collect();
-    check_outputs(&outputs, &[])?;
+    check_outputs(&super::given(&[&a.output, &a.gif]), &[])?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

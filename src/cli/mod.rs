@@ -123,6 +123,11 @@ pub fn check_output(path: &std::path::Path) -> Result<()> {
     check_outputs(&[path], &[])
 }
 
+/// The paths among optional ones that were given.
+pub fn given<'a>(paths: &[&'a Option<std::path::PathBuf>]) -> Vec<&'a std::path::Path> {
+    paths.iter().filter_map(|p| p.as_deref()).collect()
+}
+
 /// Checks a command's output paths before it does any work, so that a refused run has written
 /// nothing and nothing the user has is lost: each output's folder exists, it is not a folder
 /// or a read-only file, no two outputs are the same file, and no output is one of the

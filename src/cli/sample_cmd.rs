@@ -402,14 +402,8 @@ fn validate(a: &SampleArgs) -> Result<()> {
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
         ));
     }
-    let outputs: Vec<&Path> = a
-        .output
-        .iter()
-        .chain(a.trajectory.iter())
-        .chain(a.gif.iter())
-        .map(PathBuf::as_path)
-        .collect();
-    let mut inputs: Vec<&Path> = a.weights.iter().map(PathBuf::as_path).collect();
+    let outputs = super::given(&[&a.output, &a.trajectory, &a.gif]);
+    let mut inputs = super::given(&[&a.weights]);
     if let DataChoice::Folder(dir) = &a.data.data {
         inputs.push(dir);
     }

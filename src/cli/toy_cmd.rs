@@ -83,13 +83,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
         ));
     }
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
-    let outputs: Vec<&std::path::Path> = a
-        .output
-        .iter()
-        .chain(a.gif.iter())
-        .map(PathBuf::as_path)
-        .collect();
-    check_outputs(&outputs, &[])?;
+    check_outputs(&super::given(&[&a.output, &a.gif]), &[])?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }
