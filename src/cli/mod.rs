@@ -239,12 +239,14 @@ impl Cli {
         let command = Self::command();
         let matches = command.clone().try_get_matches_from(args)?;
         let mut cli = Self::from_arg_matches(&matches)?;
-        if let (Some(Command::Train(a)), Some(("train", sub)), Some(train)) = (
-            &mut cli.command,
-            matches.subcommand(),
-            command.find_subcommand("train"),
-        ) {
-            a.record_typed(sub, train);
+        if let Some((name, sub)) = matches.subcommand()
+            && let Some(spec) = command.find_subcommand(name)
+        {
+            match &mut cli.command {
+                Some(Command::Train(a)) => a.typed = typed_flags(sub, spec),
+                Some(Command::Sample(a)) => a.typed = typed_flags(sub, spec),
+                _ => {}
+            }
         }
         Ok(cli)
     }
@@ -267,6 +269,22 @@ impl Cli {
             },
         }
     }
+}
+
+/// The long flags (`--batch`) of `command` that `matches` got from the command line, not from
+/// their defaults.
+fn typed_flags(
+    matches: &clap::ArgMatches,
+    command: &clap::Command,
+) -> std::collections::BTreeSet<String> {
+    command
+        .get_arguments()
+        .filter(|arg| {
+            matches.value_source(arg.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect()
 }
 
 /// clap's own errors (an unknown flag, a value not among the choices) in one line, like every

@@ -121,6 +121,11 @@ pub struct SampleArgs {
     weights: Option<PathBuf>,
     #[command(flatten)]
     data: DataOpts,
+    /// The long flags typed on the command line: an option that does not apply to what was
+    /// asked (`--variance` with DDIM) is refused rather than silently ignored. Filled in by
+    /// [`super::Cli::parse_from`].
+    #[arg(skip)]
+    pub(super) typed: std::collections::BTreeSet<String>,
     /// ddpm or ddim.
     #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
     sampler: SamplerChoice,
@@ -389,6 +394,27 @@ fn validate(a: &SampleArgs) -> Result<()> {
         return Err(DiffError::invalid("--batch must be at least 1"));
     }
     check_eta(a.sampler, a.eta)?;
+    // Options that would be silently ignored.
+    let typed = |flag: &str| a.typed.contains(flag);
+    if typed("--variance") && a.sampler != SamplerChoice::Ddpm {
+        return Err(DiffError::invalid(
+            "--variance applies to DDPM only (DDIM's noise is set by --eta)",
+        ));
+    }
+    if typed("--steps-offset") && a.spacing != TimestepSpacing::Leading {
+        return Err(DiffError::invalid(
+            "--steps-offset applies to leading spacing only",
+        ));
+    }
+    if a.model == ModelChoice::Unet
+        && let Some(flag) = ["--data", "--data-count", "--size", "--gray"]
+            .into_iter()
+            .find(|f| typed(f))
+    {
+        return Err(DiffError::invalid(format!(
+            "{flag} chooses the exact denoiser's images; --model unet does not read them"
+        )));
+    }
     if let Some(w) = a.guidance {
         crate::model::guidance::check_scale(w)?;
     }

@@ -100,22 +100,7 @@ pub struct TrainArgs {
     /// The long flags typed on the command line (`--batch`), not left at their defaults: what
     /// a resumed run names when it ignores them. Filled in by [`super::Cli::parse_from`].
     #[arg(skip)]
-    typed: BTreeSet<String>,
-}
-
-impl TrainArgs {
-    /// Records which of this command's flags `matches` (the `train` subcommand's) got from
-    /// the command line.
-    pub(super) fn record_typed(&mut self, matches: &clap::ArgMatches, command: &clap::Command) {
-        self.typed = command
-            .get_arguments()
-            .filter(|arg| {
-                matches.value_source(arg.get_id().as_str())
-                    == Some(clap::parser::ValueSource::CommandLine)
-            })
-            .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
-            .collect();
-    }
+    pub(super) typed: BTreeSet<String>,
 }
 
 /// Set by Ctrl-C.

@@ -902,3 +902,54 @@ fn overflowing_and_huge_values_are_refused() {
     }
     assert!(!film.exists() && !grid.exists());
 }
+
+/// An option that does not apply to what was asked is refused, not silently ignored; typed at
+/// a value equal to its default it still counts as typed.
+#[test]
+fn options_that_would_be_ignored_are_refused() {
+    let out = tmp("ignored").join("s.png");
+    let o = out.to_str().unwrap();
+    let base = [
+        "--device", "cpu", "sample", "--steps", "2", "--count", "1", "-o", o,
+    ];
+    for (extra, needle) in [
+        (
+            &["--variance", "fixed-small"][..],
+            "--variance applies to ddpm",
+        ),
+        (
+            &["--spacing", "trailing", "--steps-offset", "0"][..],
+            "--steps-offset applies to leading",
+        ),
+        (
+            &["--model", "unet", "--data", "mnist"][..],
+            "--data chooses",
+        ),
+        (&["--model", "unet", "--size", "28"][..], "--size chooses"),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_bad_input(&args, &needle.to_lowercase());
+    }
+    // Where they apply, they are taken.
+    let o = difflab(&[
+        "--device",
+        "cpu",
+        "sample",
+        "--sampler",
+        "ddpm",
+        "--variance",
+        "fixed-large",
+        "--steps-offset",
+        "1",
+        "--steps",
+        "2",
+        "--count",
+        "1",
+        "--data-count",
+        "20",
+        "-o",
+        o,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.is_file());
+}
