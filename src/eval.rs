@@ -40,8 +40,8 @@ pub fn train_judge(mnist: &Mnist, epochs: usize, seed: u64, device: &Device) -> 
     }
     let train_n = n - HELD_OUT;
     let ad = device.clone().autodiff();
-    ad.seed(seed);
-    let mut model = DigitClassifierConfig::new().init(&ad);
+    let mut model =
+        crate::model::init_with_rng(&ad, Some(seed), || DigitClassifierConfig::new().init(&ad));
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..train_n).collect();

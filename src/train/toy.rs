@@ -90,10 +90,10 @@ impl ToyTrainer {
             )));
         }
         let device = device.clone().autodiff();
-        // Parameter initialisation draws from burn's RNG: seed it for reproducible runs.
-        device.seed(config.seed);
+        // Parameter initialisation draws from burn's RNG, seeded for reproducible runs.
+        let mlp = crate::model::init_with_rng(&device, Some(config.seed), || model.init(&device));
         Ok(Self {
-            model: Some(model.init(&device)),
+            model: Some(mlp),
             optim: AdamWConfig::new().with_weight_decay(0.0).init(),
             schedule,
             data,

@@ -286,9 +286,8 @@ impl UNetTrainer {
             }
         }
         let device = device.clone().autodiff();
-        // Parameter initialisation draws from burn's RNG: seed it for reproducible runs.
-        device.seed(config.seed);
-        let model = unet.init(&device)?;
+        // Parameter initialisation draws from burn's RNG, seeded for reproducible runs.
+        let model = unet.init_seeded(&device, config.seed)?;
         let ema = model.valid();
         Ok(Self {
             model: Some(model),

@@ -113,9 +113,8 @@ fn tiny_conditional() -> UNetConfig {
 #[test]
 fn the_batched_2b_pass_equals_two_separate_passes() {
     let device = Device::flex();
-    device.seed(11);
     let config = tiny_conditional();
-    let model = config.init(&device).unwrap();
+    let model = config.init_seeded(&device, 11).unwrap();
     let m = Arc::new(UNetDenoiser {
         model: model.clone(),
         config,
@@ -204,9 +203,8 @@ fn a_conditional_run_needs_labels_in_range() {
 #[test]
 fn the_training_record_round_trips_and_names_a_schedule_mismatch() {
     let device = Device::flex();
-    device.seed(3);
     let config = tiny_conditional();
-    let model = config.init(&device).unwrap();
+    let model = config.init_seeded(&device, 3).unwrap();
     let record = TrainingRecord {
         schedule: ScheduleConfig::default(),
         prediction: PredictionType::Epsilon,
@@ -303,7 +301,6 @@ fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("difflab-guided-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let device = Device::flex();
-    device.seed(5);
     let config = tiny_conditional();
     let record = TrainingRecord {
         schedule: ScheduleConfig::default(),
@@ -319,7 +316,7 @@ fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     };
     let path = dir.join("cond.safetensors");
     config
-        .init(&device)
+        .init_seeded(&device, 5)
         .unwrap()
         .save_trained(&config, &record, &path)
         .unwrap();
@@ -437,13 +434,12 @@ fn extending_a_resumed_run_continues_the_learning_rate_without_a_jump() {
 #[test]
 fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
     let device = Device::flex();
-    device.seed(8);
     let plain = UNetConfig {
         num_classes: None,
         ..tiny_conditional()
     };
     let bytes = plain
-        .init(&device)
+        .init_seeded(&device, 8)
         .unwrap()
         .safetensors_bytes(&plain, None)
         .unwrap();

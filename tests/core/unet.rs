@@ -105,9 +105,8 @@ fn odd_configs_keep_the_input_shape() {
 #[test]
 fn safetensors_round_trip_gives_identical_outputs() {
     let device = Device::flex();
-    device.seed(3);
     let c = tiny();
-    let m = c.init(&device).expect("model");
+    let m = c.init_seeded(&device, 3).expect("model");
     let bytes = m.safetensors_bytes(&c, None).expect("bytes");
     assert_eq!(read_config(&bytes, "mem").expect("config"), c);
     let (back, c2) = load_safetensors(&bytes, "mem", &device).expect("load");
@@ -143,14 +142,46 @@ fn safetensors_round_trip_gives_identical_outputs() {
         .expect_err("shapes differ")
         .to_string();
     assert!(err.contains("mismatch"), "{err}");
+
+    // A header whose config does not match its tensors: one line naming the first tensor
+    // and both shapes, or the first missing tensor (burn's own errors ran to 28 lines).
+    let edited = |key: &str, value: u64| {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let meta = &mut header["__metadata__"][difflab::model::unet::CONFIG_KEY];
+        let mut config: serde_json::Value = serde_json::from_str(meta.as_str().unwrap()).unwrap();
+        config[key] = value.into();
+        *meta = config.to_string().into();
+        let head = serde_json::to_vec(&header).unwrap();
+        let mut out = (head.len() as u64).to_le_bytes().to_vec();
+        out.extend(head);
+        out.extend(&bytes[8 + n..]);
+        out
+    };
+    let err = load_safetensors(&edited("base_channels", 16), "wide.safetensors", &device)
+        .expect_err("a wider config")
+        .to_string();
+    assert!(
+        err.starts_with("wide.safetensors: tensor ")
+            && err.contains("has shape [8, ")
+            && err.contains("where the model needs [16, ")
+            && !err.contains('\n'),
+        "{err}"
+    );
+    let err = load_safetensors(&edited("blocks_per_level", 2), "deep.safetensors", &device)
+        .expect_err("a deeper config")
+        .to_string();
+    assert!(
+        err.starts_with("deep.safetensors: missing tensor ") && !err.contains('\n'),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_tiny_model_overfits_one_batch() {
     let device = Device::flex().autodiff();
-    device.seed(1);
     let c = tiny();
-    let mut m = c.init(&device).expect("model");
+    let mut m = c.init_seeded(&device, 1).expect("model");
     let mut optim = AdamWConfig::new().init();
     let data = toy_images();
     let x0 = tensor4(data.pixels[..4 * 64].to_vec(), [4, 1, 8, 8], &device);
@@ -346,9 +377,8 @@ fn the_unet_computes_the_same_on_flex_and_wgpu() {
         return;
     };
     let flex = Device::flex();
-    flex.seed(4);
     let c = tiny();
-    let m = c.init(&flex).expect("model");
+    let m = c.init_seeded(&flex, 4).expect("model");
     let bytes = m.safetensors_bytes(&c, None).expect("bytes");
     let (on_gpu, _) = load_safetensors(&bytes, "mem", &wgpu).expect("load on wgpu");
     let values: Vec<f32> = (0..128).map(|i| (i as f32 * 0.61).cos()).collect();
@@ -373,8 +403,7 @@ fn the_unet_computes_the_same_on_flex_and_wgpu() {
 fn the_ema_moves_every_parameter_and_refuses_a_foreign_model() {
     use difflab::train::unet::ema_update;
     let device = Device::flex();
-    device.seed(21);
-    let model = tiny().init(&device).expect("model");
+    let model = tiny().init_seeded(&device, 21).expect("model");
     // A copy with the same parameter ids and other values: the model after some steps.
     let moved = model.clone().map(&mut Shift(0.5));
     let ema = ema_update(model.clone(), &moved, 0.9).expect("matching ids");
