@@ -58,7 +58,8 @@ pub struct InterpolateArgs {
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
     super::sample_cmd::check_scale(a.scale)?;
-    check_outputs(&super::given(&[&a.output, &a.gif]), &[])?;
+    let inputs: Vec<&std::path::Path> = a.data.folder().into_iter().collect();
+    check_outputs(&super::given(&[&a.output, &a.gif]), &inputs)?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }

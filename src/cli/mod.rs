@@ -141,15 +141,18 @@ pub fn check_outputs(outputs: &[&std::path::Path], inputs: &[&std::path::Path]) 
             .unwrap_or(Path::new("."))
             .to_path_buf()
     };
-    // The file a path names: symbolic links and `..` resolved, for paths that do not exist yet
-    // through their folder.
+    // The file a path names: symbolic links (dangling ones too) and `..` resolved, for paths
+    // that do not exist yet through their folder.
     let identity = |p: &Path| {
-        std::fs::canonicalize(p)
+        let p = crate::data::image_io::link_target(p).ok()?;
+        std::fs::canonicalize(&p)
             .ok()
-            .or_else(|| Some(std::fs::canonicalize(parent(p)).ok()?.join(p.file_name()?)))
+            .or_else(|| Some(std::fs::canonicalize(parent(&p)).ok()?.join(p.file_name()?)))
     };
-    let mut seen: Vec<(std::path::PathBuf, &Path)> = Vec::new();
+    let mut seen: std::collections::HashMap<std::path::PathBuf, &Path> =
+        std::collections::HashMap::new();
     for &out in outputs {
+        crate::data::image_io::link_target(out)?;
         if !parent(out).is_dir() {
             return Err(DiffError::file(out, "its folder does not exist"));
         }
@@ -160,7 +163,7 @@ pub fn check_outputs(outputs: &[&std::path::Path], inputs: &[&std::path::Path]) 
             return Err(DiffError::file(out, "is read-only: it is not replaced"));
         }
         let Some(id) = identity(out) else { continue };
-        if let Some((_, first)) = seen.iter().find(|(other, _)| *other == id) {
+        if let Some(first) = seen.get(&id) {
             return Err(DiffError::invalid(format!(
                 "{} and {} are the same file: give each output its own path",
                 first.display(),
@@ -190,7 +193,7 @@ pub fn check_outputs(outputs: &[&std::path::Path], inputs: &[&std::path::Path]) 
                 ));
             }
         }
-        seen.push((id, out));
+        seen.insert(id, out);
     }
     Ok(())
 }

@@ -110,6 +110,16 @@ impl DataOpts {
     }
 }
 
+impl DataOpts {
+    /// The data folder, when the images come from one (an input no output may overwrite).
+    pub(super) fn folder(&self) -> Option<&Path> {
+        match &self.data {
+            DataChoice::Folder(dir) => Some(dir),
+            DataChoice::Mnist => None,
+        }
+    }
+}
+
 /// Arguments of `difflab sample`.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
@@ -315,8 +325,8 @@ pub(super) fn load_images(a: &DataOpts) -> Result<(Vec<Vec<f32>>, [usize; 3])> {
             Ok((m.images(limit), [1, SIDE, SIDE]))
         }
         DataChoice::Folder(dir) => {
-            if a.size == 0 {
-                return Err(DiffError::invalid("--size must be at least 1"));
+            if a.size == 0 || a.size > 512 {
+                return Err(DiffError::invalid("--size must be between 1 and 512"));
             }
             let channels = if a.gray { 1 } else { 3 };
             let (images, skipped) = load_folder(dir, a.size, channels)?;
@@ -430,9 +440,7 @@ fn validate(a: &SampleArgs) -> Result<()> {
     }
     let outputs = super::given(&[&a.output, &a.trajectory, &a.gif]);
     let mut inputs = super::given(&[&a.weights]);
-    if let DataChoice::Folder(dir) = &a.data.data {
-        inputs.push(dir);
-    }
+    inputs.extend(a.data.folder());
     check_outputs(&outputs, &inputs)?;
     if let Some(dir) = a.out_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
         return Err(DiffError::file(dir, "is a file, not a folder (--out-dir)"));
@@ -530,6 +538,16 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     };
     if a.output.is_some() {
         grid_size(count, cols, (shape[2], shape[1]), 2, a.scale)?;
+    }
+    // --out-dir's files, once their number is known, checked as every other output (a file of
+    // the data folder, a read-only one, -o's own path).
+    if let Some(dir) = a.out_dir.as_ref().filter(|d| d.is_dir()) {
+        let files: Vec<PathBuf> = (0..count).map(|i| sample_file(dir, i)).collect();
+        let mut outputs = super::given(&[&a.output, &a.trajectory, &a.gif]);
+        outputs.extend(files.iter().map(PathBuf::as_path));
+        let mut inputs = super::given(&[&a.weights]);
+        inputs.extend(a.data.folder());
+        check_outputs(&outputs, &inputs)?;
     }
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| DiffError::file(dir, e))?;
@@ -650,6 +668,11 @@ fn run_batches(
     Ok((samples, trajectory, every_step))
 }
 
+/// Sample `i`'s file in `--out-dir`.
+fn sample_file(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("sample-{i:04}.png"))
+}
+
 fn write_outputs(
     a: &SampleArgs,
     samples: &[f32],
@@ -666,7 +689,7 @@ fn write_outputs(
     }
     if let Some(dir) = &a.out_dir {
         for (i, img) in images.iter().enumerate() {
-            save_png(img, &dir.join(format!("sample-{i:04}.png")))?;
+            save_png(img, &sample_file(dir, i))?;
         }
         eprintln!("wrote {} PNGs to {}", images.len(), dir.display());
     }

@@ -132,11 +132,17 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
     }
     let checkpoint = a.out.join("checkpoint.bin");
     let weights = a.out.join("model.safetensors");
-    if a.resume && !checkpoint.is_file() {
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(DiffError::file(&a.out, "is a file, not a folder (--out)"));
+    }
+    if a.resume && !checkpoint.exists() {
         return Err(DiffError::file(
             &checkpoint,
             "does not exist: there is no run to resume (leave out --resume to start one)",
         ));
+    }
+    if a.resume && !checkpoint.is_file() {
+        return Err(DiffError::file(&checkpoint, "is not a checkpoint file"));
     }
     if !a.resume && checkpoint.exists() {
         return Err(DiffError::invalid(format!(
@@ -179,11 +185,6 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         unet.validate()?;
     }
-    if !a.out.is_dir() {
-        std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
-    }
-    let samples_dir = a.out.join("samples");
-    std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
     let device = device_for(device)?;
     let loss_csv = a.out.join("loss.csv");
     let mut trainer = if a.resume {
@@ -199,7 +200,6 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         }
         t
     } else {
-        let _ = std::fs::remove_file(&loss_csv);
         let mut t = UNetTrainer::new(data, unet, config, &device.device)?;
         if let Some(p) = &a.init_from {
             let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;
@@ -218,6 +218,17 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         },
     );
     check_fits(&estimate, "training", trainer.config.batch)?;
+    // The run's folder is made only now, once nothing can refuse it any more.
+    if !a.out.is_dir() {
+        std::fs::create_dir_all(&a.out).map_err(|e| DiffError::file(&a.out, e))?;
+    }
+    let samples_dir = a.out.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(|e| DiffError::file(&samples_dir, e))?;
+    if !a.resume {
+        // A new run's losses start a new file (one left by a run stopped before its first
+        // checkpoint, which cannot be resumed).
+        let _ = std::fs::remove_file(&loss_csv);
+    }
     // Ctrl-C: finish the step, write a checkpoint, stop.
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     eprintln!(

@@ -280,7 +280,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let target = link_target(path);
+    let target = link_target(path)?;
     let path = target.as_path();
     let existing = std::fs::metadata(path).ok();
     if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
@@ -327,20 +327,20 @@ pub fn write_atomic_with(
 }
 
 /// The file a path finally names when it is a symbolic link (followed through up to 32 links,
-/// dangling ones included); the path itself otherwise.
-fn link_target(path: &Path) -> PathBuf {
+/// dangling ones included); the path itself otherwise. A loop of links is an error.
+pub fn link_target(path: &Path) -> Result<PathBuf> {
     let mut current = path.to_path_buf();
     for _ in 0..32 {
         let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
         let Some(next) = is_link.then(|| std::fs::read_link(&current).ok()).flatten() else {
-            break;
+            return Ok(current);
         };
         current = match current.parent() {
             Some(dir) if next.is_relative() => dir.join(next),
             _ => next,
         };
     }
-    current
+    Err(DiffError::file(path, "is a loop of symbolic links"))
 }
 
 /// Encodes and writes a PNG atomically.

@@ -528,6 +528,11 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     dropout.extend(["--label-dropout".into(), "0.5".into()]);
     let dropout: Vec<&str> = dropout.iter().map(String::as_str).collect();
     assert_bad_input(&dropout, "needs --classes");
+    let mut missing_init = tiny_train_args(&data, &nowhere, "3", "6");
+    missing_init.extend(["--init-from".into(), "no-such.safetensors".into()]);
+    let missing_init: Vec<&str> = missing_init.iter().map(String::as_str).collect();
+    assert_bad_input(&missing_init, "no-such.safetensors");
+    assert!(!nowhere.exists(), "a refused run made its folder");
     let mut more = common.clone();
     more.extend(["--steps", "9", "--resume"]);
     let o = difflab(&more);
@@ -827,6 +832,72 @@ fn an_output_never_destroys_an_input_or_another_output() {
     assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
     assert_eq!(std::fs::read(&image).unwrap(), before);
     std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Two outputs meeting through a link that does not point anywhere yet, and a loop of links.
+    use std::os::unix::fs::symlink;
+    let target = dir.join("not-yet.png");
+    symlink("not-yet.png", dir.join("dangling.png")).unwrap();
+    let dangling = dir.join("dangling.png");
+    assert_bad_input(
+        &[
+            "toy",
+            "-o",
+            target.to_str().unwrap(),
+            "--gif",
+            dangling.to_str().unwrap(),
+        ],
+        "are the same file",
+    );
+    symlink("loop-b", dir.join("loop-a")).unwrap();
+    symlink("loop-a", dir.join("loop-b")).unwrap();
+    assert_bad_input(
+        &["schedule", "-o", dir.join("loop-a").to_str().unwrap()],
+        "loop of symbolic links",
+    );
+    // --out-dir's files are outputs too: -o on one of them, or a read-only one.
+    let out_dir = dir.join("samples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let first = out_dir.join("sample-0000.png");
+    refused(
+        sample_to(&[
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "-o",
+            first.to_str().unwrap(),
+        ]),
+        "are the same file",
+    );
+    std::fs::write(&first, b"kept").unwrap();
+    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o444)).unwrap();
+    refused(
+        sample_to(&["--out-dir", out_dir.to_str().unwrap()]),
+        "read-only",
+    );
+    assert_eq!(std::fs::read(&first).unwrap(), b"kept");
+    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // interpolate guards its data folder as sample does.
+    assert_bad_input(
+        &[
+            "interpolate",
+            "--seed-a",
+            "1",
+            "--seed-b",
+            "2",
+            "--frames",
+            "2",
+            "--data",
+            &data_arg,
+            "--size",
+            "8",
+            "-o",
+            data_file.to_str().unwrap(),
+        ],
+        "input folder",
+    );
+    assert_eq!(std::fs::read(&data_file).unwrap(), data_before);
+    assert!(!target.exists());
+    let loop_a = std::fs::symlink_metadata(dir.join("loop-a")).unwrap();
+    assert!(loop_a.file_type().is_symlink(), "the loop was replaced");
 }
 
 /// Numbers that overflowed arithmetic (a panic, exit 101) or asked for gigabytes are refused
