@@ -143,7 +143,7 @@ pub fn grid_size(
     if width > max || height > max || width.saturating_mul(height) > MAX_PICTURE_PIXELS {
         return Err(DiffError::invalid(format!(
             "the picture would be {width}×{height} pixels (at most {max} a side and \
-             {} megapixels): use a smaller --scale or fewer images",
+             {} megapixels): ask for fewer or smaller pictures",
             MAX_PICTURE_PIXELS >> 20
         )));
     }
