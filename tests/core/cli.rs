@@ -10,6 +10,15 @@ fn difflab(args: &[&str]) -> Output {
         .expect("run difflab")
 }
 
+/// `difflab interpolate` between seeds 1 and 2, with `rest`.
+fn interpolate_args(rest: &[&str]) -> Vec<String> {
+    ["interpolate", "--seed-a", "1", "--seed-b", "2"]
+        .iter()
+        .chain(rest)
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("difflab-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -339,12 +348,7 @@ fn sample_gif_and_interpolate_write_what_they_say() {
 
     let row = d.join("row.png");
     let igif = d.join("row.gif");
-    let o = difflab(&[
-        "interpolate",
-        "--seed-a",
-        "1",
-        "--seed-b",
-        "2",
+    let args = interpolate_args(&[
         "--frames",
         "6",
         "--data-count",
@@ -356,6 +360,7 @@ fn sample_gif_and_interpolate_write_what_they_say() {
         "--scale",
         "1",
     ]);
+    let o = difflab(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     let img = image::open(&row).expect("png").to_rgb8();
     // Two rows (slerp, lerp) of 6 digits with 2 px gaps.
@@ -366,20 +371,9 @@ fn sample_gif_and_interpolate_write_what_they_say() {
 
     // Too few frames, and too many (it used to run until it ran out of memory).
     for frames in ["1", "1000000000"] {
-        assert_bad_input(
-            &[
-                "interpolate",
-                "--seed-a",
-                "1",
-                "--seed-b",
-                "2",
-                "--frames",
-                frames,
-                "-o",
-                row.to_str().unwrap(),
-            ],
-            "between 2 and 256 frames",
-        );
+        let args = interpolate_args(&["--frames", frames, "-o", row.to_str().unwrap()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_bad_input(&args, "between 2 and 256 frames");
     }
     assert_bad_input(
         &[
@@ -876,24 +870,17 @@ fn an_output_never_destroys_an_input_or_another_output() {
     assert_eq!(std::fs::read(&first).unwrap(), b"kept");
     std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o644)).unwrap();
     // interpolate guards its data folder as sample does.
-    assert_bad_input(
-        &[
-            "interpolate",
-            "--seed-a",
-            "1",
-            "--seed-b",
-            "2",
-            "--frames",
-            "2",
-            "--data",
-            &data_arg,
-            "--size",
-            "8",
-            "-o",
-            data_file.to_str().unwrap(),
-        ],
-        "input folder",
-    );
+    let args = interpolate_args(&[
+        "--frames",
+        "2",
+        "--data",
+        &data_arg,
+        "--size",
+        "8",
+        "-o",
+        data_file.to_str().unwrap(),
+    ]);
+    refused(args, "input folder");
     assert_eq!(std::fs::read(&data_file).unwrap(), data_before);
     assert!(!target.exists());
     let loop_a = std::fs::symlink_metadata(dir.join("loop-a")).unwrap();
