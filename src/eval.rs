@@ -168,6 +168,24 @@ pub struct DigitReport {
     pub frechet: f64,
     /// The same distance for n held-out real digits against the other half (the floor).
     pub frechet_real: f64,
+    /// Per sample, in order: the class the judge reads and its probability.
+    pub readings: Vec<(usize, f32)>,
+}
+
+impl DigitReport {
+    /// The indices of the `k` samples the judge is least sure of, least sure first (ties by
+    /// index, so the order is reproducible).
+    pub fn least_confident(&self, k: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.readings.len()).collect();
+        order.sort_by(|&a, &b| {
+            self.readings[a]
+                .1
+                .total_cmp(&self.readings[b].1)
+                .then(a.cmp(&b))
+        });
+        order.truncate(k);
+        order
+    }
 }
 
 /// Judges flat 28×28 samples in [−1, 1] against the held-out digits (the samples' Fréchet
@@ -184,8 +202,10 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
     let mut scrawls = 0.0;
+    let mut readings = Vec::with_capacity(n);
     for p in &probs {
         let k = argmax(p);
+        readings.push((k, p[k]));
         histogram[k] += 1.0 / n as f64;
         conf += f64::from(p[k]);
         if p[k] < SCRAWL_BELOW {
@@ -210,6 +230,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
         entropy_bits,
         frechet: frechet_distance(&feats, &real),
         frechet_real,
+        readings,
     })
 }
 

@@ -56,6 +56,10 @@ pub struct EvalArgs {
     /// Also write the first 100 samples as a grid.
     #[arg(long)]
     grid: Option<PathBuf>,
+    /// Also write the 100 samples the judge is least sure of as a grid, least sure first, row
+    /// by row (what the confidence figure is made of; their readings go to stdout).
+    #[arg(long)]
+    worst_grid: Option<PathBuf>,
     /// Class-conditional models: the guidance scales at which to measure how often the judge
     /// reads the requested digit (sample i asks for digit i mod 10).
     #[arg(long, value_delimiter = ',', default_value = "0,1,2,4")]
@@ -66,15 +70,19 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     if a.count < 2 || a.count > 100_000 {
         return Err(DiffError::invalid("--count must be between 2 and 100,000"));
     }
-    if a.batch == 0 || a.epochs == 0 {
-        return Err(DiffError::invalid(
-            "--batch and --epochs must be at least 1",
-        ));
+    if a.batch == 0 {
+        return Err(DiffError::invalid("--batch must be at least 1"));
+    }
+    // (Each pass takes a few seconds; a count past this is a typo, and one near usize::MAX
+    // overflowed the judge's step count.)
+    if a.epochs == 0 || a.epochs > 1000 {
+        return Err(DiffError::invalid("--epochs must be between 1 and 1,000"));
     }
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
-    if let Some(p) = &a.grid {
-        check_outputs(&[p], &super::given(&[&a.weights]))?;
-    }
+    check_outputs(
+        &super::given(&[&a.grid, &a.worst_grid]),
+        &super::given(&[&a.weights]),
+    )?;
     let device = device_for(device)?;
     let (model, config) = match &a.weights {
         Some(p) => crate::model::unet::load_file(p, &device.device)?,
@@ -214,6 +222,26 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         let imgs = batch_to_rgb(&samples[..k * 784], [k, 1, 28, 28], ValueRange::Unit)?;
         save_png(&grid(&imgs, grid_cols(k), 2, 2), p)?;
     }
+    let mut worst_line = String::new();
+    if let Some(p) = &a.worst_grid {
+        let worst = r.least_confident(100);
+        let pixels: Vec<f32> = worst
+            .iter()
+            .flat_map(|&i| samples[i * 784..(i + 1) * 784].iter().copied())
+            .collect();
+        let imgs = batch_to_rgb(&pixels, [worst.len(), 1, 28, 28], ValueRange::Unit)?;
+        save_png(&grid(&imgs, grid_cols(worst.len()), 2, 2), p)?;
+        let cells: Vec<String> = worst
+            .iter()
+            .take(10)
+            .map(|&i| format!("{} ({:.2})", r.readings[i].0, r.readings[i].1))
+            .collect();
+        worst_line = format!(
+            "least sure (read as, confidence) {}, …; grid in {}\n",
+            cells.join("  "),
+            p.display()
+        );
+    }
     let sampler = match a.sampler {
         SamplerChoice::Ddpm => format!("DDPM, {} steps, {} spacing", a.steps, a.spacing),
         SamplerChoice::Ddim => format!(
@@ -248,5 +276,5 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         r.frechet_real,
         r.frechet / r.frechet_real.max(1e-12),
     );
-    print_stdout(&(out + &guided_lines))
+    print_stdout(&(out + &worst_line + &guided_lines))
 }

@@ -13,10 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device_for;
 use super::sample_cmd::{DataOpts, load_images, load_labels};
-use super::values::cli_name;
+use super::values::{UNetPrediction, cli_name};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
-use crate::diffusion::{PredictionType, Scheduler, SchedulerConfig, sample_seeded};
+use crate::diffusion::{Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::model::memory::{MemoryEstimate, Workload, check_fits};
 use crate::model::unet::{TrainingRecord, UNet, UNetConfig, UNetDenoiser};
@@ -61,8 +61,8 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     min_snr_gamma: Option<f64>,
     /// What the network predicts: epsilon or v.
-    #[arg(long, value_enum, default_value_t = PredictionType::Epsilon)]
-    prediction: PredictionType,
+    #[arg(long, value_enum, default_value_t = UNetPrediction::Epsilon)]
+    prediction: UNetPrediction,
     /// Channels at the first level.
     #[arg(long, default_value_t = 32)]
     base_channels: usize,
@@ -177,7 +177,7 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         .with_blocks_per_level(a.blocks)
         .with_attention(!a.no_attention)
         .with_up_conv(a.up_conv)
-        .with_prediction(a.prediction)
+        .with_prediction(a.prediction.into())
         .with_num_classes(a.classes);
     if !a.resume {
         if shape[1] != shape[2] {

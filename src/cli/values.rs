@@ -58,6 +58,30 @@ cli_values!(PredictionType {
         "v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022)",
 });
 
+/// What a U-Net may be trained to predict: [`PredictionType`] without `sample`, which
+/// `UNetConfig::validate` refuses (so `train --help` does not offer it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UNetPrediction {
+    /// ε.
+    Epsilon,
+    /// v.
+    V,
+}
+
+impl From<UNetPrediction> for PredictionType {
+    fn from(p: UNetPrediction) -> Self {
+        match p {
+            UNetPrediction::Epsilon => Self::Epsilon,
+            UNetPrediction::V => Self::VPrediction,
+        }
+    }
+}
+
+cli_values!(UNetPrediction {
+    Epsilon => "epsilon": "The noise ε (Ho et al. 2020)",
+    V => "v-prediction" ["v_prediction", "v"]: "v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022)",
+});
+
 cli_values!(VarianceType {
     FixedSmall => "fixed-small" ["fixed_small"]:
         "σ_t² = β̃_t, the posterior variance (the lower bound of Ho et al. §3.2)",
@@ -116,6 +140,15 @@ mod tests {
         round_trips::<Blend>();
         round_trips::<Toy2d>();
         round_trips::<LossKind>();
+        // The U-Net's choices are spelled as the core's, and `sample` is not one of them.
+        for v in UNetPrediction::value_variants() {
+            assert_eq!(cli_name(v), cli_name(&PredictionType::from(*v)));
+        }
+        assert!(UNetPrediction::from_str("sample", false).is_err());
+        assert_eq!(
+            UNetPrediction::from_str("v", false).map(PredictionType::from),
+            Ok(PredictionType::VPrediction)
+        );
         assert_eq!(
             BetaSchedule::from_str("squaredcos_cap_v2", false),
             Ok(BetaSchedule::Cosine)

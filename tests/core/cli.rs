@@ -718,6 +718,21 @@ fn bad_weights_exit_2_naming_the_file() {
     );
     assert_bad_input(&["eval", "--count", "1"], "--count");
     assert_bad_input(&["eval", "--spacing", "sideways"], "sideways");
+    assert_bad_input(
+        &["eval", "--epochs", "18446744073709551615"],
+        "--epochs must be between 1 and 1,000",
+    );
+    // The U-Net predicts ε or v; `sample` is not offered (it was listed, then refused).
+    assert_bad_input(
+        &[
+            "train",
+            "--out",
+            dir.to_str().unwrap(),
+            "--prediction",
+            "sample",
+        ],
+        "sample",
+    );
     assert_bad_input(&["bench", "--runs", "0"], "--runs");
     assert_bad_input(
         &["train", "--out", dir.to_str().unwrap(), "--lr", "5"],
@@ -727,6 +742,7 @@ fn bad_weights_exit_2_naming_the_file() {
 
 #[test]
 fn eval_judges_the_shipped_model() {
+    let worst = tmp("eval").join("worst.png");
     // On the app's spacing (the default here is trailing, the README's).
     let o = difflab(&[
         "eval",
@@ -740,9 +756,20 @@ fn eval_judges_the_shipped_model() {
         "1",
         "--spacing",
         "leading",
+        "--worst-grid",
+        worst.to_str().unwrap(),
     ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
+    // The 20 samples, least sure first, in a 5×4 grid of 28 px cells at scale 2 with a 2 px pad.
+    let img = image::open(&worst).unwrap();
+    let (w, h) = (img.width(), img.height());
+    assert_eq!(
+        (w, h),
+        (5 * 56 + 6 * 2, 4 * 56 + 5 * 2),
+        "{}",
+        worst.display()
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("20 samples (DDIM, 10 steps, η = 0, leading spacing;"),
@@ -755,6 +782,7 @@ fn eval_judges_the_shipped_model() {
         .unwrap_or_else(|| panic!("no confidence in: {out}"));
     assert!((0.1..=1.0).contains(&conf), "{out}");
     assert!(out.contains("Fréchet distance"), "{out}");
+    assert!(out.contains("least sure (read as, confidence) "), "{out}");
     assert!(err.contains("% accurate"), "{err}");
 }
 

@@ -38,6 +38,31 @@ fn the_judge_passes_real_digits_and_fails_noise() {
     assert!(r.histogram.iter().all(|h| *h >= 0.05), "{r:?}");
     assert!(r.entropy_bits > 3.2, "{r:?}");
     assert!(r.frechet < 3.0 * r.frechet_real, "{r:?}");
+    // Per-sample readings: what the figures are made of, and the least sure first.
+    assert_eq!(r.readings.len(), 500);
+    let mean = r.readings.iter().map(|&(_, p)| f64::from(p)).sum::<f64>() / 500.0;
+    assert!((mean - r.mean_confidence).abs() < 1e-6, "{mean} {r:?}");
+    let read_right = (0..500)
+        .filter(|&i| r.readings[i].0 == mnist.labels[i] as usize)
+        .count();
+    assert!(read_right >= 450, "{read_right} of 500 read as labelled");
+    let worst = r.least_confident(20);
+    assert_eq!(worst.len(), 20);
+    assert!(
+        worst
+            .windows(2)
+            .all(|w| r.readings[w[0]].1 <= r.readings[w[1]].1)
+    );
+    let cut = r.readings[worst[19]].1;
+    assert!(
+        (0..500)
+            .filter(|i| !worst.contains(i))
+            .all(|i| r.readings[i].1 >= cut)
+    );
+    assert!(
+        cut < 0.99,
+        "the 20 least sure of 500 are not all sure: {cut}"
+    );
     // Gaussian noise clipped to [−1, 1]: far from the digits.
     let noise: Vec<f32> = difflab::diffusion::noise::gaussian(9, 0, 500 * 784)
         .into_iter()
