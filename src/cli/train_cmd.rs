@@ -20,7 +20,7 @@ use crate::diffusion::{Scheduler, SchedulerConfig, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::model::memory::{MemoryEstimate, Workload, check_fits};
 use crate::model::unet::{TrainingRecord, UNet, UNetConfig, UNetDenoiser};
-use crate::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, append_csv};
+use crate::train::unet::{ImageSet, InitFrom, LossKind, TrainConfig, UNetTrainer, append_csv};
 
 /// Arguments of `difflab train`.
 #[derive(Debug, Args)]
@@ -85,7 +85,8 @@ pub struct TrainArgs {
     /// With --classes: the probability that an image's label is dropped to "no label" (∅).
     #[arg(long, default_value_t = 0.1)]
     label_dropout: f64,
-    /// Start from these weights (same shape; an unconditional file may start a --classes run).
+    /// Start from these weights (same shape; an unconditional file may start a --classes run; a
+    /// file with half the --base-channels is widened to them, computing what it did).
     #[arg(long)]
     init_from: Option<PathBuf>,
     /// Seed.
@@ -203,8 +204,14 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         let mut t = UNetTrainer::new(data, unet, config, &device.device)?;
         if let Some(p) = &a.init_from {
             let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;
-            t.init_from(&bytes, &p.display().to_string())?;
-            eprintln!("starting from the weights in {}", p.display());
+            match t.init_from(&bytes, &p.display().to_string())? {
+                InitFrom::Same => eprintln!("starting from the weights in {}", p.display()),
+                InitFrom::Widened { from, to } => eprintln!(
+                    "starting from the weights in {}, widened from {from} to {to} base channels \
+                     (each channel doubled: step 0 computes what they did)",
+                    p.display()
+                ),
+            }
         }
         t
     };

@@ -27,6 +27,9 @@ use super::sinusoidal_embedding;
 use crate::diffusion::scheduler::PredictionType;
 use crate::error::{DiffError, Result};
 
+mod widen;
+pub use widen::widen_safetensors;
+
 /// The U-Net's shape.
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {

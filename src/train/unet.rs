@@ -27,6 +27,15 @@ use crate::error::{DiffError, Result};
 use crate::model::unet::{UNet, UNetConfig};
 use crate::tensor_util::{per_item, tensor4, to_vec};
 
+/// How [`UNetTrainer::init_from`] took the earlier weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitFrom {
+    /// As they were (same shape).
+    Same,
+    /// Widened from `from` to `to` base channels.
+    Widened { from: usize, to: usize },
+}
+
 /// The regression loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -407,12 +416,27 @@ impl UNetTrainer {
 
     /// Starts from the weights of an earlier model (a SafeTensors file of the same shape; a
     /// conditional run may start from an unconditional file: its class embedding starts at
-    /// zero, so step 0 is exactly the earlier model). Before the first step only.
-    pub fn init_from(&mut self, bytes: &[u8], what: &str) -> Result<()> {
+    /// zero, so step 0 is exactly the earlier model). A file with half this run's base channels
+    /// (the rest of the shape the same) is widened first ([`UNet::widened`]): step 0 then
+    /// computes what the narrow model did. Before the first step only.
+    pub fn init_from(&mut self, bytes: &[u8], what: &str) -> Result<InitFrom> {
         if self.step != 0 {
             return Err(DiffError::invalid("--init-from applies to a new run only"));
         }
         let theirs = crate::model::unet::read_config(bytes, what)?;
+        let half = UNetConfig {
+            num_classes: self.unet.num_classes,
+            base_channels: 2 * theirs.base_channels,
+            ..theirs.clone()
+        };
+        if half == self.unet {
+            let wide = crate::model::unet::widen_safetensors(bytes, what, self.config.seed)?;
+            self.init_from(&wide, what)?;
+            return Ok(InitFrom::Widened {
+                from: theirs.base_channels,
+                to: self.unet.base_channels,
+            });
+        }
         let same_shape = UNetConfig {
             num_classes: self.unet.num_classes,
             ..theirs.clone()
@@ -436,7 +460,7 @@ impl UNetTrainer {
             crate::model::unet::load_safetensors_partial(bytes, what, &self.unet, &device)?;
         self.model = Some(loaded);
         self.ema = self.raw()?;
-        Ok(())
+        Ok(InitFrom::Same)
     }
 
     /// Continues with peak learning rate `lr` from the current step: a cosine decay from `lr`

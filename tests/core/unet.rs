@@ -10,7 +10,9 @@ use difflab::diffusion::{PredictionType, ScheduleConfig, sample_seeded};
 use difflab::model::unet::{load_safetensors, read_config};
 use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
-use difflab::train::unet::{ImageSet, LossKind, TrainConfig, UNetTrainer, min_snr_weights};
+use difflab::train::unet::{
+    ImageSet, InitFrom, LossKind, TrainConfig, UNetTrainer, min_snr_weights,
+};
 
 fn tiny() -> UNetConfig {
     UNetConfig::new()
@@ -450,4 +452,114 @@ impl burn::module::ModuleVisitor for Flat {
     ) {
         self.0.extend(to_vec(param.val()).expect("values"));
     }
+}
+
+/// The largest |a − b| over two equally long vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn the_shipped_net_widened_computes_the_same_outputs() {
+    let device = Device::flex();
+    let (narrow, config) = difflab::model::unet::shipped(&device).expect("shipped weights");
+    let (wide, wide_config) = narrow.widened(&config, 3, &device).expect("widened");
+    assert_eq!(wide_config.base_channels, 2 * config.base_channels);
+    assert_eq!(wide_config.num_classes, config.num_classes);
+    // About 4× the parameters (convs grow 4×, the class rows and image channels 2×).
+    let (n, w) = (narrow.num_params(), wide.num_params());
+    assert!(w > 3 * n && w < 4 * n, "{n} -> {w} parameters");
+    let x = tensor4(
+        (0..2 * 28 * 28)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect(),
+        [2, 1, 28, 28],
+        &device,
+    );
+    for (t, labels) in [([999, 500], [3, 10]), ([20, 0], [7, 1])] {
+        let a = to_vec(narrow.forward_labels(x.clone(), &t, Some(&labels))).unwrap();
+        let b = to_vec(wide.forward_labels(x.clone(), &t, Some(&labels))).unwrap();
+        let d = max_diff(&a, &b);
+        assert!(d < 1e-4, "t = {t:?}: outputs differ by {d}");
+        assert!(
+            a.iter().map(|v| v.abs()).sum::<f32>() > 100.0,
+            "not a zero output"
+        );
+    }
+}
+
+#[test]
+fn every_layer_kind_survives_widening_and_odd_widths_are_refused() {
+    let device = Device::flex();
+    let x = tensor4(
+        (0..3 * 64)
+            .map(|i| ((i * 13 % 29) as f32 / 14.0) - 1.0)
+            .collect(),
+        [3, 1, 8, 8],
+        &device,
+    );
+    for config in [
+        tiny(),
+        tiny().with_blocks_per_level(2).with_up_conv(true),
+        tiny().with_attention(false).with_num_classes(Some(3)),
+    ] {
+        let narrow = config.init_seeded(&device, 5).unwrap();
+        let (wide, _) = narrow.widened(&config, 9, &device).unwrap();
+        let labels = [0, 2, 3];
+        let a = to_vec(narrow.forward_labels(x.clone(), &[1, 400, 999], Some(&labels))).unwrap();
+        let b = to_vec(wide.forward_labels(x.clone(), &[1, 400, 999], Some(&labels))).unwrap();
+        let d = max_diff(&a, &b);
+        assert!(d < 1e-4, "{config:?}: outputs differ by {d}");
+    }
+    let odd = tiny()
+        .with_base_channels(4)
+        .with_groups(1)
+        .with_channel_mult(vec![1, 3]);
+    let odd = UNetConfig {
+        base_channels: 3,
+        ..odd
+    };
+    let narrow = odd.init_seeded(&device, 5).unwrap();
+    let e = narrow.widened(&odd, 9, &device).err().expect("refused");
+    assert!(e.to_string().contains("odd number of base channels"), "{e}");
+}
+
+#[test]
+fn a_run_may_start_from_a_net_of_half_its_width() {
+    let device = Device::flex();
+    let narrow = tiny().with_base_channels(4);
+    let bytes = narrow
+        .init_seeded(&device, 8)
+        .unwrap()
+        .safetensors_bytes(&narrow, None)
+        .unwrap();
+    let mut t = UNetTrainer::new(toy_images(), tiny(), short(3), &device).unwrap();
+    assert_eq!(
+        t.init_from(&bytes, "mem").unwrap(),
+        InitFrom::Widened { from: 4, to: 8 }
+    );
+    // Step 0 computes what the narrow file does.
+    let x = tensor4(vec![0.25; 2 * 64], [2, 1, 8, 8], &device);
+    let (file, _) = load_safetensors(&bytes, "mem", &device).unwrap();
+    let a = to_vec(file.forward(x.clone(), &[3, 900])).unwrap();
+    let b = to_vec(t.raw().unwrap().forward(x, &[3, 900])).unwrap();
+    assert!(max_diff(&a, &b) < 1e-4);
+    // And it trains.
+    for _ in 0..3 {
+        assert!(t.train_step().unwrap().is_finite());
+    }
+    // A file of another width (not half) is still refused, with its config named.
+    let other = tiny().with_base_channels(12).with_groups(4);
+    let bytes = other
+        .init_seeded(&device, 8)
+        .unwrap()
+        .safetensors_bytes(&other, None)
+        .unwrap();
+    let mut t = UNetTrainer::new(toy_images(), tiny(), short(3), &device).unwrap();
+    let e = t.init_from(&bytes, "mem").unwrap_err().to_string();
+    assert!(e.contains("another shape"), "{e}");
 }
