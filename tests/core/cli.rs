@@ -481,6 +481,38 @@ fn tiny_train_args(
 }
 
 #[test]
+fn train_widens_a_net_of_half_the_width() {
+    let data = tiny_image_folder("widen-data");
+    let narrow = tmp("widen-narrow");
+    let wide = tmp("widen-wide");
+    let _ = std::fs::remove_dir_all(&narrow);
+    let _ = std::fs::remove_dir_all(&wide);
+    let mut args = tiny_train_args(&data, &narrow, "2", "0");
+    args.extend(["--steps".into(), "2".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = difflab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = narrow.join("model.safetensors");
+    let mut args = tiny_train_args(&data, &wide, "2", "0");
+    let base = args.iter().position(|a| a == "--base-channels").unwrap();
+    args[base + 1] = "16".into();
+    args.extend([
+        "--steps".into(),
+        "2".into(),
+        "--init-from".into(),
+        weights.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = difflab(&args);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("widened from 8 to 16 base channels"), "{err}");
+    let bytes = std::fs::read(wide.join("model.safetensors")).unwrap();
+    let config = difflab::model::unet::read_config(&bytes, "wide").unwrap();
+    assert_eq!(config.base_channels, 16);
+}
+
+#[test]
 fn train_writes_losses_checkpoints_samples_and_resumes() {
     let data = tiny_image_folder("train-data");
     let out = tmp("train-out");
