@@ -524,7 +524,7 @@ fn every_layer_kind_survives_widening_and_odd_widths_are_refused() {
         ..odd
     };
     let narrow = odd.init_seeded(&device, 5).unwrap();
-    let e = narrow.widened(&odd, 9, &device).err().expect("refused");
+    let e = narrow.widened(&odd, 9, &device).expect_err("refused");
     assert!(e.to_string().contains("odd number of base channels"), "{e}");
 }
 

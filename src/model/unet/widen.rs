@@ -105,7 +105,7 @@ impl Widener {
             }
             let v = old[o];
             *slot = match split {
-                Some(d) if idx[d] % 2 == 0 => {
+                Some(d) if idx[d].is_multiple_of(2) => {
                     let a = self.rng.random_range(0.25f32..0.75);
                     alpha[n] = a;
                     a * v
