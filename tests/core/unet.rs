@@ -528,15 +528,20 @@ fn every_layer_kind_survives_widening_and_odd_widths_are_refused() {
     assert!(e.to_string().contains("odd number of base channels"), "{e}");
 }
 
+/// The SafeTensors bytes of a `config` net with weights drawn from seed 8.
+fn seeded_file(config: &UNetConfig) -> Vec<u8> {
+    config
+        .init_seeded(&Device::flex(), 8)
+        .unwrap()
+        .safetensors_bytes(config, None)
+        .unwrap()
+}
+
 #[test]
 fn a_run_may_start_from_a_net_of_half_its_width() {
     let device = Device::flex();
     let narrow = tiny().with_base_channels(4);
-    let bytes = narrow
-        .init_seeded(&device, 8)
-        .unwrap()
-        .safetensors_bytes(&narrow, None)
-        .unwrap();
+    let bytes = seeded_file(&narrow);
     let mut t = UNetTrainer::new(toy_images(), tiny(), short(3), &device).unwrap();
     assert_eq!(
         t.init_from(&bytes, "mem").unwrap(),
@@ -554,11 +559,7 @@ fn a_run_may_start_from_a_net_of_half_its_width() {
     }
     // A file of another width (not half) is still refused, with its config named.
     let other = tiny().with_base_channels(12).with_groups(4);
-    let bytes = other
-        .init_seeded(&device, 8)
-        .unwrap()
-        .safetensors_bytes(&other, None)
-        .unwrap();
+    let bytes = seeded_file(&other);
     let mut t = UNetTrainer::new(toy_images(), tiny(), short(3), &device).unwrap();
     let e = t.init_from(&bytes, "mem").unwrap_err().to_string();
     assert!(e.contains("another shape"), "{e}");

@@ -185,11 +185,28 @@ impl Widener {
         self.linear(&old.time, &mut new.time, Axis::Split, Axis::Copy)?;
         self.norm(&old.norm2, &mut new.norm2)?;
         self.conv(&old.conv2, &mut new.conv2, Axis::Copy, Axis::Split)?;
-        match (&old.skip, &mut new.skip) {
-            (Some(o), Some(n)) => self.conv(o, n, Axis::Copy, Axis::Split),
-            (None, None) => Ok(()),
-            _ => Err(mismatch()),
+        both(old.skip.as_ref(), new.skip.as_mut(), |o, n| {
+            self.conv(o, n, Axis::Copy, Axis::Split)
+        })
+    }
+
+    /// A level of either path: its blocks, then its resampling conv if it has one.
+    fn level(
+        &mut self,
+        old: &[ResBlock],
+        new: &mut [ResBlock],
+        old_conv: Option<&Conv2d>,
+        new_conv: Option<&mut Conv2d>,
+    ) -> Result<()> {
+        if old.len() != new.len() {
+            return Err(mismatch());
         }
+        for (o, n) in old.iter().zip(new) {
+            self.res(o, n)?;
+        }
+        both(old_conv, new_conv, |o, n| {
+            self.conv(o, n, Axis::Copy, Axis::Split)
+        })
     }
 
     fn attention(&mut self, old: &Attention, new: &mut Attention) -> Result<()> {
@@ -210,6 +227,19 @@ impl Widener {
                 None => None,
             };
         self.linear(&old.proj, &mut new.proj, Axis::Split, Axis::Copy)
+    }
+}
+
+/// Widens an optional layer with `f` when both nets have it; one without the other is a mismatch.
+fn both<O, N>(
+    old: Option<&O>,
+    new: Option<&mut N>,
+    mut f: impl FnMut(&O, &mut N) -> Result<()>,
+) -> Result<()> {
+    match (old, new) {
+        (Some(o), Some(n)) => f(o, n),
+        (None, None) => Ok(()),
+        _ => Err(mismatch()),
     }
 }
 
@@ -245,41 +275,23 @@ impl UNet {
         };
         w.linear(&self.time1, &mut new.time1, Axis::Sinusoid, Axis::Copy)?;
         w.linear(&self.time2, &mut new.time2, Axis::Split, Axis::Copy)?;
-        match (&self.class_emb, &mut new.class_emb) {
-            (Some(o), Some(n)) => w.embedding(o, n)?,
-            (None, None) => {}
-            _ => return Err(mismatch()),
-        }
+        both(self.class_emb.as_ref(), new.class_emb.as_mut(), |o, n| {
+            w.embedding(o, n)
+        })?;
         w.conv(&self.conv_in, &mut new.conv_in, Axis::Copy, Axis::Keep)?;
         if self.down.len() != new.down.len() || self.up.len() != new.up.len() {
             return Err(mismatch());
         }
         for (o, n) in self.down.iter().zip(&mut new.down) {
-            for (ob, nb) in o.blocks.iter().zip(&mut n.blocks) {
-                w.res(ob, nb)?;
-            }
-            match (&o.down, &mut n.down) {
-                (Some(oc), Some(nc)) => w.conv(oc, nc, Axis::Copy, Axis::Split)?,
-                (None, None) => {}
-                _ => return Err(mismatch()),
-            }
+            w.level(&o.blocks, &mut n.blocks, o.down.as_ref(), n.down.as_mut())?;
         }
         w.res(&self.mid1, &mut new.mid1)?;
-        match (&self.mid_attn, &mut new.mid_attn) {
-            (Some(o), Some(n)) => w.attention(o, n)?,
-            (None, None) => {}
-            _ => return Err(mismatch()),
-        }
+        both(self.mid_attn.as_ref(), new.mid_attn.as_mut(), |o, n| {
+            w.attention(o, n)
+        })?;
         w.res(&self.mid2, &mut new.mid2)?;
         for (o, n) in self.up.iter().zip(&mut new.up) {
-            for (ob, nb) in o.blocks.iter().zip(&mut n.blocks) {
-                w.res(ob, nb)?;
-            }
-            match (&o.up, &mut n.up) {
-                (Some(oc), Some(nc)) => w.conv(oc, nc, Axis::Copy, Axis::Split)?,
-                (None, None) => {}
-                _ => return Err(mismatch()),
-            }
+            w.level(&o.blocks, &mut n.blocks, o.up.as_ref(), n.up.as_mut())?;
         }
         w.norm(&self.norm_out, &mut new.norm_out)?;
         w.conv(&self.conv_out, &mut new.conv_out, Axis::Keep, Axis::Split)?;
