@@ -474,7 +474,7 @@ fn training_record(t: &UNetTrainer, final_loss: f32) -> TrainingRecord {
             0.0
         },
         ema_decay: t.config.ema_decay,
-        steps_trained: t.step,
+        steps_trained: t.config.steps_before + t.step,
         batch: t.config.batch,
         lr: t.config.lr,
         final_loss: final_loss.is_finite().then_some(final_loss),

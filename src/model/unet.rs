@@ -509,7 +509,8 @@ pub struct TrainingRecord {
     pub label_dropout: f64,
     /// The EMA decay of the weights in the file.
     pub ema_decay: f64,
-    /// Steps trained.
+    /// Steps trained, in all: a run started from another file's weights (`--init-from`) adds
+    /// its steps to that file's.
     pub steps_trained: usize,
     /// Images per step.
     pub batch: usize,

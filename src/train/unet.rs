@@ -86,6 +86,11 @@ pub struct TrainConfig {
     /// digit's shape. `None`: DDPM's unweighted L_simple.
     #[serde(default)]
     pub min_snr_gamma: Option<f64>,
+    /// Steps the weights had been trained before this run: the training record of the
+    /// `--init-from` file (0 for a run from scratch, or a file without a record), so that the
+    /// weights file's record counts every step, not only this run's.
+    #[serde(default)]
+    pub steps_before: usize,
 }
 
 fn default_label_dropout() -> f64 {
@@ -108,6 +113,7 @@ impl Default for TrainConfig {
             label_dropout: default_label_dropout(),
             lr_restart: None,
             min_snr_gamma: None,
+            steps_before: 0,
         }
     }
 }
@@ -424,6 +430,8 @@ impl UNetTrainer {
             return Err(DiffError::invalid("--init-from applies to a new run only"));
         }
         let theirs = crate::model::unet::read_config(bytes, what)?;
+        let steps_before =
+            crate::model::unet::read_training_record(bytes, what)?.map_or(0, |r| r.steps_trained);
         let half = UNetConfig {
             num_classes: self.unet.num_classes,
             base_channels: 2 * theirs.base_channels,
@@ -432,6 +440,8 @@ impl UNetTrainer {
         if half == self.unet {
             let wide = crate::model::unet::widen_safetensors(bytes, what, self.config.seed)?;
             self.init_from(&wide, what)?;
+            // The wide net computes what the narrow one did: its steps count.
+            self.config.steps_before = steps_before;
             return Ok(InitFrom::Widened {
                 from: theirs.base_channels,
                 to: self.unet.base_channels,
@@ -460,6 +470,7 @@ impl UNetTrainer {
             crate::model::unet::load_safetensors_partial(bytes, what, &self.unet, &device)?;
         self.model = Some(loaded);
         self.ema = self.raw()?;
+        self.config.steps_before = steps_before;
         Ok(InitFrom::Same)
     }
 

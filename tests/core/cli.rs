@@ -510,6 +510,11 @@ fn train_widens_a_net_of_half_the_width() {
     let bytes = std::fs::read(wide.join("model.safetensors")).unwrap();
     let config = difflab::model::unet::read_config(&bytes, "wide").unwrap();
     assert_eq!(config.base_channels, 16);
+    // The record counts the narrow net's 2 steps and the wide run's 2.
+    let record = difflab::model::unet::read_training_record(&bytes, "wide")
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.steps_trained, 4);
 }
 
 #[test]

@@ -438,10 +438,23 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
         num_classes: None,
         ..tiny_conditional()
     };
+    // The file says it was trained 700 steps: the run's record counts on from there.
+    let record = TrainingRecord {
+        schedule: ScheduleConfig::default(),
+        prediction: PredictionType::Epsilon,
+        num_classes: None,
+        label_dropout: 0.0,
+        ema_decay: 0.999,
+        steps_trained: 700,
+        batch: 8,
+        lr: 1e-3,
+        final_loss: None,
+        min_snr_gamma: None,
+    };
     let bytes = plain
         .init_seeded(&device, 8)
         .unwrap()
-        .safetensors_bytes(&plain, None)
+        .safetensors_bytes(&plain, Some(&record))
         .unwrap();
     let config = TrainConfig {
         steps: 10,
@@ -451,6 +464,7 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
     };
     let mut t = UNetTrainer::new(labelled_images(), tiny_conditional(), config, &device).unwrap();
     t.init_from(&bytes, "mem").unwrap();
+    assert_eq!(t.config.steps_before, 700);
     let emb = |t: &UNetTrainer| to_vec(t.raw().unwrap().class_embedding().unwrap()).unwrap();
     assert!(emb(&t).iter().all(|v| *v == 0.0), "starts at zero");
     // Step 0 is exactly the unconditional file, whatever the label.
@@ -473,6 +487,11 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
     let before = emb(&r);
     r.train_step().unwrap();
     assert_ne!(before, emb(&r), "still trained after resume");
+    assert_eq!(
+        (r.config.steps_before, r.step),
+        (700, 4),
+        "the count survives a resume"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
