@@ -23,6 +23,9 @@ impl DiffLabApp {
                 setup.apply(&mut self.settings);
                 self.schedule.reset(&self.settings);
                 self.forward.playing = false;
+                if let Some(run) = setup.run {
+                    self.apply(run.action(), schedule);
+                }
             }
             AppAction::OpenImage => {
                 if let Some(path) = rfd::FileDialog::new()

@@ -9,7 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
 use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
-use super::sampler::{InterpSpec, ModelSpec};
+use super::sampler::{GuidanceSettings, InterpSpec, LabelPick, ModelSpec};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::{framed_image_ui, gif_ui, picture};
@@ -110,6 +110,19 @@ impl InterpolatePanel {
     }
 }
 
+/// What decodes the noises, as the sampler's worker picks it: the U-Net guided towards one
+/// digit, or without a label (one row per digit has no single label to interpolate with), or
+/// the exact denoiser.
+pub fn decoder_label(model: ModelSpec, guidance: GuidanceSettings) -> String {
+    match guidance.label {
+        LabelPick::Digit(d) if model.unet => {
+            format!("{}, digit {d} at w = {}", model.label(), guidance.scale)
+        }
+        _ if model.unet => format!("{}, no digit", model.label()),
+        _ => model.label(),
+    }
+}
+
 impl Panel for InterpolatePanel {
     fn tab(&self) -> Tab {
         Tab::Interpolate
@@ -130,6 +143,10 @@ impl Panel for InterpolatePanel {
                 .text("DDIM steps"),
         );
         ui.checkbox(&mut self.animate, "Animate α");
+        ui.label(format!(
+            "Decoded by {} (set on the sampling panel)",
+            decoder_label(settings.sampling.model, settings.sampling.guidance)
+        ));
         if ui
             .add_enabled(!self.running, egui::Button::new("Decode"))
             .clicked()

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::code_refs::lookup;
+use super::panel::{AppAction, CompareKind};
 use super::sampler::{LabelPick, SamplerChoice};
 use super::settings::{FieldKind, ImageSource, Lang, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
@@ -120,6 +121,31 @@ pub struct Setup {
     pub guidance: Option<f32>,
     /// The interpolation's two seeds.
     pub seeds: Option<(u64, u64)>,
+    /// Start the panel's computation as well, so that "Show me" shows what the set-up makes
+    /// (and not the pictures of an earlier run, made with other settings).
+    pub run: Option<ShowRun>,
+}
+
+/// What a "Show me" starts once its panel is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShowRun {
+    /// A sampling run (the sampling panel's Run).
+    Sampling,
+    /// A comparison of this kind (the compare panel's buttons).
+    Compare(CompareKind),
+    /// The interpolation (the interpolate panel's Decode).
+    Interpolation,
+}
+
+impl ShowRun {
+    /// The action that starts it.
+    pub fn action(self) -> AppAction {
+        match self {
+            Self::Sampling => AppAction::RunSampling,
+            Self::Compare(kind) => AppAction::Compare(kind),
+            Self::Interpolation => AppAction::Decode,
+        }
+    }
 }
 
 impl Setup {

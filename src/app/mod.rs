@@ -41,7 +41,8 @@ pub use fonts::{CJK_FONT, UI_FONT, font_definitions, install_fonts};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
 pub use lesson_file::{
-    LESSONS, Lesson, LessonHeader, Setup, TryIt, bundled_lessons, parse_lesson, unet_table_markdown,
+    LESSONS, Lesson, LessonHeader, Setup, ShowRun, TryIt, bundled_lessons, parse_lesson,
+    unet_table_markdown,
 };
 pub use lessons::{LessonsPanel, PRESENTER_ZOOM, Words, function_links};
 pub use panel::{
@@ -191,7 +192,7 @@ impl DiffLabApp {
     pub fn start_run(&mut self) {
         let id = self.new_id();
         let spec = self.sampling.spec(&self.settings, id);
-        self.sampling.started(id, spec.sampler.steps);
+        self.sampling.started(&spec);
         self.send_sampler(SamplerCommand::Run(spec));
     }
 

@@ -278,7 +278,7 @@ impl TrajFrame {
 }
 
 /// What a run is asked to do.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {
     /// The run's id.
     pub id: u64,
@@ -294,6 +294,45 @@ pub struct RunSpec {
     pub batch: usize,
     /// Label and guidance scale (class-conditional U-Nets).
     pub guidance: GuidanceSettings,
+}
+
+impl RunSpec {
+    /// The spec without what its samples do not depend on: the id, η for DDPM, w and the label
+    /// for the exact denoiser (it has none), w without a label, the exact denoiser's size for
+    /// the U-Net.
+    fn essential(&self) -> RunSpec {
+        let mut s = self.clone();
+        s.id = 0;
+        if s.sampler.sampler != SamplerChoice::Ddim {
+            s.sampler.eta = 0.0;
+        }
+        if s.model.unet {
+            s.model.count = 0;
+        }
+        if !s.model.unet || s.guidance.label == LabelPick::Any {
+            s.guidance = GuidanceSettings {
+                label: LabelPick::Any,
+                scale: 0.0,
+            };
+        }
+        s
+    }
+
+    /// Whether this run makes the samples `other` would (ids and unused settings aside): when
+    /// not, the panel says that what it shows came from other settings.
+    pub fn same_samples(&self, other: &RunSpec) -> bool {
+        self.essential() == other.essential()
+    }
+
+    /// "DDIM 50 steps η=0, seed 0, w = 2, digit 7", as the panel names a run.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}, seed {}", self.sampler.describe(), self.seed);
+        let guidance = self.essential().guidance.describe();
+        if !guidance.is_empty() {
+            s.push_str(&format!(", {guidance}"));
+        }
+        s
+    }
 }
 
 /// Commands.

@@ -140,6 +140,8 @@ pub struct SamplingPanel {
     pub follow: bool,
     /// "cancelled at step k of N", etc.
     pub status: Option<String>,
+    /// What the run being shown was asked to do (the settings may have moved on since).
+    pub run_spec: Option<RunSpec>,
     views: [Shown; 3],
     terms: [Shown; 4],
     guided: [Shown; 2],
@@ -167,10 +169,11 @@ impl SamplingPanel {
     }
 
     /// A run started.
-    pub fn started(&mut self, id: u64, steps: usize) {
-        self.run_id = id;
+    pub fn started(&mut self, spec: &RunSpec) {
+        self.run_id = spec.id;
+        self.run_spec = Some(spec.clone());
         self.running = true;
-        self.progress = (0, steps);
+        self.progress = (0, spec.sampler.steps);
         self.trajectory.clear();
         self.scrub = 0;
         self.follow = true;
@@ -377,6 +380,19 @@ impl Panel for SamplingPanel {
         if self.trajectory.is_empty() {
             return;
         }
+        if let Some(run) = &self.run_spec
+            && !run.same_samples(&self.spec(settings, run.id))
+        {
+            // A lesson's set-up or a changed control: the pictures are still the last run's.
+            ui.label(
+                RichText::new(format!(
+                    "Shown: the last run ({}). The settings have changed since: press Run to \
+                     sample with them.",
+                    run.describe()
+                ))
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
         let last = self.trajectory.len() - 1;
         ui.horizontal(|ui| {
             ui.spacing_mut().slider_width = (ui.available_width() - 260.0).max(200.0);
@@ -409,9 +425,14 @@ impl Panel for SamplingPanel {
         picture_row_ui(ui, shown, side, &[]);
         if self.trajectory[self.scrub].has_guidance {
             ui.separator();
+            // The run's label and w, not the controls' (they may have moved since).
+            let guidance = self
+                .run_spec
+                .as_ref()
+                .map_or(settings.sampling.guidance, |r| r.guidance);
             ui.label(format!(
                 "Classifier-free guidance at this step ({})",
-                settings.sampling.guidance.describe()
+                guidance.describe()
             ))
             .on_hover_text(formula::CFG);
             let side = ((ui.available_width() - 120.0) / 4.0).clamp(64.0, 220.0);

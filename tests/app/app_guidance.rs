@@ -2,7 +2,10 @@
 //! guidance slider, the ε_∅ / ε_c / ε̃ views of a guided run, the guidance sweep, and the
 //! controls switched off for a model without labels.
 
-use difflab::app::{DiffLabApp, LabelPick, ModelSpec};
+use difflab::app::{
+    DiffLabApp, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerChoice, SamplerSettings,
+};
+use difflab::diffusion::ScheduleConfig;
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -62,6 +65,86 @@ fn pick_digit_3_at_w_4_and_run_shows_the_guidance_views() {
     let f = &h.state().sampling.trajectory[4];
     let (u, c) = (f.guidance_part(0).unwrap(), f.guidance_part(1).unwrap());
     assert_ne!(u.as_raw(), c.as_raw(), "the label changes the prediction");
+    // w moved after the run: the pictures are still those of w = 4, and the panel says so.
+    let changed = "The settings have changed since";
+    assert!(h.query_by_label_contains(changed).is_none());
+    h.get_by_role_and_label(Role::Slider, "Guidance w")
+        .set_value_accesskit(6.0);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains(changed).is_some());
+    assert!(
+        h.query_by_label_contains("Classifier-free guidance at this step (w = 4, digit 3)")
+            .is_some()
+    );
+    h.get_by_role_and_label(Role::Slider, "Guidance w")
+        .set_value_accesskit(4.0);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains(changed).is_none());
+}
+
+#[test]
+fn a_run_counts_as_changed_only_by_settings_its_samples_depend_on() {
+    let run = RunSpec {
+        id: 1,
+        schedule: ScheduleConfig::default(),
+        sampler: SamplerSettings::default(),
+        model: ModelSpec::default(),
+        seed: 0,
+        batch: 16,
+        guidance: GuidanceSettings::default(),
+    };
+    let with = |f: &dyn Fn(&mut RunSpec)| {
+        let mut r = run.clone();
+        r.id = 2;
+        f(&mut r);
+        r
+    };
+    assert!(run.same_samples(&with(&|_| {})), "the id is not a setting");
+    // No label: w does nothing; with one it does.
+    assert!(run.same_samples(&with(&|r| r.guidance.scale = 5.0)));
+    assert!(!run.same_samples(&with(&|r| r.guidance.label = LabelPick::Digit(7))));
+    let seven = with(&|r| r.guidance.label = LabelPick::Digit(7));
+    assert!(!seven.same_samples(&with(&|r| {
+        r.guidance.label = LabelPick::Digit(7);
+        r.guidance.scale = 5.0;
+    })));
+    // η matters to DDIM only.
+    assert!(!run.same_samples(&with(&|r| r.sampler.eta = 0.5)));
+    let ddpm = with(&|r| r.sampler.sampler = SamplerChoice::DdpmFixedSmall);
+    assert!(ddpm.same_samples(&with(&|r| {
+        r.sampler.sampler = SamplerChoice::DdpmFixedSmall;
+        r.sampler.eta = 0.5;
+    })));
+    // The exact denoiser has no labels, and its size matters; the U-Net ignores that size.
+    let exact = with(&|r| {
+        r.model = ModelSpec {
+            count: 100,
+            unet: false,
+        }
+    });
+    assert!(exact.same_samples(&with(&|r| {
+        r.model = ModelSpec {
+            count: 100,
+            unet: false,
+        };
+        r.guidance.label = LabelPick::Digit(3);
+    })));
+    assert!(!exact.same_samples(&with(&|r| r.model = ModelSpec {
+        count: 1000,
+        unet: false
+    })));
+    assert!(run.same_samples(&with(&|r| r.model.count = 10)));
+    // Seed, batch and steps always matter.
+    assert!(!run.same_samples(&with(&|r| r.seed = 1)));
+    assert!(!run.same_samples(&with(&|r| r.batch = 4)));
+    assert!(!run.same_samples(&with(&|r| r.sampler.steps = 20)));
+    assert_eq!(
+        seven.describe(),
+        "DDIM 50 steps η=0, seed 0, w = 2, digit 7"
+    );
+    assert_eq!(run.describe(), "DDIM 50 steps η=0, seed 0");
 }
 
 #[test]
@@ -135,4 +218,25 @@ fn sampling_on_another_schedule_than_the_training_one_shows_a_warning() {
     h.step();
     h.step();
     h.get_by_label_contains("Warning: this model was trained on the schedule linear");
+}
+
+#[test]
+fn the_interpolation_panel_names_the_digit_and_w_it_decodes_with() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::ComboBox, "Digit").click();
+    h.run();
+    h.get_by_label("digit 3").click();
+    h.run();
+    h.get_by_role_and_label(Role::Slider, "Guidance w")
+        .set_value_accesskit(4.0);
+    h.step();
+    h.get_by_label("Interpolate").click();
+    h.run();
+    h.get_by_label(
+        "Decoded by MNIST U-Net (trained), digit 3 at w = 4 (set on the sampling panel)",
+    );
+    // One row per digit has no single label: the noises are decoded without one.
+    h.state_mut().settings.sampling.guidance.label = LabelPick::PerRow;
+    h.run();
+    h.get_by_label("Decoded by MNIST U-Net (trained), no digit (set on the sampling panel)");
 }

@@ -4,7 +4,7 @@
 //! glyph in the bundled fonts.
 
 use difflab::app::{
-    DiffLabApp, LESSONS, Lang, Settings, Setup, Tab, bundled_lessons, function_links,
+    DiffLabApp, LESSONS, Lang, Settings, Setup, ShowRun, Tab, bundled_lessons, function_links,
     lookup_code_ref, parse_lesson,
 };
 use difflab::diffusion::{BetaSchedule, ScheduleConfig};
@@ -243,6 +243,7 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
             h.state_mut().settings.lessons.current = i;
             h.run_steps(3);
             let before = h.state().settings.clone();
+            let interp_id = h.state().interpolate.id;
             h.get_by_label(&text).click();
             h.run_steps(3);
             let setup: &Setup = &lesson.header.show[&name];
@@ -267,6 +268,22 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
                 lesson.file
             );
             assert_eq!(got.interp, want.interp, "{}: {text}", lesson.file);
+            // A set-up that runs started its run with the settings it made.
+            let app = h.state();
+            match setup.run {
+                Some(ShowRun::Sampling) => {
+                    let run = app.sampling.run_spec.as_ref().expect("a run started");
+                    let now = app.sampling.spec(&app.settings, run.id);
+                    assert!(run.same_samples(&now), "{}: {text}", lesson.file);
+                }
+                Some(ShowRun::Compare(kind)) => {
+                    assert_eq!(app.compare.kind, Some(kind), "{}: {text}", lesson.file);
+                }
+                Some(ShowRun::Interpolation) => {
+                    assert!(app.interpolate.id > interp_id, "{}: {text}", lesson.file);
+                }
+                None => {}
+            }
         }
         // The answer too is drawn (a glyph the fonts lack would fail here, as in the text).
         h.state_mut().settings.tab = Tab::Lessons;
