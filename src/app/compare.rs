@@ -119,7 +119,8 @@ impl ComparePanel {
         self.labels = runs
             .iter()
             .map(|r| match kind {
-                CompareKind::Guidance => format!("w = {}", r.guidance.scale),
+                // The digit too: the picker may have moved on since the sweep ran.
+                CompareKind::Guidance => r.guidance.describe(),
                 _ => r.sampler.describe(),
             })
             .collect();

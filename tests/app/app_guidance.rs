@@ -183,7 +183,16 @@ fn the_guidance_sweep_runs_five_scales_from_one_x_t() {
     let done: Vec<_> = app.compare.results.iter().flatten().collect();
     assert_eq!(done.len(), 5);
     let labels: Vec<&str> = done.iter().map(|r| r.label.as_str()).collect();
-    assert_eq!(labels, ["w = 0", "w = 1", "w = 2", "w = 4", "w = 8"]);
+    assert_eq!(
+        labels,
+        [
+            "w = 0, digit 7",
+            "w = 1, digit 7",
+            "w = 2, digit 7",
+            "w = 4, digit 7",
+            "w = 8, digit 7"
+        ]
+    );
     assert!(done.iter().all(|r| r.total_ms > 0.0));
     // Different scales, different digits (same x_T).
     let x0 = |i: usize| done[i].frames.last().unwrap().x0_values().to_vec();
