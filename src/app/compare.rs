@@ -16,7 +16,7 @@ use super::sampler::{
 };
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::{picture, picture_row_ui, sampler_fields_ui};
+use super::widgets::{picture, picture_row_ui, sampler_fields_ui, stale_note_ui};
 use crate::data::image_io::grid;
 
 /// One finished run of a comparison.
@@ -45,6 +45,8 @@ pub struct ComparePanel {
     /// Finished runs, in order.
     pub results: Vec<Option<CompareResult>>,
     labels: Vec<String>,
+    /// What the comparison being shown was asked to run (the settings may have moved on).
+    specs: Vec<RunSpec>,
     /// The lock-step position, 0 (x_T) to 1 (x_0).
     pub position: f64,
     pair_views: [Shown; 4],
@@ -108,6 +110,12 @@ impl ComparePanel {
         }
     }
 
+    /// Whether the comparison shown ran `runs` (ids and unused settings aside).
+    pub fn same_runs(&self, runs: &[RunSpec]) -> bool {
+        self.specs.len() == runs.len()
+            && self.specs.iter().zip(runs).all(|(a, b)| a.same_samples(b))
+    }
+
     /// A comparison started.
     pub fn started(&mut self, id: u64, kind: CompareKind, runs: &[RunSpec]) {
         self.id = id;
@@ -116,6 +124,7 @@ impl ComparePanel {
         self.progress = (0, runs.len());
         self.step_progress = None;
         self.results = (0..runs.len()).map(|_| None).collect();
+        self.specs = runs.to_vec();
         self.labels = runs
             .iter()
             .map(|r| match kind {
@@ -367,20 +376,23 @@ impl Panel for ComparePanel {
         ));
         let mut start = None;
         if ui
-            .add_enabled(!self.running, egui::Button::new("Run A and B"))
+            .add_enabled(!self.running, egui::Button::new(CompareKind::Pair.button()))
             .clicked()
         {
             start = Some(CompareKind::Pair);
         }
         if ui
-            .add_enabled(!self.running, egui::Button::new("Steps vs quality grid"))
+            .add_enabled(!self.running, egui::Button::new(CompareKind::Grid.button()))
             .on_hover_text("DDPM and DDIM (η = 0) at 5, 10, 20, 50, 100 and 1000 steps, same seed")
             .clicked()
         {
             start = Some(CompareKind::Grid);
         }
         if ui
-            .add_enabled(!self.running, egui::Button::new("η sweep"))
+            .add_enabled(
+                !self.running,
+                egui::Button::new(CompareKind::Sweep.button()),
+            )
             .on_hover_text(
                 "DDIM with η = 0, 0.25, 0.5, 0.75, 1 (the sampling panel's steps), same seed",
             )
@@ -396,7 +408,7 @@ impl Panel for ComparePanel {
         if ui
             .add_enabled(
                 !self.running && conditional,
-                egui::Button::new("Guidance sweep"),
+                egui::Button::new(CompareKind::Guidance.button()),
             )
             .on_hover_text(format!(
                 "The sampling panel's sampler at guidance w = 0, 1, 2, 4 and 8 for {}, same x_T. {}",
@@ -437,6 +449,11 @@ impl Panel for ComparePanel {
                 _ => (done as f32 / total as f32, format!("run {done} of {total}")),
             };
             ui.add(egui::ProgressBar::new(fraction).text(text));
+        }
+        if let Some(kind) = self.kind
+            && !self.same_runs(&self.runs(kind, ctx.settings, 0))
+        {
+            stale_note_ui(ui, "the last comparison", kind.button());
         }
         match self.kind {
             None => {

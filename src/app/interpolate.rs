@@ -12,7 +12,7 @@ use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
 use super::sampler::{GuidanceSettings, InterpSpec, LabelPick, ModelSpec};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::{framed_image_ui, gif_ui, picture};
+use super::widgets::{framed_image_ui, gif_ui, picture, stale_note_ui};
 use crate::data::image_io::grid;
 
 /// A decoded interpolation.
@@ -38,6 +38,10 @@ pub struct InterpolatePanel {
     pub running: bool,
     /// The result.
     pub result: Option<Interpolation>,
+    /// What the decoding being shown was asked for (the settings may have moved on).
+    pub shown_spec: Option<InterpSpec>,
+    /// What the decoding in progress was asked for.
+    pub requested: Option<InterpSpec>,
     /// Whether α moves by itself.
     pub animate: bool,
     rows: [Vec<Shown>; 2],
@@ -63,6 +67,7 @@ impl InterpolatePanel {
     pub fn on_result(&mut self, id: u64, result: Interpolation) {
         if id == self.id {
             self.result = Some(result);
+            self.shown_spec = self.requested.take();
             self.running = false;
         }
     }
@@ -170,6 +175,18 @@ impl Panel for InterpolatePanel {
             });
             return;
         };
+        if let Some(spec) = &self.shown_spec
+            && !spec.same_frames(&Self::spec(settings, settings.sampling.model, spec.id))
+        {
+            stale_note_ui(
+                ui,
+                &format!(
+                    "the last decoding (seeds {} and {}, {} frames, DDIM {} steps)",
+                    spec.seed_a, spec.seed_b, spec.frames, spec.steps
+                ),
+                "Decode",
+            );
+        }
         let n = r.alphas.len();
         let pick = ((n - 1) as f64 * settings.interp.alpha).round() as usize;
         let side = (ui.available_width() / n as f32 - 10.0).clamp(24.0, 96.0);

@@ -210,6 +210,7 @@ impl DiffLabApp {
         self.interpolate.id = id;
         self.interpolate.running = true;
         let spec = InterpolatePanel::spec(&self.settings, self.settings.sampling.model, id);
+        self.interpolate.requested = Some(spec.clone());
         self.send_sampler(SamplerCommand::Interpolate(spec));
     }
 

@@ -120,6 +120,16 @@ pub enum CompareKind {
 }
 
 impl CompareKind {
+    /// The compare panel's button that runs it.
+    pub fn button(self) -> &'static str {
+        match self {
+            Self::Pair => "Run A and B",
+            Self::Grid => "Steps vs quality grid",
+            Self::Sweep => "η sweep",
+            Self::Guidance => "Guidance sweep",
+        }
+    }
+
     /// Cells per row of the grid view.
     pub fn columns(self) -> usize {
         match self {

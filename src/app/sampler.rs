@@ -363,7 +363,7 @@ pub enum SamplerCommand {
 }
 
 /// An interpolation between the noises of two seeds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct InterpSpec {
     /// Its id.
     pub id: u64,
@@ -381,6 +381,29 @@ pub struct InterpSpec {
     pub steps: usize,
     /// Label and guidance scale (a single digit only; otherwise unconditional).
     pub guidance: GuidanceSettings,
+}
+
+impl InterpSpec {
+    /// Whether this decoding makes the frames `other` would: the id aside, the exact
+    /// denoiser's size only for it, w and the label only for the U-Net with one digit (what
+    /// the worker guides with).
+    pub fn same_frames(&self, other: &InterpSpec) -> bool {
+        let essential = |s: &InterpSpec| {
+            let mut s = s.clone();
+            s.id = 0;
+            if s.model.unet {
+                s.model.count = 0;
+            }
+            if !(s.model.unet && matches!(s.guidance.label, LabelPick::Digit(_))) {
+                s.guidance = GuidanceSettings {
+                    label: LabelPick::Any,
+                    scale: 0.0,
+                };
+            }
+            s
+        };
+        essential(self) == essential(other)
+    }
 }
 
 /// A GIF frame: a ready image, or a trajectory frame's x_t (made on the worker).

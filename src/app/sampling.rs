@@ -9,7 +9,7 @@ use super::sampler::{
 };
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
-use super::widgets::{gif_ui, picture, picture_row_ui, sampler_fields_ui};
+use super::widgets::{gif_ui, picture, picture_row_ui, sampler_fields_ui, stale_note_ui};
 
 /// Formula tooltips of the reverse process.
 pub mod formula {
@@ -383,15 +383,8 @@ impl Panel for SamplingPanel {
         if let Some(run) = &self.run_spec
             && !run.same_samples(&self.spec(settings, run.id))
         {
-            // A lesson's set-up or a changed control: the pictures are still the last run's.
-            ui.label(
-                RichText::new(format!(
-                    "Shown: the last run ({}). The settings have changed since: press Run to \
-                     sample with them.",
-                    run.describe()
-                ))
-                .color(ui.visuals().warn_fg_color),
-            );
+            // A changed control: the pictures are still the last run's.
+            stale_note_ui(ui, &format!("the last run ({})", run.describe()), "Run");
         }
         let last = self.trajectory.len() - 1;
         ui.horizontal(|ui| {

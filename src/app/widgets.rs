@@ -37,6 +37,17 @@ pub fn picture_row_ui(ui: &mut Ui, items: &[(&str, &str, &Shown)], side: f32, se
     });
 }
 
+/// The line above pictures that an earlier job made with other settings than the controls now
+/// show (a lesson's set-up, a moved control): `shown` names that job, `button` what remakes it.
+pub fn stale_note_ui(ui: &mut Ui, shown: &str, button: &str) {
+    ui.label(
+        RichText::new(format!(
+            "Shown: {shown}. The settings have changed since: press {button} to see theirs."
+        ))
+        .color(ui.visuals().warn_fg_color),
+    );
+}
+
 /// An RGB image as a picture.
 pub fn picture(img: &RgbImage) -> Picture {
     Picture::Cpu(egui::ColorImage::from_rgb(

@@ -156,6 +156,19 @@ fn compare_runs_share_x_t_and_the_eta_sweep_is_deterministic_at_zero() {
     assert_eq!(app.compare.results.len(), 6);
     assert_eq!(app.compare.eta_zero_deterministic(), Some(true));
     h.get_by_label_contains("η = 0 is deterministic");
+    // A new seed on the sampling panel: the sweep shown is the old seed's, and the panel says so;
+    // B's η is not part of the sweep, so moving it changes nothing.
+    let stale = "Shown: the last comparison. The settings have changed since: press η sweep";
+    assert!(h.query_by_label_contains(stale).is_none());
+    h.get_by_role_and_label(Role::Slider, "B η")
+        .set_value_accesskit(0.5);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains(stale).is_none());
+    h.state_mut().settings.sampling.seed = 5;
+    h.step();
+    h.step();
+    h.get_by_label_contains(stale);
 }
 
 #[test]
@@ -205,6 +218,19 @@ fn interpolation_ends_equal_the_plain_samples_of_seeds_a_and_b() {
     );
     let mid = r.lerp_norms[n / 2] / r.lerp_norms[0];
     assert!((mid - 0.5f64.sqrt()).abs() < 0.1, "lerp dips: {mid}");
+    // Another seed B: the rows are still seeds 1 and 2, and the panel says so until Decode.
+    let stale = "Shown: the last decoding (seeds 1 and 2, 9 frames, DDIM 50 steps)";
+    assert!(h.query_by_label_contains(stale).is_none());
+    h.state_mut().settings.interp.seed_b = 3;
+    h.step();
+    h.step();
+    h.get_by_label_contains(stale);
+    h.get_by_label("Decode").click();
+    settle(&mut h, 60);
+    assert!(
+        h.query_by_label_contains("Shown: the last decoding")
+            .is_none()
+    );
 }
 
 #[test]
