@@ -24,7 +24,7 @@ impl DiffLabApp {
                 self.schedule.reset(&self.settings);
                 self.forward.playing = false;
                 if let Some(run) = setup.run {
-                    self.apply(run.action(), schedule);
+                    self.apply(run.into(), schedule);
                 }
             }
             AppAction::OpenImage => {

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use super::code_refs::lookup;
-use super::panel::{AppAction, CompareKind};
+use super::compare_kind::CompareKind;
 use super::sampler::{LabelPick, SamplerChoice};
 use super::settings::{FieldKind, ImageSource, Lang, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
@@ -135,17 +135,6 @@ pub enum ShowRun {
     Compare(CompareKind),
     /// The interpolation (the interpolate panel's Decode).
     Interpolation,
-}
-
-impl ShowRun {
-    /// The action that starts it.
-    pub fn action(self) -> AppAction {
-        match self {
-            Self::Sampling => AppAction::RunSampling,
-            Self::Compare(kind) => AppAction::Compare(kind),
-            Self::Interpolation => AppAction::Decode,
-        }
-    }
 }
 
 impl Setup {

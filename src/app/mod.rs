@@ -9,6 +9,7 @@
 mod actions;
 mod code_refs;
 mod compare;
+mod compare_kind;
 mod events;
 mod fonts;
 mod forward;
@@ -20,6 +21,7 @@ mod playground;
 mod playground_view;
 mod sampler;
 mod sampler_job;
+mod sampler_settings;
 mod sampling;
 mod schedule;
 mod session;

@@ -4,7 +4,8 @@
 
 use egui::Ui;
 
-use super::lesson_file::Setup;
+pub use super::compare_kind::{CompareKind, GRID_STEPS, GUIDANCE_SWEEP, SWEEP_ETAS};
+use super::lesson_file::{Setup, ShowRun};
 use super::settings::{Settings, Tab};
 use super::toy_job::ToyModel;
 use crate::diffusion::NoiseSchedule;
@@ -99,47 +100,6 @@ pub trait Panel {
     fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>);
 }
 
-/// Step counts of the "steps vs quality" grid.
-pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
-/// η values of the sweep.
-pub const SWEEP_ETAS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-/// Guidance scales of the guidance sweep.
-pub const GUIDANCE_SWEEP: [f32; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
-
-/// What a comparison was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum CompareKind {
-    /// A against B, every frame kept.
-    Pair,
-    /// DDPM and DDIM at each of [`GRID_STEPS`].
-    Grid,
-    /// DDIM at each of [`SWEEP_ETAS`], plus η = 0 again.
-    Sweep,
-    /// The sampling panel's sampler at each guidance scale of [`GUIDANCE_SWEEP`].
-    Guidance,
-}
-
-impl CompareKind {
-    /// The compare panel's button that runs it.
-    pub fn button(self) -> &'static str {
-        match self {
-            Self::Pair => "Run A and B",
-            Self::Grid => "Steps vs quality grid",
-            Self::Sweep => "η sweep",
-            Self::Guidance => "Guidance sweep",
-        }
-    }
-
-    /// Cells per row of the grid view.
-    pub fn columns(self) -> usize {
-        match self {
-            CompareKind::Pair | CompareKind::Grid => 2,
-            CompareKind::Sweep => 6,
-            CompareKind::Guidance => GUIDANCE_SWEEP.len(),
-        }
-    }
-}
-
 /// What the panel asks of its worker this frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToyAction {
@@ -151,4 +111,15 @@ pub enum ToyAction {
     Sample,
     /// Compute the fields of these models at t.
     Field(usize, Vec<ToyModel>),
+}
+
+impl From<ShowRun> for AppAction {
+    /// The action that starts what a lesson's set-up runs.
+    fn from(run: ShowRun) -> Self {
+        match run {
+            ShowRun::Sampling => AppAction::RunSampling,
+            ShowRun::Compare(kind) => AppAction::Compare(kind),
+            ShowRun::Interpolation => AppAction::Decode,
+        }
+    }
 }

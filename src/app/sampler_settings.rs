@@ -1,0 +1,205 @@
+//! The settings a sampling run is made of, as the panels offer them and session files keep
+//! them: the sampler, the model, and the digit with its guidance scale.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::image_io::grid_cols;
+use crate::diffusion::{
+    PredictionType, SamplerKind, ScheduleConfig, SchedulerConfig, TimestepSpacing, VarianceType,
+};
+
+/// Which sampler, as the panels offer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SamplerChoice {
+    /// DDPM with σ² = β̃_t.
+    DdpmFixedSmall,
+    /// DDPM with σ² = β_t.
+    DdpmFixedLarge,
+    /// DDIM with η.
+    Ddim,
+}
+
+impl SamplerChoice {
+    /// Every choice, in display order.
+    pub const ALL: [SamplerChoice; 3] = [Self::DdpmFixedSmall, Self::DdpmFixedLarge, Self::Ddim];
+
+    /// The label shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::DdpmFixedSmall => "DDPM (fixed_small)",
+            Self::DdpmFixedLarge => "DDPM (fixed_large)",
+            Self::Ddim => "DDIM",
+        }
+    }
+}
+
+/// One sampler configuration (persisted, saved in session files).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerSettings {
+    /// DDPM or DDIM.
+    pub sampler: SamplerChoice,
+    /// N.
+    pub steps: usize,
+    /// DDIM's η.
+    pub eta: f64,
+    /// How the N steps spread over T.
+    pub spacing: TimestepSpacing,
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerChoice::Ddim,
+            steps: 50,
+            eta: 0.0,
+            spacing: TimestepSpacing::Leading,
+        }
+    }
+}
+
+impl SamplerSettings {
+    /// The core scheduler config for a model that predicts `prediction`.
+    pub fn scheduler_config(
+        &self,
+        schedule: ScheduleConfig,
+        prediction: PredictionType,
+    ) -> SchedulerConfig {
+        SchedulerConfig {
+            use_clipped_model_output: false,
+            schedule,
+            prediction_type: prediction,
+            clip_sample: Some(1.0),
+            spacing: self.spacing,
+            steps_offset: 0,
+            num_inference_steps: self.steps,
+            sampler: match self.sampler {
+                SamplerChoice::DdpmFixedSmall => SamplerKind::Ddpm {
+                    variance: VarianceType::FixedSmall,
+                },
+                SamplerChoice::DdpmFixedLarge => SamplerKind::Ddpm {
+                    variance: VarianceType::FixedLarge,
+                },
+                SamplerChoice::Ddim => SamplerKind::Ddim {
+                    eta: self.eta,
+                    set_alpha_to_one: true,
+                },
+            },
+        }
+    }
+
+    /// A short description, e.g. "DDIM 50 steps η=0".
+    pub fn describe(&self) -> String {
+        match self.sampler {
+            SamplerChoice::Ddim => format!("DDIM {} steps η={}", self.steps, self.eta),
+            s => format!("{} {} steps", s.label(), self.steps),
+        }
+    }
+}
+
+/// The model: the shipped MNIST U-Net, or the exact denoiser over the first `count` digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelSpec {
+    /// Digits in the exact denoiser's set.
+    pub count: usize,
+    /// The trained U-Net instead of the exact denoiser.
+    pub unet: bool,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            count: 1000,
+            unet: true,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The menu's name for it.
+    pub fn label(&self) -> String {
+        if self.unet {
+            "MNIST U-Net (trained)".into()
+        } else {
+            format!("Exact denoiser, {} digits", self.count)
+        }
+    }
+}
+
+/// Which digit a class-conditional model is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LabelPick {
+    /// No label (∅): the unconditional model.
+    Any,
+    /// This digit for every sample.
+    Digit(u8),
+    /// One row per digit, 0 to 9.
+    PerRow,
+}
+
+impl LabelPick {
+    /// The menu's name for it.
+    pub fn label(self) -> String {
+        match self {
+            LabelPick::Any => "any digit (no label)".into(),
+            LabelPick::Digit(d) => format!("digit {d}"),
+            LabelPick::PerRow => "one row per digit".into(),
+        }
+    }
+}
+
+/// Classifier-free guidance of a run: the label and w.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GuidanceSettings {
+    /// The label.
+    pub label: LabelPick,
+    /// w ≥ 0: ε̃ = ε_∅ + w·(ε_c − ε_∅).
+    pub scale: f32,
+}
+
+impl Default for GuidanceSettings {
+    fn default() -> Self {
+        Self {
+            label: LabelPick::Any,
+            scale: 2.0,
+        }
+    }
+}
+
+/// The largest guidance scale the app offers.
+pub const MAX_GUIDANCE: f32 = 10.0;
+
+impl GuidanceSettings {
+    /// The batch actually sampled for `batch` requested and the grid's columns: one row per
+    /// digit makes 10 rows of ⌈batch/10⌉ (at most 6, so at most 60 images).
+    pub fn layout(&self, batch: usize) -> (usize, usize) {
+        match self.label {
+            LabelPick::PerRow => {
+                let per_row = batch.div_ceil(10).clamp(1, 6);
+                (10 * per_row, per_row)
+            }
+            _ => (batch, grid_cols(batch)),
+        }
+    }
+
+    /// The labels of a batch of `n` (`None` for ∅).
+    pub fn labels(&self, n: usize) -> Option<Vec<usize>> {
+        match self.label {
+            LabelPick::Any => None,
+            LabelPick::Digit(d) => Some(vec![usize::from(d); n]),
+            LabelPick::PerRow => {
+                let (_, per_row) = self.layout(n);
+                Some((0..n).map(|i| (i / per_row).min(9)).collect())
+            }
+        }
+    }
+
+    /// "w = 2, digit 3" (empty without a label).
+    pub fn describe(&self) -> String {
+        match self.label {
+            LabelPick::Any => String::new(),
+            l => format!("w = {}, {}", self.scale, l.label()),
+        }
+    }
+}
