@@ -206,6 +206,13 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
             let bytes = std::fs::read(p).map_err(|e| DiffError::file(p, e))?;
             match t.init_from(&bytes, &p.display().to_string())? {
                 InitFrom::Same => eprintln!("starting from the weights in {}", p.display()),
+                InitFrom::Reparametrised { from, to } => eprintln!(
+                    "starting from the weights in {}, which predict {}: this run trains them \
+                     to predict {}",
+                    p.display(),
+                    from.name(),
+                    to.name()
+                ),
                 InitFrom::Widened { from, to } => eprintln!(
                     "starting from the weights in {}, widened from {from} to {to} base channels \
                      (each channel doubled: step 0 computes what they did)",

@@ -38,6 +38,15 @@ impl PredictionType {
             ))),
         }
     }
+
+    /// The name [`parse`](Self::parse) reads back (diffusers' spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Epsilon => "epsilon",
+            Self::Sample => "sample",
+            Self::VPrediction => "v_prediction",
+        }
+    }
 }
 
 /// DDPM's choice of the reverse variance σ_t².

@@ -34,6 +34,12 @@ pub enum InitFrom {
     Same,
     /// Widened from `from` to `to` base channels.
     Widened { from: usize, to: usize },
+    /// The same shape, trained from here on to predict `to` instead of `from` (ε and v agree
+    /// at low noise, so the weights are a warm start, not step 0 of the new target).
+    Reparametrised {
+        from: PredictionType,
+        to: PredictionType,
+    },
 }
 
 /// The regression loss.
@@ -420,7 +426,8 @@ impl UNetTrainer {
         Ok(value)
     }
 
-    /// Starts from the weights of an earlier model (a SafeTensors file of the same shape; a
+    /// Starts from the weights of an earlier model (a SafeTensors file of the same shape, which
+    /// may predict the other target (ε or v): it then learns this run's; a
     /// conditional run may start from an unconditional file: its class embedding starts at
     /// zero, so step 0 is exactly the earlier model). A file with half this run's base channels
     /// (the rest of the shape the same) is widened first ([`UNet::widened`]): step 0 then
@@ -449,6 +456,7 @@ impl UNetTrainer {
         }
         let same_shape = UNetConfig {
             num_classes: self.unet.num_classes,
+            prediction: self.unet.prediction,
             ..theirs.clone()
         };
         if same_shape != self.unet {
@@ -471,7 +479,14 @@ impl UNetTrainer {
         self.model = Some(loaded);
         self.ema = self.raw()?;
         self.config.steps_before = steps_before;
-        Ok(InitFrom::Same)
+        Ok(if theirs.prediction == self.unet.prediction {
+            InitFrom::Same
+        } else {
+            InitFrom::Reparametrised {
+                from: theirs.prediction,
+                to: self.unet.prediction,
+            }
+        })
     }
 
     /// Continues with peak learning rate `lr` from the current step: a cosine decay from `lr`

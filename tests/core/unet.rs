@@ -538,6 +538,43 @@ fn seeded_file(config: &UNetConfig) -> Vec<u8> {
 }
 
 #[test]
+fn a_v_prediction_run_may_start_from_epsilon_weights() {
+    let device = Device::flex();
+    let eps = tiny();
+    let bytes = seeded_file(&eps);
+    let v = UNetConfig {
+        prediction: PredictionType::VPrediction,
+        ..tiny()
+    };
+    let mut t = UNetTrainer::new(toy_images(), v, short(3), &device).unwrap();
+    assert_eq!(
+        t.init_from(&bytes, "mem").unwrap(),
+        InitFrom::Reparametrised {
+            from: PredictionType::Epsilon,
+            to: PredictionType::VPrediction
+        }
+    );
+    // The weights are the file's, as they were; from here on they learn v.
+    let x = tensor4(vec![0.25; 2 * 64], [2, 1, 8, 8], &device);
+    let (file, _) = load_safetensors(&bytes, "mem", &device).unwrap();
+    let a = to_vec(file.forward(x.clone(), &[3, 900])).unwrap();
+    let b = to_vec(t.raw().unwrap().forward(x, &[3, 900])).unwrap();
+    assert_eq!(a, b);
+    for _ in 0..3 {
+        assert!(t.train_step().unwrap().is_finite());
+    }
+    assert_eq!(t.unet.prediction, PredictionType::VPrediction);
+    for (id, name) in [
+        (PredictionType::Epsilon, "epsilon"),
+        (PredictionType::Sample, "sample"),
+        (PredictionType::VPrediction, "v_prediction"),
+    ] {
+        assert_eq!(id.name(), name);
+        assert_eq!(PredictionType::parse(name).unwrap(), id);
+    }
+}
+
+#[test]
 fn a_run_may_start_from_a_net_of_half_its_width() {
     let device = Device::flex();
     let narrow = tiny().with_base_channels(4);
