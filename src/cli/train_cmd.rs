@@ -85,6 +85,10 @@ pub struct TrainArgs {
     /// With --classes: the probability that an image's label is dropped to "no label" (∅).
     #[arg(long, default_value_t = 0.1)]
     label_dropout: f64,
+    /// With --classes: draw every digit equally often (a class, then one of its images), not
+    /// in the data's proportions.
+    #[arg(long)]
+    balance_classes: bool,
     /// Start from these weights (same shape; an unconditional file may start a --classes run; a
     /// file with half the --base-channels is widened to them, computing what it did).
     #[arg(long)]
@@ -123,12 +127,18 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         seed: a.seed,
         label_dropout: a.label_dropout,
         min_snr_gamma: a.min_snr_gamma,
+        balance_classes: a.balance_classes,
         ..TrainConfig::default()
     };
     config.validate()?;
     if a.classes.is_none() && !a.resume && a.typed.contains("--label-dropout") {
         return Err(DiffError::invalid(
             "--label-dropout needs --classes: an unconditional net has no labels to drop",
+        ));
+    }
+    if a.classes.is_none() && !a.resume && a.balance_classes {
+        return Err(DiffError::invalid(
+            "--balance-classes needs --classes: an unconditional net does not read the labels",
         ));
     }
     let checkpoint = a.out.join("checkpoint.bin");
@@ -427,6 +437,7 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
         ),
         row("--seed", &a.seed, &c.seed),
         row("--label-dropout", &a.label_dropout, &c.label_dropout),
+        row("--balance-classes", &a.balance_classes, &c.balance_classes),
         row(
             "--prediction",
             &cli_name(&a.prediction),
@@ -486,6 +497,7 @@ fn training_record(t: &UNetTrainer, final_loss: f32) -> TrainingRecord {
         lr: t.config.lr,
         final_loss: final_loss.is_finite().then_some(final_loss),
         min_snr_gamma: t.config.min_snr_gamma,
+        balance_classes: t.config.balance_classes,
     }
 }
 

@@ -521,6 +521,9 @@ pub struct TrainingRecord {
     /// Min-SNR-γ loss weighting, when the run used it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_snr_gamma: Option<f64>,
+    /// Whether every class was drawn equally often (`--balance-classes`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balance_classes: bool,
 }
 
 impl TrainingRecord {

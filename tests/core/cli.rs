@@ -559,6 +559,10 @@ fn train_writes_losses_checkpoints_samples_and_resumes() {
     dropout.extend(["--label-dropout".into(), "0.5".into()]);
     let dropout: Vec<&str> = dropout.iter().map(String::as_str).collect();
     assert_bad_input(&dropout, "needs --classes");
+    let mut balance = tiny_train_args(&data, &nowhere, "3", "6");
+    balance.push("--balance-classes".into());
+    let balance: Vec<&str> = balance.iter().map(String::as_str).collect();
+    assert_bad_input(&balance, "--balance-classes needs --classes");
     let mut missing_init = tiny_train_args(&data, &nowhere, "3", "6");
     missing_init.extend(["--init-from".into(), "no-such.safetensors".into()]);
     let missing_init: Vec<&str> = missing_init.iter().map(String::as_str).collect();

@@ -11,7 +11,7 @@ use difflab::model::guidance::{ConditionalDenoiser, Guided, guided_parts};
 use difflab::model::unet::{TrainingRecord, load_safetensors, read_config, read_training_record};
 use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
-use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
+use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer, indices_by_class};
 
 /// A stub whose output is x·(label + 1) + 0.25·t: easy to predict for any label, ∅ = 3.
 struct Stub;
@@ -190,6 +190,86 @@ fn label_dropout_drops_about_a_tenth_of_the_labels() {
     assert_eq!(t.labels_of(5, &idx), t.labels_of(5, &idx));
 }
 
+/// The fraction of step k's images (k < 100) in each of 3 classes.
+fn class_shares(t: &UNetTrainer, labels: &[usize]) -> [f64; 3] {
+    let mut counts = [0usize; 3];
+    for k in 0..100 {
+        for i in t.batch_of(k).0 {
+            counts[labels[i]] += 1;
+        }
+    }
+    counts.map(|c| c as f64 / 10_000.0)
+}
+
+#[test]
+fn balanced_classes_draw_every_class_equally_often() {
+    // 40 images: 32 of class 0, 6 of class 1, 2 of class 2.
+    let labels: Vec<usize> = (0..40)
+        .map(|i| match i % 20 {
+            0..16 => 0,
+            16..19 => 1,
+            _ => 2,
+        })
+        .collect();
+    let images = ImageSet::new(&vec![vec![0.0; 64]; 40], [1, 8, 8])
+        .unwrap()
+        .with_labels(labels.clone())
+        .unwrap();
+    let config = |balance_classes| TrainConfig {
+        batch: 100,
+        balance_classes,
+        ..TrainConfig::default()
+    };
+    let device = Device::flex();
+    let plain =
+        UNetTrainer::new(images.clone(), tiny_conditional(), config(false), &device).unwrap();
+    let shares = class_shares(&plain, &labels);
+    assert!(
+        (shares[0] - 0.8).abs() < 0.02,
+        "data proportions {shares:?}"
+    );
+    let balanced = UNetTrainer::new(images, tiny_conditional(), config(true), &device).unwrap();
+    let shares = class_shares(&balanced, &labels);
+    for s in shares {
+        assert!((s - 1.0 / 3.0).abs() < 0.02, "balanced {shares:?}");
+    }
+    // Every image of the rarest class is drawn, and the draws depend on (seed, k) alone.
+    let rare: std::collections::BTreeSet<usize> = (0..100)
+        .flat_map(|k| balanced.batch_of(k).0)
+        .filter(|&i| labels[i] == 2)
+        .collect();
+    assert_eq!(rare.into_iter().collect::<Vec<_>>(), vec![19, 39]);
+    assert_eq!(balanced.batch_of(7), balanced.batch_of(7));
+}
+
+#[test]
+fn indices_by_class_skips_absent_classes() {
+    assert_eq!(
+        indices_by_class(&[2, 0, 2, 5]),
+        vec![vec![1], vec![0, 2], vec![3]]
+    );
+}
+
+#[test]
+fn balancing_needs_a_conditional_net() {
+    let config = TrainConfig {
+        balance_classes: true,
+        ..TrainConfig::default()
+    };
+    let unconditional = UNetConfig {
+        num_classes: None,
+        ..tiny_conditional()
+    };
+    let err = UNetTrainer::new(labelled_images(), unconditional, config, &Device::flex())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("--balance-classes needs --classes"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_conditional_run_needs_labels_in_range() {
     let images = ImageSet::new(&vec![vec![0.0; 64]; 4], [1, 8, 8]).unwrap();
@@ -216,6 +296,7 @@ fn the_training_record_round_trips_and_names_a_schedule_mismatch() {
         lr: 1e-3,
         final_loss: Some(0.0251),
         min_snr_gamma: Some(5.0),
+        balance_classes: true,
     };
     let bytes = model.safetensors_bytes(&config, Some(&record)).unwrap();
     assert_eq!(
@@ -313,6 +394,7 @@ fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
         lr: 1e-3,
         final_loss: None,
         min_snr_gamma: None,
+        balance_classes: false,
     };
     let path = dir.join("cond.safetensors");
     config
@@ -450,6 +532,7 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
         lr: 1e-3,
         final_loss: None,
         min_snr_gamma: None,
+        balance_classes: false,
     };
     let bytes = plain
         .init_seeded(&device, 8)
