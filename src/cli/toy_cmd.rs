@@ -71,6 +71,8 @@ pub struct ToyArgs {
 }
 
 const PLOT_SIZE: u32 = 400;
+/// A million steps take minutes; more is a typo, run with no way to stop it but Ctrl-C.
+const MAX_TOY_TRAIN_STEPS: usize = 1_000_000;
 const PLOT_RANGE: f32 = 3.0;
 
 pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
@@ -81,6 +83,11 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
         return Err(DiffError::invalid(
             "--train-steps must be at least 1 (an untrained MLP samples noise)",
         ));
+    }
+    if a.train_steps > MAX_TOY_TRAIN_STEPS {
+        return Err(DiffError::invalid(format!(
+            "--train-steps must be at most {MAX_TOY_TRAIN_STEPS} (the default 3000 learns a toy set)"
+        )));
     }
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
     check_outputs(&super::given(&[&a.output, &a.gif]), &[])?;

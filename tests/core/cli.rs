@@ -997,6 +997,10 @@ fn overflowing_and_huge_values_are_refused() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_bad_input(&args, needle);
     }
+    assert_bad_input(
+        &["toy", "--train-steps", &max, "-o", o],
+        "--train-steps must be at most",
+    );
     assert!(!out.exists());
     // Pictures too large to hold, refused before the work that would fill them.
     let img = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/images/chelsea.png");
