@@ -54,6 +54,17 @@ impl TrajFrame {
         (self.has_guidance && i < 2).then(|| self.image(at + i, ValueRange::Normalise))
     }
 
+    /// The values of a guided run's ε_∅ (i = 0) and ε_c (i = 1).
+    pub fn guidance_values(&self, i: usize) -> Option<&[f32]> {
+        let at = 3 + if self.has_terms { 4 } else { 0 };
+        (self.has_guidance && i < 2).then(|| self.part(at + i))
+    }
+
+    /// The values of x_t.
+    pub fn x_values(&self) -> &[f32] {
+        self.part(0)
+    }
+
     /// x_t (a grid of the batch).
     pub fn x(&self) -> RgbImage {
         self.image(0, ValueRange::Unit)

@@ -12,6 +12,7 @@ use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::data::mnist::{Mnist, SIDE};
 use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
 use crate::diffusion::noise::norm;
+use crate::diffusion::scheduler::predict_x0_and_eps;
 use crate::diffusion::{
     NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded,
 };
@@ -134,9 +135,12 @@ impl Job for SamplerJob {
 }
 
 /// A guided U-Net that keeps its last step's ε_∅ and ε_c for the views (it always runs the one
-/// 2B pass, even at w = 0 or 1, so that both are there to show).
+/// 2B pass, even at w = 0 or 1, so that both are there to show). A net that predicts v (or x_0)
+/// has its two outputs turned into the ε̂ they imply at ᾱ_t, so the views show noise whatever
+/// the net's target.
 struct RecordingGuided {
     inner: Guided<UNetDenoiser>,
+    schedule: Arc<NoiseSchedule>,
     last: Mutex<Option<(Tensor<4>, Tensor<4>)>>,
 }
 
@@ -156,9 +160,21 @@ impl Denoiser for RecordingGuided {
     }
 
     fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
-        let p = self.inner.parts(x_t, timesteps)?;
+        let p = self.inner.parts(x_t.clone(), timesteps)?;
+        let prediction = self.inner.prediction_type();
+        let views = match (prediction, timesteps.first()) {
+            (PredictionType::Epsilon, _) | (_, None) => (p.uncond, p.cond),
+            // A sampling step's batch shares one t.
+            (_, Some(&t)) => {
+                let alpha_bar = *self.schedule.alphas_cumprod.get(t).ok_or_else(|| {
+                    DiffError::invalid(format!("timestep {t} is past the schedule's end"))
+                })?;
+                let eps = |out| predict_x0_and_eps(prediction, out, x_t.clone(), alpha_bar).1;
+                (eps(p.uncond), eps(p.cond))
+            }
+        };
         if let Ok(mut l) = self.last.lock() {
-            *l = Some((p.uncond, p.cond));
+            *l = Some(views);
         }
         Ok(p.guided)
     }
@@ -228,6 +244,7 @@ impl SamplerJob {
                 crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
                 let g = Arc::new(RecordingGuided {
                     inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
+                    schedule: Arc::new(NoiseSchedule::new(spec.schedule)?),
                     last: Mutex::new(None),
                 });
                 (g.clone() as Arc<dyn Denoiser>, Some(g))

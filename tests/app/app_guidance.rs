@@ -20,6 +20,21 @@ fn harness() -> Harness<'static, DiffLabApp> {
     h
 }
 
+/// Pearson's correlation of two equal-length series.
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa * bb).sqrt()
+}
+
 #[test]
 fn pick_digit_3_at_w_4_and_run_shows_the_guidance_views() {
     let mut h = harness();
@@ -62,6 +77,14 @@ fn pick_digit_3_at_w_4_and_run_shows_the_guidance_views() {
     h.get_by_label("ε_cond (with the digit)");
     h.get_by_label("ε_guided");
     h.get_by_label("guided x0_pred");
+    // The views show noise whatever the net predicts (the shipped one predicts v): at the first
+    // step x_t is almost pure noise, so ε̂ ≈ x_t for both labels.
+    let first = &h.state().sampling.trajectory[0];
+    for i in 0..2 {
+        let eps = first.guidance_values(i).unwrap();
+        let r = correlation(eps, first.x_values());
+        assert!(r > 0.95, "ε view {i} against x_t: r = {r}");
+    }
     let f = &h.state().sampling.trajectory[4];
     let (u, c) = (f.guidance_part(0).unwrap(), f.guidance_part(1).unwrap());
     assert_ne!(u.as_raw(), c.as_raw(), "the label changes the prediction");

@@ -290,6 +290,9 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
         h.state_mut().settings.lessons.current = i;
         h.state_mut().lessons.revealed = false;
         h.run_steps(3);
+        // (Below a long lesson the button is scrolled to, as a reader would.)
+        h.get_by_label(reveal).scroll_to_me();
+        h.run_steps(3);
         h.get_by_label(reveal).click();
         h.run_steps(3);
         assert!(h.state().lessons.revealed, "{}", lesson.file);

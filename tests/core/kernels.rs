@@ -10,8 +10,8 @@ use burn::tensor::activation::silu;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use difflab::diffusion::noise::gaussian;
-use difflab::diffusion::{PredictionType, sample_seeded};
-use difflab::model::{UNetConfig, UNetDenoiser};
+use difflab::diffusion::sample_seeded;
+use difflab::model::{Denoiser, UNetConfig, UNetDenoiser};
 use difflab::tensor_util::{tensor4, to_vec};
 use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
 use difflab_kernels::{
@@ -457,7 +457,7 @@ fn the_shipped_unet_samples_as_on_stock_ops() {
     let device = Device::flex();
     let (model, config) = difflab::model::unet::shipped(&device).expect("shipped weights");
     let m = UNetDenoiser { model, config };
-    let scheduler = crate::common::ddim10(PredictionType::Epsilon);
+    let scheduler = crate::common::ddim10(m.prediction_type());
     let cancel = AtomicBool::new(false);
     let run = || {
         let x = sample_seeded(&m, &scheduler, 7, 4, &cancel, &device, |_| {})
