@@ -170,6 +170,8 @@ pub struct DigitReport {
     pub frechet_real: f64,
     /// Per sample, in order: the class the judge reads and its probability.
     pub readings: Vec<(usize, f32)>,
+    /// The held-out real digits' mean confidence per class they are read as.
+    pub real_by_class: [Option<f64>; 10],
 }
 
 impl DigitReport {
@@ -186,6 +188,26 @@ impl DigitReport {
         order.truncate(k);
         order
     }
+
+    /// The samples' mean confidence per class they are read as (`None` for a class none is read
+    /// as): which digits the model draws worst.
+    pub fn confidence_by_class(&self) -> [Option<f64>; 10] {
+        mean_by_class(&self.readings)
+    }
+}
+
+/// The mean probability per class read, of (class, probability) readings; `None` where no
+/// reading has that class.
+pub fn mean_by_class(readings: &[(usize, f32)]) -> [Option<f64>; 10] {
+    let mut sum = [0.0f64; 10];
+    let mut count = [0usize; 10];
+    for &(k, p) in readings {
+        if let (Some(s), Some(c)) = (sum.get_mut(k), count.get_mut(k)) {
+            *s += f64::from(p);
+            *c += 1;
+        }
+    }
+    std::array::from_fn(|k| (count[k] > 0).then(|| sum[k] / count[k] as f64))
 }
 
 /// Judges flat 28×28 samples in [−1, 1] against the held-out digits (the samples' Fréchet
@@ -199,6 +221,13 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     let (real_probs, real) = classify(&j.model, &j.held_out, device)?;
     let top = |p: &Vec<f32>| f64::from(p[argmax(p)]);
     let real_confidence = real_probs.iter().map(top).sum::<f64>() / real_probs.len().max(1) as f64;
+    let real_readings: Vec<(usize, f32)> = real_probs
+        .iter()
+        .map(|p| {
+            let k = argmax(p);
+            (k, p[k])
+        })
+        .collect();
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
     let mut scrawls = 0.0;
@@ -231,6 +260,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
         frechet: frechet_distance(&feats, &real),
         frechet_real,
         readings,
+        real_by_class: mean_by_class(&real_readings),
     })
 }
 

@@ -255,12 +255,23 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         .enumerate()
         .map(|(k, f)| format!("{k}: {:.1}%", 100.0 * f))
         .collect();
+    let by_class: Vec<String> = r
+        .confidence_by_class()
+        .iter()
+        .zip(&r.real_by_class)
+        .enumerate()
+        .map(|(k, (s, real))| {
+            let f = |v: &Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+            format!("{k}: {} ({})", f(s), f(real))
+        })
+        .collect();
     let out = format!(
         "{} samples ({sampler}; {}) in {secs:.1} s\n\
          mean classifier confidence  {:.3} (real digits: {:.3})\n\
          scrawls (top class < {:.1})   {:.1}%\n\
          class histogram             {}\n\
          histogram entropy           {:.3} bits (uniform: {:.3}); smallest class {:.1}%\n\
+         confidence by digit read    {} (real digits in brackets)\n\
          Fréchet distance            {:.3} (real against real: {:.3}; ratio {:.2})\n",
         r.n,
         model.name(),
@@ -272,6 +283,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         r.entropy_bits,
         10f64.log2(),
         100.0 * r.histogram.iter().copied().fold(f64::INFINITY, f64::min),
+        by_class.join("  "),
         r.frechet,
         r.frechet_real,
         r.frechet / r.frechet_real.max(1e-12),

@@ -823,6 +823,7 @@ fn eval_judges_the_shipped_model() {
         .unwrap_or_else(|| panic!("no confidence in: {out}"));
     assert!((0.1..=1.0).contains(&conf), "{out}");
     assert!(out.contains("Fréchet distance"), "{out}");
+    assert!(out.contains("confidence by digit read    0: "), "{out}");
     assert!(out.contains("least sure (read as, confidence) "), "{out}");
     assert!(err.contains("% accurate"), "{err}");
 }

@@ -3,7 +3,7 @@
 
 use difflab::data::mnist::Mnist;
 use difflab::device::ComputeDevice;
-use difflab::eval::{HELD_OUT, frechet_distance, judge, train_judge};
+use difflab::eval::{HELD_OUT, frechet_distance, judge, mean_by_class, train_judge};
 
 #[test]
 fn frechet_distance_of_shifted_sets_is_the_squared_shift() {
@@ -22,6 +22,18 @@ fn frechet_distance_of_shifted_sets_is_the_squared_shift() {
     let d = frechet_distance(&a, &b);
     assert!((d - 5.25).abs() < 1e-3, "{d}");
     assert!(frechet_distance(&a, &a).abs() < 1e-3);
+}
+
+#[test]
+fn mean_by_class_averages_each_class_read() {
+    let m = mean_by_class(&[(3, 0.5), (3, 1.0), (0, 0.25), (12, 0.9)]);
+    assert_eq!(m[0], Some(0.25));
+    assert_eq!(m[3], Some(0.75));
+    assert!(
+        m.iter()
+            .enumerate()
+            .all(|(k, v)| v.is_some() == (k == 0 || k == 3))
+    );
 }
 
 #[test]
@@ -46,6 +58,16 @@ fn the_judge_passes_real_digits_and_fails_noise() {
         .filter(|&i| r.readings[i].0 == mnist.labels[i] as usize)
         .count();
     assert!(read_right >= 450, "{read_right} of 500 read as labelled");
+    // Per class: weighted by the histogram, the means give the overall mean back.
+    let by_class = r.confidence_by_class();
+    let weighted: f64 = (0..10)
+        .map(|k| r.histogram[k] * by_class[k].expect("every digit is read"))
+        .sum();
+    assert!((weighted - r.mean_confidence).abs() < 1e-6, "{by_class:?}");
+    assert!(
+        r.real_by_class.iter().all(|c| c.is_some_and(|c| c > 0.8)),
+        "{r:?}"
+    );
     let worst = r.least_confident(20);
     assert_eq!(worst.len(), 20);
     assert!(
