@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 
-use super::sample_cmd::{DataOpts, GifOpts, load_images};
+use super::sample_cmd::{DEFAULT_GUIDANCE, DataOpts, GifOpts, ModelChoice, load_images, load_unet};
 use super::{ScheduleOpts, check_outputs, device_for};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
@@ -14,7 +14,7 @@ use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_nois
 use crate::diffusion::noise::norm;
 use crate::diffusion::{NoiseSchedule, SamplerKind, Scheduler, SchedulerConfig, TimestepSpacing};
 use crate::error::{DiffError, Result};
-use crate::model::{Denoiser, ExactDenoiser};
+use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided};
 use crate::tensor_util::to_vec;
 
 /// Arguments of `difflab interpolate`.
@@ -38,6 +38,19 @@ pub struct InterpolateArgs {
     /// How the steps spread over T.
     #[arg(long, value_enum, default_value_t = TimestepSpacing::Leading)]
     spacing: TimestepSpacing,
+    /// The denoiser that decodes: the exact one over --data, or the U-Net (the app's
+    /// interpolation panel decodes with the shipped U-Net).
+    #[arg(long, value_enum, default_value_t = ModelChoice::Exact)]
+    model: ModelChoice,
+    /// U-Net weights (SafeTensors from `difflab train`); default: the shipped MNIST model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Class-conditional U-Nets: decode every frame as this digit, guided.
+    #[arg(long)]
+    label: Option<usize>,
+    /// The guidance scale w ≥ 0 with --label (default 2).
+    #[arg(long, requires = "label", allow_negative_numbers = true)]
+    guidance: Option<f64>,
     #[command(flatten)]
     data: DataOpts,
     #[command(flatten)]
@@ -50,6 +63,10 @@ pub struct InterpolateArgs {
     gif: Option<PathBuf>,
     #[command(flatten)]
     gif_opts: GifOpts,
+    /// The long flags typed on the command line (filled in by [`super::Cli::parse_from`]): the
+    /// exact denoiser's data flags are refused with --model unet rather than ignored.
+    #[arg(skip)]
+    pub(super) typed: std::collections::BTreeSet<String>,
     /// Upscale PNG cells by this factor.
     #[arg(long, default_value_t = 2)]
     scale: u32,
@@ -58,16 +75,66 @@ pub struct InterpolateArgs {
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
     super::sample_cmd::check_scale(a.scale)?;
-    let inputs: Vec<&std::path::Path> = a.data.folder().into_iter().collect();
+    if a.model == ModelChoice::Exact {
+        if a.weights.is_some() {
+            return Err(DiffError::invalid("--weights goes with --model unet"));
+        }
+        if a.label.is_some() {
+            return Err(DiffError::invalid(
+                "--label needs a class-conditional U-Net (--model unet)",
+            ));
+        }
+    }
+    if a.model == ModelChoice::Unet
+        && let Some(flag) = ["--data", "--data-count", "--size", "--gray"]
+            .into_iter()
+            .find(|f| a.typed.contains(*f))
+    {
+        return Err(DiffError::invalid(format!(
+            "{flag} chooses the exact denoiser's images; --model unet does not read them"
+        )));
+    }
+    if let Some(w) = a.guidance {
+        crate::model::guidance::check_scale(w)?;
+    }
+    let mut inputs: Vec<&std::path::Path> = a.data.folder().into_iter().collect();
+    inputs.extend(super::given(&[&a.weights]));
     check_outputs(&super::given(&[&a.output, &a.gif]), &inputs)?;
     if a.gif.is_some() {
         a.gif_opts.validate()?;
     }
     let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
+    let device = device_for(device)?;
+    let model: Box<dyn Denoiser> = match a.model {
+        ModelChoice::Exact => {
+            let (images, shape) = load_images(&a.data)?;
+            Box::new(ExactDenoiser::new(
+                &images,
+                shape,
+                schedule.clone(),
+                &device.device,
+            )?)
+        }
+        ModelChoice::Unet => {
+            let unet = load_unet(a.weights.as_deref(), &a.schedule.config(), &device.device)?;
+            match a.label {
+                None => Box::new(unet),
+                Some(k) => {
+                    crate::model::guidance::check_labels(unet.num_classes(), &[k])?;
+                    Box::new(Guided::new(
+                        Arc::new(unet),
+                        vec![k; a.frames],
+                        a.guidance.unwrap_or(DEFAULT_GUIDANCE),
+                    )?)
+                }
+            }
+        }
+    };
     let config = SchedulerConfig {
-        use_clipped_model_output: false,
+        // Guided runs re-derive ε̂ from the clipped x̂0, as sampling does.
+        use_clipped_model_output: a.label.is_some(),
         schedule: a.schedule.config(),
-        prediction_type: crate::diffusion::PredictionType::Sample,
+        prediction_type: model.prediction_type(),
         clip_sample: Some(1.0),
         spacing: a.spacing,
         steps_offset: 0,
@@ -77,10 +144,8 @@ pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()
             set_alpha_to_one: true,
         },
     };
-    let scheduler = Scheduler::with_schedule(config, schedule.clone())?;
-    let (images, shape) = load_images(&a.data)?;
-    let device = device_for(device)?;
-    let model = ExactDenoiser::new(&images, shape, schedule, &device.device)?;
+    let scheduler = Scheduler::with_schedule(config, schedule)?;
+    let shape = model.sample_shape();
     let d: usize = shape.iter().product();
     let blends = match a.blend {
         Some(b) => vec![b],
@@ -96,7 +161,7 @@ pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()
         let noises = blended_noises(a.seed_a, a.seed_b, d, &alphas, *blend);
         let norms: Vec<String> = noises.iter().map(|n| format!("{:.1}", norm(n))).collect();
         eprintln!("{blend:?} ‖x_T‖ at α = 0…1: {}", norms.join(" "));
-        let x0 = decode_noises(&model, &scheduler, &noises, &cancel, &device.device)?
+        let x0 = decode_noises(model.as_ref(), &scheduler, &noises, &cancel, &device.device)?
             .ok_or_else(|| DiffError::invalid("cancelled"))?;
         let [c, h, w] = model.sample_shape();
         rows.push(batch_to_rgb(

@@ -248,6 +248,7 @@ impl Cli {
             match &mut cli.command {
                 Some(Command::Train(a)) => a.typed = typed_flags(sub, spec),
                 Some(Command::Sample(a)) => a.typed = typed_flags(sub, spec),
+                Some(Command::Interpolate(a)) => a.typed = typed_flags(sub, spec),
                 _ => {}
             }
         }

@@ -451,6 +451,32 @@ fn validate(a: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// The U-Net of `--weights` (the shipped one without), with a warning on stderr when it was
+/// trained on another schedule than `schedule`.
+pub(super) fn load_unet(
+    weights: Option<&std::path::Path>,
+    schedule: &crate::diffusion::ScheduleConfig,
+    device: &burn::tensor::Device,
+) -> Result<crate::model::UNetDenoiser> {
+    let (bytes, what) = match weights {
+        Some(p) => (
+            std::fs::read(p).map_err(|e| DiffError::file(p, e))?,
+            p.display().to_string(),
+        ),
+        None => (
+            crate::model::unet::SHIPPED_WEIGHTS.to_vec(),
+            "the shipped U-Net".to_string(),
+        ),
+    };
+    let (model, config) = crate::model::unet::load_safetensors(&bytes, &what, device)?;
+    if let Some(r) = crate::model::unet::read_training_record(&bytes, &what)?
+        && let Some(m) = r.schedule_mismatch(schedule)
+    {
+        eprintln!("warning: {m}");
+    }
+    Ok(crate::model::UNetDenoiser { model, config })
+}
+
 pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     validate(&a)?;
     let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
@@ -466,24 +492,7 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
             (SampleModel::Plain(Box::new(m)), shape)
         }
         ModelChoice::Unet => {
-            let (bytes, what) = match &a.weights {
-                Some(p) => (
-                    std::fs::read(p).map_err(|e| DiffError::file(p, e))?,
-                    p.display().to_string(),
-                ),
-                None => (
-                    crate::model::unet::SHIPPED_WEIGHTS.to_vec(),
-                    "the shipped U-Net".to_string(),
-                ),
-            };
-            let (model, config) =
-                crate::model::unet::load_safetensors(&bytes, &what, &device.device)?;
-            if let Some(r) = crate::model::unet::read_training_record(&bytes, &what)?
-                && let Some(m) = r.schedule_mismatch(&a.schedule.config())
-            {
-                eprintln!("warning: {m}");
-            }
-            let m = crate::model::UNetDenoiser { model, config };
+            let m = load_unet(a.weights.as_deref(), &a.schedule.config(), &device.device)?;
             let shape = m.sample_shape();
             // Refuse a batch that cannot fit before any work starts (one line, exit 2).
             let fits = |guided: bool, count: usize| {

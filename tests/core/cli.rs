@@ -320,6 +320,90 @@ fn gif_frames(path: &Path) -> Vec<image::Frame> {
         .expect("frames")
 }
 
+/// `difflab interpolate --model unet` decodes with the U-Net, as the app's panel does: α = 0 is
+/// exactly `difflab sample --model unet` of seed A, α = 1 of seed B; a label guides every frame.
+#[test]
+fn interpolate_decodes_with_the_u_net() {
+    let d = tmp("interp-unet");
+    let row = d.join("row.png");
+    let r = row.to_str().unwrap();
+    let unet = ["--model", "unet", "--steps", "5", "--scale", "1"];
+    let mut args = interpolate_args(&["--frames", "3", "--blend", "slerp", "-o", r]);
+    args.extend(unet.iter().map(ToString::to_string));
+    let o = difflab(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&row).expect("png").to_rgb8();
+    assert_eq!(img.dimensions(), (3 * 28 + 4 * 2, 28 + 2 * 2));
+    let cell = |img: &image::RgbImage, k: u32| {
+        image::imageops::crop_imm(img, 2 + k * 30, 2, 28, 28).to_image()
+    };
+    for (seed, k) in [("1", 0), ("2", 2)] {
+        let one = d.join(format!("seed{seed}.png"));
+        let o = difflab(&[
+            "sample",
+            "--model",
+            "unet",
+            "--seed",
+            seed,
+            "--count",
+            "1",
+            "--steps",
+            "5",
+            "--scale",
+            "1",
+            "-o",
+            one.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let plain = image::open(&one).expect("png").to_rgb8();
+        assert_eq!(
+            cell(&img, k),
+            cell(&plain, 0),
+            "frame {k} is seed {seed}'s sample"
+        );
+    }
+    // Guided to a 3: every frame changes.
+    let guided = d.join("three.png");
+    let mut args = interpolate_args(&[
+        "--frames",
+        "3",
+        "--blend",
+        "slerp",
+        "--label",
+        "3",
+        "-o",
+        guided.to_str().unwrap(),
+    ]);
+    args.extend(unet.iter().map(ToString::to_string));
+    let o = difflab(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let three = image::open(&guided).expect("png").to_rgb8();
+    assert!((0..3).all(|k| cell(&three, k) != cell(&img, k)));
+    // What does not go together is refused, one line each.
+    for (rest, needle) in [
+        (
+            &["--label", "3", "-o", r][..],
+            "--label needs a class-conditional u-net",
+        ),
+        (
+            &["--weights", "w.safetensors", "-o", r],
+            "--weights goes with --model unet",
+        ),
+        (
+            &["--model", "unet", "--label", "12", "-o", r],
+            "label 12 is out of range",
+        ),
+        (
+            &["--model", "unet", "--data-count", "9", "-o", r],
+            "--data-count chooses",
+        ),
+    ] {
+        let args = interpolate_args(rest);
+        assert_bad_input(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn sample_gif_and_interpolate_write_what_they_say() {
     let d = tmp("gif");
