@@ -219,8 +219,6 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
     }
     let (probs, feats) = classify(&j.model, samples, device)?;
     let (real_probs, real) = classify(&j.model, &j.held_out, device)?;
-    let top = |p: &Vec<f32>| f64::from(p[argmax(p)]);
-    let real_confidence = real_probs.iter().map(top).sum::<f64>() / real_probs.len().max(1) as f64;
     let real_readings: Vec<(usize, f32)> = real_probs
         .iter()
         .map(|p| {
@@ -228,6 +226,11 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
             (k, p[k])
         })
         .collect();
+    let real_confidence = real_readings
+        .iter()
+        .map(|&(_, p)| f64::from(p))
+        .sum::<f64>()
+        / real_readings.len().max(1) as f64;
     let mut histogram = [0.0; 10];
     let mut conf = 0.0;
     let mut scrawls = 0.0;

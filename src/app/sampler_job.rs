@@ -237,6 +237,7 @@ impl SamplerJob {
             }
         };
         let (batch, cols) = guidance.layout(spec.batch);
+        let schedule = Arc::new(NoiseSchedule::new(spec.schedule)?);
         let labels = guidance.labels(batch);
         let (model, guided) = match labels {
             Some(labels) => {
@@ -244,7 +245,7 @@ impl SamplerJob {
                 crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
                 let g = Arc::new(RecordingGuided {
                     inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
-                    schedule: Arc::new(NoiseSchedule::new(spec.schedule)?),
+                    schedule: schedule.clone(),
                     last: Mutex::new(None),
                 });
                 (g.clone() as Arc<dyn Denoiser>, Some(g))
@@ -259,7 +260,7 @@ impl SamplerJob {
         Ok(RunModel {
             model,
             guided,
-            scheduler: Scheduler::new(config)?,
+            scheduler: Scheduler::with_schedule(config, schedule)?,
             batch,
             cols,
         })

@@ -260,10 +260,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         .iter()
         .zip(&r.real_by_class)
         .enumerate()
-        .map(|(k, (s, real))| {
-            let f = |v: &Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
-            format!("{k}: {} ({})", f(s), f(real))
-        })
+        .map(|(k, (s, real))| format!("{k}: {} ({})", two_places(*s), two_places(*real)))
         .collect();
     let out = format!(
         "{} samples ({sampler}; {}) in {secs:.1} s\n\
@@ -289,4 +286,9 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         r.frechet / r.frechet_real.max(1e-12),
     );
     print_stdout(&(out + &worst_line + &guided_lines))
+}
+
+/// A value to two decimals, or a dash where there is none.
+fn two_places(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.2}"))
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 
-use super::sample_cmd::{DEFAULT_GUIDANCE, DataOpts, GifOpts, ModelChoice, load_images, load_unet};
+use super::sample_cmd::{
+    DEFAULT_GUIDANCE, DataOpts, GifOpts, ModelChoice, check_model_flags, load_images, load_unet,
+};
 use super::{ScheduleOpts, check_outputs, device_for};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, save_png};
 use crate::device::DeviceChoice;
@@ -75,28 +77,13 @@ pub struct InterpolateArgs {
 pub(super) fn interpolate(a: InterpolateArgs, device: DeviceChoice) -> Result<()> {
     let alphas = alphas(a.frames)?;
     super::sample_cmd::check_scale(a.scale)?;
-    if a.model == ModelChoice::Exact {
-        if a.weights.is_some() {
-            return Err(DiffError::invalid("--weights goes with --model unet"));
-        }
-        if a.label.is_some() {
-            return Err(DiffError::invalid(
-                "--label needs a class-conditional U-Net (--model unet)",
-            ));
-        }
-    }
-    if a.model == ModelChoice::Unet
-        && let Some(flag) = ["--data", "--data-count", "--size", "--gray"]
-            .into_iter()
-            .find(|f| a.typed.contains(*f))
-    {
-        return Err(DiffError::invalid(format!(
-            "{flag} chooses the exact denoiser's images; --model unet does not read them"
-        )));
-    }
-    if let Some(w) = a.guidance {
-        crate::model::guidance::check_scale(w)?;
-    }
+    check_model_flags(
+        a.model,
+        a.weights.is_some(),
+        a.label.is_some(),
+        a.guidance,
+        &a.typed,
+    )?;
     let mut inputs: Vec<&std::path::Path> = a.data.folder().into_iter().collect();
     inputs.extend(super::given(&[&a.weights]));
     check_outputs(&super::given(&[&a.output, &a.gif]), &inputs)?;

@@ -416,23 +416,13 @@ fn validate(a: &SampleArgs) -> Result<()> {
             "--steps-offset applies to leading spacing only",
         ));
     }
-    if a.model == ModelChoice::Unet
-        && let Some(flag) = ["--data", "--data-count", "--size", "--gray"]
-            .into_iter()
-            .find(|f| typed(f))
-    {
-        return Err(DiffError::invalid(format!(
-            "{flag} chooses the exact denoiser's images; --model unet does not read them"
-        )));
-    }
-    if let Some(w) = a.guidance {
-        crate::model::guidance::check_scale(w)?;
-    }
-    if a.label.is_some() && a.model != ModelChoice::Unet {
-        return Err(DiffError::invalid(
-            "--label needs a class-conditional U-Net (--model unet)",
-        ));
-    }
+    check_model_flags(
+        a.model,
+        a.weights.is_some(),
+        a.label.is_some(),
+        a.guidance,
+        &a.typed,
+    )?;
     if !a.clip_sample.is_finite() || a.clip_sample < 0.0 {
         return Err(DiffError::invalid(
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
@@ -447,6 +437,41 @@ fn validate(a: &SampleArgs) -> Result<()> {
     }
     if a.gif.is_some() {
         a.gif_opts.validate()?;
+    }
+    Ok(())
+}
+
+/// Refuses what does not go with the chosen model, shared by `sample` and `interpolate`: the
+/// exact denoiser's data flags with the U-Net (`typed` holds the flags typed), --weights or
+/// --label with the exact denoiser, and a bad guidance scale.
+pub(super) fn check_model_flags(
+    model: ModelChoice,
+    weights: bool,
+    label: bool,
+    guidance: Option<f64>,
+    typed: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    if model == ModelChoice::Unet
+        && let Some(flag) = ["--data", "--data-count", "--size", "--gray"]
+            .into_iter()
+            .find(|f| typed.contains(*f))
+    {
+        return Err(DiffError::invalid(format!(
+            "{flag} chooses the exact denoiser's images; --model unet does not read them"
+        )));
+    }
+    if let Some(w) = guidance {
+        crate::model::guidance::check_scale(w)?;
+    }
+    if model != ModelChoice::Unet {
+        if label {
+            return Err(DiffError::invalid(
+                "--label needs a class-conditional U-Net (--model unet)",
+            ));
+        }
+        if weights {
+            return Err(DiffError::invalid("--weights goes with --model unet"));
+        }
     }
     Ok(())
 }
@@ -480,9 +505,6 @@ pub(super) fn load_unet(
 pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     validate(&a)?;
     let schedule = Arc::new(NoiseSchedule::new(a.schedule.config())?);
-    if a.weights.is_some() && a.model != ModelChoice::Unet {
-        return Err(DiffError::invalid("--weights goes with --model unet"));
-    }
     let device = device_for(device)?;
     let mut count = a.count;
     let (model, shape) = match a.model {
