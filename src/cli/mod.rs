@@ -3,6 +3,7 @@
 //! Every command calls into the same core as the app. Errors come back as [`DiffError`]; the
 //! binary prints them on one line and exits with 2 (bad input) or 1 (backend failure).
 
+mod average_cmd;
 mod bench_cmd;
 mod eval_cmd;
 mod interpolate_cmd;
@@ -56,6 +57,8 @@ pub enum Command {
     Train(train_cmd::TrainArgs),
     /// Judge a U-Net's digits: classifier confidence, class histogram, Fréchet distance.
     Eval(eval_cmd::EvalArgs),
+    /// Average the weights of U-Nets fine-tuned from one start (a model soup).
+    Average(average_cmd::AverageArgs),
     /// Measure throughput (median of several runs) on flex and wgpu.
     Bench(bench_cmd::BenchArgs),
 }
@@ -330,6 +333,7 @@ pub fn run(cli_device: Option<DeviceChoice>, command: Command) -> Result<()> {
         Command::Toy(a) => toy_cmd::toy(a, device),
         Command::Train(a) => train_cmd::train(a, device),
         Command::Eval(a) => eval_cmd::eval(a, device),
+        Command::Average(a) => average_cmd::average(a),
         Command::Bench(a) => bench_cmd::bench(a, cli_device),
     }
 }

@@ -498,6 +498,7 @@ fn training_record(t: &UNetTrainer, final_loss: f32) -> TrainingRecord {
         final_loss: final_loss.is_finite().then_some(final_loss),
         min_snr_gamma: t.config.min_snr_gamma,
         balance_classes: t.config.balance_classes,
+        averaged_from: Vec::new(),
     }
 }
 

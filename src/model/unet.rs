@@ -27,7 +27,9 @@ use super::sinusoidal_embedding;
 use crate::diffusion::scheduler::PredictionType;
 use crate::error::{DiffError, Result};
 
+mod average;
 mod widen;
+pub use average::average_safetensors;
 pub use widen::widen_safetensors;
 
 /// The U-Net's shape.
@@ -524,6 +526,10 @@ pub struct TrainingRecord {
     /// Whether every class was drawn equally often (`--balance-classes`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balance_classes: bool,
+    /// The files whose weights were averaged into this one (`difflab average`), empty for a
+    /// trained file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub averaged_from: Vec<String>,
 }
 
 impl TrainingRecord {

@@ -1169,3 +1169,78 @@ fn options_that_would_be_ignored_are_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.is_file());
 }
+
+#[test]
+fn average_writes_a_soup_that_samples_and_refuses_what_does_not_average() {
+    use burn::tensor::Device;
+    use difflab::model::UNetConfig;
+    let dir = tmp("average");
+    let config = UNetConfig::new()
+        .with_image_size(8)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4);
+    for (seed, name) in [(1, "a"), (2, "b")] {
+        let net = config.init_seeded(&Device::flex(), seed).unwrap();
+        net.save_safetensors(&config, &dir.join(format!("{name}.safetensors")))
+            .unwrap();
+    }
+    let wide = UNetConfig {
+        base_channels: 16,
+        ..config.clone()
+    };
+    wide.init_seeded(&Device::flex(), 3)
+        .unwrap()
+        .save_safetensors(&wide, &dir.join("wide.safetensors"))
+        .unwrap();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let o = difflab(&[
+        "average",
+        &p("a.safetensors"),
+        &p("b.safetensors"),
+        "-o",
+        &p("soup.safetensors"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = difflab(&[
+        "--device",
+        "cpu",
+        "sample",
+        "--model",
+        "unet",
+        "--weights",
+        &p("soup.safetensors"),
+        "--steps",
+        "2",
+        "--count",
+        "2",
+        "-o",
+        &p("soup.png"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_bad_input(
+        &["average", &p("a.safetensors"), "-o", &p("x.safetensors")],
+        "2 values required",
+    );
+    assert_bad_input(
+        &[
+            "average",
+            &p("a.safetensors"),
+            &p("wide.safetensors"),
+            "-o",
+            &p("x.safetensors"),
+        ],
+        "base_channels 16 against 8",
+    );
+    assert_bad_input(
+        &[
+            "average",
+            &p("a.safetensors"),
+            &p("missing.safetensors"),
+            "-o",
+            &p("x.safetensors"),
+        ],
+        "cannot read it",
+    );
+    assert!(!dir.join("x.safetensors").exists());
+}

@@ -297,6 +297,7 @@ fn the_training_record_round_trips_and_names_a_schedule_mismatch() {
         final_loss: Some(0.0251),
         min_snr_gamma: Some(5.0),
         balance_classes: true,
+        averaged_from: vec!["a.safetensors".into(), "b.safetensors".into()],
     };
     let bytes = model.safetensors_bytes(&config, Some(&record)).unwrap();
     assert_eq!(
@@ -395,6 +396,7 @@ fn conditional_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
         final_loss: None,
         min_snr_gamma: None,
         balance_classes: false,
+        averaged_from: Vec::new(),
     };
     let path = dir.join("cond.safetensors");
     config
@@ -533,6 +535,7 @@ fn a_run_started_from_unconditional_weights_learns_its_class_embedding() {
         final_loss: None,
         min_snr_gamma: None,
         balance_classes: false,
+        averaged_from: Vec::new(),
     };
     let bytes = plain
         .init_seeded(&device, 8)

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod average;
 mod burn_regressions;
 mod cli;
 mod determinism;
