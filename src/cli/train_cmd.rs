@@ -72,6 +72,10 @@ pub struct TrainArgs {
     /// Residual blocks per level.
     #[arg(long, default_value_t = 1)]
     blocks: usize,
+    /// GroupNorm groups: must divide every level's channels (--base-channels 12 needs 4, 6
+    /// or 12).
+    #[arg(long, default_value_t = 8)]
+    groups: usize,
     /// No self-attention at the lowest resolution.
     #[arg(long)]
     no_attention: bool,
@@ -186,6 +190,7 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         .with_base_channels(a.base_channels)
         .with_channel_mult(a.channel_mult.clone())
         .with_blocks_per_level(a.blocks)
+        .with_groups(a.groups)
         .with_attention(!a.no_attention)
         .with_up_conv(a.up_conv)
         .with_prediction(a.prediction.into())
@@ -450,6 +455,7 @@ fn ignored_on_resume(a: &TrainArgs, t: &UNetTrainer) -> Vec<String> {
             &mults(&u.channel_mult),
         ),
         row("--blocks", &a.blocks, &u.blocks_per_level),
+        row("--groups", &a.groups, &u.groups),
         row("--no-attention", &a.no_attention, &!u.attention),
         row("--up-conv", &a.up_conv, &u.up_conv),
         row("--classes", &classes(a.classes), &classes(u.num_classes)),

@@ -202,7 +202,8 @@ impl UNetConfig {
         for m in &self.channel_mult {
             if *m == 0 || !(m * self.base_channels).is_multiple_of(self.groups) {
                 return bad(format!(
-                    "{} channels are not divisible into {} groups",
+                    "{} channels are not divisible into {} groups (GroupNorm's groups must divide \
+                     every level's channels)",
                     m * self.base_channels,
                     self.groups
                 ));

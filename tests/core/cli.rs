@@ -1244,3 +1244,24 @@ fn average_writes_a_soup_that_samples_and_refuses_what_does_not_average() {
     );
     assert!(!dir.join("x.safetensors").exists());
 }
+
+#[test]
+fn train_takes_the_groupnorm_groups() {
+    let data = tiny_image_folder("groups-data");
+    let out = tmp("groups-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut args = tiny_train_args(&data, &out, "2", "0");
+    let base = args.iter().position(|a| a == "--base-channels").unwrap();
+    args[base + 1] = "12".into();
+    args.extend(["--steps".into(), "2".into()]);
+    let refused: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_bad_input(&refused, "12 channels are not divisible into 8 groups");
+    assert!(!out.exists(), "a refused run made its folder");
+    args.extend(["--groups".into(), "4".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = difflab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let config = difflab::model::unet::read_config(&bytes, "groups").unwrap();
+    assert_eq!((config.base_channels, config.groups), (12, 4));
+}
