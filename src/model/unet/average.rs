@@ -122,8 +122,8 @@ pub fn average_safetensors(files: &[(&[u8], &str)]) -> Result<Vec<u8>> {
             Some((_, c0, w0)) => {
                 if config != *c0 {
                     return Err(DiffError::invalid(format!(
-                        "{what} is a different U-Net from {w0} ({}): only nets of one shape can \
-                         be averaged",
+                        "{what} is a different U-Net from {w0} ({}): only nets of one config (shape and \
+                         target) can be averaged",
                         first_difference(c0, &config)
                     )));
                 }
