@@ -4,6 +4,16 @@
 use burn::tensor::Device;
 use difflab::device::{DeviceChoice, select_device};
 
+/// A tiny U-Net (8×8 images, 8 and 16 channels, 4 groups): fast enough for any test that only
+/// needs a net of the real kind.
+pub fn tiny_unet() -> difflab::model::UNetConfig {
+    difflab::model::UNetConfig::new()
+        .with_image_size(8)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4)
+}
+
 /// burn's flex backend.
 pub fn flex() -> Device {
     Device::flex()

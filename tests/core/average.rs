@@ -11,12 +11,7 @@ use difflab::model::unet::{
 use difflab::tensor_util::to_vec;
 
 fn tiny() -> UNetConfig {
-    UNetConfig::new()
-        .with_image_size(8)
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_groups(4)
-        .with_num_classes(Some(3))
+    crate::common::tiny_unet().with_num_classes(Some(3))
 }
 
 fn record(steps_trained: usize, prediction: PredictionType) -> TrainingRecord {

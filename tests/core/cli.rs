@@ -1173,19 +1173,14 @@ fn options_that_would_be_ignored_are_refused() {
 #[test]
 fn average_writes_a_soup_that_samples_and_refuses_what_does_not_average() {
     use burn::tensor::Device;
-    use difflab::model::UNetConfig;
     let dir = tmp("average");
-    let config = UNetConfig::new()
-        .with_image_size(8)
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_groups(4);
+    let config = crate::common::tiny_unet();
     for (seed, name) in [(1, "a"), (2, "b")] {
         let net = config.init_seeded(&Device::flex(), seed).unwrap();
         net.save_safetensors(&config, &dir.join(format!("{name}.safetensors")))
             .unwrap();
     }
-    let wide = UNetConfig {
+    let wide = difflab::model::UNetConfig {
         base_channels: 16,
         ..config.clone()
     };

@@ -102,12 +102,7 @@ fn guidance_refuses_bad_labels_and_scales() {
 }
 
 fn tiny_conditional() -> UNetConfig {
-    UNetConfig::new()
-        .with_image_size(8)
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_groups(4)
-        .with_num_classes(Some(3))
+    crate::common::tiny_unet().with_num_classes(Some(3))
 }
 
 #[test]

@@ -7,18 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use burn::tensor::{Device, Tensor};
 use difflab::diffusion::{PredictionType, sample_seeded};
 use difflab::error::{DiffError, Result};
+use difflab::model::Denoiser;
 use difflab::model::unet::{check_finite, load_safetensors};
-use difflab::model::{Denoiser, UNetConfig};
 use difflab::tensor_util::{tensor4, to_vec};
 use difflab::train::unet::{ImageSet, TrainConfig, UNetTrainer};
 
-fn tiny() -> UNetConfig {
-    UNetConfig::new()
-        .with_image_size(8)
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_groups(4)
-}
+use crate::common::tiny_unet as tiny;
 
 /// The weights file with one value of `tensor` replaced by `value`.
 fn damaged(tensor: &str, index: usize, value: f32) -> Vec<u8> {

@@ -14,13 +14,7 @@ use difflab::train::unet::{
     ImageSet, InitFrom, LossKind, TrainConfig, UNetTrainer, min_snr_weights,
 };
 
-fn tiny() -> UNetConfig {
-    UNetConfig::new()
-        .with_image_size(8)
-        .with_base_channels(8)
-        .with_channel_mult(vec![1, 2])
-        .with_groups(4)
-}
+use crate::common::tiny_unet as tiny;
 
 /// 16 little 8×8 images: bars and blocks in [−1, 1].
 fn toy_images() -> ImageSet {
