@@ -21,9 +21,11 @@ impl ModuleVisitor for Flatten {
     }
 }
 
-/// Replaces each float parameter, in visiting order, by the next of `values` (reshaped back).
+/// Replaces each float parameter, in visiting order, by the next of `values` times `scale`
+/// (reshaped back).
 struct Replace {
     values: std::vec::IntoIter<Tensor<1>>,
+    scale: f64,
     /// Parameters left without a value (a bug if ever non-zero: one config visits alike).
     missing: usize,
 }
@@ -34,7 +36,8 @@ impl ModuleMapper for Replace {
             self.missing += 1;
             return param;
         };
-        param.map(|t| v.reshape(t.dims()))
+        let scale = self.scale;
+        param.map(|t| (v * scale).reshape(t.dims()))
     }
 }
 
@@ -134,13 +137,9 @@ pub fn average_safetensors(files: &[(&[u8], &str)]) -> Result<Vec<u8>> {
     let Some((net, config, _)) = first else {
         return Err(DiffError::invalid("averaging: no weights files"));
     };
-    let scale = 1.0 / files.len() as f64;
     let mut replace = Replace {
-        values: sums
-            .into_iter()
-            .map(|s| s * scale)
-            .collect::<Vec<_>>()
-            .into_iter(),
+        values: sums.into_iter(),
+        scale: 1.0 / files.len() as f64,
         missing: 0,
     };
     let soup = net.map(&mut replace);
