@@ -81,6 +81,7 @@ fn main() {
                         fresh: true,
                         state_file: None,
                         gpu_refused: None,
+                        weights: None,
                     },
                 )
                 .expect("the app starts")

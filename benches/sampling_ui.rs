@@ -42,7 +42,10 @@ fn app_run(unet: bool) -> (Vec<f64>, f64) {
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
         };
-        s.sampling.model = ModelSpec { count: 1000, unet };
+        s.sampling.model = ModelSpec {
+            unet,
+            ..ModelSpec::exact(1000)
+        };
         s.sampling.batch = 16;
         s.sampling.seed = 0;
     }

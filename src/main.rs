@@ -112,12 +112,23 @@ fn main() {
         }
     };
     let result = match cli.launch() {
-        Launch::App { device, fresh } => run_app(AppOptions {
+        Launch::App {
             device,
             fresh,
-            state_file: None,
-            gpu_refused: None,
-        }),
+            weights,
+        } => {
+            // A bad weights file is one line and exit 2 before any window opens.
+            match weights.as_deref().map(difflab::app::unet_file::open) {
+                Some(Err(e)) => Err(e),
+                _ => run_app(AppOptions {
+                    device,
+                    fresh,
+                    state_file: None,
+                    gpu_refused: None,
+                    weights,
+                }),
+            }
+        }
         Launch::Command { device, command } => run(device, *command),
     };
     if let Err(e) = result {

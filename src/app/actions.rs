@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::panel::{AppAction, GifSource, PngSource};
+use super::sampler::ModelSpec;
 use super::sampler::{GifFrame, SamplerCommand, TrajFrame};
+use super::settings::OpenedWeights;
+use super::unet_file;
 use super::worker::Command;
 use super::{DiffLabApp, ImageSource};
 use crate::diffusion::NoiseSchedule;
@@ -33,6 +36,14 @@ impl DiffLabApp {
                     .pick_file()
                 {
                     self.open_image(path);
+                }
+            }
+            AppAction::OpenWeights => {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("U-Net weights", &["safetensors"])
+                    .pick_file()
+                {
+                    self.open_weights(path);
                 }
             }
             AppAction::ExportScheduleCsv => self.export_csv(schedule),
@@ -139,5 +150,51 @@ impl DiffLabApp {
     /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
     pub fn open_image(&mut self, path: PathBuf) {
         self.settings.forward.source = ImageSource::File(path);
+    }
+
+    /// Opens a U-Net weights file and samples with it (the dialog, a drop and `difflab gui
+    /// --weights` end here); a bad file changes nothing and the banner says why.
+    pub fn open_weights(&mut self, path: PathBuf) {
+        match unet_file::open(&path) {
+            Ok(f) => {
+                self.settings.unet_weights = Some(OpenedWeights { path, id: f.id });
+                self.settings.sampling.model = ModelSpec {
+                    unet: true,
+                    weights: f.id,
+                    ..self.settings.sampling.model
+                };
+                self.notice = Some(format!("sampling with {}: {}", f.name, f.summary()));
+            }
+            Err(e) => self.banner = Some(e.to_string()),
+        }
+    }
+
+    /// Reads the opened weights file again (at start, when a session opens): a file gone or
+    /// broken falls back to the shipped weights, and a file changed on disk is used as it is
+    /// now; the banner says which.
+    pub(super) fn reopen_weights(&mut self) {
+        let Some(opened) = self.settings.unet_weights.clone() else {
+            return;
+        };
+        let model = &mut self.settings.sampling.model;
+        match unet_file::open(&opened.path) {
+            Ok(f) => {
+                if f.id != opened.id {
+                    self.banner = Some(format!(
+                        "{} has changed since it was opened: sampling with it as it is now",
+                        opened.path.display()
+                    ));
+                    if model.weights == opened.id {
+                        model.weights = f.id;
+                    }
+                    self.settings.unet_weights = Some(OpenedWeights { id: f.id, ..opened });
+                }
+            }
+            Err(e) => {
+                self.banner = Some(format!("{e}; sampling with the shipped U-Net"));
+                self.settings.unet_weights = None;
+                model.weights = unet_file::SHIPPED;
+            }
+        }
     }
 }

@@ -400,7 +400,8 @@ impl Panel for ComparePanel {
         {
             start = Some(CompareKind::Sweep);
         }
-        let conditional = settings.sampling.model.unet && super::sampling::shipped_is_conditional();
+        let off = super::sampling::no_guidance_reason(settings.sampling.model);
+        let conditional = off.is_none();
         let label = match settings.sampling.guidance.label {
             LabelPick::Any => LabelPick::PerRow,
             l => l,
@@ -415,7 +416,7 @@ impl Panel for ComparePanel {
                 label.label(),
                 super::sampling::formula::CFG
             ))
-            .on_disabled_hover_text(super::sampling::NO_GUIDANCE)
+            .on_disabled_hover_text(off.unwrap_or_else(|| "A comparison is running.".into()))
             .clicked()
         {
             start = Some(CompareKind::Guidance);

@@ -211,7 +211,14 @@ impl DiffLabApp {
     pub(super) fn dropped_files(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|i| i.raw.dropped_files.clone());
         if let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) {
-            self.open_image(path);
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+            {
+                self.open_weights(path);
+            } else {
+                self.open_image(path);
+            }
         }
     }
 }

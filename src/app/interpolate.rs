@@ -120,7 +120,7 @@ impl InterpolatePanel {
 /// the exact denoiser.
 pub fn decoder_label(model: ModelSpec, guidance: GuidanceSettings) -> String {
     match guidance.label {
-        LabelPick::Digit(d) if model.unet => {
+        LabelPick::Digit(d) if model.takes_digits() => {
             format!("{}, digit {d} at w = {}", model.label(), guidance.scale)
         }
         _ if model.unet => format!("{}, no digit", model.label()),

@@ -183,8 +183,9 @@ impl Setup {
         }
         if let Some(digit) = self.digit {
             settings.sampling.guidance.label = digit;
-            // Digits come from the trained U-Net.
+            // Digits come from the shipped U-Net (the one the lessons describe).
             settings.sampling.model.unet = true;
+            settings.sampling.model.weights = crate::app::unet_file::SHIPPED;
         }
         if let Some(w) = self.guidance {
             settings.sampling.guidance.scale = w;

@@ -30,6 +30,7 @@ mod shown;
 mod thread;
 mod top_bar;
 mod toy_job;
+pub mod unet_file;
 mod widgets;
 mod window;
 mod worker;
@@ -148,7 +149,7 @@ impl DiffLabApp {
         window::pace_style(&cc.egui_ctx, pace);
         install_fonts(&cc.egui_ctx);
         let lessons = LessonsPanel::new(settings.lessons.lang());
-        Ok(Self {
+        let mut app = Self {
             schedule: SchedulePanel::new(&settings),
             settings,
             forward: ForwardPanel::default(),
@@ -169,7 +170,12 @@ impl DiffLabApp {
             banner: recovered.or(note),
             notice: None,
             pending: None,
-        })
+        };
+        match options.weights {
+            Some(path) => app.open_weights(path),
+            None => app.reopen_weights(),
+        }
+        Ok(app)
     }
 
     /// How often a run repaints the window: slower when a software renderer draws it.
@@ -263,6 +269,7 @@ impl DiffLabApp {
         self.settings = Settings { device, ..settings };
         self.schedule.reset(&self.settings);
         apply_theme(ctx, self.settings.dark_mode);
+        self.reopen_weights();
         Ok(())
     }
 

@@ -53,6 +53,8 @@ pub enum AppAction {
     ExportGif(GifSource),
     /// Ask for an image file for the forward panel.
     OpenImage,
+    /// Ask for a U-Net weights file to sample with.
+    OpenWeights,
     /// Ask where, then write the schedule's curves as CSV.
     ExportScheduleCsv,
     /// Ask where, then write the forward panel's filmstrip.

@@ -112,8 +112,9 @@ pub struct RunSpec {
 
 impl RunSpec {
     /// The spec without what its samples do not depend on: the id, η for DDPM, w and the label
-    /// for the exact denoiser (it has none), w without a label, the exact denoiser's size for
-    /// the U-Net.
+    /// for a model that takes no digit (the exact denoiser, an unconditional U-Net), w without a
+    /// label, the exact denoiser's size for the U-Net and the U-Net's weights for the exact
+    /// denoiser.
     fn essential(&self) -> RunSpec {
         let mut s = self.clone();
         s.id = 0;
@@ -122,8 +123,10 @@ impl RunSpec {
         }
         if s.model.unet {
             s.model.count = 0;
+        } else {
+            s.model.weights = crate::app::unet_file::SHIPPED;
         }
-        if !s.model.unet || s.guidance.label == LabelPick::Any {
+        if !s.model.takes_digits() || s.guidance.label == LabelPick::Any {
             s.guidance = GuidanceSettings {
                 label: LabelPick::Any,
                 scale: 0.0,

@@ -7,6 +7,7 @@ use super::sampler::{
     SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, final_frame, frame_of,
 };
 use super::thread::{Job, RepaintPace, WorkerThread};
+use super::unet_file::{SHIPPED, WeightsId};
 use crate::data::gif::save_gif;
 use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::data::mnist::{Mnist, SIDE};
@@ -41,7 +42,7 @@ pub fn spawn_sampler_worker(
             device,
             mnist: None,
             models: HashMap::new(),
-            unet: None,
+            unets: HashMap::new(),
         },
         ctx,
         pace,
@@ -53,9 +54,9 @@ pub struct SamplerJob {
     device: Device,
     mnist: Option<Arc<Mnist>>,
     models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
-    /// The shipped U-Net (class-conditional: plain runs give it ∅, guided runs a digit), built
-    /// once whatever the schedule.
-    unet: Option<Arc<UNetDenoiser>>,
+    /// The U-Nets built so far, by weights (a class-conditional one is given ∅ by plain runs, a
+    /// digit by guided runs), each built once whatever the schedule.
+    unets: HashMap<WeightsId, Arc<UNetDenoiser>>,
 }
 
 /// What a run samples with.
@@ -191,7 +192,7 @@ impl SamplerJob {
             return Ok(m.clone());
         }
         if spec.unet {
-            return Ok(self.unet()? as Arc<dyn Denoiser>);
+            return Ok(self.unet(spec.weights)? as Arc<dyn Denoiser>);
         }
         let mnist = if let Some(m) = &self.mnist {
             m.clone()
@@ -213,22 +214,24 @@ impl SamplerJob {
         Ok(model)
     }
 
-    /// The shipped U-Net (built once).
-    fn unet(&mut self) -> Result<Arc<UNetDenoiser>> {
-        if let Some(m) = &self.unet {
+    /// The U-Net with these weights (built once; the shipped net and the last file opened are
+    /// kept).
+    fn unet(&mut self, weights: WeightsId) -> Result<Arc<UNetDenoiser>> {
+        if let Some(m) = self.unets.get(&weights) {
             return Ok(m.clone());
         }
-        let (model, config) = crate::model::unet::shipped(&self.device)?;
+        let (model, config) = super::unet_file::get(weights)?.build(&self.device)?;
         let m = Arc::new(UNetDenoiser { model, config });
-        self.unet = Some(m.clone());
+        self.unets.retain(|k, _| *k == SHIPPED);
+        self.unets.insert(weights, m.clone());
         Ok(m)
     }
 
     /// The run's model (guided when it asks for a label), its scheduler, the batch actually
     /// sampled and the grid's columns.
     fn scheduler(&mut self, spec: &RunSpec) -> Result<RunModel> {
-        // The row-per-digit layout only where labels apply (the U-Net).
-        let guidance = if spec.model.unet {
+        // The row-per-digit layout only where labels apply (a U-Net that takes digits).
+        let guidance = if spec.model.takes_digits() {
             spec.guidance
         } else {
             GuidanceSettings {
@@ -241,7 +244,7 @@ impl SamplerJob {
         let labels = guidance.labels(batch);
         let (model, guided) = match labels {
             Some(labels) => {
-                let unet = self.unet()?;
+                let unet = self.unet(spec.model.weights)?;
                 crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
                 let g = Arc::new(RecordingGuided {
                     inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
@@ -276,7 +279,7 @@ impl SamplerJob {
         let Some(available) = available_memory_bytes() else {
             return Ok(None);
         };
-        let unet = self.unet()?;
+        let unet = self.unet(spec.model.weights)?;
         let mut estimate = MemoryEstimate::new(
             &unet.config,
             burn::module::Module::num_params(&unet.model),
@@ -446,8 +449,8 @@ impl SamplerJob {
             ));
         }
         let model: Arc<dyn Denoiser> = match spec.guidance.label {
-            LabelPick::Digit(d) if spec.model.unet => {
-                let unet = self.unet()?;
+            LabelPick::Digit(d) if spec.model.takes_digits() => {
+                let unet = self.unet(spec.model.weights)?;
                 Arc::new(Guided::new(
                     unet,
                     vec![usize::from(d)],

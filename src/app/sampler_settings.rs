@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::unet_file::{SHIPPED, WeightsId};
 use crate::data::image_io::grid_cols;
 use crate::diffusion::{
     PredictionType, SamplerKind, ScheduleConfig, SchedulerConfig, TimestepSpacing, VarianceType,
@@ -96,7 +97,8 @@ impl SamplerSettings {
     }
 }
 
-/// The model: the shipped MNIST U-Net, or the exact denoiser over the first `count` digits.
+/// The model: a trained MNIST U-Net (the shipped one or a file the student opened), or the
+/// exact denoiser over the first `count` digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSpec {
@@ -104,6 +106,8 @@ pub struct ModelSpec {
     pub count: usize,
     /// The trained U-Net instead of the exact denoiser.
     pub unet: bool,
+    /// Which U-Net weights (the shipped ones unless a file was opened).
+    pub weights: WeightsId,
 }
 
 impl Default for ModelSpec {
@@ -111,18 +115,43 @@ impl Default for ModelSpec {
         Self {
             count: 1000,
             unet: true,
+            weights: SHIPPED,
         }
     }
 }
 
 impl ModelSpec {
+    /// The exact denoiser over the first `count` digits.
+    pub fn exact(count: usize) -> Self {
+        Self {
+            count,
+            unet: false,
+            weights: SHIPPED,
+        }
+    }
+
     /// The menu's name for it.
     pub fn label(&self) -> String {
-        if self.unet {
+        if !self.unet {
+            format!("Exact denoiser, {} digits", self.count)
+        } else if self.weights == SHIPPED {
             "MNIST U-Net (trained)".into()
         } else {
-            format!("Exact denoiser, {} digits", self.count)
+            match super::unet_file::get(self.weights) {
+                Ok(f) => format!("U-Net: {}", f.name),
+                Err(_) => "U-Net (file not open)".into(),
+            }
         }
+    }
+
+    /// The U-Net's weights file (the shipped one unless another was opened).
+    pub fn unet_file(&self) -> crate::Result<std::sync::Arc<super::unet_file::UNetFile>> {
+        super::unet_file::get(self.weights)
+    }
+
+    /// Whether the digit picker applies: the U-Net, conditioned on the ten digits.
+    pub fn takes_digits(&self) -> bool {
+        self.unet && self.unet_file().is_ok_and(|f| f.takes_digits())
     }
 }
 

@@ -56,37 +56,38 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
     ),
 ];
 
-/// Why the digit and guidance controls are off.
-pub const NO_GUIDANCE: &str =
-    "Only the U-Net takes a digit (it is class-conditional): the exact denoiser knows no labels.";
-
-/// Whether the shipped U-Net is class-conditional (read once from its file's header).
-pub fn shipped_is_conditional() -> bool {
-    static CONDITIONAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CONDITIONAL.get_or_init(|| {
-        crate::model::unet::read_config(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
-            .is_ok_and(|c| c.num_classes.is_some())
-    })
+/// Why the digit and guidance controls are off for `model` (`None`: they are on).
+pub fn no_guidance_reason(model: ModelSpec) -> Option<String> {
+    if !model.unet {
+        return Some(
+            "Only the U-Net takes a digit (it is class-conditional): the exact denoiser knows no \
+             labels."
+                .into(),
+        );
+    }
+    match model.unet_file() {
+        Ok(f) => f.no_digits_reason(),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
-/// A note when `schedule` is not the one the shipped U-Net was trained on.
-pub fn shipped_schedule_note(schedule: &crate::diffusion::ScheduleConfig) -> Option<String> {
-    static RECORD: std::sync::OnceLock<Option<crate::model::unet::TrainingRecord>> =
-        std::sync::OnceLock::new();
-    RECORD
-        .get_or_init(|| {
-            crate::model::unet::read_training_record(crate::model::unet::SHIPPED_WEIGHTS, "shipped")
-                .ok()
-                .flatten()
-        })
-        .as_ref()
-        .and_then(|r| r.schedule_mismatch(schedule))
+/// A note when `schedule` is not the one the chosen U-Net was trained on.
+pub fn schedule_note(
+    model: ModelSpec,
+    schedule: &crate::diffusion::ScheduleConfig,
+) -> Option<String> {
+    if !model.unet {
+        return None;
+    }
+    model.unet_file().ok()?.schedule_note(schedule)
 }
 
 /// The digit picker and the guidance slider (disabled, with the reason, for a model without
 /// labels).
 pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
-    let enabled = settings.sampling.model.unet && shipped_is_conditional();
+    let off = no_guidance_reason(settings.sampling.model);
+    let enabled = off.is_none();
+    let off = off.unwrap_or_default();
     let g = &mut settings.sampling.guidance;
     ui.add_enabled_ui(enabled, |ui| {
         egui::ComboBox::from_label("Digit")
@@ -102,7 +103,7 @@ pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
             })
             .response
             .on_hover_text("The digit the U-Net is asked to draw (classifier-free guidance)")
-            .on_disabled_hover_text(NO_GUIDANCE);
+            .on_disabled_hover_text(&off);
         ui.add_enabled(
             g.label != LabelPick::Any,
             egui::Slider::new(&mut g.scale, 0.0..=super::sampler::MAX_GUIDANCE).text("Guidance w"),
@@ -111,7 +112,7 @@ pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
         .on_disabled_hover_text(if enabled {
             "Pick a digit first: without a label the model samples unconditionally (ε_uncond)"
         } else {
-            NO_GUIDANCE
+            &off
         });
     });
 }
@@ -276,16 +277,26 @@ impl Panel for SamplingPanel {
         let settings = &mut *ctx.settings;
         ui.heading("Model");
         let m = &mut settings.sampling.model;
+        let opened = settings.unet_weights.as_ref().map(|o| o.id);
         egui::ComboBox::from_label("Model")
             .selected_text(m.label())
             .show_ui(ui, |ui| {
-                let unet = ModelSpec { unet: true, ..*m };
-                ui.selectable_value(m, unet, unet.label());
-                for n in MODEL_SIZES {
-                    let exact = ModelSpec {
-                        count: n,
-                        unet: false,
+                let shipped = ModelSpec {
+                    unet: true,
+                    weights: super::unet_file::SHIPPED,
+                    ..*m
+                };
+                ui.selectable_value(m, shipped, shipped.label());
+                if let Some(id) = opened {
+                    let file = ModelSpec {
+                        unet: true,
+                        weights: id,
+                        ..*m
                     };
+                    ui.selectable_value(m, file, file.label());
+                }
+                for n in MODEL_SIZES {
+                    let exact = ModelSpec::exact(n);
                     ui.selectable_value(m, exact, exact.label());
                 }
             })
@@ -295,10 +306,24 @@ impl Panel for SamplingPanel {
                  is the optimal denoiser of the first N digits: it memorises, so its samples \
                  are training digits.",
             );
-        guidance_ui(ui, settings);
-        if settings.sampling.model.unet
-            && let Some(note) = shipped_schedule_note(&settings.schedule)
+        if ui
+            .button("Open weights…")
+            .on_hover_text(
+                "Sample with a U-Net you trained (difflab train) or averaged (difflab average): \
+                 its .safetensors file, made for 28×28 grey digits. Dropping the file on the \
+                 window opens it too.",
+            )
+            .clicked()
         {
+            ctx.actions.push(AppAction::OpenWeights);
+        }
+        if settings.sampling.model.unet
+            && let Ok(f) = settings.sampling.model.unet_file()
+        {
+            ui.label(RichText::new(f.summary()).small());
+        }
+        guidance_ui(ui, settings);
+        if let Some(note) = schedule_note(settings.sampling.model, &settings.schedule) {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
         }
         ui.separator();

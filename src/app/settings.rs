@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::unet_file::SHIPPED;
+
 use super::sampler::{
     GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, SamplerChoice, SamplerSettings,
 };
@@ -85,6 +87,19 @@ pub struct Settings {
     pub toy: ToySettings,
     /// The lessons (which one is open).
     pub lessons: LessonSettings,
+    /// A U-Net weights file opened beside the shipped one (read again at start and when a
+    /// session opens).
+    pub unet_weights: Option<OpenedWeights>,
+}
+
+/// A U-Net weights file the student opened: where, and the hash of its bytes when opened (a
+/// file changed since is a different model, and the app says so).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenedWeights {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its [`WeightsId`](crate::app::unet_file::WeightsId) when opened.
+    pub id: crate::app::unet_file::WeightsId,
 }
 
 /// The forward panel's settings.
@@ -242,6 +257,7 @@ impl Default for Settings {
             gif: GifSettings::default(),
             toy: ToySettings::default(),
             lessons: LessonSettings::default(),
+            unet_weights: None,
         }
     }
 }
@@ -254,6 +270,13 @@ impl Settings {
 
     /// Clamps values a stale or hand-edited file might have out of range.
     pub fn sanitised(mut self) -> Self {
+        // Weights other than the shipped ones only while that file is the one opened.
+        let model = &mut self.sampling.model;
+        if model.weights != SHIPPED
+            && self.unet_weights.as_ref().map(|o| o.id) != Some(model.weights)
+        {
+            model.weights = SHIPPED;
+        }
         if self.schedule.validate().is_err() {
             self.schedule = ScheduleConfig::default();
         }

@@ -25,6 +25,9 @@ pub struct AppOptions {
     /// on egui's own device instead (the reason): the app then computes on flex and says so.
     /// The saved device choice is left as it was, so a fixed driver gets the GPU path back.
     pub gpu_refused: Option<String>,
+    /// A U-Net weights file to sample with (`difflab gui --weights`), instead of the one the
+    /// saved settings name.
+    pub weights: Option<PathBuf>,
 }
 
 impl AppOptions {

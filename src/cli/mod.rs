@@ -69,6 +69,10 @@ pub struct GuiArgs {
     /// Start from the default settings instead of the saved ones.
     #[arg(long)]
     pub fresh: bool,
+    /// Sample with this U-Net weights file (from `difflab train` or `difflab average`; 28×28
+    /// grey digits) instead of the shipped one.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<std::path::PathBuf>,
 }
 
 /// The schedule options shared by several commands.
@@ -222,6 +226,8 @@ pub enum Launch {
         device: Option<DeviceChoice>,
         /// `--fresh`: start from the default settings.
         fresh: bool,
+        /// `--weights`: the U-Net weights file to sample with.
+        weights: Option<std::path::PathBuf>,
     },
     /// Run a command without a window.
     Command {
@@ -265,10 +271,12 @@ impl Cli {
             None => Launch::App {
                 device: self.device,
                 fresh: false,
+                weights: None,
             },
             Some(Command::Gui(a)) => Launch::App {
                 device: self.device,
                 fresh: a.fresh,
+                weights: a.weights,
             },
             Some(command) => Launch::Command {
                 device: self.device,

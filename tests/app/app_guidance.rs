@@ -141,23 +141,12 @@ fn a_run_counts_as_changed_only_by_settings_its_samples_depend_on() {
         r.sampler.eta = 0.5;
     })));
     // The exact denoiser has no labels, and its size matters; the U-Net ignores that size.
-    let exact = with(&|r| {
-        r.model = ModelSpec {
-            count: 100,
-            unet: false,
-        }
-    });
+    let exact = with(&|r| r.model = ModelSpec::exact(100));
     assert!(exact.same_samples(&with(&|r| {
-        r.model = ModelSpec {
-            count: 100,
-            unet: false,
-        };
+        r.model = ModelSpec::exact(100);
         r.guidance.label = LabelPick::Digit(3);
     })));
-    assert!(!exact.same_samples(&with(&|r| r.model = ModelSpec {
-        count: 1000,
-        unet: false
-    })));
+    assert!(!exact.same_samples(&with(&|r| r.model = ModelSpec::exact(1000))));
     assert!(run.same_samples(&with(&|r| r.model.count = 10)));
     // Seed, batch and steps always matter.
     assert!(!run.same_samples(&with(&|r| r.seed = 1)));
@@ -225,10 +214,7 @@ fn the_guidance_sweep_runs_five_scales_from_one_x_t() {
 #[test]
 fn the_exact_denoiser_has_no_digit_picker() {
     let mut h = harness();
-    h.state_mut().settings.sampling.model = ModelSpec {
-        count: 100,
-        unet: false,
-    };
+    h.state_mut().settings.sampling.model = ModelSpec::exact(100);
     h.step();
     h.step();
     assert!(h.get_by_label("Digit").accesskit_node().is_disabled());

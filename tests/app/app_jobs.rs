@@ -13,10 +13,7 @@ fn harness(steps: usize) -> Harness<'static, DiffLabApp> {
     h.get_by_label("Sampling").click();
     h.step();
     let s = &mut h.state_mut().settings;
-    s.sampling.model = ModelSpec {
-        count: 100,
-        unet: false,
-    };
+    s.sampling.model = ModelSpec::exact(100);
     s.sampling.sampler.sampler = SamplerChoice::DdpmFixedSmall;
     s.sampling.sampler.steps = steps;
     s.sampling.batch = 2;

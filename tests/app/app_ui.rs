@@ -251,6 +251,7 @@ fn harness_on_state(state_file: std::path::PathBuf) -> Harness<'static, DiffLabA
                     fresh: false,
                     state_file: Some(state_file.clone()),
                     gpu_refused: None,
+                    weights: None,
                 },
             )
             .expect("app")

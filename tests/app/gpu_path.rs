@@ -106,6 +106,7 @@ fn a_refused_shared_device_leaves_a_working_app_on_the_cpu() {
                     fresh: true,
                     state_file: None,
                     gpu_refused: Some("RequestDeviceError: feature refused".into()),
+                    weights: None,
                 },
             )
             .expect("app")
@@ -203,6 +204,7 @@ fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
                     fresh: true,
                     state_file: None,
                     gpu_refused: None,
+                    weights: None,
                 },
             )
             .expect("app")

@@ -14,6 +14,7 @@ mod app_jobs;
 mod app_playground;
 mod app_sampling;
 mod app_ui;
+mod app_weights;
 mod gpu_path;
 mod lessons;
 mod panels;

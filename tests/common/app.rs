@@ -25,6 +25,7 @@ pub fn cpu_app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
             fresh: true,
             state_file: None,
             gpu_refused: None,
+            weights: None,
         },
     )
     .expect("the app starts")

@@ -1260,3 +1260,26 @@ fn train_takes_the_groupnorm_groups() {
     let config = difflab::model::unet::read_config(&bytes, "groups").unwrap();
     assert_eq!((config.base_channels, config.groups), (12, 4));
 }
+
+#[test]
+fn gui_refuses_a_bad_weights_file_before_opening_a_window() {
+    let d = tmp("gui-weights");
+    let small = d.join("small.safetensors");
+    let config = crate::common::tiny_unet();
+    config
+        .init_seeded(&crate::common::flex(), 1)
+        .unwrap()
+        .save_safetensors(&config, &small)
+        .unwrap();
+    assert_bad_input(
+        &["gui", "--weights", small.to_str().unwrap()],
+        "the app draws 28×28 grey digits, and this u-net makes 8×8",
+    );
+    assert_bad_input(&["gui", "--weights", "README.md"], "safetensors");
+    let missing = d.join("missing.safetensors");
+    assert_bad_input(
+        &["gui", "--weights", missing.to_str().unwrap()],
+        "missing.safetensors",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -76,6 +76,7 @@ impl From<SettingsV1> for Settings {
             gif: v.gif,
             toy: v.toy,
             lessons: LessonSettings::default(),
+            unet_weights: None,
         }
     }
 }

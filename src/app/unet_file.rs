@@ -1,0 +1,257 @@
+//! The U-Net weights the sampling panels use: the shipped file, or one the student opened (a
+//! net trained or averaged with `difflab train` / `difflab average`). An opened file is kept by
+//! a hash of its bytes ([`WeightsId`]), so a run's settings name exactly the weights it sampled
+//! with, and a file changed on disk is a different model.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::mnist::SIDE;
+use crate::diffusion::ScheduleConfig;
+use crate::error::{DiffError, Result};
+use crate::model::unet::{
+    SHIPPED_WEIGHTS, TrainingRecord, UNet, UNetConfig, load_safetensors, read_config,
+    read_training_record,
+};
+
+/// Which U-Net weights: [`SHIPPED`], or the FNV-1a hash of an opened file's bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WeightsId(pub u64);
+
+/// The weights bundled with difflab.
+pub const SHIPPED: WeightsId = WeightsId(0);
+
+/// The largest weights file the app opens (the shipped one is 0.7 MB; a net this large would
+/// take minutes per run on a laptop's CPU).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Classes the digit picker knows (0 to 9).
+pub const DIGIT_CLASSES: usize = 10;
+
+/// A U-Net weights file, checked and ready to build on any device.
+pub struct UNetFile {
+    /// Its id.
+    pub id: WeightsId,
+    /// Where it was read from (`None`: the shipped weights).
+    pub path: Option<PathBuf>,
+    /// Its file name, as the panels show it.
+    pub name: String,
+    bytes: Cow<'static, [u8]>,
+    /// Its shape.
+    pub config: UNetConfig,
+    /// How it was trained, when the file says.
+    pub record: Option<TrainingRecord>,
+}
+
+impl UNetFile {
+    /// Whether the digit picker applies: a net conditioned on the ten MNIST digits.
+    pub fn takes_digits(&self) -> bool {
+        self.config.num_classes == Some(DIGIT_CLASSES)
+    }
+
+    /// Why the digit picker is off for this file (`None` when it applies).
+    pub fn no_digits_reason(&self) -> Option<String> {
+        match self.config.num_classes {
+            Some(DIGIT_CLASSES) => None,
+            None => Some(format!(
+                "{} is unconditional (trained without --classes): it takes no digit.",
+                self.name
+            )),
+            Some(n) => Some(format!(
+                "{} has {n} classes; the digit picker asks for one of 10.",
+                self.name
+            )),
+        }
+    }
+
+    /// A note when `schedule` is not the one this net was trained on.
+    pub fn schedule_note(&self, schedule: &ScheduleConfig) -> Option<String> {
+        self.record.as_ref()?.schedule_mismatch(schedule)
+    }
+
+    /// Builds the net on `device`.
+    pub fn build(&self, device: &burn::tensor::Device) -> Result<(UNet, UNetConfig)> {
+        load_safetensors(&self.bytes, &self.name, device)
+    }
+
+    /// One line on what it is: "unconditional, predicts v, trained 30,000 steps".
+    pub fn summary(&self) -> String {
+        let kind = match self.config.num_classes {
+            Some(n) => format!("{n} classes"),
+            None => "unconditional".into(),
+        };
+        let predicts = match self.config.prediction {
+            crate::diffusion::PredictionType::Epsilon => "ε",
+            crate::diffusion::PredictionType::Sample => "x0",
+            crate::diffusion::PredictionType::VPrediction => "v",
+        };
+        let mut s = format!(
+            "{kind}, base {} channels, predicts {predicts}",
+            self.config.base_channels
+        );
+        if let Some(r) = &self.record {
+            s.push_str(&format!(
+                ", trained {} steps",
+                group_thousands(r.steps_trained)
+            ));
+        }
+        s
+    }
+}
+
+/// 30000 → "30,000".
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// FNV-1a over the bytes (stable across builds, so session files can keep it); never
+/// [`SHIPPED`]'s 0.
+fn hash(bytes: &[u8]) -> WeightsId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    WeightsId(h.max(1))
+}
+
+fn registry() -> &'static Mutex<HashMap<WeightsId, Arc<UNetFile>>> {
+    static FILES: OnceLock<Mutex<HashMap<WeightsId, Arc<UNetFile>>>> = OnceLock::new();
+    FILES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Checks what the panels need of a net: it draws 28×28 grey images.
+fn check_shape(config: &UNetConfig, name: &str) -> Result<()> {
+    if config.in_channels != 1 || config.image_size != SIDE {
+        return Err(DiffError::invalid(format!(
+            "{name}: the app draws {SIDE}×{SIDE} grey digits, and this U-Net makes {s}×{s} \
+             images with {c} channel(s) (sample it with `difflab sample --weights`)",
+            s = config.image_size,
+            c = config.in_channels
+        )));
+    }
+    Ok(())
+}
+
+/// Reads, checks (framing, shape, every tensor present and finite) and keeps a weights file.
+/// A bad file is one line saying why.
+pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    let meta = std::fs::metadata(path).map_err(|e| DiffError::file(path, e))?;
+    if !meta.is_file() {
+        return Err(DiffError::file(path, "not a file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DiffError::file(
+            path,
+            format!(
+                "{} MB is more than the {} MB a U-Net weights file may have here",
+                meta.len() >> 20,
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
+    let config = read_config(&bytes, &name)?;
+    check_shape(&config, &name)?;
+    let record = read_training_record(&bytes, &name)?;
+    // Every tensor, its shape and its values, checked now rather than at the first run.
+    load_safetensors(&bytes, &name, &burn::tensor::Device::flex())?;
+    let file = Arc::new(UNetFile {
+        id: hash(&bytes),
+        path: Some(path.to_path_buf()),
+        name,
+        bytes: Cow::Owned(bytes),
+        config,
+        record,
+    });
+    registry()
+        .lock()
+        .map_err(|_| DiffError::invalid("the weights registry is poisoned"))?
+        .insert(file.id, file.clone());
+    Ok(file)
+}
+
+/// The shipped weights.
+pub fn shipped() -> Result<Arc<UNetFile>> {
+    static FILE: OnceLock<std::result::Result<Arc<UNetFile>, String>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let name = "the shipped U-Net";
+        let config = read_config(SHIPPED_WEIGHTS, name).map_err(|e| e.to_string())?;
+        let record = read_training_record(SHIPPED_WEIGHTS, name).map_err(|e| e.to_string())?;
+        Ok(Arc::new(UNetFile {
+            id: SHIPPED,
+            path: None,
+            name: name.into(),
+            bytes: Cow::Borrowed(SHIPPED_WEIGHTS),
+            config,
+            record,
+        }))
+    })
+    .clone()
+    .map_err(DiffError::invalid)
+}
+
+/// The weights `id` names: the shipped ones or a file opened in this process.
+pub fn get(id: WeightsId) -> Result<Arc<UNetFile>> {
+    if id == SHIPPED {
+        return shipped();
+    }
+    registry()
+        .lock()
+        .map_err(|_| DiffError::invalid("the weights registry is poisoned"))?
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| {
+            DiffError::invalid("those U-Net weights are no longer open; open the file again")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_its_reference_vectors() {
+        // The FNV-1a 64 test vectors (draft-eastlake-fnv): "" and "a".
+        assert_eq!(hash(b""), WeightsId(0xcbf2_9ce4_8422_2325));
+        assert_eq!(hash(b"a"), WeightsId(0xaf63_dc4c_8601_ec8c));
+        assert_eq!(hash(b"foobar"), WeightsId(0x8594_4171_f739_67e8));
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(30_000), "30,000");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn the_shipped_file_takes_digits_and_knows_its_schedule() {
+        let f = shipped().expect("shipped");
+        assert!(f.takes_digits());
+        assert_eq!(f.no_digits_reason(), None);
+        assert_eq!(f.schedule_note(&ScheduleConfig::default()), None);
+        let cosine = ScheduleConfig::new(crate::diffusion::BetaSchedule::Cosine, 1000);
+        assert!(f.schedule_note(&cosine).is_some());
+        assert!(get(SHIPPED).is_ok());
+        assert!(get(WeightsId(12345)).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Sampling with a U-Net weights file the student opened ("Open weights…", a dropped file,
+//! `difflab gui --weights`): the panels sample with it, bad files change nothing, sessions
+//! reopen it and say when it changed or is gone.
+
+use difflab::app::unet_file::{self, SHIPPED};
+use difflab::app::{DiffLabApp, LabelPick, Setup};
+use difflab::model::UNetConfig;
+use difflab::model::unet::SHIPPED_WEIGHTS;
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use crate::common::app::settle;
+
+fn harness() -> Harness<'static, DiffLabApp> {
+    let mut h = crate::common::app::cpu_harness();
+    settle(&mut h, 30);
+    h.get_by_label("Sampling").click();
+    h.step();
+    // DDIM 10 steps, 4 digits: a run takes a moment.
+    h.get_by_label("DDIM 10 η=1").click();
+    h.get_by_role_and_label(Role::Slider, "η")
+        .set_value_accesskit(0.0);
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(4.0);
+    h.step();
+    h
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("difflab-weights-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// A small unconditional U-Net for `side`×`side` grey images, seeded.
+fn write_small_unet(path: &std::path::Path, side: usize, seed: u64) {
+    let config = UNetConfig::new()
+        .with_image_size(side)
+        .with_base_channels(8)
+        .with_channel_mult(vec![1, 2])
+        .with_groups(4);
+    let net = config
+        .init_seeded(&burn::tensor::Device::flex(), seed)
+        .expect("net");
+    net.save_safetensors(&config, path).expect("save");
+}
+
+/// Runs the sampling panel and returns the last frame's grid.
+fn run(h: &mut Harness<'static, DiffLabApp>) -> image::RgbImage {
+    h.get_by_label("Run").click();
+    settle(h, 60);
+    assert!(h.state().banner.is_none(), "{:?}", h.state().banner);
+    h.state().sampling.trajectory.last().expect("frames").x()
+}
+
+#[test]
+fn an_opened_weights_file_is_what_the_panels_sample_with() {
+    let mut h = harness();
+    let shipped = run(&mut h);
+    let dir = temp_dir("open");
+
+    // The shipped weights under another name: a different file, the very same samples.
+    let copy = dir.join("copy.safetensors");
+    std::fs::write(&copy, SHIPPED_WEIGHTS).expect("write");
+    h.state_mut().open_weights(copy.clone());
+    h.step();
+    let model = h.state().settings.sampling.model;
+    assert!(model.unet && model.weights != SHIPPED);
+    let opened = h.state().settings.unet_weights.clone().expect("opened");
+    assert_eq!((opened.path, opened.id), (copy.clone(), model.weights));
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(notice.contains("copy.safetensors"), "{notice}");
+    let combo = h.get_by_role_and_label(Role::ComboBox, "Model");
+    assert_eq!(
+        combo.accesskit_node().value().as_deref(),
+        Some("U-Net: copy.safetensors")
+    );
+    assert!(
+        run(&mut h) == shipped,
+        "the same weights make the same digits"
+    );
+
+    // Another net: other samples, and no digit picker (it is unconditional).
+    h.state_mut().settings.sampling.guidance.label = LabelPick::Digit(3);
+    let mine = dir.join("mine.safetensors");
+    write_small_unet(&mine, 28, 7);
+    h.state_mut().open_weights(mine);
+    h.step();
+    h.step();
+    let other = run(&mut h);
+    assert_eq!(other.dimensions(), shipped.dimensions());
+    assert!(other != shipped, "other weights, other samples");
+    assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
+    let summary = "unconditional, base 8 channels, predicts ε";
+    h.get_by_label(summary);
+    // The run went unconditional (the picked digit does not apply), so it ran unguided.
+    assert!(!h.state().sampling.trajectory[0].has_guidance);
+
+    // Back to the shipped weights through the menu, by label.
+    h.get_by_role_and_label(Role::ComboBox, "Model").click();
+    h.run();
+    h.get_by_label("MNIST U-Net (trained)").click();
+    h.run();
+    assert_eq!(h.state().settings.sampling.model.weights, SHIPPED);
+    assert!(!h.get_by_label("Digit").accesskit_node().is_disabled());
+    // The file stays on offer.
+    h.get_by_role_and_label(Role::ComboBox, "Model").click();
+    h.run();
+    h.get_by_label("U-Net: mine.safetensors");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_weights_file_changes_nothing_and_says_why() {
+    let mut h = harness();
+    let dir = temp_dir("bad");
+    let wrong_size = dir.join("small.safetensors");
+    write_small_unet(&wrong_size, 8, 1);
+    let cut = dir.join("cut.safetensors");
+    std::fs::write(&cut, &SHIPPED_WEIGHTS[..SHIPPED_WEIGHTS.len() / 2]).expect("write");
+    let text = dir.join("notes.safetensors");
+    std::fs::write(&text, "my notes, not weights").expect("write");
+    let before = h.state().settings.clone();
+    for (path, why) in [
+        (
+            wrong_size,
+            "the app draws 28×28 grey digits, and this U-Net makes 8×8",
+        ),
+        (cut, "truncated"),
+        (text, "not SafeTensors"),
+        (dir.join("missing.safetensors"), "missing.safetensors"),
+        (dir.clone(), "not a file"),
+    ] {
+        h.state_mut().banner = None;
+        h.state_mut().open_weights(path.clone());
+        h.step();
+        let banner = h.state().banner.clone().expect("a banner");
+        assert!(banner.contains(why), "{}: {banner}", path.display());
+        assert_eq!(banner.lines().count(), 1, "{banner}");
+        assert_eq!(h.state().settings, before);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_session_reopens_its_weights_and_says_when_they_changed_or_are_gone() {
+    let mut h = harness();
+    let dir = temp_dir("session");
+    let mine = dir.join("mine.safetensors");
+    write_small_unet(&mine, 28, 3);
+    h.state_mut().open_weights(mine.clone());
+    let id = h.state().settings.sampling.model.weights;
+    let session = dir.join("class.json");
+    h.state_mut().save_session(&session).expect("save");
+
+    let mut h2 = harness();
+    let ctx = h2.ctx.clone();
+    h2.state_mut().open_session(&session, &ctx).expect("open");
+    h2.step();
+    assert_eq!(h2.state().settings.sampling.model.weights, id);
+    assert!(h2.state().banner.is_none(), "{:?}", h2.state().banner);
+
+    // Retrained in place: sampled as it is now, and the banner says so.
+    write_small_unet(&mine, 28, 4);
+    h2.state_mut().open_session(&session, &ctx).expect("open");
+    h2.step();
+    let now = unet_file::open(&mine).expect("open").id;
+    assert_ne!(now, id);
+    assert_eq!(h2.state().settings.sampling.model.weights, now);
+    let banner = h2.state_mut().banner.take().unwrap_or_default();
+    assert!(
+        banner.contains("has changed since it was opened"),
+        "{banner}"
+    );
+
+    // Gone: the shipped weights, and the banner says why.
+    std::fs::remove_file(&mine).expect("remove");
+    h2.state_mut().open_session(&session, &ctx).expect("open");
+    h2.step();
+    assert_eq!(h2.state().settings.sampling.model.weights, SHIPPED);
+    assert_eq!(h2.state().settings.unet_weights, None);
+    let banner = h2.state().banner.clone().unwrap_or_default();
+    assert!(
+        banner.contains("mine.safetensors") && banner.ends_with("sampling with the shipped U-Net"),
+        "{banner}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lesson_that_asks_for_a_digit_uses_the_shipped_weights() {
+    let mut h = harness();
+    let dir = temp_dir("lesson");
+    let copy = dir.join("copy.safetensors");
+    std::fs::write(&copy, SHIPPED_WEIGHTS).expect("write");
+    h.state_mut().open_weights(copy);
+    assert_ne!(h.state().settings.sampling.model.weights, SHIPPED);
+    let setup = Setup {
+        digit: Some(LabelPick::Digit(7)),
+        ..Setup::default()
+    };
+    setup.apply(&mut h.state_mut().settings);
+    assert_eq!(h.state().settings.sampling.model.weights, SHIPPED);
+    // The opened file is still on offer.
+    assert!(h.state().settings.unet_weights.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
