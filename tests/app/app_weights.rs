@@ -10,7 +10,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-use crate::common::app::settle;
+use crate::common::app::{Dropped, settle};
 
 fn harness() -> Harness<'static, DiffLabApp> {
     let mut h = crate::common::app::cpu_harness();
@@ -205,4 +205,24 @@ fn a_lesson_that_asks_for_a_digit_uses_the_shipped_weights() {
     // The opened file is still on offer.
     assert!(h.state().settings.unet_weights.is_some());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_dropped_weights_file_is_opened_as_a_model_not_an_image() {
+    let mut h = harness();
+    // The U-Net shipped before conditioning: a real unconditional MNIST net.
+    let path = std::path::PathBuf::from("tests/fixtures/mnist-unet-unconditional-v1.safetensors");
+    let image_before = h.state().settings.forward.source.clone();
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.clone())));
+    h.step();
+    h.step();
+    assert!(h.state().banner.is_none(), "{:?}", h.state().banner);
+    assert_eq!(h.state().settings.forward.source, image_before);
+    let id = unet_file::open(&path).expect("open").id;
+    assert_eq!(h.state().settings.sampling.model.weights, id);
+    assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
+    let digits = run(&mut h);
+    assert_eq!(digits.dimensions(), (59, 59));
 }
