@@ -155,6 +155,8 @@ impl DiffLabApp {
     /// Opens a U-Net weights file and samples with it (the dialog, a drop and `difflab gui
     /// --weights` end here); a bad file changes nothing and the banner says why.
     pub fn open_weights(&mut self, path: PathBuf) {
+        // Kept as an absolute path: the settings outlive the directory the app started in.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
         match unet_file::open(&path) {
             Ok(f) => {
                 self.settings.unet_weights = Some(OpenedWeights { path, id: f.id });

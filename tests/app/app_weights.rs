@@ -222,6 +222,19 @@ fn a_dropped_weights_file_is_opened_as_a_model_not_an_image() {
     assert_eq!(h.state().settings.forward.source, image_before);
     let id = unet_file::open(&path).expect("open").id;
     assert_eq!(h.state().settings.sampling.model.weights, id);
+    // Remembered by its absolute path (the settings outlive the directory the app started in).
+    let kept = h
+        .state()
+        .settings
+        .unet_weights
+        .clone()
+        .expect("opened")
+        .path;
+    assert!(
+        kept.is_absolute() && kept.ends_with(&path),
+        "{}",
+        kept.display()
+    );
     assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
     let digits = run(&mut h);
     assert_eq!(digits.dimensions(), (59, 59));
