@@ -310,8 +310,8 @@ impl Panel for SamplingPanel {
             .button("Open weights…")
             .on_hover_text(
                 "Sample with a U-Net you trained (difflab train) or averaged (difflab average): \
-                 its .safetensors file, made for 28×28 grey digits. Dropping the file on the \
-                 window opens it too.",
+                 its .safetensors file (MNIST digits, or your own pictures up to 128×128). \
+                 Dropping the file on the window opens it too.",
             )
             .clicked()
         {

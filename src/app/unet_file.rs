@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::mnist::SIDE;
 use crate::diffusion::ScheduleConfig;
 use crate::error::{DiffError, Result};
 use crate::model::unet::{
@@ -79,7 +78,8 @@ impl UNetFile {
         load_safetensors(&self.bytes, &self.name, device)
     }
 
-    /// One line on what it is: "unconditional, predicts v, trained 30,000 steps".
+    /// One line on what it is: "28×28 grey, 10 classes, base 16 channels, predicts v, trained
+    /// 30,000 steps".
     pub fn summary(&self) -> String {
         let kind = match self.config.num_classes {
             Some(n) => format!("{n} classes"),
@@ -90,8 +90,14 @@ impl UNetFile {
             crate::diffusion::PredictionType::Sample => "x0",
             crate::diffusion::PredictionType::VPrediction => "v",
         };
+        let side = self.config.image_size;
+        let colour = if self.config.in_channels == 1 {
+            "grey"
+        } else {
+            "colour"
+        };
         let mut s = format!(
-            "{kind}, base {} channels, predicts {predicts}",
+            "{side}×{side} {colour}, {kind}, base {} channels, predicts {predicts}",
             self.config.base_channels
         );
         if let Some(r) = &self.record {
@@ -133,14 +139,20 @@ fn registry() -> &'static Mutex<HashMap<WeightsId, Arc<UNetFile>>> {
     FILES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Checks what the panels need of a net: it draws 28×28 grey images.
+/// The largest images the panels show (a net trained on a folder makes 32×32 colour images
+/// unless told otherwise; MNIST's are 28×28 grey).
+pub const MAX_SIDE: usize = 128;
+
+/// Checks what the panels can show: grey or colour images up to [`MAX_SIDE`] a side.
 fn check_shape(config: &UNetConfig, name: &str) -> Result<()> {
-    if config.in_channels != 1 || config.image_size != SIDE {
+    if !matches!(config.in_channels, 1 | 3) || config.image_size > MAX_SIDE {
         return Err(DiffError::invalid(format!(
-            "{name}: the app draws {SIDE}×{SIDE} grey digits, and this U-Net makes {s}×{s} \
-             images with {c} channel(s) (sample it with `difflab sample --weights`)",
+            "{name}: the app shows grey or colour images up to {MAX_SIDE}×{MAX_SIDE}, and this \
+             U-Net makes {s}×{s} images with {c} channel{plural} (sample it with `difflab \
+             sample --weights`)",
             s = config.image_size,
-            c = config.in_channels
+            c = config.in_channels,
+            plural = if config.in_channels == 1 { "" } else { "s" }
         )));
     }
     Ok(())

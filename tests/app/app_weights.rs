@@ -35,8 +35,14 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// A small unconditional U-Net for `side`×`side` grey images, seeded.
 fn write_small_unet(path: &std::path::Path, side: usize, seed: u64) {
+    write_small_unet_channels(path, side, 1, seed);
+}
+
+/// The same with `channels` channels.
+fn write_small_unet_channels(path: &std::path::Path, side: usize, channels: usize, seed: u64) {
     let config = UNetConfig::new()
         .with_image_size(side)
+        .with_in_channels(channels)
         .with_base_channels(8)
         .with_channel_mult(vec![1, 2])
         .with_groups(4);
@@ -92,7 +98,7 @@ fn an_opened_weights_file_is_what_the_panels_sample_with() {
     assert_eq!(other.dimensions(), shipped.dimensions());
     assert!(other != shipped, "other weights, other samples");
     assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
-    let summary = "unconditional, base 8 channels, predicts ε";
+    let summary = "28×28 grey, unconditional, base 8 channels, predicts ε";
     h.get_by_label(summary);
     // The run went unconditional (the picked digit does not apply), so it ran unguided.
     assert!(!h.state().sampling.trajectory[0].has_guidance);
@@ -115,8 +121,10 @@ fn an_opened_weights_file_is_what_the_panels_sample_with() {
 fn a_bad_weights_file_changes_nothing_and_says_why() {
     let mut h = harness();
     let dir = temp_dir("bad");
-    let wrong_size = dir.join("small.safetensors");
-    write_small_unet(&wrong_size, 8, 1);
+    let two_channels = dir.join("two.safetensors");
+    write_small_unet_channels(&two_channels, 8, 2, 1);
+    let too_big = dir.join("big.safetensors");
+    write_small_unet(&too_big, 256, 1);
     let cut = dir.join("cut.safetensors");
     std::fs::write(&cut, &SHIPPED_WEIGHTS[..SHIPPED_WEIGHTS.len() / 2]).expect("write");
     let text = dir.join("notes.safetensors");
@@ -124,9 +132,11 @@ fn a_bad_weights_file_changes_nothing_and_says_why() {
     let before = h.state().settings.clone();
     for (path, why) in [
         (
-            wrong_size,
-            "the app draws 28×28 grey digits, and this U-Net makes 8×8",
+            two_channels,
+            "the app shows grey or colour images up to 128×128, and this U-Net makes 8×8 images \
+             with 2 channels",
         ),
+        (too_big, "this U-Net makes 256×256 images with 1 channel ("),
         (cut, "truncated"),
         (text, "not SafeTensors"),
         (dir.join("missing.safetensors"), "missing.safetensors"),
@@ -238,4 +248,46 @@ fn a_dropped_weights_file_is_opened_as_a_model_not_an_image() {
     assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
     let digits = run(&mut h);
     assert_eq!(digits.dimensions(), (59, 59));
+}
+
+#[test]
+fn a_net_of_colour_pictures_samples_compares_and_interpolates_at_its_size() {
+    // What `difflab train --data FOLDER --size 16` makes: 16×16 colour images, no labels.
+    let mut h = harness();
+    let dir = temp_dir("colour");
+    let path = dir.join("pictures.safetensors");
+    write_small_unet_channels(&path, 16, 3, 5);
+    h.state_mut().open_weights(path);
+    h.step();
+    h.get_by_label("16×16 colour, unconditional, base 8 channels, predicts ε");
+    let grid = run(&mut h);
+    // 4 pictures of 16×16 in a 2×2 grid with 1 px gaps, in colour (the channels differ).
+    assert_eq!(grid.dimensions(), (35, 35));
+    assert!(grid.pixels().any(|p| p[0] != p[1] || p[1] != p[2]));
+    let frame = h.state().sampling.trajectory.last().expect("frames");
+    assert_eq!(frame.shape, [4, 3, 16, 16]);
+
+    h.get_by_label("Compare").click();
+    h.step();
+    h.get_by_label("Run A and B").click();
+    settle(&mut h, 60);
+    assert!(h.state().banner.is_none(), "{:?}", h.state().banner);
+    let compared = h.state().compare.export_image().expect("compared");
+    assert!(compared.width() > 35);
+
+    h.get_by_label("Interpolate").click();
+    h.step();
+    h.get_by_label("Decode").click();
+    settle(&mut h, 60);
+    assert!(h.state().banner.is_none(), "{:?}", h.state().banner);
+    let r = h.state().interpolate.result.as_ref().expect("decoded");
+    assert_eq!(r.slerp[0].dimensions(), (16, 16));
+    // Slerp keeps |x_T| about √D, D = 3·16·16.
+    let d = (3.0f64 * 256.0).sqrt();
+    assert!(
+        r.slerp_norms.iter().all(|v| (v / d - 1.0).abs() < 0.15),
+        "{:?}",
+        r.slerp_norms
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1265,7 +1265,7 @@ fn train_takes_the_groupnorm_groups() {
 fn gui_refuses_a_bad_weights_file_before_opening_a_window() {
     let d = tmp("gui-weights");
     let small = d.join("small.safetensors");
-    let config = crate::common::tiny_unet();
+    let config = crate::common::tiny_unet().with_in_channels(2);
     config
         .init_seeded(&crate::common::flex(), 1)
         .unwrap()
@@ -1273,7 +1273,7 @@ fn gui_refuses_a_bad_weights_file_before_opening_a_window() {
         .unwrap();
     assert_bad_input(
         &["gui", "--weights", small.to_str().unwrap()],
-        "the app draws 28×28 grey digits, and this u-net makes 8×8",
+        "this u-net makes 8×8 images with 2 channels",
     );
     assert_bad_input(&["gui", "--weights", "README.md"], "safetensors");
     let missing = d.join("missing.safetensors");
