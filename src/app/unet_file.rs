@@ -158,13 +158,23 @@ fn check_shape(config: &UNetConfig, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads, checks (framing, shape, every tensor present and finite) and keeps a weights file.
-/// A bad file is one line saying why.
-pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
-    let name = path.file_name().map_or_else(
+/// The file and its folder, "picrun/model.safetensors": every run of `difflab train` writes a
+/// model.safetensors, so the folder is what tells them apart.
+fn short_name(path: &Path) -> String {
+    let file = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
+    match path.parent().and_then(Path::file_name) {
+        Some(dir) => format!("{}/{file}", dir.to_string_lossy()),
+        None => file,
+    }
+}
+
+/// Reads, checks (framing, shape, every tensor present and finite) and keeps a weights file.
+/// A bad file is one line saying why.
+pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
+    let name = short_name(path);
     let meta = std::fs::metadata(path).map_err(|e| DiffError::file(path, e))?;
     if !meta.is_file() {
         return Err(DiffError::file(path, "not a file"));
@@ -245,6 +255,18 @@ mod tests {
         assert_eq!(hash(b""), WeightsId(0xcbf2_9ce4_8422_2325));
         assert_eq!(hash(b"a"), WeightsId(0xaf63_dc4c_8601_ec8c));
         assert_eq!(hash(b"foobar"), WeightsId(0x8594_4171_f739_67e8));
+    }
+
+    #[test]
+    fn a_file_is_named_with_its_folder() {
+        assert_eq!(
+            short_name(Path::new("/home/ann/runs/cats/model.safetensors")),
+            "cats/model.safetensors"
+        );
+        assert_eq!(
+            short_name(Path::new("soup.safetensors")),
+            "soup.safetensors"
+        );
     }
 
     #[test]
