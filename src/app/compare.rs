@@ -400,7 +400,7 @@ impl Panel for ComparePanel {
         {
             start = Some(CompareKind::Sweep);
         }
-        let off = super::sampling::no_guidance_reason(settings.sampling.model);
+        let off = super::model_picker::no_guidance_reason(settings.sampling.model);
         let conditional = off.is_none();
         let label = match settings.sampling.guidance.label {
             LabelPick::Any => LabelPick::PerRow,

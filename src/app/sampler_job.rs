@@ -2,6 +2,7 @@
 //! "difflab-sampler" thread, streaming each step back as [`SamplerEvent`]s that carry the
 //! request's id.
 
+use super::guided_views::RecordingGuided;
 use super::sampler::{
     GifFrame, GuidanceSettings, InterpSpec, LabelPick, ModelSpec, RunSpec, SamplerChoice,
     SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, final_frame, frame_of,
@@ -13,18 +14,15 @@ use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::data::mnist::{Mnist, SIDE};
 use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
 use crate::diffusion::noise::norm;
-use crate::diffusion::scheduler::predict_x0_and_eps;
-use crate::diffusion::{
-    NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded,
-};
+use crate::diffusion::{NoiseSchedule, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded};
 use crate::error::{DiffError, Result};
 use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided, UNetDenoiser};
 use crate::tensor_util::to_vec;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use image::RgbImage;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The sampling panels' worker thread.
@@ -135,56 +133,6 @@ impl Job for SamplerJob {
     }
 }
 
-/// A guided U-Net that keeps its last step's ε_∅ and ε_c for the views (it always runs the one
-/// 2B pass, even at w = 0 or 1, so that both are there to show). A net that predicts v (or x_0)
-/// has its two outputs turned into the ε̂ they imply at ᾱ_t, so the views show noise whatever
-/// the net's target.
-struct RecordingGuided {
-    inner: Guided<UNetDenoiser>,
-    schedule: Arc<NoiseSchedule>,
-    last: Mutex<Option<(Tensor<4>, Tensor<4>)>>,
-}
-
-impl RecordingGuided {
-    fn take(&self) -> Option<(Tensor<4>, Tensor<4>)> {
-        self.last.lock().ok().and_then(|mut l| l.take())
-    }
-}
-
-impl Denoiser for RecordingGuided {
-    fn prediction_type(&self) -> PredictionType {
-        self.inner.prediction_type()
-    }
-
-    fn sample_shape(&self) -> [usize; 3] {
-        self.inner.sample_shape()
-    }
-
-    fn forward(&self, x_t: Tensor<4>, timesteps: &[usize]) -> Result<Tensor<4>> {
-        let p = self.inner.parts(x_t.clone(), timesteps)?;
-        let prediction = self.inner.prediction_type();
-        let views = match (prediction, timesteps.first()) {
-            (PredictionType::Epsilon, _) | (_, None) => (p.uncond, p.cond),
-            // A sampling step's batch shares one t.
-            (_, Some(&t)) => {
-                let alpha_bar = *self.schedule.alphas_cumprod.get(t).ok_or_else(|| {
-                    DiffError::invalid(format!("timestep {t} is past the schedule's end"))
-                })?;
-                let eps = |out| predict_x0_and_eps(prediction, out, x_t.clone(), alpha_bar).1;
-                (eps(p.uncond), eps(p.cond))
-            }
-        };
-        if let Ok(mut l) = self.last.lock() {
-            *l = Some(views);
-        }
-        Ok(p.guided)
-    }
-
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-}
-
 impl SamplerJob {
     fn model(&mut self, spec: ModelSpec, schedule: ScheduleConfig) -> Result<Arc<dyn Denoiser>> {
         let key = (spec, ScheduleKey::from(schedule));
@@ -246,11 +194,10 @@ impl SamplerJob {
             Some(labels) => {
                 let unet = self.unet(spec.model.weights)?;
                 crate::model::guidance::check_labels(unet.num_classes(), &labels)?;
-                let g = Arc::new(RecordingGuided {
-                    inner: Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
-                    schedule: schedule.clone(),
-                    last: Mutex::new(None),
-                });
+                let g = Arc::new(RecordingGuided::new(
+                    Guided::new(unet, labels, f64::from(spec.guidance.scale))?,
+                    schedule.clone(),
+                ));
                 (g.clone() as Arc<dyn Denoiser>, Some(g))
             }
             None => (self.model(spec.model, spec.schedule)?, None),

@@ -3,10 +3,9 @@
 
 use egui::{RichText, Ui};
 
+use super::model_picker::model_ui;
 use super::panel::{AppAction, Ctx, GifSource, Panel, PngSource};
-use super::sampler::{
-    GifFrame, LabelPick, ModelSpec, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
-};
+use super::sampler::{GifFrame, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::{gif_ui, picture, picture_row_ui, sampler_fields_ui, stale_note_ui};
@@ -19,8 +18,8 @@ pub mod formula {
     pub const EPS: &str = "ε_pred = (x_t − √ᾱ_t·x0_pred)/√(1−ᾱ_t), the noise the model sees in x_t (shown in its own range)";
     /// DDIM.
     pub const DDIM: &str = "x_{t−1} = √ᾱ_prev·x0_pred + √(1−ᾱ_prev−σ_t²)·ε_pred + σ_t·z,  σ_t = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev)   (Song et al. eq. 12)";
-    /// Classifier-free guidance.
-    pub const CFG: &str = "ε_guided = ε_uncond + w·(ε_cond − ε_uncond): w = 0 is the unconditional model (no label), w = 1 the conditional one, w > 1 pushes further towards the digit   (Ho & Salimans 2022, classifier-free guidance)";
+    /// Classifier-free guidance (the model controls' own constant).
+    pub use crate::app::model_picker::CFG;
     /// DDPM.
     pub const DDPM: &str = "x_{t−1} = μ~_t(x_t, x0_pred) + σ_t·z,  σ_t² = β~_t (fixed_small) or β_t (fixed_large)   (Ho et al. Algorithm 2)";
 }
@@ -55,70 +54,6 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
         },
     ),
 ];
-
-/// Why the digit and guidance controls are off for `model` (`None`: they are on).
-pub fn no_guidance_reason(model: ModelSpec) -> Option<String> {
-    if !model.unet {
-        return Some(
-            "Only the U-Net takes a digit (it is class-conditional): the exact denoiser knows no \
-             labels."
-                .into(),
-        );
-    }
-    match model.unet_file() {
-        Ok(f) => f.no_digits_reason(),
-        Err(e) => Some(e.to_string()),
-    }
-}
-
-/// A note when `schedule` is not the one the chosen U-Net was trained on.
-pub fn schedule_note(
-    model: ModelSpec,
-    schedule: &crate::diffusion::ScheduleConfig,
-) -> Option<String> {
-    if !model.unet {
-        return None;
-    }
-    model.unet_file().ok()?.schedule_note(schedule)
-}
-
-/// The digit picker and the guidance slider (disabled, with the reason, for a model without
-/// labels).
-pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
-    let off = no_guidance_reason(settings.sampling.model);
-    let enabled = off.is_none();
-    let off = off.unwrap_or_default();
-    let g = &mut settings.sampling.guidance;
-    ui.add_enabled_ui(enabled, |ui| {
-        egui::ComboBox::from_label("Digit")
-            .selected_text(g.label.label())
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut g.label, LabelPick::Any, LabelPick::Any.label());
-                for d in 0..10u8 {
-                    let l = LabelPick::Digit(d);
-                    ui.selectable_value(&mut g.label, l, l.label());
-                }
-                let l = LabelPick::PerRow;
-                ui.selectable_value(&mut g.label, l, l.label());
-            })
-            .response
-            .on_hover_text("The digit the U-Net is asked to draw (classifier-free guidance)")
-            .on_disabled_hover_text(&off);
-        ui.add_enabled(
-            g.label != LabelPick::Any,
-            egui::Slider::new(&mut g.scale, 0.0..=super::sampler::MAX_GUIDANCE).text("Guidance w"),
-        )
-        .on_hover_text(formula::CFG)
-        .on_disabled_hover_text(if enabled {
-            "Pick a digit first: without a label the model samples unconditionally (ε_uncond)"
-        } else {
-            &off
-        });
-    });
-}
-
-/// The model choices offered.
-pub const MODEL_SIZES: [usize; 3] = [100, 1000, 10_000];
 
 /// The panel's state.
 #[derive(Default)]
@@ -276,56 +211,7 @@ impl Panel for SamplingPanel {
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
         let settings = &mut *ctx.settings;
         ui.heading("Model");
-        let m = &mut settings.sampling.model;
-        let opened = settings.unet_weights.as_ref().map(|o| o.id);
-        egui::ComboBox::from_label("Model")
-            .selected_text(m.label())
-            .show_ui(ui, |ui| {
-                let shipped = ModelSpec {
-                    unet: true,
-                    weights: super::unet_file::SHIPPED,
-                    ..*m
-                };
-                ui.selectable_value(m, shipped, shipped.label());
-                if let Some(id) = opened {
-                    let file = ModelSpec {
-                        unet: true,
-                        weights: id,
-                        ..*m
-                    };
-                    ui.selectable_value(m, file, file.label());
-                }
-                for n in MODEL_SIZES {
-                    let exact = ModelSpec::exact(n);
-                    ui.selectable_value(m, exact, exact.label());
-                }
-            })
-            .response
-            .on_hover_text(
-                "The U-Net learned from 10,000 digits, so it makes new ones. The exact denoiser \
-                 is the optimal denoiser of the first N digits: it memorises, so its samples \
-                 are training digits.",
-            );
-        if ui
-            .button("Open weights…")
-            .on_hover_text(
-                "Sample with a U-Net you trained (difflab train) or averaged (difflab average): \
-                 its .safetensors file (MNIST digits, or your own pictures up to 128×128). \
-                 Dropping the file on the window opens it too.",
-            )
-            .clicked()
-        {
-            ctx.actions.push(AppAction::OpenWeights);
-        }
-        if settings.sampling.model.unet
-            && let Ok(f) = settings.sampling.model.unet_file()
-        {
-            ui.label(RichText::new(f.summary()).small());
-        }
-        guidance_ui(ui, settings);
-        if let Some(note) = schedule_note(settings.sampling.model, &settings.schedule) {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
-        }
+        model_ui(ui, settings, &mut ctx.actions);
         ui.separator();
         ui.heading("Sampler");
         sampler_fields_ui(
