@@ -190,11 +190,13 @@ pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
-    let config = read_config(&bytes, &name)?;
-    check_shape(&config, &name)?;
-    let record = read_training_record(&bytes, &name)?;
+    // Refusals name the whole path; the panels show the short name.
+    let what = path.display().to_string();
+    let config = read_config(&bytes, &what)?;
+    check_shape(&config, &what)?;
+    let record = read_training_record(&bytes, &what)?;
     // Every tensor, its shape and its values, checked now rather than at the first run.
-    load_safetensors(&bytes, &name, &burn::tensor::Device::flex())?;
+    load_safetensors(&bytes, &what, &burn::tensor::Device::flex())?;
     let file = Arc::new(UNetFile {
         id: hash(&bytes),
         path: Some(path.to_path_buf()),
