@@ -156,7 +156,7 @@ impl DiffLabApp {
     /// --weights` end here); a bad file changes nothing and the banner says why.
     pub fn open_weights(&mut self, path: PathBuf) {
         // Kept as an absolute path: the settings outlive the directory the app started in.
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let path = std::path::absolute(&path).unwrap_or(path);
         match unet_file::open(&path) {
             Ok(f) => {
                 self.settings.unet_weights = Some(OpenedWeights { path, id: f.id });
@@ -171,6 +171,15 @@ impl DiffLabApp {
         }
     }
 
+    /// Shows `message` in the banner, after what it already says (a start can have two things
+    /// to say: the GPU's refusal and a weights file gone).
+    fn add_banner(&mut self, message: String) {
+        self.banner = Some(match self.banner.take() {
+            Some(before) => format!("{before} · {message}"),
+            None => message,
+        });
+    }
+
     /// Reads the opened weights file again (at start, when a session opens): a file gone or
     /// broken falls back to the shipped weights, and a file changed on disk is used as it is
     /// now; the banner says which.
@@ -178,24 +187,28 @@ impl DiffLabApp {
         let Some(opened) = self.settings.unet_weights.clone() else {
             return;
         };
-        let model = &mut self.settings.sampling.model;
+        let chosen = self.settings.sampling.model;
         match unet_file::open(&opened.path) {
+            Ok(f) if f.id == opened.id => {}
             Ok(f) => {
-                if f.id != opened.id {
-                    self.banner = Some(format!(
-                        "{} has changed since it was opened: sampling with it as it is now",
-                        opened.path.display()
-                    ));
-                    if model.weights == opened.id {
-                        model.weights = f.id;
-                    }
-                    self.settings.unet_weights = Some(OpenedWeights { id: f.id, ..opened });
+                self.add_banner(format!(
+                    "{} has changed since it was opened: the model menu now has its new weights",
+                    opened.path.display()
+                ));
+                if chosen.weights == opened.id {
+                    self.settings.sampling.model.weights = f.id;
                 }
+                self.settings.unet_weights = Some(OpenedWeights { id: f.id, ..opened });
             }
             Err(e) => {
-                self.banner = Some(format!("{e}; sampling with the shipped U-Net"));
+                let what_now = if chosen.unet && chosen.weights == opened.id {
+                    "sampling with the shipped U-Net"
+                } else {
+                    "it is no longer in the model menu"
+                };
+                self.add_banner(format!("{e}; {what_now}"));
                 self.settings.unet_weights = None;
-                model.weights = unet_file::SHIPPED;
+                self.settings.sampling.model.weights = unet_file::SHIPPED;
             }
         }
     }

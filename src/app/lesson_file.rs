@@ -190,6 +190,10 @@ impl Setup {
         if let Some(w) = self.guidance {
             settings.sampling.guidance.scale = w;
         }
+        if self.run.is_some() {
+            // What a lesson runs is what it describes: the shipped U-Net, not a file opened.
+            settings.sampling.model.weights = crate::app::unet_file::SHIPPED;
+        }
         if let Some((a, b)) = self.seeds {
             settings.interp.seed_a = a;
             settings.interp.seed_b = b;

@@ -173,10 +173,12 @@ impl DiffLabApp {
             notice: None,
             pending: None,
         };
-        match options.weights {
-            Some(path) => app.open_weights(path),
-            None => app.reopen_weights(),
+        // `--weights` first; if it cannot be opened (changed since `main` checked it), the
+        // saved file is read again as at any start.
+        if let Some(path) = options.weights {
+            app.open_weights(path);
         }
+        app.reopen_weights();
         Ok(app)
     }
 

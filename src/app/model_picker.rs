@@ -105,7 +105,7 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
         })
         .response
         .on_hover_text(
-            "The U-Net learned from 10,000 digits, so it makes new ones. The exact denoiser \
+            "The shipped U-Net learned from 10,000 digits, so it makes new ones. The exact denoiser \
                  is the optimal denoiser of the first N digits: it memorises, so its samples \
                  are training digits.",
         );

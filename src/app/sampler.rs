@@ -211,7 +211,7 @@ impl InterpSpec {
             if s.model.unet {
                 s.model.count = 0;
             }
-            if !(s.model.unet && matches!(s.guidance.label, LabelPick::Digit(_))) {
+            if !(s.model.takes_digits() && matches!(s.guidance.label, LabelPick::Digit(_))) {
                 s.guidance = GuidanceSettings {
                     label: LabelPick::Any,
                     scale: 0.0,

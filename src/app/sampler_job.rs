@@ -216,11 +216,44 @@ impl SamplerJob {
         })
     }
 
+    /// The bytes a run keeps per image for scrubbing: every step's frame holds up to nine
+    /// tensors (x_t, x̂0, ε, DDIM's four terms, guidance's ε_∅ and ε_c) of f32 per channel.
+    fn kept_bytes_per_image(spec: &RunSpec) -> Result<f64> {
+        let [c, h, w] = if spec.model.unet {
+            let config = &super::unet_file::get(spec.model.weights)?.config;
+            [config.in_channels, config.image_size, config.image_size]
+        } else {
+            [1, SIDE, SIDE]
+        };
+        Ok((spec.sampler.steps + 1) as f64 * 9.0 * 4.0 * (c * h * w) as f64)
+    }
+
+    /// Refuses a comparison whose kept frames (every step of every run) would not fit in memory.
+    fn check_compare_memory(runs: &[RunSpec]) -> Result<()> {
+        use crate::model::memory::{available_memory_bytes, human_bytes};
+        let Some(available) = available_memory_bytes() else {
+            return Ok(());
+        };
+        let mut need = 0.0;
+        for spec in runs {
+            need += Self::kept_bytes_per_image(spec)? * spec.batch as f64;
+        }
+        if need > available {
+            return Err(DiffError::invalid(format!(
+                "this comparison keeps every step of its {} runs, about {} of memory, and only {} \
+                 is available: use a smaller batch",
+                runs.len(),
+                human_bytes(need),
+                human_bytes(available)
+            )));
+        }
+        Ok(())
+    }
+
     /// `spec` with its batch clamped to what fits in memory, and the message saying so; `None`
     /// when it fits (or the available memory is unknown). The estimate
-    /// ([`MemoryEstimate`](crate::model::memory::MemoryEstimate)) adds the pictures a run keeps:
-    /// up to ten grids per step (x_t, x̂0, ε, DDIM's terms, guidance's ε_∅ and ε_c) of 3 bytes a
-    /// pixel.
+    /// ([`MemoryEstimate`](crate::model::memory::MemoryEstimate)) adds the pictures a run keeps
+    /// ([`Self::kept_bytes_per_image`]).
     fn fit_memory(&mut self, spec: &RunSpec) -> Result<Option<(RunSpec, String)>> {
         use crate::model::memory::{MemoryEstimate, Workload, available_memory_bytes, human_bytes};
         let Some(available) = available_memory_bytes() else {
@@ -231,7 +264,7 @@ impl SamplerJob {
             &unet.config,
             burn::module::Module::num_params(&unet.model),
             Workload::Sample {
-                guided: spec.guidance.label != LabelPick::Any,
+                guided: spec.model.takes_digits() && spec.guidance.label != LabelPick::Any,
                 kept_images: 0,
             },
         );
@@ -239,8 +272,7 @@ impl SamplerJob {
             // The exact denoiser: its set is already in memory; the pictures remain.
             estimate.per_image_bytes = 0.0;
         }
-        let side = unet.config.image_size as f64;
-        estimate.per_image_bytes += (spec.sampler.steps + 1) as f64 * 10.0 * 3.0 * side * side;
+        estimate.per_image_bytes += Self::kept_bytes_per_image(spec)?;
         let need = estimate.bytes(spec.batch);
         if need <= available {
             return Ok(None);
@@ -356,6 +388,7 @@ impl SamplerJob {
         cancel: &AtomicBool,
         send: &dyn Fn(SamplerEvent),
     ) -> Result<()> {
+        Self::check_compare_memory(runs)?;
         for (index, spec) in runs.iter().enumerate() {
             let started = Instant::now();
             let mut frames = Vec::with_capacity(spec.sampler.steps + 1);

@@ -4,7 +4,6 @@
 //! with, and a file changed on disk is a different model.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -134,9 +133,23 @@ fn hash(bytes: &[u8]) -> WeightsId {
     WeightsId(h.max(1))
 }
 
-fn registry() -> &'static Mutex<HashMap<WeightsId, Arc<UNetFile>>> {
-    static FILES: OnceLock<Mutex<HashMap<WeightsId, Arc<UNetFile>>>> = OnceLock::new();
-    FILES.get_or_init(|| Mutex::new(HashMap::new()))
+/// The most bytes of opened files kept at once (the oldest go first; the newest always stays).
+pub const MAX_KEPT_BYTES: usize = 256 << 20;
+
+/// The files opened in this process, oldest first.
+fn registry() -> &'static Mutex<Vec<Arc<UNetFile>>> {
+    static FILES: OnceLock<Mutex<Vec<Arc<UNetFile>>>> = OnceLock::new();
+    FILES.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Keeps `file` as the newest, letting the oldest go past [`MAX_KEPT_BYTES`] (a student who
+/// retrains and reopens all afternoon does not pile up every version).
+fn keep(files: &mut Vec<Arc<UNetFile>>, file: Arc<UNetFile>) {
+    files.retain(|f| f.id != file.id);
+    files.push(file);
+    while files.len() > 1 && files.iter().map(|f| f.bytes.len()).sum::<usize>() > MAX_KEPT_BYTES {
+        files.remove(0);
+    }
 }
 
 /// The largest images the panels show (a net trained on a folder makes 32×32 colour images
@@ -205,10 +218,10 @@ pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
         config,
         record,
     });
-    registry()
+    let mut files = registry()
         .lock()
-        .map_err(|_| DiffError::invalid("the weights registry is poisoned"))?
-        .insert(file.id, file.clone());
+        .map_err(|_| DiffError::invalid("the weights registry is poisoned"))?;
+    keep(&mut files, file.clone());
     Ok(file)
 }
 
@@ -240,7 +253,8 @@ pub fn get(id: WeightsId) -> Result<Arc<UNetFile>> {
     registry()
         .lock()
         .map_err(|_| DiffError::invalid("the weights registry is poisoned"))?
-        .get(&id)
+        .iter()
+        .find(|f| f.id == id)
         .cloned()
         .ok_or_else(|| {
             DiffError::invalid("those U-Net weights are no longer open; open the file again")
@@ -269,6 +283,39 @@ mod tests {
             short_name(Path::new("soup.safetensors")),
             "soup.safetensors"
         );
+    }
+
+    /// A file of `n` bytes (not a real net: only its size matters to `keep`).
+    fn file_of(id: u64, n: usize) -> Arc<UNetFile> {
+        let shipped = shipped().expect("shipped");
+        Arc::new(UNetFile {
+            id: WeightsId(id),
+            path: None,
+            name: format!("f{id}"),
+            bytes: Cow::Owned(vec![0; n]),
+            config: shipped.config.clone(),
+            record: None,
+        })
+    }
+
+    #[test]
+    fn the_oldest_files_go_past_the_byte_cap_and_the_newest_stays() {
+        let mut files = Vec::new();
+        let third = MAX_KEPT_BYTES / 3;
+        for id in 1..=3 {
+            keep(&mut files, file_of(id, third));
+        }
+        let ids = |files: &Vec<Arc<UNetFile>>| files.iter().map(|f| f.id.0).collect::<Vec<_>>();
+        assert_eq!(ids(&files), [1, 2, 3]);
+        // Reopened: newest again, not twice.
+        keep(&mut files, file_of(1, third));
+        assert_eq!(ids(&files), [2, 3, 1]);
+        // A fourth third goes over the cap: the oldest goes.
+        keep(&mut files, file_of(4, third));
+        assert_eq!(ids(&files), [3, 1, 4]);
+        // One file over the cap alone stays (it is the one in use).
+        keep(&mut files, file_of(5, MAX_KEPT_BYTES + 1));
+        assert_eq!(ids(&files), [5]);
     }
 
     #[test]

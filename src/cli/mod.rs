@@ -69,8 +69,8 @@ pub struct GuiArgs {
     /// Start from the default settings instead of the saved ones.
     #[arg(long)]
     pub fresh: bool,
-    /// Sample with this U-Net weights file (from `difflab train` or `difflab average`; 28×28
-    /// grey digits) instead of the shipped one.
+    /// Sample with this U-Net weights file (from `difflab train` or `difflab average`; grey or
+    /// colour images up to 128×128) instead of the shipped one.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<std::path::PathBuf>,
 }

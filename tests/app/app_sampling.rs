@@ -339,8 +339,8 @@ fn an_exported_trajectory_gif_decodes_to_the_expected_frames() {
 #[test]
 fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
     if std::env::var_os("DIFFLAB_MEMORY_LIMIT_MB").is_some() {
-        // The child. 64 images of DDIM-50 with every step's pictures kept need about 134 MB
-        // (src/model/memory.rs plus ten grids a step); 60 MB fits 16.
+        // The child. 64 images of DDIM-50 with every step's frames kept need about 149 MB
+        // (src/model/memory.rs plus nine f32 tensors a step); 60 MB fits 14.
         let mut h = harness();
         h.get_by_role_and_label(Role::Slider, "Steps")
             .set_value_accesskit(50.0);
@@ -352,11 +352,11 @@ fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
         let notice = h.state().notice.clone().unwrap_or_default();
         assert!(
             notice.starts_with("Batch 64 would need about")
-                && notice.contains("(60 MB available): sampling 16 images instead"),
+                && notice.contains("(60 MB available): sampling 14 images instead"),
             "{notice}"
         );
         assert!(
-            h.query_by_label_contains("sampling 16 images instead")
+            h.query_by_label_contains("sampling 14 images instead")
                 .is_some()
         );
         let app = h.state();
@@ -365,7 +365,8 @@ fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
             "the setting itself is kept"
         );
         assert_eq!(app.sampling.trajectory.len(), 51);
-        // 16 digits of 28×28 in a 4×4 grid: 1 px gaps and border (64 would make 233×233).
+        // 14 digits of 28×28 in a 4-column grid of 4 rows: 1 px gaps and border (64 would make
+        // 233×233).
         assert_eq!(app.sampling.trajectory[0].x().dimensions(), (117, 117));
         return;
     }
@@ -428,4 +429,39 @@ fn a_version_1_session_file_opens_migrated() {
     assert_eq!(back.sampling, s.sampling);
     assert_eq!(back.forward, s.forward);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A comparison keeps every step of every run: one that would not fit in memory is refused
+/// before it starts, with a banner that names the job and says why (child process, as above).
+#[test]
+fn a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why() {
+    if std::env::var_os("DIFFLAB_MEMORY_LIMIT_MB").is_some() {
+        // The grid's DDPM-1000 and DDIM-1000 runs of 64 digits keep about 3.6 GB of frames.
+        let mut h = harness();
+        h.get_by_role_and_label(Role::Slider, "Batch size")
+            .set_value_accesskit(64.0);
+        h.step();
+        h.get_by_label("Compare").click();
+        h.step();
+        h.get_by_label("Steps vs quality grid").click();
+        settle(&mut h, 60);
+        let banner = h.state().banner.clone().unwrap_or_default();
+        assert!(
+            banner.starts_with("Compare: this comparison keeps every step of its 12 runs")
+                && banner.contains("and only 60 MB is available: use a smaller batch"),
+            "{banner}"
+        );
+        assert!(!h.state().compare.running);
+        return;
+    }
+    let name = "app_sampling::a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env("DIFFLAB_MEMORY_LIMIT_MB", "60")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
 }

@@ -3,7 +3,8 @@
 //! reopen it and say when it changed or is gone.
 
 use difflab::app::unet_file::{self, SHIPPED};
-use difflab::app::{DiffLabApp, LabelPick, Setup};
+use difflab::app::{AppOptions, DiffLabApp, LabelPick, Setup, ShowRun};
+use difflab::device::DeviceChoice;
 use difflab::model::UNetConfig;
 use difflab::model::unet::SHIPPED_WEIGHTS;
 use egui::accesskit::Role;
@@ -200,21 +201,76 @@ fn a_session_reopens_its_weights_and_says_when_they_changed_or_are_gone() {
 }
 
 #[test]
-fn a_lesson_that_asks_for_a_digit_uses_the_shipped_weights() {
+fn a_lesson_that_asks_for_a_digit_or_runs_uses_the_shipped_weights() {
     let mut h = harness();
     let dir = temp_dir("lesson");
-    let copy = dir.join("copy.safetensors");
-    std::fs::write(&copy, SHIPPED_WEIGHTS).expect("write");
-    h.state_mut().open_weights(copy);
-    assert_ne!(h.state().settings.sampling.model.weights, SHIPPED);
-    let setup = Setup {
-        digit: Some(LabelPick::Digit(7)),
+    let mine = dir.join("mine.safetensors");
+    write_small_unet(&mine, 28, 11);
+    for setup in [
+        Setup {
+            digit: Some(LabelPick::Digit(7)),
+            ..Setup::default()
+        },
+        Setup {
+            run: Some(ShowRun::Sampling),
+            ..Setup::default()
+        },
+    ] {
+        h.state_mut().open_weights(mine.clone());
+        assert_ne!(h.state().settings.sampling.model.weights, SHIPPED);
+        setup.apply(&mut h.state_mut().settings);
+        assert_eq!(h.state().settings.sampling.model.weights, SHIPPED);
+        // The opened file is still on offer.
+        assert!(h.state().settings.unet_weights.is_some());
+    }
+    // A set-up that neither asks for a digit nor runs leaves the choice alone.
+    h.state_mut().open_weights(mine);
+    Setup {
+        t: Some(10),
         ..Setup::default()
-    };
-    setup.apply(&mut h.state_mut().settings);
+    }
+    .apply(&mut h.state_mut().settings);
+    assert_ne!(h.state().settings.sampling.model.weights, SHIPPED);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The app as `difflab gui --weights FILE` starts it.
+fn harness_with_weights(path: std::path::PathBuf) -> Harness<'static, DiffLabApp> {
+    Harness::builder()
+        .with_size([1280.0, 900.0])
+        .with_max_steps(u64::MAX)
+        .build_eframe(move |cc| {
+            DiffLabApp::new(
+                cc,
+                AppOptions {
+                    device: Some(DeviceChoice::Cpu),
+                    fresh: true,
+                    weights: Some(path.clone()),
+                    ..AppOptions::default()
+                },
+            )
+            .expect("the app starts")
+        })
+}
+
+#[test]
+fn gui_weights_samples_with_the_file_from_the_start() {
+    let dir = temp_dir("start");
+    let mine = dir.join("mine.safetensors");
+    write_small_unet(&mine, 28, 13);
+    let mut h = harness_with_weights(mine.clone());
+    h.step();
+    let id = h.state().settings.sampling.model.weights;
+    assert_eq!(id, unet_file::open(&mine).expect("open").id);
+    assert!(h.state().banner.is_none(), "{:?}", h.state().banner);
+    // Gone between the command line's check and the window: the banner says so, and the
+    // shipped weights are used.
+    let gone = dir.join("gone.safetensors");
+    let mut h = harness_with_weights(gone);
+    h.step();
     assert_eq!(h.state().settings.sampling.model.weights, SHIPPED);
-    // The opened file is still on offer.
-    assert!(h.state().settings.unet_weights.is_some());
+    let banner = h.state().banner.clone().unwrap_or_default();
+    assert!(banner.contains("gone.safetensors"), "{banner}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
