@@ -370,7 +370,15 @@ fn a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so() {
         assert_eq!(app.sampling.trajectory[0].x().dimensions(), (117, 117));
         return;
     }
-    let name = "app_sampling::a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so";
+    run_as_child_under_60_mb(
+        "app_sampling::a_batch_over_the_memory_limit_is_clamped_and_the_app_says_so",
+    );
+}
+
+/// Runs the test `name` of this binary in a child process with `DIFFLAB_MEMORY_LIMIT_MB=60`
+/// (the variable is process-wide, so it must not be set for the other tests) and checks that
+/// it passed.
+fn run_as_child_under_60_mb(name: &str) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--test-threads=1"])
         .env("DIFFLAB_MEMORY_LIMIT_MB", "60")
@@ -454,14 +462,7 @@ fn a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why() {
         assert!(!h.state().compare.running);
         return;
     }
-    let name = "app_sampling::a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1"])
-        .env("DIFFLAB_MEMORY_LIMIT_MB", "60")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "{text}");
+    run_as_child_under_60_mb(
+        "app_sampling::a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why",
+    );
 }
