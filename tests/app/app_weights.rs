@@ -80,10 +80,17 @@ fn an_opened_weights_file_is_what_the_panels_sample_with() {
     assert!(notice.contains("copy.safetensors"), "{notice}");
     let combo = h.get_by_role_and_label(Role::ComboBox, "Model");
     let folder = dir.file_name().unwrap().to_string_lossy().to_string();
-    assert_eq!(
-        combo.accesskit_node().value(),
-        Some(format!("U-Net: {folder}/copy.safetensors"))
+    // The menu shows the name cut to 24 characters; the line under it names it in full.
+    let shown = combo.accesskit_node().value().unwrap_or_default();
+    let full = format!("U-Net: {folder}/copy.safetensors");
+    assert_eq!(shown.chars().count(), 24, "{shown}");
+    assert!(shown.ends_with('…') && full.starts_with(shown.trim_end_matches('…')));
+    let file = unet_file::get(model.weights).expect("open");
+    assert!(
+        file.summary()
+            .starts_with("28×28 grey, 10 classes, base 16 channels, predicts v")
     );
+    h.get_by_label(&format!("{folder}/copy.safetensors: {}", file.summary()));
     assert!(
         run(&mut h) == shipped,
         "the same weights make the same digits"
@@ -100,8 +107,9 @@ fn an_opened_weights_file_is_what_the_panels_sample_with() {
     assert_eq!(other.dimensions(), shipped.dimensions());
     assert!(other != shipped, "other weights, other samples");
     assert!(h.get_by_label("Digit").accesskit_node().is_disabled());
-    let summary = "28×28 grey, unconditional, base 8 channels, predicts ε";
-    h.get_by_label(summary);
+    h.get_by_label(&format!(
+        "{folder}/mine.safetensors: 28×28 grey, unconditional, base 8 channels, predicts ε"
+    ));
     // The run went unconditional (the picked digit does not apply), so it ran unguided.
     assert!(!h.state().sampling.trajectory[0].has_guidance);
 
@@ -316,7 +324,10 @@ fn a_net_of_colour_pictures_samples_compares_and_interpolates_at_its_size() {
     write_small_unet_channels(&path, 16, 3, 5);
     h.state_mut().open_weights(path);
     h.step();
-    h.get_by_label("16×16 colour, unconditional, base 8 channels, predicts ε");
+    let folder = dir.file_name().unwrap().to_string_lossy().to_string();
+    h.get_by_label(&format!(
+        "{folder}/pictures.safetensors: 16×16 colour, unconditional, base 8 channels, predicts ε"
+    ));
     let grid = run(&mut h);
     // 4 pictures of 16×16 in a 2×2 grid with 1 px gaps, in colour (the channels differ).
     assert_eq!(grid.dimensions(), (35, 35));
