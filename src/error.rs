@@ -42,6 +42,16 @@ impl DiffError {
     }
 }
 
+/// `text` kept to its first `keep` characters, with "…" after them when it was longer (error
+/// lines, and names on buttons).
+pub fn ellipsized(text: &str, keep: usize) -> String {
+    let mut short: String = text.chars().take(keep).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
 /// Result alias of the compute core.
 pub type Result<T, E = DiffError> = std::result::Result<T, E>;
 
@@ -64,4 +74,20 @@ pub fn catch_dependency_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> R
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     GUARDED.with(|g| g.set(false));
     r.unwrap_or_else(|_| Err(DiffError::invalid(what.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_text_is_cut_with_an_ellipsis() {
+        assert_eq!(
+            super::ellipsized("MNIST U-Net (trained)", 23),
+            "MNIST U-Net (trained)"
+        );
+        assert_eq!(
+            super::ellipsized("U-Net: runs/cats/model.safetensors", 11),
+            "U-Net: runs…"
+        );
+        assert_eq!(super::ellipsized("αβγδε", 3), "αβγ…");
+    }
 }

@@ -153,8 +153,9 @@ impl DiffLabApp {
     }
 
     /// Opens a U-Net weights file and samples with it (the dialog, a drop and `difflab gui
-    /// --weights` end here); a bad file changes nothing and the banner says why.
-    pub fn open_weights(&mut self, path: PathBuf) {
+    /// --weights` end here); a bad file changes nothing and the banner says why. Whether it
+    /// opened.
+    pub fn open_weights(&mut self, path: PathBuf) -> bool {
         // Kept as an absolute path: the settings outlive the directory the app started in.
         let path = std::path::absolute(&path).unwrap_or(path);
         match unet_file::open(&path) {
@@ -166,8 +167,12 @@ impl DiffLabApp {
                     ..self.settings.sampling.model
                 };
                 self.notice = Some(format!("sampling with {}: {}", f.name, f.summary()));
+                true
             }
-            Err(e) => self.banner = Some(e.to_string()),
+            Err(e) => {
+                self.banner = Some(e.to_string());
+                false
+            }
         }
     }
 

@@ -175,10 +175,10 @@ impl DiffLabApp {
         };
         // `--weights` first; if it cannot be opened (changed since `main` checked it), the
         // saved file is read again as at any start.
-        if let Some(path) = options.weights {
-            app.open_weights(path);
+        let opened = options.weights.is_some_and(|path| app.open_weights(path));
+        if !opened {
+            app.reopen_weights();
         }
-        app.reopen_weights();
         Ok(app)
     }
 

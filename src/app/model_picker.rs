@@ -76,16 +76,6 @@ pub fn guidance_ui(ui: &mut Ui, settings: &mut Settings) {
 /// The model choices offered.
 pub const MODEL_SIZES: [usize; 3] = [100, 1000, 10_000];
 
-/// `text` cut to `max` characters, the last one an ellipsis.
-fn shortened(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
-    s.push('…');
-    s
-}
-
 /// The model menu (the shipped U-Net, an opened file, the exact denoisers), Open weights…, what
 /// the model is, the digit and w, and the schedule warning.
 pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppAction>) {
@@ -94,7 +84,7 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
     // A long file name is cut short (…) so the menu keeps its label on one line; the line
     // under it names the model in full.
     egui::ComboBox::from_label("Model")
-        .selected_text(shortened(&m.label(), 24))
+        .selected_text(crate::error::ellipsized(&m.label(), 23))
         .show_ui(ui, |ui| {
             let shipped = ModelSpec {
                 unet: true,
@@ -147,21 +137,5 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
     guidance_ui(ui, settings);
     if let Some(note) = schedule_note(settings.sampling.model, &settings.schedule) {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn long_names_are_cut_with_an_ellipsis() {
-        assert_eq!(
-            super::shortened("MNIST U-Net (trained)", 24),
-            "MNIST U-Net (trained)"
-        );
-        assert_eq!(
-            super::shortened("U-Net: runs/cats/model.safetensors", 12),
-            "U-Net: runs…"
-        );
-        assert_eq!(super::shortened("αβγδε", 4), "αβγ…");
     }
 }

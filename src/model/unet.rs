@@ -702,11 +702,7 @@ fn first_line(message: &str) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or_default();
-    let mut short: String = line.chars().take(200).collect();
-    if short.len() < line.len() {
-        short.push('…');
-    }
-    short
+    crate::error::ellipsized(line, 200)
 }
 
 /// Builds the model a SafeTensors file describes and loads its weights; every tensor must be

@@ -4,7 +4,6 @@
 
 use difflab::app::unet_file::{self, SHIPPED};
 use difflab::app::{AppOptions, DiffLabApp, LabelPick, Setup, ShowRun};
-use difflab::device::DeviceChoice;
 use difflab::model::UNetConfig;
 use difflab::model::unet::SHIPPED_WEIGHTS;
 use egui::accesskit::Role;
@@ -244,21 +243,10 @@ fn a_lesson_that_asks_for_a_digit_or_runs_uses_the_shipped_weights() {
 
 /// The app as `difflab gui --weights FILE` starts it.
 fn harness_with_weights(path: std::path::PathBuf) -> Harness<'static, DiffLabApp> {
-    Harness::builder()
-        .with_size([1280.0, 900.0])
-        .with_max_steps(u64::MAX)
-        .build_eframe(move |cc| {
-            DiffLabApp::new(
-                cc,
-                AppOptions {
-                    device: Some(DeviceChoice::Cpu),
-                    fresh: true,
-                    weights: Some(path.clone()),
-                    ..AppOptions::default()
-                },
-            )
-            .expect("the app starts")
-        })
+    crate::common::app::cpu_harness_with(AppOptions {
+        weights: Some(path),
+        ..crate::common::app::cpu_options()
+    })
 }
 
 #[test]

@@ -10,25 +10,31 @@ use egui_kittest::Harness;
 
 /// The app with fresh settings, computing on flex, in a headless 1280×900 harness.
 pub fn cpu_harness() -> Harness<'static, DiffLabApp> {
+    cpu_harness_with(cpu_options())
+}
+
+/// The same, started with `options` (`difflab gui --weights`, say).
+pub fn cpu_harness_with(options: AppOptions) -> Harness<'static, DiffLabApp> {
     Harness::builder()
         .with_size([1280.0, 900.0])
         .with_max_steps(u64::MAX)
-        .build_eframe(|cc| cpu_app(cc))
+        .build_eframe(move |cc| DiffLabApp::new(cc, options.clone()).expect("the app starts"))
+}
+
+/// Fresh settings, computing on flex.
+pub fn cpu_options() -> AppOptions {
+    AppOptions {
+        device: Some(DeviceChoice::Cpu),
+        fresh: true,
+        state_file: None,
+        gpu_refused: None,
+        weights: None,
+    }
 }
 
 /// The app with default settings, computing on flex.
 pub fn cpu_app(cc: &eframe::CreationContext<'_>) -> DiffLabApp {
-    DiffLabApp::new(
-        cc,
-        AppOptions {
-            device: Some(DeviceChoice::Cpu),
-            fresh: true,
-            state_file: None,
-            gpu_refused: None,
-            weights: None,
-        },
-    )
-    .expect("the app starts")
+    DiffLabApp::new(cc, cpu_options()).expect("the app starts")
 }
 
 /// Steps the UI until the worker has nothing queued or running and its last events are in.
