@@ -95,6 +95,26 @@ const WORDS_ZH: Words = Words {
     close: "关闭",
 };
 
+/// A markdown cache that knows the lessons' links (their "Show me"s and formula links), so that
+/// they render as buttons the panel answers.
+pub fn lesson_markdown_cache<'a>(lessons: impl IntoIterator<Item = &'a Lesson>) -> CommonMarkCache {
+    let mut cache = CommonMarkCache::default();
+    for lesson in lessons {
+        for name in lesson.header.show.keys() {
+            cache.add_link_hook(format!("#{name}"));
+        }
+        for name in function_links(&lesson.body) {
+            cache.add_link_hook(format!("#fn:{name}"));
+        }
+    }
+    cache
+}
+
+/// Renders a lesson's markdown as the panel does (a test reads back what it drew).
+pub fn show_lesson_markdown(ui: &mut Ui, cache: &mut CommonMarkCache, body: &str) {
+    CommonMarkViewer::new().show(ui, cache, body);
+}
+
 /// The lessons panel.
 pub struct LessonsPanel {
     lang: Lang,
@@ -120,15 +140,7 @@ impl LessonsPanel {
 
     /// A panel showing the given lessons (a test shows a damaged one this way).
     pub fn from_lessons(lang: Lang, lessons: Vec<Result<Lesson, String>>) -> Self {
-        let mut cache = CommonMarkCache::default();
-        for lesson in lessons.iter().flatten() {
-            for name in lesson.header.show.keys() {
-                cache.add_link_hook(format!("#{name}"));
-            }
-            for name in function_links(&lesson.body) {
-                cache.add_link_hook(format!("#fn:{name}"));
-            }
-        }
+        let cache = lesson_markdown_cache(lessons.iter().flatten());
         Self {
             lang,
             lessons,
@@ -250,7 +262,7 @@ impl LessonsPanel {
                 // A readable line length, never wider than the panel (presenter mode zooms).
                 ui.set_max_width(ui.available_width().min(760.0));
                 ui.heading(RichText::new(&lesson.header.title).size(title_size));
-                CommonMarkViewer::new().show(ui, cache, &lesson.body);
+                show_lesson_markdown(ui, cache, &lesson.body);
                 ui.separator();
                 ui.label(RichText::new(words.try_it).strong());
                 ui.label(&lesson.header.try_it.question);

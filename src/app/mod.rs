@@ -49,7 +49,10 @@ pub use lesson_file::{
     LESSONS, Lesson, LessonHeader, Setup, ShowRun, TryIt, bundled_lessons, parse_lesson,
     unet_table_markdown,
 };
-pub use lessons::{LessonsPanel, PRESENTER_ZOOM, Words, function_links};
+pub use lessons::{
+    LessonsPanel, PRESENTER_ZOOM, Words, function_links, lesson_markdown_cache,
+    show_lesson_markdown,
+};
 pub use panel::{
     AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
     SWEEP_ETAS, ToyAction,

@@ -16,5 +16,6 @@ mod app_sampling;
 mod app_ui;
 mod app_weights;
 mod gpu_path;
+mod lesson_markdown;
 mod lessons;
 mod panels;
