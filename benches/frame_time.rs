@@ -82,6 +82,7 @@ fn main() {
                         state_file: None,
                         gpu_refused: None,
                         weights: None,
+                        on_frames: false,
                     },
                 )
                 .expect("the app starts")

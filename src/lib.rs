@@ -5,6 +5,7 @@
 //! the app ([`app`]) call into it. [`gpu`] turns tensors into textures on the GPU.
 
 pub mod app;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod data;
 pub mod device;

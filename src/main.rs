@@ -1,17 +1,29 @@
-//! The `difflab` binary: parses the command line and maps errors to exit codes
-//! (2 for bad input, 1 for a backend failure), each on one line.
+//! The `difflab` binary: on the desktop it parses the command line and maps errors to exit
+//! codes (2 for bad input, 1 for a backend failure), each on one line; in the browser (wasm32)
+//! it starts the app on the page (src/app/web.rs).
 
+#[cfg(not(target_arch = "wasm32"))]
 use difflab::DiffError;
+#[cfg(not(target_arch = "wasm32"))]
 use difflab::app::{AppOptions, run as run_app};
+#[cfg(not(target_arch = "wasm32"))]
 use difflab::cli::{Cli, Launch, run};
+
+/// The page's entry: the app on its canvas (the command line is for the desktop).
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    difflab::app::web::start();
+}
 
 /// The system allocator, except that a failed allocation ends the program with one line and
 /// exit code 2 (what to do about it) instead of Rust's abort. `difflab sample` and `train`
 /// refuse a batch that cannot fit before they start (src/model/memory.rs); this is the last
 /// line of defence, under `ulimit -v` or when the estimate was wrong.
+#[cfg(not(target_arch = "wasm32"))]
 struct OneLineOnOom;
 
 // SAFETY: every call goes straight to `System`; only a null result is handled differently.
+#[cfg(not(target_arch = "wasm32"))]
 unsafe impl std::alloc::GlobalAlloc for OneLineOnOom {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: the caller's contract is passed on unchanged.
@@ -46,10 +58,12 @@ unsafe impl std::alloc::GlobalAlloc for OneLineOnOom {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
 static ALLOCATOR: OneLineOnOom = OneLineOnOom;
 
 /// Prints the one line without allocating (a fixed buffer) and exits with 2.
+#[cfg(not(target_arch = "wasm32"))]
 fn out_of_memory(bytes: usize) -> ! {
     use std::io::Write;
     static ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -68,6 +82,7 @@ fn out_of_memory(bytes: usize) -> ! {
     std::process::exit(2);
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
     // An unexpected panic still ends in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -126,6 +141,7 @@ fn main() {
                     state_file: None,
                     gpu_refused: None,
                     weights,
+                    on_frames: false,
                 }),
             }
         }

@@ -7,9 +7,9 @@ use super::panel::{AppAction, GifSource, PngSource};
 use super::sampler::ModelSpec;
 use super::sampler::{GifFrame, SamplerCommand, TrajFrame};
 use super::settings::OpenedWeights;
-use super::unet_file;
 use super::worker::Command;
 use super::{DiffLabApp, ImageSource};
+use super::{files, unet_file};
 use crate::diffusion::NoiseSchedule;
 
 impl DiffLabApp {
@@ -31,17 +31,13 @@ impl DiffLabApp {
                 }
             }
             AppAction::OpenImage => {
-                if let Some(path) = rfd::FileDialog::new()
-                    .add_filter("Images", &["png", "jpg", "jpeg"])
-                    .pick_file()
+                if let Some(path) = self.dialog(files::pick_file("Images", &["png", "jpg", "jpeg"]))
                 {
                     self.open_image(path);
                 }
             }
             AppAction::OpenWeights => {
-                if let Some(path) = rfd::FileDialog::new()
-                    .add_filter("U-Net weights", &["safetensors"])
-                    .pick_file()
+                if let Some(path) = self.dialog(files::pick_file("U-Net weights", &["safetensors"]))
                 {
                     self.open_weights(path);
                 }
@@ -49,9 +45,7 @@ impl DiffLabApp {
             AppAction::ExportScheduleCsv => self.export_csv(schedule),
             AppAction::ExportFilmstrip => {
                 if let Some(req) = self.forward.current_request(&self.settings)
-                    && let Some(path) = rfd::FileDialog::new()
-                        .set_file_name("filmstrip.png")
-                        .save_file()
+                    && let Some(path) = self.dialog(files::save_file("filmstrip.png"))
                 {
                     self.send(Command::ExportFilmstrip(req, path));
                 }
@@ -103,11 +97,22 @@ impl DiffLabApp {
                 };
                 if frames.is_empty() {
                     self.banner = Some("nothing to export yet in this view".into());
-                } else if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                } else if let Some(path) = self.dialog(files::save_file(name)) {
                     self.export_gif(frames, path);
                 }
             }
         }
+    }
+
+    /// A dialog's answer; where there are none (the browser), the banner says what to do.
+    pub(super) fn dialog(
+        &mut self,
+        answer: Result<Option<PathBuf>, &'static str>,
+    ) -> Option<PathBuf> {
+        answer.unwrap_or_else(|why| {
+            self.banner = Some(why.to_string());
+            None
+        })
     }
 
     /// Writes frames as a GIF with the GIF settings (at most `max_frames`, evenly picked).
@@ -125,7 +130,7 @@ impl DiffLabApp {
 
     /// Asks where, then writes `img` as a PNG (atomically).
     pub(super) fn save_png_dialog(&mut self, img: &image::RgbImage, name: &str) {
-        if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+        if let Some(path) = self.dialog(files::save_file(name)) {
             match crate::data::image_io::save_png(img, &path) {
                 Ok(()) => self.notice = Some(format!("wrote {}", path.display())),
                 Err(e) => self.banner = Some(e.to_string()),
@@ -135,10 +140,8 @@ impl DiffLabApp {
 
     pub(super) fn export_csv(&mut self, schedule: Option<&NoiseSchedule>) {
         let Some(schedule) = schedule else { return };
-        let Some(path) = rfd::FileDialog::new()
-            .set_file_name(format!("schedule-{}.csv", schedule.config.kind.name()))
-            .save_file()
-        else {
+        let name = format!("schedule-{}.csv", schedule.config.kind.name());
+        let Some(path) = self.dialog(files::save_file(&name)) else {
             return;
         };
         match crate::data::image_io::write_atomic(&path, schedule.to_csv().as_bytes()) {

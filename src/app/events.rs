@@ -210,15 +210,27 @@ impl DiffLabApp {
 
     pub(super) fn dropped_files(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        // The browser reads a dropped file's bytes asynchronously; they come back through
+        // `web::frame` to `open_dropped`.
+        #[cfg(target_arch = "wasm32")]
+        if let Some(file) = dropped.first() {
+            super::web::read_dropped(file.clone());
+            return;
+        }
         if let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) {
-            if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-            {
-                self.open_weights(path);
-            } else {
-                self.open_image(path);
-            }
+            self.open_dropped(path);
+        }
+    }
+
+    /// Opens a dropped file: weights as the model, anything else as the forward panel's image.
+    pub(super) fn open_dropped(&mut self, path: std::path::PathBuf) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+        {
+            self.open_weights(path);
+        } else {
+            self.open_image(path);
         }
     }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
+use super::files::load_rgb;
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{ImageSource, Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::{self, framed_image_ui};
 use super::worker::{ForwardFrame, ForwardRequest, HIST_BINS, HIST_RANGE, Picture};
-use crate::data::image_io::{ImageArray, decode_rgb, load_rgb};
+use crate::data::image_io::{ImageArray, decode_rgb};
 use crate::data::mnist::{Mnist, SIDE};
 use crate::diffusion::NoiseSchedule;
 use crate::error::Result;

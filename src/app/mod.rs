@@ -11,6 +11,7 @@ mod code_refs;
 mod compare;
 mod compare_kind;
 mod events;
+mod files;
 mod fonts;
 mod forward;
 mod guided_views;
@@ -21,6 +22,8 @@ mod model_picker;
 mod panel;
 mod playground;
 mod playground_view;
+mod remote;
+mod repaint;
 mod sampler;
 mod sampler_job;
 mod sampler_settings;
@@ -29,10 +32,13 @@ mod schedule;
 mod session;
 mod settings;
 mod shown;
+mod stepped;
 mod thread;
 mod top_bar;
 mod toy_job;
 pub mod unet_file;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 mod widgets;
 mod window;
 mod worker;
@@ -58,6 +64,7 @@ pub use panel::{
     SWEEP_ETAS, ToyAction,
 };
 pub use playground::{EXPORT_PX, PlaygroundPanel, ToyField};
+pub use remote::{Remote, Report, SamplingReport};
 pub use sampler::{
     GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, RunSpec, SamplerChoice,
     SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
@@ -71,12 +78,19 @@ pub use settings::{
     ToySettings, ToyView, restore_settings,
 };
 pub use shown::Shown;
-pub use thread::{Job, RepaintPace, WorkerThread};
+pub use thread::Drive;
+pub use thread::{Job, RepaintPace, WorkerThread, yield_now};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
-pub use window::{AppOptions, native_options, run, wgpu_setup};
+pub use window::{AppOptions, wgpu_setup};
+#[cfg(not(target_arch = "wasm32"))]
+pub use window::{native_options, run};
 pub use worker::{
     Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
 };
+
+/// How long the jobs may compute in one frame when they run on the frame loop (the browser):
+/// a 60 Hz frame is 16.7 ms, and egui needs the rest to draw.
+pub const FRAME_BUDGET: std::time::Duration = std::time::Duration::from_millis(12);
 
 /// The window title.
 pub const TITLE: &str = "difflab: Diffusion Lab";
@@ -124,10 +138,12 @@ impl DiffLabApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> crate::Result<Self> {
         // The app reads its state file itself (eframe would silently start over on a damaged
         // one): a bad file is kept beside itself and reported once, below.
-        let (mut settings, recovered) = if options.fresh {
-            (Settings::default(), None)
-        } else {
-            settings::restore_settings(options.state_file().as_deref())
+        let (mut settings, recovered) = match (options.fresh, options.state_file(), cc.storage) {
+            (false, Some(file), _) => settings::restore_settings(Some(&file)),
+            // The browser: eframe's storage (the page's local storage).
+            (false, None, Some(storage)) => settings::restore_from_storage(storage),
+            // Fresh, or nowhere to read from.
+            _ => (Settings::default(), None),
         };
         if let Some(d) = options.device {
             settings.device = d;
@@ -146,10 +162,16 @@ impl DiffLabApp {
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
         let pace = window::repaint_pace(render.as_ref());
+        // The browser has one thread: there the jobs run on the frame loop (`pump_jobs`).
+        let drive = if options.on_frames || cfg!(target_arch = "wasm32") {
+            Drive::Frames
+        } else {
+            Drive::Thread(pace)
+        };
         let sampler =
-            sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), pace)?;
-        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone(), pace)?;
-        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone(), pace)?;
+            sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
+        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
+        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone(), drive)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         window::pace_style(&cc.egui_ctx, pace);
         install_fonts(&cc.egui_ctx);
@@ -196,6 +218,25 @@ impl DiffLabApp {
             || self.sampler.is_busy()
             || (self.toy.is_busy() && !self.playground.training)
             || self.pending.is_some()
+    }
+
+    /// Whether the jobs run on the frame loop (the browser's way) rather than on threads.
+    pub fn jobs_on_frames(&self) -> bool {
+        self.worker.on_frame_loop()
+    }
+
+    /// On the frame loop: this frame's steps of the jobs, until [`FRAME_BUDGET`] is spent (each
+    /// job with work takes at least one step). Returns whether any has more to do.
+    pub fn pump_jobs(&mut self) -> bool {
+        if !self.jobs_on_frames() {
+            return false;
+        }
+        let started = web_time::Instant::now();
+        let left = || FRAME_BUDGET.saturating_sub(started.elapsed());
+        let mut more = self.sampler.pump(left());
+        more |= self.worker.pump(left());
+        more |= self.toy.pump(left());
+        more
     }
 
     fn new_id(&mut self) -> u64 {
@@ -346,6 +387,11 @@ fn apply_theme(ctx: &egui::Context, dark: bool) {
 
 impl eframe::App for DiffLabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        #[cfg(target_arch = "wasm32")]
+        web::frame(self, ctx);
+        if self.pump_jobs() {
+            ctx.request_repaint();
+        }
         self.handle_events(ctx);
         self.dropped_files(ctx);
         self.keyboard(ctx);

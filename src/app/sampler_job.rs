@@ -7,23 +7,24 @@ use super::sampler::{
     GifFrame, GuidanceSettings, InterpSpec, LabelPick, ModelSpec, RunSpec, SamplerChoice,
     SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame, final_frame, frame_of,
 };
-use super::thread::{Job, RepaintPace, WorkerThread};
+use super::stepped;
+use super::thread::{Drive, Job, WorkerThread};
 use super::unet_file::{SHIPPED, WeightsId};
 use crate::data::gif::save_gif;
 use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::data::mnist::{Mnist, SIDE};
-use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_noises};
+use crate::diffusion::interpolation::{Blend, alphas, blended_noises, decode_start};
 use crate::diffusion::noise::norm;
-use crate::diffusion::{NoiseSchedule, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded};
+use crate::diffusion::{NoiseSchedule, ScheduleConfig, Scheduler, TimestepSpacing};
 use crate::error::{DiffError, Result};
 use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided, UNetDenoiser};
 use crate::tensor_util::to_vec;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use image::RgbImage;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use web_time::Instant;
 
 /// The sampling panels' worker thread.
 pub type SamplerWorker = WorkerThread<SamplerJob>;
@@ -32,9 +33,9 @@ pub type SamplerWorker = WorkerThread<SamplerJob>;
 pub fn spawn_sampler_worker(
     device: Device,
     ctx: egui::Context,
-    pace: RepaintPace,
+    drive: Drive,
 ) -> Result<SamplerWorker> {
-    WorkerThread::spawn(
+    WorkerThread::start(
         "difflab-sampler",
         SamplerJob {
             device,
@@ -43,7 +44,7 @@ pub fn spawn_sampler_worker(
             unets: HashMap::new(),
         },
         ctx,
-        pace,
+        drive,
     )
 }
 
@@ -94,7 +95,12 @@ impl Job for SamplerJob {
         !matches!(cmd, SamplerCommand::ExportGif { .. })
     }
 
-    fn handle(&mut self, cmd: SamplerCommand, cancel: &AtomicBool, send: &dyn Fn(SamplerEvent)) {
+    async fn handle(
+        &mut self,
+        cmd: SamplerCommand,
+        cancel: &AtomicBool,
+        send: &dyn Fn(SamplerEvent),
+    ) {
         let id = match &cmd {
             SamplerCommand::Run(spec) => Some(spec.id),
             SamplerCommand::Compare { id, .. } => Some(*id),
@@ -102,9 +108,9 @@ impl Job for SamplerJob {
             SamplerCommand::ExportGif { .. } => None,
         };
         let result = match cmd {
-            SamplerCommand::Run(spec) => self.run(&spec, cancel, send),
-            SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send),
-            SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send),
+            SamplerCommand::Run(spec) => self.run(&spec, cancel, send).await,
+            SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send).await,
+            SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send).await,
             SamplerCommand::ExportGif {
                 frames,
                 delay_ms,
@@ -301,7 +307,7 @@ impl SamplerJob {
     }
 
     /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
-    fn run_frames(
+    async fn run_frames(
         &mut self,
         spec: &RunSpec,
         cancel: &AtomicBool,
@@ -322,7 +328,7 @@ impl SamplerJob {
         let total = scheduler.timesteps().len();
         let mut error = None;
         let mut last = Instant::now();
-        let x0 = sample_seeded(
+        let x0 = stepped::sample_seeded(
             model.as_ref(),
             &scheduler,
             spec.seed,
@@ -337,14 +343,15 @@ impl SamplerJob {
                 }
                 Err(e) => error = Some(e),
             },
-        )?;
+        )
+        .await?;
         if let Some(e) = error {
             return Err(e);
         }
         x0.map(|x| final_frame(&x, cols)).transpose()
     }
 
-    fn run(
+    async fn run(
         &mut self,
         spec: &RunSpec,
         cancel: &AtomicBool,
@@ -361,15 +368,17 @@ impl SamplerJob {
         let spec = fitted.as_ref().map_or(spec, |(s, _)| s);
         let started = Instant::now();
         let id = spec.id;
-        let last = self.run_frames(spec, cancel, |index, total, frame, step_ms| {
-            send(SamplerEvent::Step {
-                id,
-                index,
-                total,
-                frame,
-                step_ms,
-            });
-        })?;
+        let last = self
+            .run_frames(spec, cancel, |index, total, frame, step_ms| {
+                send(SamplerEvent::Step {
+                    id,
+                    index,
+                    total,
+                    frame,
+                    step_ms,
+                });
+            })
+            .await?;
         match last {
             Some(last) => send(SamplerEvent::Done {
                 id,
@@ -381,7 +390,7 @@ impl SamplerJob {
         Ok(())
     }
 
-    fn compare(
+    async fn compare(
         &mut self,
         id: u64,
         runs: &[RunSpec],
@@ -392,15 +401,17 @@ impl SamplerJob {
         for (index, spec) in runs.iter().enumerate() {
             let started = Instant::now();
             let mut frames = Vec::with_capacity(spec.sampler.steps + 1);
-            let last = self.run_frames(spec, cancel, |step, total, f, _| {
-                frames.push(f);
-                send(SamplerEvent::CompareStep {
-                    id,
-                    index,
-                    done: step + 1,
-                    total,
-                });
-            })?;
+            let last = self
+                .run_frames(spec, cancel, |step, total, f, _| {
+                    frames.push(f);
+                    send(SamplerEvent::CompareStep {
+                        id,
+                        index,
+                        done: step + 1,
+                        total,
+                    });
+                })
+                .await?;
             let Some(last) = last else {
                 send(SamplerEvent::Cancelled(id));
                 return Ok(());
@@ -417,7 +428,7 @@ impl SamplerJob {
         Ok(())
     }
 
-    fn interpolate(
+    async fn interpolate(
         &mut self,
         spec: &InterpSpec,
         cancel: &AtomicBool,
@@ -450,9 +461,14 @@ impl SamplerJob {
         let shape = model.sample_shape();
         let d: usize = shape.iter().product();
         let alphas = alphas(spec.frames)?;
-        let decode = |noises: &[Vec<f32>]| -> Result<Option<Vec<Arc<RgbImage>>>> {
+        let decode = async |noises: &[Vec<f32>]| -> Result<Option<Vec<Arc<RgbImage>>>> {
             let n = noises.len();
-            let Some(x0) = decode_noises(model.as_ref(), &scheduler, noises, cancel, &self.device)?
+            let x_t = decode_start(model.as_ref(), &scheduler, noises, &self.device)?;
+            // η = 0 adds no noise, so the noise is never asked for.
+            let zeros = |_, shape| Tensor::zeros(shape, &self.device);
+            let Some(x0) =
+                stepped::sample_loop(model.as_ref(), &scheduler, x_t, zeros, cancel, |_| {})
+                    .await?
             else {
                 return Ok(None);
             };
@@ -465,7 +481,8 @@ impl SamplerJob {
         };
         let s_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Slerp);
         let l_noise = blended_noises(spec.seed_a, spec.seed_b, d, &alphas, Blend::Lerp);
-        let (Some(slerp_img), Some(lerp_img)) = (decode(&s_noise)?, decode(&l_noise)?) else {
+        let (Some(slerp_img), Some(lerp_img)) = (decode(&s_noise).await?, decode(&l_noise).await?)
+        else {
             send(SamplerEvent::Cancelled(spec.id));
             return Ok(());
         };

@@ -82,7 +82,7 @@ pub struct SamplingPanel {
     terms: [Shown; 4],
     guided: [Shown; 2],
     shown: Option<(u64, usize)>,
-    last_upload: Option<std::time::Instant>,
+    last_upload: Option<web_time::Instant>,
     seed_text: Option<String>,
 }
 
@@ -170,7 +170,7 @@ impl SamplingPanel {
         {
             return;
         }
-        self.last_upload = Some(std::time::Instant::now());
+        self.last_upload = Some(web_time::Instant::now());
         self.shown = Some((self.run_id, self.scrub));
         self.views[0].replace(picture(&frame.x()), "sample x_t", sink);
         self.views[1].replace(picture(&frame.x0()), "sample x0", sink);

@@ -1,92 +1,31 @@
-//! A named worker thread (the rerun pattern): commands in over a bounded channel, events out,
-//! a repaint for every event (paced while events stream: see [`RepaintPace`]), and an
-//! `AtomicBool` that a newer command (or Cancel) sets to stop the work in progress between steps.
+//! A worker (the rerun pattern): commands in over a bounded channel, events out, a repaint for
+//! every event (paced while events stream: see [`RepaintPace`]), and an `AtomicBool` that a
+//! newer command (or Cancel) sets to stop the work in progress between steps. Its job runs on a
+//! named thread on the desktop, and on the frame loop, a budget of steps per frame, in the
+//! browser ([`WorkerThread::on_frames`]).
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
+
+pub use super::repaint::RepaintPace;
+use super::repaint::{Repaint, RepaintPacer};
 
 use crate::error::{DiffError, Result};
 
-/// How often a worker's streaming events (a run's steps) may repaint the window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RepaintPace {
-    /// A GPU draws the window: a repaint costs the run nothing, so ten a second.
-    Hardware,
-    /// A software renderer (lavapipe, on a machine without a usable GPU) draws it on the CPU
-    /// the run computes on: about 90 ms of CPU per repaint of the whole window on a 2-core
-    /// Zen 4, an estimated 150–200 ms on a 2-core first-generation Zen, so ten a second took
-    /// more than a core from the run. Twice a second still shows a run moving (and every step
-    /// can be scrubbed afterwards): on the Zen 1, a guided DDIM-50 of 16 digits took 3.4–3.8 s
-    /// in the app at this pace, against 3.9–5.0 s at four a second, 4.0–6.3 s at ten, and
-    /// 2.05 s in the CLI (README, "The shipped U-Net").
-    Software,
-}
-
-impl RepaintPace {
-    /// The shortest time between two repaints that a worker's events ask for while they stream.
-    pub fn every(self) -> Duration {
-        match self {
-            Self::Hardware => Duration::from_millis(100),
-            Self::Software => Duration::from_millis(500),
-        }
-    }
-}
-
-/// When to repaint for a worker's event.
-#[derive(Debug, PartialEq, Eq)]
-enum Repaint {
-    /// At once.
-    Now,
-    /// After this long (the next free slot).
-    After(Duration),
-    /// A repaint is already scheduled that will show it.
-    Scheduled,
-}
-
-/// Spaces the repaints that a worker's events ask for at least `every` apart.
-#[derive(Debug)]
-struct RepaintPacer {
-    /// The shortest time between two repaints.
-    every: Duration,
-    /// The earliest time of the next repaint slot.
-    next_slot: Option<Instant>,
-    /// A deferred repaint already asked for, and when it happens.
-    pending: Option<Instant>,
-}
-
-impl RepaintPacer {
-    fn new(pace: RepaintPace) -> Self {
-        Self {
-            every: pace.every(),
-            next_slot: None,
-            pending: None,
-        }
-    }
-
-    fn on_event(&mut self, now: Instant) -> Repaint {
-        if self.pending.is_some_and(|p| now < p) {
-            return Repaint::Scheduled;
-        }
-        self.pending = None;
-        match self.next_slot {
-            Some(slot) if now < slot => {
-                self.pending = Some(slot);
-                self.next_slot = Some(slot + self.every);
-                Repaint::After(slot - now)
-            }
-            _ => {
-                self.next_slot = Some(now + self.every);
-                Repaint::Now
-            }
-        }
-    }
-}
-
-/// What a worker thread does with its commands.
+/// What a worker does with its commands. The same job runs on a thread of its own on the
+/// desktop and on the page's thread in the browser: [`Job::handle`] is a future that awaits
+/// [`yield_now`] between steps (a sampler step, a filmstrip frame, a few training steps). A
+/// thread drives it to the end at once; the frame loop ([`WorkerThread::pump`]) polls it until
+/// its frame budget is spent and goes on next frame, so the page never freezes and Cancel
+/// always answers.
 pub trait Job: Send + 'static {
     /// Commands from the UI.
     type Command: Send + 'static;
@@ -103,20 +42,97 @@ pub trait Job: Send + 'static {
         true
     }
 
-    /// Runs one command. `cancel` turns true when the UI wants it stopped.
-    fn handle(&mut self, cmd: Self::Command, cancel: &AtomicBool, send: &dyn Fn(Self::Event));
+    /// Runs one command, awaiting [`yield_now`] between its steps. `cancel` turns true when the
+    /// UI wants it stopped.
+    fn handle(
+        &mut self,
+        cmd: Self::Command,
+        cancel: &AtomicBool,
+        send: &dyn Fn(Self::Event),
+    ) -> impl Future<Output = ()>;
 }
 
-/// The UI's handle on a worker thread.
+/// A step boundary in a job: the frame loop may end its frame here and resume next frame (a
+/// thread goes straight on).
+pub fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+}
+
+/// Runs a batch of commands taken from the queue: a command is skipped when a later one
+/// replaces it (a newer run); an export is never skipped and replaces nothing.
+async fn run_batch<J: Job>(
+    job: &mut J,
+    queued: Vec<J::Command>,
+    cancel: &AtomicBool,
+    in_flight: &Mutex<usize>,
+    send: &dyn Fn(J::Event),
+) {
+    let taken = queued.len();
+    let replaced: Vec<bool> = (0..taken)
+        .map(|i| J::supersedable(&queued[i]) && queued[i + 1..].iter().any(J::cancels_running))
+        .collect();
+    for (cmd, skip) in queued.into_iter().zip(replaced) {
+        if !skip {
+            cancel.store(false, Ordering::Relaxed);
+            job.handle(cmd, cancel, send).await;
+        }
+    }
+    if let Ok(mut n) = in_flight.lock() {
+        *n = n.saturating_sub(taken);
+    }
+}
+
+/// How a worker's job is driven.
+enum Driver {
+    /// A thread of its own (the desktop).
+    Thread(JoinHandle<()>),
+    /// The frame loop, by [`WorkerThread::pump`] (the browser; native tests of the web's path).
+    Frame(FrameTask),
+}
+
+/// A job's whole command loop as one future, polled by the frame loop.
+struct FrameTask {
+    task: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// Set by the loop when it waits for a command (nothing to do until one is sent).
+    idle: Arc<AtomicBool>,
+}
+
+/// The UI's handle on a worker: its command queue, its events, and its driver.
 pub struct WorkerThread<J: Job> {
     tx: Option<SyncSender<J::Command>>,
     rx: Receiver<J::Event>,
     cancel: Arc<AtomicBool>,
     in_flight: Arc<Mutex<usize>>,
-    thread: Option<JoinHandle<()>>,
+    driver: Driver,
+}
+
+/// Where a worker's job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drive {
+    /// On a thread of its own, its events repainting at this pace (the desktop).
+    Thread(RepaintPace),
+    /// On the frame loop, a budget of steps per frame (the browser, which has one thread).
+    Frames,
 }
 
 impl<J: Job> WorkerThread<J> {
+    /// Starts `job` as `drive` says (`name` names its thread).
+    pub fn start(name: &str, job: J, ctx: egui::Context, drive: Drive) -> Result<Self> {
+        match drive {
+            Drive::Thread(pace) => Self::spawn(name, job, ctx, pace),
+            Drive::Frames => Ok(Self::on_frames(job, ctx)),
+        }
+    }
+
     /// Starts the thread `name` running `job`, its streaming events repainting `ctx` at `pace`.
     pub fn spawn(name: &str, mut job: J, ctx: egui::Context, pace: RepaintPace) -> Result<Self> {
         let (tx, cmd_rx) = mpsc::sync_channel::<J::Command>(4);
@@ -145,24 +161,13 @@ impl<J: Job> WorkerThread<J> {
                     while let Ok(next) = cmd_rx.try_recv() {
                         queued.push(next);
                     }
-                    let taken = queued.len();
-                    // A command is skipped when any later one replaces it (a newer run); an
-                    // export is never skipped and replaces nothing.
-                    let replaced: Vec<bool> = (0..taken)
-                        .map(|i| {
-                            J::supersedable(&queued[i])
-                                && queued[i + 1..].iter().any(J::cancels_running)
-                        })
-                        .collect();
-                    for (cmd, skip) in queued.into_iter().zip(replaced) {
-                        if !skip {
-                            cancel2.store(false, Ordering::Relaxed);
-                            job.handle(cmd, &cancel2, &send);
-                        }
-                    }
-                    if let Ok(mut n) = in_flight2.lock() {
-                        *n = n.saturating_sub(taken);
-                    }
+                    futures_lite::future::block_on(run_batch(
+                        &mut job,
+                        queued,
+                        &cancel2,
+                        &in_flight2,
+                        &send,
+                    ));
                 }
             })
             .map_err(|e| DiffError::Backend(format!("cannot start the thread {name}: {e}")))?;
@@ -171,8 +176,84 @@ impl<J: Job> WorkerThread<J> {
             rx,
             cancel,
             in_flight,
-            thread: Some(thread),
+            driver: Driver::Thread(thread),
         })
+    }
+
+    /// The same job driven by the frame loop: nothing runs until [`WorkerThread::pump`] is
+    /// called (each frame, with that frame's budget). The browser's way, where the page has
+    /// one thread; native tests drive the web's path with it.
+    pub fn on_frames(mut job: J, ctx: egui::Context) -> Self {
+        let (tx, cmd_rx) = mpsc::sync_channel::<J::Command>(4);
+        let (event_tx, rx) = mpsc::channel::<J::Event>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(Mutex::new(0usize));
+        let idle = Arc::new(AtomicBool::new(false));
+        let (cancel2, in_flight2, idle2) = (cancel.clone(), in_flight.clone(), idle.clone());
+        let task = async move {
+            let send = move |e: J::Event| {
+                let _ = event_tx.send(e);
+                ctx.request_repaint();
+            };
+            loop {
+                let first = loop {
+                    match cmd_rx.try_recv() {
+                        Ok(cmd) => break cmd,
+                        Err(TryRecvError::Empty) => {
+                            idle2.store(true, Ordering::Relaxed);
+                            yield_now().await;
+                        }
+                        Err(TryRecvError::Disconnected) => return,
+                    }
+                };
+                let mut queued = vec![first];
+                while let Ok(next) = cmd_rx.try_recv() {
+                    queued.push(next);
+                }
+                run_batch(&mut job, queued, &cancel2, &in_flight2, &send).await;
+            }
+        };
+        Self {
+            tx: Some(tx),
+            rx,
+            cancel,
+            in_flight,
+            driver: Driver::Frame(FrameTask {
+                task: Some(Box::pin(task)),
+                idle,
+            }),
+        }
+    }
+
+    /// Whether the frame loop drives this worker (see [`WorkerThread::on_frames`]).
+    pub fn on_frame_loop(&self) -> bool {
+        matches!(self.driver, Driver::Frame(_))
+    }
+
+    /// Advances a frame-driven job by steps until `budget` is spent or it waits for a command;
+    /// returns whether it has more to do. A thread-driven one runs by itself: `false`.
+    pub fn pump(&mut self, budget: Duration) -> bool {
+        let Driver::Frame(frame) = &mut self.driver else {
+            return false;
+        };
+        let Some(task) = frame.task.as_mut() else {
+            return false;
+        };
+        let started = Instant::now();
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            frame.idle.store(false, Ordering::Relaxed);
+            if task.as_mut().poll(&mut cx).is_ready() {
+                frame.task = None;
+                return false;
+            }
+            if frame.idle.load(Ordering::Relaxed) {
+                return false;
+            }
+            if started.elapsed() >= budget {
+                return true;
+            }
+        }
     }
 
     /// Queues a command and, when it [`Job::cancels_running`], stops the work in progress.
@@ -224,7 +305,13 @@ impl<J: Job> Drop for WorkerThread<J> {
     fn drop(&mut self) {
         self.cancel();
         self.tx = None; // closes the channel; the thread ends after its current command
-        if let Some(t) = self.thread.take() {
+        if let Driver::Thread(t) = std::mem::replace(
+            &mut self.driver,
+            Driver::Frame(FrameTask {
+                task: None,
+                idle: Arc::default(),
+            }),
+        ) {
             let _ = t.join();
         }
     }
@@ -234,49 +321,77 @@ impl<J: Job> Drop for WorkerThread<J> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn streaming_events_repaint_at_most_once_per_slot() {
-        let t0 = Instant::now();
-        let ms = |m: u64| t0 + Duration::from_millis(m);
-        let mut p = RepaintPacer::new(RepaintPace::Hardware);
-        // A lone event: at once.
-        assert_eq!(p.on_event(ms(0)), Repaint::Now);
-        // Events 36 ms apart (a run's steps): the next slot at 100 ms, then nothing new until
-        // it has happened, then the slot after it at 200 ms.
-        assert_eq!(
-            p.on_event(ms(36)),
-            Repaint::After(Duration::from_millis(64))
-        );
-        assert_eq!(p.on_event(ms(72)), Repaint::Scheduled);
-        assert_eq!(
-            p.on_event(ms(108)),
-            Repaint::After(Duration::from_millis(92))
-        );
-        assert_eq!(p.on_event(ms(144)), Repaint::Scheduled);
-        assert_eq!(p.on_event(ms(180)), Repaint::Scheduled);
-        assert_eq!(
-            p.on_event(ms(216)),
-            Repaint::After(Duration::from_millis(84))
-        );
-        // After a quiet spell: at once again.
-        assert_eq!(p.on_event(ms(1000)), Repaint::Now);
+    /// Counts to `n`, one step per count, sending each; a newer command cancels it.
+    struct Counter;
+
+    impl Job for Counter {
+        type Command = (u32, usize);
+        type Event = (u32, usize);
+
+        fn supersedable(_: &(u32, usize)) -> bool {
+            true
+        }
+
+        async fn handle(
+            &mut self,
+            (id, n): (u32, usize),
+            cancel: &AtomicBool,
+            send: &dyn Fn((u32, usize)),
+        ) {
+            for k in 1..=n {
+                if cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                send((id, k));
+                yield_now().await;
+            }
+        }
     }
 
     #[test]
-    fn a_software_renderer_repaints_twice_a_second_while_events_stream() {
-        let t0 = Instant::now();
-        let ms = |m: u64| t0 + Duration::from_millis(m);
-        let mut p = RepaintPacer::new(RepaintPace::Software);
-        assert_eq!(p.on_event(ms(0)), Repaint::Now);
-        // Events every 20 ms until 980 ms (a DDIM-50 run's steps): repaints at 500 and 1000 ms.
-        let mut repaints = Vec::new();
-        for step in 1..=49 {
-            match p.on_event(ms(20 * step)) {
-                Repaint::After(d) => repaints.push(20 * step + d.as_millis() as u64),
-                Repaint::Now => repaints.push(20 * step),
-                Repaint::Scheduled => {}
-            }
+    fn the_frame_loop_runs_a_job_one_step_per_poll_and_cancel_stops_it_between_steps() {
+        let mut w = WorkerThread::start("t", Counter, egui::Context::default(), Drive::Frames)
+            .expect("no thread to start");
+        assert!(w.on_frame_loop());
+        // Nothing runs until the frame loop pumps; an idle job says it has nothing to do.
+        assert!(!w.pump(Duration::ZERO));
+        w.send((1, 5)).expect("queued");
+        assert!(w.is_busy());
+        assert!(w.poll().is_empty());
+        // A zero budget is one step a frame.
+        for k in 1..=3 {
+            assert!(w.pump(Duration::ZERO));
+            assert_eq!(w.poll(), vec![(1, k)]);
         }
-        assert_eq!(repaints, vec![500, 1000]);
+        // A newer command cancels the rest between steps and runs in its place; a budget lets
+        // it run to the end within one frame.
+        w.send((2, 2)).expect("queued");
+        assert!(!w.pump(Duration::from_secs(5)));
+        assert_eq!(w.poll(), vec![(2, 1), (2, 2)]);
+        assert!(!w.is_busy());
+    }
+
+    #[test]
+    fn a_thread_and_the_frame_loop_send_the_same_events() {
+        let thread = WorkerThread::start(
+            "difflab-test-counter",
+            Counter,
+            egui::Context::default(),
+            Drive::Thread(RepaintPace::Hardware),
+        )
+        .expect("the thread starts");
+        assert!(!thread.on_frame_loop());
+        thread.send((7, 4)).expect("queued");
+        let until = Instant::now() + Duration::from_secs(10);
+        while thread.is_busy() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut frames = WorkerThread::start("t", Counter, egui::Context::default(), Drive::Frames)
+            .expect("no thread to start");
+        frames.send((7, 4)).expect("queued");
+        while frames.pump(Duration::ZERO) {}
+        let want: Vec<_> = (1..=4).map(|k| (7, k)).collect();
+        assert_eq!(thread.poll(), want);
+        assert_eq!(frames.poll(), want);
     }
 }

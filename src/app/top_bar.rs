@@ -4,7 +4,7 @@
 use egui::{Color32, RichText, Ui};
 
 use super::settings::Tab;
-use super::{DiffLabApp, apply_theme};
+use super::{DiffLabApp, apply_theme, files};
 
 /// The session buttons' labels, right to left, before the theme button.
 const OPEN: &str = "Open session…";
@@ -40,9 +40,7 @@ impl DiffLabApp {
     /// Open and save a session, reset, switch the theme (right to left).
     fn session_buttons_ui(&mut self, ui: &mut Ui) {
         if ui.button(OPEN).clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .add_filter("difflab session", &["json"])
-                .pick_file()
+            && let Some(path) = self.dialog(files::pick_file("difflab session", &["json"]))
         {
             let ctx = ui.ctx().clone();
             match self.open_session(&path, &ctx) {
@@ -51,9 +49,7 @@ impl DiffLabApp {
             }
         }
         if ui.button(SAVE).clicked()
-            && let Some(path) = rfd::FileDialog::new()
-                .set_file_name("session.json")
-                .save_file()
+            && let Some(path) = self.dialog(files::save_file("session.json"))
         {
             match self.save_session(&path) {
                 Ok(()) => self.notice = Some(format!("wrote {}", path.display())),

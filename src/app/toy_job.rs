@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use web_time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
 use super::sampler::{SamplerChoice, SamplerSettings};
-use super::thread::{Job, RepaintPace, WorkerThread};
-use crate::diffusion::{NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, sample_seeded};
+use super::stepped;
+use super::thread::{Drive, Job, WorkerThread, yield_now};
+use crate::diffusion::{NoiseSchedule, PredictionType, ScheduleConfig, Scheduler, StepFrame};
 use crate::error::{DiffError, Result};
 use crate::model::toy_mlp::{ToyMlp, ToyMlpConfig};
 use crate::model::{Denoiser, ExactDenoiser};
@@ -120,19 +121,15 @@ pub enum ToyEvent {
 pub type ToyWorker = WorkerThread<ToyJob>;
 
 /// Starts "difflab-toy".
-pub fn spawn_toy_worker(
-    device: Device,
-    ctx: egui::Context,
-    pace: RepaintPace,
-) -> Result<ToyWorker> {
-    WorkerThread::spawn(
+pub fn spawn_toy_worker(device: Device, ctx: egui::Context, drive: Drive) -> Result<ToyWorker> {
+    WorkerThread::start(
         "difflab-toy",
         ToyJob {
             device,
             trainer: None,
         },
         ctx,
-        pace,
+        drive,
     )
 }
 
@@ -150,14 +147,14 @@ impl Job for ToyJob {
         true
     }
 
-    fn handle(&mut self, cmd: ToyCommand, cancel: &AtomicBool, send: &dyn Fn(ToyEvent)) {
+    async fn handle(&mut self, cmd: ToyCommand, cancel: &AtomicBool, send: &dyn Fn(ToyEvent)) {
         let r = match cmd {
             ToyCommand::Train {
                 data,
                 reset,
                 seed,
                 schedule,
-            } => self.train(data, reset, seed, schedule, cancel, send),
+            } => self.train(data, reset, seed, schedule, cancel, send).await,
             ToyCommand::Sample {
                 n,
                 sampler,
@@ -166,9 +163,13 @@ impl Job for ToyJob {
                 data,
                 schedule,
                 then_train,
-            } => self
+            } => match self
                 .sample(n, sampler, seed, model, &data, schedule, cancel, send)
-                .and_then(|()| self.train_on(then_train, cancel, send)),
+                .await
+            {
+                Ok(()) => self.train_on(then_train, cancel, send).await,
+                Err(e) => Err(e),
+            },
             ToyCommand::Field {
                 t,
                 grid,
@@ -176,9 +177,10 @@ impl Job for ToyJob {
                 data,
                 schedule,
                 then_train,
-            } => self
-                .field(t, grid, &models, &data, schedule, send)
-                .and_then(|()| self.train_on(then_train, cancel, send)),
+            } => match self.field(t, grid, &models, &data, schedule, send) {
+                Ok(()) => self.train_on(then_train, cancel, send).await,
+                Err(e) => Err(e),
+            },
         };
         if let Err(e) = r {
             send(ToyEvent::Failed(e.to_string()));
@@ -187,7 +189,7 @@ impl Job for ToyJob {
 }
 
 impl ToyJob {
-    fn train(
+    async fn train(
         &mut self,
         data: Arc<Vec<[f32; 2]>>,
         reset: bool,
@@ -208,11 +210,17 @@ impl ToyJob {
                 &self.device,
             )?);
         }
-        self.train_on(true, cancel, send)
+        self.train_on(true, cancel, send).await
     }
 
     /// Trains the current model until cancelled (when `go` and there is one).
-    fn train_on(&mut self, go: bool, cancel: &AtomicBool, send: &dyn Fn(ToyEvent)) -> Result<()> {
+    /// A step boundary after every training step: the frame loop can stop between any two.
+    async fn train_on(
+        &mut self,
+        go: bool,
+        cancel: &AtomicBool,
+        send: &dyn Fn(ToyEvent),
+    ) -> Result<()> {
         let Some(trainer) = self.trainer.as_mut().filter(|_| go) else {
             return Ok(());
         };
@@ -221,6 +229,7 @@ impl ToyJob {
             let mut losses = Vec::with_capacity(25);
             for _ in 0..25 {
                 losses.push(trainer.train_step()?);
+                yield_now().await;
             }
             send(ToyEvent::Trained {
                 losses,
@@ -261,7 +270,7 @@ impl ToyJob {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn sample(
+    async fn sample(
         &mut self,
         n: usize,
         sampler: SamplerSettings,
@@ -278,7 +287,7 @@ impl ToyJob {
         let started = Instant::now();
         let m = self.model(model, data, schedule)?;
         let keep_every = sampler.steps.div_ceil(MAX_FRAMES).max(1);
-        let run = |s: SamplerSettings| -> Result<Option<(Vec<Option<usize>>, Frames)>> {
+        let run = async |s: SamplerSettings| -> Result<Option<(Vec<Option<usize>>, Frames)>> {
             let prediction: PredictionType = m.prediction_type();
             let mut config = s.scheduler_config(schedule, prediction);
             // Points are not images: no clipping of x̂0 to [−1, 1].
@@ -288,8 +297,8 @@ impl ToyJob {
             let mut frames = Vec::new();
             let mut err = None;
             let total = scheduler.timesteps().len();
-            let x0 = sample_seeded(m.as_ref(), &scheduler, seed, n, cancel, &self.device, |f| {
-                if f.index % keep_every == 0 || f.index + 1 == total {
+            let on_step = |f: &StepFrame| {
+                if f.index.is_multiple_of(keep_every) || f.index + 1 == total {
                     match points_of(f.x_t.clone()) {
                         Ok(p) => {
                             ts.push(Some(f.t));
@@ -298,7 +307,17 @@ impl ToyJob {
                         Err(e) => err = Some(e),
                     }
                 }
-            })?;
+            };
+            let x0 = stepped::sample_seeded(
+                m.as_ref(),
+                &scheduler,
+                seed,
+                n,
+                cancel,
+                &self.device,
+                on_step,
+            )
+            .await?;
             if let Some(e) = err {
                 return Err(e);
             }
@@ -315,7 +334,7 @@ impl ToyJob {
             sampler: SamplerChoice::Ddim,
             ..sampler
         };
-        let (Some((t, a)), Some((_, b))) = (run(ddpm)?, run(ddim)?) else {
+        let (Some((t, a)), Some((_, b))) = (run(ddpm).await?, run(ddim).await?) else {
             return Ok(());
         };
         send(ToyEvent::Sampled {

@@ -188,6 +188,10 @@ fn short_name(path: &Path) -> String {
 /// A bad file is one line saying why.
 pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
     let name = short_name(path);
+    // The page has no disk: a dropped file's bytes (src/app/files.rs).
+    #[cfg(target_arch = "wasm32")]
+    let meta = super::files::web_metadata(path).map_err(|e| DiffError::file(path, e))?;
+    #[cfg(not(target_arch = "wasm32"))]
     let meta = std::fs::metadata(path).map_err(|e| DiffError::file(path, e))?;
     if !meta.is_file() {
         return Err(DiffError::file(path, "not a file"));
@@ -202,7 +206,7 @@ pub fn open(path: &Path) -> Result<Arc<UNetFile>> {
             ),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| DiffError::file(path, e))?;
+    let bytes = super::files::read(path).map_err(|e| DiffError::file(path, e))?;
     // Refusals name the whole path; the panels show the short name.
     let what = path.display().to_string();
     let config = read_config(&bytes, &what)?;

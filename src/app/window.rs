@@ -7,7 +7,7 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, RenderState};
 
 use super::thread::RepaintPace;
-use super::{Compute, DiffLabApp, Display, TITLE, settings};
+use super::{Compute, Display, TITLE, settings};
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
 
@@ -28,6 +28,9 @@ pub struct AppOptions {
     /// A U-Net weights file to sample with (`difflab gui --weights`), instead of the one the
     /// saved settings name.
     pub weights: Option<PathBuf>,
+    /// Run the jobs on the frame loop, a budget of steps per frame, as the browser build does
+    /// (always there); tests drive the web's path natively with it.
+    pub on_frames: bool,
 }
 
 impl AppOptions {
@@ -47,6 +50,15 @@ pub(super) fn choose_compute(
     let flex = |note: Option<String>| (flex_compute(), note);
     if choice == DeviceChoice::Cpu {
         return flex(None);
+    }
+    // The page computes on flex, on its one thread, a budget of steps per frame: burn's wgpu
+    // device comes up only asynchronously there, and its tensors read back only so.
+    if cfg!(target_arch = "wasm32") {
+        return flex((choice == DeviceChoice::Wgpu).then(|| {
+            "The browser build computes on the CPU (WebGPU compute is for the desktop app for \
+             now)."
+                .to_string()
+        }));
     }
     let Some(rs) = render else {
         // No wgpu renderer: a separate wgpu device would need a CPU copy to display anyway.
@@ -156,6 +168,7 @@ pub fn wgpu_setup(prefer_cpu: bool) -> egui_wgpu::WgpuSetup {
 }
 
 /// eframe's options: the wgpu renderer, with a device burn can share.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn native_options() -> eframe::NativeOptions {
     eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -172,6 +185,7 @@ pub fn native_options() -> eframe::NativeOptions {
 }
 
 /// Opens the window.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run(options: AppOptions) -> crate::Result<()> {
     // Without a display winit's own error is a paragraph with a source path in it.
     if cfg!(target_os = "linux")
@@ -209,12 +223,13 @@ pub fn run(options: AppOptions) -> crate::Result<()> {
     result.map_err(|e| crate::DiffError::Backend(format!("cannot open the window: {e}")))
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn open_window(mut native: eframe::NativeOptions, options: AppOptions) -> eframe::Result {
     native.persistence_path = options.state_file();
     eframe::run_native(
         TITLE,
         native,
-        Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
+        Box::new(move |cc| Ok(Box::new(super::DiffLabApp::new(cc, options)?))),
     )
 }
 

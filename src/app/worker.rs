@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use web_time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::gpu::TensorToTexture;
 use crate::tensor_util::{sum_rows, tensor4, to_vec};
 
-use super::thread::{Job, RepaintPace, WorkerThread};
+use super::thread::{Drive, Job, WorkerThread, yield_now};
 
 /// Where pictures are made: egui `ColorImage`s from CPU values, or wgpu textures written on the
 /// GPU from the tensor's buffer.
@@ -120,19 +120,15 @@ pub enum Event {
 pub type Worker = WorkerThread<ForwardJob>;
 
 /// Starts the forward panel's worker.
-pub fn spawn_forward_worker(
-    compute: Compute,
-    ctx: egui::Context,
-    pace: RepaintPace,
-) -> Result<Worker> {
-    WorkerThread::spawn(
+pub fn spawn_forward_worker(compute: Compute, ctx: egui::Context, drive: Drive) -> Result<Worker> {
+    WorkerThread::start(
         "difflab-worker",
         ForwardJob {
             compute,
             cache: Cache::default(),
         },
         ctx,
-        pace,
+        drive,
     )
 }
 
@@ -162,9 +158,9 @@ impl Job for ForwardJob {
         matches!(cmd, Command::Forward(_))
     }
 
-    fn handle(&mut self, cmd: Command, cancel: &AtomicBool, send: &dyn Fn(Event)) {
+    async fn handle(&mut self, cmd: Command, cancel: &AtomicBool, send: &dyn Fn(Event)) {
         let result = match cmd {
-            Command::Forward(req) => self.forward(&req, cancel, send),
+            Command::Forward(req) => self.forward(&req, cancel, send).await,
             Command::ExportFilmstrip(req, path) => self.export_strip(&req, &path, send),
         };
         if let Err(e) = result {
@@ -259,7 +255,7 @@ impl ForwardJob {
         }
     }
 
-    fn forward(
+    async fn forward(
         &mut self,
         req: &ForwardRequest,
         cancel: &AtomicBool,
@@ -278,6 +274,7 @@ impl ForwardJob {
             update_ms: started.elapsed().as_secs_f64() * 1e3,
         };
         send(Event::Forward(frame));
+        yield_now().await;
 
         if self
             .cache
@@ -292,6 +289,7 @@ impl ForwardJob {
                 }
                 let x = self.one_shot(req, ts.min(t_max))?;
                 strip.push((ts, self.picture(&x)?));
+                yield_now().await;
             }
             send(Event::Filmstrip(strip));
             self.cache.strip_of = Some(req.clone());

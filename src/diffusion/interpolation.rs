@@ -68,6 +68,26 @@ pub fn decode_noises(
     cancel: &AtomicBool,
     device: &Device,
 ) -> Result<Option<Tensor<4>>> {
+    let x_t = decode_start(denoiser, scheduler, noises, device)?;
+    sample_loop(
+        denoiser,
+        scheduler,
+        x_t,
+        // η = 0 adds no noise, so this is never called.
+        |_, shape| Tensor::zeros(shape, device),
+        cancel,
+        |_| {},
+    )
+}
+
+/// The x_T batch that [`decode_noises`] decodes, after checking that `scheduler` is
+/// deterministic (a stepped decode starts here).
+pub fn decode_start(
+    denoiser: &dyn Denoiser,
+    scheduler: &Scheduler,
+    noises: &[Vec<f32>],
+    device: &Device,
+) -> Result<Tensor<4>> {
     match scheduler.config().sampler {
         SamplerKind::Ddim { eta: 0.0, .. } => {}
         _ => {
@@ -78,14 +98,5 @@ pub fn decode_noises(
     }
     let [c, h, w] = denoiser.sample_shape();
     let values: Vec<f32> = noises.iter().flatten().copied().collect();
-    let x_t = tensor4(values, [noises.len(), c, h, w], device);
-    sample_loop(
-        denoiser,
-        scheduler,
-        x_t,
-        // η = 0 adds no noise, so this is never called.
-        |_, shape| Tensor::zeros(shape, device),
-        cancel,
-        |_| {},
-    )
+    Ok(tensor4(values, [noises.len(), c, h, w], device))
 }

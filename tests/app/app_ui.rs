@@ -252,6 +252,7 @@ fn harness_on_state(state_file: std::path::PathBuf) -> Harness<'static, DiffLabA
                     state_file: Some(state_file.clone()),
                     gpu_refused: None,
                     weights: None,
+                    on_frames: false,
                 },
             )
             .expect("app")

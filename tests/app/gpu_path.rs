@@ -107,6 +107,7 @@ fn a_refused_shared_device_leaves_a_working_app_on_the_cpu() {
                     state_file: None,
                     gpu_refused: Some("RequestDeviceError: feature refused".into()),
                     weights: None,
+                    on_frames: false,
                 },
             )
             .expect("app")
@@ -205,6 +206,7 @@ fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
                     state_file: None,
                     gpu_refused: None,
                     weights: None,
+                    on_frames: false,
                 },
             )
             .expect("app")

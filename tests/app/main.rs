@@ -15,6 +15,7 @@ mod app_playground;
 mod app_sampling;
 mod app_ui;
 mod app_weights;
+mod frame_loop;
 mod gpu_path;
 mod lesson_markdown;
 mod lessons;

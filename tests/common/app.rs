@@ -29,6 +29,7 @@ pub fn cpu_options() -> AppOptions {
         state_file: None,
         gpu_refused: None,
         weights: None,
+        on_frames: false,
     }
 }
 

@@ -1,0 +1,160 @@
+//! The app driven by script: commands as JSON in, a report as JSON out. The browser test
+//! (tools/web/test.mjs) drives the page this way, through the same [`AppAction`]s the buttons
+//! and lesson links send (kittest clicks the buttons themselves natively). Compiled on every
+//! target, so native tests check it too; only the page exposes it (src/app/web.rs).
+
+use serde::{Deserialize, Serialize};
+
+use super::panel::AppAction;
+use super::settings::{Lang, Tab};
+use super::{DiffLabApp, LESSONS, bundled_lessons};
+
+/// A scripted command.
+#[derive(Debug, Deserialize)]
+pub enum Remote {
+    /// Show a tab.
+    Tab(Tab),
+    /// Set the sampling panel's sampler, steps, seed and batch.
+    Sampling {
+        /// "Ddim", "DdpmFixedSmall", … as in the settings.
+        sampler: super::SamplerChoice,
+        /// N.
+        steps: usize,
+        /// Seed of x_T.
+        seed: u64,
+        /// Samples.
+        batch: usize,
+    },
+    /// Press Run on the sampling panel.
+    Run,
+    /// Cancel the sampler's work.
+    Cancel,
+    /// Follow a lesson's "Show me" link (0-based lesson, the link's name).
+    ShowMe {
+        /// The lesson.
+        lesson: usize,
+        /// The "Show me" name in its header.
+        name: String,
+    },
+}
+
+/// What a script reads back.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The tab shown.
+    pub tab: Tab,
+    /// Whether a job has work queued or running.
+    pub busy: bool,
+    /// Whether the jobs run on the frame loop (the browser's way).
+    pub on_frames: bool,
+    /// Where the work runs (the status line).
+    pub compute: String,
+    /// The error banner.
+    pub banner: Option<String>,
+    /// The last notice.
+    pub notice: Option<String>,
+    /// The forward panel's shown t (`None` before its first picture).
+    pub forward_t: Option<usize>,
+    /// The forward panel's image (the photo, a digit, or a file by name).
+    pub forward_source: String,
+    /// The lesson open.
+    pub lesson: usize,
+    /// The sampling panel.
+    pub sampling: SamplingReport,
+    /// The interpolation panel: whether it decodes, and the frames decoded.
+    pub interpolating: bool,
+    /// Frames of the last interpolation.
+    pub interpolation_frames: usize,
+}
+
+/// The sampling panel's run.
+#[derive(Debug, Serialize)]
+pub struct SamplingReport {
+    /// The run's id.
+    pub run_id: u64,
+    /// Whether it streams.
+    pub running: bool,
+    /// Steps done.
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// Wall time of the finished run.
+    pub total_ms: Option<f64>,
+    /// The run's shape [B, C, H, W] and its final x_0 values, when it finished.
+    pub shape: Option<[usize; 4]>,
+    /// x_0, B·C·H·W values in [−1, 1] (empty until it finished).
+    pub x0: Vec<f32>,
+}
+
+impl DiffLabApp {
+    /// Carries out a scripted command (JSON: see [`Remote`]).
+    pub fn remote(&mut self, json: &str) -> Result<(), String> {
+        let cmd: Remote = serde_json::from_str(json).map_err(|e| format!("bad command: {e}"))?;
+        match cmd {
+            Remote::Tab(tab) => self.settings.tab = tab,
+            Remote::Sampling {
+                sampler,
+                steps,
+                seed,
+                batch,
+            } => {
+                let s = &mut self.settings.sampling;
+                s.sampler.sampler = sampler;
+                s.sampler.steps = steps;
+                s.seed = seed;
+                s.batch = batch;
+            }
+            Remote::Run => self.apply(AppAction::RunSampling, None),
+            Remote::Cancel => self.apply(AppAction::CancelSampler, None),
+            Remote::ShowMe { lesson, name } => {
+                let lang: Lang = self.settings.lessons.lang();
+                let lessons = bundled_lessons(lang);
+                let Some(Ok(l)) = lessons.get(lesson) else {
+                    return Err(format!("no lesson {lesson} (there are {})", LESSONS.len()));
+                };
+                let setup = l
+                    .header
+                    .show
+                    .get(&name)
+                    .ok_or_else(|| format!("{} has no \"Show me\" named {name}", l.file))?
+                    .clone();
+                self.settings.tab = Tab::Lessons;
+                self.settings.lessons.current = lesson;
+                self.apply(AppAction::Setup(setup), None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The app's state for a script.
+    pub fn report(&self) -> Report {
+        let s = &self.sampling;
+        let finished = s.trajectory.last().filter(|f| f.t.is_none() && !s.running);
+        Report {
+            tab: self.settings.tab,
+            busy: self.is_busy(),
+            on_frames: self.jobs_on_frames(),
+            compute: self.compute_label.clone(),
+            banner: self.banner.clone(),
+            notice: self.notice.clone(),
+            forward_t: self.forward.shown_t,
+            forward_source: format!("{:?}", self.settings.forward.source),
+            lesson: self.settings.lessons.current,
+            sampling: SamplingReport {
+                run_id: s.run_id,
+                running: s.running,
+                done: s.progress.0,
+                total: s.progress.1,
+                total_ms: s.total_ms,
+                shape: finished.map(|f| f.shape),
+                x0: finished.map(|f| f.x_values().to_vec()).unwrap_or_default(),
+            },
+            interpolating: self.interpolate.running,
+            interpolation_frames: self
+                .interpolate
+                .result
+                .as_ref()
+                .map_or(0, |r| r.slerp.len()),
+        }
+    }
+}

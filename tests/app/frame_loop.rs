@@ -1,0 +1,119 @@
+//! The browser's way of running the jobs, natively: with `on_frames` the jobs run on the frame
+//! loop, a budget of steps per frame (src/app/thread.rs), as they do in the page. The same
+//! commands give the same pictures as on the worker threads; and the page's scripting
+//! (src/app/remote.rs), which the browser test drives, does what the buttons do.
+
+use difflab::app::{AppOptions, DiffLabApp, Tab};
+use egui_kittest::Harness;
+
+use crate::common::app::{cpu_harness_with, cpu_options, settle};
+
+fn harness(on_frames: bool) -> Harness<'static, DiffLabApp> {
+    cpu_harness_with(AppOptions {
+        on_frames,
+        ..cpu_options()
+    })
+}
+
+/// Frames until the jobs are done (at most `max`).
+fn frames_until_idle(h: &mut Harness<'static, DiffLabApp>, max: usize) -> usize {
+    for n in 1..=max {
+        h.step();
+        if !h.state().is_busy() {
+            h.step();
+            return n;
+        }
+    }
+    panic!("still busy after {max} frames");
+}
+
+#[test]
+fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
+    let sample = |on_frames: bool| {
+        let mut h = harness(on_frames);
+        settle(&mut h, 60);
+        let app = h.state_mut();
+        assert_eq!(app.jobs_on_frames(), on_frames);
+        app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
+        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 4}}"#)
+            .unwrap();
+        app.remote(r#""Run""#).unwrap();
+        let frames = frames_until_idle(&mut h, 100_000);
+        let report = h.state().report();
+        assert_eq!(report.sampling.done, 10);
+        assert_eq!(report.sampling.shape, Some([4, 1, 28, 28]));
+        (report.sampling.x0, frames)
+    };
+    let (threaded, _) = sample(false);
+    let (framed, frames) = sample(true);
+    assert_eq!(threaded.len(), 4 * 28 * 28);
+    assert!(threaded.iter().all(|v| v.is_finite()));
+    // Bit for bit: the same job code, the same noises.
+    assert_eq!(framed, threaded);
+    // Ten U-Net steps do not fit one frame's 12 ms budget: the run was spread over frames.
+    assert!(frames >= 3, "{frames} frames");
+}
+
+#[test]
+fn a_lessons_show_me_decodes_its_interpolation_on_the_frame_loop() {
+    let mut h = harness(true);
+    settle(&mut h, 60);
+    // Lesson 10 (interpolation), its "Show me" named in its header.
+    h.state_mut()
+        .remote(r#"{"ShowMe": {"lesson": 9, "name": "interp"}}"#)
+        .unwrap();
+    assert_eq!(h.state().settings.tab, Tab::Interpolate);
+    frames_until_idle(&mut h, 100_000);
+    let report = h.state().report();
+    assert!(!report.interpolating);
+    assert!(report.interpolation_frames > 1, "{report:?}");
+    assert_eq!(report.banner, None);
+}
+
+#[test]
+fn the_playground_trains_on_the_frame_loop_until_paused() {
+    let mut h = harness(true);
+    settle(&mut h, 60);
+    h.state_mut().apply(
+        difflab::app::AppAction::Toy(difflab::app::ToyAction::Train(true)),
+        None,
+    );
+    for _ in 0..40 {
+        h.step();
+    }
+    let step = h.state().playground.step;
+    assert!(step >= 25, "trained {step} steps in 40 frames");
+    h.state_mut().apply(
+        difflab::app::AppAction::Toy(difflab::app::ToyAction::Pause),
+        None,
+    );
+    for _ in 0..5 {
+        h.step();
+    }
+    let paused_at = h.state().playground.step;
+    for _ in 0..20 {
+        h.step();
+    }
+    assert_eq!(h.state().playground.step, paused_at);
+    assert!(!h.state().is_busy());
+}
+
+#[test]
+fn a_bad_script_command_is_refused_with_what_was_wrong() {
+    let mut h = harness(true);
+    let app = h.state_mut();
+    let e = app.remote(r#"{"Tab": "Nowhere"}"#).unwrap_err();
+    assert!(
+        e.starts_with("bad command: unknown variant `Nowhere`"),
+        "{e}"
+    );
+    let e = app
+        .remote(r#"{"ShowMe": {"lesson": 99, "name": "x"}}"#)
+        .unwrap_err();
+    assert_eq!(e, "no lesson 99 (there are 13)");
+    let e = app
+        .remote(r#"{"ShowMe": {"lesson": 0, "name": "nope"}}"#)
+        .unwrap_err();
+    assert!(e.ends_with("has no \"Show me\" named nope"), "{e}");
+    assert_eq!(app.settings.tab, Tab::Forward);
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The browser build of difflab: a static site (index.html, difflab.js, difflab_bg.wasm) that any
+# static host serves.
+#
+#   tools/web.sh check   type-check the app for wasm32 (CI runs this)
+#   tools/web.sh build   build the site; its folder is the last line printed
+#   tools/web.sh serve   build, then serve it on http://127.0.0.1:8765 (PORT=…)
+#   tools/web.sh test    build, serve on 127.0.0.1 and drive it in headless Chromium
+#
+# With rustup: `rustup target add wasm32-unknown-unknown` (this script runs it) and
+# wasm-bindgen-cli at the lock file's version (installed under ../web-tools when missing).
+# Exit 3: no wasm32 toolchain could be had. WEB_DEBIAN=1 uses Debian's rustc-web, cargo-web,
+# rust-web-src and lld instead (Rust 1.85, std built from source): it compiles difflab's own
+# code, but today a dependency (awint's proc macro, under cubecl) needs Rust 1.86's standard
+# library on the host, so that route stops there (docs/web.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+parent=$(cd .. && pwd)
+target=wasm32-unknown-unknown
+export CARGO_TARGET_DIR="${WEB_TARGET_DIR:-$parent/target-web}"
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+site="${WEB_SITE_DIR:-$CARGO_TARGET_DIR/site}"
+tools="${WEB_TOOLS_DIR:-$parent/web-tools}"
+port="${PORT:-8765}"
+
+say() { printf 'web.sh: %s\n' "$*" >&2; }
+
+# How to run cargo for wasm32: rustup's toolchain when it has the target, else Debian's
+# rustc-web with the standard library built from source.
+cargo_wasm() {
+    if [ "${WEB_DEBIAN:-0}" != 1 ] && command -v rustup >/dev/null 2>&1; then
+        if rustup target list --installed 2>/dev/null | grep -qx "$target" ||
+            rustup target add "$target" >&2; then
+            cargo "$@" --target "$target"
+            return
+        fi
+        say "rustup cannot fetch the $target standard library here (try WEB_DEBIAN=1: see docs/web.md)"
+        exit 3
+    fi
+    if [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || ! command -v wasm-ld >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            say "installing Debian's rustc-web, cargo-web, rust-web-src and lld"
+            apt-get install -y -qq rustc-web cargo-web rust-web-src lld >/dev/null
+        else
+            say "no wasm32 toolchain: run 'rustup target add $target' (or install Debian's rustc-web cargo-web rust-web-src lld)"
+            exit 3
+        fi
+    fi
+    # Debian's compiler (1.85) is older than the project's rust-version; with RUSTC_BOOTSTRAP it
+    # builds std for wasm32 from source, and the wrapper turns on let chains (stable in 1.88).
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTC_WRAPPER="$root/tools/web/rustc-wrapper.sh" \
+        /usr/bin/cargo "$@" --target "$target" -Zbuild-std=std,panic_abort --ignore-rust-version
+}
+
+wasm_bindgen_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock
+}
+
+# wasm-bindgen-cli at exactly the lock file's wasm-bindgen version.
+wasm_bindgen() {
+    local want
+    want=$(wasm_bindgen_version)
+    for wb in "$(command -v wasm-bindgen || true)" "$tools/bin/wasm-bindgen"; do
+        if [ -n "$wb" ] && [ -x "$wb" ] && [ "$("$wb" --version | awk '{print $2}')" = "$want" ]; then
+            "$wb" "$@"
+            return
+        fi
+    done
+    say "installing wasm-bindgen-cli $want under $tools"
+    cargo install wasm-bindgen-cli --version "=$want" --locked --root "$tools" >&2 ||
+        cargo install wasm-bindgen-cli --version "=$want" --root "$tools" >&2
+    "$tools/bin/wasm-bindgen" "$@"
+}
+
+check() {
+    cargo_wasm check --locked --lib --bin difflab
+}
+
+build() {
+    cargo_wasm build --locked --profile "${WEB_PROFILE:-web}" --bin difflab >&2
+    local dir=${WEB_PROFILE:-web}
+    [ "$dir" = dev ] && dir=debug
+    local wasm="$CARGO_TARGET_DIR/$target/$dir/difflab.wasm"
+    rm -rf "$site.new"
+    mkdir -p "$site.new"
+    # No name section: 10 MB of function names, only for a debugger (WEB_PROFILE=dev keeps it).
+    local keep=()
+    [ "${WEB_PROFILE:-web}" = dev ] || keep=(--remove-name-section --remove-producers-section)
+    wasm_bindgen --target web --no-typescript "${keep[@]}" --out-dir "$site.new" --out-name difflab "$wasm" >&2
+    cp web/index.html "$site.new/"
+    rm -rf "$site"
+    mv "$site.new" "$site"
+    local raw gz
+    raw=$(du -cb "$site"/* | tail -n 1 | cut -f1)
+    gz=$(for f in "$site"/*; do gzip -9 -c "$f" | wc -c; done | awk '{s += $1} END {print s}')
+    say "site: $((raw / 1024)) KiB, $((gz / 1024)) KiB gzipped"
+    echo "$site"
+}
+
+serve() {
+    say "serving $site on http://127.0.0.1:$port (Ctrl+C stops)"
+    exec python3 "$root/tools/web/serve.py" "$site" "$port"
+}
+
+web_test() {
+    command -v chromium >/dev/null || {
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq chromium >/dev/null
+        else
+            say "the browser test needs Debian's chromium"
+            exit 2
+        fi
+    }
+    (cd tools/web && [ -d node_modules/playwright-core ] || npm ci --silent --no-audit --no-fund >&2)
+    python3 tools/web/serve.py "$site" "$port" >/dev/null 2>&1 &
+    local server=$!
+    trap 'kill $server 2>/dev/null' EXIT
+    sleep 0.5
+    node tools/web/test.mjs "http://127.0.0.1:$port/" "$@"
+}
+
+case "${1:-}" in
+    check) check ;;
+    build) build ;;
+    serve) build >/dev/null && serve ;;
+    test) shift; build >/dev/null && web_test "$@" ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,220 @@
+// Drives the browser build in Debian's headless Chromium (tools/web.sh test):
+//   node tools/web/test.mjs URL [cpu|webgpu ...] [--shots DIR] [--json FILE]
+// For each compute path: the page loads without console errors and says where it computes;
+// the Forward tab draws (screenshot pixels not blank); a DDIM-20 run of 16 digits completes
+// with the frame loop answering (frame-time percentiles) and its x_0 looks like digits; a
+// lesson's "Show me" sets its panel up and decodes; a PNG dropped on the page as bytes opens.
+// Exits 1 with what failed.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const args = process.argv.slice(2);
+const url = args[0];
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+let modes = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !(all[i - 1] ?? "").startsWith("--"));
+if (modes.length === 0) modes = ["cpu", "webgpu"];
+const shots = opt("--shots") ?? path.join(process.cwd(), "target-web-shots");
+const jsonOut = opt("--json");
+fs.mkdirSync(shots, { recursive: true });
+
+const base = [
+  "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync",
+];
+const flags = {
+  // Headless Chromium without these has no WebGPU adapter: the page must fall back by itself.
+  cpu: ["--headless=new", ...base],
+  // SwiftShader's WebGPU adapter (a CPU emulation of a GPU).
+  webgpu: ["--headless=new", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+    "--enable-unsafe-swiftshader", ...base],
+};
+
+const failures = [];
+const results = {};
+const check = (mode, ok, what) => {
+  console.log(`${ok ? "ok  " : "FAIL"} [${mode}] ${what}`);
+  if (!ok) failures.push(`[${mode}] ${what}`);
+};
+
+async function report(page) {
+  return JSON.parse((await page.evaluate(() => window.difflab?.difflab_report?.() ?? "")) || "null");
+}
+
+async function waitFor(page, what, pred, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await report(page);
+    if (r && pred(r)) return r;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r)?.slice(0, 400)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+const command = (page, c) => page.evaluate((c) => window.difflab.difflab_command(JSON.stringify(c)), c);
+
+// Pixel statistics of a PNG screenshot, decoded by the page itself (a 2-D canvas).
+async function pixelStats(page, png) {
+  return page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = "data:image/png;base64," + b64;
+    await img.decode();
+    const c = new OffscreenCanvas(img.width, img.height);
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, img.width, img.height).data;
+    const levels = new Set();
+    let sum = 0, sum2 = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+      sum += y; sum2 += y * y;
+      levels.add(d[i] >> 3);
+    }
+    const n = d.length / 4;
+    return { std: Math.sqrt(sum2 / n - (sum / n) ** 2), levels: levels.size };
+  }, png.toString("base64"));
+}
+
+// Frame intervals of the page's own animation frames while `during` runs.
+async function frameTimes(page, during) {
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (now) => {
+      window.__frames.push(now - last);
+      last = now;
+      if (window.__recording) requestAnimationFrame(tick);
+    };
+    window.__recording = true;
+    requestAnimationFrame(tick);
+  });
+  const out = await during();
+  const ms = await page.evaluate(() => { window.__recording = false; return window.__frames; });
+  ms.sort((a, b) => a - b);
+  const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
+  return { out, frames: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] };
+}
+
+// Whether x_0 (B images of 28×28 in [−1, 1]) looks like digits: a dark background and some
+// strokes in every image, as MNIST digits have (a thin "1" has about 4% of its pixels inked;
+// noise, a blank or a grey wash fail).
+function digitsCheck(x0, shape) {
+  const [b, c, h, w] = shape;
+  const n = c * h * w;
+  const bad = [];
+  for (let i = 0; i < b; i++) {
+    const v = x0.slice(i * n, (i + 1) * n);
+    const background = v.filter((x) => x < -0.5).length / n;
+    const ink = v.filter((x) => x > 0.5).length / n;
+    if (!(background > 0.55 && ink > 0.02 && ink < 0.45)) bad.push({ i, background, ink });
+  }
+  return bad;
+}
+
+async function runMode(mode) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: flags[mode],
+    headless: false, // --headless=new is in the flags (Playwright's default is the old one)
+  });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const r = {};
+  try {
+    const t0 = Date.now();
+    await page.goto(url, { waitUntil: "load" });
+    // The app is up when the page's status line is gone and the first report is in.
+    await page.waitForFunction(() => {
+      const s = document.getElementById("difflab_status");
+      return s && s.style.display === "none" && window.difflab;
+    }, null, { timeout: 60000 });
+    let rep = await waitFor(page, "the first frame", (x) => x.tab, 30000);
+    r.first_frame_s = (Date.now() - t0) / 1000;
+    r.adapter = await page.evaluate(async () => {
+      if (!navigator.gpu) return null;
+      const a = await navigator.gpu.requestAdapter();
+      return a ? (a.info?.vendor ?? "") + " " + (a.info?.architecture ?? "") : null;
+    });
+    check(mode, true, `first frame after ${r.first_frame_s.toFixed(2)} s (WebGPU adapter: ${r.adapter ?? "none"})`);
+    check(mode, rep.on_frames, `jobs on the frame loop; status line: "Computing on ${rep.compute}"`);
+    check(mode, /CPU/.test(rep.compute), "the status line says it computes on the CPU");
+    r.compute = rep.compute;
+
+    // Forward: the default tab draws x_0 and x_t.
+    await command(page, { Tab: "Forward" });
+    rep = await waitFor(page, "the forward panel's picture", (x) => x.forward_t !== null && !x.busy, 60000);
+    await page.waitForTimeout(300);
+    const fwd = await page.screenshot({ path: path.join(shots, `${mode}-forward.png`) });
+    const stats = await pixelStats(page, fwd);
+    check(mode, stats.std > 20 && stats.levels > 12, `Forward tab drew (luma std ${stats.std.toFixed(1)}, ${stats.levels} levels)`);
+
+    // Sampling: DDIM-20 of 16 digits with the shipped U-Net, on the page's CPU path.
+    await command(page, { Tab: "Sampling" });
+    await command(page, { Sampling: { sampler: "Ddim", steps: 20, seed: 0, batch: 16 } });
+    const started = Date.now();
+    const ft = await frameTimes(page, async () => {
+      await command(page, "Run");
+      await waitFor(page, "the run to start", (x) => x.sampling.running || x.sampling.x0.length, 10000);
+      return waitFor(page, "the DDIM-20 run", (x) => !x.sampling.running && x.sampling.x0.length > 0, 600000);
+    });
+    rep = ft.out;
+    r.ddim20_wall_s = (Date.now() - started) / 1000;
+    r.ddim20_app_ms = rep.sampling.total_ms;
+    r.frame_ms = { frames: ft.frames, p50: ft.p50, p99: ft.p99, max: ft.max };
+    check(mode, rep.sampling.done === 20 && rep.sampling.total === 20, `DDIM-20 ran 20 steps in ${r.ddim20_wall_s.toFixed(1)} s (app: ${(rep.sampling.total_ms / 1000).toFixed(1)} s)`);
+    check(mode, ft.p99 <= 50, `frame time while it ran: p50 ${ft.p50.toFixed(1)} ms, p99 ${ft.p99.toFixed(1)} ms, max ${ft.max.toFixed(0)} ms over ${ft.frames} frames`);
+    const bad = digitsCheck(rep.sampling.x0, rep.sampling.shape);
+    check(mode, rep.sampling.shape?.join("x") === "16x1x28x28" && bad.length === 0, `16 samples look like digits${bad.length ? ": " + JSON.stringify(bad) : ""}`);
+    r.x0_sum = rep.sampling.x0.reduce((a, b) => a + b, 0);
+    await page.screenshot({ path: path.join(shots, `${mode}-sampling.png`) });
+
+    // A lesson's "Show me": lesson 10's interpolation, set up and decoded.
+    await command(page, { ShowMe: { lesson: 9, name: "interp" } });
+    rep = await waitFor(page, "lesson 10's Show me", (x) => x.tab === "Interpolate" && !x.interpolating && x.interpolation_frames > 0, 600000);
+    check(mode, rep.interpolation_frames > 1, `lesson 10's "Show me" opened Interpolate and decoded ${rep.interpolation_frames} frames`);
+    await page.screenshot({ path: path.join(shots, `${mode}-interpolate.png`) });
+
+    // A PNG dropped on the page (bytes, no path) opens as the Forward panel's image.
+    await command(page, { Tab: "Forward" });
+    await page.evaluate(async () => {
+      const c = new OffscreenCanvas(64, 48);
+      const g = c.getContext("2d");
+      g.fillStyle = "#102040"; g.fillRect(0, 0, 64, 48);
+      g.fillStyle = "#f0d020"; g.fillRect(16, 8, 32, 32);
+      const blob = await c.convertToBlob({ type: "image/png" });
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], "dropped-square.png", { type: "image/png" }));
+      const canvas = document.getElementById("difflab_canvas");
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        canvas.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    });
+    rep = await waitFor(page, "the dropped file", (x) => x.forward_source?.includes("dropped-square.png") || x.banner, 30000);
+    check(mode, rep.forward_source?.includes("dropped-square.png") && !rep.banner, `a dropped PNG opened (${rep.forward_source ?? rep.banner})`);
+    await waitFor(page, "the dropped image's x_t", (x) => !x.busy, 60000);
+    await page.screenshot({ path: path.join(shots, `${mode}-dropped.png`) });
+
+    check(mode, errors.length === 0, `no console errors${errors.length ? ": " + errors.slice(0, 3).join(" | ") : ""}`);
+  } catch (e) {
+    check(mode, false, String(e.message ?? e));
+    await page.screenshot({ path: path.join(shots, `${mode}-failure.png`) }).catch(() => {});
+    if (errors.length) console.log("console errors:", errors.slice(0, 5).join("\n"));
+  } finally {
+    results[mode] = r;
+    await browser.close();
+  }
+}
+
+for (const mode of modes) await runMode(mode);
+if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(results, null, 2));
+console.log(JSON.stringify(results));
+if (failures.length) {
+  console.log(`${failures.length} failed:\n` + failures.join("\n"));
+  process.exit(1);
+}
+console.log(`screenshots in ${shots}`);
