@@ -39,6 +39,8 @@ pub fn spawn_sampler_worker(
         "difflab-sampler",
         SamplerJob {
             device,
+            // On the frame loop a U-Net step runs a few images at a time (see stepped.rs).
+            piece: (drive == Drive::Frames).then_some(FRAME_PIECE),
             mnist: None,
             models: HashMap::new(),
             unets: HashMap::new(),
@@ -48,9 +50,15 @@ pub fn spawn_sampler_worker(
     )
 }
 
+/// Images per piece of a U-Net step when the sampler runs on the frame loop: 4 digits took
+/// about 50 ms of a page's CPU (16 took 200 ms), so each frame stays short.
+pub const FRAME_PIECE: usize = 4;
+
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {
     device: Device,
+    /// Images per piece of a step on the frame loop (`None` on a thread: whole steps).
+    piece: Option<usize>,
     mnist: Option<Arc<Mnist>>,
     models: HashMap<(ModelSpec, ScheduleKey), Arc<dyn Denoiser>>,
     /// The U-Nets built so far, by weights (a class-conditional one is given ∅ by plain runs, a
@@ -333,6 +341,7 @@ impl SamplerJob {
             &scheduler,
             spec.seed,
             batch,
+            self.piece,
             cancel,
             &self.device,
             |step| match frame_of(step, cols, guided.as_ref().and_then(|g| g.take())) {
@@ -466,9 +475,16 @@ impl SamplerJob {
             let x_t = decode_start(model.as_ref(), &scheduler, noises, &self.device)?;
             // η = 0 adds no noise, so the noise is never asked for.
             let zeros = |_, shape| Tensor::zeros(shape, &self.device);
-            let Some(x0) =
-                stepped::sample_loop(model.as_ref(), &scheduler, x_t, zeros, cancel, |_| {})
-                    .await?
+            let Some(x0) = stepped::sample_loop(
+                model.as_ref(),
+                &scheduler,
+                x_t,
+                zeros,
+                self.piece,
+                cancel,
+                |_| {},
+            )
+            .await?
             else {
                 return Ok(None);
             };

@@ -1,6 +1,8 @@
 //! The core's sampling loops, one step per poll: the same [`SampleRun`] steps as
 //! [`crate::diffusion::sample_loop`], with a step boundary ([`yield_now`]) after each, so a job
-//! on the frame loop gives the page back between U-Net steps.
+//! on the frame loop gives the page back between U-Net steps. With `piece`, a model whose items
+//! are independent runs a step's batch that many images at a time, with a step boundary after
+//! each piece: a U-Net step of 16 digits takes a page's CPU well over a frame.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,6 +19,7 @@ pub async fn sample_loop<N>(
     scheduler: &Scheduler,
     x_t: Tensor<4>,
     noise: N,
+    piece: Option<usize>,
     cancel: &AtomicBool,
     mut on_step: impl FnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>>
@@ -24,24 +27,48 @@ where
     N: FnMut(usize, [usize; 4]) -> Tensor<4>,
 {
     let mut run = SampleRun::new(denoiser, scheduler, x_t, noise)?;
+    let piece = piece.filter(|_| denoiser.items_independent());
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match run.next_step() {
-            Some(frame) => on_step(&frame?),
-            None => return Ok(Some(run.current().clone())),
+        let Some((x, t)) = run.next_input() else {
+            return Ok(Some(run.current().clone()));
+        };
+        let b = x.dims()[0];
+        match piece.filter(|&p| p < b) {
+            None => match run.next_step() {
+                Some(frame) => on_step(&frame?),
+                None => return Ok(Some(run.current().clone())),
+            },
+            Some(p) => {
+                let mut outputs = Vec::with_capacity(b.div_ceil(p));
+                for start in (0..b).step_by(p) {
+                    let end = (start + p).min(b);
+                    outputs.push(denoiser.forward(
+                        x.clone().narrow(0, start, end - start),
+                        &vec![t; end - start],
+                    )?);
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    yield_now().await;
+                }
+                on_step(&run.step_with(Tensor::cat(outputs, 0))?);
+            }
         }
         yield_now().await;
     }
 }
 
 /// [`crate::diffusion::sample_seeded`], stepped: the same noises, so the same samples.
+#[allow(clippy::too_many_arguments)]
 pub async fn sample_seeded(
     denoiser: &dyn Denoiser,
     scheduler: &Scheduler,
     seed: u64,
     batch: usize,
+    piece: Option<usize>,
     cancel: &AtomicBool,
     device: &Device,
     on_step: impl FnMut(&StepFrame),
@@ -53,8 +80,88 @@ pub async fn sample_seeded(
         scheduler,
         x_t,
         |k, shape| step_noise(seed, k, shape, device),
+        piece,
         cancel,
         on_step,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::diffusion::scheduler::{PredictionType, SamplerKind, SchedulerConfig};
+    use crate::diffusion::{NoiseSchedule, ScheduleConfig, TimestepSpacing, sample_seeded};
+    use crate::model::ExactDenoiser;
+    use crate::tensor_util::to_vec;
+
+    /// Polls `f` to the end with a no-op waker; its output and how many polls it took.
+    fn drive<T>(f: impl Future<Output = T>) -> (T, usize) {
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        for polls in 1.. {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return (v, polls);
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn pieces_of_a_batch_give_the_same_samples_one_piece_per_poll() {
+        let device = Device::flex();
+        let images: Vec<Vec<f32>> = (0..3)
+            .map(|k| {
+                (0..16)
+                    .map(|i| ((i * (k + 2)) % 7) as f32 / 3.5 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let scheduler = Scheduler::new(SchedulerConfig {
+            prediction_type: PredictionType::Sample,
+            num_inference_steps: 6,
+            spacing: TimestepSpacing::Leading,
+            sampler: SamplerKind::Ddim {
+                eta: 1.0,
+                set_alpha_to_one: true,
+            },
+            ..SchedulerConfig::default()
+        })
+        .unwrap();
+        let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
+        let model = ExactDenoiser::new(&images, [1, 4, 4], schedule, &device).unwrap();
+        let cancel = AtomicBool::new(false);
+        let core = sample_seeded(&model, &scheduler, 9, 5, &cancel, &device, |_| {}).unwrap();
+        let whole = drive(sample_seeded_stepped(
+            &model, &scheduler, None, &cancel, &device,
+        ));
+        let pieces = drive(sample_seeded_stepped(
+            &model,
+            &scheduler,
+            Some(2),
+            &cancel,
+            &device,
+        ));
+        let values = |x: Option<Tensor<4>>| to_vec(x.unwrap()).unwrap();
+        let core = values(core);
+        assert_eq!(values(whole.0.unwrap()), core);
+        assert_eq!(values(pieces.0.unwrap()), core);
+        // Whole steps: one poll each, and the last; pieces of 2, 2 and 1: four polls a step.
+        assert_eq!(whole.1, 6 + 1);
+        assert_eq!(pieces.1, 6 * 4 + 1);
+    }
+
+    fn sample_seeded_stepped<'a>(
+        model: &'a ExactDenoiser,
+        scheduler: &'a Scheduler,
+        piece: Option<usize>,
+        cancel: &'a AtomicBool,
+        device: &'a Device,
+    ) -> impl Future<Output = Result<Option<Tensor<4>>>> + 'a {
+        super::sample_seeded(model, scheduler, 9, 5, piece, cancel, device, |_| {})
+    }
 }

@@ -313,6 +313,7 @@ impl ToyJob {
                 &scheduler,
                 seed,
                 n,
+                None,
                 cancel,
                 &self.device,
                 on_step,

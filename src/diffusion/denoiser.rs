@@ -21,4 +21,11 @@ pub trait Denoiser: Send + Sync {
 
     /// A short human-readable name.
     fn name(&self) -> String;
+
+    /// Whether each item's output depends on that item alone, so that a batch may be run in
+    /// pieces with the same result (the page does, to keep each frame short). A model that keeps
+    /// per-batch state or takes one label per item says no (the default).
+    fn items_independent(&self) -> bool {
+        false
+    }
 }

@@ -94,10 +94,36 @@ where
         Some(self.step_at(t))
     }
 
+    /// The next step's input x_t and its timestep, or `None` when the run is over: for a caller
+    /// that computes the model's output itself (in pieces) and passes it to
+    /// [`SampleRun::step_with`].
+    pub fn next_input(&self) -> Option<(Tensor<4>, usize)> {
+        let t = *self.scheduler.timesteps().get(self.index)?;
+        Some((self.x.clone(), t))
+    }
+
+    /// Takes the next step with the model's output at [`SampleRun::next_input`] given.
+    pub fn step_with(&mut self, model_output: Tensor<4>) -> Result<StepFrame> {
+        let t = *self.scheduler.timesteps().get(self.index).ok_or_else(|| {
+            DiffError::invalid("the run is over: there is no step to take".to_string())
+        })?;
+        self.finish_step(t, model_output)
+    }
+
     fn step_at(&mut self, t: usize) -> Result<StepFrame> {
-        let shape = self.x.dims();
-        let batch_t = vec![t; shape[0]];
+        let batch_t = vec![t; self.x.dims()[0]];
         let model_output = self.denoiser.forward(self.x.clone(), &batch_t)?;
+        self.finish_step(t, model_output)
+    }
+
+    fn finish_step(&mut self, t: usize, model_output: Tensor<4>) -> Result<StepFrame> {
+        let shape = self.x.dims();
+        if model_output.dims() != shape {
+            return Err(DiffError::invalid(format!(
+                "the model output has shape {:?} but x_t has {shape:?}",
+                model_output.dims()
+            )));
+        }
         // One reduction per step: a damaged or diverging model stops the run here, saying
         // where, instead of turning every later step (and the output) into NaN.
         if !all_finite(&model_output)? {

@@ -159,6 +159,10 @@ impl ExactDenoiser {
 }
 
 impl Denoiser for ExactDenoiser {
+    fn items_independent(&self) -> bool {
+        true
+    }
+
     fn prediction_type(&self) -> PredictionType {
         PredictionType::Sample
     }

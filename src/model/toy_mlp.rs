@@ -66,6 +66,10 @@ impl ToyMlp {
 }
 
 impl Denoiser for ToyMlp {
+    fn items_independent(&self) -> bool {
+        true
+    }
+
     fn prediction_type(&self) -> PredictionType {
         PredictionType::Epsilon
     }

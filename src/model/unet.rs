@@ -834,6 +834,10 @@ impl super::ConditionalDenoiser for UNetDenoiser {
 }
 
 impl Denoiser for UNetDenoiser {
+    fn items_independent(&self) -> bool {
+        true
+    }
+
     fn prediction_type(&self) -> PredictionType {
         self.config.prediction
     }

@@ -35,20 +35,21 @@ fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
         let app = h.state_mut();
         assert_eq!(app.jobs_on_frames(), on_frames);
         app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
-        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 4}}"#)
+        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
             .unwrap();
         app.remote(r#""Run""#).unwrap();
         let frames = frames_until_idle(&mut h, 100_000);
         let report = h.state().report();
         assert_eq!(report.sampling.done, 10);
-        assert_eq!(report.sampling.shape, Some([4, 1, 28, 28]));
+        assert_eq!(report.sampling.shape, Some([6, 1, 28, 28]));
         (report.sampling.x0, frames)
     };
     let (threaded, _) = sample(false);
     let (framed, frames) = sample(true);
-    assert_eq!(threaded.len(), 4 * 28 * 28);
+    assert_eq!(threaded.len(), 6 * 28 * 28);
     assert!(threaded.iter().all(|v| v.is_finite()));
-    // Bit for bit: the same job code, the same noises.
+    // Bit for bit: the same job code, the same noises; on the frame loop each step's six
+    // digits ran as pieces of 4 and 2 (FRAME_PIECE), on the thread as one batch.
     assert_eq!(framed, threaded);
     // Ten U-Net steps do not fit one frame's 12 ms budget: the run was spread over frames.
     assert!(frames >= 3, "{frames} frames");
