@@ -29,6 +29,8 @@ pub enum Remote {
     Run,
     /// Cancel the sampler's work.
     Cancel,
+    /// Open a lesson (0-based) on the Lessons tab.
+    Lesson(usize),
     /// Follow a lesson's "Show me" link (0-based lesson, the link's name).
     ShowMe {
         /// The lesson.
@@ -105,6 +107,13 @@ impl DiffLabApp {
                 s.batch = batch;
             }
             Remote::Run => self.apply(AppAction::RunSampling, None),
+            Remote::Lesson(n) => {
+                if n >= LESSONS.len() {
+                    return Err(format!("no lesson {n} (there are {})", LESSONS.len()));
+                }
+                self.settings.tab = Tab::Lessons;
+                self.settings.lessons.current = n;
+            }
             Remote::Cancel => self.apply(AppAction::CancelSampler, None),
             Remote::ShowMe { lesson, name } => {
                 let lang: Lang = self.settings.lessons.lang();

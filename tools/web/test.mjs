@@ -153,6 +153,23 @@ async function runMode(mode) {
     const stats = await pixelStats(page, fwd);
     check(mode, stats.std > 20 && stats.levels > 12, `Forward tab drew (luma std ${stats.std.toFixed(1)}, ${stats.levels} levels)`);
 
+    // Every panel and every lesson opens and draws, with no banner.
+    for (const tab of ["Schedule", "Compare", "Interpolate", "Playground", "Lessons"]) {
+      await command(page, { Tab: tab });
+      rep = await waitFor(page, `the ${tab} tab`, (x) => x.tab === tab, 10000);
+      await page.waitForTimeout(300);
+      const s = await pixelStats(page, await page.screenshot({ path: path.join(shots, `${mode}-tab-${tab}.png`) }));
+      check(mode, s.std > 10 && !rep.banner, `${tab} drew (luma std ${s.std.toFixed(1)})${rep.banner ? ": " + rep.banner : ""}`);
+    }
+    let lessonsOk = 0;
+    for (let n = 0; n < 13; n++) {
+      await command(page, { Lesson: n });
+      rep = await waitFor(page, `lesson ${n + 1}`, (x) => x.tab === "Lessons" && x.lesson === n, 10000);
+      const s = await pixelStats(page, await page.screenshot());
+      if (s.std > 10 && !rep.banner) lessonsOk++;
+    }
+    check(mode, lessonsOk === 13, `${lessonsOk} of 13 lessons opened and drew`);
+
     // Sampling: DDIM-20 of 16 digits with the shipped U-Net, on the page's CPU path.
     await command(page, { Tab: "Sampling" });
     await command(page, { Sampling: { sampler: "Ddim", steps: 20, seed: 0, batch: 16 } });
