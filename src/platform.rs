@@ -24,3 +24,34 @@ pub fn keep_freed_memory() {
         }
     }
 }
+
+/// In the browser, where there is no folder to write to: hands `bytes` to the browser as a
+/// download named like `path`'s file name (exports and sessions; see
+/// [`crate::data::image_io::write_atomic`]).
+#[cfg(target_arch = "wasm32")]
+pub fn download(path: &std::path::Path, bytes: &[u8]) -> crate::Result<()> {
+    use wasm_bindgen::JsCast;
+    let fail = |what: &str| {
+        crate::DiffError::file(path, format!("the browser refused the download ({what})"))
+    };
+    let name = path.file_name().map_or_else(
+        || "difflab-download".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| fail("blob"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| fail("url"))?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| fail("no document"))?;
+    let a: web_sys::HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(|_| fail("link"))?
+        .dyn_into()
+        .map_err(|_| fail("link"))?;
+    a.set_href(&url);
+    a.set_download(&name);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}

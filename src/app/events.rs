@@ -218,17 +218,24 @@ impl DiffLabApp {
             return;
         }
         if let Some(path) = dropped.first().map(|f| f.path().to_path_buf()) {
-            self.open_dropped(path);
+            self.open_dropped(path, ctx);
         }
     }
 
-    /// Opens a dropped file: weights as the model, anything else as the forward panel's image.
-    pub(super) fn open_dropped(&mut self, path: std::path::PathBuf) {
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-        {
+    /// Opens a dropped file: weights as the model, a session's settings, anything else as the
+    /// forward panel's image.
+    pub(super) fn open_dropped(&mut self, path: std::path::PathBuf, ctx: &egui::Context) {
+        let is = |ext: &str| {
+            path.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+        };
+        if is("safetensors") {
             self.open_weights(path);
+        } else if is("json") {
+            match self.open_session(&path, ctx) {
+                Ok(()) => self.notice = Some(format!("opened {}", path.display())),
+                Err(e) => self.banner = Some(e.to_string()),
+            }
         } else {
             self.open_image(path);
         }

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-/// What the page says where the desktop would open a file dialog.
+/// What the page says where the desktop would open a file to read.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub const WEB_NO_DIALOG: &str = "In the browser, drop the file on the page to open it \
-     (files by path and saving to a folder are for the desktop app)";
+     (an image, a .safetensors U-Net or a .json session)";
 
 /// Asks for a file to open, of the kind `what` with these extensions. `Err` with what to do
 /// instead where there are no dialogs (the browser).
@@ -26,17 +26,17 @@ pub fn pick_file(what: &str, extensions: &[&str]) -> Result<Option<PathBuf>, &'s
     }
 }
 
-/// Asks where to save a file, suggesting `name`. `Err` as for [`pick_file`].
-#[cfg_attr(not(target_arch = "wasm32"), allow(clippy::unnecessary_wraps))]
+/// Asks where to save a file, suggesting `name` (the browser: a download of that name).
+#[allow(clippy::unnecessary_wraps)]
 pub fn save_file(name: &str) -> Result<Option<PathBuf>, &'static str> {
     #[cfg(not(target_arch = "wasm32"))]
     {
         Ok(rfd::FileDialog::new().set_file_name(name).save_file())
     }
+    // The page downloads what is saved (`write_atomic`), under this name.
     #[cfg(target_arch = "wasm32")]
     {
-        let _ = name;
-        Err(WEB_NO_DIALOG)
+        Ok(Some(PathBuf::from(name)))
     }
 }
 

@@ -36,7 +36,8 @@ pub fn save_session(settings: &Settings, path: &Path) -> Result<()> {
 
 /// Reads a session, refusing files that are not one, are corrupt, or come from a newer difflab.
 pub fn load_session(path: &Path) -> Result<Settings> {
-    let text = std::fs::read_to_string(path).map_err(|e| DiffError::file(path, e))?;
+    let bytes = super::files::read(path).map_err(|e| DiffError::file(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| DiffError::file(path, "not text"))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         DiffError::file(path, format!("not a difflab session file (not JSON: {e})"))
     })?;

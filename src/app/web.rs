@@ -118,7 +118,7 @@ pub(super) fn read_dropped(file: egui::DroppedFileHandle) {
 pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
     for (name, bytes) in DROPPED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
         match bytes {
-            Ok(bytes) => app.open_dropped(super::files::keep_web_file(&name, bytes)),
+            Ok(bytes) => app.open_dropped(super::files::keep_web_file(&name, bytes), ctx),
             Err(e) => app.banner = Some(format!("{name}: could not be read ({e})")),
         }
     }

@@ -267,6 +267,10 @@ pub fn load_folder(
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // The page has no folders: the browser downloads the file instead.
+    #[cfg(target_arch = "wasm32")]
+    return crate::platform::download(path, bytes);
+    #[cfg(not(target_arch = "wasm32"))]
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 

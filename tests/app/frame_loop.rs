@@ -123,3 +123,40 @@ fn a_bad_script_command_is_refused_with_what_was_wrong() {
     assert_eq!(app.settings.tab, Tab::Lessons);
     assert_eq!(app.report().lesson, 12);
 }
+
+/// A session file dropped on the window (the page's only way to open one) opens as the
+/// session; a damaged one changes nothing and says why.
+#[test]
+fn a_dropped_session_file_opens_the_session() {
+    let dir = std::env::temp_dir().join(format!("difflab-drop-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("class.json");
+    let mut h = harness(false);
+    h.state_mut().settings.sampling.seed = 4242;
+    h.state_mut().settings.tab = Tab::Sampling;
+    h.state_mut().save_session(&path).expect("save");
+
+    let mut h = harness(false);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(crate::common::app::Dropped(
+            path.clone(),
+        )));
+    h.step();
+    h.step();
+    assert_eq!(h.state().banner, None);
+    assert_eq!(h.state().settings.sampling.seed, 4242);
+    assert_eq!(h.state().settings.tab, Tab::Sampling);
+
+    let bad = dir.join("broken.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(crate::common::app::Dropped(bad)));
+    h.step();
+    h.step();
+    let banner = h.state().banner.clone().unwrap_or_default();
+    assert!(banner.contains("not a difflab session file"), "{banner}");
+    assert_eq!(h.state().settings.sampling.seed, 4242);
+    let _ = std::fs::remove_dir_all(&dir);
+}
