@@ -131,6 +131,8 @@ pub struct DiffLabApp {
     /// The last "saved …" message.
     pub notice: Option<String>,
     pending: Option<Command>,
+    /// On the frame loop: how long the jobs computed in each frame since the last Run (ms).
+    pub pump_ms: Vec<f32>,
 }
 
 impl DiffLabApp {
@@ -197,6 +199,7 @@ impl DiffLabApp {
             banner: recovered.or(note),
             notice: None,
             pending: None,
+            pump_ms: Vec::new(),
         };
         // `--weights` first; if it cannot be opened (changed since `main` checked it), the
         // saved file is read again as at any start.
@@ -236,6 +239,9 @@ impl DiffLabApp {
         let mut more = self.sampler.pump(left());
         more |= self.worker.pump(left());
         more |= self.toy.pump(left());
+        if more && self.pump_ms.len() < 100_000 {
+            self.pump_ms.push(started.elapsed().as_secs_f32() * 1e3);
+        }
         more
     }
 
@@ -246,6 +252,7 @@ impl DiffLabApp {
 
     /// Starts a sampling run with the current settings (the Run button).
     pub fn start_run(&mut self) {
+        self.pump_ms.clear();
         let id = self.new_id();
         let spec = self.sampling.spec(&self.settings, id);
         self.sampling.started(&spec);

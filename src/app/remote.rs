@@ -67,6 +67,9 @@ pub struct Report {
     pub interpolating: bool,
     /// Frames of the last interpolation.
     pub interpolation_frames: usize,
+    /// On the frame loop: the jobs' compute per frame since the last Run, in ms (median, p99,
+    /// max, frames), apart from drawing the frame.
+    pub pump_ms: [f32; 4],
 }
 
 /// The sampling panel's run.
@@ -157,6 +160,21 @@ impl DiffLabApp {
                 total_ms: s.total_ms,
                 shape: finished.map(|f| f.shape),
                 x0: finished.map(|f| f.x_values().to_vec()).unwrap_or_default(),
+            },
+            pump_ms: {
+                let mut v = self.pump_ms.clone();
+                v.sort_by(f32::total_cmp);
+                let q = |p: f64| {
+                    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+                        .copied()
+                        .unwrap_or(0.0)
+                };
+                [
+                    q(0.5),
+                    q(0.99),
+                    v.last().copied().unwrap_or(0.0),
+                    v.len() as f32,
+                ]
             },
             interpolating: self.interpolate.running,
             interpolation_frames: self

@@ -42,6 +42,8 @@ fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
         let report = h.state().report();
         assert_eq!(report.sampling.done, 10);
         assert_eq!(report.sampling.shape, Some([6, 1, 28, 28]));
+        // The frames that computed were counted (the page reports their compute time).
+        assert_eq!(report.pump_ms[3] > 0.0, on_frames);
         (report.sampling.x0, frames)
     };
     let (threaded, _) = sample(false);
