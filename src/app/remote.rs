@@ -68,8 +68,8 @@ pub struct Report {
     /// Frames of the last interpolation.
     pub interpolation_frames: usize,
     /// On the frame loop: the jobs' compute per frame since the last Run, in ms (median, p99,
-    /// max, frames), apart from drawing the frame.
-    pub pump_ms: [f32; 4],
+    /// max, frames, and the sum), apart from drawing the frame.
+    pub pump_ms: [f32; 5],
 }
 
 /// The sampling panel's run.
@@ -174,6 +174,7 @@ impl DiffLabApp {
                     q(0.99),
                     v.last().copied().unwrap_or(0.0),
                     v.len() as f32,
+                    v.iter().sum(),
                 ]
             },
             interpolating: self.interpolate.running,

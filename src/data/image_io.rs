@@ -3,7 +3,6 @@
 //! Every write goes to a temporary file next to the target and is renamed over it, so an
 //! interrupted write never leaves a half-written file where the user's file was.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
@@ -271,7 +270,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     #[cfg(target_arch = "wasm32")]
     return crate::platform::download(path, bytes);
     #[cfg(not(target_arch = "wasm32"))]
-    write_atomic_with(path, |f| f.write_all(bytes))
+    write_atomic_with(path, |f| std::io::Write::write_all(f, bytes))
 }
 
 /// Writes `path` through a temporary file in the same folder and a rename: `write` fills the
