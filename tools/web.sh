@@ -117,7 +117,7 @@ web_test() {
     local server=$!
     trap 'kill $server 2>/dev/null' EXIT
     sleep 0.5
-    node tools/web/test.mjs "http://127.0.0.1:$port/" "$@"
+    node tools/web/test.mjs "http://127.0.0.1:$port/" --shots "$CARGO_TARGET_DIR/web-shots" "$@"
 }
 
 case "${1:-}" in

@@ -7,6 +7,7 @@
 // Exits 1 with what failed.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 const args = process.argv.slice(2);
@@ -17,7 +18,7 @@ const opt = (name) => {
 };
 let modes = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !(all[i - 1] ?? "").startsWith("--"));
 if (modes.length === 0) modes = ["cpu", "webgpu"];
-const shots = opt("--shots") ?? path.join(process.cwd(), "target-web-shots");
+const shots = opt("--shots") ?? path.join(os.tmpdir(), "difflab-web-shots");
 const jsonOut = opt("--json");
 fs.mkdirSync(shots, { recursive: true });
 
