@@ -115,7 +115,8 @@ web_test() {
     (cd tools/web && [ -d node_modules/playwright-core ] || npm ci --silent --no-audit --no-fund >&2)
     python3 tools/web/serve.py "$site" "$port" >/dev/null 2>&1 &
     local server=$!
-    trap 'kill $server 2>/dev/null' EXIT
+    # shellcheck disable=SC2064 # the server's pid, now: the variable is gone at exit
+    trap "kill $server 2>/dev/null" EXIT
     sleep 0.5
     node tools/web/test.mjs "http://127.0.0.1:$port/" --shots "$CARGO_TARGET_DIR/web-shots" "$@"
 }
