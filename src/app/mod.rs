@@ -78,8 +78,7 @@ pub use settings::{
     ToySettings, ToyView, restore_settings,
 };
 pub use shown::Shown;
-pub use thread::Drive;
-pub use thread::{Job, RepaintPace, WorkerThread, yield_now};
+pub use thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use window::{AppOptions, wgpu_setup};
 #[cfg(not(target_arch = "wasm32"))]
