@@ -13,6 +13,7 @@ mod average;
 mod burn_regressions;
 mod cli;
 mod determinism;
+mod docs_links;
 mod eval;
 mod exact;
 mod golden;
