@@ -144,11 +144,61 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
                      mesa-vulkan-drivers, or use --device cpu)",
                 )
             })?;
-            Ok(wgpu_device(best))
+            let device = wgpu_device(best);
+            probe(&device.device).map_err(|why| {
+                DiffError::invalid(format!(
+                    "the wgpu adapter {} gave no device ({why}); use --device cpu",
+                    best.name
+                ))
+            })?;
+            Ok(device)
         }
         DeviceChoice::Auto => Ok(match wgpu_adapters().iter().find(|a| a.is_gpu()) {
-            Some(gpu) => wgpu_device(gpu),
+            Some(gpu) => {
+                let device = wgpu_device(gpu);
+                match probe(&device.device) {
+                    Ok(()) => device,
+                    Err(why) => {
+                        eprintln!(
+                            "difflab: the GPU {} gave no device ({why}); computing on the CPU",
+                            gpu.name
+                        );
+                        ComputeDevice::flex()
+                    }
+                }
+            }
             None => ComputeDevice::flex(),
         }),
+    }
+}
+
+/// Brings a wgpu device up and reads one value back, catching the panic burn raises when the
+/// adapter gives no device ("Unable to acquire wgpu device": a broken driver, or a DX12
+/// adapter that wine or a virtual machine lists but cannot open). The panic hook is silenced
+/// meanwhile, so the user sees one line, not a panic message.
+fn probe(device: &Device) -> std::result::Result<(), String> {
+    if cfg!(target_arch = "wasm32") {
+        // The page never computes on wgpu (and reads tensors only asynchronously there).
+        return Ok(());
+    }
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let t = burn::tensor::Tensor::<1>::from_floats([1.5f32], device);
+        t.into_data().try_to_vec::<f32>().ok()
+    }));
+    std::panic::set_hook(hook);
+    match outcome {
+        Ok(Some(v)) if v == [1.5] => Ok(()),
+        Ok(v) => Err(format!("a value read back as {v:?}")),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(ToString::to_string))
+            .unwrap_or_else(|| "it panicked".into())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
     }
 }

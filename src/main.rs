@@ -102,8 +102,9 @@ fn main() {
     }));
     difflab::platform::keep_freed_memory();
     // Mesa's Vulkan loader prints an error per adapter query when this is unset (a bare shell,
-    // CI); point it at the temporary folder before any thread starts.
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+    // CI); point it at the temporary folder before any thread starts. (Linux and the BSDs only:
+    // Windows and macOS have no such variable and no Mesa.)
+    if cfg!(all(unix, not(target_os = "macos"))) && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         // SAFETY: nothing else runs yet, so no other thread reads the environment.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }

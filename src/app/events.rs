@@ -157,7 +157,17 @@ impl DiffLabApp {
         }
         let t_max = self.settings.num_timesteps();
         // Presenter mode (F5) and full screen (F11), anywhere.
-        let (f5, f11) = ctx.input(|i| (i.key_pressed(Key::F5), i.key_pressed(Key::F11)));
+        let (f1, f5, f11) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::F1),
+                i.key_pressed(Key::F5),
+                i.key_pressed(Key::F11),
+            )
+        });
+        // The user guide (F1), anywhere.
+        if f1 {
+            self.help.open = Some(super::help::HelpPage::Guide(0));
+        }
         if f5 {
             self.settings.lessons.presenter = !self.settings.lessons.presenter;
         }

@@ -15,6 +15,7 @@ mod files;
 mod fonts;
 mod forward;
 mod guided_views;
+pub mod help;
 mod interpolate;
 mod lesson_file;
 mod lessons;
@@ -132,6 +133,8 @@ pub struct DiffLabApp {
     pending: Option<Command>,
     /// On the frame loop: how long the jobs computed in each frame since the last Run (ms).
     pub pump_ms: Vec<f32>,
+    /// The Help menu's window.
+    pub help: help::HelpWindow,
 }
 
 impl DiffLabApp {
@@ -199,6 +202,7 @@ impl DiffLabApp {
             notice: None,
             pending: None,
             pump_ms: Vec::new(),
+            help: help::HelpWindow::new(options.state_file()),
         };
         // `--weights` first; if it cannot be opened (changed since `main` checked it), the
         // saved file is read again as at any start.
@@ -458,6 +462,7 @@ impl eframe::App for DiffLabApp {
                 egui::ScrollArea::vertical().show(ui, |ui| panel.controls_ui(ui, &mut ctx));
             });
         egui::CentralPanel::default().show(ui, |ui| panel.main_ui(ui, &mut ctx));
+        self.help.window_ui(ui.ctx());
         let actions = std::mem::take(&mut ctx.actions);
         for action in actions {
             self.apply(action, schedule.as_deref());

@@ -10,6 +10,7 @@ use super::{DiffLabApp, apply_theme, files};
 const OPEN: &str = "Open session…";
 const SAVE: &str = "Save session…";
 const RESET: &str = "Reset to defaults";
+const HELP: &str = "Help";
 
 impl DiffLabApp {
     fn theme_label(&self) -> &'static str {
@@ -23,7 +24,7 @@ impl DiffLabApp {
     /// The width the session buttons take in one row.
     fn session_buttons_width(&self, ui: &Ui) -> f32 {
         let font = egui::TextStyle::Button.resolve(ui.style());
-        let labels = [OPEN, SAVE, RESET, self.theme_label()];
+        let labels = [HELP, OPEN, SAVE, RESET, self.theme_label()];
         let pad = 2.0 * ui.spacing().button_padding.x + ui.spacing().item_spacing.x;
         labels
             .iter()
@@ -37,8 +38,9 @@ impl DiffLabApp {
             .sum()
     }
 
-    /// Open and save a session, reset, switch the theme (right to left).
+    /// Help, open and save a session, reset, switch the theme (right to left).
     fn session_buttons_ui(&mut self, ui: &mut Ui) {
+        ui.menu_button(HELP, |ui| self.help.menu_ui(ui));
         if ui.button(OPEN).clicked()
             && let Some(path) = self.dialog(files::pick_file("difflab session", &["json"]))
         {

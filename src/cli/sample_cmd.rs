@@ -169,7 +169,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Write all samples as one grid PNG.
-    #[arg(short, long, required_unless_present = "out_dir")]
+    #[arg(short, long, required_unless_present_any = ["out_dir", "tensor"])]
     output: Option<PathBuf>,
     /// Class-conditional U-Nets: the digit to draw (0–9), or `all` for one row of --count per
     /// digit. Without it, a conditional model samples unconditionally.
@@ -183,6 +183,10 @@ pub struct SampleArgs {
     /// Write one PNG per sample (sample-0000.png, ...) at native resolution.
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Also write the samples as one f32 tensor [count, C, H, W] in [−1, 1], before they are
+    /// rounded to pixels (SafeTensors, the tensor "samples"): to compare runs bit for bit.
+    #[arg(long)]
+    tensor: Option<PathBuf>,
     /// Also write x_t (top row) and x̂0 (bottom row) of the first sample along the way.
     #[arg(long)]
     trajectory: Option<PathBuf>,
@@ -428,7 +432,7 @@ fn validate(a: &SampleArgs) -> Result<()> {
             "--clip-sample must be ≥ 0 (0 turns clipping off)",
         ));
     }
-    let outputs = super::given(&[&a.output, &a.trajectory, &a.gif]);
+    let outputs = super::given(&[&a.output, &a.trajectory, &a.gif, &a.tensor]);
     let mut inputs = super::given(&[&a.weights]);
     inputs.extend(a.data.folder());
     check_outputs(&outputs, &inputs)?;
@@ -574,7 +578,7 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
     // the data folder, a read-only one, -o's own path).
     if let Some(dir) = a.out_dir.as_ref().filter(|d| d.is_dir()) {
         let files: Vec<PathBuf> = (0..count).map(|i| sample_file(dir, i)).collect();
-        let mut outputs = super::given(&[&a.output, &a.trajectory, &a.gif]);
+        let mut outputs = super::given(&[&a.output, &a.trajectory, &a.gif, &a.tensor]);
         outputs.extend(files.iter().map(PathBuf::as_path));
         let mut inputs = super::given(&[&a.weights]);
         inputs.extend(a.data.folder());
@@ -723,6 +727,12 @@ fn write_outputs(
             save_png(img, &sample_file(dir, i))?;
         }
         eprintln!("wrote {} PNGs to {}", images.len(), dir.display());
+    }
+    if let Some(path) = &a.tensor {
+        let bytes =
+            crate::data::tensor_file::f32_safetensors("samples", &[count, c, h, w], samples)?;
+        crate::data::image_io::write_atomic(path, &bytes)?;
+        eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &a.trajectory {
         write_trajectory(path, trajectory, a.scale)?;

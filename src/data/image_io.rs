@@ -72,7 +72,21 @@ pub enum ValueRange {
 
 fn to_u8(v: f32, lo: f32, hi: f32) -> u8 {
     let x = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-    (x.clamp(0.0, 1.0) * 255.0).round() as u8
+    round_to_level(x.clamp(0.0, 1.0) * 255.0)
+}
+
+/// `y` in [0, 255] rounded to the nearest level, halves up, the same on every system.
+/// `f32::round` calls the C library's `roundf` on x86-64, and mingw-w64's gave 1 for
+/// 0.49999997 (it adds 0.5 first, which rounds up to 1.0): the Windows build's PNGs then
+/// differed from Linux's by a level where the samples were equal to the bit. Here the cast
+/// truncates (one instruction) and `y − i` is exact.
+fn round_to_level(y: f32) -> u8 {
+    let i = y as u8;
+    if y - f32::from(i) >= 0.5 {
+        i.saturating_add(1)
+    } else {
+        i
+    }
 }
 
 /// One CHW image (1 or 3 channels) as RGB8.
@@ -352,4 +366,26 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     img.write_to(&mut bytes, ImageFormat::Png)
         .map_err(|e| DiffError::file(path, e))?;
     write_atomic(path, bytes.get_ref())
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::round_to_level;
+
+    /// The level of every value is `f32::round`'s as glibc computes it (correctly), including
+    /// just under a half, where mingw-w64's `roundf` went up.
+    #[test]
+    fn levels_round_halves_up_and_just_under_a_half_down() {
+        let under_half = f32::from_bits(0.5f32.to_bits() - 1); // 0.49999997
+        assert_eq!(round_to_level(under_half), 0);
+        assert_eq!(round_to_level(0.5), 1);
+        assert_eq!(round_to_level(0.0), 0);
+        assert_eq!(round_to_level(254.5), 255);
+        assert_eq!(round_to_level(255.0), 255);
+        assert_eq!(round_to_level(f32::from_bits(254.5f32.to_bits() - 1)), 254);
+        for k in 0..=255_000u32 {
+            let y = k as f32 / 1000.0;
+            assert_eq!(u32::from(round_to_level(y)), y.round() as u32, "{y}");
+        }
+    }
 }

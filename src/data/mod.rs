@@ -3,4 +3,5 @@
 pub mod gif;
 pub mod image_io;
 pub mod mnist;
+pub mod tensor_file;
 pub mod toy2d;

@@ -139,9 +139,12 @@ pub fn human_bytes(bytes: f64) -> String {
 }
 
 /// The memory this process could still use, in bytes: `DIFFLAB_MEMORY_LIMIT_MB` when set (tests,
-/// or a user who wants to leave room for other programs), else the kernel's MemAvailable, capped
-/// by a cgroup (v2) limit when one is set. `None` where it cannot be read (not Linux): then no
-/// run is refused in advance.
+/// or a user who wants to leave room for other programs), else what the system says is
+/// available: Linux's MemAvailable capped by a cgroup (v2) limit when one is set, Windows'
+/// available physical memory (`GlobalMemoryStatusEx`), macOS's free, inactive, purgeable and
+/// speculative pages (`host_statistics64`, what Activity Monitor counts as reclaimable).
+/// `None` where it cannot be known (the browser, other systems): then no run is refused in
+/// advance and the system's own limits apply.
 pub fn available_memory_bytes() -> Option<f64> {
     if let Some(mb) = std::env::var("DIFFLAB_MEMORY_LIMIT_MB")
         .ok()
@@ -149,16 +152,13 @@ pub fn available_memory_bytes() -> Option<f64> {
     {
         return Some(mb * MB);
     }
+    system_available_bytes()
+}
+
+#[cfg(target_os = "linux")]
+fn system_available_bytes() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let available_kb: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let mut available = available_kb * 1024.0;
+    let mut available = parse_meminfo_available(&meminfo)?;
     let read = |p: &str| -> Option<f64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
     if let (Some(max), Some(current)) = (
         read("/sys/fs/cgroup/memory.max"),
@@ -169,10 +169,89 @@ pub fn available_memory_bytes() -> Option<f64> {
     Some(available)
 }
 
+/// MemAvailable of a `/proc/meminfo` text, in bytes.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_meminfo_available(meminfo: &str) -> Option<f64> {
+    let available_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(available_kb * 1024.0)
+}
+
+#[cfg(windows)]
+fn system_available_bytes() -> Option<f64> {
+    use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
+    // SAFETY: MEMORYSTATUSEX is plain data; dwLength is set as the call requires.
+    unsafe {
+        let mut status: MEMORYSTATUSEX = std::mem::zeroed();
+        status.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+        (GlobalMemoryStatusEx(&mut status) != 0).then_some(status.ullAvailPhys as f64)
+    }
+}
+
+#[cfg(target_os = "macos")]
+#[allow(deprecated)] // libc's mach functions point to the mach2 crate; these calls are stable
+fn system_available_bytes() -> Option<f64> {
+    // SAFETY: host_statistics64 fills at most `count` integers of `stats` and says how many.
+    unsafe {
+        let mut stats: libc::vm_statistics64 = std::mem::zeroed();
+        let mut count = libc::HOST_VM_INFO64_COUNT;
+        let rc = libc::host_statistics64(
+            libc::mach_host_self(),
+            libc::HOST_VM_INFO64,
+            (&raw mut stats).cast(),
+            &mut count,
+        );
+        if rc != libc::KERN_SUCCESS {
+            return None;
+        }
+        let page = libc::sysconf(libc::_SC_PAGESIZE);
+        if page <= 0 {
+            return None;
+        }
+        let pages = u64::from(stats.free_count)
+            + u64::from(stats.inactive_count)
+            + u64::from(stats.purgeable_count)
+            + u64::from(stats.speculative_count);
+        Some(pages as f64 * page as f64)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+fn system_available_bytes() -> Option<f64> {
+    None
+}
+
 /// Checks a run against this machine's available memory (a no-op where that is unknown).
 pub fn check_fits(estimate: &MemoryEstimate, what: &str, batch: usize) -> Result<()> {
     match available_memory_bytes() {
         Some(available) => estimate.check(what, batch, available),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_available_is_read_in_bytes() {
+        let text = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(parse_meminfo_available(text), Some(2048.0 * 1024.0));
+        assert_eq!(parse_meminfo_available("MemTotal: 5 kB\n"), None);
+    }
+
+    /// On the systems difflab knows, the figure is a real one: more than 1 MB, less than an
+    /// exabyte (a wrong unit or an unread field shows as 0 or as nonsense).
+    #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+    #[test]
+    fn this_machine_reports_its_available_memory() {
+        let bytes = system_available_bytes().expect("the system's available memory");
+        assert!((1e6..1e18).contains(&bytes), "{bytes}");
     }
 }

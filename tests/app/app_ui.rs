@@ -401,7 +401,8 @@ fn in_a_narrow_window_the_buttons_leave_every_tab_in_reach() {
             "2-D playground",
             "Lessons",
         ];
-        const BUTTONS: [&str; 4] = [
+        const BUTTONS: [&str; 5] = [
+            "Help",
             "Light theme",
             "Reset to defaults",
             "Save session…",

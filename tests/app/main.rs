@@ -10,6 +10,7 @@
 mod common;
 
 mod app_guidance;
+mod app_help;
 mod app_jobs;
 mod app_playground;
 mod app_sampling;

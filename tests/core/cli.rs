@@ -25,6 +25,15 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// Marks a file read-only or writable again (Unix: no write bits; Windows: the read-only
+/// attribute).
+fn set_read_only(path: &std::path::Path, read_only: bool) {
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)] // undoing our own set_readonly(true)
+    perms.set_readonly(read_only);
+    std::fs::set_permissions(path, perms).unwrap();
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -917,7 +926,6 @@ fn eval_judges_the_shipped_model() {
 /// written nothing.
 #[test]
 fn an_output_never_destroys_an_input_or_another_output() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tmp("outputs");
     let image = dir.join("cat.png");
     std::fs::copy(
@@ -975,13 +983,55 @@ fn an_output_never_destroys_an_input_or_another_output() {
         "is a folder",
     );
     assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
-    std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o444)).unwrap();
+    set_read_only(&keep, true);
     assert_bad_input(&["schedule", "-o", k], "read-only");
     assert_eq!(std::fs::read(&keep).unwrap(), b"mine");
     assert_eq!(std::fs::read(&image).unwrap(), before);
-    std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o644)).unwrap();
+    set_read_only(&keep, false);
 
-    // Two outputs meeting through a link that does not point anywhere yet, and a loop of links.
+    // --out-dir's files are outputs too: -o on one of them, or a read-only one.
+    let out_dir = dir.join("samples");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let first = out_dir.join("sample-0000.png");
+    refused(
+        sample_to(&[
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "-o",
+            first.to_str().unwrap(),
+        ]),
+        "are the same file",
+    );
+    std::fs::write(&first, b"kept").unwrap();
+    set_read_only(&first, true);
+    refused(
+        sample_to(&["--out-dir", out_dir.to_str().unwrap()]),
+        "read-only",
+    );
+    assert_eq!(std::fs::read(&first).unwrap(), b"kept");
+    set_read_only(&first, false);
+    // interpolate guards its data folder as sample does.
+    let args = interpolate_args(&[
+        "--frames",
+        "2",
+        "--data",
+        &data_arg,
+        "--size",
+        "8",
+        "-o",
+        data_file.to_str().unwrap(),
+    ]);
+    refused(args, "input folder");
+    assert_eq!(std::fs::read(&data_file).unwrap(), data_before);
+}
+
+/// Two outputs meeting through a link that does not point anywhere yet, and a loop of links,
+/// are refused before anything is written (symbolic links: Unix only; on Windows making one
+/// needs developer mode or administrator rights).
+#[cfg(unix)]
+#[test]
+fn outputs_meeting_through_links_are_refused() {
+    let dir = tmp("outputs-links");
     use std::os::unix::fs::symlink;
     let target = dir.join("not-yet.png");
     symlink("not-yet.png", dir.join("dangling.png")).unwrap();
@@ -1002,40 +1052,6 @@ fn an_output_never_destroys_an_input_or_another_output() {
         &["schedule", "-o", dir.join("loop-a").to_str().unwrap()],
         "loop of symbolic links",
     );
-    // --out-dir's files are outputs too: -o on one of them, or a read-only one.
-    let out_dir = dir.join("samples");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let first = out_dir.join("sample-0000.png");
-    refused(
-        sample_to(&[
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-            "-o",
-            first.to_str().unwrap(),
-        ]),
-        "are the same file",
-    );
-    std::fs::write(&first, b"kept").unwrap();
-    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o444)).unwrap();
-    refused(
-        sample_to(&["--out-dir", out_dir.to_str().unwrap()]),
-        "read-only",
-    );
-    assert_eq!(std::fs::read(&first).unwrap(), b"kept");
-    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o644)).unwrap();
-    // interpolate guards its data folder as sample does.
-    let args = interpolate_args(&[
-        "--frames",
-        "2",
-        "--data",
-        &data_arg,
-        "--size",
-        "8",
-        "-o",
-        data_file.to_str().unwrap(),
-    ]);
-    refused(args, "input folder");
-    assert_eq!(std::fs::read(&data_file).unwrap(), data_before);
     assert!(!target.exists());
     let loop_a = std::fs::symlink_metadata(dir.join("loop-a")).unwrap();
     assert!(loop_a.file_type().is_symlink(), "the loop was replaced");
@@ -1282,4 +1298,66 @@ fn gui_refuses_a_bad_weights_file_before_opening_a_window() {
         "missing.safetensors",
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `sample --tensor` writes the samples before they are rounded: the same bits on a second run,
+/// and the PNGs of --out-dir are those values rounded to pixels.
+#[test]
+fn sample_writes_its_samples_as_a_tensor() {
+    use difflab::data::tensor_file::read_f32_safetensors;
+    let data = tiny_image_folder("tensor-data");
+    let dir = tmp("tensor");
+    let run = |name: &str| -> Vec<f32> {
+        let file = dir.join(format!("{name}.safetensors"));
+        let pngs = dir.join(name);
+        let o = difflab(&[
+            "--device",
+            "cpu",
+            "sample",
+            "--model",
+            "exact",
+            "--data",
+            data.to_str().unwrap(),
+            "--size",
+            "8",
+            "--gray",
+            "--steps",
+            "5",
+            "--count",
+            "3",
+            "--seed",
+            "11",
+            "--out-dir",
+            pngs.to_str().unwrap(),
+            "--tensor",
+            file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (shape, values) =
+            read_f32_safetensors(&std::fs::read(&file).unwrap(), "samples").unwrap();
+        assert_eq!(shape, [3, 1, 8, 8]);
+        for i in 0..3 {
+            let png = image::open(pngs.join(format!("sample-{i:04}.png")))
+                .unwrap()
+                .to_luma8();
+            for (k, p) in png.pixels().enumerate() {
+                let v = values[i * 64 + k];
+                let want = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round();
+                assert!(
+                    (f32::from(p.0[0]) - want).abs() <= 1.0,
+                    "sample {i} pixel {k}: {} for {v}",
+                    p.0[0]
+                );
+            }
+        }
+        values
+    };
+    let first = run("a");
+    let second = run("b");
+    assert!(first.iter().any(|v| v.abs() > 0.1), "{first:?}");
+    assert_eq!(
+        first.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        second.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -181,8 +181,15 @@ fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
     assert!(m.contains("is a folder"), "{m}");
     assert!(write_atomic(&dir.join("missing/x.png"), b"x").is_err());
     assert_eq!(listing(&dir), ["a-folder", "grid.png"]);
-    // The CLI: a read-only folder gives one line and exit 2 (skipped as root, who may write
-    // anywhere).
+    // The CLI: a read-only folder gives one line and exit 2 (Unix: skipped as root, who may
+    // write anywhere; Windows has no read-only folders, its counterpart is a locked file).
+    #[cfg(unix)]
+    read_only_folder_gives_one_line(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+fn read_only_folder_gives_one_line(dir: &std::path::Path) {
     let ro = dir.join("read-only");
     std::fs::create_dir_all(&ro).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -198,7 +205,6 @@ fn failed_writes_keep_the_previous_file_and_leave_no_temporary() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `difflab args` and returns its peak resident memory in bytes (VmHWM, polled from /proc
@@ -401,7 +407,8 @@ fn a_failed_allocation_ends_in_one_line_and_exit_2() {
 
 /// A write keeps what its path is: a symbolic link is written through (the link stays), a
 /// replaced file keeps its permissions, and a named pipe is written into, not replaced by a
-/// plain file (as `-o /dev/null` once was).
+/// plain file (as `-o /dev/null` once was). Unix: links, modes and pipes as Unix has them.
+#[cfg(unix)]
 #[test]
 fn a_write_keeps_links_modes_and_pipes_as_they_are() {
     use difflab::data::image_io::write_atomic;
@@ -448,5 +455,40 @@ fn a_write_keeps_links_modes_and_pipes_as_they_are() {
     }
     let names = listing(&dir);
     assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Windows' counterpart of the read-only folder: an output file another program holds open
+/// without sharing (as an image viewer or Excel does) gives one line and exit 2, and the file
+/// is left as it was.
+#[cfg(windows)]
+#[test]
+fn a_locked_output_gives_one_line_and_is_kept() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir().join(format!("difflab-locked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("s.csv");
+    std::fs::write(&out, b"mine").unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(0)
+        .open(&out)
+        .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_difflab"))
+        .args(["schedule", "--format", "csv", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    drop(lock);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"mine");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "a temporary file was left: {names:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
