@@ -38,17 +38,20 @@ packager() {
     "$bin" packager "$@"
 }
 
-# The binary, stripped of debug info, in a folder of its own for the packager.
+# The binary, stripped, where cargo packager looks for it: $out/stage/release (the packager
+# takes binaries from `<cargo target dir>/<profile>`, so it runs with that stage as its target
+# dir).
 staged_binary() {
     local exe=difflab
     case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) exe=difflab.exe ;; esac
     cargo build --locked --profile "$profile" --bin difflab >&2
-    mkdir -p "$out/bin"
-    cp "$CARGO_TARGET_DIR/$dir/$exe" "$out/bin/$exe.new"
+    local stage="$out/stage/release"
+    mkdir -p "$stage"
+    cp "$CARGO_TARGET_DIR/$dir/$exe" "$stage/$exe.new"
     if command -v strip >/dev/null && [ "$(uname -s)" = Linux ]; then
-        strip --strip-debug "$out/bin/$exe.new"
+        strip --strip-all "$stage/$exe.new"
     fi
-    mv "$out/bin/$exe.new" "$out/bin/$exe"
+    mv "$stage/$exe.new" "$stage/$exe"
 }
 
 native() {
@@ -62,7 +65,7 @@ native() {
     local made=() failed=()
     for f in "${formats[@]}"; do
         say "making the $f package"
-        if packager --formats "$f" --binaries-dir "$out/bin" --out-dir "$out" >&2; then
+        if CARGO_TARGET_DIR="$out/stage" packager --release --formats "$f" --out-dir "$out" >&2; then
             made+=("$f")
         else
             failed+=("$f")

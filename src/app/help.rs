@@ -43,6 +43,10 @@ pub const GUIDE: &[(&str, &str)] = &[
         "computing.md",
         include_str!("../../docs/guide/computing.md"),
     ),
+    (
+        "platforms.md",
+        include_str!("../../docs/guide/platforms.md"),
+    ),
     ("cli.md", include_str!("../../docs/guide/cli.md")),
     ("cli-gui.md", include_str!("../../docs/guide/cli-gui.md")),
     (
@@ -109,7 +113,8 @@ pub enum PageGroup {
 pub fn page_group(name: &str) -> PageGroup {
     if name.starts_with("cli") {
         PageGroup::Cli
-    } else if name.starts_with("panel-") || ["app.md", "lessons.md", "computing.md"].contains(&name)
+    } else if name.starts_with("panel-")
+        || ["app.md", "lessons.md", "computing.md", "platforms.md"].contains(&name)
     {
         PageGroup::App
     } else {

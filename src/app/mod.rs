@@ -95,6 +95,12 @@ pub const FRAME_BUDGET: std::time::Duration = std::time::Duration::from_millis(1
 /// The window title.
 pub const TITLE: &str = "difflab: Diffusion Lab";
 
+/// The name of the folder the settings are kept in (eframe's storage folder for this app id).
+/// Before 2026-12-06 the title was used, whose colon Windows does not allow in a folder name
+/// (the settings were never saved there); [`AppOptions::legacy_state_file`] still reads the
+/// old Linux and macOS folder once.
+pub const APP_ID: &str = "difflab";
+
 /// The app.
 pub struct DiffLabApp {
     /// Persisted settings.
@@ -143,7 +149,14 @@ impl DiffLabApp {
         // The app reads its state file itself (eframe would silently start over on a damaged
         // one): a bad file is kept beside itself and reported once, below.
         let (mut settings, recovered) = match (options.fresh, options.state_file(), cc.storage) {
-            (false, Some(file), _) => settings::restore_settings(Some(&file)),
+            (false, Some(file), _) => {
+                // A first start under the new folder reads the old one's settings.
+                let from = match options.legacy_state_file() {
+                    Some(old) if !file.exists() && old.exists() => old,
+                    _ => file,
+                };
+                settings::restore_settings(Some(&from))
+            }
             // The browser: eframe's storage (the page's local storage).
             (false, None, Some(storage)) => settings::restore_from_storage(storage),
             // Fresh, or nowhere to read from.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use eframe::egui_wgpu::{self, RenderState};
 
 use super::thread::RepaintPace;
-use super::{Compute, Display, TITLE, settings};
+use super::{APP_ID, Compute, Display, TITLE, settings};
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
 use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
 
@@ -38,7 +38,16 @@ impl AppOptions {
     pub fn state_file(&self) -> Option<PathBuf> {
         self.state_file
             .clone()
-            .or_else(|| settings::default_state_file(TITLE))
+            .or_else(|| settings::default_state_file(APP_ID))
+    }
+
+    /// Where difflab kept its state file before [`APP_ID`] (its folder was named after the
+    /// title); `None` when a state file was given.
+    pub fn legacy_state_file(&self) -> Option<PathBuf> {
+        if self.state_file.is_some() || cfg!(windows) {
+            return None;
+        }
+        settings::default_state_file(TITLE)
     }
 }
 
@@ -236,6 +245,32 @@ fn open_window(mut native: eframe::NativeOptions, options: AppOptions) -> eframe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings folder's name is one every system allows (Windows refuses `:`, `\\`, `/`,
+    /// `*`, `?`, `"`, `<`, `>`, `|`), and the old folder is only read, on Linux and macOS.
+    #[test]
+    fn the_settings_folder_name_is_valid_everywhere() {
+        assert!(!APP_ID.contains([':', '\\', '/', '*', '?', '"', '<', '>', '|', ' ']));
+        let options = AppOptions::default();
+        let file = options
+            .state_file()
+            .expect("a settings folder on this system");
+        assert!(
+            file.ends_with(format!("{APP_ID}/app.ron")),
+            "{}",
+            file.display()
+        );
+        if cfg!(windows) {
+            assert_eq!(options.legacy_state_file(), None);
+        } else {
+            assert!(options.legacy_state_file().is_some_and(|f| f != file));
+        }
+        let given = AppOptions {
+            state_file: Some("/tmp/x.ron".into()),
+            ..AppOptions::default()
+        };
+        assert_eq!(given.legacy_state_file(), None);
+    }
 
     #[test]
     fn a_software_renderer_drops_hover_animations_and_the_tooltip_delay() {
