@@ -44,14 +44,19 @@ need_debs() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# cargo for one target: rustup's standard library, or Debian's rustc-web building it.
+# cargo for one target: rustup's standard library, or Debian's rustc-web building it. The
+# target goes before a `--` (after it, cargo hands the arguments to the compiler).
 cargo_for() {
     local target=$1
     shift
+    local args=() rest=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+    rest=("$@")
+    set -- "${args[@]}" --target "$target" "${rest[@]}"
     if [ "${CROSS_DEBIAN:-0}" != 1 ] && command -v rustup >/dev/null 2>&1; then
         if rustup target list --installed 2>/dev/null | grep -qx "$target" ||
             rustup target add "$target" >&2; then
-            cargo "$@" --target "$target"
+            cargo "$@"
             return
         fi
         say "rustup cannot fetch the $target standard library here (try CROSS_DEBIAN=1)"
@@ -59,7 +64,7 @@ cargo_for() {
     fi
     need_debs rustc-web cargo-web rust-web-src
     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTC_WRAPPER="$root/tools/web/rustc-wrapper.sh" \
-        /usr/bin/cargo "$@" --target "$target" -Zbuild-std=std,panic_abort --ignore-rust-version
+        /usr/bin/cargo "${args[@]}" --target "$target" -Zbuild-std=std,panic_abort --ignore-rust-version "${rest[@]}"
 }
 
 check() {

@@ -190,7 +190,7 @@ fn system_available_bytes() -> Option<f64> {
     unsafe {
         let mut status: MEMORYSTATUSEX = std::mem::zeroed();
         status.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
-        (GlobalMemoryStatusEx(&mut status) != 0).then_some(status.ullAvailPhys as f64)
+        (GlobalMemoryStatusEx(&raw mut status) != 0).then_some(status.ullAvailPhys as f64)
     }
 }
 
@@ -205,7 +205,7 @@ fn system_available_bytes() -> Option<f64> {
             libc::mach_host_self(),
             libc::HOST_VM_INFO64,
             (&raw mut stats).cast(),
-            &mut count,
+            &raw mut count,
         );
         if rc != libc::KERN_SUCCESS {
             return None;
