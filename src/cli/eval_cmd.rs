@@ -78,6 +78,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     if a.epochs == 0 || a.epochs > 1000 {
         return Err(DiffError::invalid("--epochs must be between 1 and 1,000"));
     }
+    a.sampler.ddpm_or_ddim("eval")?;
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
     check_outputs(
         &super::given(&[&a.grid, &a.worst_grid]),
@@ -244,7 +245,7 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     }
     let sampler = match a.sampler {
         SamplerChoice::Ddpm => format!("DDPM, {} steps, {} spacing", a.steps, a.spacing),
-        SamplerChoice::Ddim => format!(
+        _ => format!(
             "DDIM, {} steps, η = {}, {} spacing",
             a.steps, a.eta, a.spacing
         ),

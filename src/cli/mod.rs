@@ -47,7 +47,7 @@ pub enum Command {
     Timesteps(schedule_cmd::TimestepsArgs),
     /// Write a forward-process filmstrip x_t of an image at several t (same ε for all).
     Noise(noise_cmd::NoiseArgs),
-    /// Sample images with DDPM or DDIM.
+    /// Sample images with DDPM, DDIM or a solver after DDIM (DPM-Solver++, Euler, Heun, UniPC, …).
     Sample(sample_cmd::SampleArgs),
     /// Decode blends (slerp, lerp) of two seeds' noises with deterministic DDIM.
     Interpolate(interpolate_cmd::InterpolateArgs),

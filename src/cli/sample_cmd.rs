@@ -17,6 +17,7 @@ use crate::data::image_io::{
 };
 use crate::data::mnist::{Mnist, SIDE};
 use crate::device::{ComputeDevice, DeviceChoice};
+use crate::diffusion::solvers::{SolverSpec, solve};
 use crate::diffusion::{
     NoiseSchedule, SamplerKind, Scheduler, SchedulerConfig, TimestepSpacing, VarianceType,
     initial_noise, sample_loop, step_noise,
@@ -42,9 +43,54 @@ pub enum SamplerChoice {
     Ddpm,
     /// DDIM (Song et al. 2020).
     Ddim,
+    /// DPM-Solver++ multistep (Lu et al. 2022b); --order 2 is "DPM++ 2M".
+    #[value(name = "dpm-solver++")]
+    DpmSolverPlusPlus,
+    /// DPM-Solver multistep (Lu et al. 2022a).
+    #[value(name = "dpm-solver")]
+    DpmSolver,
+    /// SDE-DPM-Solver++: noise added at every step.
+    #[value(name = "sde-dpm-solver++")]
+    SdeDpmSolverPlusPlus,
+    /// Euler's method on the probability-flow ODE in σ (Karras et al. 2022).
+    Euler,
+    /// Euler ancestral.
+    #[value(name = "euler-a")]
+    EulerAncestral,
+    /// Heun's method (two model calls a step).
+    Heun,
+    /// UniPC, bh2 (Zhao et al. 2023).
+    Unipc,
 }
 
 impl SamplerChoice {
+    /// The solver after DDIM this choice names (`None` for DDPM and DDIM).
+    pub fn solver(self) -> Option<crate::diffusion::solvers::SolverKind> {
+        use crate::diffusion::solvers::SolverKind;
+        Some(match self {
+            SamplerChoice::Ddpm | SamplerChoice::Ddim => return None,
+            SamplerChoice::DpmSolverPlusPlus => SolverKind::DpmSolverPlusPlus,
+            SamplerChoice::DpmSolver => SolverKind::DpmSolver,
+            SamplerChoice::SdeDpmSolverPlusPlus => SolverKind::SdeDpmSolverPlusPlus,
+            SamplerChoice::Euler => SolverKind::Euler,
+            SamplerChoice::EulerAncestral => SolverKind::EulerAncestral,
+            SamplerChoice::Heun => SolverKind::Heun,
+            SamplerChoice::Unipc => SolverKind::UniPc,
+        })
+    }
+
+    /// DDPM or DDIM; a solver after DDIM is refused with one line naming `command`.
+    pub fn ddpm_or_ddim(self, command: &str) -> Result<Self> {
+        match self.solver() {
+            None => Ok(self),
+            Some(k) => Err(DiffError::invalid(format!(
+                "--sampler {}: `difflab {command}` runs ddpm or ddim (the solvers after DDIM are \
+                 in `difflab sample` and `difflab timesteps`)",
+                k.cli_name()
+            ))),
+        }
+    }
+
     /// The scheduler for this choice: DDPM (fixed_small) or DDIM with η.
     pub fn kind(self, eta: f64) -> crate::diffusion::SamplerKind {
         use crate::diffusion::{SamplerKind, VarianceType};
@@ -52,7 +98,9 @@ impl SamplerChoice {
             SamplerChoice::Ddpm => SamplerKind::Ddpm {
                 variance: VarianceType::FixedSmall,
             },
-            SamplerChoice::Ddim => SamplerKind::Ddim {
+            // The solvers after DDIM have no SamplerKind: callers route them first
+            // (`solver()`, `ddpm_or_ddim`); DDIM stands in.
+            _ => SamplerKind::Ddim {
                 eta,
                 set_alpha_to_one: true,
             },
@@ -139,6 +187,13 @@ pub struct SampleArgs {
     /// ddpm or ddim.
     #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
     sampler: SamplerChoice,
+    /// The order of a multistep solver (dpm-solver++, dpm-solver, sde-dpm-solver++, unipc):
+    /// 1 to 3, default 2 ("2M").
+    #[arg(long)]
+    order: Option<usize>,
+    /// Karras et al.'s σ spacing (ρ = 7) for the solvers after DDIM.
+    #[arg(long)]
+    karras: bool,
     /// DDPM's variance: fixed-small (β̃_t) or fixed-large (β_t).
     #[arg(long, value_enum, default_value_t = VarianceType::FixedSmall)]
     variance: VarianceType,
@@ -364,7 +419,7 @@ fn scheduler_config(
             SamplerChoice::Ddpm => SamplerKind::Ddpm {
                 variance: a.variance,
             },
-            SamplerChoice::Ddim => SamplerKind::Ddim {
+            _ => SamplerKind::Ddim {
                 eta: a.eta,
                 set_alpha_to_one: true,
             },
@@ -410,6 +465,50 @@ fn validate(a: &SampleArgs) -> Result<()> {
     check_eta(a.sampler, a.eta)?;
     // Options that would be silently ignored.
     let typed = |flag: &str| a.typed.contains(flag);
+    match a.sampler.solver() {
+        Some(kind) => {
+            solver_spec(a, kind).validate()?;
+            for flag in [
+                "--eta",
+                "--variance",
+                "--spacing",
+                "--steps-offset",
+                "--clip-sample",
+            ] {
+                if typed(flag) {
+                    return Err(DiffError::invalid(format!(
+                        "{flag} applies to ddpm and ddim, not to --sampler {}",
+                        kind.cli_name()
+                    )));
+                }
+            }
+            if a.trajectory.is_some() || a.gif.is_some() {
+                return Err(DiffError::invalid(format!(
+                    "--trajectory and --gif are written by ddpm and ddim only for now, not by \
+                     --sampler {}",
+                    kind.cli_name()
+                )));
+            }
+            if a.label.is_some() {
+                return Err(DiffError::invalid(format!(
+                    "--label (guidance) runs with ddpm and ddim only for now, not with --sampler {}",
+                    kind.cli_name()
+                )));
+            }
+        }
+        None => {
+            if a.karras || a.order.is_some() {
+                return Err(DiffError::invalid(format!(
+                    "--karras and --order apply to the solvers after DDIM, not to --sampler {}",
+                    if a.sampler == SamplerChoice::Ddpm {
+                        "ddpm"
+                    } else {
+                        "ddim"
+                    }
+                )));
+            }
+        }
+    }
     if typed("--variance") && a.sampler != SamplerChoice::Ddpm {
         return Err(DiffError::invalid(
             "--variance applies to DDPM only (DDIM's noise is set by --eta)",
@@ -599,6 +698,15 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         a.spacing
     );
     let started = Instant::now();
+    if let Some(kind) = a.sampler.solver() {
+        let spec = solver_spec(&a, kind);
+        let samples = run_solver_batches(&a, count, &model, &spec, &device, shape)?;
+        eprintln!(
+            "sampled {count} images in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        return write_outputs(&a, &samples, count, cols, shape, Vec::new());
+    }
     let (samples, trajectory, every_step) =
         run_batches(&a, count, &model, &scheduler, &device, shape)?;
     eprintln!(
@@ -613,6 +721,60 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
 }
 
 type Trajectory = Vec<(RgbImage, RgbImage)>;
+
+fn solver_spec(a: &SampleArgs, kind: crate::diffusion::solvers::SolverKind) -> SolverSpec {
+    SolverSpec {
+        kind,
+        order: a.order,
+        karras: a.karras,
+    }
+}
+
+/// The batches of a solver after DDIM: sample i from seed + i as DDPM and DDIM do, the noise
+/// of call k (ancestral and SDE solvers) from the batch's seed and k.
+fn run_solver_batches(
+    a: &SampleArgs,
+    count: usize,
+    model: &SampleModel,
+    spec: &SolverSpec,
+    device: &ComputeDevice,
+    shape: [usize; 3],
+) -> Result<Vec<f32>> {
+    let prediction = model.denoiser().prediction_type();
+    let probe = spec.build(&a.schedule.config(), prediction, a.steps)?;
+    let nfe = probe.call_timesteps().len();
+    eprintln!(
+        "solver: {}, {} steps, {nfe} model evaluations (NFE) per image",
+        spec.label(),
+        a.steps
+    );
+    let batches = count.div_ceil(a.batch);
+    let bar = ProgressBar::new((nfe * batches) as u64).with_style(
+        ProgressStyle::with_template("{bar:40} call {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut samples = Vec::with_capacity(count * shape.iter().product::<usize>());
+    for batch in 0..batches {
+        let first = batch * a.batch;
+        let n = a.batch.min(count - first);
+        let seed = a.seed.wrapping_add(first as u64);
+        let [c, h, w] = shape;
+        let x_t = initial_noise(seed, [n, c, h, w], &device.device);
+        let mut solver = spec.build(&a.schedule.config(), prediction, a.steps)?;
+        let x0 = model.with_batch(first, n, |model| {
+            solve(
+                model,
+                solver.as_mut(),
+                x_t,
+                |k, shape| step_noise(seed, k, shape, &device.device),
+                |_, _| bar.inc(1),
+            )
+        })?;
+        samples.extend(to_vec(x0)?);
+    }
+    bar.finish_and_clear();
+    Ok(samples)
+}
 
 fn run_batches(
     a: &SampleArgs,

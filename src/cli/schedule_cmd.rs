@@ -46,6 +46,16 @@ pub struct TimestepsArgs {
     /// Added to every timestep (leading spacing only, as in diffusers).
     #[arg(long, default_value_t = 0)]
     steps_offset: usize,
+    /// A solver after DDIM: print the t and σ of each of its model calls instead, as JSON
+    /// (`{"solver", "nfe", "calls": [{"t", "sigma"}]}`, on the linear schedule of T steps).
+    #[arg(long, value_enum)]
+    sampler: Option<super::SamplerChoice>,
+    /// The order of a multistep solver (1 to 3; default 2).
+    #[arg(long, requires = "sampler")]
+    order: Option<usize>,
+    /// Karras σ for the solver.
+    #[arg(long, requires = "sampler")]
+    karras: bool,
 }
 
 pub(super) fn schedule(a: ScheduleArgs) -> Result<()> {
@@ -69,7 +79,46 @@ pub(super) fn timesteps_cmd(a: TimestepsArgs) -> Result<()> {
             "the number of timesteps T must be at least 1",
         ));
     }
+    if let Some(kind) = a.sampler.and_then(super::SamplerChoice::solver) {
+        return solver_timesteps(&a, kind);
+    }
+    if a.karras || a.order.is_some() {
+        return Err(DiffError::invalid(
+            "--karras and --order apply to the solvers after DDIM, not to ddpm or ddim",
+        ));
+    }
     let ts = timesteps(a.spacing, a.num_timesteps, a.steps, a.steps_offset)?;
     let json = serde_json::to_string(&ts).map_err(|e| DiffError::invalid(e.to_string()))?;
     super::print_stdout(&(json + "\n"))
+}
+
+/// Which t (and σ) a solver after DDIM calls the model at: one entry per model evaluation.
+fn solver_timesteps(a: &TimestepsArgs, kind: crate::diffusion::solvers::SolverKind) -> Result<()> {
+    use crate::diffusion::solvers::SolverSpec;
+    let spec = SolverSpec {
+        kind,
+        order: a.order,
+        karras: a.karras,
+    };
+    let schedule = crate::diffusion::ScheduleConfig {
+        num_train_timesteps: a.num_timesteps,
+        ..crate::diffusion::ScheduleConfig::default()
+    };
+    let solver = spec.build(
+        &schedule,
+        crate::diffusion::PredictionType::Epsilon,
+        a.steps,
+    )?;
+    let sched = NoiseSchedule::new(schedule)?;
+    let sigma_of = |t: f64| {
+        let sig = crate::diffusion::solvers::sigmas::training_sigmas(&sched.alphas_cumprod);
+        crate::diffusion::solvers::sigmas::interp_sigma(t, &sig)
+    };
+    let calls: Vec<serde_json::Value> = solver
+        .call_timesteps()
+        .into_iter()
+        .map(|t| serde_json::json!({"t": t, "sigma": sigma_of(t)}))
+        .collect();
+    let out = serde_json::json!({"solver": spec.label(), "nfe": calls.len(), "calls": calls});
+    super::print_stdout(&(out.to_string() + "\n"))
 }

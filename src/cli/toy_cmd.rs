@@ -89,6 +89,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
             "--train-steps must be at most {MAX_TOY_TRAIN_STEPS} (the default 3000 learns a toy set)"
         )));
     }
+    a.sampler.ddpm_or_ddim("toy")?;
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
     check_outputs(&super::given(&[&a.output, &a.gif]), &[])?;
     if a.gif.is_some() {

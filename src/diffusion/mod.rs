@@ -9,6 +9,7 @@ pub mod noise;
 pub mod sampling;
 pub mod schedule;
 pub mod scheduler;
+pub mod solvers;
 pub mod timesteps;
 
 pub use chain::ForwardChain;

@@ -1361,3 +1361,107 @@ fn sample_writes_its_samples_as_a_tensor() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The solvers after DDIM from the command line: a run reports its NFE, `timesteps` lists a
+/// solver's model calls (Heun: 2N − 1), and a bad combination is one line and exit 2.
+#[test]
+fn the_solvers_after_ddim_sample_and_refuse_bad_combinations() {
+    assert_bad_input(
+        &[
+            "sample",
+            "--sampler",
+            "euler",
+            "--order",
+            "2",
+            "-o",
+            "x.png",
+        ],
+        "--order applies to",
+    );
+    assert_bad_input(
+        &[
+            "sample",
+            "--sampler",
+            "dpm-solver++",
+            "--order",
+            "4",
+            "-o",
+            "x.png",
+        ],
+        "orders 1 to 3",
+    );
+    assert_bad_input(
+        &["sample", "--sampler", "ddpm", "--karras", "-o", "x.png"],
+        "--karras and --order apply",
+    );
+    assert_bad_input(
+        &["sample", "--sampler", "heun", "--eta", "0.5", "-o", "x.png"],
+        "--eta",
+    );
+    assert_bad_input(
+        &["eval", "--sampler", "unipc", "--count", "10"],
+        "runs ddpm or ddim",
+    );
+    let o = difflab(&["timesteps", "--sampler", "heun", "--steps", "10"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nfe"], 19, "{v}");
+    assert_eq!(v["calls"].as_array().unwrap().len(), 19);
+    let o = difflab(&[
+        "timesteps",
+        "--sampler",
+        "dpm-solver++",
+        "--karras",
+        "--steps",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["solver"], "DPM-Solver++ 2M Karras");
+    let sigmas: Vec<f64> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sigma"].as_f64().unwrap())
+        .collect();
+    assert!(sigmas.windows(2).all(|w| w[0] > w[1]), "{sigmas:?}");
+
+    // DPM-Solver++ 2M on the exact denoiser: 10 calls, and the same bits twice.
+    let data = tiny_image_folder("solver-data");
+    let dir = tmp("solver");
+    let run = |name: &str, sampler: &str| -> (Vec<f32>, String) {
+        let file = dir.join(format!("{name}.safetensors"));
+        let o = difflab(&[
+            "--device",
+            "cpu",
+            "sample",
+            "--model",
+            "exact",
+            "--data",
+            data.to_str().unwrap(),
+            "--size",
+            "8",
+            "--gray",
+            "--sampler",
+            sampler,
+            "--steps",
+            "10",
+            "--count",
+            "2",
+            "--tensor",
+            file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&file).unwrap();
+        let (_, v) = difflab::data::tensor_file::read_f32_safetensors(&bytes, "samples").unwrap();
+        (v, stderr(&o))
+    };
+    let (a, err) = run("a", "dpm-solver++");
+    assert!(err.contains("10 model evaluations (NFE)"), "{err}");
+    let (b, _) = run("b", "dpm-solver++");
+    assert_eq!(a, b);
+    assert!(a.iter().all(|v| v.is_finite()) && a.iter().any(|v| v.abs() > 0.1));
+    let (_, err) = run("c", "heun");
+    assert!(err.contains("19 model evaluations (NFE)"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

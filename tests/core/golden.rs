@@ -63,11 +63,15 @@ enum Kind {
     DdpmStep,
     DdimLoop,
     DdpmLoop,
+    /// A whole run of a solver after DDIM (`solver_loops.json`; golden_solvers.rs runs it).
+    SolverLoop,
 }
 
 fn kind(c: &Value) -> Kind {
     let has = |k: &str| c.get(k).is_some();
-    if has("betas") || (has("alphas_cumprod") && !has("sample")) {
+    if has("scheduler") {
+        Kind::SolverLoop
+    } else if has("betas") || (has("alphas_cumprod") && !has("sample")) {
         Kind::Schedule
     } else if has("x_T") {
         if has("eta") {
@@ -311,19 +315,25 @@ fn run_all(device_name: &str, device: &Device, kinds: &[Kind]) -> usize {
             Kind::DdpmStep => check_step(&name, &c, false, device),
             Kind::DdimLoop => check_loop(&name, &c, true, device),
             Kind::DdpmLoop => check_loop(&name, &c, false, device),
+            Kind::SolverLoop => {
+                if let Err(e) = crate::golden_solvers::run_case(&c, device) {
+                    panic!("{name}: {e}");
+                }
+            }
         }
         checked += 1;
     }
     checked
 }
 
-const ALL_KINDS: [Kind; 6] = [
+const ALL_KINDS: [Kind; 7] = [
     Kind::Schedule,
     Kind::Timesteps,
     Kind::DdimStep,
     Kind::DdpmStep,
     Kind::DdimLoop,
     Kind::DdpmLoop,
+    Kind::SolverLoop,
 ];
 
 #[test]

@@ -17,6 +17,7 @@ mod docs_links;
 mod eval;
 mod exact;
 mod golden;
+mod golden_solvers;
 mod guidance;
 mod hardening;
 mod kernels;

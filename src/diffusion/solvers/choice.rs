@@ -1,0 +1,248 @@
+//! The solvers by the names a user picks them by (`difflab sample --sampler euler`), built on
+//! difflab's schedule and model, and the loop that runs one.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Solver, from_diffusers};
+use crate::diffusion::{BetaSchedule, Denoiser, PredictionType, ScheduleConfig};
+use crate::error::{DiffError, Result};
+
+/// A solver after DDIM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SolverKind {
+    /// DPM-Solver++ (Lu et al. 2022b), multistep, data prediction: "DPM++ 2M" at order 2.
+    DpmSolverPlusPlus,
+    /// DPM-Solver (Lu et al. 2022a), multistep, noise prediction.
+    DpmSolver,
+    /// SDE-DPM-Solver++: DPM-Solver++ with noise added at every step.
+    SdeDpmSolverPlusPlus,
+    /// Euler's method on the probability-flow ODE in σ (Karras et al. 2022).
+    Euler,
+    /// Euler ancestral: an Euler step to σ_down, then noise up to σ_next.
+    EulerAncestral,
+    /// Heun's method: Euler's step corrected by the slope at its end (two calls a step).
+    Heun,
+    /// UniPC (Zhao et al. 2023), bh2, multistep predictor–corrector.
+    UniPc,
+}
+
+impl SolverKind {
+    /// Every solver, in the order the CLI lists them.
+    pub const ALL: [SolverKind; 7] = [
+        SolverKind::DpmSolverPlusPlus,
+        SolverKind::DpmSolver,
+        SolverKind::SdeDpmSolverPlusPlus,
+        SolverKind::Euler,
+        SolverKind::EulerAncestral,
+        SolverKind::Heun,
+        SolverKind::UniPc,
+    ];
+
+    /// The CLI's name.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            SolverKind::DpmSolverPlusPlus => "dpm-solver++",
+            SolverKind::DpmSolver => "dpm-solver",
+            SolverKind::SdeDpmSolverPlusPlus => "sde-dpm-solver++",
+            SolverKind::Euler => "euler",
+            SolverKind::EulerAncestral => "euler-a",
+            SolverKind::Heun => "heun",
+            SolverKind::UniPc => "unipc",
+        }
+    }
+
+    /// Whether `--order` applies (the multistep solvers), and its default: 2 ("2M").
+    pub fn default_order(self) -> Option<usize> {
+        match self {
+            SolverKind::DpmSolverPlusPlus
+            | SolverKind::DpmSolver
+            | SolverKind::SdeDpmSolverPlusPlus
+            | SolverKind::UniPc => Some(2),
+            _ => None,
+        }
+    }
+
+    /// Whether a run adds noise as it goes (then it needs a seed per call).
+    pub fn is_stochastic(self) -> bool {
+        matches!(
+            self,
+            SolverKind::EulerAncestral | SolverKind::SdeDpmSolverPlusPlus
+        )
+    }
+}
+
+/// A solver as asked for: which, its order (multistep solvers), Karras σ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SolverSpec {
+    /// Which solver.
+    pub kind: SolverKind,
+    /// The order of a multistep solver (1 to 3; `None`: its default, 2).
+    pub order: Option<usize>,
+    /// Karras et al.'s σ spacing (ρ = 7) instead of the timesteps' own.
+    pub karras: bool,
+}
+
+impl SolverSpec {
+    /// Checks the combination: `--order` only for the multistep solvers, 1 to 3.
+    pub fn validate(&self) -> Result<()> {
+        match (self.order, self.kind.default_order()) {
+            (Some(_), None) => Err(DiffError::invalid(format!(
+                "--order applies to dpm-solver++, dpm-solver, sde-dpm-solver++ and unipc, not {}",
+                self.kind.cli_name()
+            ))),
+            (Some(k), Some(_)) if !(1..=3).contains(&k) => Err(DiffError::invalid(format!(
+                "--order {k}: the multistep solvers have orders 1 to 3"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The diffusers scheduler and constructor arguments this spec means.
+    pub fn diffusers_config(
+        &self,
+        schedule: &ScheduleConfig,
+        prediction: PredictionType,
+    ) -> (&'static str, serde_json::Value) {
+        let beta_schedule = match schedule.kind {
+            BetaSchedule::Linear => "linear",
+            BetaSchedule::ScaledLinear => "scaled_linear",
+            BetaSchedule::Cosine => "squaredcos_cap_v2",
+            BetaSchedule::Sigmoid => "sigmoid",
+        };
+        let prediction_type = match prediction {
+            PredictionType::Epsilon => "epsilon",
+            PredictionType::Sample => "sample",
+            PredictionType::VPrediction => "v_prediction",
+        };
+        let mut config = json!({
+            "num_train_timesteps": schedule.num_train_timesteps,
+            "beta_start": schedule.beta_start,
+            "beta_end": schedule.beta_end,
+            "beta_schedule": beta_schedule,
+            "prediction_type": prediction_type,
+        });
+        if self.karras {
+            config["use_karras_sigmas"] = json!(true);
+        }
+        let order = self.order.or(self.kind.default_order());
+        let scheduler = match self.kind {
+            SolverKind::DpmSolverPlusPlus
+            | SolverKind::DpmSolver
+            | SolverKind::SdeDpmSolverPlusPlus => {
+                config["solver_order"] = json!(order);
+                config["algorithm_type"] = json!(match self.kind {
+                    SolverKind::DpmSolver => "dpmsolver",
+                    SolverKind::SdeDpmSolverPlusPlus => "sde-dpmsolver++",
+                    _ => "dpmsolver++",
+                });
+                if self.kind == SolverKind::DpmSolver {
+                    // diffusers refuses DPM-Solver (not ++) with a final σ of 0.
+                    config["final_sigmas_type"] = json!("sigma_min");
+                }
+                "dpmsolver_multistep"
+            }
+            SolverKind::UniPc => {
+                config["solver_order"] = json!(order);
+                "unipc_multistep"
+            }
+            SolverKind::Euler => "euler",
+            SolverKind::EulerAncestral => "euler_ancestral",
+            SolverKind::Heun => "heun",
+        };
+        (scheduler, config)
+    }
+
+    /// The solver with its timesteps set for `steps` steps.
+    pub fn build(
+        &self,
+        schedule: &ScheduleConfig,
+        prediction: PredictionType,
+        steps: usize,
+    ) -> Result<Box<dyn Solver>> {
+        self.validate()?;
+        if steps == 0 {
+            return Err(DiffError::invalid(
+                "the number of sampling steps must be at least 1",
+            ));
+        }
+        let (scheduler, config) = self.diffusers_config(schedule, prediction);
+        from_diffusers(scheduler, &config, steps)
+    }
+
+    /// "DPM-Solver++ 2M Karras", "Euler a", "Heun": the names front ends use.
+    pub fn label(&self) -> String {
+        let order = self.order.or(self.kind.default_order()).unwrap_or(1);
+        let base = match self.kind {
+            SolverKind::DpmSolverPlusPlus => format!("DPM-Solver++ {order}M"),
+            SolverKind::DpmSolver => format!("DPM-Solver {order}M"),
+            SolverKind::SdeDpmSolverPlusPlus => format!("DPM-Solver++ {order}M SDE"),
+            SolverKind::Euler => "Euler".into(),
+            SolverKind::EulerAncestral => "Euler a".into(),
+            SolverKind::Heun => "Heun".into(),
+            SolverKind::UniPc => format!("UniPC {order}M (bh2)"),
+        };
+        if self.karras {
+            format!("{base} Karras")
+        } else {
+            base
+        }
+    }
+}
+
+/// Runs `solver` from `x_t` (N(0, I) noise; it is scaled by the solver's initial σ here):
+/// one model call per entry of [`Solver::call_timesteps`], `noise(call, shape)` for the calls
+/// that add noise, `on_call(call, &x)` after each. difflab's models take integer timesteps, so
+/// a fractional t (the Euler family's) is rounded to the nearest one for the model; the
+/// solver's own arithmetic uses the exact t and σ. Returns x_0.
+pub fn solve(
+    denoiser: &dyn Denoiser,
+    solver: &mut dyn Solver,
+    x_t: Tensor<4>,
+    mut noise: impl FnMut(usize, [usize; 4]) -> Tensor<4>,
+    mut on_call: impl FnMut(usize, &Tensor<4>),
+) -> Result<Tensor<4>> {
+    let [b, c, h, w] = x_t.dims();
+    if [c, h, w] != denoiser.sample_shape() {
+        return Err(DiffError::invalid(format!(
+            "x_T has shape {:?} but the model works on {:?}",
+            [c, h, w],
+            denoiser.sample_shape()
+        )));
+    }
+    let mut x = x_t.mul_scalar(solver.init_noise_sigma() as f32);
+    for (k, t) in solver.call_timesteps().into_iter().enumerate() {
+        let t_model = t.round().max(0.0) as usize;
+        let out = denoiser.forward(solver.scale_model_input(x.clone(), k), &vec![t_model; b])?;
+        let z = solver.needs_noise(k).then(|| noise(k, [b, c, h, w]));
+        x = solver.step(out, k, x, z)?.prev_sample;
+        on_call(k, &x);
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let spec = |kind, order, karras| SolverSpec {
+            kind,
+            order,
+            karras,
+        };
+        assert!(spec(SolverKind::Euler, Some(2), false).validate().is_err());
+        assert!(
+            spec(SolverKind::DpmSolverPlusPlus, Some(4), false)
+                .validate()
+                .is_err()
+        );
+        assert!(spec(SolverKind::UniPc, Some(3), true).validate().is_ok());
+        assert_eq!(
+            spec(SolverKind::DpmSolverPlusPlus, None, true).label(),
+            "DPM-Solver++ 2M Karras"
+        );
+    }
+}
