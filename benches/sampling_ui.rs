@@ -41,6 +41,7 @@ fn app_run(unet: bool) -> (Vec<f64>, f64) {
             steps: 1000,
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
+            ..SamplerSettings::default()
         };
         s.sampling.model = ModelSpec {
             unet,

@@ -79,6 +79,7 @@ impl ComparePanel {
                             steps,
                             eta: 0.0,
                             spacing: settings.sampling.sampler.spacing,
+                            ..SamplerSettings::default()
                         })
                     })
                 })
@@ -365,10 +366,10 @@ impl Panel for ComparePanel {
         let settings = &mut *ctx.settings;
         let t_max = settings.schedule.num_train_timesteps;
         ui.heading("A");
-        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max);
+        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max, true);
         ui.separator();
         ui.heading("B");
-        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max);
+        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max, true);
         ui.separator();
         ui.label(format!(
             "Seed {} and batch {} (from the sampling panel)",

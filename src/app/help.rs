@@ -47,6 +47,7 @@ pub const GUIDE: &[(&str, &str)] = &[
         "platforms.md",
         include_str!("../../docs/guide/platforms.md"),
     ),
+    ("solvers.md", include_str!("../../docs/guide/solvers.md")),
     ("cli.md", include_str!("../../docs/guide/cli.md")),
     ("cli-gui.md", include_str!("../../docs/guide/cli-gui.md")),
     (

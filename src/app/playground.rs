@@ -254,7 +254,7 @@ impl Panel for PlaygroundPanel {
                 ui.selectable_value(&mut s.model, ToyModel::Mlp, "MLP (trained)");
                 ui.selectable_value(&mut s.model, ToyModel::Exact, "Exact (perfect model)");
             });
-        sampler_fields_ui(ui, "Toy ", &mut s.sampler, t_max);
+        sampler_fields_ui(ui, "Toy ", &mut s.sampler, t_max, false);
         ui.add(
             egui::Slider::new(&mut s.samples, 10..=10_000)
                 .logarithmic(true)

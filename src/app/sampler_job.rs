@@ -237,7 +237,7 @@ impl SamplerJob {
         } else {
             [1, SIDE, SIDE]
         };
-        Ok((spec.sampler.steps + 1) as f64 * 9.0 * 4.0 * (c * h * w) as f64)
+        Ok((spec.sampler.nfe() + 1) as f64 * 9.0 * 4.0 * (c * h * w) as f64)
     }
 
     /// Refuses a comparison whose kept frames (every step of every run) would not fit in memory.
@@ -331,27 +331,58 @@ impl SamplerJob {
             batch,
             cols,
         } = self.scheduler(spec)?;
-        let total = scheduler.timesteps().len();
+        let solver = match spec.sampler.solver_spec() {
+            Some(s) => {
+                Some(s.build(&spec.schedule, model.prediction_type(), spec.sampler.steps)?)
+            }
+            None => None,
+        };
+        let total = solver
+            .as_ref()
+            .map_or(scheduler.timesteps().len(), |s| s.call_timesteps().len());
         let mut error = None;
         let mut last = Instant::now();
-        let x0 = stepped::sample_seeded(
-            model.as_ref(),
-            &scheduler,
-            spec.seed,
-            batch,
-            self.piece,
-            cancel,
-            &self.device,
-            |step| match frame_of(step, cols, guided.as_ref().and_then(|g| g.take())) {
-                Ok(f) => {
-                    let ms = last.elapsed().as_secs_f64() * 1e3;
-                    last = Instant::now();
-                    on_frame(step.index, total, f, ms);
-                }
-                Err(e) => error = Some(e),
-            },
-        )
-        .await?;
+        let on_step = |step: &crate::diffusion::StepFrame| match frame_of(
+            step,
+            cols,
+            guided.as_ref().and_then(|g| g.take()),
+        ) {
+            Ok(f) => {
+                let ms = last.elapsed().as_secs_f64() * 1e3;
+                last = Instant::now();
+                on_frame(step.index, total, f, ms);
+            }
+            Err(e) => error = Some(e),
+        };
+        let x0 = match solver {
+            // A solver after DDIM: one frame per model call (the scrubber moves over NFE).
+            Some(solver) => {
+                stepped::solve_seeded(
+                    model.as_ref(),
+                    solver,
+                    scheduler.schedule(),
+                    spec.seed,
+                    batch,
+                    cancel,
+                    &self.device,
+                    on_step,
+                )
+                .await?
+            }
+            None => {
+                stepped::sample_seeded(
+                    model.as_ref(),
+                    &scheduler,
+                    spec.seed,
+                    batch,
+                    self.piece,
+                    cancel,
+                    &self.device,
+                    on_step,
+                )
+                .await?
+            }
+        };
         if let Some(e) = error {
             return Err(e);
         }

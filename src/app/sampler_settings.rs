@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::unet_file::{SHIPPED, WeightsId};
 use crate::data::image_io::grid_cols;
+use crate::diffusion::solvers::{SolverKind, SolverSpec};
 use crate::diffusion::{
     PredictionType, SamplerKind, ScheduleConfig, SchedulerConfig, TimestepSpacing, VarianceType,
 };
@@ -18,11 +19,24 @@ pub enum SamplerChoice {
     DdpmFixedLarge,
     /// DDIM with η.
     Ddim,
+    /// A solver after DDIM (DPM-Solver++, Euler, Heun, UniPC, …).
+    Solver(SolverKind),
 }
 
 impl SamplerChoice {
     /// Every choice, in display order.
-    pub const ALL: [SamplerChoice; 3] = [Self::DdpmFixedSmall, Self::DdpmFixedLarge, Self::Ddim];
+    pub const ALL: [SamplerChoice; 10] = [
+        Self::DdpmFixedSmall,
+        Self::DdpmFixedLarge,
+        Self::Ddim,
+        Self::Solver(SolverKind::DpmSolverPlusPlus),
+        Self::Solver(SolverKind::DpmSolver),
+        Self::Solver(SolverKind::SdeDpmSolverPlusPlus),
+        Self::Solver(SolverKind::UniPc),
+        Self::Solver(SolverKind::Euler),
+        Self::Solver(SolverKind::EulerAncestral),
+        Self::Solver(SolverKind::Heun),
+    ];
 
     /// The label shown.
     pub fn label(self) -> &'static str {
@@ -30,8 +44,19 @@ impl SamplerChoice {
             Self::DdpmFixedSmall => "DDPM (fixed_small)",
             Self::DdpmFixedLarge => "DDPM (fixed_large)",
             Self::Ddim => "DDIM",
+            Self::Solver(SolverKind::DpmSolverPlusPlus) => "DPM-Solver++",
+            Self::Solver(SolverKind::DpmSolver) => "DPM-Solver",
+            Self::Solver(SolverKind::SdeDpmSolverPlusPlus) => "DPM-Solver++ SDE",
+            Self::Solver(SolverKind::UniPc) => "UniPC",
+            Self::Solver(SolverKind::Euler) => "Euler",
+            Self::Solver(SolverKind::EulerAncestral) => "Euler a",
+            Self::Solver(SolverKind::Heun) => "Heun",
         }
     }
+}
+
+fn default_order() -> usize {
+    2
 }
 
 /// One sampler configuration (persisted, saved in session files).
@@ -45,6 +70,12 @@ pub struct SamplerSettings {
     pub eta: f64,
     /// How the N steps spread over T.
     pub spacing: TimestepSpacing,
+    /// A multistep solver's order (1 to 3).
+    #[serde(default = "default_order")]
+    pub order: usize,
+    /// Karras σ for a solver after DDIM.
+    #[serde(default)]
+    pub karras: bool,
 }
 
 impl Default for SamplerSettings {
@@ -54,6 +85,8 @@ impl Default for SamplerSettings {
             steps: 50,
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
+            order: default_order(),
+            karras: false,
         }
     }
 }
@@ -80,7 +113,8 @@ impl SamplerSettings {
                 SamplerChoice::DdpmFixedLarge => SamplerKind::Ddpm {
                     variance: VarianceType::FixedLarge,
                 },
-                SamplerChoice::Ddim => SamplerKind::Ddim {
+                // A solver after DDIM runs through `solver_spec`; DDIM stands in here.
+                SamplerChoice::Ddim | SamplerChoice::Solver(_) => SamplerKind::Ddim {
                     eta: self.eta,
                     set_alpha_to_one: true,
                 },
@@ -88,11 +122,34 @@ impl SamplerSettings {
         }
     }
 
-    /// A short description, e.g. "DDIM 50 steps η=0".
-    pub fn describe(&self) -> String {
+    /// The solver after DDIM these settings name, if any.
+    pub fn solver_spec(&self) -> Option<SolverSpec> {
         match self.sampler {
-            SamplerChoice::Ddim => format!("DDIM {} steps η={}", self.steps, self.eta),
-            s => format!("{} {} steps", s.label(), self.steps),
+            SamplerChoice::Solver(kind) => Some(SolverSpec {
+                kind,
+                order: kind.default_order().map(|_| self.order.clamp(1, 3)),
+                karras: self.karras,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Model evaluations a run makes (the steps, but Heun's 2N − 1).
+    pub fn nfe(&self) -> usize {
+        match self.sampler {
+            SamplerChoice::Solver(SolverKind::Heun) => (2 * self.steps).saturating_sub(1),
+            _ => self.steps,
+        }
+    }
+
+    /// A short description, e.g. "DDIM 50 steps η=0", "DPM-Solver++ 2M Karras 10 steps".
+    pub fn describe(&self) -> String {
+        match (self.sampler, self.solver_spec()) {
+            (_, Some(spec)) => {
+                format!("{} {} steps ({} NFE)", spec.label(), self.steps, self.nfe())
+            }
+            (SamplerChoice::Ddim, _) => format!("DDIM {} steps η={}", self.steps, self.eta),
+            (s, _) => format!("{} {} steps", s.label(), self.steps),
         }
     }
 }

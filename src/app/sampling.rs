@@ -25,7 +25,7 @@ pub mod formula {
 }
 
 /// Named starting points.
-pub const PRESETS: [(&str, SamplerSettings); 3] = [
+pub const PRESETS: [(&str, SamplerSettings); 4] = [
     (
         "DDPM 1000 steps",
         SamplerSettings {
@@ -33,6 +33,8 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
             steps: 1000,
             eta: 0.0,
             spacing: crate::diffusion::TimestepSpacing::Leading,
+            order: 2,
+            karras: false,
         },
     ),
     (
@@ -42,6 +44,8 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
             steps: 50,
             eta: 0.0,
             spacing: crate::diffusion::TimestepSpacing::Leading,
+            order: 2,
+            karras: false,
         },
     ),
     (
@@ -51,6 +55,21 @@ pub const PRESETS: [(&str, SamplerSettings); 3] = [
             steps: 10,
             eta: 1.0,
             spacing: crate::diffusion::TimestepSpacing::Leading,
+            order: 2,
+            karras: false,
+        },
+    ),
+    (
+        "DPM++ 2M Karras 10",
+        SamplerSettings {
+            sampler: SamplerChoice::Solver(
+                crate::diffusion::solvers::SolverKind::DpmSolverPlusPlus,
+            ),
+            steps: 10,
+            eta: 0.0,
+            spacing: crate::diffusion::TimestepSpacing::Leading,
+            order: 2,
+            karras: true,
         },
     ),
 ];
@@ -219,6 +238,7 @@ impl Panel for SamplingPanel {
             "",
             &mut settings.sampling.sampler,
             settings.schedule.num_train_timesteps,
+            true,
         );
         ui.horizontal(|ui| {
             let l = ui.label("Seed");

@@ -87,6 +87,38 @@ pub async fn sample_seeded(
     .await
 }
 
+/// A solver after DDIM, stepped: one model call per poll, from the same noises as
+/// [`sample_seeded`] (x_T from `seed`, call k's noise from `seed` and k). x_0, or `None` when
+/// `cancel` was set.
+#[allow(clippy::too_many_arguments)]
+pub async fn solve_seeded(
+    denoiser: &dyn Denoiser,
+    solver: Box<dyn crate::diffusion::solvers::Solver>,
+    schedule: &crate::diffusion::NoiseSchedule,
+    seed: u64,
+    batch: usize,
+    cancel: &AtomicBool,
+    device: &Device,
+    mut on_step: impl FnMut(&StepFrame),
+) -> Result<Option<Tensor<4>>> {
+    let [c, h, w] = denoiser.sample_shape();
+    let x_t = initial_noise(seed, [batch, c, h, w], device);
+    let mut run =
+        crate::diffusion::solvers::SolverRun::new(denoiser, solver, schedule, x_t, |k, shape| {
+            step_noise(seed, k, shape, device)
+        })?;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match run.next_step() {
+            Some(frame) => on_step(&frame?),
+            None => return Ok(Some(run.current().clone())),
+        }
+        yield_now().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::future::Future;

@@ -57,12 +57,26 @@ pub fn picture(img: &RgbImage) -> Picture {
 }
 
 /// Sampler, steps, η and spacing fields. `id` distinguishes several on one panel ("A ", "B ").
-pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: usize) {
+/// Where `solvers` is false (the playground's toy sampler) only DDPM and DDIM are offered.
+pub fn sampler_fields_ui(
+    ui: &mut Ui,
+    id: &str,
+    s: &mut SamplerSettings,
+    t_max: usize,
+    solvers: bool,
+) {
+    if !solvers && s.solver_spec().is_some() {
+        s.sampler = SamplerChoice::Ddim;
+    }
     egui::ComboBox::from_label(format!("{id}Sampler"))
         .selected_text(s.sampler.label())
+        // All ten at once, no scrolling.
+        .height(400.0)
         .show_ui(ui, |ui| {
             for c in SamplerChoice::ALL {
-                ui.selectable_value(&mut s.sampler, c, c.label());
+                if solvers || !matches!(c, SamplerChoice::Solver(_)) {
+                    ui.selectable_value(&mut s.sampler, c, c.label());
+                }
             }
         });
     s.steps = s.steps.clamp(1, t_max);
@@ -72,6 +86,22 @@ pub fn sampler_fields_ui(ui: &mut Ui, id: &str, s: &mut SamplerSettings, t_max: 
             .text(format!("{id}Steps")),
     )
     .on_hover_text("N, the number of denoising steps (1 to T)");
+    if solvers {
+        ui.label(format!("{id}NFE: {}", s.nfe())).on_hover_text(
+            "Model evaluations (NFE), what a run costs: one a step, but two a step (less one) \
+             for Heun",
+        );
+    }
+    let solver = s.solver_spec();
+    if let Some(spec) = solver {
+        if spec.kind.default_order().is_some() {
+            ui.add(egui::Slider::new(&mut s.order, 1..=3).text(format!("{id}Order")))
+                .on_hover_text("How many past model outputs a multistep step uses (2: \"2M\")");
+        }
+        ui.checkbox(&mut s.karras, format!("{id}Karras σ"))
+            .on_hover_text("Karras et al.'s spacing (ρ = 7): the steps crowd at small σ");
+        return;
+    }
     ui.add_enabled(
         s.sampler == SamplerChoice::Ddim,
         egui::Slider::new(&mut s.eta, 0.0..=1.0).text(format!("{id}η")),

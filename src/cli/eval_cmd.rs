@@ -14,6 +14,7 @@ use super::{check_outputs, device_for, print_stdout};
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid, grid_cols, save_png};
 use crate::data::mnist::Mnist;
 use crate::device::DeviceChoice;
+use crate::diffusion::solvers::{SolverSpec, solve};
 use crate::diffusion::{
     ScheduleConfig, Scheduler, SchedulerConfig, TimestepSpacing, sample_seeded,
 };
@@ -28,9 +29,15 @@ pub struct EvalArgs {
     /// U-Net weights (SafeTensors); default: the shipped MNIST model.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// ddpm or ddim.
+    /// ddpm, ddim or a solver after DDIM (dpm-solver++, euler, heun, unipc, …).
     #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
     sampler: SamplerChoice,
+    /// The order of a multistep solver (1 to 3; default 2).
+    #[arg(long)]
+    order: Option<usize>,
+    /// Karras σ for a solver after DDIM.
+    #[arg(long)]
+    karras: bool,
     /// Sampling steps.
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -78,7 +85,20 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
     if a.epochs == 0 || a.epochs > 1000 {
         return Err(DiffError::invalid("--epochs must be between 1 and 1,000"));
     }
-    a.sampler.ddpm_or_ddim("eval")?;
+    let solver = a.sampler.solver().map(|kind| SolverSpec {
+        kind,
+        order: a.order,
+        karras: a.karras,
+    });
+    match &solver {
+        Some(spec) => spec.validate()?,
+        None if a.karras || a.order.is_some() => {
+            return Err(DiffError::invalid(
+                "--karras and --order apply to the solvers after DDIM, not to ddpm or ddim",
+            ));
+        }
+        None => {}
+    }
     super::sample_cmd::check_eta(a.sampler, a.eta)?;
     check_outputs(
         &super::given(&[&a.grid, &a.worst_grid]),
@@ -164,6 +184,23 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             };
             // Each batch its own seed, so --count and --batch don't change which samples come
             // out.
+            let seed = a.seed.wrapping_add(b0 as u64);
+            if let Some(spec) = &solver {
+                let mut s =
+                    spec.build(&ScheduleConfig::default(), model.prediction_type(), a.steps)?;
+                let x_t = crate::diffusion::initial_noise(seed, [n, c, h, w], &device.device);
+                let x = solve(
+                    denoiser,
+                    s.as_mut(),
+                    x_t,
+                    |k, shape| crate::diffusion::step_noise(seed, k, shape, &device.device),
+                    |_, _| {},
+                )?;
+                samples.extend(to_vec(x)?);
+                b0 += n;
+                bar.set_position(b0 as u64);
+                continue;
+            }
             let x = sample_seeded(
                 denoiser,
                 if guided.is_some() {
@@ -244,6 +281,17 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
         );
     }
     let sampler = match a.sampler {
+        _ if solver.is_some() => {
+            let spec = solver.as_ref().map(SolverSpec::label).unwrap_or_default();
+            let nfe = solver
+                .as_ref()
+                .and_then(|s| {
+                    s.build(&ScheduleConfig::default(), model.prediction_type(), a.steps)
+                        .ok()
+                })
+                .map_or(0, |s| s.call_timesteps().len());
+            format!("{spec}, {} steps, {nfe} model evaluations (NFE)", a.steps)
+        }
         SamplerChoice::Ddpm => format!("DDPM, {} steps, {} spacing", a.steps, a.spacing),
         _ => format!(
             "DDIM, {} steps, η = {}, {} spacing",

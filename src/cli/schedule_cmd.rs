@@ -114,10 +114,18 @@ fn solver_timesteps(a: &TimestepsArgs, kind: crate::diffusion::solvers::SolverKi
         let sig = crate::diffusion::solvers::sigmas::training_sigmas(&sched.alphas_cumprod);
         crate::diffusion::solvers::sigmas::interp_sigma(t, &sig)
     };
-    let calls: Vec<serde_json::Value> = solver
-        .call_timesteps()
+    // The solver's own σ where it has one per call (Karras σ are not the training σ at the
+    // rounded t), else the training σ at t.
+    let own = solver.sigmas();
+    let call_t = solver.call_timesteps();
+    let per_call = own.len() == call_t.len() + 1;
+    let calls: Vec<serde_json::Value> = call_t
         .into_iter()
-        .map(|t| serde_json::json!({"t": t, "sigma": sigma_of(t)}))
+        .enumerate()
+        .map(|(k, t)| {
+            let sigma = if per_call { own[k] } else { sigma_of(t) };
+            serde_json::json!({"t": t, "sigma": sigma})
+        })
         .collect();
     let out = serde_json::json!({"solver": spec.label(), "nfe": calls.len(), "calls": calls});
     super::print_stdout(&(out.to_string() + "\n"))

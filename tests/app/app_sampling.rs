@@ -466,3 +466,48 @@ fn a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why() {
         "app_sampling::a_comparison_over_the_memory_limit_is_refused_and_the_app_says_why",
     );
 }
+
+/// A solver after DDIM picked by label: Heun with 6 steps makes 11 model calls, so 11 frames
+/// and x_0, the NFE beside the steps; the exact denoiser lands on digits; DPM-Solver++ 2M
+/// Karras (a preset) makes one frame per call.
+#[test]
+fn a_solver_picked_by_label_records_one_frame_per_model_call() {
+    let mut h = harness();
+    h.get_by_role_and_label(Role::ComboBox, "Sampler").click();
+    h.run();
+    h.get_by_label("Heun").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.sampling.sampler.sampler,
+        SamplerChoice::Solver(difflab::diffusion::solvers::SolverKind::Heun)
+    );
+    h.get_by_role_and_label(Role::Slider, "Steps")
+        .set_value_accesskit(6.0);
+    h.get_by_role_and_label(Role::Slider, "Batch size")
+        .set_value_accesskit(4.0);
+    h.step();
+    h.get_by_label("NFE: 11");
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert!(!app.sampling.running);
+    assert_eq!(app.sampling.trajectory.len(), 12, "11 calls and x_0");
+    assert_eq!(app.sampling.progress, (11, 11));
+    assert!(
+        app.sampling.trajectory[..11]
+            .iter()
+            .all(|f| f.has_eps && !f.has_terms)
+    );
+    let last = app.sampling.trajectory[11].x0_values();
+    let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
+    assert!(white > 0.05 && white < 0.5, "digit strokes: {white}");
+
+    h.get_by_label("DPM++ 2M Karras 10").click();
+    h.step();
+    h.step();
+    h.get_by_label("Run").click();
+    settle(&mut h, 60);
+    let app = h.state();
+    assert!(app.settings.sampling.sampler.karras);
+    assert_eq!(app.sampling.trajectory.len(), 11, "10 calls and x_0");
+}

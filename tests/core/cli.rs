@@ -279,7 +279,7 @@ fn bad_input_exits_2_with_a_clear_message() {
     // clap's own errors, folded into one line with the choices or the tip they carry.
     assert_bad_input(
         &["sample", "--sampler", "bogus", "-o", out],
-        "'bogus' for '--sampler <sampler>' (possible values: ddpm, ddim)",
+        "'bogus' for '--sampler <sampler>' (possible values: ddpm, ddim, dpm-solver++, dpm-solver, sde-dpm-solver++, euler, euler-a, heun, unipc)",
     );
     assert_bad_input(&["smaple"], "similar subcommand exists: 'sample'");
     assert_bad_input(
@@ -1399,8 +1399,12 @@ fn the_solvers_after_ddim_sample_and_refuse_bad_combinations() {
         "--eta",
     );
     assert_bad_input(
-        &["eval", "--sampler", "unipc", "--count", "10"],
+        &["toy", "--sampler", "unipc", "-o", "x.png"],
         "runs ddpm or ddim",
+    );
+    assert_bad_input(
+        &["eval", "--sampler", "heun", "--order", "2", "--count", "10"],
+        "--order applies to",
     );
     let o = difflab(&["timesteps", "--sampler", "heun", "--steps", "10"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -46,6 +46,7 @@ impl SamplerJob {
             steps: spec.steps,
             eta: 0.0,
             spacing: TimestepSpacing::Leading,
+            ..SamplerSettings::default()
         };
         let scheduler =
             Scheduler::new(sampler.scheduler_config(spec.schedule, model.prediction_type()))?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Solver, from_diffusers};
-use crate::diffusion::{BetaSchedule, Denoiser, PredictionType, ScheduleConfig};
+use crate::diffusion::{BetaSchedule, Denoiser, PredictionType, ScheduleConfig, StepFrame};
 use crate::error::{DiffError, Result};
 
 /// A solver after DDIM.
@@ -220,6 +220,114 @@ pub fn solve(
         on_call(k, &x);
     }
     Ok(x)
+}
+
+/// A solver's run in progress, one model call per [`SolverRun::next_step`], each returned as a
+/// [`StepFrame`] in the DDPM picture the panels show: x_t is the model's input (√ᾱ·x_0 +
+/// √(1−ᾱ)·ε, whatever space the solver works in), x̂0 and ε̂ are read from the model's output at
+/// that t, and `prev_sample` is the solver's new x brought back to that picture (the Euler
+/// family works in x·√(σ²+1)).
+pub struct SolverRun<'a, N> {
+    denoiser: &'a dyn Denoiser,
+    solver: Box<dyn Solver>,
+    alphas_cumprod: Vec<f64>,
+    calls: Vec<f64>,
+    sigmas: Vec<f64>,
+    x: Tensor<4>,
+    index: usize,
+    noise: N,
+}
+
+impl<'a, N> SolverRun<'a, N>
+where
+    N: FnMut(usize, [usize; 4]) -> Tensor<4>,
+{
+    /// Starts from `x_t` ~ N(0, I) (scaled by the solver's initial σ here).
+    pub fn new(
+        denoiser: &'a dyn Denoiser,
+        solver: Box<dyn Solver>,
+        schedule: &crate::diffusion::NoiseSchedule,
+        x_t: Tensor<4>,
+        noise: N,
+    ) -> Result<Self> {
+        let [_, c, h, w] = x_t.dims();
+        if [c, h, w] != denoiser.sample_shape() {
+            return Err(DiffError::invalid(format!(
+                "x_T has shape {:?} but the model works on {:?}",
+                [c, h, w],
+                denoiser.sample_shape()
+            )));
+        }
+        let x = x_t.mul_scalar(solver.init_noise_sigma() as f32);
+        Ok(Self {
+            denoiser,
+            calls: solver.call_timesteps(),
+            sigmas: solver.sigmas(),
+            solver,
+            alphas_cumprod: schedule.alphas_cumprod.clone(),
+            x,
+            index: 0,
+            noise,
+        })
+    }
+
+    /// Model evaluations in all (the NFE).
+    pub fn total(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// x as the solver holds it now (x_0 at the end).
+    pub fn current(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// The factor that brings the solver's x at call `k` to the DDPM picture: 1/√(σ_k²+1) for
+    /// the σ-space solvers (their initial σ is above 1), 1 otherwise.
+    fn to_picture(&self, k: usize) -> f64 {
+        if self.solver.init_noise_sigma() > 1.0 {
+            self.sigmas
+                .get(k)
+                .map_or(1.0, |s| 1.0 / (s * s + 1.0).sqrt())
+        } else {
+            1.0
+        }
+    }
+
+    /// The next model call and its step; `None` when the run is over.
+    pub fn next_step(&mut self) -> Option<Result<StepFrame>> {
+        let k = self.index;
+        let t = *self.calls.get(k)?;
+        self.index += 1;
+        Some(self.step(k, t))
+    }
+
+    fn step(&mut self, k: usize, t: f64) -> Result<StepFrame> {
+        let b = self.x.dims()[0];
+        let t_model = (t.round().max(0.0) as usize).min(self.alphas_cumprod.len() - 1);
+        let input = self.solver.scale_model_input(self.x.clone(), k);
+        let out = self.denoiser.forward(input.clone(), &vec![t_model; b])?;
+        let shape = self.x.dims();
+        let z = self.solver.needs_noise(k).then(|| (self.noise)(k, shape));
+        let (pred_x0, pred_eps) = crate::diffusion::scheduler::predict_x0_and_eps(
+            self.denoiser.prediction_type(),
+            out.clone(),
+            input.clone(),
+            self.alphas_cumprod[t_model],
+        );
+        let next = self.solver.step(out, k, self.x.clone(), z)?.prev_sample;
+        self.x = next;
+        let prev_t = self.calls.get(k + 1).map(|t| t.round().max(0.0) as usize);
+        Ok(StepFrame {
+            index: k,
+            t: t_model,
+            prev_t,
+            x_t: input,
+            prev_sample: self.x.clone().mul_scalar(self.to_picture(k + 1) as f32),
+            pred_x0,
+            pred_eps,
+            ddim_terms: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub mod heun;
 pub mod sigmas;
 pub mod unipc;
 
-pub use choice::{SolverKind, SolverSpec, solve};
+pub use choice::{SolverKind, SolverRun, SolverSpec, solve};
 
 /// One call's result.
 pub struct SolverStep {
