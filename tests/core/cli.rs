@@ -1467,5 +1467,33 @@ fn the_solvers_after_ddim_sample_and_refuse_bad_combinations() {
     assert!(a.iter().all(|v| v.is_finite()) && a.iter().any(|v| v.abs() > 0.1));
     let (_, err) = run("c", "heun");
     assert!(err.contains("19 model evaluations (NFE)"), "{err}");
+
+    // interpolate decodes with a deterministic solver, and refuses a noisy one.
+    let out = dir.join("row.png");
+    let args: Vec<String> =
+        interpolate_args(&["--sampler", "euler-a", "-o", out.to_str().unwrap()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_bad_input(&args, "deterministic sampler");
+    let args = interpolate_args(&[
+        "--device",
+        "cpu",
+        "--sampler",
+        "unipc",
+        "--steps",
+        "8",
+        "--frames",
+        "3",
+        "--data",
+        data.to_str().unwrap(),
+        "--size",
+        "8",
+        "--gray",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = difflab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(image::open(&out).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
