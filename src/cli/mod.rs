@@ -5,6 +5,7 @@
 
 mod average_cmd;
 mod bench_cmd;
+mod edit_cmd;
 mod eval_cmd;
 mod interpolate_cmd;
 mod noise_cmd;
@@ -51,6 +52,8 @@ pub enum Command {
     Sample(sample_cmd::SampleArgs),
     /// Decode blends (slerp, lerp) of two seeds' noises with deterministic DDIM.
     Interpolate(interpolate_cmd::InterpolateArgs),
+    /// Edit an image with the U-Net: SDEdit, inpainting (RePaint) or DDIM inversion.
+    Edit(edit_cmd::EditArgs),
     /// Train the 2-D MLP on a toy distribution, sample it and plot.
     Toy(toy_cmd::ToyArgs),
     /// Train the U-Net on MNIST or a folder of images (checkpoints, --resume, loss.csv).
@@ -338,6 +341,7 @@ pub fn run(cli_device: Option<DeviceChoice>, command: Command) -> Result<()> {
         Command::Noise(a) => noise_cmd::noise(a, device),
         Command::Sample(a) => sample_cmd::sample(a, device),
         Command::Interpolate(a) => interpolate_cmd::interpolate(a, device),
+        Command::Edit(a) => edit_cmd::edit(a, device),
         Command::Toy(a) => toy_cmd::toy(a, device),
         Command::Train(a) => train_cmd::train(a, device),
         Command::Eval(a) => eval_cmd::eval(a, device),

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod denoiser;
+pub mod editing;
 pub mod forward;
 pub mod interpolation;
 pub mod noise;

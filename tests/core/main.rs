@@ -14,6 +14,7 @@ mod burn_regressions;
 mod cli;
 mod determinism;
 mod docs_links;
+mod editing;
 mod eval;
 mod exact;
 mod golden;
