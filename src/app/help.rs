@@ -48,6 +48,7 @@ pub const GUIDE: &[(&str, &str)] = &[
         include_str!("../../docs/guide/platforms.md"),
     ),
     ("solvers.md", include_str!("../../docs/guide/solvers.md")),
+    ("cli-edit.md", include_str!("../../docs/guide/cli-edit.md")),
     ("cli.md", include_str!("../../docs/guide/cli.md")),
     ("cli-gui.md", include_str!("../../docs/guide/cli-gui.md")),
     (

@@ -928,14 +928,6 @@ impl Solver for DpmSolver {
         self.timesteps.clone()
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _call: usize) -> Tensor<4> {
-        sample
-    }
-
     fn needs_noise(&self, _call: usize) -> bool {
         self.options.algorithm.is_stochastic()
     }

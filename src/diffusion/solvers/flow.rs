@@ -241,14 +241,6 @@ impl Solver for FlowMatchEuler {
     }
 
     /// x_1 = ε: the noise is used as it is.
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _call: usize) -> Tensor<4> {
-        sample
-    }
-
     fn needs_noise(&self, call: usize) -> bool {
         self.options.stochastic && self.sigmas.get(call + 1).is_some_and(|&s| s > 0.0)
     }

@@ -55,12 +55,19 @@ pub trait Solver: Send {
     fn sigmas(&self) -> Vec<f64>;
     /// The t of every model call, in order: its length is the NFE.
     fn call_timesteps(&self) -> Vec<f64>;
-    /// What x_T ~ N(0, I) is multiplied by before the first call.
-    fn init_noise_sigma(&self) -> f64;
+    /// What x_T ~ N(0, I) is multiplied by before the first call (1 unless the solver works in
+    /// σ-scaled x).
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
     /// The model's input at call `call` (x/√(σ²+1) for the Euler family; x itself otherwise).
-    fn scale_model_input(&self, sample: Tensor<4>, call: usize) -> Tensor<4>;
-    /// Whether call `call`'s step adds noise (ancestral and SDE solvers).
-    fn needs_noise(&self, call: usize) -> bool;
+    fn scale_model_input(&self, sample: Tensor<4>, _call: usize) -> Tensor<4> {
+        sample
+    }
+    /// Whether call `call`'s step adds noise (ancestral and SDE solvers; none by default).
+    fn needs_noise(&self, _call: usize) -> bool {
+        false
+    }
     /// Call `call`'s step from `sample`, given the model output; multistep solvers keep their
     /// history between calls, so calls must come in order (0, 1, 2, …).
     fn step(

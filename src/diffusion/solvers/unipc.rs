@@ -544,18 +544,6 @@ impl Solver for UniPc {
         self.timesteps.clone()
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: Tensor<4>, _call: usize) -> Tensor<4> {
-        sample
-    }
-
-    fn needs_noise(&self, _call: usize) -> bool {
-        false
-    }
-
     /// diffusers' `step`: corrector (from call 1 on), then the history update, then the
     /// predictor. Call 0 starts a fresh run; later calls must follow in order.
     fn step(
