@@ -22,6 +22,30 @@ pub mod formula {
     pub use crate::app::model_picker::CFG;
     /// DDPM.
     pub const DDPM: &str = "x_{t−1} = μ~_t(x_t, x0_pred) + σ_t·z,  σ_t² = β~_t (fixed_small) or β_t (fixed_large)   (Ho et al. Algorithm 2)";
+    /// The solvers after DDIM, by kind: the update each model call feeds.
+    pub fn solver(kind: crate::diffusion::solvers::SolverKind) -> &'static str {
+        use crate::diffusion::solvers::SolverKind as K;
+        match kind {
+            K::Euler => {
+                "σ = √((1−ᾱ)/ᾱ):  x ← x + (σ_next − σ)·(x − x0_pred)/σ   (Euler on the probability-flow ODE; Karras et al. 2022)"
+            }
+            K::EulerAncestral => {
+                "Euler down to σ_down, then + σ_up·z back up to σ_next   (Euler ancestral; σ_up² + σ_down² = σ_next²)"
+            }
+            K::Heun => {
+                "predictor: Euler's step; corrector (the next call): the step again with the mean of both slopes   (Heun; 2 model calls a step)"
+            }
+            K::DpmSolverPlusPlus | K::SdeDpmSolverPlusPlus => {
+                "λ = log(α/σ), h = λ_next − λ:  x ← (σ_next/σ)·x − α_next·(e^{−h} − 1)·D, D from the last one or two x0_pred   (DPM-Solver++ 2M; Lu et al. 2022)"
+            }
+            K::DpmSolver => {
+                "λ = log(α/σ), h = λ_next − λ:  x ← (α_next/α)·x − σ_next·(e^{h} − 1)·ε, from the last one or two ε_pred   (DPM-Solver; Lu et al. 2022)"
+            }
+            K::UniPc => {
+                "DPM-Solver++'s predictor, then a corrector that reuses this call's x0_pred on the previous step   (UniPC bh2; Zhao et al. 2023)"
+            }
+        }
+    }
 }
 
 /// Named starting points.
@@ -404,6 +428,8 @@ impl Panel for SamplingPanel {
                 side,
                 &["+", "+", "="],
             );
+        } else if let SamplerChoice::Solver(kind) = settings.sampling.sampler.sampler {
+            ui.label(RichText::new(formula::solver(kind)).weak());
         } else if settings.sampling.sampler.sampler != SamplerChoice::Ddim {
             ui.label(RichText::new(formula::DDPM).weak());
         }
