@@ -200,6 +200,15 @@ async function runMode(mode) {
     r.x0_sum = rep.sampling.x0.reduce((a, b) => a + b, 0);
     await page.screenshot({ path: path.join(shots, `${mode}-sampling.png`) });
 
+    // A solver after DDIM in the page: DPM-Solver++ 2M, 10 steps, one frame per model call.
+    await command(page, { Sampling: { sampler: { Solver: "DpmSolverPlusPlus" }, steps: 10, seed: 0, batch: 16 } });
+    await command(page, "Run");
+    await waitFor(page, "the solver run to start", (x) => x.sampling.running, 10000);
+    rep = await waitFor(page, "the DPM-Solver++ run", (x) => !x.sampling.running && x.sampling.done === 10, 600000);
+    const badSolver = digitsCheck(rep.sampling.x0, rep.sampling.shape);
+    check(mode, rep.sampling.total === 10 && badSolver.length === 0, `DPM-Solver++ 2M ran 10 model calls and its 16 samples look like digits${badSolver.length ? ": " + JSON.stringify(badSolver) : ""}`);
+    await page.screenshot({ path: path.join(shots, `${mode}-solver.png`) });
+
     // A lesson's "Show me": lesson 10's interpolation, set up and decoded.
     await command(page, { ShowMe: { lesson: 9, name: "interp" } });
     rep = await waitFor(page, "lesson 10's Show me", (x) => x.tab === "Interpolate" && !x.interpolating && x.interpolation_frames > 0, 600000);
