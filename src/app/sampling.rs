@@ -351,9 +351,13 @@ impl Panel for SamplingPanel {
             {
                 self.follow = self.scrub == last;
             }
-            let t = match self.trajectory[self.scrub].t {
-                Some(t) => format!("t = {t}"),
-                None => "x_0 (done)".into(),
+            let solver = self.run_spec.as_ref().and_then(|r| r.sampler.solver_spec());
+            let t = match (self.trajectory[self.scrub].t, solver) {
+                (Some(t), Some(spec)) => {
+                    format!("t = {t} · {}", call_stage(spec.kind, self.scrub, last))
+                }
+                (Some(t), None) => format!("t = {t}"),
+                (None, _) => "x_0 (done)".into(),
             };
             ui.label(RichText::new(t).strong());
         });
@@ -442,5 +446,19 @@ impl Panel for SamplingPanel {
                     .push(AppAction::ExportGif(GifSource::Trajectory));
             }
         });
+    }
+}
+
+/// What model call `k` of a solver's run (of `calls` in all) is, for the scrubber's label:
+/// Heun's even calls are predictors (an Euler step), its odd ones correctors (the slope at the
+/// predicted point, averaged with the first), and its last call a plain Euler step to σ = 0.
+pub fn call_stage(kind: crate::diffusion::solvers::SolverKind, k: usize, calls: usize) -> String {
+    use crate::diffusion::solvers::SolverKind;
+    let n = format!("model call {} of {calls}", k + 1);
+    match kind {
+        SolverKind::Heun if k + 1 == calls => format!("{n}: the last step, Euler's"),
+        SolverKind::Heun if k % 2 == 0 => format!("{n}: Heun's predictor"),
+        SolverKind::Heun => format!("{n}: Heun's corrector"),
+        _ => n,
     }
 }

@@ -501,6 +501,17 @@ fn a_solver_picked_by_label_records_one_frame_per_model_call() {
     let last = app.sampling.trajectory[11].x0_values();
     let white = last.iter().filter(|v| **v > 0.5).count() as f64 / last.len() as f64;
     assert!(white > 0.05 && white < 0.5, "digit strokes: {white}");
+    // Heun's predictor and corrector, named as such while scrubbing.
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(1.0);
+    h.step();
+    h.step();
+    h.get_by_label_contains("model call 2 of 11: Heun's corrector");
+    h.get_by_role_and_label(Role::Slider, "Step")
+        .set_value_accesskit(2.0);
+    h.step();
+    h.step();
+    h.get_by_label_contains("model call 3 of 11: Heun's predictor");
 
     h.get_by_label("DPM++ 2M Karras 10").click();
     h.step();
