@@ -457,7 +457,7 @@ pub fn call_stage(kind: crate::diffusion::solvers::SolverKind, k: usize, calls: 
     let n = format!("model call {} of {calls}", k + 1);
     match kind {
         SolverKind::Heun if k + 1 == calls => format!("{n}: the last step, Euler's"),
-        SolverKind::Heun if k % 2 == 0 => format!("{n}: Heun's predictor"),
+        SolverKind::Heun if k.is_multiple_of(2) => format!("{n}: Heun's predictor"),
         SolverKind::Heun => format!("{n}: Heun's corrector"),
         _ => n,
     }

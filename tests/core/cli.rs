@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn difflab(args: &[&str]) -> Output {
+pub(crate) fn difflab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_difflab"))
         .args(args)
         .output()
@@ -34,12 +34,12 @@ fn set_read_only(path: &std::path::Path, read_only: bool) {
     std::fs::set_permissions(path, perms).unwrap();
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 /// Exit code 2, one line starting "error:", and no panic text.
-fn assert_bad_input(args: &[&str], needle: &str) {
+pub(crate) fn assert_bad_input(args: &[&str], needle: &str) {
     let o = difflab(args);
     let err = stderr(&o);
     assert_eq!(

@@ -2,12 +2,13 @@
 //! and DDIM inversion.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use burn::tensor::{Device, Tensor};
 use difflab::data::mnist::Mnist;
+
+use crate::cli::{assert_bad_input, difflab, stderr};
 use difflab::diffusion::editing::{
     RepaintMove, ddim_decode, ddim_invert, inpaint, repaint_schedule, rmse, sdedit,
 };
@@ -245,51 +246,11 @@ fn ddim_inversion_error_falls_with_the_steps_on_the_unet() {
 // `difflab edit`
 // ---------------------------------------------------------------------------------------------
 
-fn difflab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_difflab"))
-        .args(args)
-        .output()
-        .expect("run difflab")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("difflab-edit-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Exit 2, one line (the last; only notices and warnings before it), containing `needle`.
-fn assert_bad_input(args: &[&str], needle: &str) {
-    let o = difflab(args);
-    let err = stderr(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{args:?}: exit {:?}, stderr {err}",
-        o.status.code()
-    );
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let lines: Vec<&str> = err.trim_end().lines().collect();
-    let last = lines.last().copied().unwrap_or_default();
-    assert!(
-        last.starts_with("error: "),
-        "{args:?}: the last line is not the error: {err}"
-    );
-    assert!(
-        lines[..lines.len() - 1]
-            .iter()
-            .all(|l| l.starts_with("difflab: ") || l.starts_with("warning: ")),
-        "{args:?}: not one line: {err}"
-    );
-    assert!(
-        err.to_lowercase().contains(needle),
-        "{args:?}: expected '{needle}' in: {err}"
-    );
 }
 
 /// MNIST digit `i` as a grey PNG (`colour`: as RGB).
