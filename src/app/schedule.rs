@@ -10,6 +10,7 @@ use super::forward::formula;
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{Settings, Tab};
 use super::widgets;
+use crate::diffusion::solvers::{SolverKind, SolverSpec};
 use crate::diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig, TimestepSpacing, timesteps};
 use crate::error::Result;
 
@@ -232,13 +233,31 @@ impl Panel for SchedulePanel {
                 .text("Steps N"),
         )
         .on_hover_text("The markers show the timesteps a sampler with N steps visits");
-        egui::ComboBox::from_label("Spacing")
-            .selected_text(settings.schedule_view.spacing.name())
+        let view = &mut settings.schedule_view;
+        let label = |k: Option<SolverKind>| k.map_or("DDPM / DDIM", SolverKind::cli_name);
+        egui::ComboBox::from_label("Markers of")
+            .selected_text(label(view.solver))
+            .height(400.0)
             .show_ui(ui, |ui| {
-                for s in TimestepSpacing::ALL {
-                    ui.selectable_value(&mut settings.schedule_view.spacing, s, s.name());
+                ui.selectable_value(&mut view.solver, None, label(None));
+                for k in SolverKind::ALL {
+                    ui.selectable_value(&mut view.solver, Some(k), label(Some(k)));
                 }
-            });
+            })
+            .response
+            .on_hover_text("The sampler whose model calls the markers show");
+        if view.solver.is_some() {
+            ui.checkbox(&mut view.karras, "Karras σ")
+                .on_hover_text("Karras et al.'s σ spacing: the calls crowd at small σ (low t)");
+        } else {
+            egui::ComboBox::from_label("Spacing")
+                .selected_text(view.spacing.name())
+                .show_ui(ui, |ui| {
+                    for s in TimestepSpacing::ALL {
+                        ui.selectable_value(&mut view.spacing, s, s.name());
+                    }
+                });
+        }
         ui.separator();
         if ui.button("Export curves (CSV)…").clicked() {
             ctx.actions.push(AppAction::ExportScheduleCsv);
@@ -286,13 +305,7 @@ impl Panel for SchedulePanel {
             );
         }
 
-        let visits: Vec<usize> = timesteps(
-            settings.schedule_view.spacing,
-            settings.num_timesteps(),
-            settings.schedule_view.sampler_steps,
-            0,
-        )
-        .unwrap_or_default();
+        let visits = marker_timesteps(settings);
         let link = ui.scope_id().with("schedule-x");
         // Three rows, each a title line, the plot and the spacing around them: the plots share
         // what is left, so the bottom row's axis stays on screen.
@@ -369,15 +382,87 @@ impl Panel for SchedulePanel {
                         if markers && !visits.is_empty() {
                             let pts: PlotPoints = visits
                                 .iter()
-                                .map(|&v| [(v + 1) as f64, f(&schedule, v)])
+                                .map(|&(x, v)| [x + 1.0, f(&schedule, v)])
                                 .collect();
+                            let what = if settings.schedule_view.solver.is_some() {
+                                "model calls"
+                            } else {
+                                "steps"
+                            };
                             p.points(
-                                Points::new(format!("{} steps", visits.len()), pts).radius(3.0),
+                                Points::new(format!("{} {what}", visits.len()), pts).radius(3.0),
                             );
                         }
                         p.vline(VLine::new("t", t).color(Color32::from_rgb(250, 200, 40)));
                     });
             }
         });
+    }
+}
+
+/// Where the markers go: the t (fractional for the Euler family) of each step of DDPM/DDIM on
+/// the chosen spacing, or of each model call of the chosen solver, with the integer t whose
+/// curve value is shown.
+pub fn marker_timesteps(settings: &Settings) -> Vec<(f64, usize)> {
+    let view = &settings.schedule_view;
+    let t_max = settings.num_timesteps().saturating_sub(1);
+    match view.solver {
+        None => timesteps(
+            view.spacing,
+            settings.num_timesteps(),
+            view.sampler_steps,
+            0,
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t as f64, t))
+        .collect(),
+        Some(kind) => SolverSpec {
+            kind,
+            order: None,
+            karras: view.karras,
+        }
+        .build(
+            &settings.schedule,
+            crate::diffusion::PredictionType::Epsilon,
+            view.sampler_steps,
+        )
+        .map(|s| {
+            s.call_timesteps()
+                .into_iter()
+                .map(|t| (t, (t.round().max(0.0) as usize).min(t_max)))
+                .collect()
+        })
+        .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    /// DDIM's markers are its N timesteps; Heun's are its 2N − 1 model calls; Karras σ moves
+    /// the calls towards small t.
+    #[test]
+    fn markers_follow_the_sampler_and_karras() {
+        let mut settings = Settings::default();
+        settings.schedule_view.sampler_steps = 10;
+        settings.schedule_view.spacing = TimestepSpacing::Trailing;
+        let ddim = marker_timesteps(&settings);
+        assert_eq!(ddim.first(), Some(&(999.0, 999)));
+        assert_eq!(ddim.len(), 10);
+        settings.schedule_view.solver = Some(SolverKind::Heun);
+        assert_eq!(marker_timesteps(&settings).len(), 19);
+        settings.schedule_view.solver = Some(SolverKind::DpmSolverPlusPlus);
+        let plain = marker_timesteps(&settings);
+        settings.schedule_view.karras = true;
+        let karras = marker_timesteps(&settings);
+        assert_eq!(plain.len(), 10);
+        assert_eq!(karras.len(), 10);
+        let below = |m: &[(f64, usize)]| m.iter().filter(|(t, _)| *t < 200.0).count();
+        assert!(
+            below(&karras) > below(&plain),
+            "{karras:?} against {plain:?}"
+        );
     }
 }

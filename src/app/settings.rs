@@ -144,6 +144,13 @@ pub struct ScheduleViewSettings {
     pub sampler_steps: usize,
     /// Timestep spacing, for the same markers.
     pub spacing: TimestepSpacing,
+    /// A solver after DDIM whose model calls the markers show instead (`None`: DDPM/DDIM on
+    /// `spacing`).
+    #[serde(default)]
+    pub solver: Option<crate::diffusion::solvers::SolverKind>,
+    /// Karras σ for that solver.
+    #[serde(default)]
+    pub karras: bool,
 }
 
 impl Default for ScheduleViewSettings {
@@ -153,6 +160,8 @@ impl Default for ScheduleViewSettings {
             compare_schedule: ScheduleConfig::new(BetaSchedule::Cosine, 1000),
             sampler_steps: 20,
             spacing: TimestepSpacing::Leading,
+            solver: None,
+            karras: false,
         }
     }
 }

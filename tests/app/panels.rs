@@ -134,3 +134,27 @@ fn the_playground_asks_its_worker_through_actions() {
         vec![AppAction::Toy(ToyAction::Sample)]
     );
 }
+
+/// The Schedule panel's markers can show a solver's model calls: picked by label, with Karras σ.
+#[test]
+fn schedule_markers_show_a_solvers_model_calls() {
+    let mut h = crate::common::app::cpu_harness();
+    crate::common::app::settle(&mut h, 30);
+    h.get_by_label("Schedule").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Markers of")
+        .click();
+    h.run();
+    h.get_by_label("heun").click();
+    h.run();
+    h.step();
+    assert_eq!(
+        h.state().settings.schedule_view.solver,
+        Some(difflab::diffusion::solvers::SolverKind::Heun)
+    );
+    h.get_by_label("Karras σ").click();
+    h.run();
+    assert!(h.state().settings.schedule_view.karras);
+    // The spacing applies to DDPM/DDIM only: not offered for a solver.
+    assert!(h.query_by_label("Spacing").is_none());
+}

@@ -63,6 +63,7 @@ impl From<SettingsV1> for Settings {
                 compare_schedule: v.compare_schedule,
                 sampler_steps: v.sampler_steps,
                 spacing: v.spacing,
+                ..ScheduleViewSettings::default()
             },
             sampling: SamplingSettings {
                 sampler: v.sampler,
