@@ -219,13 +219,30 @@ pub fn run(options: AppOptions) -> crate::Result<()> {
             );
             let mut native = native_options();
             native.wgpu_options = egui_wgpu::WgpuConfiguration::default();
-            open_window(
-                native,
-                AppOptions {
-                    gpu_refused: Some(why),
-                    ..options
-                },
-            )
+            let refused = AppOptions {
+                gpu_refused: Some(why),
+                ..options
+            };
+            match open_window(native, refused.clone()) {
+                // That adapter gives no device at all (a Direct3D 12 adapter that a virtual
+                // machine or wine lists but cannot open; a broken driver): once more on Vulkan
+                // and OpenGL only, unless the user chose the backends (WGPU_BACKEND).
+                Err(eframe::Error::Wgpu(e)) if std::env::var_os("WGPU_BACKEND").is_none() => {
+                    eprintln!(
+                        "difflab: that failed too ({e}); trying the Vulkan and OpenGL drivers"
+                    );
+                    let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
+                    setup.instance_descriptor.backends =
+                        egui_wgpu::wgpu::Backends::VULKAN | egui_wgpu::wgpu::Backends::GL;
+                    let mut native = native_options();
+                    native.wgpu_options = egui_wgpu::WgpuConfiguration {
+                        wgpu_setup: egui_wgpu::WgpuSetup::CreateNew(setup),
+                        ..Default::default()
+                    };
+                    open_window(native, refused)
+                }
+                other => other,
+            }
         }
         other => other,
     };
