@@ -68,16 +68,8 @@ pub fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
     (1.0 - w) * low as f64 + w * high as f64
 }
 
-/// numpy's `linspace(a, b, n)`.
-pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
-    match n {
-        0 => Vec::new(),
-        1 => vec![a],
-        _ => (0..n)
-            .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
-            .collect(),
-    }
-}
+/// numpy's `linspace(a, b, n)`, as the schedules compute it (start + i·step, the end exact).
+pub use crate::diffusion::schedule::linspace;
 
 /// σ at a fractional training t, by linear interpolation of the training σ (numpy's
 /// `np.interp(t, arange(T), sigmas)`).
