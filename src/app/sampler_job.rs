@@ -363,6 +363,7 @@ impl SamplerJob {
                     scheduler.schedule(),
                     spec.seed,
                     batch,
+                    self.piece,
                     cancel,
                     &self.device,
                     on_step,

@@ -87,9 +87,10 @@ pub async fn sample_seeded(
     .await
 }
 
-/// A solver after DDIM, stepped: one model call per poll, from the same noises as
-/// [`sample_seeded`] (x_T from `seed`, call k's noise from `seed` and k). x_0, or `None` when
-/// `cancel` was set.
+/// A solver after DDIM, stepped: one model call per poll (with `piece`, a model whose items
+/// are independent runs a call's batch that many images at a time, a poll each), from the same
+/// noises as [`sample_seeded`] (x_T from `seed`, call k's noise from `seed` and k). x_0, or
+/// `None` when `cancel` was set.
 #[allow(clippy::too_many_arguments)]
 pub async fn solve_seeded(
     denoiser: &dyn Denoiser,
@@ -97,6 +98,7 @@ pub async fn solve_seeded(
     schedule: &crate::diffusion::NoiseSchedule,
     seed: u64,
     batch: usize,
+    piece: Option<usize>,
     cancel: &AtomicBool,
     device: &Device,
     mut on_step: impl FnMut(&StepFrame),
@@ -107,13 +109,36 @@ pub async fn solve_seeded(
         crate::diffusion::solvers::SolverRun::new(denoiser, solver, schedule, x_t, |k, shape| {
             step_noise(seed, k, shape, device)
         })?;
+    let piece = piece.filter(|_| denoiser.items_independent());
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match run.next_step() {
-            Some(frame) => on_step(&frame?),
-            None => return Ok(Some(run.current().clone())),
+        let Some((x, t)) = run.next_input() else {
+            return Ok(Some(run.current().clone()));
+        };
+        let b = x.dims()[0];
+        match piece.filter(|&p| p < b) {
+            None => match run.next_step() {
+                Some(frame) => on_step(&frame?),
+                None => return Ok(Some(run.current().clone())),
+            },
+            // A call's batch in pieces, a step boundary after each, as `sample_loop` does.
+            Some(p) => {
+                let mut outputs = Vec::with_capacity(b.div_ceil(p));
+                for start in (0..b).step_by(p) {
+                    let end = (start + p).min(b);
+                    outputs.push(denoiser.forward(
+                        x.clone().narrow(0, start, end - start),
+                        &vec![t; end - start],
+                    )?);
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    yield_now().await;
+                }
+                on_step(&run.step_with(Tensor::cat(outputs, 0))?);
+            }
         }
         yield_now().await;
     }
@@ -185,6 +210,67 @@ mod tests {
         // Whole steps: one poll each, and the last; pieces of 2, 2 and 1: four polls a step.
         assert_eq!(whole.1, 6 + 1);
         assert_eq!(pieces.1, 6 * 4 + 1);
+    }
+
+    /// A solver's calls in pieces give the same samples as whole calls and as the core's
+    /// `SolverRun`, with a poll per piece; Euler ancestral, so the per-call noise is checked too.
+    #[test]
+    fn a_solver_in_pieces_gives_the_same_samples() {
+        use crate::diffusion::solvers::{SolverKind, SolverSpec};
+        let device = Device::flex();
+        let images: Vec<Vec<f32>> = (0..3)
+            .map(|k| {
+                (0..16)
+                    .map(|i| ((i * (k + 3)) % 5) as f32 / 2.5 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
+        let model = ExactDenoiser::new(&images, [1, 4, 4], schedule.clone(), &device).unwrap();
+        let spec = SolverSpec {
+            kind: SolverKind::EulerAncestral,
+            order: None,
+            karras: false,
+        };
+        let solver = || {
+            spec.build(&ScheduleConfig::default(), PredictionType::Sample, 5)
+                .unwrap()
+        };
+        let cancel = AtomicBool::new(false);
+        let run = |piece| {
+            drive(solve_seeded(
+                &model,
+                solver(),
+                &schedule,
+                4,
+                5,
+                piece,
+                &cancel,
+                &device,
+                |_| {},
+            ))
+        };
+        let (whole, whole_polls) = run(None);
+        let (pieces, piece_polls) = run(Some(2));
+        let values = |x: crate::Result<Option<Tensor<4>>>| to_vec(x.unwrap().unwrap()).unwrap();
+        let mut core = crate::diffusion::solvers::SolverRun::new(
+            &model,
+            solver(),
+            &schedule,
+            initial_noise(4, [5, 1, 4, 4], &device),
+            |k, shape| step_noise(4, k, shape, &device),
+        )
+        .unwrap();
+        while let Some(frame) = core.next_step() {
+            frame.unwrap();
+        }
+        let core = to_vec(core.current().clone()).unwrap();
+        assert!(core.iter().all(|v| v.is_finite()));
+        assert_eq!(values(whole), core);
+        assert_eq!(values(pieces), core);
+        // Five calls: one poll each and the last; pieces of 2, 2 and 1: four polls a call.
+        assert_eq!(whole_polls, 5 + 1);
+        assert_eq!(piece_polls, 5 * 4 + 1);
     }
 
     fn sample_seeded_stepped<'a>(

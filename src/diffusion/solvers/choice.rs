@@ -295,17 +295,34 @@ where
 
     /// The next model call and its step; `None` when the run is over.
     pub fn next_step(&mut self) -> Option<Result<StepFrame>> {
-        let k = self.index;
-        let t = *self.calls.get(k)?;
-        self.index += 1;
-        Some(self.step(k, t))
+        let (input, t) = self.next_input()?;
+        let b = input.dims()[0];
+        Some(
+            self.denoiser
+                .forward(input, &vec![t; b])
+                .and_then(|out| self.step_with(out)),
+        )
     }
 
-    fn step(&mut self, k: usize, t: f64) -> Result<StepFrame> {
-        let b = self.x.dims()[0];
+    /// The next call's model input (the solver's x scaled for the model) and the integer t the
+    /// model is given; `None` when the run is over. With [`SolverRun::step_with`], a caller can
+    /// run the model itself, in pieces of the batch (the page does, to keep frames short).
+    pub fn next_input(&self) -> Option<(Tensor<4>, usize)> {
+        let t = *self.calls.get(self.index)?;
         let t_model = (t.round().max(0.0) as usize).min(self.alphas_cumprod.len() - 1);
-        let input = self.solver.scale_model_input(self.x.clone(), k);
-        let out = self.denoiser.forward(input.clone(), &vec![t_model; b])?;
+        Some((
+            self.solver.scale_model_input(self.x.clone(), self.index),
+            t_model,
+        ))
+    }
+
+    /// The next call's step, given the model's output at [`SolverRun::next_input`].
+    pub fn step_with(&mut self, out: Tensor<4>) -> Result<StepFrame> {
+        let (input, t_model) = self
+            .next_input()
+            .ok_or_else(|| DiffError::invalid("the solver's run is over"))?;
+        let k = self.index;
+        self.index += 1;
         let shape = self.x.dims();
         let z = self.solver.needs_noise(k).then(|| (self.noise)(k, shape));
         let (pred_x0, pred_eps) = crate::diffusion::scheduler::predict_x0_and_eps(
