@@ -42,23 +42,39 @@ where
                 None => return Ok(Some(run.current().clone())),
             },
             Some(p) => {
-                let mut outputs = Vec::with_capacity(b.div_ceil(p));
-                for start in (0..b).step_by(p) {
-                    let end = (start + p).min(b);
-                    outputs.push(denoiser.forward(
-                        x.clone().narrow(0, start, end - start),
-                        &vec![t; end - start],
-                    )?);
-                    if cancel.load(Ordering::Relaxed) {
-                        return Ok(None);
-                    }
-                    yield_now().await;
-                }
-                on_step(&run.step_with(Tensor::cat(outputs, 0))?);
+                let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
+                    return Ok(None);
+                };
+                on_step(&run.step_with(out)?);
             }
         }
         yield_now().await;
     }
+}
+
+/// The model's output for the batch `x` at `t`, `piece` images at a time with a step boundary
+/// after each piece; `None` when `cancel` was set between pieces.
+async fn forward_in_pieces(
+    denoiser: &dyn Denoiser,
+    x: Tensor<4>,
+    t: usize,
+    piece: usize,
+    cancel: &AtomicBool,
+) -> Result<Option<Tensor<4>>> {
+    let b = x.dims()[0];
+    let mut outputs = Vec::with_capacity(b.div_ceil(piece));
+    for start in (0..b).step_by(piece) {
+        let end = (start + piece).min(b);
+        outputs.push(denoiser.forward(
+            x.clone().narrow(0, start, end - start),
+            &vec![t; end - start],
+        )?);
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        yield_now().await;
+    }
+    Ok(Some(Tensor::cat(outputs, 0)))
 }
 
 /// [`crate::diffusion::sample_seeded`], stepped: the same noises, so the same samples.
@@ -125,19 +141,10 @@ pub async fn solve_seeded(
             },
             // A call's batch in pieces, a step boundary after each, as `sample_loop` does.
             Some(p) => {
-                let mut outputs = Vec::with_capacity(b.div_ceil(p));
-                for start in (0..b).step_by(p) {
-                    let end = (start + p).min(b);
-                    outputs.push(denoiser.forward(
-                        x.clone().narrow(0, start, end - start),
-                        &vec![t; end - start],
-                    )?);
-                    if cancel.load(Ordering::Relaxed) {
-                        return Ok(None);
-                    }
-                    yield_now().await;
-                }
-                on_step(&run.step_with(Tensor::cat(outputs, 0))?);
+                let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
+                    return Ok(None);
+                };
+                on_step(&run.step_with(out)?);
             }
         }
         yield_now().await;

@@ -29,3 +29,29 @@ pub trait Denoiser: Send + Sync {
         false
     }
 }
+
+/// The checks every run makes before its first model call: `x` ([B, C, H, W], called `what` in
+/// the message) has the model's image shape.
+pub fn check_input_shape(denoiser: &dyn Denoiser, x: &Tensor<4>, what: &str) -> Result<()> {
+    let [_, c, h, w] = x.dims();
+    if [c, h, w] != denoiser.sample_shape() {
+        return Err(crate::error::DiffError::invalid(format!(
+            "{what} has shape {:?} but the model works on {:?}",
+            [c, h, w],
+            denoiser.sample_shape()
+        )));
+    }
+    Ok(())
+}
+
+/// A scheduler configured for another prediction type than the model's is refused.
+pub fn check_prediction(denoiser: &dyn Denoiser, scheduler_expects: PredictionType) -> Result<()> {
+    if scheduler_expects != denoiser.prediction_type() {
+        return Err(crate::error::DiffError::invalid(format!(
+            "the scheduler expects {:?} but the model predicts {:?}",
+            scheduler_expects,
+            denoiser.prediction_type()
+        )));
+    }
+    Ok(())
+}

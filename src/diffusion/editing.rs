@@ -48,22 +48,8 @@ fn stream_noise(seed: u64, stream: u64, shape: [usize; 4], device: &Device) -> T
 
 /// The checks [`super::SampleRun::new`] makes: the image's shape and the prediction type.
 fn check_inputs(denoiser: &dyn Denoiser, scheduler: &Scheduler, x: &Tensor<4>) -> Result<()> {
-    let [_, c, h, w] = x.dims();
-    if [c, h, w] != denoiser.sample_shape() {
-        return Err(DiffError::invalid(format!(
-            "the image has shape {:?} but the model works on {:?}",
-            [c, h, w],
-            denoiser.sample_shape()
-        )));
-    }
-    if scheduler.config().prediction_type != denoiser.prediction_type() {
-        return Err(DiffError::invalid(format!(
-            "the scheduler expects {:?} but the model predicts {:?}",
-            scheduler.config().prediction_type,
-            denoiser.prediction_type()
-        )));
-    }
-    Ok(())
+    super::denoiser::check_input_shape(denoiser, x, "the image")?;
+    super::denoiser::check_prediction(denoiser, scheduler.config().prediction_type)
 }
 
 /// The model output at (x_t, t), refused when not finite.

@@ -49,21 +49,8 @@ where
         x_t: Tensor<4>,
         noise: N,
     ) -> Result<Self> {
-        let [_, c, h, w] = x_t.dims();
-        if [c, h, w] != denoiser.sample_shape() {
-            return Err(DiffError::invalid(format!(
-                "x_T has shape {:?} but the model works on {:?}",
-                [c, h, w],
-                denoiser.sample_shape()
-            )));
-        }
-        if scheduler.config().prediction_type != denoiser.prediction_type() {
-            return Err(DiffError::invalid(format!(
-                "the scheduler expects {:?} but the model predicts {:?}",
-                scheduler.config().prediction_type,
-                denoiser.prediction_type()
-            )));
-        }
+        super::denoiser::check_input_shape(denoiser, &x_t, "x_T")?;
+        super::denoiser::check_prediction(denoiser, scheduler.config().prediction_type)?;
         Ok(Self {
             denoiser,
             scheduler,

@@ -203,14 +203,8 @@ pub fn solve(
     mut noise: impl FnMut(usize, [usize; 4]) -> Tensor<4>,
     mut on_call: impl FnMut(usize, &Tensor<4>),
 ) -> Result<Tensor<4>> {
+    crate::diffusion::denoiser::check_input_shape(denoiser, &x_t, "x_T")?;
     let [b, c, h, w] = x_t.dims();
-    if [c, h, w] != denoiser.sample_shape() {
-        return Err(DiffError::invalid(format!(
-            "x_T has shape {:?} but the model works on {:?}",
-            [c, h, w],
-            denoiser.sample_shape()
-        )));
-    }
     let mut x = x_t.mul_scalar(solver.init_noise_sigma() as f32);
     for (k, t) in solver.call_timesteps().into_iter().enumerate() {
         let t_model = t.round().max(0.0) as usize;
@@ -250,14 +244,7 @@ where
         x_t: Tensor<4>,
         noise: N,
     ) -> Result<Self> {
-        let [_, c, h, w] = x_t.dims();
-        if [c, h, w] != denoiser.sample_shape() {
-            return Err(DiffError::invalid(format!(
-                "x_T has shape {:?} but the model works on {:?}",
-                [c, h, w],
-                denoiser.sample_shape()
-            )));
-        }
+        crate::diffusion::denoiser::check_input_shape(denoiser, &x_t, "x_T")?;
         let x = x_t.mul_scalar(solver.init_noise_sigma() as f32);
         Ok(Self {
             denoiser,
