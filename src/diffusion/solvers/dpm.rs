@@ -924,10 +924,6 @@ impl Solver for DpmSolver {
         self.sigmas.clone()
     }
 
-    fn call_timesteps(&self) -> Vec<f64> {
-        self.timesteps.clone()
-    }
-
     fn needs_noise(&self, _call: usize) -> bool {
         self.options.algorithm.is_stochastic()
     }

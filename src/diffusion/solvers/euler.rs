@@ -445,10 +445,6 @@ impl Solver for Euler {
         self.sigmas.clone()
     }
 
-    fn call_timesteps(&self) -> Vec<f64> {
-        self.timesteps.clone()
-    }
-
     fn init_noise_sigma(&self) -> f64 {
         self.init_noise_sigma
     }

@@ -236,10 +236,6 @@ impl Solver for FlowMatchEuler {
         self.sigmas.clone()
     }
 
-    fn call_timesteps(&self) -> Vec<f64> {
-        self.timesteps.clone()
-    }
-
     /// x_1 = ε: the noise is used as it is.
     fn needs_noise(&self, call: usize) -> bool {
         self.options.stochastic && self.sigmas.get(call + 1).is_some_and(|&s| s > 0.0)

@@ -177,10 +177,6 @@ impl Solver for Heun {
         self.sigmas.clone()
     }
 
-    fn call_timesteps(&self) -> Vec<f64> {
-        self.timesteps.clone()
-    }
-
     fn init_noise_sigma(&self) -> f64 {
         self.init_noise_sigma
     }
@@ -191,10 +187,6 @@ impl Solver for Heun {
             Some(&sigma) => scale_input(sample, sigma),
             None => sample,
         }
-    }
-
-    fn needs_noise(&self, _call: usize) -> bool {
-        false
     }
 
     fn step(

@@ -54,7 +54,11 @@ pub trait Solver: Send {
     /// diffusers' `sigmas` after `set_timesteps` (σ-based solvers; empty otherwise).
     fn sigmas(&self) -> Vec<f64>;
     /// The t of every model call, in order: its length is the NFE.
-    fn call_timesteps(&self) -> Vec<f64>;
+    /// (diffusers lists one timestep per call, Heun's twice, so by default these are
+    /// [`Solver::timesteps`].)
+    fn call_timesteps(&self) -> Vec<f64> {
+        self.timesteps()
+    }
     /// What x_T ~ N(0, I) is multiplied by before the first call (1 unless the solver works in
     /// σ-scaled x).
     fn init_noise_sigma(&self) -> f64 {

@@ -540,10 +540,6 @@ impl Solver for UniPc {
         self.sigmas.clone()
     }
 
-    fn call_timesteps(&self) -> Vec<f64> {
-        self.timesteps.clone()
-    }
-
     /// diffusers' `step`: corrector (from call 1 on), then the history update, then the
     /// predictor. Call 0 starts a fresh run; later calls must follow in order.
     fn step(
