@@ -19,6 +19,13 @@ impl DiffLabApp {
             AppAction::RunSampling => self.start_run(),
             AppAction::Compare(kind) => self.start_compare(kind),
             AppAction::Decode => self.start_interpolation(),
+            AppAction::Edit(job) => self.start_edit(job),
+            AppAction::OpenPadImage => {
+                if let Some(path) = self.dialog(files::pick_file("Images", &["png", "jpg", "jpeg"]))
+                {
+                    self.open_pad_image(&path);
+                }
+            }
             AppAction::CancelSampler => self.cancel_sampling(),
             AppAction::Toy(a) => self.toy_action(a),
             AppAction::SwitchTab(tab) => self.settings.tab = tab,
@@ -152,7 +159,32 @@ impl DiffLabApp {
 
     /// Opens an image file as the forward panel's source (the dialog and a drop both end here).
     pub fn open_image(&mut self, path: PathBuf) {
+        // On the edit panel a picture goes to the sketch pad.
+        if self.settings.tab == super::Tab::Edit {
+            self.open_pad_image(&path);
+            return;
+        }
         self.settings.forward.source = ImageSource::File(path);
+    }
+
+    /// Puts a picture on the sketch pad: grey, fitted into 28×28 and centred, dark ink on a
+    /// light page turned white on black (as MNIST's digits are). A bad file changes nothing
+    /// and the banner says why.
+    pub fn open_pad_image(&mut self, path: &std::path::Path) {
+        match files::load_rgb(path, 512) {
+            Ok(img) => {
+                let n = img.width * img.height;
+                let c = img.channels.max(1);
+                let grey: Vec<f32> = (0..n)
+                    .map(|i| (0..c).map(|k| img.data[k * n + i]).sum::<f32>() / c as f32)
+                    .map(|v| f32::midpoint(v, 1.0))
+                    .collect();
+                let values = super::fit_to_pad(&grey, img.width, img.height);
+                self.settings.edit.set_pad(&values);
+                self.notice = Some(format!("put {} on the sketch pad", path.display()));
+            }
+            Err(e) => self.banner = Some(e.to_string()),
+        }
     }
 
     /// Opens a U-Net weights file and samples with it (the dialog, a drop and `difflab gui

@@ -69,6 +69,10 @@ impl DiffLabApp {
                         lerp_norms,
                     },
                 ),
+                SamplerEvent::Edit { id, part } => self.edit.on_part(id, part),
+                SamplerEvent::EditProgress { id, done, total } => {
+                    self.edit.on_progress(id, done, total);
+                }
                 SamplerEvent::Progress(done, total) => {
                     if self.export_progress.is_some() {
                         self.export_progress = Some((done, total));
@@ -80,6 +84,7 @@ impl DiffLabApp {
                     if id == self.interpolate.id {
                         self.interpolate.running = false;
                     }
+                    self.edit.stopped(id);
                 }
                 SamplerEvent::Notice(msg) => self.notice = Some(msg),
                 SamplerEvent::Saved(msg) => {
@@ -101,6 +106,10 @@ impl DiffLabApp {
                         Some(id) if id == self.interpolate.id && self.interpolate.running => {
                             self.interpolate.running = false;
                             "Interpolate"
+                        }
+                        Some(id) if id == self.edit.id && self.edit.running => {
+                            self.edit.stopped(id);
+                            "Edit"
                         }
                         Some(_) => "An earlier run",
                         None => {
@@ -149,6 +158,7 @@ impl DiffLabApp {
         self.sampling.sync_textures(&mut sink);
         self.compare.sync_textures(&mut sink);
         self.interpolate.sync_textures(&mut sink);
+        self.edit.sync_textures(&mut sink);
     }
 
     pub(super) fn keyboard(&mut self, ctx: &egui::Context) {

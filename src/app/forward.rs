@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use egui::{Color32, RichText, Ui};
-use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
+use egui::{RichText, Ui};
 
 use super::files::load_rgb;
 use super::panel::{AppAction, Ctx, Panel};
 use super::settings::{ImageSource, Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::{self, framed_image_ui};
-use super::worker::{ForwardFrame, ForwardRequest, HIST_BINS, HIST_RANGE, Picture};
+use super::worker::{ForwardFrame, ForwardRequest, HIST_RANGE, Picture};
 use crate::data::image_io::{ImageArray, decode_rgb};
 use crate::data::mnist::{Mnist, SIDE};
 use crate::diffusion::NoiseSchedule;
@@ -269,39 +268,13 @@ impl ForwardPanel {
     fn histogram_ui(&self, ui: &mut Ui) {
         ui.label("Pixel histogram of x_t, over the N(0, 1) density")
             .on_hover_text("As t grows, x_t's pixels approach N(0, 1): the prior the reverse process starts from.");
-        let total: f32 = self.histogram.iter().sum();
-        let (lo, hi) = HIST_RANGE;
-        let width = f64::from((hi - lo) / HIST_BINS as f32);
-        let bars: Vec<Bar> = self
-            .histogram
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let density = if total > 0.0 {
-                    f64::from(*c) / (f64::from(total) * width)
-                } else {
-                    0.0
-                };
-                Bar::new(f64::from(lo) + (i as f64 + 0.5) * width, density).width(width)
-            })
-            .collect();
-        let normal: PlotPoints = (0..=200)
-            .map(|i| {
-                let x = f64::from(lo) + f64::from(i) * f64::from(hi - lo) / 200.0;
-                [x, (-0.5 * x * x).exp() / (std::f64::consts::TAU).sqrt()]
-            })
-            .collect();
-        Plot::new("histogram")
-            .height(180.0)
-            .width(ui.available_width().min(640.0))
-            .allow_scroll(false)
-            .allow_drag(false)
-            .show(ui, |p| {
-                p.bar_chart(
-                    BarChart::new("x_t pixels", bars).color(Color32::from_rgb(90, 140, 220)),
-                );
-                p.line(Line::new("N(0, 1)", normal).color(Color32::from_rgb(230, 120, 40)));
-            });
+        super::widgets::normal_histogram_ui(
+            ui,
+            "histogram",
+            "x_t pixels",
+            &self.histogram,
+            HIST_RANGE,
+        );
     }
 
     fn strip_ui(&self, ui: &mut Ui, settings: &mut Settings) {

@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::code_refs::lookup;
 use super::compare_kind::CompareKind;
 use super::sampler::{LabelPick, SamplerChoice};
-use super::settings::{FieldKind, ImageSource, Lang, Settings, Tab, ToyView};
+use super::settings::{EditMode, FieldKind, ImageSource, Lang, Settings, Tab, ToyView};
 use crate::data::toy2d::Toy2d;
 use crate::diffusion::{BetaSchedule, ScheduleConfig};
 use crate::model::unet::LayerRow;
 
 /// The bundled lessons, in course order: (file name, English text, Simplified Chinese text).
-pub const LESSONS: [(&str, &str, &str); 13] = [
+pub const LESSONS: [(&str, &str, &str); 14] = [
     (
         "01-what.md",
         include_str!("../../assets/lessons/en/01-what.md"),
@@ -82,6 +82,11 @@ pub const LESSONS: [(&str, &str, &str); 13] = [
         include_str!("../../assets/lessons/en/13-guidance.md"),
         include_str!("../../assets/lessons/zh/13-guidance.md"),
     ),
+    (
+        "14-editing.md",
+        include_str!("../../assets/lessons/en/14-editing.md"),
+        include_str!("../../assets/lessons/zh/14-editing.md"),
+    ),
 ];
 
 /// How a "Show me" sets the app up: the panel to open and the settings to change (the rest stay
@@ -121,6 +126,14 @@ pub struct Setup {
     pub guidance: Option<f32>,
     /// The interpolation's two seeds.
     pub seeds: Option<(u64, u64)>,
+    /// The edit panel's mode.
+    pub edit: Option<EditMode>,
+    /// Put the first MNIST digit of this class on the sketch pad.
+    pub pad_digit: Option<u8>,
+    /// SDEdit's t₀.
+    pub t0: Option<usize>,
+    /// The digit the edits guide towards, and w (the edit panel's).
+    pub edit_guidance: Option<(LabelPick, f32)>,
     /// Start the panel's computation as well, so that "Show me" shows what the set-up makes
     /// (and not the pictures of an earlier run, made with other settings).
     pub run: Option<ShowRun>,
@@ -135,6 +148,8 @@ pub enum ShowRun {
     Compare(CompareKind),
     /// The interpolation (the interpolate panel's Decode).
     Interpolation,
+    /// An edit of the pad's drawing (the edit panel's Run SDEdit, Inpaint or Invert).
+    Edit(EditMode),
 }
 
 impl Setup {
@@ -192,6 +207,24 @@ impl Setup {
         }
         if self.run.is_some() {
             // What a lesson runs is what it describes: the shipped U-Net, not a file opened.
+            settings.sampling.model.weights = crate::app::unet_file::SHIPPED;
+        }
+        if let Some(mode) = self.edit {
+            settings.edit.mode = mode;
+        }
+        if let Some(k) = self.pad_digit
+            && let Ok(m) = crate::data::mnist::Mnist::embedded()
+        {
+            settings.edit.digit = k;
+            settings.edit.start_from_digit(&m);
+        }
+        if let Some(t0) = self.t0 {
+            settings.edit.t0 = t0;
+        }
+        if let Some((label, w)) = self.edit_guidance {
+            settings.edit.guidance.label = label;
+            settings.edit.guidance.scale = w;
+            settings.sampling.model.unet = true;
             settings.sampling.model.weights = crate::app::unet_file::SHIPPED;
         }
         if let Some((a, b)) = self.seeds {

@@ -10,6 +10,7 @@ mod actions;
 mod code_refs;
 mod compare;
 mod compare_kind;
+mod edit;
 mod events;
 mod files;
 mod fonts;
@@ -49,6 +50,7 @@ use egui::{RichText, Ui};
 
 pub use code_refs::{CodeRef, lookup as lookup_code_ref};
 pub use compare::ComparePanel;
+pub use edit::{DDIM_PAPER_ERRORS, EditPanel, INVERSION_STEPS, SDEDIT_STRIP, mask_outline};
 pub use fonts::{CJK_FONT, UI_FONT, font_definitions, install_fonts};
 pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
 pub use interpolate::{InterpolatePanel, Interpolation};
@@ -67,16 +69,17 @@ pub use panel::{
 pub use playground::{EXPORT_PX, PlaygroundPanel, ToyField};
 pub use remote::{Remote, Report, SamplingReport};
 pub use sampler::{
-    GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec, RunSpec, SamplerChoice,
-    SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
+    EditJob, EditPart, EditSpec, GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec,
+    RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
 };
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
 pub use session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{
-    FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings, Lang, LessonSettings,
-    SETTINGS_VERSION, SamplingSettings, ScheduleViewSettings, Settings, SettingsV1, Tab,
-    ToySettings, ToyView, restore_settings,
+    EditMode, EditSettings, FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings,
+    Lang, LessonSettings, PAD_PIXELS, PAD_SIDE, PadTool, SETTINGS_VERSION, SamplingSettings,
+    ScheduleViewSettings, Settings, SettingsV1, Tab, ToySettings, ToyView, fit_to_pad,
+    restore_settings,
 };
 pub use shown::Shown;
 pub use thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
@@ -117,6 +120,8 @@ pub struct DiffLabApp {
     pub interpolate: InterpolatePanel,
     /// The 2-D playground.
     pub playground: PlaygroundPanel,
+    /// The edit panel (the sketch pad).
+    pub edit: EditPanel,
     /// The lessons.
     pub lessons: LessonsPanel,
     /// GIF export progress (frames written, of how many).
@@ -201,6 +206,7 @@ impl DiffLabApp {
             compare: ComparePanel::default(),
             interpolate: InterpolatePanel::default(),
             playground: PlaygroundPanel::default(),
+            edit: EditPanel::default(),
             lessons,
             export_progress: None,
             worker,
@@ -291,6 +297,31 @@ impl DiffLabApp {
         let spec = InterpolatePanel::spec(&self.settings, self.settings.sampling.model, id);
         self.interpolate.requested = Some(spec.clone());
         self.send_sampler(SamplerCommand::Interpolate(spec));
+    }
+
+    /// Starts an edit of the sketch pad's drawing (SDEdit's t₀ and the digits of "Edit the
+    /// noise" are filled in here, a lesson's inversion takes the panel's steps).
+    pub fn start_edit(&mut self, job: EditJob) {
+        let job = match job {
+            EditJob::Sdedit(_) => EditJob::Sdedit(EditPanel::sdedit_t0s(&self.settings)),
+            EditJob::Invert(_) => EditJob::Invert(self.settings.edit.invert_steps),
+            EditJob::NoiseEdit { steps, frames, .. } => {
+                let Some(digits) = self.edit.digits(self.settings.edit.noise_digits) else {
+                    self.banner = Some("the MNIST digits could not be read".into());
+                    return;
+                };
+                EditJob::NoiseEdit {
+                    digits: std::sync::Arc::new(digits),
+                    steps,
+                    frames,
+                }
+            }
+            job => job,
+        };
+        let id = self.new_id();
+        let spec = EditPanel::spec(&self.settings, self.settings.sampling.model, id, job);
+        self.edit.started(&spec);
+        self.send_sampler(SamplerCommand::Edit(spec));
     }
 
     /// Carries out a playground action.
@@ -467,6 +498,7 @@ impl eframe::App for DiffLabApp {
             Tab::Interpolate => &mut self.interpolate,
             Tab::Playground => &mut self.playground,
             Tab::Lessons => &mut self.lessons,
+            Tab::Edit => &mut self.edit,
         };
         egui::Panel::left("controls")
             .resizable(false)

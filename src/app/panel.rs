@@ -63,6 +63,10 @@ pub enum AppAction {
     SwitchTab(Tab),
     /// A lesson's "Show me": set a panel up and switch to it.
     Setup(Setup),
+    /// Start an edit of the sketch pad's drawing (the panel's lists are filled in by the app).
+    Edit(super::sampler::EditJob),
+    /// Ask for an image file for the sketch pad.
+    OpenPadImage,
 }
 
 /// What a panel gets while it draws: the persisted settings, the current schedule, and the list
@@ -122,6 +126,12 @@ impl From<ShowRun> for AppAction {
             ShowRun::Sampling => AppAction::RunSampling,
             ShowRun::Compare(kind) => AppAction::Compare(kind),
             ShowRun::Interpolation => AppAction::Decode,
+            ShowRun::Edit(mode) => AppAction::Edit(match mode {
+                super::settings::EditMode::Sdedit => super::sampler::EditJob::Sdedit(Vec::new()),
+                super::settings::EditMode::Inpaint => super::sampler::EditJob::Inpaint,
+                // The steps are the panel's (set by the lesson).
+                super::settings::EditMode::Invert => super::sampler::EditJob::Invert(0),
+            }),
         }
     }
 }

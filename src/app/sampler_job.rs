@@ -4,6 +4,7 @@
 
 use super::guided_views::RecordingGuided;
 
+mod edit;
 mod interpolate;
 use super::sampler::{
     GifFrame, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerCommand, SamplerEvent,
@@ -111,12 +112,14 @@ impl Job for SamplerJob {
             SamplerCommand::Run(spec) => Some(spec.id),
             SamplerCommand::Compare { id, .. } => Some(*id),
             SamplerCommand::Interpolate(spec) => Some(spec.id),
+            SamplerCommand::Edit(spec) => Some(spec.id),
             SamplerCommand::ExportGif { .. } => None,
         };
         let result = match cmd {
             SamplerCommand::Run(spec) => self.run(&spec, cancel, send).await,
             SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send).await,
             SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send).await,
+            SamplerCommand::Edit(spec) => self.edit(&spec, cancel, send).await,
             SamplerCommand::ExportGif {
                 frames,
                 delay_ms,

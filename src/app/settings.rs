@@ -14,9 +14,11 @@ use crate::data::toy2d::Toy2d;
 use crate::device::DeviceChoice;
 use crate::diffusion::{BetaSchedule, ScheduleConfig, TimestepSpacing};
 
+mod edit;
 mod lesson;
 mod store;
 mod v1;
+pub use edit::{EditMode, EditSettings, PAD_PIXELS, PAD_SIDE, PadTool, fit_to_pad};
 pub use lesson::{Lang, LessonSettings};
 pub use store::{default_state_file, restore_from_storage, restore_settings};
 pub use v1::SettingsV1;
@@ -42,6 +44,8 @@ pub enum Tab {
     Playground,
     /// The guided course.
     Lessons,
+    /// Editing a drawing: SDEdit, inpainting, DDIM inversion.
+    Edit,
 }
 
 /// Where the forward panel's x_0 comes from.
@@ -89,6 +93,8 @@ pub struct Settings {
     pub toy: ToySettings,
     /// The lessons (which one is open).
     pub lessons: LessonSettings,
+    /// The edit panel: the sketch pad's drawing and mask, and the edits' settings.
+    pub edit: EditSettings,
     /// A U-Net weights file opened beside the shipped one (read again at start and when a
     /// session opens).
     pub unet_weights: Option<OpenedWeights>,
@@ -268,6 +274,7 @@ impl Default for Settings {
             gif: GifSettings::default(),
             toy: ToySettings::default(),
             lessons: LessonSettings::default(),
+            edit: EditSettings::default(),
             unet_weights: None,
         }
     }
@@ -333,6 +340,7 @@ impl Settings {
         self.toy.samples = self.toy.samples.clamp(1, 10_000);
         self.toy.sampler.steps = self.toy.sampler.steps.clamp(1, t_max);
         self.toy.drawn.truncate(20_000);
+        self.edit.sanitise(t_max);
         self
     }
 }

@@ -88,6 +88,7 @@ impl DiffLabApp {
             ui.selectable_value(&mut self.settings.tab, Tab::Compare, "Compare");
             ui.selectable_value(&mut self.settings.tab, Tab::Interpolate, "Interpolate");
             ui.selectable_value(&mut self.settings.tab, Tab::Playground, "2-D playground");
+            ui.selectable_value(&mut self.settings.tab, Tab::Edit, "Edit");
             ui.selectable_value(&mut self.settings.tab, Tab::Lessons, "Lessons");
             // In a narrow window (a 1024-pixel projector) the buttons go on a row of their own
             // rather than over the last tabs.

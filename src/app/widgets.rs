@@ -215,3 +215,53 @@ mod tests {
         }
     }
 }
+
+/// Counts of `values` in `bins` equal bins over `range` (values outside it are left out).
+pub fn histogram_counts(values: &[f32], bins: usize, range: (f32, f32)) -> Vec<f32> {
+    let (lo, hi) = range;
+    let width = (hi - lo) / bins as f32;
+    let mut counts = vec![0.0f32; bins];
+    for &v in values {
+        if v.is_finite() && v >= lo && v < hi {
+            let b = (((v - lo) / width) as usize).min(bins - 1);
+            counts[b] += 1.0;
+        }
+    }
+    counts
+}
+
+/// A histogram (`counts` in equal bins over `range`) as a density, over the N(0, 1) density.
+pub fn normal_histogram_ui(ui: &mut Ui, id: &str, name: &str, counts: &[f32], range: (f32, f32)) {
+    use egui::Color32;
+    use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
+    let total: f32 = counts.iter().sum();
+    let (lo, hi) = range;
+    let width = f64::from((hi - lo) / counts.len().max(1) as f32);
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let density = if total > 0.0 {
+                f64::from(*c) / (f64::from(total) * width)
+            } else {
+                0.0
+            };
+            Bar::new(f64::from(lo) + (i as f64 + 0.5) * width, density).width(width)
+        })
+        .collect();
+    let normal: PlotPoints = (0..=200)
+        .map(|i| {
+            let x = f64::from(lo) + f64::from(i) * f64::from(hi - lo) / 200.0;
+            [x, (-0.5 * x * x).exp() / (std::f64::consts::TAU).sqrt()]
+        })
+        .collect();
+    Plot::new(id)
+        .height(180.0)
+        .width(ui.available_width().min(640.0))
+        .allow_scroll(false)
+        .allow_drag(false)
+        .show(ui, |p| {
+            p.bar_chart(BarChart::new(name, bars).color(Color32::from_rgb(90, 140, 220)));
+            p.line(Line::new("N(0, 1)", normal).color(Color32::from_rgb(230, 120, 40)));
+        });
+}

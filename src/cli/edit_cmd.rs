@@ -12,10 +12,8 @@ use super::sample_cmd::load_unet;
 use super::{check_outputs, device_for, print_stdout};
 use crate::data::image_io::{ImageArray, ValueRange, chw_to_rgb, open_image, save_png};
 use crate::device::DeviceChoice;
-use crate::diffusion::editing::{ddim_decode, ddim_invert, inpaint, rmse, sdedit};
-use crate::diffusion::{
-    NoiseSchedule, SamplerKind, ScheduleConfig, Scheduler, SchedulerConfig, VarianceType,
-};
+use crate::diffusion::editing::{ddim_decode, ddim_invert, edit_scheduler, inpaint, rmse, sdedit};
+use crate::diffusion::{NoiseSchedule, ScheduleConfig};
 use crate::error::{DiffError, Result};
 use crate::model::Denoiser;
 use crate::tensor_util::{tensor4, to_vec};
@@ -73,6 +71,13 @@ pub struct EditArgs {
     /// inpaint: RePaint's jump length (the steps gone back between passes; default 1).
     #[arg(long)]
     jump: Option<usize>,
+    /// sdedit and inpaint: the digit to guide towards (a class-conditional U-Net, such as the
+    /// shipped one); without it the model is asked for no digit.
+    #[arg(long)]
+    label: Option<usize>,
+    /// Classifier-free guidance scale w ≥ 0 with --label (default 2): ε̃ = ε_∅ + w·(ε_c − ε_∅).
+    #[arg(long, requires = "label", allow_negative_numbers = true)]
+    guidance: Option<f64>,
     /// U-Net weights (SafeTensors from `difflab train`); default: the shipped MNIST model.
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -108,6 +113,14 @@ fn check_flags(a: &EditArgs, num_timesteps: usize) -> Result<()> {
         return Err(DiffError::invalid(
             "--sampler: `edit invert` always runs deterministic DDIM (η = 0)",
         ));
+    }
+    if a.mode == EditMode::Invert && a.label.is_some() {
+        return Err(DiffError::invalid(
+            "--label: `edit invert` runs the unguided model (guidance is not invertible as is)",
+        ));
+    }
+    if let Some(w) = a.guidance {
+        crate::model::guidance::check_scale(w)?;
     }
     if a.mode == EditMode::Inpaint && a.mask.is_none() {
         return Err(DiffError::invalid("`edit inpaint` needs --mask"));
@@ -172,21 +185,6 @@ fn load_for_model(path: &Path, shape: [usize; 3], what: &str) -> Result<ImageArr
     }
 }
 
-fn scheduler_for(
-    sampler: EditSampler,
-    schedule: &Arc<NoiseSchedule>,
-    prediction: crate::diffusion::PredictionType,
-    steps: usize,
-) -> Result<Scheduler> {
-    let mut config = SchedulerConfig::ddim(schedule.config, prediction, steps, 0.0);
-    if sampler == EditSampler::Ddpm {
-        config.sampler = SamplerKind::Ddpm {
-            variance: VarianceType::FixedSmall,
-        };
-    }
-    Scheduler::with_schedule(config, schedule.clone())
-}
-
 fn write_image(x: &Tensor<4>, shape: [usize; 3], path: &Path, range: ValueRange) -> Result<()> {
     let img = chw_to_rgb(&to_vec(x.clone())?, shape, range)?;
     save_png(&img, path)?;
@@ -207,7 +205,22 @@ pub(super) fn edit(a: EditArgs, device: DeviceChoice) -> Result<()> {
     inputs.extend(a.mask.as_deref());
     inputs.extend(a.weights.as_deref());
     let device = device_for(device)?;
-    let model = load_unet(a.weights.as_deref(), &schedule_config, &device.device)?;
+    let unet = Arc::new(load_unet(
+        a.weights.as_deref(),
+        &schedule_config,
+        &device.device,
+    )?);
+    let guided = match a.label {
+        Some(label) => {
+            let w = a.guidance.unwrap_or(super::sample_cmd::DEFAULT_GUIDANCE);
+            Some(crate::model::Guided::new(unet.clone(), vec![label], w)?)
+        }
+        None => None,
+    };
+    let model: &dyn Denoiser = match &guided {
+        Some(g) => g,
+        None => unet.as_ref(),
+    };
     let shape = model.sample_shape();
     let [c, h, w] = shape;
     let input = load_for_model(&a.input, shape, "--input")?;
@@ -232,22 +245,34 @@ pub(super) fn edit(a: EditArgs, device: DeviceChoice) -> Result<()> {
     let sampler = a.sampler.unwrap_or(EditSampler::Ddim);
     let out = match a.mode {
         EditMode::Sdedit => {
-            let scheduler = scheduler_for(sampler, &schedule, prediction, a.steps)?;
+            let scheduler = edit_scheduler(
+                &schedule,
+                prediction,
+                a.steps,
+                sampler == EditSampler::Ddpm,
+                guided.is_some(),
+            )?;
             let t0 = a.t0.unwrap_or(schedule_config.num_train_timesteps / 2);
             eprintln!("SDEdit from t0 = {t0}, {sampler:?}, {} steps", a.steps);
-            sdedit(&model, &scheduler, x0, t0, a.seed)?
+            sdedit(model, &scheduler, x0, t0, a.seed)?
         }
         EditMode::Inpaint => {
-            let scheduler = scheduler_for(sampler, &schedule, prediction, a.steps)?;
+            let scheduler = edit_scheduler(
+                &schedule,
+                prediction,
+                a.steps,
+                sampler == EditSampler::Ddpm,
+                guided.is_some(),
+            )?;
             let mask = tensor4(mask.unwrap_or_default(), [1, 1, h, w], &device.device);
             let (u, j) = (a.resample.unwrap_or(1), a.jump.unwrap_or(1));
             eprintln!("RePaint: {sampler:?}, {} steps, U = {u}, jump {j}", a.steps);
-            inpaint(&model, &scheduler, x0, mask, a.seed, u, j)?
+            inpaint(model, &scheduler, x0, mask, a.seed, u, j)?
         }
         EditMode::Invert => {
             eprintln!("DDIM inversion, {} steps", a.steps);
-            let x_t = ddim_invert(&model, &schedule, x0.clone(), a.steps)?;
-            let back = ddim_decode(&model, &schedule, x_t.clone(), a.steps)?;
+            let x_t = ddim_invert(model, &schedule, x0.clone(), a.steps)?;
+            let back = ddim_decode(model, &schedule, x_t.clone(), a.steps)?;
             let err = rmse(&x0, &back)?;
             std::fs::create_dir_all(&a.out_dir).map_err(|e| DiffError::file(&a.out_dir, e))?;
             let bytes = crate::data::tensor_file::f32_safetensors(

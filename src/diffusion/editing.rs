@@ -77,6 +77,26 @@ fn reverse_step(
     Ok(scheduler.step(out, t, x_t, z)?.prev_sample)
 }
 
+/// The sampler of SDEdit and inpainting: DDIM (η = 0, trailing timesteps, x̂0 clipped) or DDPM
+/// (σ² = β̃), `steps` of them. A guided model's ε̂ is re-derived from the clipped x̂0, as the
+/// sampling panel's guided runs do (`use_clipped_model_output`).
+pub fn edit_scheduler(
+    schedule: &Arc<NoiseSchedule>,
+    prediction: super::PredictionType,
+    steps: usize,
+    ddpm: bool,
+    guided: bool,
+) -> Result<Scheduler> {
+    let mut config = SchedulerConfig::ddim(schedule.config, prediction, steps, 0.0);
+    if ddpm {
+        config.sampler = super::SamplerKind::Ddpm {
+            variance: super::VarianceType::FixedSmall,
+        };
+    }
+    config.use_clipped_model_output = guided;
+    Scheduler::with_schedule(config, schedule.clone())
+}
+
 // ---------------------------------------------------------------------------------------------
 // SDEdit
 // ---------------------------------------------------------------------------------------------
@@ -110,24 +130,102 @@ pub fn sdedit(
     t0: usize,
     seed: u64,
 ) -> Result<Tensor<4>> {
-    check_inputs(denoiser, scheduler, &x0)?;
-    scheduler.schedule().check_t(t0)?;
-    let Some(start) = sdedit_start(scheduler, t0) else {
-        return Ok(x0);
-    };
-    let device = x0.device();
-    let shape = x0.dims();
-    let ts = scheduler.timesteps();
-    // Perturb: x_{t_s} = q_sample(x0, t_s, ε).
-    let eps = initial_noise(seed, shape, &device);
-    let mut x = q_sample(scheduler.schedule(), x0, &vec![ts[start]; shape[0]], eps)?;
-    // Denoise: the reverse process from t_s, step k with plain sampling's noise of step k.
-    for (k, &t) in ts.iter().enumerate().skip(start) {
-        x = reverse_step(denoiser, scheduler, x, t, |s| {
-            step_noise(seed, k, s, &device)
-        })?;
+    let mut run = SdeditRun::new(denoiser, scheduler, x0, t0, seed)?;
+    run.finish()?;
+    Ok(run.into_current())
+}
+
+/// [`sdedit`] a step at a time (the app shows each step and gives the page back between
+/// them): the perturbed start x_{t_s} first, then one reverse step per [`Self::next_step`].
+pub struct SdeditRun<'a> {
+    denoiser: &'a dyn Denoiser,
+    scheduler: &'a Scheduler,
+    seed: u64,
+    x: Tensor<4>,
+    /// The next grid step.
+    k: usize,
+    /// Where it started (`None`: t0 below the grid, x0 is returned as it is).
+    start: Option<usize>,
+}
+
+impl<'a> SdeditRun<'a> {
+    /// Checks the inputs and perturbs x0 to t_s (the grid's largest timestep ≤ t0).
+    pub fn new(
+        denoiser: &'a dyn Denoiser,
+        scheduler: &'a Scheduler,
+        x0: Tensor<4>,
+        t0: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_inputs(denoiser, scheduler, &x0)?;
+        scheduler.schedule().check_t(t0)?;
+        let ts = scheduler.timesteps();
+        let start = sdedit_start(scheduler, t0);
+        let x = match start {
+            Some(s) => {
+                let shape = x0.dims();
+                let device = x0.device();
+                // Perturb: x_{t_s} = q_sample(x0, t_s, ε).
+                let eps = initial_noise(seed, shape, &device);
+                q_sample(scheduler.schedule(), x0, &vec![ts[s]; shape[0]], eps)?
+            }
+            None => x0,
+        };
+        Ok(Self {
+            denoiser,
+            scheduler,
+            seed,
+            x,
+            k: start.unwrap_or(ts.len()),
+            start,
+        })
     }
-    Ok(x)
+
+    /// The timestep the input was noised to (`None`: none, x0 is kept).
+    pub fn start_t(&self) -> Option<usize> {
+        self.start.map(|s| self.scheduler.timesteps()[s])
+    }
+
+    /// The reverse steps this run takes in all.
+    pub fn total(&self) -> usize {
+        self.start
+            .map_or(0, |s| self.scheduler.timesteps().len() - s)
+    }
+
+    /// Denoise: the reverse step at t_k with plain sampling's noise of step k; the timestep it
+    /// stepped from, or `None` when x_0 is reached.
+    pub fn next_step(&mut self) -> Option<Result<usize>> {
+        let &t = self.scheduler.timesteps().get(self.k)?;
+        let (k, seed) = (self.k, self.seed);
+        let device = self.x.device();
+        let x = self.x.clone();
+        let stepped = reverse_step(self.denoiser, self.scheduler, x, t, |s| {
+            step_noise(seed, k, s, &device)
+        });
+        self.k += 1;
+        Some(stepped.map(|x| {
+            self.x = x;
+            t
+        }))
+    }
+
+    /// Every step left.
+    pub fn finish(&mut self) -> Result<()> {
+        while let Some(r) = self.next_step() {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// The sample now (x_0 once the steps are done).
+    pub fn current(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// The sample, given up.
+    pub fn into_current(self) -> Tensor<4> {
+        self.x
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,29 +347,88 @@ pub fn inpaint(
     resample: usize,
     jump: usize,
 ) -> Result<Tensor<4>> {
-    check_inputs(denoiser, scheduler, &x_known)?;
-    let shape = x_known.dims();
-    let [mb, mc, mh, mw] = mask.dims();
-    if (mb != 1 && mb != shape[0])
-        || (mc != 1 && mc != shape[1])
-        || [mh, mw] != [shape[2], shape[3]]
-    {
-        return Err(DiffError::invalid(format!(
-            "the mask has shape {:?}, which does not fit the image's {shape:?}",
-            mask.dims()
-        )));
+    let mut run = InpaintRun::new(denoiser, scheduler, x_known, mask, seed, resample, jump)?;
+    while let Some(r) = run.next_move() {
+        r?;
     }
-    let mask = mask.expand(shape);
-    let device = x_known.device();
-    let schedule = scheduler.schedule().clone();
-    let ts = scheduler.timesteps().to_vec();
-    let moves = repaint_schedule(ts.len(), resample, jump)?;
-    let mut x = initial_noise(seed, shape, &device);
-    for m in moves {
+    Ok(run.into_current())
+}
+
+/// [`inpaint`] a move at a time: one reverse step (with its blend) or one jump back per
+/// [`Self::next_move`].
+pub struct InpaintRun<'a> {
+    denoiser: &'a dyn Denoiser,
+    scheduler: &'a Scheduler,
+    x_known: Tensor<4>,
+    mask: Tensor<4>,
+    seed: u64,
+    moves: Vec<RepaintMove>,
+    done: usize,
+    x: Tensor<4>,
+}
+
+impl<'a> InpaintRun<'a> {
+    /// Checks the inputs and lays out RePaint's moves; x starts at x_T = `initial_noise(seed)`.
+    pub fn new(
+        denoiser: &'a dyn Denoiser,
+        scheduler: &'a Scheduler,
+        x_known: Tensor<4>,
+        mask: Tensor<4>,
+        seed: u64,
+        resample: usize,
+        jump: usize,
+    ) -> Result<Self> {
+        check_inputs(denoiser, scheduler, &x_known)?;
+        let shape = x_known.dims();
+        let [mb, mc, mh, mw] = mask.dims();
+        if (mb != 1 && mb != shape[0])
+            || (mc != 1 && mc != shape[1])
+            || [mh, mw] != [shape[2], shape[3]]
+        {
+            return Err(DiffError::invalid(format!(
+                "the mask has shape {:?}, which does not fit the image's {shape:?}",
+                mask.dims()
+            )));
+        }
+        let mask = mask.expand(shape);
+        let moves = repaint_schedule(scheduler.timesteps().len(), resample, jump)?;
+        let x = initial_noise(seed, shape, &x_known.device());
+        Ok(Self {
+            denoiser,
+            scheduler,
+            x_known,
+            mask,
+            seed,
+            moves,
+            done: 0,
+            x,
+        })
+    }
+
+    /// The moves in all (the grid's steps, more with resampling).
+    pub fn total(&self) -> usize {
+        self.moves.len()
+    }
+
+    /// The next move; the move made, or `None` when x_0 is reached.
+    pub fn next_move(&mut self) -> Option<Result<RepaintMove>> {
+        let m = *self.moves.get(self.done)?;
+        self.done += 1;
+        Some(self.make(m).map(|x| {
+            self.x = x;
+            m
+        }))
+    }
+
+    fn make(&self, m: RepaintMove) -> Result<Tensor<4>> {
+        let (scheduler, seed) = (self.scheduler, self.seed);
+        let shape = self.x_known.dims();
+        let device = self.x_known.device();
+        let ts = scheduler.timesteps();
         match m {
             RepaintMove::Down { step: k, pass } => {
                 let t = ts[k];
-                let unknown = reverse_step(denoiser, scheduler, x, t, |s| {
+                let unknown = reverse_step(self.denoiser, scheduler, self.x.clone(), t, |s| {
                     if pass == 0 {
                         step_noise(seed, k, s, &device)
                     } else {
@@ -289,21 +446,35 @@ pub fn inpaint(
                             shape,
                             &device,
                         );
-                        q_sample(&schedule, x_known.clone(), &vec![prev; shape[0]], eps)?
+                        q_sample(
+                            scheduler.schedule(),
+                            self.x_known.clone(),
+                            &vec![prev; shape[0]],
+                            eps,
+                        )?
                     }
-                    None => x_known.clone(),
+                    None => self.x_known.clone(),
                 };
-                x = blend(&mask, unknown, known);
+                Ok(blend(&self.mask, unknown, known))
             }
             RepaintMove::Up { step: k, jump: u } => {
                 let t = ts[k];
                 let from = scheduler.previous_timestep(t)?;
                 let z = stream_noise(seed, pass_stream(JUMP_STREAM_BASE, u, k), shape, &device);
-                x = q_jump(&schedule, x, from, t, z)?;
+                q_jump(scheduler.schedule(), self.x.clone(), from, t, z)
             }
         }
     }
-    Ok(x)
+
+    /// The sample now.
+    pub fn current(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// The sample, given up.
+    pub fn into_current(self) -> Tensor<4> {
+        self.x
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,23 +538,71 @@ pub fn ddim_invert(
     steps: usize,
 ) -> Result<Tensor<4>> {
     let scheduler = inversion_scheduler(denoiser, schedule, steps)?;
-    check_inputs(denoiser, &scheduler, &x0)?;
-    let levels = inversion_levels(&scheduler)?;
-    let alpha = |l: Option<usize>| l.map_or(1.0, |t| schedule.alphas_cumprod[t]);
-    let mut x = x0;
-    for pair in levels.windows(2) {
-        let (from, to) = (pair[0], pair[1]);
-        let t_model = from.unwrap_or(0);
-        let to = to.ok_or_else(|| DiffError::invalid("inversion reached ᾱ = 1 above x_0"))?;
-        x = ddim_deterministic_step(
-            denoiser,
-            x,
-            t_model,
-            schedule.alphas_cumprod[t_model],
-            alpha(Some(to)),
-        )?;
+    let mut run = InvertRun::new(denoiser, &scheduler, x0)?;
+    while let Some(r) = run.next_step() {
+        r?;
     }
-    Ok(x)
+    Ok(run.into_current())
+}
+
+/// [`ddim_invert`] a step at a time, on a scheduler from [`inversion_scheduler`].
+pub struct InvertRun<'a> {
+    denoiser: &'a dyn Denoiser,
+    schedule: Arc<NoiseSchedule>,
+    levels: Vec<Option<usize>>,
+    done: usize,
+    x: Tensor<4>,
+}
+
+impl<'a> InvertRun<'a> {
+    /// Checks the input; x starts at x0.
+    pub fn new(denoiser: &'a dyn Denoiser, scheduler: &Scheduler, x0: Tensor<4>) -> Result<Self> {
+        check_inputs(denoiser, scheduler, &x0)?;
+        Ok(Self {
+            denoiser,
+            schedule: scheduler.schedule().clone(),
+            levels: inversion_levels(scheduler)?,
+            done: 0,
+            x: x0,
+        })
+    }
+
+    /// The steps in all.
+    pub fn total(&self) -> usize {
+        self.levels.len() - 1
+    }
+
+    /// One step up; the timestep reached, or `None` at the top.
+    pub fn next_step(&mut self) -> Option<Result<usize>> {
+        let (from, to) = (
+            *self.levels.get(self.done)?,
+            *self.levels.get(self.done + 1)?,
+        );
+        self.done += 1;
+        let t_model = from.unwrap_or(0);
+        let Some(to) = to else {
+            return Some(Err(DiffError::invalid("inversion reached ᾱ = 1 above x_0")));
+        };
+        let a = &self.schedule.alphas_cumprod;
+        Some(
+            ddim_deterministic_step(self.denoiser, self.x.clone(), t_model, a[t_model], a[to]).map(
+                |x| {
+                    self.x = x;
+                    to
+                },
+            ),
+        )
+    }
+
+    /// The sample now (x_T once the steps are done).
+    pub fn current(&self) -> &Tensor<4> {
+        &self.x
+    }
+
+    /// The sample, given up.
+    pub fn into_current(self) -> Tensor<4> {
+        self.x
+    }
 }
 
 /// Decodes x_T with the deterministic DDIM sampler of [`inversion_scheduler`] (η = 0, `steps`
@@ -396,13 +615,23 @@ pub fn ddim_decode(
 ) -> Result<Tensor<4>> {
     let scheduler = inversion_scheduler(denoiser, schedule, steps)?;
     check_inputs(denoiser, &scheduler, &x_t)?;
-    let device = x_t.device();
     let mut x = x_t;
     for &t in scheduler.timesteps() {
-        // η = 0: the step adds no noise, so the noise closure is never called.
-        x = reverse_step(denoiser, &scheduler, x, t, |s| Tensor::zeros(s, &device))?;
+        x = ddim_decode_step(denoiser, &scheduler, x, t)?;
     }
     Ok(x)
+}
+
+/// One step of [`ddim_decode`] at t, on its scheduler.
+pub fn ddim_decode_step(
+    denoiser: &dyn Denoiser,
+    scheduler: &Scheduler,
+    x_t: Tensor<4>,
+    t: usize,
+) -> Result<Tensor<4>> {
+    let device = x_t.device();
+    // η = 0: the step adds no noise, so the noise closure is never called.
+    reverse_step(denoiser, scheduler, x_t, t, |s| Tensor::zeros(s, &device))
 }
 
 /// The root-mean-square difference √(mean((a − b)²)), over every value.

@@ -34,7 +34,7 @@ fn words(body: &str) -> usize {
 
 #[test]
 fn every_bundled_lesson_parses_and_links_only_to_its_own_show_mes() {
-    assert_eq!(LESSONS.len(), 13);
+    assert_eq!(LESSONS.len(), 14);
     for lang in Lang::ALL {
         for lesson in bundled_lessons(lang) {
             let lesson = lesson.unwrap();
@@ -68,7 +68,7 @@ fn every_set_up_that_samples_the_unet_restores_its_training_schedule() {
                 setup.apply(&mut settings);
                 if matches!(
                     settings.tab,
-                    Tab::Sampling | Tab::Compare | Tab::Interpolate
+                    Tab::Sampling | Tab::Compare | Tab::Interpolate | Tab::Edit
                 ) {
                     n += 1;
                     assert_eq!(
@@ -81,7 +81,7 @@ fn every_set_up_that_samples_the_unet_restores_its_training_schedule() {
             }
         }
     }
-    assert_eq!(n, 2 * 16, "set-ups that sample, in both languages");
+    assert_eq!(n, 2 * 20, "set-ups that sample, in both languages");
 }
 
 /// Both languages teach the same course: the same "Show me" set-ups under the same names, the
@@ -244,6 +244,7 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
             h.run_steps(3);
             let before = h.state().settings.clone();
             let interp_id = h.state().interpolate.id;
+            let edit_id = h.state().edit.id;
             h.get_by_label(&text).click();
             h.run_steps(3);
             let setup: &Setup = &lesson.header.show[&name];
@@ -268,6 +269,7 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
                 lesson.file
             );
             assert_eq!(got.interp, want.interp, "{}: {text}", lesson.file);
+            assert_eq!(got.edit, want.edit, "{}: {text}", lesson.file);
             // A set-up that runs started its run with the settings it made.
             let app = h.state();
             match setup.run {
@@ -281,6 +283,14 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
                 }
                 Some(ShowRun::Interpolation) => {
                     assert!(app.interpolate.id > interp_id, "{}: {text}", lesson.file);
+                }
+                Some(ShowRun::Edit(_)) => {
+                    assert!(app.edit.id > edit_id, "{}: {text}", lesson.file);
+                    assert!(
+                        app.edit.job.is_some() || !app.edit.running,
+                        "{}: {text}",
+                        lesson.file
+                    );
                 }
                 None => {}
             }

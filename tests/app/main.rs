@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod app_edit;
 mod app_guidance;
 mod app_help;
 mod app_jobs;

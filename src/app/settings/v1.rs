@@ -77,6 +77,7 @@ impl From<SettingsV1> for Settings {
             gif: v.gif,
             toy: v.toy,
             lessons: LessonSettings::default(),
+            edit: super::EditSettings::default(),
             unet_weights: None,
         }
     }

@@ -1,0 +1,757 @@
+//! The edit panel: a sketch pad (28×28, drawn with the mouse) whose drawing the model edits.
+//! SDEdit noises it to t₀ and denoises it (a strip at t₀ = 200, 400, 600, 800 shows faithfulness
+//! giving way to realism); inpainting fills the masked part, the mask outlined in every frame;
+//! DDIM inversion runs the ODE backwards to the drawing's noise and decodes it again, with the
+//! error against the steps and a blend of two digits' inverted noises.
+
+use std::sync::Arc;
+
+use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Ui, Vec2};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use image::RgbImage;
+
+use super::panel::{AppAction, Ctx, Panel};
+use super::sampler::{EditJob, EditPart, EditSpec, LabelPick, MAX_GUIDANCE, ModelSpec};
+use super::settings::{EditMode, EditSettings, PAD_PIXELS, PAD_SIDE, PadTool, Settings, Tab};
+use super::shown::{Shown, TextureSink};
+use super::widgets::{framed_image_ui, histogram_counts, normal_histogram_ui, picture};
+use crate::data::mnist::Mnist;
+
+/// The t₀ of SDEdit's strip, at T = 1000 (scaled to the schedule's T).
+pub const SDEDIT_STRIP: [usize; 4] = [200, 400, 600, 800];
+/// The step counts of the reconstruction error plot (the DDIM paper's Table 2 has 10, 20, 50,
+/// 100 and 1000).
+pub const INVERSION_STEPS: [usize; 5] = [10, 20, 50, 100, 1000];
+/// The DDIM paper's Table 2 (CIFAR-10): reconstruction error at 10, 20, 50, 100, 1000 steps.
+pub const DDIM_PAPER_ERRORS: [f64; 5] = [0.014, 0.0065, 0.0023, 0.0009, 0.0001];
+/// Frames of "Edit the noise".
+pub const NOISE_FRAMES: usize = 8;
+
+/// Images the panel shows, uploaded once.
+#[derive(Default)]
+pub struct Pictures {
+    /// The images.
+    pub images: Vec<Arc<RgbImage>>,
+    shown: Vec<Shown>,
+    uploaded: bool,
+}
+
+impl Pictures {
+    fn new(images: Vec<Arc<RgbImage>>) -> Self {
+        Self {
+            images,
+            shown: Vec::new(),
+            uploaded: false,
+        }
+    }
+
+    fn sync(&mut self, name: &str, sink: &mut dyn TextureSink) {
+        if self.uploaded {
+            return;
+        }
+        self.uploaded = true;
+        for s in &mut self.shown {
+            s.free(sink);
+        }
+        self.shown = self
+            .images
+            .iter()
+            .map(|img| {
+                let mut s = Shown::default();
+                s.replace(picture(img), name, sink);
+                s
+            })
+            .collect();
+    }
+
+    fn row_ui(&self, ui: &mut Ui, side: f32) -> Vec<egui::Response> {
+        self.shown
+            .iter()
+            .map(|s| framed_image_ui(ui, s, side, false))
+            .collect()
+    }
+}
+
+/// SDEdit from one t₀.
+pub struct SdeditRow {
+    /// The t₀ asked for.
+    pub t0: usize,
+    /// The grid timestep it started from.
+    pub start_t: Option<usize>,
+    /// x_{t_s} (the first seed's).
+    pub start: Pictures,
+    /// The results.
+    pub results: Pictures,
+    /// Their values, [samples, 784].
+    pub values: Vec<f32>,
+}
+
+/// An inpainting's frames.
+pub struct Inpainting {
+    /// Each frame's label.
+    pub labels: Vec<String>,
+    /// Each frame's images.
+    pub frames: Vec<Vec<Arc<RgbImage>>>,
+    /// The result's values, [samples, 784].
+    pub values: Vec<f32>,
+    /// The mask it was made with (outlined on every frame).
+    pub mask: Vec<u8>,
+    shown: Pictures,
+    shown_frame: Option<usize>,
+}
+
+/// A DDIM inversion.
+pub struct Inversion {
+    /// Its steps.
+    pub steps: usize,
+    /// x_T's values.
+    pub noise: Vec<f32>,
+    /// x_T and the reconstruction.
+    pub pictures: Pictures,
+    /// The reconstruction error (RMSE, pixels in [−1, 1]).
+    pub rmse: f64,
+}
+
+/// The panel's state (the results are in-flight work, not settings).
+#[derive(Default)]
+pub struct EditPanel {
+    /// The edit shown or running.
+    pub id: u64,
+    /// Whether one is running.
+    pub running: bool,
+    /// Model calls made, of how many.
+    pub progress: (usize, usize),
+    /// What the running edit computes.
+    pub job: Option<EditJob>,
+    /// SDEdit's rows: the slider's t₀, then the strip.
+    pub sdedit: Vec<SdeditRow>,
+    /// The inpainting.
+    pub inpaint: Option<Inpainting>,
+    /// The inpainting frame shown.
+    pub scrub: usize,
+    /// The inversion.
+    pub inversion: Option<Inversion>,
+    /// The reconstruction error against the steps.
+    pub curve: Vec<(usize, f64)>,
+    /// "Edit the noise": α and the decoded frames.
+    pub noise_edit: Option<(Vec<f64>, Pictures)>,
+    /// The mask the running inpainting was asked with.
+    asked_mask: Vec<u8>,
+    /// The last pad position of a drag.
+    last_drag: Option<(f32, f32)>,
+    mnist: Option<Arc<Mnist>>,
+}
+
+impl EditPanel {
+    /// The request for `job` with the settings.
+    pub fn spec(settings: &Settings, model: ModelSpec, id: u64, job: EditJob) -> EditSpec {
+        let e = &settings.edit;
+        EditSpec {
+            id,
+            job,
+            schedule: settings.schedule,
+            model,
+            input: Arc::new(e.input()),
+            mask: Arc::new(e.mask_values()),
+            sampler: e.sampler,
+            guidance: e.guidance,
+            seed: e.seed,
+            samples: e.samples,
+            resample: e.resample,
+            jump: e.jump,
+        }
+    }
+
+    /// SDEdit's t₀: the slider's, then the strip's (scaled to T).
+    pub fn sdedit_t0s(settings: &Settings) -> Vec<usize> {
+        let t_max = settings.num_timesteps();
+        std::iter::once(settings.edit.t0)
+            .chain(
+                SDEDIT_STRIP
+                    .iter()
+                    .map(|t| (t * t_max / 1000).clamp(1, t_max - 1)),
+            )
+            .collect()
+    }
+
+    /// An edit was sent: the results of its kind are cleared.
+    pub fn started(&mut self, spec: &EditSpec) {
+        self.id = spec.id;
+        self.running = true;
+        self.progress = (0, 0);
+        match &spec.job {
+            EditJob::Sdedit(_) => self.sdedit.clear(),
+            EditJob::Inpaint => {
+                self.asked_mask = spec.mask.iter().map(|&m| u8::from(m > 0.5)).collect();
+            }
+            EditJob::Invert(_) => {}
+            EditJob::InvertCurve(_) => self.curve.clear(),
+            EditJob::NoiseEdit { .. } => self.noise_edit = None,
+        }
+        self.job = Some(spec.job.clone());
+    }
+
+    /// Progress of the edit.
+    pub fn on_progress(&mut self, id: u64, done: usize, total: usize) {
+        if id == self.id {
+            self.progress = (done, total);
+        }
+    }
+
+    /// A part of the edit's result.
+    pub fn on_part(&mut self, id: u64, part: EditPart) {
+        if id != self.id {
+            return;
+        }
+        match part {
+            EditPart::SdeditRow {
+                t0,
+                start_t,
+                start,
+                results,
+                values,
+            } => self.sdedit.push(SdeditRow {
+                t0,
+                start_t,
+                start: Pictures::new(vec![start]),
+                results: Pictures::new(results),
+                values,
+            }),
+            EditPart::Inpaint {
+                labels,
+                frames,
+                values,
+            } => {
+                self.scrub = frames.len().saturating_sub(1);
+                self.inpaint = Some(Inpainting {
+                    labels,
+                    frames,
+                    values,
+                    mask: std::mem::take(&mut self.asked_mask),
+                    shown: Pictures::default(),
+                    shown_frame: None,
+                });
+            }
+            EditPart::Invert {
+                steps,
+                noise,
+                noise_image,
+                reconstruction,
+                rmse,
+            } => {
+                self.inversion = Some(Inversion {
+                    steps,
+                    noise,
+                    pictures: Pictures::new(vec![noise_image, reconstruction]),
+                    rmse,
+                });
+            }
+            EditPart::CurvePoint(steps, rmse) => self.curve.push((steps, rmse)),
+            EditPart::NoiseEdit { alphas, frames } => {
+                self.noise_edit = Some((alphas, Pictures::new(frames)));
+            }
+            EditPart::Done => {
+                self.running = false;
+                self.job = None;
+            }
+        }
+    }
+
+    /// The edit was cancelled or failed.
+    pub fn stopped(&mut self, id: u64) {
+        if id == self.id {
+            self.running = false;
+            self.job = None;
+        }
+    }
+
+    /// Uploads what arrived.
+    pub fn sync_textures(&mut self, sink: &mut dyn TextureSink) {
+        for row in &mut self.sdedit {
+            row.start.sync("sdedit", sink);
+            row.results.sync("sdedit", sink);
+        }
+        if let Some(ip) = &mut self.inpaint {
+            let k = self.scrub.min(ip.frames.len().saturating_sub(1));
+            if ip.shown_frame != Some(k) {
+                ip.shown_frame = Some(k);
+                ip.shown.images = ip.frames[k].clone();
+                ip.shown.uploaded = false;
+            }
+            ip.shown.sync("inpaint", sink);
+        }
+        if let Some(inv) = &mut self.inversion {
+            inv.pictures.sync("inversion", sink);
+        }
+        if let Some((_, p)) = &mut self.noise_edit {
+            p.sync("noise edit", sink);
+        }
+    }
+
+    fn mnist(&mut self) -> Option<Arc<Mnist>> {
+        if self.mnist.is_none() {
+            self.mnist = Mnist::embedded().ok().map(Arc::new);
+        }
+        self.mnist.clone()
+    }
+
+    /// The first MNIST digit of class k, put on the pad.
+    pub fn start_from_digit(&mut self, settings: &mut EditSettings) {
+        if let Some(m) = self.mnist() {
+            settings.start_from_digit(&m);
+        }
+    }
+
+    /// MNIST digits `a` and `b` (784 values each in [−1, 1]).
+    pub fn digits(&mut self, (a, b): (usize, usize)) -> Option<[Vec<f32>; 2]> {
+        let m = self.mnist()?;
+        let n = m.len();
+        Some([m.image(a.min(n - 1)), m.image(b.min(n - 1))])
+    }
+
+    /// The pad: drawn on with the mouse; the mask tinted red when it matters.
+    fn pad_ui(&mut self, ui: &mut Ui, e: &mut EditSettings, side: f32) {
+        let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::click_and_drag());
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Sketch pad"));
+        let cell = side / PAD_SIDE as f32;
+        let to_pad = |p: Pos2| ((p.x - rect.left()) / cell, (p.y - rect.top()) / cell);
+        // While the button is held on the pad: a line from the last position (or from where
+        // the press began: egui reports a drag only once the pointer has moved a little).
+        if response.is_pointer_button_down_on()
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            let here = to_pad(p);
+            let from = self
+                .last_drag
+                .or_else(|| ui.input(|i| i.pointer.press_origin()).map(to_pad));
+            match from {
+                Some(a) => e.stroke(a, here),
+                None => e.paint(here.0, here.1),
+            }
+            self.last_drag = Some(here);
+        } else {
+            self.last_drag = None;
+        }
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::BLACK);
+        let show_mask =
+            e.mode == EditMode::Inpaint || matches!(e.tool, PadTool::Mask | PadTool::Unmask);
+        for i in 0..PAD_PIXELS {
+            let (row, col) = (i / PAD_SIDE, i % PAD_SIDE);
+            let r = Rect::from_min_size(
+                rect.min + Vec2::new(col as f32 * cell, row as f32 * cell),
+                Vec2::splat(cell),
+            );
+            let v = e.pad[i];
+            if v > 0 {
+                painter.rect_filled(r, 0.0, Color32::from_gray(v));
+            }
+            if show_mask && e.mask[i] > 0 {
+                painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(220, 40, 40, 90));
+            }
+        }
+        if show_mask {
+            mask_outline(&painter, rect, &e.mask);
+        }
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(1.0, Color32::GRAY),
+            egui::StrokeKind::Outside,
+        );
+    }
+
+    fn pad_controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let e = &mut ctx.settings.edit;
+        ui.heading("Drawing tools");
+        ui.horizontal_wrapped(|ui| {
+            for tool in PadTool::ALL {
+                ui.selectable_value(&mut e.tool, tool, tool.label());
+            }
+        });
+        ui.add(egui::Slider::new(&mut e.brush, 0.5..=4.0).text("Brush"));
+        ui.horizontal(|ui| {
+            if ui.button("Clear").clicked() {
+                e.pad.fill(0);
+            }
+            if ui.button("Clear mask").clicked() {
+                e.mask.fill(0);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut e.digit).range(0..=9));
+            if ui.button("Start from MNIST digit").clicked() {
+                self.start_from_digit(e);
+            }
+        });
+        if ui
+            .button("Start from my PNG…")
+            .on_hover_text(
+                "Any picture: fitted into 28×28, dark ink on a light page turned white on black",
+            )
+            .clicked()
+        {
+            ctx.act(AppAction::OpenPadImage);
+        }
+    }
+}
+
+/// Red lines along the mask's edges (between a masked pixel and an unmasked one or the border),
+/// over a picture of the pad in `rect`.
+pub fn mask_outline(painter: &egui::Painter, rect: Rect, mask: &[u8]) {
+    let cell = rect.width() / PAD_SIDE as f32;
+    let stroke = Stroke::new(2.0, Color32::from_rgb(240, 60, 60));
+    let masked = |r: isize, c: isize| {
+        (0..PAD_SIDE as isize).contains(&r)
+            && (0..PAD_SIDE as isize).contains(&c)
+            && mask[r as usize * PAD_SIDE + c as usize] > 0
+    };
+    let at = |r: usize, c: usize| rect.min + Vec2::new(c as f32 * cell, r as f32 * cell);
+    for r in 0..PAD_SIDE {
+        for c in 0..PAD_SIDE {
+            if !masked(r as isize, c as isize) {
+                continue;
+            }
+            let (ri, ci) = (r as isize, c as isize);
+            if !masked(ri - 1, ci) {
+                painter.line_segment([at(r, c), at(r, c + 1)], stroke);
+            }
+            if !masked(ri + 1, ci) {
+                painter.line_segment([at(r + 1, c), at(r + 1, c + 1)], stroke);
+            }
+            if !masked(ri, ci - 1) {
+                painter.line_segment([at(r, c), at(r + 1, c)], stroke);
+            }
+            if !masked(ri, ci + 1) {
+                painter.line_segment([at(r, c + 1), at(r + 1, c + 1)], stroke);
+            }
+        }
+    }
+}
+
+/// The digit guided towards and w.
+fn guidance_ui(ui: &mut Ui, e: &mut EditSettings, takes_digits: bool) {
+    ui.add_enabled_ui(takes_digits, |ui| {
+        egui::ComboBox::from_label("Guide towards")
+            .selected_text(match e.guidance.label {
+                LabelPick::Digit(d) => format!("digit {d}"),
+                _ => "no digit".into(),
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut e.guidance.label, LabelPick::Any, "no digit");
+                for d in 0..=9 {
+                    ui.selectable_value(
+                        &mut e.guidance.label,
+                        LabelPick::Digit(d),
+                        format!("digit {d}"),
+                    );
+                }
+            });
+        ui.add_enabled(
+            matches!(e.guidance.label, LabelPick::Digit(_)),
+            egui::Slider::new(&mut e.guidance.scale, 0.0..=MAX_GUIDANCE).text("w"),
+        )
+        .on_hover_text("Classifier-free guidance: ε̃ = ε_∅ + w·(ε_c − ε_∅)");
+    })
+    .response
+    .on_disabled_hover_text(
+        "Guidance needs the class-conditional U-Net (the sampling panel's model)",
+    );
+}
+
+impl Panel for EditPanel {
+    fn tab(&self) -> Tab {
+        Tab::Edit
+    }
+
+    fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        self.pad_controls_ui(ui, ctx);
+        ui.separator();
+        let t_max = ctx.settings.num_timesteps();
+        let takes_digits = ctx.settings.sampling.model.takes_digits();
+        let e = &mut ctx.settings.edit;
+        ui.heading("Edit");
+        ui.horizontal_wrapped(|ui| {
+            for mode in EditMode::ALL {
+                ui.selectable_value(&mut e.mode, mode, mode.label());
+            }
+        });
+        let mut act = None;
+        match e.mode {
+            EditMode::Sdedit => {
+                ui.add(egui::Slider::new(&mut e.t0, 1..=t_max - 1).text("t₀"))
+                    .on_hover_text("How far the drawing is noised: x_t₀ = √ᾱ·x_0 + √(1−ᾱ)·ε");
+                super::widgets::sampler_fields_ui(ui, "", &mut e.sampler, t_max, false);
+                guidance_ui(ui, e, takes_digits);
+            }
+            EditMode::Inpaint => {
+                super::widgets::sampler_fields_ui(ui, "", &mut e.sampler, t_max, false);
+                ui.add(egui::Slider::new(&mut e.resample, 1..=10).text("Resampling U"))
+                    .on_hover_text("RePaint: each block of steps is run U times, going back up with fresh noise between");
+                let steps = e.sampler.steps.max(1);
+                e.jump = e.jump.clamp(1, steps);
+                ui.add(egui::Slider::new(&mut e.jump, 1..=steps.min(50)).text("Jump length"));
+                guidance_ui(ui, e, takes_digits);
+            }
+            EditMode::Invert => {
+                ui.add(
+                    egui::Slider::new(&mut e.invert_steps, 1..=t_max)
+                        .logarithmic(true)
+                        .text("Inversion steps"),
+                );
+            }
+        }
+        if e.mode != EditMode::Invert {
+            ui.add(egui::DragValue::new(&mut e.seed).prefix("Seed "));
+            ui.add(egui::Slider::new(&mut e.samples, 1..=8).text("Results"))
+                .on_hover_text("One result per seed: seed, seed + 1, …");
+        }
+        ui.add_space(6.0);
+        ui.add_enabled_ui(!self.running, |ui| match e.mode {
+            EditMode::Sdedit => {
+                if ui.button("Run SDEdit").clicked() {
+                    act = Some(EditJob::Sdedit(Vec::new()));
+                }
+            }
+            EditMode::Inpaint => {
+                if ui.button("Inpaint").clicked() {
+                    act = Some(EditJob::Inpaint);
+                }
+            }
+            EditMode::Invert => {
+                if ui.button("Invert").clicked() {
+                    act = Some(EditJob::Invert(e.invert_steps));
+                }
+                if ui
+                    .button("Error against steps")
+                    .on_hover_text("Invert and decode at 10, 20, 50, 100 and 1000 steps")
+                    .clicked()
+                {
+                    act = Some(EditJob::InvertCurve(INVERSION_STEPS.to_vec()));
+                }
+                ui.separator();
+                ui.label("Edit the noise: two MNIST digits, by index");
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut e.noise_digits.0)
+                            .range(0..=9999)
+                            .prefix("A "),
+                    );
+                    ui.add(
+                        egui::DragValue::new(&mut e.noise_digits.1)
+                            .range(0..=9999)
+                            .prefix("B "),
+                    );
+                });
+                if ui.button("Blend their noises").clicked() {
+                    act = Some(EditJob::NoiseEdit {
+                        digits: Arc::new([Vec::new(), Vec::new()]),
+                        steps: e.invert_steps,
+                        frames: NOISE_FRAMES,
+                    });
+                }
+            }
+        });
+        if self.running {
+            let (done, total) = self.progress;
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("{done}/{total} model calls")),
+            );
+            if ui.button("Cancel").clicked() {
+                ctx.act(AppAction::CancelSampler);
+            }
+        }
+        if let Some(job) = act {
+            ctx.act(AppAction::Edit(job));
+        }
+    }
+
+    fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        let side = (ui.available_height() - 40.0)
+            .clamp(168.0, 336.0)
+            .min(ui.available_width() * 0.4);
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.label(RichText::new("Your drawing").strong())
+                    .on_hover_text(
+                        "Draw with the mouse (the left column picks pen, eraser or mask)",
+                    );
+                self.pad_ui(ui, &mut ctx.settings.edit, side);
+                if ctx.settings.edit.pad.iter().all(|&p| p == 0) {
+                    ui.label("Draw a digit here, or start from an MNIST digit.");
+                }
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| match ctx.settings.edit.mode {
+                    EditMode::Sdedit => self.sdedit_ui(ui),
+                    EditMode::Inpaint => self.inpaint_ui(ui),
+                    EditMode::Invert => self.invert_ui(ui),
+                });
+            });
+        });
+    }
+}
+
+impl EditPanel {
+    fn sdedit_ui(&mut self, ui: &mut Ui) {
+        if self.sdedit.is_empty() {
+            ui.label(if self.running {
+                "Running SDEdit…"
+            } else {
+                "Press Run SDEdit."
+            });
+            return;
+        }
+        ui.label(
+            "Each row: the drawing noised to t₀ (x_t₀), then the reverse process from there, one \
+             result per seed. Small t₀ keeps the drawing; large t₀ keeps only its rough shape.",
+        );
+        for (i, row) in self.sdedit.iter().enumerate() {
+            if i == 1 {
+                ui.separator();
+                ui.label(
+                    RichText::new("The strip: t₀ = 200, 400, 600, 800, from the same noise")
+                        .strong(),
+                );
+            }
+            ui.horizontal(|ui| {
+                let from = row
+                    .start_t
+                    .map_or("input kept".to_string(), |t| format!("from t = {t}"));
+                ui.label(RichText::new(format!("t₀ = {}\n({from})", row.t0)).monospace())
+                    .on_hover_text("SDEdit starts at the sampler's largest timestep ≤ t₀");
+                row.start.row_ui(ui, 64.0);
+                row.results.row_ui(ui, 64.0);
+            });
+        }
+    }
+
+    fn inpaint_ui(&mut self, ui: &mut Ui) {
+        let Some(ip) = &self.inpaint else {
+            ui.label(if self.running {
+                "Inpainting…"
+            } else {
+                "Paint a mask (red: the model fills it in), then press Inpaint."
+            });
+            return;
+        };
+        let last = ip.frames.len().saturating_sub(1);
+        ui.add(egui::Slider::new(&mut self.scrub, 0..=last).text("Frame"));
+        let k = self.scrub.min(last);
+        ui.label(&ip.labels[k]);
+        ui.horizontal_wrapped(|ui| {
+            for r in ip.shown.row_ui(ui, 112.0) {
+                // The image inside the frame: 2 px of margin.
+                mask_outline(ui.painter(), r.rect, &ip.mask);
+            }
+        });
+        ui.label(
+            "Outside the red outline every frame is the drawing noised to that step (q(x_t | x_0) \
+             in closed form); inside, the model's step. The last frame keeps the drawing's \
+             pixels exactly.",
+        );
+    }
+
+    fn invert_ui(&mut self, ui: &mut Ui) {
+        match &self.inversion {
+            None => {
+                ui.label(if self.running {
+                    "Inverting…"
+                } else {
+                    "Press Invert."
+                });
+            }
+            Some(inv) => {
+                ui.label(RichText::new(format!("DDIM inversion, {} steps", inv.steps)).strong());
+                ui.horizontal(|ui| {
+                    ui.vertical(|ui| {
+                        ui.label("x_T (its own range)");
+                        if let Some(s) = inv.pictures.shown.first() {
+                            framed_image_ui(ui, s, 112.0, false);
+                        }
+                    });
+                    ui.vertical(|ui| {
+                        ui.label("decoded back");
+                        if let Some(s) = inv.pictures.shown.get(1) {
+                            framed_image_ui(ui, s, 112.0, false);
+                        }
+                    });
+                    let mean = inv.noise.iter().map(|v| f64::from(*v)).sum::<f64>()
+                        / inv.noise.len() as f64;
+                    let var = inv
+                        .noise
+                        .iter()
+                        .map(|v| (f64::from(*v) - mean).powi(2))
+                        .sum::<f64>()
+                        / inv.noise.len() as f64;
+                    ui.label(format!(
+                        "reconstruction RMSE {:.4}\nx_T: mean {mean:.2}, std {:.2}\n(N(0, 1): mean 0, std 1)",
+                        inv.rmse,
+                        var.sqrt()
+                    ));
+                });
+                normal_histogram_ui(
+                    ui,
+                    "inversion histogram",
+                    "x_T pixels",
+                    &histogram_counts(&inv.noise, 32, (-4.0, 4.0)),
+                    (-4.0, 4.0),
+                );
+            }
+        }
+        ui.separator();
+        ui.label(RichText::new("Reconstruction error against the steps").strong());
+        if self.curve.is_empty() {
+            ui.label("Press Error against steps (10 to 1000 steps: the longest takes a while).");
+        } else {
+            let points: PlotPoints = self
+                .curve
+                .iter()
+                .map(|&(s, e)| [(s as f64).log10(), e])
+                .collect();
+            let paper: PlotPoints = INVERSION_STEPS
+                .iter()
+                .zip(DDIM_PAPER_ERRORS)
+                .map(|(&s, e)| [(s as f64).log10(), e])
+                .collect();
+            Plot::new("inversion error")
+                .height(180.0)
+                .width(ui.available_width().min(640.0))
+                .legend(Legend::default())
+                .x_axis_label("steps (log10)")
+                .y_axis_label("RMSE")
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    p.line(Line::new("this drawing", points));
+                    p.points(Points::new("DDIM paper, CIFAR-10 (Table 2)", paper).radius(3.0));
+                });
+            let table: Vec<String> = self
+                .curve
+                .iter()
+                .map(|(s, e)| format!("{s}: {e:.4}"))
+                .collect();
+            ui.label(format!("RMSE by steps: {}", table.join(", ")));
+        }
+        ui.separator();
+        ui.label(
+            RichText::new("Edit the noise: slerp between two digits' inverted noises").strong(),
+        );
+        match &self.noise_edit {
+            Some((alphas, p)) => {
+                ui.horizontal_wrapped(|ui| {
+                    for (a, r) in alphas.iter().zip(p.row_ui(ui, 64.0)) {
+                        r.on_hover_text(format!("α = {a:.2}"));
+                    }
+                });
+            }
+            None => {
+                ui.label(
+                    "Press Blend their noises: both digits are inverted, their noises blended \
+                          by slerp, each blend decoded.",
+                );
+            }
+        }
+    }
+}
