@@ -429,10 +429,28 @@ pub fn mask_outline(painter: &egui::Painter, rect: Rect, mask: &[u8]) {
     }
 }
 
+/// The edits' sampler: DDIM (η = 0, trailing timesteps) or DDPM, and its steps (what the core's
+/// `edit_scheduler` takes; η and the spacing are not the edits' to choose).
+fn edit_sampler_ui(ui: &mut Ui, e: &mut EditSettings, t_max: usize) {
+    use super::sampler::SamplerChoice;
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::Ddim, "DDIM")
+            .on_hover_text("Deterministic DDIM (η = 0) on trailing timesteps");
+        ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::DdpmFixedSmall, "DDPM")
+            .on_hover_text("Ancestral sampling, σ² = β̃");
+    });
+    ui.add(
+        egui::Slider::new(&mut e.sampler.steps, 1..=t_max)
+            .logarithmic(true)
+            .text("Steps"),
+    );
+}
+
 /// The digit guided towards and w.
 fn guidance_ui(ui: &mut Ui, e: &mut EditSettings, takes_digits: bool) {
     ui.add_enabled_ui(takes_digits, |ui| {
         egui::ComboBox::from_label("Guide towards")
+            .height(400.0)
             .selected_text(match e.guidance.label {
                 LabelPick::Digit(d) => format!("digit {d}"),
                 _ => "no digit".into(),
@@ -481,11 +499,11 @@ impl Panel for EditPanel {
             EditMode::Sdedit => {
                 ui.add(egui::Slider::new(&mut e.t0, 1..=t_max - 1).text("t₀"))
                     .on_hover_text("How far the drawing is noised: x_t₀ = √ᾱ·x_0 + √(1−ᾱ)·ε");
-                super::widgets::sampler_fields_ui(ui, "", &mut e.sampler, t_max, false);
+                edit_sampler_ui(ui, e, t_max);
                 guidance_ui(ui, e, takes_digits);
             }
             EditMode::Inpaint => {
-                super::widgets::sampler_fields_ui(ui, "", &mut e.sampler, t_max, false);
+                edit_sampler_ui(ui, e, t_max);
                 ui.add(egui::Slider::new(&mut e.resample, 1..=10).text("Resampling U"))
                     .on_hover_text("RePaint: each block of steps is run U times, going back up with fresh noise between");
                 let steps = e.sampler.steps.max(1);
@@ -638,6 +656,7 @@ impl EditPanel {
             return;
         };
         let last = ip.frames.len().saturating_sub(1);
+        ui.spacing_mut().slider_width = (ui.available_width() - 120.0).clamp(100.0, 500.0);
         ui.add(egui::Slider::new(&mut self.scrub, 0..=last).text("Frame"));
         let k = self.scrub.min(last);
         ui.label(&ip.labels[k]);
@@ -692,6 +711,11 @@ impl EditPanel {
                         var.sqrt()
                     ));
                 });
+                ui.label(
+                    "A sampled x_T is white noise, N(0, 1). The inverted one is a noise that \
+                     decodes to the drawing, not a typical one: narrower, and often with the \
+                     drawing's outline still in it.",
+                );
                 normal_histogram_ui(
                     ui,
                     "inversion histogram",

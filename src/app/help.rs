@@ -35,6 +35,10 @@ pub const GUIDE: &[(&str, &str)] = &[
         include_str!("../../docs/guide/panel-playground.md"),
     ),
     (
+        "panel-edit.md",
+        include_str!("../../docs/guide/panel-edit.md"),
+    ),
+    (
         "panel-lessons.md",
         include_str!("../../docs/guide/panel-lessons.md"),
     ),

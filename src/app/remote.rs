@@ -67,6 +67,8 @@ pub struct Report {
     pub interpolating: bool,
     /// Frames of the last interpolation.
     pub interpolation_frames: usize,
+    /// The edit panel.
+    pub edit: EditReport,
     /// On the frame loop: the jobs' compute per frame since the last Run, in ms (median, p99,
     /// max, frames, and the sum), apart from drawing the frame.
     pub pump_ms: [f32; 5],
@@ -89,6 +91,27 @@ pub struct SamplingReport {
     pub shape: Option<[usize; 4]>,
     /// x_0, B·C·H·W values in [−1, 1] (empty until it finished).
     pub x0: Vec<f32>,
+}
+
+/// The edit panel's state.
+#[derive(Debug, Serialize)]
+pub struct EditReport {
+    /// The edit's id.
+    pub id: u64,
+    /// Whether it runs.
+    pub running: bool,
+    /// Model calls made, of how many.
+    pub progress: (usize, usize),
+    /// SDEdit's rows so far, by t₀.
+    pub sdedit_t0s: Vec<usize>,
+    /// The first SDEdit row's results, [samples, 784] values in [−1, 1].
+    pub sdedit_first: Vec<f32>,
+    /// Frames of the last inpainting.
+    pub inpaint_frames: usize,
+    /// The last inversion's RMSE.
+    pub inversion_rmse: Option<f64>,
+    /// Whether the sketch pad has ink.
+    pub pad_inked: bool,
 }
 
 impl DiffLabApp {
@@ -176,6 +199,21 @@ impl DiffLabApp {
                     v.len() as f32,
                     v.iter().sum(),
                 ]
+            },
+            edit: EditReport {
+                id: self.edit.id,
+                running: self.edit.running,
+                progress: self.edit.progress,
+                sdedit_t0s: self.edit.sdedit.iter().map(|r| r.t0).collect(),
+                sdedit_first: self
+                    .edit
+                    .sdedit
+                    .first()
+                    .map(|r| r.values.clone())
+                    .unwrap_or_default(),
+                inpaint_frames: self.edit.inpaint.as_ref().map_or(0, |i| i.frames.len()),
+                inversion_rmse: self.edit.inversion.as_ref().map(|i| i.rmse),
+                pad_inked: self.settings.edit.pad.iter().any(|&p| p > 0),
             },
             interpolating: self.interpolate.running,
             interpolation_frames: self

@@ -168,13 +168,13 @@ async function runMode(mode) {
       check(mode, s.std > 10 && !rep.banner, `${tab} drew (luma std ${s.std.toFixed(1)})${rep.banner ? ": " + rep.banner : ""}`);
     }
     let lessonsOk = 0;
-    for (let n = 0; n < 13; n++) {
+    for (let n = 0; n < 14; n++) {
       await command(page, { Lesson: n });
       rep = await waitFor(page, `lesson ${n + 1}`, (x) => x.tab === "Lessons" && x.lesson === n, 10000);
       const s = await pixelStats(page, await page.screenshot());
       if (s.std > 10 && !rep.banner) lessonsOk++;
     }
-    check(mode, lessonsOk === 13, `${lessonsOk} of 13 lessons opened and drew`);
+    check(mode, lessonsOk === 14, `${lessonsOk} of 14 lessons opened and drew`);
 
     // Sampling: DDIM-20 of 16 digits with the shipped U-Net, on the page's CPU path.
     await command(page, { Tab: "Sampling" });
@@ -214,6 +214,15 @@ async function runMode(mode) {
     rep = await waitFor(page, "lesson 10's Show me", (x) => x.tab === "Interpolate" && !x.interpolating && x.interpolation_frames > 0, 600000);
     check(mode, rep.interpolation_frames > 1, `lesson 10's "Show me" opened Interpolate and decoded ${rep.interpolation_frames} frames`);
     await page.screenshot({ path: path.join(shots, `${mode}-interpolate.png`) });
+
+    // The edit panel: lesson 14's SDEdit of a 7 (the pad starts from MNIST's first 7), five
+    // rows (the slider's t₀ = 500, then the strip), each step a poll on the frame loop.
+    await command(page, { ShowMe: { lesson: 13, name: "sdedit" } });
+    await waitFor(page, "the edit to start", (x) => x.tab === "Edit" && x.edit.pad_inked && (x.edit.running || x.edit.sdedit_t0s.length), 30000);
+    rep = await waitFor(page, "lesson 14's SDEdit", (x) => !x.edit.running && x.edit.sdedit_t0s.length === 5, 900000);
+    const sdeditBad = digitsCheck(rep.edit.sdedit_first, [rep.edit.sdedit_first.length / 784, 1, 28, 28]);
+    check(mode, rep.edit.sdedit_t0s.join(",") === "500,200,400,600,800" && sdeditBad.length === 0 && !rep.banner, `lesson 14's "Show me" ran SDEdit from t0 = ${rep.edit.sdedit_t0s.join(", ")} (${rep.edit.progress[1]} model calls); the t0 = 500 results look like digits${sdeditBad.length ? ": " + JSON.stringify(sdeditBad) : ""}`);
+    await page.screenshot({ path: path.join(shots, `${mode}-edit.png`) });
 
     // A PNG dropped on the page (bytes, no path) opens as the Forward panel's image.
     await command(page, { Tab: "Forward" });
