@@ -32,56 +32,113 @@ pub struct Judge {
 /// Trains the classifier on all but the last [`HELD_OUT`] digits (AdamW, batch 128, the
 /// learning rate decaying from 3e-3 to 0 along a cosine over `epochs` passes, seeded) on `device`.
 pub fn train_judge(mnist: &Mnist, epochs: usize, seed: u64, device: &Device) -> Result<Judge> {
-    let n = mnist.len();
-    if n <= HELD_OUT + 100 {
-        return Err(DiffError::invalid(
-            "too few labelled digits to train the judge",
-        ));
-    }
-    let train_n = n - HELD_OUT;
-    let ad = device.clone().autodiff();
-    let mut model =
-        crate::model::init_with_rng(&ad, Some(seed), || DigitClassifierConfig::new().init(&ad));
-    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..train_n).collect();
-    let batch = 128;
-    let total = epochs * train_n.div_ceil(batch);
-    let mut k = 0;
-    for _ in 0..epochs {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(batch) {
-            let b = chunk.len();
-            let mut x = Vec::with_capacity(b * 784);
-            let mut y = vec![0.0f32; b * 10];
-            for (j, &i) in chunk.iter().enumerate() {
-                x.extend(mnist.image(i));
-                y[j * 10 + mnist.labels[i] as usize] = 1.0;
-            }
-            let x = tensor2(x, [b, 784], &ad);
-            let y = tensor2(y, [b, 10], &ad);
-            // Cross-entropy −Σ y·log softmax(logits), averaged over the batch.
-            let loss = -(log_softmax(model.forward(x), 1) * y).sum_dim(1).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            // Cosine decay from 3e-3 to 0 over the whole run.
-            let lr = 1.5e-3 * (1.0 + (std::f64::consts::PI * f64::from(k) / total as f64).cos());
-            k += 1;
-            model = optim.step(lr, model, grads);
+    let mut training = JudgeTraining::new(mnist, epochs, seed, device)?;
+    while training.step() {}
+    training.finish()
+}
+
+/// [`train_judge`] a batch at a time (the app trains the judge on the page's frame loop).
+pub struct JudgeTraining<'a> {
+    mnist: &'a Mnist,
+    device: Device,
+    model: Option<DigitClassifier>,
+    optim: burn::optim::ModuleOptimizer,
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    /// Batches taken.
+    pub done: usize,
+    /// Batches in all.
+    pub total: usize,
+    train_n: usize,
+}
+
+/// The judge's batch.
+const JUDGE_BATCH: usize = 128;
+
+impl<'a> JudgeTraining<'a> {
+    /// A fresh classifier and optimiser.
+    pub fn new(mnist: &'a Mnist, epochs: usize, seed: u64, device: &Device) -> Result<Self> {
+        let n = mnist.len();
+        if n <= HELD_OUT + 100 {
+            return Err(DiffError::invalid(
+                "too few labelled digits to train the judge",
+            ));
         }
+        let train_n = n - HELD_OUT;
+        let ad = device.clone().autodiff();
+        let model =
+            crate::model::init_with_rng(&ad, Some(seed), || DigitClassifierConfig::new().init(&ad));
+        Ok(Self {
+            mnist,
+            device: device.clone(),
+            model: Some(model),
+            optim: AdamWConfig::new().with_weight_decay(1e-4).init(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            order: (0..train_n).collect(),
+            done: 0,
+            total: epochs * train_n.div_ceil(JUDGE_BATCH),
+            train_n,
+        })
     }
-    let model = model.valid();
-    let held_out: Vec<f32> = (train_n..n).flat_map(|i| mnist.image(i)).collect();
-    let (probs, _) = classify(&model, &held_out, device)?;
-    let correct = probs
-        .iter()
-        .zip(train_n..n)
-        .filter(|(p, i)| argmax(p) == mnist.labels[*i] as usize)
-        .count();
-    Ok(Judge {
-        model,
-        accuracy: correct as f64 / HELD_OUT as f64,
-        held_out,
-    })
+
+    /// One batch; false when the training is done.
+    pub fn step(&mut self) -> bool {
+        if self.done >= self.total {
+            return false;
+        }
+        let per_epoch = self.train_n.div_ceil(JUDGE_BATCH);
+        let within = self.done % per_epoch;
+        if within == 0 {
+            // A new pass: the order shuffled again in place (as `train_judge` always has).
+            self.order.shuffle(&mut self.rng);
+        }
+        let chunk =
+            &self.order[within * JUDGE_BATCH..((within + 1) * JUDGE_BATCH).min(self.train_n)];
+        let b = chunk.len();
+        let ad = self.device.clone().autodiff();
+        let mut x = Vec::with_capacity(b * 784);
+        let mut y = vec![0.0f32; b * 10];
+        for (j, &i) in chunk.iter().enumerate() {
+            x.extend(self.mnist.image(i));
+            y[j * 10 + self.mnist.labels[i] as usize] = 1.0;
+        }
+        let x = tensor2(x, [b, 784], &ad);
+        let y = tensor2(y, [b, 10], &ad);
+        let Some(model) = self.model.take() else {
+            return false;
+        };
+        // Cross-entropy −Σ y·log softmax(logits), averaged over the batch.
+        let loss = -(log_softmax(model.forward(x), 1) * y).sum_dim(1).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Cosine decay from 3e-3 to 0 over the whole run.
+        let lr =
+            1.5e-3 * (1.0 + (std::f64::consts::PI * self.done as f64 / self.total as f64).cos());
+        self.done += 1;
+        self.model = Some(self.optim.step(lr, model, grads));
+        true
+    }
+
+    /// The trained judge, with its accuracy on the held-out digits.
+    pub fn finish(mut self) -> Result<Judge> {
+        let model = self
+            .model
+            .take()
+            .ok_or_else(|| DiffError::Backend("no judge".into()))?
+            .valid();
+        let (n, train_n) = (self.mnist.len(), self.train_n);
+        let held_out: Vec<f32> = (train_n..n).flat_map(|i| self.mnist.image(i)).collect();
+        let (probs, _) = classify(&model, &held_out, &self.device)?;
+        let correct = probs
+            .iter()
+            .zip(train_n..n)
+            .filter(|(p, i)| argmax(p) == self.mnist.labels[*i] as usize)
+            .count();
+        Ok(Judge {
+            model,
+            accuracy: correct as f64 / HELD_OUT as f64,
+            held_out,
+        })
+    }
 }
 
 fn argmax(p: &[f32]) -> usize {
@@ -213,12 +270,36 @@ pub fn mean_by_class(readings: &[(usize, f32)]) -> [Option<f64>; 10] {
 /// Judges flat 28×28 samples in [−1, 1] against the held-out digits (the samples' Fréchet
 /// distance is against all of them).
 pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport> {
+    judge_against(j, &RealDigits::new(j, device)?, samples, device)
+}
+
+/// The held-out real digits as the judge reads them (classified once, for many judgings).
+pub struct RealDigits {
+    probs: Rows,
+    feats: Rows,
+}
+
+impl RealDigits {
+    /// Classifies the judge's held-out digits.
+    pub fn new(j: &Judge, device: &Device) -> Result<Self> {
+        let (probs, feats) = classify(&j.model, &j.held_out, device)?;
+        Ok(Self { probs, feats })
+    }
+}
+
+/// [`judge`], with the held-out digits already read.
+pub fn judge_against(
+    j: &Judge,
+    real_digits: &RealDigits,
+    samples: &[f32],
+    device: &Device,
+) -> Result<DigitReport> {
     let n = samples.len() / 784;
     if n < 2 {
         return Err(DiffError::invalid("judge at least 2 samples"));
     }
     let (probs, feats) = classify(&j.model, samples, device)?;
-    let (real_probs, real) = classify(&j.model, &j.held_out, device)?;
+    let (real_probs, real) = (&real_digits.probs, &real_digits.feats);
     let real_readings: Vec<(usize, f32)> = real_probs
         .iter()
         .map(|p| {
@@ -260,7 +341,7 @@ pub fn judge(j: &Judge, samples: &[f32], device: &Device) -> Result<DigitReport>
         real_confidence,
         histogram,
         entropy_bits,
-        frechet: frechet_distance(&feats, &real),
+        frechet: frechet_distance(&feats, real),
         frechet_real,
         readings,
         real_by_class: mean_by_class(&real_readings),

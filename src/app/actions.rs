@@ -20,6 +20,7 @@ impl DiffLabApp {
             AppAction::Compare(kind) => self.start_compare(kind),
             AppAction::Decode => self.start_interpolation(),
             AppAction::Edit(job) => self.start_edit(job),
+            AppAction::Quality => self.start_quality(),
             AppAction::OpenPadImage => {
                 if let Some(path) = self.dialog(files::pick_file("Images", &["png", "jpg", "jpeg"]))
                 {

@@ -52,6 +52,10 @@ pub struct ComparePanel {
     pair_views: [Shown; 4],
     cells: Vec<Shown>,
     shown: Option<(u64, i64, usize)>,
+    /// Quality against NFE.
+    pub quality: super::quality::QualityView,
+    /// Whether the main view shows quality against NFE (else the runs).
+    pub show_quality: bool,
 }
 
 impl ComparePanel {
@@ -422,19 +426,47 @@ impl Panel for ComparePanel {
         {
             start = Some(CompareKind::Guidance);
         }
+        ui.separator();
+        ui.heading("Quality against NFE");
+        self.quality.controls_ui(ui);
         if ui
-            .add_enabled(self.running, egui::Button::new("Cancel"))
+            .add_enabled(
+                !self.running && !self.quality.running,
+                egui::Button::new("Quality against NFE"),
+            )
+            .on_hover_text(
+                "DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC at 5, 10, 20 and 50 model \
+                 evaluations from the same x_T, each run's samples judged (a background job)",
+            )
+            .clicked()
+        {
+            ctx.act(AppAction::Quality);
+        }
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.show_quality, false, "Show runs");
+            ui.selectable_value(&mut self.show_quality, true, "Show quality");
+        });
+        if ui
+            .add_enabled(
+                self.running || self.quality.running,
+                egui::Button::new("Cancel"),
+            )
             .clicked()
         {
             ctx.actions.push(AppAction::CancelSampler);
         }
         if let Some(kind) = start {
+            self.show_quality = false;
             ctx.actions.push(AppAction::Compare(kind));
         }
     }
 
     /// The comparison. Sets `export_png` when asked to export.
     fn main_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
+        if self.show_quality {
+            self.quality.ui(ui);
+            return;
+        }
         if self.results.iter().any(std::option::Option::is_some)
             && ui.button("Export (PNG)…").clicked()
         {

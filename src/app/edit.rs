@@ -436,8 +436,12 @@ fn edit_sampler_ui(ui: &mut Ui, e: &mut EditSettings, t_max: usize) {
     ui.horizontal(|ui| {
         ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::Ddim, "DDIM")
             .on_hover_text("Deterministic DDIM (η = 0) on trailing timesteps");
-        ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::DdpmFixedSmall, "DDPM")
-            .on_hover_text("Ancestral sampling, σ² = β̃");
+        ui.selectable_value(
+            &mut e.sampler.sampler,
+            SamplerChoice::DdpmFixedSmall,
+            "DDPM",
+        )
+        .on_hover_text("Ancestral sampling, σ² = β̃");
     });
     ui.add(
         egui::Slider::new(&mut e.sampler.steps, 1..=t_max)

@@ -70,6 +70,7 @@ impl DiffLabApp {
                     },
                 ),
                 SamplerEvent::Edit { id, part } => self.edit.on_part(id, part),
+                SamplerEvent::Quality { id, update } => self.compare.quality.on_update(id, update),
                 SamplerEvent::EditProgress { id, done, total } => {
                     self.edit.on_progress(id, done, total);
                 }
@@ -85,6 +86,7 @@ impl DiffLabApp {
                         self.interpolate.running = false;
                     }
                     self.edit.stopped(id);
+                    self.compare.quality.stopped(id);
                 }
                 SamplerEvent::Notice(msg) => self.notice = Some(msg),
                 SamplerEvent::Saved(msg) => {
@@ -106,6 +108,12 @@ impl DiffLabApp {
                         Some(id) if id == self.interpolate.id && self.interpolate.running => {
                             self.interpolate.running = false;
                             "Interpolate"
+                        }
+                        Some(id)
+                            if id == self.compare.quality.id && self.compare.quality.running =>
+                        {
+                            self.compare.quality.stopped(id);
+                            "Compare (quality against NFE)"
                         }
                         Some(id) if id == self.edit.id && self.edit.running => {
                             self.edit.stopped(id);
@@ -159,6 +167,7 @@ impl DiffLabApp {
         self.compare.sync_textures(&mut sink);
         self.interpolate.sync_textures(&mut sink);
         self.edit.sync_textures(&mut sink);
+        self.compare.quality.sync_textures(&mut sink);
     }
 
     pub(super) fn keyboard(&mut self, ctx: &egui::Context) {

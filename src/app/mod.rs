@@ -24,6 +24,7 @@ mod model_picker;
 mod panel;
 mod playground;
 mod playground_view;
+mod quality;
 mod remote;
 mod repaint;
 mod sampler;
@@ -67,10 +68,12 @@ pub use panel::{
     SWEEP_ETAS, ToyAction,
 };
 pub use playground::{EXPORT_PX, PlaygroundPanel, ToyField};
+pub use quality::{QUALITY_NFES, QualityView, quality_solvers};
 pub use remote::{Remote, Report, SamplingReport};
 pub use sampler::{
     EditJob, EditPart, EditSpec, GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec,
-    RunSpec, SamplerChoice, SamplerCommand, SamplerEvent, SamplerSettings, TrajFrame,
+    QualityPoint, QualitySpec, QualityUpdate, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent,
+    SamplerSettings, TrajFrame,
 };
 pub use sampling::{PRESETS, SamplingPanel};
 pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
@@ -285,6 +288,7 @@ impl DiffLabApp {
     pub fn start_compare(&mut self, kind: CompareKind) {
         let id = self.new_id();
         let runs = self.compare.runs(kind, &self.settings, id);
+        self.compare.show_quality = false;
         self.compare.started(id, kind, &runs);
         self.send_sampler(SamplerCommand::Compare { id, runs });
     }
@@ -322,6 +326,15 @@ impl DiffLabApp {
         let spec = EditPanel::spec(&self.settings, self.settings.sampling.model, id, job);
         self.edit.started(&spec);
         self.send_sampler(SamplerCommand::Edit(spec));
+    }
+
+    /// Starts a quality-against-NFE comparison (the compare panel's button).
+    pub fn start_quality(&mut self) {
+        let id = self.new_id();
+        let spec = self.compare.quality.spec(&self.settings, id);
+        self.compare.quality.started(id);
+        self.compare.show_quality = true;
+        self.send_sampler(SamplerCommand::Quality(spec));
     }
 
     /// Carries out a playground action.

@@ -67,6 +67,8 @@ pub enum AppAction {
     Edit(super::sampler::EditJob),
     /// Ask for an image file for the sketch pad.
     OpenPadImage,
+    /// Start the compare panel's quality-against-NFE comparison.
+    Quality,
 }
 
 /// What a panel gets while it draws: the persisted settings, the current schedule, and the list

@@ -168,6 +168,8 @@ pub enum SamplerCommand {
     Interpolate(InterpSpec),
     /// An edit of the sketch pad's drawing.
     Edit(EditSpec),
+    /// Quality against model evaluations: solvers × NFE from one x_T, each judged.
+    Quality(QualitySpec),
     /// Write a GIF.
     ExportGif {
         /// Frames.
@@ -223,6 +225,59 @@ impl InterpSpec {
         };
         essential(self) == essential(other)
     }
+}
+
+/// Quality against NFE: each solver at each NFE from the same x_T (the sampling panel's seed),
+/// the final samples judged by the `eval` judge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QualitySpec {
+    /// Its id.
+    pub id: u64,
+    /// The schedule.
+    pub schedule: ScheduleConfig,
+    /// The model (asked for no digit: the judge compares with all ten).
+    pub model: ModelSpec,
+    /// Seed of x_T.
+    pub seed: u64,
+    /// Samples per run.
+    pub batch: usize,
+    /// The solvers, their steps set per NFE.
+    pub solvers: Vec<SamplerSettings>,
+    /// The model evaluations to spend.
+    pub nfes: Vec<usize>,
+}
+
+/// One judged run of a quality-against-NFE comparison.
+#[derive(Clone, Debug)]
+pub struct QualityPoint {
+    /// Which solver of the spec.
+    pub solver: usize,
+    /// Its name ("DPM-Solver++ 2M").
+    pub label: String,
+    /// The NFE asked for.
+    pub nfe: usize,
+    /// The steps that spend it (Heun: two calls a step, less one).
+    pub steps: usize,
+    /// Wall time of the sampling.
+    pub wall_ms: f64,
+    /// The judge's mean confidence.
+    pub confidence: f64,
+    /// Fréchet distance to real digits over the real digits' own (1 is as good as real).
+    pub frechet_ratio: f64,
+    /// The first samples, in a row.
+    pub samples: Arc<RgbImage>,
+}
+
+/// What a quality comparison reports.
+pub enum QualityUpdate {
+    /// The judge trains first: batches done, of how many.
+    Judge(usize, usize),
+    /// A run is under way: runs done, of how many.
+    Runs(usize, usize),
+    /// A run judged.
+    Point(QualityPoint),
+    /// All done.
+    Done,
 }
 
 /// What an edit computes.
@@ -414,6 +469,13 @@ pub enum SamplerEvent {
         id: u64,
         /// The part.
         part: EditPart,
+    },
+    /// A quality comparison's progress and points.
+    Quality {
+        /// Its id.
+        id: u64,
+        /// What happened.
+        update: QualityUpdate,
     },
     /// An edit's progress: model calls made, of how many.
     EditProgress {

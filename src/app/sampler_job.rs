@@ -6,6 +6,7 @@ use super::guided_views::RecordingGuided;
 
 mod edit;
 mod interpolate;
+mod quality;
 use super::sampler::{
     GifFrame, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerCommand, SamplerEvent,
     TrajFrame, final_frame, frame_of,
@@ -43,6 +44,7 @@ pub fn spawn_sampler_worker(
             mnist: None,
             models: HashMap::new(),
             unets: HashMap::new(),
+            judge: None,
         },
         ctx,
         drive,
@@ -63,6 +65,8 @@ pub struct SamplerJob {
     /// The U-Nets built so far, by weights (a class-conditional one is given ∅ by plain runs, a
     /// digit by guided runs), each built once whatever the schedule.
     unets: HashMap<WeightsId, Arc<UNetDenoiser>>,
+    /// The `eval` judge and its reading of the held-out digits, trained once when first asked.
+    judge: Option<Arc<(crate::eval::Judge, crate::eval::RealDigits)>>,
 }
 
 /// What a run samples with.
@@ -113,6 +117,7 @@ impl Job for SamplerJob {
             SamplerCommand::Compare { id, .. } => Some(*id),
             SamplerCommand::Interpolate(spec) => Some(spec.id),
             SamplerCommand::Edit(spec) => Some(spec.id),
+            SamplerCommand::Quality(spec) => Some(spec.id),
             SamplerCommand::ExportGif { .. } => None,
         };
         let result = match cmd {
@@ -120,6 +125,7 @@ impl Job for SamplerJob {
             SamplerCommand::Compare { id, runs } => self.compare(id, &runs, cancel, send).await,
             SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send).await,
             SamplerCommand::Edit(spec) => self.edit(&spec, cancel, send).await,
+            SamplerCommand::Quality(spec) => self.quality(&spec, cancel, send).await,
             SamplerCommand::ExportGif {
                 frames,
                 delay_ms,
@@ -316,7 +322,7 @@ impl SamplerJob {
     }
 
     /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.
-    async fn run_frames(
+    pub(super) async fn run_frames(
         &mut self,
         spec: &RunSpec,
         cancel: &AtomicBool,

@@ -522,3 +522,60 @@ fn a_solver_picked_by_label_records_one_frame_per_model_call() {
     assert!(app.settings.sampling.sampler.karras);
     assert_eq!(app.sampling.trajectory.len(), 11, "10 calls and x_0");
 }
+
+#[test]
+fn quality_against_nfe_judges_every_solver_at_every_nfe_from_one_x_t() {
+    use difflab::app::{QUALITY_NFES, quality_solvers};
+    let mut h = harness();
+    h.get_by_label("Compare").click();
+    h.step();
+    h.get_by_role_and_label(Role::Slider, "Samples per run")
+        .set_value_accesskit(8.0);
+    h.step();
+    h.get_by_role_and_label(Role::Button, "Quality against NFE")
+        .click();
+    settle(&mut h, 300);
+    let q = &h.state().compare.quality;
+    assert!(!q.running);
+    let n = QUALITY_NFES.len() * quality_solvers().len();
+    assert_eq!(q.points.len(), n, "every solver at every NFE");
+    let labels: Vec<&str> = q
+        .points
+        .iter()
+        .step_by(4)
+        .map(|p| p.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        ["DDIM", "DPM-Solver++ 2M", "Euler", "Heun", "UniPC 2M (bh2)"]
+    );
+    for p in &q.points {
+        // Heun spends two calls a step, less one: 5 NFE is 3 steps, 50 is 25.
+        let want = if p.label == "Heun" {
+            p.nfe.div_ceil(2)
+        } else {
+            p.nfe
+        };
+        assert_eq!(p.steps, want, "{} at {} NFE", p.label, p.nfe);
+        assert!((0.1..=1.0).contains(&p.confidence), "{p:?}");
+        assert!(
+            p.frechet_ratio.is_finite() && p.frechet_ratio > 0.0,
+            "{p:?}"
+        );
+        assert!(p.wall_ms > 0.0);
+        assert_eq!(
+            p.samples.dimensions(),
+            (8 * 29 + 1, 30),
+            "8 samples in a row"
+        );
+    }
+    // 50 model evaluations judge better than 5 for DDIM (same x_T, fewer steps blur).
+    let ddim: Vec<f64> = q.points[..4].iter().map(|p| p.frechet_ratio).collect();
+    assert!(
+        ddim[3] < ddim[0],
+        "DDIM's Fréchet ratio falls from 5 to 50 NFE: {ddim:?}"
+    );
+    h.step();
+    assert!(h.state().compare.show_quality);
+    h.get_by_label("Fréchet ratio (1 is as close as real digits)");
+}

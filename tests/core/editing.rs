@@ -452,7 +452,10 @@ fn editing_figures() {
     let device = flex();
     let mnist = Mnist::embedded().unwrap();
     let judge = train_judge(&mnist, 5, 0, &device).unwrap();
-    println!("judge: {:.1}% accurate on held-out digits", 100.0 * judge.accuracy);
+    println!(
+        "judge: {:.1}% accurate on held-out digits",
+        100.0 * judge.accuracy
+    );
     let argmax = |p: &Vec<f32>| {
         p.iter()
             .enumerate()
