@@ -157,7 +157,16 @@ impl DiffLabApp {
                         })
                         .collect();
                 }
+                ToyEvent::FlowProgress { phase, done, total } => {
+                    self.playground.flow.progress = Some((phase, done, total));
+                }
+                ToyEvent::Flow(result) => {
+                    self.playground.flow.running = false;
+                    self.playground.flow.grid_frame = result.grid[0].len().saturating_sub(1);
+                    self.playground.flow.result = Some(result);
+                }
                 ToyEvent::Failed(msg) => {
+                    self.playground.flow.running = false;
                     self.playground.training = false;
                     self.banner = Some(msg);
                 }

@@ -110,6 +110,10 @@ pub struct Setup {
     pub overlay: Option<BetaSchedule>,
     /// The sampling panel's sampler.
     pub sampler: Option<SamplerChoice>,
+    /// A multistep solver's order (the sampling panel's).
+    pub order: Option<usize>,
+    /// Karras σ for the sampling panel's solver.
+    pub karras: Option<bool>,
     /// Its steps N.
     pub steps: Option<usize>,
     /// DDIM's η.
@@ -150,6 +154,10 @@ pub enum ShowRun {
     Interpolation,
     /// An edit of the pad's drawing (the edit panel's Run SDEdit, Inpaint or Invert).
     Edit(EditMode),
+    /// The compare panel's quality against NFE.
+    Quality,
+    /// The playground's flow-matching comparison.
+    Flow,
 }
 
 impl Setup {
@@ -184,11 +192,20 @@ impl Setup {
         if let Some(steps) = self.steps {
             settings.sampling.sampler.steps = steps;
         }
+        if let Some(order) = self.order {
+            settings.sampling.sampler.order = order;
+        }
+        if let Some(karras) = self.karras {
+            settings.sampling.sampler.karras = karras;
+        }
         if let Some(eta) = self.eta {
             settings.sampling.sampler.eta = eta;
         }
         if let Some(view) = self.toy_view {
             settings.toy.view = view;
+        }
+        if self.run == Some(ShowRun::Flow) {
+            settings.toy.view = ToyView::Flow;
         }
         if let Some(data) = self.toy_data {
             settings.toy.dataset = Some(data);

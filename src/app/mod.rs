@@ -23,6 +23,7 @@ mod lessons;
 mod model_picker;
 mod panel;
 mod playground;
+mod playground_flow;
 mod playground_view;
 mod quality;
 mod remote;
@@ -339,6 +340,11 @@ impl DiffLabApp {
 
     /// Carries out a playground action.
     pub fn toy_action(&mut self, action: ToyAction) {
+        // Any newer command stops the flow comparison (the playground runs one at a time).
+        self.playground.flow.running = action == ToyAction::Flow;
+        if action == ToyAction::Flow {
+            self.playground.flow.progress = None;
+        }
         match action {
             ToyAction::Pause => {
                 self.toy.cancel();

@@ -119,6 +119,8 @@ pub enum ToyAction {
     Sample,
     /// Compute the fields of these models at t.
     Field(usize, Vec<ToyModel>),
+    /// Train diffusion, flow matching and reflow, and compare them.
+    Flow,
 }
 
 impl From<ShowRun> for AppAction {
@@ -128,6 +130,8 @@ impl From<ShowRun> for AppAction {
             ShowRun::Sampling => AppAction::RunSampling,
             ShowRun::Compare(kind) => AppAction::Compare(kind),
             ShowRun::Interpolation => AppAction::Decode,
+            ShowRun::Quality => AppAction::Quality,
+            ShowRun::Flow => AppAction::Toy(ToyAction::Flow),
             ShowRun::Edit(mode) => AppAction::Edit(match mode {
                 super::settings::EditMode::Sdedit => super::sampler::EditJob::Sdedit(Vec::new()),
                 super::settings::EditMode::Inpaint => super::sampler::EditJob::Inpaint,

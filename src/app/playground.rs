@@ -76,6 +76,8 @@ pub struct PlaygroundPanel {
     /// Sampling wall time.
     pub sample_ms: Option<f64>,
     field_asked: Option<(usize, Vec<ToyModel>, usize)>,
+    /// The flow-matching view.
+    pub flow: super::playground_flow::FlowView,
 }
 
 impl PlaygroundPanel {
@@ -115,6 +117,15 @@ impl PlaygroundPanel {
                 model: s.model,
                 data: self.data.clone(),
                 schedule,
+                then_train: self.training,
+            }),
+            ToyAction::Flow => (!self.data.is_empty()).then(|| ToyCommand::Flow {
+                data: self.data.clone(),
+                seed: s.seed,
+                schedule,
+                train_steps: s.flow_steps,
+                n: s.samples,
+                paths: s.paths,
                 then_train: self.training,
             }),
             ToyAction::Field(t, models) => (!self.data.is_empty()).then(|| ToyCommand::Field {
@@ -265,6 +276,22 @@ impl Panel for PlaygroundPanel {
             action = Some(ToyAction::Sample);
         }
         ui.separator();
+        ui.heading("Flow matching");
+        ui.add(
+            egui::Slider::new(&mut s.flow_steps, 100..=20_000)
+                .logarithmic(true)
+                .text("Training steps"),
+        )
+        .on_hover_text("Each model's: diffusion, flow matching, and reflow as many again");
+        if ui
+            .add_enabled(!self.flow.running, egui::Button::new("Train and compare flow matching"))
+            .on_hover_text("Diffusion, flow matching and reflow on these points, then sampled with 1, 2, 5 and 20 steps")
+            .clicked()
+        {
+            action = Some(ToyAction::Flow);
+            s.view = ToyView::Flow;
+        }
+        ui.separator();
         ui.heading("View");
         ui.checkbox(&mut s.side_by_side, "DDPM and DDIM side by side");
         ui.checkbox(&mut s.exact_field, "Exact field beside the MLP's");
@@ -289,6 +316,7 @@ impl Panel for PlaygroundPanel {
             ui.selectable_value(v, ToyView::Forward, "Forward");
             ui.selectable_value(v, ToyView::Reverse, "Reverse");
             ui.selectable_value(v, ToyView::Field, "Field");
+            ui.selectable_value(v, ToyView::Flow, "Flow matching");
             ui.separator();
             if ui.button("Export PNG…").clicked() {
                 ctx.actions
@@ -309,7 +337,12 @@ impl Panel for PlaygroundPanel {
             }
         });
         let t_max = settings.schedule.num_train_timesteps;
+        if settings.toy.view == ToyView::Flow {
+            self.flow.ui(ui, &self.data);
+            return;
+        }
         match settings.toy.view {
+            ToyView::Flow => {}
             ToyView::Forward | ToyView::Field => {
                 ui.spacing_mut().slider_width = (ui.available_width() - 120.0).max(200.0);
                 ui.add(egui::Slider::new(&mut settings.t, 0..=t_max).text("t"));
@@ -430,6 +463,7 @@ impl Panel for PlaygroundPanel {
                     }
                 }
             }
+            ToyView::Flow => {}
             ToyView::Field => {
                 let shown: Vec<(String, [u8; 3], Vec<Arrow>)> = self
                     .fields

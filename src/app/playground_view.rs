@@ -99,6 +99,20 @@ impl PlaygroundPanel {
                 (!self.data.is_empty()).then_some(c.image)
             }
             ToyView::Reverse => self.reverse_pair(self.frame, s.paths),
+            // The three models' 20-step paths, side by side.
+            ToyView::Flow => {
+                let r = self.flow.result.as_ref()?;
+                let images: Vec<RgbImage> = r
+                    .paths
+                    .iter()
+                    .zip([DDIM_RGB, DDPM_RGB, LEARNED_RGB])
+                    .filter(|(frames, _)| !frames.is_empty())
+                    .map(|(frames, rgb)| {
+                        self.reverse_image(frames, frames.len() - 1, frames[0].len(), rgb)
+                    })
+                    .collect();
+                (!images.is_empty()).then(|| side_by_side(&images, 8))
+            }
             ToyView::Field => {
                 if self.fields.is_empty() {
                     return None;

@@ -340,6 +340,7 @@ impl Settings {
         self.toy.samples = self.toy.samples.clamp(1, 10_000);
         self.toy.sampler.steps = self.toy.sampler.steps.clamp(1, t_max);
         self.toy.drawn.truncate(20_000);
+        self.toy.flow_steps = self.toy.flow_steps.clamp(100, 50_000);
         self.edit.sanitise(t_max);
         self
     }
@@ -363,6 +364,8 @@ pub enum ToyView {
     Reverse,
     /// The ε̂ field at t.
     Field,
+    /// Diffusion, flow matching and reflow side by side.
+    Flow,
 }
 
 /// The playground's persisted settings.
@@ -393,6 +396,8 @@ pub struct ToySettings {
     pub exact_field: bool,
     /// −ε̂ or the score.
     pub field_kind: FieldKind,
+    /// Training steps of each model in the flow-matching view.
+    pub flow_steps: usize,
 }
 
 impl Default for ToySettings {
@@ -410,6 +415,7 @@ impl Default for ToySettings {
             side_by_side: true,
             exact_field: true,
             field_kind: FieldKind::Eps,
+            flow_steps: 1500,
         }
     }
 }

@@ -18,6 +18,10 @@ use crate::model::{Denoiser, ExactDenoiser};
 use crate::tensor_util::{tensor4, to_vec};
 use crate::train::toy::{ToyTrainConfig, ToyTrainer, points_of};
 
+#[path = "toy_flow.rs"]
+mod flow;
+pub use flow::{FLOW_MODELS, FLOW_STEPS, GRID_LINES, GRID_POINTS, ToyFlow};
+
 /// Point clouds, one per kept step.
 type Frames = Vec<Vec<[f32; 2]>>;
 /// A grid point and ε̂ there.
@@ -80,6 +84,23 @@ pub enum ToyCommand {
         /// Go on training afterwards.
         then_train: bool,
     },
+    /// Diffusion, flow matching and reflow side by side (see `toy_flow.rs`).
+    Flow {
+        /// The training points.
+        data: Arc<Vec<[f32; 2]>>,
+        /// Seed of the training and the sampling noise.
+        seed: u64,
+        /// The schedule (diffusion's; flow matching uses its T).
+        schedule: ScheduleConfig,
+        /// Training steps of each model.
+        train_steps: usize,
+        /// Points sampled.
+        n: usize,
+        /// Paths kept.
+        paths: usize,
+        /// Go on training afterwards.
+        then_train: bool,
+    },
 }
 
 /// Events.
@@ -113,6 +134,17 @@ pub enum ToyEvent {
         /// (model, [(point, ε̂)]).
         fields: Vec<(ToyModel, Vec<Arrow>)>,
     },
+    /// The flow comparison's progress: what it does, steps done, of how many.
+    FlowProgress {
+        /// What it does now.
+        phase: &'static str,
+        /// Done.
+        done: usize,
+        /// Of.
+        total: usize,
+    },
+    /// The flow comparison's result.
+    Flow(Box<ToyFlow>),
     /// Something failed.
     Failed(String),
 }
@@ -178,6 +210,21 @@ impl Job for ToyJob {
                 schedule,
                 then_train,
             } => match self.field(t, grid, &models, &data, schedule, send) {
+                Ok(()) => self.train_on(then_train, cancel, send).await,
+                Err(e) => Err(e),
+            },
+            ToyCommand::Flow {
+                data,
+                seed,
+                schedule,
+                train_steps,
+                n,
+                paths,
+                then_train,
+            } => match self
+                .flow(&data, seed, schedule, train_steps, n, paths, cancel, send)
+                .await
+            {
                 Ok(()) => self.train_on(then_train, cancel, send).await,
                 Err(e) => Err(e),
             },

@@ -116,6 +116,7 @@ pub(super) fn toy(a: ToyArgs, device: DeviceChoice) -> Result<()> {
             batch: a.batch,
             lr: a.lr,
             seed: a.seed,
+            ..ToyTrainConfig::default()
         },
         &device.device,
     )?;

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod denoiser;
 pub mod editing;
+pub mod flow_matching;
 pub mod forward;
 pub mod interpolation;
 pub mod noise;

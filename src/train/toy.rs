@@ -10,15 +10,29 @@ use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::diffusion::flow_matching::{flow_interpolate, flow_sigma_of, flow_target};
 use crate::diffusion::noise::gaussian;
 use crate::diffusion::{NoiseSchedule, q_sample};
 use crate::error::{DiffError, Result};
 use crate::model::toy_mlp::{ToyMlp, ToyMlpConfig};
 use crate::tensor_util::{tensor4, to_vec};
 
+/// What the MLP learns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ToyObjective {
+    /// DDPM's: ε̂(x_t, t) ≈ ε.
+    #[default]
+    Epsilon,
+    /// Flow matching's: v(x_σ, σ) ≈ ε − x_0 on x_σ = (1 − σ)·x_0 + σ·ε (see
+    /// [`crate::diffusion::flow_matching`]).
+    Flow,
+}
+
 /// Training options.
 #[derive(Clone, Copy, Debug)]
 pub struct ToyTrainConfig {
+    /// What the MLP learns.
+    pub objective: ToyObjective,
     /// Points per step.
     pub batch: usize,
     /// AdamW's learning rate.
@@ -30,6 +44,7 @@ pub struct ToyTrainConfig {
 impl Default for ToyTrainConfig {
     fn default() -> Self {
         Self {
+            objective: ToyObjective::Epsilon,
             batch: 256,
             lr: 2e-3,
             seed: 0,
@@ -56,6 +71,8 @@ pub struct ToyTrainer {
     pub step: usize,
     /// The loss of every step.
     pub losses: Vec<f32>,
+    /// Reflow's (noise, sample) pairs, trained on instead of the data (flow objective only).
+    pairs: Option<Vec<([f32; 2], [f32; 2])>>,
 }
 
 impl ToyTrainer {
@@ -102,34 +119,69 @@ impl ToyTrainer {
             device,
             step: 0,
             losses: Vec::new(),
+            pairs: None,
         })
     }
 
-    /// One step of Algorithm 1; returns its loss.
+    /// Reflow (Liu et al. 2023): from now on the flow model trains on these (noise, sample)
+    /// pairs, each connected by its straight line, instead of on (data, fresh noise). The
+    /// model and the optimiser go on from where they are.
+    pub fn reflow_on(&mut self, pairs: Vec<([f32; 2], [f32; 2])>) -> Result<()> {
+        if self.config.objective != ToyObjective::Flow {
+            return Err(DiffError::invalid("reflow trains a flow-matching model"));
+        }
+        if pairs.is_empty() {
+            return Err(DiffError::invalid("reflow needs at least one pair"));
+        }
+        self.pairs = Some(pairs);
+        Ok(())
+    }
+
+    /// One step of Algorithm 1 (or flow matching's); returns its loss.
     pub fn train_step(&mut self) -> Result<f32> {
         let b = self.config.batch;
         let t_max = self.schedule.num_timesteps();
         let mut x0 = Vec::with_capacity(2 * b);
         let mut ts = Vec::with_capacity(b);
+        let mut paired_noise = Vec::new();
         for _ in 0..b {
-            let p = self.data[self.rng.random_range(0..self.data.len())];
-            x0.extend(p);
+            match &self.pairs {
+                Some(pairs) => {
+                    let (z, x) = pairs[self.rng.random_range(0..pairs.len())];
+                    x0.extend(x);
+                    paired_noise.extend(z);
+                }
+                None => x0.extend(self.data[self.rng.random_range(0..self.data.len())]),
+            }
             ts.push(self.rng.random_range(0..t_max));
         }
-        let eps = gaussian(
-            self.config.seed ^ 0x5eed,
-            1_000_000 + self.step as u64,
-            2 * b,
-        );
+        let eps = if self.pairs.is_some() {
+            paired_noise
+        } else {
+            gaussian(
+                self.config.seed ^ 0x5eed,
+                1_000_000 + self.step as u64,
+                2 * b,
+            )
+        };
         let x0 = tensor4(x0, [b, 2, 1, 1], &self.device);
         let eps_t = tensor4(eps, [b, 2, 1, 1], &self.device);
-        let x_t = q_sample(&self.schedule, x0, &ts, eps_t.clone())?;
+        let (x_t, target) = match self.config.objective {
+            ToyObjective::Epsilon => (q_sample(&self.schedule, x0, &ts, eps_t.clone())?, eps_t),
+            ToyObjective::Flow => {
+                let sigma: Vec<f64> = ts.iter().map(|&t| flow_sigma_of(t, t_max)).collect();
+                (
+                    flow_interpolate(x0.clone(), eps_t.clone(), &sigma),
+                    flow_target(x0, eps_t),
+                )
+            }
+        };
         let model = self
             .model
             .take()
             .ok_or_else(|| DiffError::Backend("no model".into()))?;
         let pred = model.forward(x_t.reshape([b, 2]), &ts);
-        let loss = (pred - eps_t.reshape([b, 2])).powi_scalar(2).mean();
+        let loss = (pred - target.reshape([b, 2])).powi_scalar(2).mean();
         let value = to_vec(loss.clone())?.first().copied().unwrap_or(f32::NAN);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optim.step(self.config.lr, model, grads));

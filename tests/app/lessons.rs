@@ -4,8 +4,8 @@
 //! glyph in the bundled fonts.
 
 use difflab::app::{
-    DiffLabApp, LESSONS, Lang, Settings, Setup, ShowRun, Tab, bundled_lessons, function_links,
-    lookup_code_ref, parse_lesson,
+    DiffLabApp, LESSONS, Lang, Settings, Setup, ShowRun, Tab, ToyView, bundled_lessons,
+    function_links, lookup_code_ref, parse_lesson,
 };
 use difflab::diffusion::{BetaSchedule, ScheduleConfig};
 use egui_kittest::Harness;
@@ -245,6 +245,7 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
             let before = h.state().settings.clone();
             let interp_id = h.state().interpolate.id;
             let edit_id = h.state().edit.id;
+            let quality_id = h.state().compare.quality.id;
             h.get_by_label(&text).click();
             h.run_steps(3);
             let setup: &Setup = &lesson.header.show[&name];
@@ -283,6 +284,23 @@ fn every_show_me_link_sets_its_panel_up(lang: Lang, reveal: &str) {
                 }
                 Some(ShowRun::Interpolation) => {
                     assert!(app.interpolate.id > interp_id, "{}: {text}", lesson.file);
+                }
+                Some(ShowRun::Quality) => {
+                    assert!(
+                        app.compare.quality.id > quality_id,
+                        "{}: {text}",
+                        lesson.file
+                    );
+                    assert!(app.compare.show_quality, "{}: {text}", lesson.file);
+                }
+                Some(ShowRun::Flow) => {
+                    assert!(app.playground.flow.running, "{}: {text}", lesson.file);
+                    assert_eq!(
+                        app.settings.toy.view,
+                        ToyView::Flow,
+                        "{}: {text}",
+                        lesson.file
+                    );
                 }
                 Some(ShowRun::Edit(_)) => {
                     assert!(app.edit.id > edit_id, "{}: {text}", lesson.file);
