@@ -4,7 +4,7 @@
 //! cannot drift from the code: a renamed function fails the lessons' test.
 
 /// The source files a lesson may point into, by their path in the repository.
-const SOURCES: [(&str, &str); 13] = [
+const SOURCES: [(&str, &str); 14] = [
     (
         "src/diffusion/forward.rs",
         include_str!("../diffusion/forward.rs"),
@@ -28,6 +28,10 @@ const SOURCES: [(&str, &str); 13] = [
     (
         "src/diffusion/editing.rs",
         include_str!("../diffusion/editing.rs"),
+    ),
+    (
+        "src/diffusion/flow_matching.rs",
+        include_str!("../diffusion/flow_matching.rs"),
     ),
     ("src/model/mod.rs", include_str!("../model/mod.rs")),
     ("src/model/unet.rs", include_str!("../model/unet.rs")),

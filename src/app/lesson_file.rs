@@ -16,7 +16,7 @@ use crate::diffusion::{BetaSchedule, ScheduleConfig};
 use crate::model::unet::LayerRow;
 
 /// The bundled lessons, in course order: (file name, English text, Simplified Chinese text).
-pub const LESSONS: [(&str, &str, &str); 14] = [
+pub const LESSONS: [(&str, &str, &str); 16] = [
     (
         "01-what.md",
         include_str!("../../assets/lessons/en/01-what.md"),
@@ -86,6 +86,16 @@ pub const LESSONS: [(&str, &str, &str); 14] = [
         "14-editing.md",
         include_str!("../../assets/lessons/en/14-editing.md"),
         include_str!("../../assets/lessons/zh/14-editing.md"),
+    ),
+    (
+        "15-solvers.md",
+        include_str!("../../assets/lessons/en/15-solvers.md"),
+        include_str!("../../assets/lessons/zh/15-solvers.md"),
+    ),
+    (
+        "16-flow-matching.md",
+        include_str!("../../assets/lessons/en/16-flow-matching.md"),
+        include_str!("../../assets/lessons/zh/16-flow-matching.md"),
     ),
 ];
 

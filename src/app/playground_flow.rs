@@ -67,27 +67,30 @@ impl FlowView {
                 RichText::new("Samples from the same noise with 1, 2, 5 and 20 steps").strong(),
             );
             let side = ((ui.available_width() - 150.0) / 4.0 - 8.0).clamp(80.0, 220.0);
-            egui::Grid::new("flow samples").show(ui, |ui| {
-                ui.label("");
+            ui.horizontal(|ui| {
+                ui.add_sized([120.0, 16.0], egui::Label::new(""));
                 for steps in FLOW_STEPS {
-                    ui.label(format!("{steps} step{}", if steps == 1 { "" } else { "s" }));
+                    ui.add_sized(
+                        [side, 16.0],
+                        egui::Label::new(format!("{steps} step{}", if steps == 1 { "" } else { "s" })),
+                    );
                 }
-                ui.end_row();
-                for (m, name) in FLOW_MODELS.iter().enumerate() {
-                    ui.label(RichText::new(*name).color(c32(RGB[m])));
+            });
+            for (m, name) in FLOW_MODELS.iter().enumerate() {
+                ui.horizontal(|ui| {
+                    ui.add_sized([120.0, side], egui::Label::new(RichText::new(*name).color(c32(RGB[m]))));
                     for (k, pts) in r.samples[m].iter().enumerate() {
                         square(format!("flow sample {m} {k}"), side).show(ui, |p| {
                             p.points(Points::new("data", cloud(data)).radius(0.8).color(c32(DATA_RGB)));
                             p.points(Points::new(*name, cloud(pts)).radius(1.2).color(c32(RGB[m])));
                         });
                     }
-                    ui.end_row();
-                }
-            });
+                });
+            }
             ui.label(
-                "Diffusion's first DDIM steps land near the data's mean (x̂0 at pure noise); flow \
-                 matching's paths bend less, and reflow's are nearly straight, so even one Euler \
-                 step lands close to the data.",
+                "One step: DDIM divides by √ᾱ at pure noise and scatters; flow matching's Euler \
+                 step puts every point on the data's mean (v at σ = 1 is ε − E[x_0]); reflow's \
+                 paths are nearly straight, so one step already lands on the data.",
             );
             ui.separator();
             ui.label(RichText::new("20-step paths, noise to data").strong());
@@ -98,7 +101,7 @@ impl FlowView {
                         let s = r.straightness[m]
                             .map_or("—".to_string(), |s| format!("{s:.3}"));
                         ui.label(RichText::new(format!("{name}: length / distance {s}")).color(c32(RGB[m])))
-                            .on_hover_text("Each path's length over the straight distance between its ends, averaged (1 is straight)");
+                            .on_hover_text("The paths' total length over the total straight distance between their ends (1 is straight)");
                         square(format!("flow paths {m}"), side).show(ui, |p| {
                             p.points(Points::new("data", cloud(data)).radius(0.8).color(c32(DATA_RGB)));
                             let frames = &r.paths[m];

@@ -113,13 +113,13 @@ fn a_bad_script_command_is_refused_with_what_was_wrong() {
     let e = app
         .remote(r#"{"ShowMe": {"lesson": 99, "name": "x"}}"#)
         .unwrap_err();
-    assert_eq!(e, "no lesson 99 (there are 14)");
+    assert_eq!(e, "no lesson 99 (there are 16)");
     let e = app
         .remote(r#"{"ShowMe": {"lesson": 0, "name": "nope"}}"#)
         .unwrap_err();
     assert!(e.ends_with("has no \"Show me\" named nope"), "{e}");
-    let e = app.remote(r#"{"Lesson": 14}"#).unwrap_err();
-    assert_eq!(e, "no lesson 14 (there are 14)");
+    let e = app.remote(r#"{"Lesson": 16}"#).unwrap_err();
+    assert_eq!(e, "no lesson 16 (there are 16)");
     assert_eq!(app.settings.tab, Tab::Forward);
     app.remote(r#"{"Lesson": 12}"#).unwrap();
     assert_eq!(app.settings.tab, Tab::Lessons);

@@ -34,7 +34,7 @@ fn words(body: &str) -> usize {
 
 #[test]
 fn every_bundled_lesson_parses_and_links_only_to_its_own_show_mes() {
-    assert_eq!(LESSONS.len(), 14);
+    assert_eq!(LESSONS.len(), 16);
     for lang in Lang::ALL {
         for lesson in bundled_lessons(lang) {
             let lesson = lesson.unwrap();
@@ -81,7 +81,7 @@ fn every_set_up_that_samples_the_unet_restores_its_training_schedule() {
             }
         }
     }
-    assert_eq!(n, 2 * 20, "set-ups that sample, in both languages");
+    assert_eq!(n, 2 * 24, "set-ups that sample, in both languages");
 }
 
 /// Both languages teach the same course: the same "Show me" set-ups under the same names, the

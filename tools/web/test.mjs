@@ -168,13 +168,13 @@ async function runMode(mode) {
       check(mode, s.std > 10 && !rep.banner, `${tab} drew (luma std ${s.std.toFixed(1)})${rep.banner ? ": " + rep.banner : ""}`);
     }
     let lessonsOk = 0;
-    for (let n = 0; n < 14; n++) {
+    for (let n = 0; n < 16; n++) {
       await command(page, { Lesson: n });
       rep = await waitFor(page, `lesson ${n + 1}`, (x) => x.tab === "Lessons" && x.lesson === n, 10000);
       const s = await pixelStats(page, await page.screenshot());
       if (s.std > 10 && !rep.banner) lessonsOk++;
     }
-    check(mode, lessonsOk === 14, `${lessonsOk} of 14 lessons opened and drew`);
+    check(mode, lessonsOk === 16, `${lessonsOk} of 16 lessons opened and drew`);
 
     // Sampling: DDIM-20 of 16 digits with the shipped U-Net, on the page's CPU path.
     await command(page, { Tab: "Sampling" });
