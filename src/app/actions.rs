@@ -202,6 +202,10 @@ impl DiffLabApp {
                     weights: f.id,
                     ..self.settings.sampling.model
                 };
+                // A flow-matching file samples with flow matching's Euler (and only it does).
+                let s = &mut self.settings.sampling.sampler;
+                s.sampler =
+                    super::model_picker::sampler_for(self.settings.sampling.model, s.sampler);
                 self.notice = Some(format!("sampling with {}: {}", f.name, f.summary()));
                 true
             }

@@ -72,7 +72,22 @@ impl ComparePanel {
             guidance: settings.sampling.guidance,
         };
         match kind {
-            CompareKind::Pair => settings.compare.iter().map(|s| spec(*s)).collect(),
+            CompareKind::Pair => settings
+                .compare
+                .iter()
+                .zip(settings.compare_models)
+                .map(|(s, m)| {
+                    let model = m.unwrap_or(settings.sampling.model);
+                    RunSpec {
+                        model,
+                        sampler: SamplerSettings {
+                            sampler: super::model_picker::sampler_for(model, s.sampler),
+                            ..*s
+                        },
+                        ..spec(*s)
+                    }
+                })
+                .collect(),
             CompareKind::Grid => GRID_STEPS
                 .iter()
                 .filter(|&&n| n <= t_max)
@@ -369,11 +384,20 @@ impl Panel for ComparePanel {
     fn controls_ui(&mut self, ui: &mut Ui, ctx: &mut Ctx<'_>) {
         let settings = &mut *ctx.settings;
         let t_max = settings.schedule.num_train_timesteps;
-        ui.heading("A");
-        sampler_fields_ui(ui, "A ", &mut settings.compare[0], t_max, true);
-        ui.separator();
-        ui.heading("B");
-        sampler_fields_ui(ui, "B ", &mut settings.compare[1], t_max, true);
+        for (i, side) in ["A", "B"].into_iter().enumerate() {
+            if i == 1 {
+                ui.separator();
+            }
+            ui.heading(side);
+            compare_model_ui(ui, side, settings, i);
+            sampler_fields_ui(
+                ui,
+                &format!("{side} "),
+                &mut settings.compare[i],
+                t_max,
+                true,
+            );
+        }
         ui.separator();
         ui.label(format!(
             "Seed {} and batch {} (from the sampling panel)",
@@ -435,7 +459,8 @@ impl Panel for ComparePanel {
                 egui::Button::new("Quality against NFE"),
             )
             .on_hover_text(
-                "DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC at 5, 10, 20 and 50 model \
+                "DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC on the diffusion net, and flow matching's \
+                 Euler on the flow-matching net, at 5, 10, 20 and 50 model \
                  evaluations from the same x_T, each run's samples judged (a background job)",
             )
             .clicked()
@@ -497,4 +522,31 @@ impl Panel for ComparePanel {
             Some(kind) => self.grid_ui(ui, kind),
         }
     }
+}
+
+/// A side's model: the sampling panel's, or one of the shipped nets (the diffusion U-Net, the
+/// flow-matching U-Net); its sampler follows (flow matching's Euler for the flow net).
+fn compare_model_ui(ui: &mut Ui, side: &str, settings: &mut Settings, i: usize) {
+    use super::sampler::ModelSpec;
+    use super::unet_file::{SHIPPED, SHIPPED_FLOW};
+    let net = |weights| ModelSpec {
+        unet: true,
+        weights,
+        ..ModelSpec::default()
+    };
+    let label = |m: Option<ModelSpec>| match m {
+        None => "as on Sampling".to_string(),
+        Some(m) => m.label(),
+    };
+    let current = settings.compare_models[i];
+    egui::ComboBox::from_label(format!("{side} model"))
+        .selected_text(crate::error::ellipsized(&label(current), 23))
+        .show_ui(ui, |ui| {
+            for m in [None, Some(net(SHIPPED)), Some(net(SHIPPED_FLOW))] {
+                ui.selectable_value(&mut settings.compare_models[i], m, label(m));
+            }
+        });
+    let model = settings.compare_models[i].unwrap_or(settings.sampling.model);
+    let s = &mut settings.compare[i];
+    s.sampler = super::model_picker::sampler_for(model, s.sampler);
 }

@@ -5,7 +5,7 @@
 use egui::{RichText, Ui};
 
 use super::panel::AppAction;
-use super::sampler::{LabelPick, ModelSpec};
+use super::sampler::{LabelPick, ModelSpec, SamplerChoice};
 use super::settings::Settings;
 use super::unet_file::SHIPPED;
 
@@ -92,6 +92,12 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
                 ..*m
             };
             ui.selectable_value(m, shipped, shipped.label());
+            let flow = ModelSpec {
+                unet: true,
+                weights: super::unet_file::SHIPPED_FLOW,
+                ..*m
+            };
+            ui.selectable_value(m, flow, flow.label());
             if let Some(id) = opened {
                 let file = ModelSpec {
                     unet: true,
@@ -122,6 +128,9 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
     {
         actions.push(AppAction::OpenWeights);
     }
+    // A flow-matching model samples with flow matching's Euler only, and only it does.
+    settings.sampling.sampler.sampler =
+        sampler_for(settings.sampling.model, settings.sampling.sampler.sampler);
     // What the chosen model is, one line (always drawn, so the widgets below keep their ids).
     let model = settings.sampling.model;
     let what = match model.unet_file() {
@@ -137,5 +146,16 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
     guidance_ui(ui, settings);
     if let Some(note) = schedule_note(settings.sampling.model, &settings.schedule) {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {note}"));
+    }
+}
+
+/// The sampler a model can run: flow matching's Euler for a flow-matching model, DDIM in its
+/// place for any other; `asked` where it fits.
+pub fn sampler_for(model: ModelSpec, asked: SamplerChoice) -> SamplerChoice {
+    let flow_sampler = SamplerChoice::Solver(crate::diffusion::solvers::SolverKind::FlowEuler);
+    match (model.is_flow(), asked == flow_sampler) {
+        (true, false) => flow_sampler,
+        (false, true) => SamplerChoice::Ddim,
+        _ => asked,
     }
 }

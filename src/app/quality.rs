@@ -6,7 +6,9 @@
 use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::sampler::{QualityPoint, QualitySpec, QualityUpdate, SamplerChoice, SamplerSettings};
+use super::sampler::{
+    ModelSpec, QualityPoint, QualitySpec, QualityUpdate, SamplerChoice, SamplerSettings,
+};
 use super::settings::Settings;
 use super::shown::{Shown, TextureSink};
 use super::widgets::picture;
@@ -15,19 +17,36 @@ use crate::diffusion::solvers::SolverKind;
 /// The model evaluations each solver spends.
 pub const QUALITY_NFES: [usize; 4] = [5, 10, 20, 50];
 
-/// The solvers compared: DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC (2M), none with Karras σ.
-pub fn quality_solvers() -> Vec<SamplerSettings> {
+/// The runs compared: DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC (2M), none with Karras σ,
+/// on `model` (or the shipped diffusion net when `model` is a flow-matching one), and flow
+/// matching's Euler on the shipped flow-matching net (or on `model` when it is one).
+pub fn quality_solvers(model: ModelSpec) -> Vec<(SamplerSettings, ModelSpec)> {
     let solver = |kind| SamplerSettings {
         sampler: SamplerChoice::Solver(kind),
         ..SamplerSettings::default()
     };
-    vec![
+    let net = |weights| ModelSpec {
+        unet: true,
+        weights,
+        ..ModelSpec::default()
+    };
+    let (diffusion, flow) = if model.is_flow() {
+        (net(super::unet_file::SHIPPED), model)
+    } else {
+        (model, net(super::unet_file::SHIPPED_FLOW))
+    };
+    let mut runs: Vec<(SamplerSettings, ModelSpec)> = [
         SamplerSettings::default(),
         solver(SolverKind::DpmSolverPlusPlus),
         solver(SolverKind::Euler),
         solver(SolverKind::Heun),
         solver(SolverKind::UniPc),
     ]
+    .into_iter()
+    .map(|s| (s, diffusion))
+    .collect();
+    runs.push((solver(SolverKind::FlowEuler), flow));
+    runs
 }
 
 /// The view's state (in-flight work, not settings).
@@ -54,10 +73,9 @@ impl QualityView {
         QualitySpec {
             id,
             schedule: settings.schedule,
-            model: settings.sampling.model,
             seed: settings.sampling.seed,
             batch: self.batch_or_default(),
-            solvers: quality_solvers(),
+            solvers: quality_solvers(settings.sampling.model),
             nfes: QUALITY_NFES.to_vec(),
         }
     }
@@ -77,7 +95,7 @@ impl QualityView {
         self.running = true;
         self.points.clear();
         self.judge_progress = None;
-        self.runs = (0, QUALITY_NFES.len() * quality_solvers().len());
+        self.runs = (0, QUALITY_NFES.len() * 6);
     }
 
     /// What the job reports.
@@ -158,7 +176,8 @@ impl QualityView {
                 "The judge trains once (a few seconds), then each solver runs at 5, 10, 20 and 50 \
                  model evaluations from the same x_T."
             } else {
-                "Press Quality against NFE: DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC at 5, \
+                "Press Quality against NFE: DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC on the \
+                 diffusion net, flow matching's Euler on the flow-matching net, at 5, \
                  10, 20 and 50 model evaluations, each judged."
             });
             return;

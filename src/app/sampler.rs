@@ -235,14 +235,14 @@ pub struct QualitySpec {
     pub id: u64,
     /// The schedule.
     pub schedule: ScheduleConfig,
-    /// The model (asked for no digit: the judge compares with all ten).
-    pub model: ModelSpec,
+
     /// Seed of x_T.
     pub seed: u64,
     /// Samples per run.
     pub batch: usize,
-    /// The solvers, their steps set per NFE.
-    pub solvers: Vec<SamplerSettings>,
+    /// The solvers and the model each samples (asked for no digit: the judge compares with all
+    /// ten), their steps set per NFE.
+    pub solvers: Vec<(SamplerSettings, ModelSpec)>,
     /// The model evaluations to spend.
     pub nfes: Vec<usize>,
 }

@@ -223,9 +223,15 @@ impl SamplerJob {
             }
             None => (self.model(spec.model, spec.schedule)?, None),
         };
-        let mut config = spec
-            .sampler
-            .scheduler_config(spec.schedule, model.prediction_type());
+        let prediction = match model.prediction_type() {
+            // A solver's run takes only the schedule from this scheduler; a flow model has no
+            // DDPM/DDIM scheduler of its own (its solver checks the pairing).
+            crate::diffusion::PredictionType::Flow if spec.sampler.solver_spec().is_some() => {
+                crate::diffusion::PredictionType::Epsilon
+            }
+            p => p,
+        };
+        let mut config = spec.sampler.scheduler_config(spec.schedule, prediction);
         // Guided runs re-derive ε̂ from the clipped x̂0 (see `use_clipped_model_output`).
         config.use_clipped_model_output = guided.is_some();
         Ok(RunModel {

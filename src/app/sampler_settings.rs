@@ -25,7 +25,7 @@ pub enum SamplerChoice {
 
 impl SamplerChoice {
     /// Every choice, in display order.
-    pub const ALL: [SamplerChoice; 10] = [
+    pub const ALL: [SamplerChoice; 11] = [
         Self::DdpmFixedSmall,
         Self::DdpmFixedLarge,
         Self::Ddim,
@@ -36,6 +36,7 @@ impl SamplerChoice {
         Self::Solver(SolverKind::Euler),
         Self::Solver(SolverKind::EulerAncestral),
         Self::Solver(SolverKind::Heun),
+        Self::Solver(SolverKind::FlowEuler),
     ];
 
     /// The label shown.
@@ -51,6 +52,7 @@ impl SamplerChoice {
             Self::Solver(SolverKind::Euler) => "Euler",
             Self::Solver(SolverKind::EulerAncestral) => "Euler a",
             Self::Solver(SolverKind::Heun) => "Heun",
+            Self::Solver(SolverKind::FlowEuler) => "Flow Euler (flow models)",
         }
     }
 }
@@ -193,6 +195,8 @@ impl ModelSpec {
             format!("Exact denoiser, {} digits", self.count)
         } else if self.weights == SHIPPED {
             "MNIST U-Net (trained)".into()
+        } else if self.weights == super::unet_file::SHIPPED_FLOW {
+            "MNIST flow-matching U-Net".into()
         } else {
             match super::unet_file::get(self.weights) {
                 Ok(f) => format!("U-Net: {}", f.name),
@@ -204,6 +208,14 @@ impl ModelSpec {
     /// The U-Net's weights file (the shipped one unless another was opened).
     pub fn unet_file(&self) -> crate::Result<std::sync::Arc<super::unet_file::UNetFile>> {
         super::unet_file::get(self.weights)
+    }
+
+    /// Whether it is a flow-matching model (sampled by flow matching's Euler only).
+    pub fn is_flow(&self) -> bool {
+        self.unet
+            && self
+                .unet_file()
+                .is_ok_and(|f| f.config.prediction == crate::diffusion::PredictionType::Flow)
     }
 
     /// Whether the digit picker applies: the U-Net, conditioned on the ten digits.

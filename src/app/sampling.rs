@@ -44,6 +44,9 @@ pub mod formula {
             K::UniPc => {
                 "DPM-Solver++'s predictor, then a corrector that reuses this call's x0_pred on the previous step   (UniPC bh2; Zhao et al. 2023)"
             }
+            K::FlowEuler => {
+                "x_σ = (1 − σ)·x_0 + σ·ε, v = ε − x_0:  x ← x + (σ_next − σ)·v   (flow matching's Euler; Lipman et al. 2023)"
+            }
         }
     }
 }

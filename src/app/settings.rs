@@ -85,6 +85,9 @@ pub struct Settings {
     pub sampling: SamplingSettings,
     /// The compare panel's two samplers.
     pub compare: [SamplerSettings; 2],
+    /// The compare panel's own model for A and B (`None`: the sampling panel's), so that the
+    /// diffusion net and the flow-matching net compare side by side.
+    pub compare_models: [Option<ModelSpec>; 2],
     /// The interpolation panel.
     pub interp: InterpSettings,
     /// GIF export.
@@ -270,6 +273,7 @@ impl Default for Settings {
                 },
                 SamplerSettings::default(),
             ],
+            compare_models: [None, None],
             interp: InterpSettings::default(),
             gif: GifSettings::default(),
             toy: ToySettings::default(),
@@ -291,6 +295,7 @@ impl Settings {
         // Weights other than the shipped ones only while that file is the one opened.
         let model = &mut self.sampling.model;
         if model.weights != SHIPPED
+            && model.weights != super::unet_file::SHIPPED_FLOW
             && self.unet_weights.as_ref().map(|o| o.id) != Some(model.weights)
         {
             model.weights = SHIPPED;
@@ -342,6 +347,15 @@ impl Settings {
         self.toy.drawn.truncate(20_000);
         self.toy.flow_steps = self.toy.flow_steps.clamp(100, 50_000);
         self.edit.sanitise(t_max);
+        let opened = self.unet_weights.as_ref().map(|o| o.id);
+        for m in self.compare_models.iter_mut().flatten() {
+            if m.weights != SHIPPED
+                && m.weights != super::unet_file::SHIPPED_FLOW
+                && opened != Some(m.weights)
+            {
+                m.weights = SHIPPED;
+            }
+        }
         self
     }
 }

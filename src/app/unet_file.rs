@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::diffusion::ScheduleConfig;
 use crate::error::{DiffError, Result};
 use crate::model::unet::{
-    SHIPPED_WEIGHTS, TrainingRecord, UNet, UNetConfig, load_safetensors, read_config,
-    read_training_record,
+    SHIPPED_FLOW_WEIGHTS, SHIPPED_WEIGHTS, TrainingRecord, UNet, UNetConfig, load_safetensors,
+    read_config, read_training_record,
 };
 
 /// Which U-Net weights: [`SHIPPED`], or the FNV-1a hash of an opened file's bytes.
@@ -23,6 +23,8 @@ pub struct WeightsId(pub u64);
 
 /// The weights bundled with difflab.
 pub const SHIPPED: WeightsId = WeightsId(0);
+/// The shipped flow-matching U-Net (an opened file's hash is never 1 in practice).
+pub const SHIPPED_FLOW: WeightsId = WeightsId(1);
 
 /// The largest weights file the app opens (the shipped one is 0.7 MB; a net this large would
 /// take minutes per run on a laptop's CPU).
@@ -88,6 +90,7 @@ impl UNetFile {
             crate::diffusion::PredictionType::Epsilon => "ε",
             crate::diffusion::PredictionType::Sample => "x0",
             crate::diffusion::PredictionType::VPrediction => "v",
+            crate::diffusion::PredictionType::Flow => "flow velocity ε − x0",
         };
         let side = self.config.image_size;
         let colour = if self.config.in_channels == 1 {
@@ -249,10 +252,33 @@ pub fn shipped() -> Result<Arc<UNetFile>> {
     .map_err(DiffError::invalid)
 }
 
+/// The shipped flow-matching weights.
+pub fn shipped_flow() -> Result<Arc<UNetFile>> {
+    static FILE: OnceLock<std::result::Result<Arc<UNetFile>, String>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let name = "the shipped flow-matching U-Net";
+        let config = read_config(SHIPPED_FLOW_WEIGHTS, name).map_err(|e| e.to_string())?;
+        let record = read_training_record(SHIPPED_FLOW_WEIGHTS, name).map_err(|e| e.to_string())?;
+        Ok(Arc::new(UNetFile {
+            id: SHIPPED_FLOW,
+            path: None,
+            name: name.into(),
+            bytes: Cow::Borrowed(SHIPPED_FLOW_WEIGHTS),
+            config,
+            record,
+        }))
+    })
+    .clone()
+    .map_err(DiffError::invalid)
+}
+
 /// The weights `id` names: the shipped ones or a file opened in this process.
 pub fn get(id: WeightsId) -> Result<Arc<UNetFile>> {
     if id == SHIPPED {
         return shipped();
+    }
+    if id == SHIPPED_FLOW {
+        return shipped_flow();
     }
     registry()
         .lock()

@@ -129,7 +129,8 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             "the digit judge takes 1×28×28 samples; this model makes {c}×{h}×{w}"
         )));
     }
-    let scheduler = Scheduler::new(SchedulerConfig {
+    // DDPM and DDIM's scheduler (a solver after DDIM builds its own; a flow model has none).
+    let ddpm_ddim = SchedulerConfig {
         sampler: a.sampler.kind(a.eta),
         spacing: a.spacing,
         ..SchedulerConfig::ddim(
@@ -138,7 +139,11 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             a.steps,
             a.eta,
         )
-    })?;
+    };
+    let scheduler = match solver {
+        None => Some(Scheduler::new(ddpm_ddim)?),
+        Some(_) => None,
+    };
     let started = Instant::now();
     let mnist = Mnist::embedded()?;
     let j = train_judge(
@@ -159,10 +164,13 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     // Guided runs re-derive ε̂ from the clipped x̂0 (see `use_clipped_model_output`).
-    let guided_scheduler = Scheduler::new(SchedulerConfig {
-        use_clipped_model_output: true,
-        ..*scheduler.config()
-    })?;
+    let guided_scheduler = match solver {
+        None => Some(Scheduler::new(SchedulerConfig {
+            use_clipped_model_output: true,
+            ..ddpm_ddim
+        })?),
+        Some(_) => None,
+    };
     let run = |guidance: Option<f64>| -> Result<Vec<f32>> {
         let cancel = AtomicBool::new(false);
         let mut samples = Vec::with_capacity(a.count * 784);
@@ -201,13 +209,16 @@ pub(super) fn eval(a: EvalArgs, device: DeviceChoice) -> Result<()> {
                 bar.set_position(b0 as u64);
                 continue;
             }
+            let chosen = if guided.is_some() {
+                guided_scheduler.as_ref()
+            } else {
+                scheduler.as_ref()
+            };
+            let chosen =
+                chosen.ok_or_else(|| DiffError::invalid("no scheduler for this sampler"))?;
             let x = sample_seeded(
                 denoiser,
-                if guided.is_some() {
-                    &guided_scheduler
-                } else {
-                    &scheduler
-                },
+                chosen,
                 a.seed.wrapping_add(b0 as u64),
                 n,
                 &cancel,

@@ -61,6 +61,9 @@ pub enum SamplerChoice {
     Heun,
     /// UniPC, bh2 (Zhao et al. 2023).
     Unipc,
+    /// Flow matching's Euler, for flow-matching models (`train --objective flow`).
+    #[value(name = "flow-euler")]
+    FlowEuler,
 }
 
 impl SamplerChoice {
@@ -76,6 +79,7 @@ impl SamplerChoice {
             SamplerChoice::EulerAncestral => SolverKind::EulerAncestral,
             SamplerChoice::Heun => SolverKind::Heun,
             SamplerChoice::Unipc => SolverKind::UniPc,
+            SamplerChoice::FlowEuler => SolverKind::FlowEuler,
         })
     }
 
@@ -661,10 +665,24 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
             }
         }
     };
-    let scheduler = Scheduler::with_schedule(
-        scheduler_config(&a, model.denoiser().prediction_type()),
-        schedule.clone(),
-    )?;
+    // DDPM and DDIM's scheduler (the solvers after DDIM build their own; a flow model has no
+    // DDPM or DDIM).
+    let scheduler = match a.sampler.solver() {
+        None => Some(Scheduler::with_schedule(
+            scheduler_config(&a, model.denoiser().prediction_type()),
+            schedule.clone(),
+        )?),
+        Some(kind) => {
+            // Refused here, before anything is printed or written (a flow model with a σ
+            // solver, flow-euler with a diffusion model).
+            solver_spec(&a, kind).build(
+                &a.schedule.config(),
+                model.denoiser().prediction_type(),
+                a.steps,
+            )?;
+            None
+        }
+    };
     // --label all: one row per class.
     let cols = match a.label {
         Some(LabelArg::All) => a.count,
@@ -690,13 +708,16 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         SampleModel::Guided { scale, .. } => format!(", guidance w = {scale}"),
         SampleModel::Plain(_) => String::new(),
     };
-    eprintln!(
-        "model: {}{guidance}; sampler: {:?}, {} steps, spacing {}",
-        model.denoiser().name(),
-        scheduler.config().sampler,
-        a.steps,
-        a.spacing
-    );
+    match &scheduler {
+        Some(s) => eprintln!(
+            "model: {}{guidance}; sampler: {:?}, {} steps, spacing {}",
+            model.denoiser().name(),
+            s.config().sampler,
+            a.steps,
+            a.spacing
+        ),
+        None => eprintln!("model: {}{guidance}", model.denoiser().name()),
+    }
     let started = Instant::now();
     if let Some(kind) = a.sampler.solver() {
         let spec = solver_spec(&a, kind);
@@ -707,6 +728,9 @@ pub(super) fn sample(a: SampleArgs, device: DeviceChoice) -> Result<()> {
         );
         return write_outputs(&a, &samples, count, cols, shape, Vec::new());
     }
+    let Some(scheduler) = scheduler else {
+        return Err(DiffError::invalid("no scheduler for this sampler"));
+    };
     let (samples, trajectory, every_step) =
         run_batches(&a, count, &model, &scheduler, &device, shape)?;
     eprintln!(

@@ -60,9 +60,13 @@ pub struct TrainArgs {
     /// paper's choice): the low-noise steps no longer dominate. Unset: unweighted.
     #[arg(long, allow_negative_numbers = true)]
     min_snr_gamma: Option<f64>,
-    /// What the network predicts: epsilon or v.
+    /// What the network predicts: epsilon or v (diffusion), or flow (as --objective flow).
     #[arg(long, value_enum, default_value_t = UNetPrediction::Epsilon)]
     prediction: UNetPrediction,
+    /// diffusion (x_t = √ᾱ·x_0 + √(1−ᾱ)·ε, predict --prediction) or flow (flow matching:
+    /// x_σ = (1 − σ)·x_0 + σ·ε, predict v = ε − x_0; sampled by --sampler flow-euler).
+    #[arg(long, value_parser = ["diffusion", "flow"], default_value = "diffusion")]
+    objective: String,
     /// Channels at the first level.
     #[arg(long, default_value_t = 32)]
     base_channels: usize,
@@ -193,7 +197,7 @@ pub(super) fn train(a: TrainArgs, device: DeviceChoice) -> Result<()> {
         .with_groups(a.groups)
         .with_attention(!a.no_attention)
         .with_up_conv(a.up_conv)
-        .with_prediction(a.prediction.into())
+        .with_prediction(prediction_of_args(&a)?)
         .with_num_classes(a.classes);
     if !a.resume {
         if shape[1] != shape[2] {
@@ -536,15 +540,34 @@ pub fn sample_grid(
         Some(g) => g,
         None => &denoiser,
     };
-    let scheduler = Scheduler::new(SchedulerConfig::ddim(
-        config.schedule,
-        unet.prediction,
-        50,
-        0.0,
-    ))?;
-    let cancel = AtomicBool::new(false);
-    let x = sample_seeded(denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
-        .ok_or_else(|| DiffError::Backend("cancelled".into()))?;
+    let x = if unet.prediction == crate::diffusion::PredictionType::Flow {
+        // A flow model's preview: 50 flow Euler steps from the same noise.
+        let spec = crate::diffusion::solvers::SolverSpec {
+            kind: crate::diffusion::solvers::SolverKind::FlowEuler,
+            order: None,
+            karras: false,
+        };
+        let mut solver = spec.build(&config.schedule, unet.prediction, 50)?;
+        let [c, h, w] = denoiser.sample_shape();
+        let x_t = crate::diffusion::noise::initial_noise(0, [16, c, h, w], device);
+        crate::diffusion::solvers::solve(
+            denoiser,
+            solver.as_mut(),
+            x_t,
+            |_, s| burn::tensor::Tensor::zeros(s, device),
+            |_, _| {},
+        )?
+    } else {
+        let scheduler = Scheduler::new(SchedulerConfig::ddim(
+            config.schedule,
+            unet.prediction,
+            50,
+            0.0,
+        ))?;
+        let cancel = AtomicBool::new(false);
+        sample_seeded(denoiser, &scheduler, 0, 16, &cancel, device, |_| {})?
+            .ok_or_else(|| DiffError::Backend("cancelled".into()))?
+    };
     let dims = x.dims();
     let v = crate::tensor_util::to_vec(x)?;
     let imgs = batch_to_rgb(&v, dims, ValueRange::Unit)?;
@@ -574,4 +597,26 @@ fn keep_csv_rows(path: &Path, rows: usize) -> Result<()> {
     let mut s = kept.join("\n");
     s.push('\n');
     crate::data::image_io::write_atomic(path, s.as_bytes())
+}
+
+/// What the net predicts: --prediction, or flow's velocity with --objective flow (which takes
+/// no other --prediction and no Min-SNR weighting, defined by ᾱ).
+fn prediction_of_args(a: &TrainArgs) -> Result<crate::diffusion::PredictionType> {
+    use crate::diffusion::PredictionType;
+    let asked: PredictionType = a.prediction.into();
+    let flow = a.objective == "flow" || asked == PredictionType::Flow;
+    if !flow {
+        return Ok(asked);
+    }
+    if !matches!(a.prediction, UNetPrediction::Epsilon | UNetPrediction::Flow) {
+        return Err(DiffError::invalid(
+            "--objective flow predicts the velocity ε − x_0: it takes no --prediction v",
+        ));
+    }
+    if a.min_snr_gamma.is_some() {
+        return Err(DiffError::invalid(
+            "--min-snr-gamma weighs diffusion's timesteps by SNR; flow matching has no ᾱ",
+        ));
+    }
+    Ok(PredictionType::Flow)
 }

@@ -56,6 +56,8 @@ cli_values!(PredictionType {
     Sample => "sample": "The clean sample x_0 directly",
     VPrediction => "v-prediction" ["v_prediction", "v"]:
         "v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022)",
+    Flow => "flow" ["flow_prediction"]:
+        "Flow matching's velocity ε − x_0 on x_σ = (1 − σ)·x_0 + σ·ε",
 });
 
 /// What a U-Net may be trained to predict: [`PredictionType`] without `sample`, which
@@ -66,6 +68,8 @@ pub enum UNetPrediction {
     Epsilon,
     /// v.
     V,
+    /// Flow matching's velocity (`train --objective flow`).
+    Flow,
 }
 
 impl From<UNetPrediction> for PredictionType {
@@ -73,6 +77,7 @@ impl From<UNetPrediction> for PredictionType {
         match p {
             UNetPrediction::Epsilon => Self::Epsilon,
             UNetPrediction::V => Self::VPrediction,
+            UNetPrediction::Flow => Self::Flow,
         }
     }
 }
@@ -80,6 +85,8 @@ impl From<UNetPrediction> for PredictionType {
 cli_values!(UNetPrediction {
     Epsilon => "epsilon": "The noise ε (Ho et al. 2020)",
     V => "v-prediction" ["v_prediction", "v"]: "v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022)",
+    Flow => "flow" ["flow_prediction"]:
+        "Flow matching: the velocity ε − x_0 on the straight path x_σ = (1 − σ)·x_0 + σ·ε",
 });
 
 cli_values!(VarianceType {

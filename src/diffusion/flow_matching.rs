@@ -27,18 +27,28 @@ pub fn flow_target(x0: Tensor<4>, eps: Tensor<4>) -> Tensor<4> {
     eps - x0
 }
 
-/// The model's timestep for σ on T timesteps: σ·T − 1, rounded, in 0 … T − 1 (σ = 1 is the
-/// last timestep, σ → 0 the first).
+/// The model's timestep for σ on T timesteps: t = σ·T, rounded, at most T − 1 (diffusers'
+/// flow-matching convention, as the flow Euler solver calls a model; σ = 1 and σ = 1 − 1/T
+/// share the last timestep).
 pub fn flow_timestep(sigma: f64, t_max: usize) -> usize {
-    ((sigma * t_max as f64).round() as usize)
-        .saturating_sub(1)
-        .min(t_max.saturating_sub(1))
+    ((sigma * t_max as f64).round().max(0.0) as usize).min(t_max.saturating_sub(1))
 }
 
-/// The σ a training item gets from its timestep t (uniform in 0 … T − 1): (t + 1)/T, so that
-/// [`flow_timestep`] gives t back.
-pub fn flow_sigma_of(t: usize, t_max: usize) -> f64 {
-    (t + 1) as f64 / t_max as f64
+/// The σ a training item draws from its uniform index i ∈ 0 … T − 1: (i + 1)/T, the T training
+/// σ of diffusers' flow-matching schedulers (1/T … 1); the model is called at
+/// [`flow_timestep`] of it.
+pub fn flow_sigma_of(i: usize, t_max: usize) -> f64 {
+    (i + 1) as f64 / t_max as f64
+}
+
+/// A flow model's x̂0 and ε̂ from its velocity v at x_σ: x̂0 = x − σ·v, ε̂ = x + (1 − σ)·v
+/// (x = (1 − σ)·x_0 + σ·ε and v = ε − x_0 solved for both).
+pub fn flow_x0_and_eps(v: Tensor<4>, x: Tensor<4>, sigma: f64) -> (Tensor<4>, Tensor<4>) {
+    let s = sigma as f32;
+    (
+        x.clone() - v.clone().mul_scalar(s),
+        x + v.mul_scalar(1.0 - s),
+    )
 }
 
 /// Euler's method on dx/dσ = v from σ = 1 (x = `z`) to σ = 0 in `steps` equal steps,

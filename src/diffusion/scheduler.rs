@@ -24,6 +24,9 @@ pub enum PredictionType {
     Sample,
     /// v = √ᾱ·ε − √(1−ᾱ)·x_0 (Salimans & Ho 2022).
     VPrediction,
+    /// Flow matching's velocity v = ε − x_0 on x_σ = (1 − σ)·x_0 + σ·ε, the model called at
+    /// t = σ·T (see [`crate::diffusion::flow_matching`]); sampled by the flow Euler solver only.
+    Flow,
 }
 
 impl PredictionType {
@@ -33,6 +36,7 @@ impl PredictionType {
             "epsilon" => Ok(Self::Epsilon),
             "sample" => Ok(Self::Sample),
             "v_prediction" | "v-prediction" | "v" => Ok(Self::VPrediction),
+            "flow" | "flow_prediction" => Ok(Self::Flow),
             other => Err(DiffError::invalid(format!(
                 "unknown prediction type '{other}'"
             ))),
@@ -45,6 +49,7 @@ impl PredictionType {
             Self::Epsilon => "epsilon",
             Self::Sample => "sample",
             Self::VPrediction => "v_prediction",
+            Self::Flow => "flow_prediction",
         }
     }
 }
@@ -198,6 +203,12 @@ impl Scheduler {
         if schedule.config != config.schedule {
             return Err(DiffError::invalid(
                 "the schedule does not match the scheduler config",
+            ));
+        }
+        if config.prediction_type == PredictionType::Flow {
+            return Err(DiffError::invalid(
+                "this is a flow-matching model: it samples with flow matching's Euler \
+                 (--sampler flow-euler)",
             ));
         }
         if let SamplerKind::Ddim { eta, .. } = config.sampler
@@ -462,5 +473,9 @@ pub fn predict_x0_and_eps(
             let eps = model_output.mul_scalar(sa as f32) + sample.mul_scalar(sb as f32);
             (x0, eps)
         }
+        // A flow model's x̂0 and ε̂ need its σ, not ᾱ: [`super::flow_matching::flow_x0_and_eps`]
+        // (the solver's run reads them so). Schedulers refuse flow models; this reading, the
+        // velocity's own, is only a fallback.
+        PredictionType::Flow => (sample - model_output.clone(), model_output),
     }
 }

@@ -235,9 +235,9 @@ impl UNetConfig {
         }
         if !matches!(
             self.prediction,
-            PredictionType::Epsilon | PredictionType::VPrediction
+            PredictionType::Epsilon | PredictionType::VPrediction | PredictionType::Flow
         ) {
-            return bad("the U-Net predicts epsilon or v".into());
+            return bad("the U-Net predicts epsilon, v or a flow's velocity".into());
         }
         Ok(())
     }
@@ -878,6 +878,12 @@ pub fn shipped(device: &Device) -> Result<(UNet, UNetConfig)> {
         device,
     )
 }
+
+/// The flow-matching U-Net: the shipped net's architecture trained on flow matching's
+/// objective (`difflab train --objective flow`, from the shipped weights; see the models page).
+/// It predicts the velocity ε − x_0 and samples with flow matching's Euler.
+pub const SHIPPED_FLOW_WEIGHTS: &[u8] =
+    include_bytes!("../../assets/models/mnist-flow-unet.safetensors");
 
 /// One row of [`UNet::layer_table`].
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,9 @@ use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::diffusion::flow_matching::{flow_interpolate, flow_sigma_of, flow_target};
+use crate::diffusion::flow_matching::{
+    flow_interpolate, flow_sigma_of, flow_target, flow_timestep,
+};
 use crate::diffusion::noise::gaussian;
 use crate::diffusion::{NoiseSchedule, q_sample};
 use crate::error::{DiffError, Result};
@@ -170,6 +172,10 @@ impl ToyTrainer {
             ToyObjective::Epsilon => (q_sample(&self.schedule, x0, &ts, eps_t.clone())?, eps_t),
             ToyObjective::Flow => {
                 let sigma: Vec<f64> = ts.iter().map(|&t| flow_sigma_of(t, t_max)).collect();
+                // The model is called at t = σ·T (as the flow Euler sampler calls it).
+                for (t, s) in ts.iter_mut().zip(&sigma) {
+                    *t = flow_timestep(*s, t_max);
+                }
                 (
                     flow_interpolate(x0.clone(), eps_t.clone(), &sigma),
                     flow_target(x0, eps_t),

@@ -20,6 +20,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::diffusion::flow_matching::{
+    flow_interpolate, flow_sigma_of, flow_target, flow_timestep,
+};
 use crate::diffusion::noise::gaussian;
 use crate::diffusion::scheduler::PredictionType;
 use crate::diffusion::{NoiseSchedule, ScheduleConfig, q_sample};
@@ -408,7 +411,37 @@ impl UNetTrainer {
         let x0 = tensor4(x0, [b, c, h, w], &self.device);
         let eps = tensor4(eps, [b, c, h, w], &self.device);
         // x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε (eq. 4).
-        let x_t = q_sample(&self.schedule, x0.clone(), &ts, eps.clone())?;
+        let t_max = self.schedule.num_timesteps();
+        // Flow matching (Lipman et al. 2023): x_σ = (1 − σ)·x_0 + σ·ε, target v = ε − x_0, the
+        // model called at t = σ·T; σ from the same uniform draw as diffusion's t.
+        let (x_t, model_ts, target) = if self.unet.prediction == PredictionType::Flow {
+            let sigma: Vec<f64> = ts.iter().map(|&t| flow_sigma_of(t, t_max)).collect();
+            let model_ts: Vec<usize> = sigma.iter().map(|&s| flow_timestep(s, t_max)).collect();
+            (
+                flow_interpolate(x0.clone(), eps.clone(), &sigma),
+                model_ts,
+                flow_target(x0, eps),
+            )
+        } else {
+            self.diffusion_input(&ts, x0, eps)?
+        };
+        let model = self
+            .model
+            .take()
+            .ok_or_else(|| DiffError::Backend("no model".into()))?;
+        let labels = self.labels_of(k, &idx);
+        let diff = model.forward_labels(x_t, &model_ts, labels.as_deref()) - target;
+        self.finish_step(k, model, diff, &ts)
+    }
+
+    /// x_t (eq. 4), its timesteps and the target (ε or v) of a diffusion step.
+    fn diffusion_input(
+        &self,
+        ts: &[usize],
+        x0: Tensor<4>,
+        eps: Tensor<4>,
+    ) -> Result<(Tensor<4>, Vec<usize>, Tensor<4>)> {
+        let x_t = q_sample(&self.schedule, x0.clone(), ts, eps.clone())?;
         let target = match self.unet.prediction {
             // v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022).
             PredictionType::VPrediction => {
@@ -424,12 +457,11 @@ impl UNetTrainer {
             }
             _ => eps,
         };
-        let model = self
-            .model
-            .take()
-            .ok_or_else(|| DiffError::Backend("no model".into()))?;
-        let labels = self.labels_of(k, &idx);
-        let diff = model.forward_labels(x_t, &ts, labels.as_deref()) - target;
+        Ok((x_t, ts.to_vec(), target))
+    }
+
+    /// The loss of `diff` (model output − target), its step, the EMA; the loss.
+    fn finish_step(&mut self, k: usize, model: UNet, diff: Tensor<4>, ts: &[usize]) -> Result<f32> {
         let per_pixel = match self.config.loss {
             LossKind::L2 => diff.powi_scalar(2),
             LossKind::L1 => diff.abs(),
@@ -442,7 +474,7 @@ impl UNetTrainer {
         };
         let loss = match self.config.min_snr_gamma {
             Some(gamma) => {
-                let w = min_snr_weights(&self.schedule, &ts, gamma, self.unet.prediction);
+                let w = min_snr_weights(&self.schedule, ts, gamma, self.unet.prediction);
                 (per_pixel * per_item(&w, &self.device)).mean()
             }
             None => per_pixel.mean(),

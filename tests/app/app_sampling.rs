@@ -537,7 +537,7 @@ fn quality_against_nfe_judges_every_solver_at_every_nfe_from_one_x_t() {
     settle(&mut h, 300);
     let q = &h.state().compare.quality;
     assert!(!q.running);
-    let n = QUALITY_NFES.len() * quality_solvers().len();
+    let n = QUALITY_NFES.len() * quality_solvers(h.state().settings.sampling.model).len();
     assert_eq!(q.points.len(), n, "every solver at every NFE");
     let labels: Vec<&str> = q
         .points
@@ -547,7 +547,14 @@ fn quality_against_nfe_judges_every_solver_at_every_nfe_from_one_x_t() {
         .collect();
     assert_eq!(
         labels,
-        ["DDIM", "DPM-Solver++ 2M", "Euler", "Heun", "UniPC 2M (bh2)"]
+        [
+            "DDIM",
+            "DPM-Solver++ 2M",
+            "Euler",
+            "Heun",
+            "UniPC 2M (bh2)",
+            "Flow Euler (flow net)"
+        ]
     );
     for p in &q.points {
         // Heun spends two calls a step, less one: 5 NFE is 3 steps, 50 is 25.

@@ -17,6 +17,7 @@ mod docs_links;
 mod editing;
 mod eval;
 mod exact;
+mod flow;
 mod golden;
 mod golden_solvers;
 mod guidance;

@@ -68,7 +68,7 @@ impl SamplerJob {
         };
         let total = spec.solvers.len() * spec.nfes.len();
         let mut done = 0;
-        for (solver, s) in spec.solvers.iter().enumerate() {
+        for (solver, (s, model)) in spec.solvers.iter().enumerate() {
             for &nfe in &spec.nfes {
                 update(QualityUpdate::Runs(done, total));
                 let sampler = SamplerSettings {
@@ -79,7 +79,7 @@ impl SamplerJob {
                     id,
                     schedule: spec.schedule,
                     sampler,
-                    model: spec.model,
+                    model: *model,
                     seed: spec.seed,
                     batch: spec.batch,
                     guidance: GuidanceSettings {
@@ -106,6 +106,7 @@ impl SamplerJob {
                 update(QualityUpdate::Point(QualityPoint {
                     solver,
                     label: match sampler.solver_spec() {
+                        Some(spec) if model.is_flow() => format!("{} (flow net)", spec.label()),
                         Some(spec) => spec.label(),
                         None if sampler.sampler == SamplerChoice::Ddim => "DDIM".into(),
                         None => sampler.sampler.label().to_string(),

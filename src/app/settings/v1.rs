@@ -73,6 +73,7 @@ impl From<SettingsV1> for Settings {
                 guidance: v.guidance,
             },
             compare: v.compare,
+            compare_models: [None, None],
             interp: v.interp,
             gif: v.gif,
             toy: v.toy,

@@ -26,11 +26,13 @@ pub enum SolverKind {
     Heun,
     /// UniPC (Zhao et al. 2023), bh2, multistep predictor–corrector.
     UniPc,
+    /// Flow matching's Euler (`FlowMatchEulerDiscreteScheduler`): for flow-matching models.
+    FlowEuler,
 }
 
 impl SolverKind {
     /// Every solver, in the order the CLI lists them.
-    pub const ALL: [SolverKind; 7] = [
+    pub const ALL: [SolverKind; 8] = [
         SolverKind::DpmSolverPlusPlus,
         SolverKind::DpmSolver,
         SolverKind::SdeDpmSolverPlusPlus,
@@ -38,6 +40,7 @@ impl SolverKind {
         SolverKind::EulerAncestral,
         SolverKind::Heun,
         SolverKind::UniPc,
+        SolverKind::FlowEuler,
     ];
 
     /// The CLI's name.
@@ -50,6 +53,7 @@ impl SolverKind {
             SolverKind::EulerAncestral => "euler-a",
             SolverKind::Heun => "heun",
             SolverKind::UniPc => "unipc",
+            SolverKind::FlowEuler => "flow-euler",
         }
     }
 
@@ -115,6 +119,7 @@ impl SolverSpec {
             PredictionType::Epsilon => "epsilon",
             PredictionType::Sample => "sample",
             PredictionType::VPrediction => "v_prediction",
+            PredictionType::Flow => "flow_prediction",
         };
         let mut config = json!({
             "num_train_timesteps": schedule.num_train_timesteps,
@@ -150,6 +155,14 @@ impl SolverSpec {
             SolverKind::Euler => "euler",
             SolverKind::EulerAncestral => "euler_ancestral",
             SolverKind::Heun => "heun",
+            SolverKind::FlowEuler => {
+                // The straight path needs no β: only T (and no time shift for 28×28 digits).
+                config = json!({
+                    "num_train_timesteps": schedule.num_train_timesteps,
+                    "shift": 1.0,
+                });
+                "flow_match_euler"
+            }
         };
         (scheduler, config)
     }
@@ -162,6 +175,30 @@ impl SolverSpec {
         steps: usize,
     ) -> Result<Box<dyn Solver>> {
         self.validate()?;
+        match (
+            self.kind == SolverKind::FlowEuler,
+            prediction == PredictionType::Flow,
+        ) {
+            (true, false) => {
+                return Err(DiffError::invalid(format!(
+                    "flow-euler samples flow-matching models (trained with --objective flow); \
+                     this model predicts {}: pick ddim, dpm-solver++, euler, heun or unipc",
+                    prediction.name()
+                )));
+            }
+            (false, true) => {
+                return Err(DiffError::invalid(format!(
+                    "this is a flow-matching model: it samples with flow-euler, not {}",
+                    self.kind.cli_name()
+                )));
+            }
+            _ => {}
+        }
+        if self.kind == SolverKind::FlowEuler && self.karras {
+            return Err(DiffError::invalid(
+                "--karras applies to the σ-based solvers, not flow-euler",
+            ));
+        }
         if steps == 0 {
             return Err(DiffError::invalid(
                 "the number of sampling steps must be at least 1",
@@ -182,6 +219,7 @@ impl SolverSpec {
             SolverKind::EulerAncestral => "Euler a".into(),
             SolverKind::Heun => "Heun".into(),
             SolverKind::UniPc => format!("UniPC {order}M (bh2)"),
+            SolverKind::FlowEuler => "Flow Euler".into(),
         };
         if self.karras {
             format!("{base} Karras")
@@ -312,12 +350,19 @@ where
         self.index += 1;
         let shape = self.x.dims();
         let z = self.solver.needs_noise(k).then(|| (self.noise)(k, shape));
-        let (pred_x0, pred_eps) = crate::diffusion::scheduler::predict_x0_and_eps(
-            self.denoiser.prediction_type(),
-            out.clone(),
-            input.clone(),
-            self.alphas_cumprod[t_model],
-        );
+        let prediction = self.denoiser.prediction_type();
+        let (pred_x0, pred_eps) = match (prediction, self.sigmas.get(k)) {
+            // A flow model's x̂0 and ε̂ are read with its σ, not ᾱ.
+            (PredictionType::Flow, Some(&sigma)) => {
+                crate::diffusion::flow_matching::flow_x0_and_eps(out.clone(), input.clone(), sigma)
+            }
+            _ => crate::diffusion::scheduler::predict_x0_and_eps(
+                prediction,
+                out.clone(),
+                input.clone(),
+                self.alphas_cumprod[t_model],
+            ),
+        };
         let next = self.solver.step(out, k, self.x.clone(), z)?.prev_sample;
         self.x = next;
         let prev_t = self.calls.get(k + 1).map(|t| t.round().max(0.0) as usize);

@@ -225,7 +225,8 @@ pub(super) fn denoised(
         PredictionType::VPrediction => {
             model_output.mul_scalar(-s / (s * s + 1.0).sqrt()) + sample.div_scalar(s * s + 1.0)
         }
-        PredictionType::Sample => model_output,
+        // (Flow: never; `prediction_of` refuses it.)
+        PredictionType::Sample | PredictionType::Flow => model_output,
     }
 }
 

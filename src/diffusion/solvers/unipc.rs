@@ -412,12 +412,13 @@ impl UniPc {
         if self.options.predict_x0 {
             match self.options.prediction {
                 PredictionType::Epsilon => (x - out.mul_scalar(sg as f32)).div_scalar(a as f32),
-                PredictionType::Sample => out,
+                // (Flow: never; `prediction_of` refuses it.)
+                PredictionType::Sample | PredictionType::Flow => out,
                 PredictionType::VPrediction => x.mul_scalar(a as f32) - out.mul_scalar(sg as f32),
             }
         } else {
             match self.options.prediction {
-                PredictionType::Epsilon => out,
+                PredictionType::Epsilon | PredictionType::Flow => out,
                 PredictionType::Sample => (x - out.mul_scalar(a as f32)).div_scalar(sg as f32),
                 PredictionType::VPrediction => out.mul_scalar(a as f32) + x.mul_scalar(sg as f32),
             }
