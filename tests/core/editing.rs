@@ -536,3 +536,68 @@ fn editing_figures() {
     println!("the scribbled 7 at t0 = 500, w = 2: a 7 in {sevens} of 10 seeds");
     assert!(sevens >= 6, "{sevens} of 10");
 }
+
+/// `edit --label K --guidance W` guides SDEdit towards a digit: a 1 noised to t₀ = 700 and
+/// guided towards 7 at w = 3 differs from the unguided result; inversion takes no label; a bad
+/// w is one line, exit 2.
+#[test]
+fn edit_guides_towards_a_label_and_refuses_it_for_inversion() {
+    let dir = tmp("label");
+    let input = dir.join("digit.png");
+    write_digit(&input, 2, false);
+    let i = input.to_str().unwrap();
+    let run = |name: &str, extra: &[&str]| -> Vec<u8> {
+        let out = dir.join(name);
+        let mut all = vec![
+            "edit", "--device", "cpu", "sdedit", "--input", i, "--t0", "700", "--steps", "10",
+        ];
+        all.extend(extra);
+        all.extend(["--out-dir", out.to_str().unwrap()]);
+        let o = difflab(&all);
+        assert!(o.status.success(), "{all:?}: {}", stderr(&o));
+        image::open(out.join("result.png"))
+            .unwrap()
+            .to_luma8()
+            .into_raw()
+    };
+    let plain = run("plain", &[]);
+    let guided = run("guided", &["--label", "7", "--guidance", "3"]);
+    let changed = plain
+        .iter()
+        .zip(&guided)
+        .filter(|(a, b)| a.abs_diff(**b) > 32)
+        .count();
+    assert!(changed > 20, "guidance changed only {changed} pixels");
+    let out = dir.join("bad");
+    let o = out.to_str().unwrap();
+    assert_bad_input(
+        &[
+            "edit",
+            "invert",
+            "--input",
+            i,
+            "--label",
+            "7",
+            "--out-dir",
+            o,
+        ],
+        "--label",
+    );
+    assert_bad_input(
+        &[
+            "edit",
+            "sdedit",
+            "--input",
+            i,
+            "--label",
+            "7",
+            "--guidance",
+            "-1",
+            "--out-dir",
+            o,
+        ],
+        "guidance",
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

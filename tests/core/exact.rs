@@ -180,8 +180,14 @@ fn solvers_on_the_exact_denoiser_land_on_training_digits_at_20_nfe() {
             .unwrap();
         assert!(solver.call_timesteps().len() <= 20, "{kind:?}");
         let x_t = initial_noise(5, [4, 1, 28, 28], &device);
-        let x = solve(&model, solver.as_mut(), x_t, |_, s| Tensor::zeros(s, &device), |_, _| {})
-            .unwrap();
+        let x = solve(
+            &model,
+            solver.as_mut(),
+            x_t,
+            |_, s| Tensor::zeros(s, &device),
+            |_, _| {},
+        )
+        .unwrap();
         let out = to_vec(x).unwrap();
         for (i, sample) in out.chunks(784).enumerate() {
             let nearest = images
@@ -195,7 +201,10 @@ fn solvers_on_the_exact_denoiser_land_on_training_digits_at_20_nfe() {
                         .sqrt()
                 })
                 .fold(f64::INFINITY, f64::min);
-            assert!(nearest < 1e-3, "{kind:?}, sample {i}: RMS {nearest} to the nearest digit");
+            assert!(
+                nearest < 1e-3,
+                "{kind:?}, sample {i}: RMS {nearest} to the nearest digit"
+            );
         }
     }
 }
