@@ -243,27 +243,25 @@ pub(super) fn edit(a: EditArgs, device: DeviceChoice) -> Result<()> {
     let x0 = tensor4(input.data, [1, c, h, w], &device.device);
     let prediction = model.prediction_type();
     let sampler = a.sampler.unwrap_or(EditSampler::Ddim);
+    // SDEdit's and inpainting's sampler (a guided model re-derives ε̂ from the clipped x̂0).
+    let scheduler = || {
+        edit_scheduler(
+            &schedule,
+            prediction,
+            a.steps,
+            sampler == EditSampler::Ddpm,
+            guided.is_some(),
+        )
+    };
     let out = match a.mode {
         EditMode::Sdedit => {
-            let scheduler = edit_scheduler(
-                &schedule,
-                prediction,
-                a.steps,
-                sampler == EditSampler::Ddpm,
-                guided.is_some(),
-            )?;
+            let scheduler = scheduler()?;
             let t0 = a.t0.unwrap_or(schedule_config.num_train_timesteps / 2);
             eprintln!("SDEdit from t0 = {t0}, {sampler:?}, {} steps", a.steps);
             sdedit(model, &scheduler, x0, t0, a.seed)?
         }
         EditMode::Inpaint => {
-            let scheduler = edit_scheduler(
-                &schedule,
-                prediction,
-                a.steps,
-                sampler == EditSampler::Ddpm,
-                guided.is_some(),
-            )?;
+            let scheduler = scheduler()?;
             let mask = tensor4(mask.unwrap_or_default(), [1, 1, h, w], &device.device);
             let (u, j) = (a.resample.unwrap_or(1), a.jump.unwrap_or(1));
             eprintln!("RePaint: {sampler:?}, {} steps, U = {u}, jump {j}", a.steps);
