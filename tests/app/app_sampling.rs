@@ -586,3 +586,53 @@ fn quality_against_nfe_judges_every_solver_at_every_nfe_from_one_x_t() {
     assert!(h.state().compare.show_quality);
     h.get_by_label("Fréchet ratio (1 is as close as real digits)");
 }
+
+/// Compare's per-side model: DDIM 10 on the diffusion net against flow matching's Euler 10 on
+/// the flow net, from the same x_T; picking the flow net sets B's sampler by itself.
+#[test]
+fn compare_puts_the_diffusion_net_beside_the_flow_net() {
+    use difflab::diffusion::solvers::SolverKind;
+    let mut h = harness();
+    h.get_by_label("Compare").click();
+    h.step();
+    h.state_mut().settings.sampling.batch = 4;
+    h.get_by_label("B model").click();
+    h.run_steps(2);
+    h.get_by_label("MNIST flow-matching U-Net").click();
+    h.run_steps(2);
+    let s = &h.state().settings;
+    assert_eq!(
+        s.compare[1].sampler,
+        SamplerChoice::Solver(SolverKind::FlowEuler)
+    );
+    {
+        let c = &mut h.state_mut().settings.compare;
+        c[0].sampler = SamplerChoice::Ddim;
+        c[0].steps = 10;
+        c[1].steps = 10;
+    }
+    h.step();
+    h.get_by_label("Run A and B").click();
+    settle(&mut h, 120);
+    let app = h.state();
+    assert!(app.banner.is_none(), "{:?}", app.banner);
+    let results: Vec<_> = app.compare.results.iter().flatten().collect();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].frames.len(), 11, "DDIM 10: 10 calls and x_0");
+    assert_eq!(
+        results[1].frames.len(),
+        11,
+        "Flow Euler 10: 10 calls and x_0"
+    );
+    assert!(
+        results[1].label.contains("Flow Euler"),
+        "{}",
+        results[1].label
+    );
+    // Both end in [−1, 1] with ink and background: digits, not noise.
+    for r in results {
+        let x0 = r.frames.last().unwrap().x0_values();
+        let white = x0.iter().filter(|v| **v > 0.5).count() as f64 / x0.len() as f64;
+        assert!(white > 0.03 && white < 0.5, "{}: {white}", r.label);
+    }
+}
