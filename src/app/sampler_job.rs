@@ -52,8 +52,9 @@ pub fn spawn_sampler_worker(
 }
 
 /// Images per piece of a U-Net step when the sampler runs on the frame loop: 4 digits took
-/// about 50 ms of a page's CPU (16 took 200 ms), so each frame stays short.
-pub const FRAME_PIECE: usize = 4;
+/// about 50 ms of a page's CPU (16 took 200 ms, and the slowest of a run's frames went past the
+/// 50 ms target with 4), so two at a time keep each frame near 25 ms.
+pub const FRAME_PIECE: usize = 2;
 
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {
