@@ -155,20 +155,17 @@ impl QualityView {
     /// The plots and the table.
     pub fn ui(&self, ui: &mut Ui) {
         if self.running {
-            match self.judge_progress {
-                Some((done, total)) => {
-                    ui.add(
-                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                            .text(format!("training the judge: batch {done} of {total}")),
-                    );
-                }
-                None => {
-                    let (done, total) = self.runs;
-                    ui.add(
-                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                            .text(format!("run {} of {total}", (done + 1).min(total))),
-                    );
-                }
+            if let Some((done, total)) = self.judge_progress {
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("training the judge: batch {done} of {total}")),
+                );
+            } else {
+                let (done, total) = self.runs;
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("run {} of {total}", (done + 1).min(total))),
+                );
             }
         }
         if self.points.is_empty() {

@@ -159,45 +159,42 @@ impl ToyJob {
             Scheduler::with_schedule(config, sched.clone())
         };
         let run = async |model: usize, x: Tensor<4>, steps: usize| -> Result<Option<Frames>> {
-            match model {
-                0 => {
-                    let scheduler = ddim(steps)?;
-                    let mut frames = vec![points_of(x.clone())?];
-                    let mut err = None;
-                    let zeros = |_, shape| Tensor::zeros(shape, &self.device);
-                    let out = stepped::sample_loop(
-                        &diffusion_model as &dyn Denoiser,
-                        &scheduler,
-                        x,
-                        zeros,
-                        None,
-                        cancel,
-                        |f| match points_of(f.prev_sample.clone()) {
-                            Ok(p) => frames.push(p),
-                            Err(e) => err = Some(e),
-                        },
-                    )
-                    .await?;
-                    if let Some(e) = err {
-                        return Err(e);
-                    }
-                    Ok(out.map(|_| frames))
+            if model == 0 {
+                let scheduler = ddim(steps)?;
+                let mut frames = vec![points_of(x.clone())?];
+                let mut err = None;
+                let zeros = |_, shape| Tensor::zeros(shape, &self.device);
+                let out = stepped::sample_loop(
+                    &diffusion_model as &dyn Denoiser,
+                    &scheduler,
+                    x,
+                    zeros,
+                    None,
+                    cancel,
+                    |f| match points_of(f.prev_sample.clone()) {
+                        Ok(p) => frames.push(p),
+                        Err(e) => err = Some(e),
+                    },
+                )
+                .await?;
+                if let Some(e) = err {
+                    return Err(e);
                 }
-                _ => {
-                    let m = if model == 1 {
-                        &flow_model
-                    } else {
-                        &reflow_model
-                    };
-                    let states = flow_euler(m, x, steps, t_max)?;
-                    yield_now().await;
-                    Ok(Some(
-                        states
-                            .into_iter()
-                            .map(points_of)
-                            .collect::<Result<Frames>>()?,
-                    ))
-                }
+                Ok(out.map(|_| frames))
+            } else {
+                let m = if model == 1 {
+                    &flow_model
+                } else {
+                    &reflow_model
+                };
+                let states = flow_euler(m, x, steps, t_max)?;
+                yield_now().await;
+                Ok(Some(
+                    states
+                        .into_iter()
+                        .map(points_of)
+                        .collect::<Result<Frames>>()?,
+                ))
             }
         };
         let z = initial_noise(seed.wrapping_add(1), [n.max(1), 2, 1, 1], &self.device);

@@ -188,34 +188,6 @@ pub fn number_text(x: f64, significant: usize) -> String {
     format!("{minus}{mantissa:.*} × 10{power}", significant - 1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::number_text;
-
-    #[test]
-    fn numbers_read_as_a_blackboard_writes_them() {
-        let cases = [
-            (1.101_234, 4, "1.101"),
-            (4.036e-5, 3, "4.04 × 10⁻⁵"),
-            (0.024, 3, "0.0240"),
-            (0.001, 2, "0.0010"),
-            (0.000_999_9, 2, "0.0010"),
-            (0.000_123_4, 2, "1.2 × 10⁻⁴"),
-            (9_999.6, 4, "1.000 × 10⁴"),
-            (1_234.6, 4, "1235"),
-            (2.5e12, 2, "2.5 × 10¹²"),
-            (-3.2e-7, 2, "−3.2 × 10⁻⁷"),
-            (9.9996, 4, "10.00"),
-            (0.0, 3, "0"),
-            (f64::INFINITY, 3, "∞"),
-            (f64::NAN, 3, "NaN"),
-        ];
-        for (x, digits, want) in cases {
-            assert_eq!(number_text(x, digits), want, "{x} to {digits} digits");
-        }
-    }
-}
-
 /// Counts of `values` in `bins` equal bins over `range` (values outside it are left out).
 pub fn histogram_counts(values: &[f32], bins: usize, range: (f32, f32)) -> Vec<f32> {
     let (lo, hi) = range;
@@ -264,4 +236,32 @@ pub fn normal_histogram_ui(ui: &mut Ui, id: &str, name: &str, counts: &[f32], ra
             p.bar_chart(BarChart::new(name, bars).color(Color32::from_rgb(90, 140, 220)));
             p.line(Line::new("N(0, 1)", normal).color(Color32::from_rgb(230, 120, 40)));
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_text;
+
+    #[test]
+    fn numbers_read_as_a_blackboard_writes_them() {
+        let cases = [
+            (1.101_234, 4, "1.101"),
+            (4.036e-5, 3, "4.04 × 10⁻⁵"),
+            (0.024, 3, "0.0240"),
+            (0.001, 2, "0.0010"),
+            (0.000_999_9, 2, "0.0010"),
+            (0.000_123_4, 2, "1.2 × 10⁻⁴"),
+            (9_999.6, 4, "1.000 × 10⁴"),
+            (1_234.6, 4, "1235"),
+            (2.5e12, 2, "2.5 × 10¹²"),
+            (-3.2e-7, 2, "−3.2 × 10⁻⁷"),
+            (9.9996, 4, "10.00"),
+            (0.0, 3, "0"),
+            (f64::INFINITY, 3, "∞"),
+            (f64::NAN, 3, "NaN"),
+        ];
+        for (x, digits, want) in cases {
+            assert_eq!(number_text(x, digits), want, "{x} to {digits} digits");
+        }
+    }
 }
