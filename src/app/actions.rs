@@ -204,8 +204,7 @@ impl DiffLabApp {
                 };
                 // A flow-matching file samples with flow matching's Euler (and only it does).
                 let s = &mut self.settings.sampling.sampler;
-                s.sampler =
-                    super::model_picker::sampler_for(self.settings.sampling.model, s.sampler);
+                s.sampler = self.settings.sampling.model.sampler_for(s.sampler);
                 self.notice = Some(format!("sampling with {}: {}", f.name, f.summary()));
                 true
             }
@@ -256,5 +255,43 @@ impl DiffLabApp {
                 self.settings.sampling.model.weights = unet_file::SHIPPED;
             }
         }
+    }
+}
+
+impl DiffLabApp {
+    /// Starts an edit of the sketch pad's drawing (SDEdit's t₀ and the digits of "Edit the
+    /// noise" are filled in here, a lesson's inversion takes the panel's steps).
+    pub fn start_edit(&mut self, job: super::EditJob) {
+        let job = match job {
+            super::EditJob::Sdedit(_) => {
+                super::EditJob::Sdedit(super::EditPanel::sdedit_t0s(&self.settings))
+            }
+            super::EditJob::Invert(_) => super::EditJob::Invert(self.settings.edit.invert_steps),
+            super::EditJob::NoiseEdit { steps, frames, .. } => {
+                let Some(digits) = self.edit.digits(self.settings.edit.noise_digits) else {
+                    self.banner = Some("the MNIST digits could not be read".into());
+                    return;
+                };
+                super::EditJob::NoiseEdit {
+                    digits: std::sync::Arc::new(digits),
+                    steps,
+                    frames,
+                }
+            }
+            job => job,
+        };
+        let id = self.new_id();
+        let spec = super::EditPanel::spec(&self.settings, self.settings.sampling.model, id, job);
+        self.edit.started(&spec);
+        self.send_sampler(SamplerCommand::Edit(spec));
+    }
+
+    /// Starts a quality-against-NFE comparison (the compare panel's button).
+    pub fn start_quality(&mut self) {
+        let id = self.new_id();
+        let spec = self.compare.quality.spec(&self.settings, id);
+        self.compare.quality.started(id);
+        self.compare.show_quality = true;
+        self.send_sampler(SamplerCommand::Quality(spec));
     }
 }

@@ -8,12 +8,8 @@ use egui::{RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 use image::RgbImage;
 
-use super::panel::{
-    AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, Panel, PngSource, SWEEP_ETAS,
-};
-use super::sampler::{
-    GuidanceSettings, LabelPick, RunSpec, SamplerChoice, SamplerSettings, TrajFrame,
-};
+use super::panel::{AppAction, CompareKind, Ctx, Panel, PngSource};
+use super::sampler::{LabelPick, RunSpec, TrajFrame};
 use super::settings::{Settings, Tab};
 use super::shown::{Shown, TextureSink};
 use super::widgets::{picture, picture_row_ui, sampler_fields_ui, stale_note_ui};
@@ -59,75 +55,9 @@ pub struct ComparePanel {
 }
 
 impl ComparePanel {
-    /// The runs of a comparison of `kind`.
+    /// The runs of a comparison of `kind` (see [`compare_runs`]).
     pub fn runs(&self, kind: CompareKind, settings: &Settings, id: u64) -> Vec<RunSpec> {
-        let t_max = settings.schedule.num_train_timesteps;
-        let spec = |sampler: SamplerSettings| RunSpec {
-            id,
-            schedule: settings.schedule,
-            sampler,
-            model: settings.sampling.model,
-            seed: settings.sampling.seed,
-            batch: settings.sampling.batch,
-            guidance: settings.sampling.guidance,
-        };
-        match kind {
-            CompareKind::Pair => settings
-                .compare
-                .iter()
-                .zip(settings.compare_models)
-                .map(|(s, m)| {
-                    let model = m.unwrap_or(settings.sampling.model);
-                    RunSpec {
-                        model,
-                        sampler: SamplerSettings {
-                            sampler: super::model_picker::sampler_for(model, s.sampler),
-                            ..*s
-                        },
-                        ..spec(*s)
-                    }
-                })
-                .collect(),
-            CompareKind::Grid => GRID_STEPS
-                .iter()
-                .filter(|&&n| n <= t_max)
-                .flat_map(|&steps| {
-                    [SamplerChoice::DdpmFixedSmall, SamplerChoice::Ddim].map(|sampler| {
-                        spec(SamplerSettings {
-                            sampler,
-                            steps,
-                            eta: 0.0,
-                            spacing: settings.sampling.sampler.spacing,
-                            ..SamplerSettings::default()
-                        })
-                    })
-                })
-                .collect(),
-            CompareKind::Sweep => SWEEP_ETAS
-                .iter()
-                .chain(std::iter::once(&0.0))
-                .map(|&eta| {
-                    spec(SamplerSettings {
-                        sampler: SamplerChoice::Ddim,
-                        eta,
-                        ..settings.sampling.sampler
-                    })
-                })
-                .collect(),
-            CompareKind::Guidance => GUIDANCE_SWEEP
-                .iter()
-                .map(|&scale| RunSpec {
-                    guidance: GuidanceSettings {
-                        scale,
-                        label: match settings.sampling.guidance.label {
-                            LabelPick::Any => LabelPick::PerRow,
-                            l => l,
-                        },
-                    },
-                    ..spec(settings.sampling.sampler)
-                })
-                .collect(),
-        }
+        super::compare_kind::compare_runs(kind, settings, id)
     }
 
     /// Whether the comparison shown ran `runs` (ids and unused settings aside).
@@ -389,7 +319,7 @@ impl Panel for ComparePanel {
                 ui.separator();
             }
             ui.heading(side);
-            compare_model_ui(ui, side, settings, i);
+            super::model_picker::compare_model_ui(ui, side, settings, i);
             sampler_fields_ui(
                 ui,
                 &format!("{side} "),
@@ -451,26 +381,12 @@ impl Panel for ComparePanel {
             start = Some(CompareKind::Guidance);
         }
         ui.separator();
-        ui.heading("Quality against NFE");
-        self.quality.controls_ui(ui);
-        if ui
-            .add_enabled(
-                !self.running && !self.quality.running,
-                egui::Button::new("Quality against NFE"),
-            )
-            .on_hover_text(
-                "DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC on the diffusion net, and flow matching's \
-                 Euler on the flow-matching net, at 5, 10, 20 and 50 model \
-                 evaluations from the same x_T, each run's samples judged (a background job)",
-            )
-            .clicked()
+        if self
+            .quality
+            .controls_ui(ui, &mut self.show_quality, self.running)
         {
             ctx.act(AppAction::Quality);
         }
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.show_quality, false, "Show runs");
-            ui.selectable_value(&mut self.show_quality, true, "Show quality");
-        });
         if ui
             .add_enabled(
                 self.running || self.quality.running,
@@ -522,31 +438,4 @@ impl Panel for ComparePanel {
             Some(kind) => self.grid_ui(ui, kind),
         }
     }
-}
-
-/// A side's model: the sampling panel's, or one of the shipped nets (the diffusion U-Net, the
-/// flow-matching U-Net); its sampler follows (flow matching's Euler for the flow net).
-fn compare_model_ui(ui: &mut Ui, side: &str, settings: &mut Settings, i: usize) {
-    use super::sampler::ModelSpec;
-    use super::unet_file::{SHIPPED, SHIPPED_FLOW};
-    let net = |weights| ModelSpec {
-        unet: true,
-        weights,
-        ..ModelSpec::default()
-    };
-    let label = |m: Option<ModelSpec>| match m {
-        None => "as on Sampling".to_string(),
-        Some(m) => m.label(),
-    };
-    let current = settings.compare_models[i];
-    egui::ComboBox::from_label(format!("{side} model"))
-        .selected_text(crate::error::ellipsized(&label(current), 23))
-        .show_ui(ui, |ui| {
-            for m in [None, Some(net(SHIPPED)), Some(net(SHIPPED_FLOW))] {
-                ui.selectable_value(&mut settings.compare_models[i], m, label(m));
-            }
-        });
-    let model = settings.compare_models[i].unwrap_or(settings.sampling.model);
-    let s = &mut settings.compare[i];
-    s.sampler = super::model_picker::sampler_for(model, s.sampler);
 }

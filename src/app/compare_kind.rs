@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sampler::{GuidanceSettings, LabelPick, RunSpec, SamplerChoice, SamplerSettings};
+use super::settings::Settings;
+
 /// Step counts of the "steps vs quality" grid.
 pub const GRID_STEPS: [usize; 6] = [5, 10, 20, 50, 100, 1000];
 /// η values of the sweep.
@@ -40,5 +43,77 @@ impl CompareKind {
             CompareKind::Sweep => 6,
             CompareKind::Guidance => GUIDANCE_SWEEP.len(),
         }
+    }
+}
+
+/// The runs of a comparison of `kind`: each with the Sampling panel's seed, batch and digit, and
+/// its model (a Pair side's own, when it has one).
+pub fn compare_runs(kind: CompareKind, settings: &Settings, id: u64) -> Vec<RunSpec> {
+    let t_max = settings.schedule.num_train_timesteps;
+    let spec = |sampler: SamplerSettings| RunSpec {
+        id,
+        schedule: settings.schedule,
+        sampler,
+        model: settings.sampling.model,
+        seed: settings.sampling.seed,
+        batch: settings.sampling.batch,
+        guidance: settings.sampling.guidance,
+    };
+    match kind {
+        CompareKind::Pair => settings
+            .compare
+            .iter()
+            .zip(settings.compare_models)
+            .map(|(s, m)| {
+                let model = m.unwrap_or(settings.sampling.model);
+                RunSpec {
+                    model,
+                    sampler: SamplerSettings {
+                        sampler: model.sampler_for(s.sampler),
+                        ..*s
+                    },
+                    ..spec(*s)
+                }
+            })
+            .collect(),
+        CompareKind::Grid => GRID_STEPS
+            .iter()
+            .filter(|&&n| n <= t_max)
+            .flat_map(|&steps| {
+                [SamplerChoice::DdpmFixedSmall, SamplerChoice::Ddim].map(|sampler| {
+                    spec(SamplerSettings {
+                        sampler,
+                        steps,
+                        eta: 0.0,
+                        spacing: settings.sampling.sampler.spacing,
+                        ..SamplerSettings::default()
+                    })
+                })
+            })
+            .collect(),
+        CompareKind::Sweep => SWEEP_ETAS
+            .iter()
+            .chain(std::iter::once(&0.0))
+            .map(|&eta| {
+                spec(SamplerSettings {
+                    sampler: SamplerChoice::Ddim,
+                    eta,
+                    ..settings.sampling.sampler
+                })
+            })
+            .collect(),
+        CompareKind::Guidance => GUIDANCE_SWEEP
+            .iter()
+            .map(|&scale| RunSpec {
+                guidance: GuidanceSettings {
+                    scale,
+                    label: match settings.sampling.guidance.label {
+                        LabelPick::Any => LabelPick::PerRow,
+                        l => l,
+                    },
+                },
+                ..spec(settings.sampling.sampler)
+            })
+            .collect(),
     }
 }

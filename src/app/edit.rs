@@ -7,14 +7,12 @@
 use std::sync::Arc;
 
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, Ui, Vec2};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
-use image::RgbImage;
 
+pub use super::edit_results::{Inpainting, Inversion, Pictures, SdeditRow};
 use super::panel::{AppAction, Ctx, Panel};
-use super::sampler::{EditJob, EditPart, EditSpec, LabelPick, MAX_GUIDANCE, ModelSpec};
+use super::sampler::{EditJob, EditPart, EditSpec, ModelSpec};
 use super::settings::{EditMode, EditSettings, PAD_PIXELS, PAD_SIDE, PadTool, Settings, Tab};
-use super::shown::{Shown, TextureSink};
-use super::widgets::{framed_image_ui, histogram_counts, normal_histogram_ui, picture};
+use super::shown::TextureSink;
 use crate::data::mnist::Mnist;
 
 /// The t₀ of SDEdit's strip, at T = 1000 (scaled to the schedule's T).
@@ -26,91 +24,6 @@ pub const INVERSION_STEPS: [usize; 5] = [10, 20, 50, 100, 1000];
 pub const DDIM_PAPER_ERRORS: [f64; 5] = [0.014, 0.0065, 0.0023, 0.0009, 0.0001];
 /// Frames of "Edit the noise".
 pub const NOISE_FRAMES: usize = 8;
-
-/// Images the panel shows, uploaded once.
-#[derive(Default)]
-pub struct Pictures {
-    /// The images.
-    pub images: Vec<Arc<RgbImage>>,
-    shown: Vec<Shown>,
-    uploaded: bool,
-}
-
-impl Pictures {
-    fn new(images: Vec<Arc<RgbImage>>) -> Self {
-        Self {
-            images,
-            shown: Vec::new(),
-            uploaded: false,
-        }
-    }
-
-    fn sync(&mut self, name: &str, sink: &mut dyn TextureSink) {
-        if self.uploaded {
-            return;
-        }
-        self.uploaded = true;
-        for s in &mut self.shown {
-            s.free(sink);
-        }
-        self.shown = self
-            .images
-            .iter()
-            .map(|img| {
-                let mut s = Shown::default();
-                s.replace(picture(img), name, sink);
-                s
-            })
-            .collect();
-    }
-
-    fn row_ui(&self, ui: &mut Ui, side: f32) -> Vec<egui::Response> {
-        self.shown
-            .iter()
-            .map(|s| framed_image_ui(ui, s, side, false))
-            .collect()
-    }
-}
-
-/// SDEdit from one t₀.
-pub struct SdeditRow {
-    /// The t₀ asked for.
-    pub t0: usize,
-    /// The grid timestep it started from.
-    pub start_t: Option<usize>,
-    /// x_{t_s} (the first seed's).
-    pub start: Pictures,
-    /// The results.
-    pub results: Pictures,
-    /// Their values, [samples, 784].
-    pub values: Vec<f32>,
-}
-
-/// An inpainting's frames.
-pub struct Inpainting {
-    /// Each frame's label.
-    pub labels: Vec<String>,
-    /// Each frame's images.
-    pub frames: Vec<Vec<Arc<RgbImage>>>,
-    /// The result's values, [samples, 784].
-    pub values: Vec<f32>,
-    /// The mask it was made with (outlined on every frame).
-    pub mask: Vec<u8>,
-    shown: Pictures,
-    shown_frame: Option<usize>,
-}
-
-/// A DDIM inversion.
-pub struct Inversion {
-    /// Its steps.
-    pub steps: usize,
-    /// x_T's values.
-    pub noise: Vec<f32>,
-    /// x_T and the reconstruction.
-    pub pictures: Pictures,
-    /// The reconstruction error (RMSE, pixels in [−1, 1]).
-    pub rmse: f64,
-}
 
 /// The panel's state (the results are in-flight work, not settings).
 #[derive(Default)]
@@ -429,58 +342,6 @@ pub fn mask_outline(painter: &egui::Painter, rect: Rect, mask: &[u8]) {
     }
 }
 
-/// The edits' sampler: DDIM (η = 0, trailing timesteps) or DDPM, and its steps (what the core's
-/// `edit_scheduler` takes; η and the spacing are not the edits' to choose).
-fn edit_sampler_ui(ui: &mut Ui, e: &mut EditSettings, t_max: usize) {
-    use super::sampler::SamplerChoice;
-    ui.horizontal(|ui| {
-        ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::Ddim, "DDIM")
-            .on_hover_text("Deterministic DDIM (η = 0) on trailing timesteps");
-        ui.selectable_value(
-            &mut e.sampler.sampler,
-            SamplerChoice::DdpmFixedSmall,
-            "DDPM",
-        )
-        .on_hover_text("Ancestral sampling, σ² = β̃");
-    });
-    ui.add(
-        egui::Slider::new(&mut e.sampler.steps, 1..=t_max)
-            .logarithmic(true)
-            .text("Steps"),
-    );
-}
-
-/// The digit guided towards and w.
-fn guidance_ui(ui: &mut Ui, e: &mut EditSettings, takes_digits: bool) {
-    ui.add_enabled_ui(takes_digits, |ui| {
-        egui::ComboBox::from_label("Guide towards")
-            .height(400.0)
-            .selected_text(match e.guidance.label {
-                LabelPick::Digit(d) => format!("digit {d}"),
-                _ => "no digit".into(),
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut e.guidance.label, LabelPick::Any, "no digit");
-                for d in 0..=9 {
-                    ui.selectable_value(
-                        &mut e.guidance.label,
-                        LabelPick::Digit(d),
-                        format!("digit {d}"),
-                    );
-                }
-            });
-        ui.add_enabled(
-            matches!(e.guidance.label, LabelPick::Digit(_)),
-            egui::Slider::new(&mut e.guidance.scale, 0.0..=MAX_GUIDANCE).text("w"),
-        )
-        .on_hover_text("Classifier-free guidance: ε̃ = ε_∅ + w·(ε_c − ε_∅)");
-    })
-    .response
-    .on_disabled_hover_text(
-        "Guidance needs the class-conditional U-Net (the sampling panel's model)",
-    );
-}
-
 impl Panel for EditPanel {
     fn tab(&self) -> Tab {
         Tab::Edit
@@ -503,17 +364,17 @@ impl Panel for EditPanel {
             EditMode::Sdedit => {
                 ui.add(egui::Slider::new(&mut e.t0, 1..=t_max - 1).text("t₀"))
                     .on_hover_text("How far the drawing is noised: x_t₀ = √ᾱ·x_0 + √(1−ᾱ)·ε");
-                edit_sampler_ui(ui, e, t_max);
-                guidance_ui(ui, e, takes_digits);
+                super::widgets::edit_sampler_ui(ui, e, t_max);
+                super::widgets::edit_guidance_ui(ui, e, takes_digits);
             }
             EditMode::Inpaint => {
-                edit_sampler_ui(ui, e, t_max);
+                super::widgets::edit_sampler_ui(ui, e, t_max);
                 ui.add(egui::Slider::new(&mut e.resample, 1..=10).text("Resampling U"))
                     .on_hover_text("RePaint: each block of steps is run U times, going back up with fresh noise between");
                 let steps = e.sampler.steps.max(1);
                 e.jump = e.jump.clamp(1, steps);
                 ui.add(egui::Slider::new(&mut e.jump, 1..=steps.min(50)).text("Jump length"));
-                guidance_ui(ui, e, takes_digits);
+                super::widgets::edit_guidance_ui(ui, e, takes_digits);
             }
             EditMode::Invert => {
                 ui.add(
@@ -613,173 +474,5 @@ impl Panel for EditPanel {
                 });
             });
         });
-    }
-}
-
-impl EditPanel {
-    fn sdedit_ui(&mut self, ui: &mut Ui) {
-        if self.sdedit.is_empty() {
-            ui.label(if self.running {
-                "Running SDEdit…"
-            } else {
-                "Press Run SDEdit."
-            });
-            return;
-        }
-        ui.label(
-            "Each row: the drawing noised to t₀ (x_t₀), then the reverse process from there, one \
-             result per seed. Small t₀ keeps the drawing; large t₀ keeps only its rough shape.",
-        );
-        for (i, row) in self.sdedit.iter().enumerate() {
-            if i == 1 {
-                ui.separator();
-                ui.label(
-                    RichText::new("The strip: t₀ = 200, 400, 600, 800, from the same noise")
-                        .strong(),
-                );
-            }
-            ui.horizontal(|ui| {
-                let from = row
-                    .start_t
-                    .map_or("input kept".to_string(), |t| format!("from t = {t}"));
-                ui.label(RichText::new(format!("t₀ = {}\n({from})", row.t0)).monospace())
-                    .on_hover_text("SDEdit starts at the sampler's largest timestep ≤ t₀");
-                row.start.row_ui(ui, 64.0);
-                row.results.row_ui(ui, 64.0);
-            });
-        }
-    }
-
-    fn inpaint_ui(&mut self, ui: &mut Ui) {
-        let Some(ip) = &self.inpaint else {
-            ui.label(if self.running {
-                "Inpainting…"
-            } else {
-                "Paint a mask (red: the model fills it in), then press Inpaint."
-            });
-            return;
-        };
-        let last = ip.frames.len().saturating_sub(1);
-        ui.spacing_mut().slider_width = (ui.available_width() - 120.0).clamp(100.0, 500.0);
-        ui.add(egui::Slider::new(&mut self.scrub, 0..=last).text("Frame"));
-        let k = self.scrub.min(last);
-        ui.label(&ip.labels[k]);
-        ui.horizontal_wrapped(|ui| {
-            for r in ip.shown.row_ui(ui, 112.0) {
-                // The image inside the frame: 2 px of margin.
-                mask_outline(ui.painter(), r.rect, &ip.mask);
-            }
-        });
-        ui.label(
-            "Outside the red outline every frame is the drawing noised to that step (q(x_t | x_0) \
-             in closed form); inside, the model's step. The last frame keeps the drawing's \
-             pixels exactly.",
-        );
-    }
-
-    fn invert_ui(&mut self, ui: &mut Ui) {
-        match &self.inversion {
-            None => {
-                ui.label(if self.running {
-                    "Inverting…"
-                } else {
-                    "Press Invert."
-                });
-            }
-            Some(inv) => {
-                ui.label(RichText::new(format!("DDIM inversion, {} steps", inv.steps)).strong());
-                ui.horizontal(|ui| {
-                    ui.vertical(|ui| {
-                        ui.label("x_T (its own range)");
-                        if let Some(s) = inv.pictures.shown.first() {
-                            framed_image_ui(ui, s, 112.0, false);
-                        }
-                    });
-                    ui.vertical(|ui| {
-                        ui.label("decoded back");
-                        if let Some(s) = inv.pictures.shown.get(1) {
-                            framed_image_ui(ui, s, 112.0, false);
-                        }
-                    });
-                    let mean = inv.noise.iter().map(|v| f64::from(*v)).sum::<f64>()
-                        / inv.noise.len() as f64;
-                    let var = inv
-                        .noise
-                        .iter()
-                        .map(|v| (f64::from(*v) - mean).powi(2))
-                        .sum::<f64>()
-                        / inv.noise.len() as f64;
-                    ui.label(format!(
-                        "reconstruction RMSE {:.4}\nx_T: mean {mean:.2}, std {:.2}\n(N(0, 1): mean 0, std 1)",
-                        inv.rmse,
-                        var.sqrt()
-                    ));
-                });
-                ui.label(
-                    "A sampled x_T is white noise, N(0, 1). The inverted one is a noise that \
-                     decodes to the drawing, not a typical one: narrower, and often with the \
-                     drawing's outline still in it.",
-                );
-                normal_histogram_ui(
-                    ui,
-                    "inversion histogram",
-                    "x_T pixels",
-                    &histogram_counts(&inv.noise, 32, (-4.0, 4.0)),
-                    (-4.0, 4.0),
-                );
-            }
-        }
-        ui.separator();
-        ui.label(RichText::new("Reconstruction error against the steps").strong());
-        if self.curve.is_empty() {
-            ui.label("Press Error against steps (10 to 1000 steps: the longest takes a while).");
-        } else {
-            let points: PlotPoints = self
-                .curve
-                .iter()
-                .map(|&(s, e)| [(s as f64).log10(), e])
-                .collect();
-            let paper: PlotPoints = INVERSION_STEPS
-                .iter()
-                .zip(DDIM_PAPER_ERRORS)
-                .map(|(&s, e)| [(s as f64).log10(), e])
-                .collect();
-            Plot::new("inversion error")
-                .height(180.0)
-                .width(ui.available_width().min(640.0))
-                .legend(Legend::default())
-                .x_axis_label("steps (log10)")
-                .y_axis_label("RMSE")
-                .allow_scroll(false)
-                .show(ui, |p| {
-                    p.line(Line::new("this drawing", points));
-                    p.points(Points::new("DDIM paper, CIFAR-10 (Table 2)", paper).radius(3.0));
-                });
-            let table: Vec<String> = self
-                .curve
-                .iter()
-                .map(|(s, e)| format!("{s}: {e:.4}"))
-                .collect();
-            ui.label(format!("RMSE by steps: {}", table.join(", ")));
-        }
-        ui.separator();
-        ui.label(
-            RichText::new("Edit the noise: slerp between two digits' inverted noises").strong(),
-        );
-        match &self.noise_edit {
-            Some((alphas, p)) => {
-                ui.horizontal_wrapped(|ui| {
-                    for (a, r) in alphas.iter().zip(p.row_ui(ui, 64.0)) {
-                        r.on_hover_text(format!("α = {a:.2}"));
-                    }
-                });
-            }
-            None => {
-                ui.label(
-                    "Press Blend their noises: both digits are inverted, their noises blended \
-                          by slerp, each blend decoded.",
-                );
-            }
-        }
     }
 }

@@ -11,6 +11,8 @@ mod code_refs;
 mod compare;
 mod compare_kind;
 mod edit;
+mod edit_results;
+mod edit_views;
 mod events;
 mod files;
 mod fonts;
@@ -18,6 +20,7 @@ mod forward;
 mod guided_views;
 pub mod help;
 mod interpolate;
+mod job_requests;
 mod lesson_file;
 mod lessons;
 mod model_picker;
@@ -40,6 +43,7 @@ mod stepped;
 mod thread;
 mod top_bar;
 mod toy_job;
+mod toy_style;
 pub mod unet_file;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
@@ -48,7 +52,7 @@ mod window;
 mod worker;
 
 use eframe::egui_wgpu::RenderState;
-use egui::{RichText, Ui};
+use egui::Ui;
 
 pub use code_refs::{CodeRef, lookup as lookup_code_ref};
 pub use compare::ComparePanel;
@@ -304,40 +308,6 @@ impl DiffLabApp {
         self.send_sampler(SamplerCommand::Interpolate(spec));
     }
 
-    /// Starts an edit of the sketch pad's drawing (SDEdit's t₀ and the digits of "Edit the
-    /// noise" are filled in here, a lesson's inversion takes the panel's steps).
-    pub fn start_edit(&mut self, job: EditJob) {
-        let job = match job {
-            EditJob::Sdedit(_) => EditJob::Sdedit(EditPanel::sdedit_t0s(&self.settings)),
-            EditJob::Invert(_) => EditJob::Invert(self.settings.edit.invert_steps),
-            EditJob::NoiseEdit { steps, frames, .. } => {
-                let Some(digits) = self.edit.digits(self.settings.edit.noise_digits) else {
-                    self.banner = Some("the MNIST digits could not be read".into());
-                    return;
-                };
-                EditJob::NoiseEdit {
-                    digits: std::sync::Arc::new(digits),
-                    steps,
-                    frames,
-                }
-            }
-            job => job,
-        };
-        let id = self.new_id();
-        let spec = EditPanel::spec(&self.settings, self.settings.sampling.model, id, job);
-        self.edit.started(&spec);
-        self.send_sampler(SamplerCommand::Edit(spec));
-    }
-
-    /// Starts a quality-against-NFE comparison (the compare panel's button).
-    pub fn start_quality(&mut self) {
-        let id = self.new_id();
-        let spec = self.compare.quality.spec(&self.settings, id);
-        self.compare.quality.started(id);
-        self.compare.show_quality = true;
-        self.send_sampler(SamplerCommand::Quality(spec));
-    }
-
     /// Carries out a playground action.
     pub fn toy_action(&mut self, action: ToyAction) {
         // Any newer command stops the flow comparison (the playground runs one at a time).
@@ -416,36 +386,6 @@ impl DiffLabApp {
         if let Err(cmd) = self.worker.send(cmd) {
             self.pending = Some(cmd);
         }
-    }
-
-    fn status_ui(&self, ui: &mut Ui) {
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("Computing on {}", self.compute_label)).small());
-            if let Some(ms) = self.forward.update_ms {
-                ui.separator();
-                ui.label(RichText::new(format!("update {ms:.1} ms")).small());
-            }
-            if let Some(ms) = self.forward.chain_ms {
-                ui.separator();
-                ui.label(RichText::new(format!("chain walk {ms:.1} ms")).small());
-            }
-            if self.is_busy() {
-                ui.separator();
-                widgets::busy_ui(ui, self.pace.every());
-            }
-            if let Some((done, total)) = self.export_progress {
-                ui.separator();
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                        .desired_width(160.0)
-                        .text(format!("GIF {done}/{total}")),
-                );
-            }
-            if let Some(n) = &self.notice {
-                ui.separator();
-                ui.label(RichText::new(n).small());
-            }
-        });
     }
 }
 

@@ -5,7 +5,7 @@
 use egui::{RichText, Ui};
 
 use super::panel::AppAction;
-use super::sampler::{LabelPick, ModelSpec, SamplerChoice};
+use super::sampler::{LabelPick, ModelSpec};
 use super::settings::Settings;
 use super::unet_file::SHIPPED;
 
@@ -129,8 +129,10 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
         actions.push(AppAction::OpenWeights);
     }
     // A flow-matching model samples with flow matching's Euler only, and only it does.
-    settings.sampling.sampler.sampler =
-        sampler_for(settings.sampling.model, settings.sampling.sampler.sampler);
+    settings.sampling.sampler.sampler = settings
+        .sampling
+        .model
+        .sampler_for(settings.sampling.sampler.sampler);
     // What the chosen model is, one line (always drawn, so the widgets below keep their ids).
     let model = settings.sampling.model;
     let what = match model.unet_file() {
@@ -149,13 +151,28 @@ pub fn model_ui(ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<AppActio
     }
 }
 
-/// The sampler a model can run: flow matching's Euler for a flow-matching model, DDIM in its
-/// place for any other; `asked` where it fits.
-pub fn sampler_for(model: ModelSpec, asked: SamplerChoice) -> SamplerChoice {
-    let flow_sampler = SamplerChoice::Solver(crate::diffusion::solvers::SolverKind::FlowEuler);
-    match (model.is_flow(), asked == flow_sampler) {
-        (true, false) => flow_sampler,
-        (false, true) => SamplerChoice::Ddim,
-        _ => asked,
-    }
+/// A side's model: the sampling panel's, or one of the shipped nets (the diffusion U-Net, the
+/// flow-matching U-Net); its sampler follows (flow matching's Euler for the flow net).
+pub fn compare_model_ui(ui: &mut Ui, side: &str, settings: &mut Settings, i: usize) {
+    use super::unet_file::SHIPPED_FLOW;
+    let net = |weights| ModelSpec {
+        unet: true,
+        weights,
+        ..ModelSpec::default()
+    };
+    let label = |m: Option<ModelSpec>| match m {
+        None => "as on Sampling".to_string(),
+        Some(m) => m.label(),
+    };
+    let current = settings.compare_models[i];
+    egui::ComboBox::from_label(format!("{side} model"))
+        .selected_text(crate::error::ellipsized(&label(current), 23))
+        .show_ui(ui, |ui| {
+            for m in [None, Some(net(SHIPPED)), Some(net(SHIPPED_FLOW))] {
+                ui.selectable_value(&mut settings.compare_models[i], m, label(m));
+            }
+        });
+    let model = settings.compare_models[i].unwrap_or(settings.sampling.model);
+    let s = &mut settings.compare[i];
+    s.sampler = model.sampler_for(s.sampler);
 }

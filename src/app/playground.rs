@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 use egui_plot::{Arrows, Legend, Line, Plot, PlotPoints, PlotUi, Points};
 
 use super::panel::ToyAction;
@@ -19,26 +19,9 @@ use crate::data::toy2d::Toy2d;
 pub type Frames = Vec<Vec<[f32; 2]>>;
 pub use super::toy_job::Arrow;
 
-/// DDPM's colour (plots and exports).
-pub(super) const DDPM_RGB: [u8; 3] = [220, 80, 60];
-/// DDIM's colour.
-pub(super) const DDIM_RGB: [u8; 3] = [60, 110, 230];
-/// The learned field's colour.
-pub(super) const LEARNED_RGB: [u8; 3] = [200, 120, 40];
-/// The exact (true) field's colour.
-pub(super) const EXACT_RGB: [u8; 3] = [170, 80, 200];
-/// The N(0, I) contours' colour.
-pub(super) const CONTOUR_RGB: [u8; 3] = [120, 160, 120];
-/// The data's colour.
-pub(super) const DATA_RGB: [u8; 3] = [150, 150, 150];
-/// The plots cover [−PLOT_RANGE, PLOT_RANGE]².
-pub(super) const PLOT_RANGE: f32 = 3.0;
-/// Exported plots are this many pixels square.
-pub const EXPORT_PX: u32 = 360;
-
-pub(super) fn c32(c: [u8; 3]) -> Color32 {
-    Color32::from_rgb(c[0], c[1], c[2])
-}
+pub use super::toy_style::{
+    CONTOUR_RGB, DATA_RGB, DDIM_RGB, DDPM_RGB, EXACT_RGB, EXPORT_PX, LEARNED_RGB, PLOT_RANGE, c32,
+};
 
 /// A computed field.
 #[derive(Clone, Debug)]
@@ -276,20 +259,8 @@ impl Panel for PlaygroundPanel {
             action = Some(ToyAction::Sample);
         }
         ui.separator();
-        ui.heading("Flow matching");
-        ui.add(
-            egui::Slider::new(&mut s.flow_steps, 100..=20_000)
-                .logarithmic(true)
-                .text("Training steps"),
-        )
-        .on_hover_text("Each model's: diffusion, flow matching, and reflow as many again");
-        if ui
-            .add_enabled(!self.flow.running, egui::Button::new("Train and compare flow matching"))
-            .on_hover_text("Diffusion, flow matching and reflow on these points, then sampled with 1, 2, 5 and 20 steps")
-            .clicked()
-        {
-            action = Some(ToyAction::Flow);
-            s.view = ToyView::Flow;
+        if let Some(a) = self.flow.controls_ui(ui, s) {
+            action = Some(a);
         }
         ui.separator();
         ui.heading("View");

@@ -6,8 +6,10 @@
 use egui::{RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, Points};
 
-use super::playground::{DATA_RGB, DDIM_RGB, DDPM_RGB, LEARNED_RGB, PLOT_RANGE, c32};
+use super::panel::ToyAction;
+use super::settings::{ToySettings, ToyView};
 use super::toy_job::{FLOW_MODELS, FLOW_STEPS, GRID_LINES, GRID_POINTS, ToyFlow};
+use super::toy_style::{DATA_RGB, DDIM_RGB, DDPM_RGB, LEARNED_RGB, PLOT_RANGE, c32};
 
 /// Each model's colour: diffusion, flow matching, reflow.
 const RGB: [[u8; 3]; 3] = [DDIM_RGB, DDPM_RGB, LEARNED_RGB];
@@ -45,6 +47,31 @@ fn square(id: String, side: f32) -> Plot<'static> {
 }
 
 impl FlowView {
+    /// The controls: training steps and the button; the action asked for.
+    pub fn controls_ui(&self, ui: &mut Ui, s: &mut ToySettings) -> Option<ToyAction> {
+        ui.heading("Flow matching");
+        ui.add(
+            egui::Slider::new(&mut s.flow_steps, 100..=20_000)
+                .logarithmic(true)
+                .text("Training steps"),
+        )
+        .on_hover_text("Each model's: diffusion, flow matching, and reflow as many again");
+        let clicked = ui
+            .add_enabled(
+                !self.running,
+                egui::Button::new("Train and compare flow matching"),
+            )
+            .on_hover_text(
+                "Diffusion, flow matching and reflow on these points, then sampled with 1, 2, 5 \
+                 and 20 steps",
+            )
+            .clicked();
+        clicked.then(|| {
+            s.view = ToyView::Flow;
+            ToyAction::Flow
+        })
+    }
+
     /// The view: progress, then the samples, the paths and the grid.
     pub fn ui(&mut self, ui: &mut Ui, data: &[[f32; 2]]) {
         if let Some((phase, done, total)) = self.progress.filter(|_| self.running) {

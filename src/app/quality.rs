@@ -140,8 +140,9 @@ impl QualityView {
         }
     }
 
-    /// The controls: samples per run.
-    pub fn controls_ui(&mut self, ui: &mut Ui) {
+    /// The controls: samples per run, the button (true when pressed), runs or quality shown.
+    pub fn controls_ui(&mut self, ui: &mut Ui, show_quality: &mut bool, busy: bool) -> bool {
+        ui.heading("Quality against NFE");
         let mut b = self.batch_or_default();
         ui.add(
             egui::Slider::new(&mut b, 8..=256)
@@ -150,6 +151,22 @@ impl QualityView {
         )
         .on_hover_text("More samples: a steadier Fréchet ratio, a longer wait");
         self.batch = b;
+        let pressed = ui
+            .add_enabled(
+                !busy && !self.running,
+                egui::Button::new("Quality against NFE"),
+            )
+            .on_hover_text(
+                "DDIM, DPM-Solver++ 2M, Euler, Heun and UniPC on the diffusion net, and flow \
+                 matching's Euler on the flow-matching net, at 5, 10, 20 and 50 model \
+                 evaluations from the same x_T, each run's samples judged (a background job)",
+            )
+            .clicked();
+        ui.horizontal(|ui| {
+            ui.selectable_value(show_quality, false, "Show runs");
+            ui.selectable_value(show_quality, true, "Show quality");
+        });
+        pressed
     }
 
     /// The plots and the table.

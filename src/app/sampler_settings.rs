@@ -218,6 +218,17 @@ impl ModelSpec {
                 .is_ok_and(|f| f.config.prediction == crate::diffusion::PredictionType::Flow)
     }
 
+    /// The sampler this model can run: flow matching's Euler for a flow-matching model, DDIM in
+    /// its place for any other; `asked` where it fits.
+    pub fn sampler_for(&self, asked: SamplerChoice) -> SamplerChoice {
+        let flow_sampler = SamplerChoice::Solver(SolverKind::FlowEuler);
+        match (self.is_flow(), asked == flow_sampler) {
+            (true, false) => flow_sampler,
+            (false, true) => SamplerChoice::Ddim,
+            _ => asked,
+        }
+    }
+
     /// Whether the digit picker applies: the U-Net, conditioned on the ten digits.
     pub fn takes_digits(&self) -> bool {
         self.unet && self.unet_file().is_ok_and(|f| f.takes_digits())

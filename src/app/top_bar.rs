@@ -124,3 +124,37 @@ impl DiffLabApp {
         }
     }
 }
+
+impl DiffLabApp {
+    /// The status line: where the work runs, the forward panel's timings, busy, GIF progress,
+    /// the last notice.
+    pub(super) fn status_ui(&self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Computing on {}", self.compute_label)).small());
+            if let Some(ms) = self.forward.update_ms {
+                ui.separator();
+                ui.label(RichText::new(format!("update {ms:.1} ms")).small());
+            }
+            if let Some(ms) = self.forward.chain_ms {
+                ui.separator();
+                ui.label(RichText::new(format!("chain walk {ms:.1} ms")).small());
+            }
+            if self.is_busy() {
+                ui.separator();
+                super::widgets::busy_ui(ui, self.pace.every());
+            }
+            if let Some((done, total)) = self.export_progress {
+                ui.separator();
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .desired_width(160.0)
+                        .text(format!("GIF {done}/{total}")),
+                );
+            }
+            if let Some(n) = &self.notice {
+                ui.separator();
+                ui.label(RichText::new(n).small());
+            }
+        });
+    }
+}

@@ -4,8 +4,8 @@ use egui::{RichText, Ui};
 
 use image::RgbImage;
 
-use super::sampler::{SamplerChoice, SamplerSettings};
-use super::settings::GifSettings;
+use super::sampler::{LabelPick, MAX_GUIDANCE, SamplerChoice, SamplerSettings};
+use super::settings::{EditSettings, GifSettings};
 use super::shown::Shown;
 use super::worker::Picture;
 
@@ -236,6 +236,58 @@ pub fn normal_histogram_ui(ui: &mut Ui, id: &str, name: &str, counts: &[f32], ra
             p.bar_chart(BarChart::new(name, bars).color(Color32::from_rgb(90, 140, 220)));
             p.line(Line::new("N(0, 1)", normal).color(Color32::from_rgb(230, 120, 40)));
         });
+}
+
+/// The edits' sampler: DDIM (η = 0, trailing timesteps) or DDPM, and its steps (what the core's
+/// `edit_scheduler` takes; η and the spacing are not the edits' to choose).
+pub fn edit_sampler_ui(ui: &mut Ui, e: &mut EditSettings, t_max: usize) {
+    use super::sampler::SamplerChoice;
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut e.sampler.sampler, SamplerChoice::Ddim, "DDIM")
+            .on_hover_text("Deterministic DDIM (η = 0) on trailing timesteps");
+        ui.selectable_value(
+            &mut e.sampler.sampler,
+            SamplerChoice::DdpmFixedSmall,
+            "DDPM",
+        )
+        .on_hover_text("Ancestral sampling, σ² = β̃");
+    });
+    ui.add(
+        egui::Slider::new(&mut e.sampler.steps, 1..=t_max)
+            .logarithmic(true)
+            .text("Steps"),
+    );
+}
+
+/// The digit guided towards and w.
+pub fn edit_guidance_ui(ui: &mut Ui, e: &mut EditSettings, takes_digits: bool) {
+    ui.add_enabled_ui(takes_digits, |ui| {
+        egui::ComboBox::from_label("Guide towards")
+            .height(400.0)
+            .selected_text(match e.guidance.label {
+                LabelPick::Digit(d) => format!("digit {d}"),
+                _ => "no digit".into(),
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut e.guidance.label, LabelPick::Any, "no digit");
+                for d in 0..=9 {
+                    ui.selectable_value(
+                        &mut e.guidance.label,
+                        LabelPick::Digit(d),
+                        format!("digit {d}"),
+                    );
+                }
+            });
+        ui.add_enabled(
+            matches!(e.guidance.label, LabelPick::Digit(_)),
+            egui::Slider::new(&mut e.guidance.scale, 0.0..=MAX_GUIDANCE).text("w"),
+        )
+        .on_hover_text("Classifier-free guidance: ε̃ = ε_∅ + w·(ε_c − ε_∅)");
+    })
+    .response
+    .on_disabled_hover_text(
+        "Guidance needs the class-conditional U-Net (the sampling panel's model)",
+    );
 }
 
 #[cfg(test)]

@@ -279,7 +279,7 @@ fn bad_input_exits_2_with_a_clear_message() {
     // clap's own errors, folded into one line with the choices or the tip they carry.
     assert_bad_input(
         &["sample", "--sampler", "bogus", "-o", out],
-        "'bogus' for '--sampler <sampler>' (possible values: ddpm, ddim, dpm-solver++, dpm-solver, sde-dpm-solver++, euler, euler-a, heun, unipc)",
+        "'bogus' for '--sampler <sampler>' (possible values: ddpm, ddim, dpm-solver++, dpm-solver, sde-dpm-solver++, euler, euler-a, heun, unipc, flow-euler)",
     );
     assert_bad_input(&["smaple"], "similar subcommand exists: 'sample'");
     assert_bad_input(
