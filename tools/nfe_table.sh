@@ -13,7 +13,7 @@ cell() { # label nfe eval-args...
     shift 2
     out=$("$bin" --device cpu eval --count 500 --guidance 1 "$@" 2>&1)
     conf=$(printf '%s\n' "$out" | awk '/mean classifier confidence/ {print $4}')
-    scrawls=$(printf '%s\n' "$out" | awk '/^scrawls/ {print $5}')
+    scrawls=$(printf '%s\n' "$out" | awk '/^scrawls/ {print $NF}')
     ratio=$(printf '%s\n' "$out" | sed -n 's/^Fréchet distance.*ratio \([0-9.]*\)).*/\1/p')
     secs=$(printf '%s\n' "$out" | sed -n 's/^500 samples (.*) in \([0-9.]*\) s$/\1/p')
     echo "| $label | $nfe | $conf | $scrawls | $ratio | $secs s |"
