@@ -166,7 +166,7 @@ pub fn compare_model_ui(ui: &mut Ui, side: &str, settings: &mut Settings, i: usi
     };
     let current = settings.compare_models[i];
     egui::ComboBox::from_label(format!("{side} model"))
-        .selected_text(crate::error::ellipsized(&label(current), 23))
+        .selected_text(crate::error::ellipsized(&label(current), 18))
         .show_ui(ui, |ui| {
             for m in [None, Some(net(SHIPPED)), Some(net(SHIPPED_FLOW))] {
                 ui.selectable_value(&mut settings.compare_models[i], m, label(m));

@@ -98,8 +98,13 @@ pub fn sampler_fields_ui(
             ui.add(egui::Slider::new(&mut s.order, 1..=3).text(format!("{id}Order")))
                 .on_hover_text("How many past model outputs a multistep step uses (2: \"2M\")");
         }
-        ui.checkbox(&mut s.karras, format!("{id}Karras σ"))
-            .on_hover_text("Karras et al.'s spacing (ρ = 7): the steps crowd at small σ");
+        if spec.kind == crate::diffusion::solvers::SolverKind::FlowEuler {
+            // Flow matching's σ run uniformly from 1 to 0: no Karras spacing.
+            s.karras = false;
+        } else {
+            ui.checkbox(&mut s.karras, format!("{id}Karras σ"))
+                .on_hover_text("Karras et al.'s spacing (ρ = 7): the steps crowd at small σ");
+        }
         return;
     }
     ui.add_enabled(
