@@ -52,9 +52,10 @@ pub fn spawn_sampler_worker(
 }
 
 /// Images per piece of a U-Net step when the sampler runs on the frame loop: 4 digits took
-/// about 50 ms of a page's CPU (16 took 200 ms, and the slowest of a run's frames went past the
-/// 50 ms target with 4), so two at a time keep each frame near 25 ms.
-pub const FRAME_PIECE: usize = 2;
+/// about 50 ms of a page's CPU (16 took 200 ms), so each frame stays short. (Pieces of 2 were
+/// tried on 2026-12-06: the run's slowest frame, p99 of 81, was 75.5 ms against 46–64 ms with 4,
+/// so the slowest frame is not a piece; 4 stays.)
+pub const FRAME_PIECE: usize = 4;
 
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {

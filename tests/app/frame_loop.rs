@@ -51,7 +51,7 @@ fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
     assert_eq!(threaded.len(), 6 * 28 * 28);
     assert!(threaded.iter().all(|v| v.is_finite()));
     // Bit for bit: the same job code, the same noises; on the frame loop each step's six
-    // digits ran as three pieces of 2 (FRAME_PIECE), on the thread as one batch.
+    // digits ran as pieces of 4 and 2 (FRAME_PIECE), on the thread as one batch.
     assert_eq!(framed, threaded);
     // Ten U-Net steps do not fit one frame's 12 ms budget: the run was spread over frames.
     assert!(frames >= 3, "{frames} frames");
