@@ -104,11 +104,13 @@ fn solver_timesteps(a: &TimestepsArgs, kind: crate::diffusion::solvers::SolverKi
         num_train_timesteps: a.num_timesteps,
         ..crate::diffusion::ScheduleConfig::default()
     };
-    let solver = spec.build(
-        &schedule,
-        crate::diffusion::PredictionType::Epsilon,
-        a.steps,
-    )?;
+    // The calls do not depend on the model, only on its kind: flow Euler's are a flow model's.
+    let prediction = if spec.kind == crate::diffusion::solvers::SolverKind::FlowEuler {
+        crate::diffusion::PredictionType::Flow
+    } else {
+        crate::diffusion::PredictionType::Epsilon
+    };
+    let solver = spec.build(&schedule, prediction, a.steps)?;
     let sched = NoiseSchedule::new(schedule)?;
     let sigma_of = |t: f64| {
         let sig = crate::diffusion::solvers::sigmas::training_sigmas(&sched.alphas_cumprod);

@@ -199,6 +199,13 @@ fn flow_models_sample_with_flow_euler_only() {
         "flow-euler samples flow-matching models",
     );
     assert!(!bad.exists());
+    // `timesteps` lists flow matching's calls: σ from 1 down, t = σ·T.
+    let o = difflab(&["timesteps", "--sampler", "flow-euler", "--steps", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nfe"], 4);
+    assert_eq!(v["calls"][0]["sigma"], 1.0);
+    assert_eq!(v["calls"][0]["t"], 1000.0);
     // Training: --objective flow takes no v-prediction and no Min-SNR weighting.
     let run = dir.join("run");
     let r = run.to_str().unwrap();
