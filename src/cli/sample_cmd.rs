@@ -493,12 +493,6 @@ fn validate(a: &SampleArgs) -> Result<()> {
                     kind.cli_name()
                 )));
             }
-            if a.label.is_some() {
-                return Err(DiffError::invalid(format!(
-                    "--label (guidance) runs with ddpm and ddim only for now, not with --sampler {}",
-                    kind.cli_name()
-                )));
-            }
         }
         None => {
             if a.karras || a.order.is_some() {

@@ -162,6 +162,26 @@ fn flow_models_sample_with_flow_euler_only() {
         stderr(&o)
     );
     assert!(png.is_file());
+    // Guided towards a digit, as any sampler (--label with a solver after DDIM).
+    let o = difflab(&[
+        "sample",
+        "--model",
+        "unet",
+        "--weights",
+        flow,
+        "--sampler",
+        "flow-euler",
+        "--label",
+        "7",
+        "--steps",
+        "5",
+        "--count",
+        "2",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("guidance w = 2"), "{}", stderr(&o));
     // The flow net with DDPM/DDIM or a σ solver, the diffusion net with flow-euler: one line,
     // exit 2, nothing written.
     let bad = dir.join("bad.png");
