@@ -21,35 +21,13 @@ pub async fn sample_loop<N>(
     noise: N,
     piece: Option<usize>,
     cancel: &AtomicBool,
-    mut on_step: impl FnMut(&StepFrame),
+    on_step: impl FnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>>
 where
     N: FnMut(usize, [usize; 4]) -> Tensor<4>,
 {
-    let mut run = SampleRun::new(denoiser, scheduler, x_t, noise)?;
-    let piece = piece.filter(|_| denoiser.items_independent());
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let Some((x, t)) = run.next_input() else {
-            return Ok(Some(run.current().clone()));
-        };
-        let b = x.dims()[0];
-        match piece.filter(|&p| p < b) {
-            None => match run.next_step() {
-                Some(frame) => on_step(&frame?),
-                None => return Ok(Some(run.current().clone())),
-            },
-            Some(p) => {
-                let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
-                    return Ok(None);
-                };
-                on_step(&run.step_with(out)?);
-            }
-        }
-        yield_now().await;
-    }
+    let run = SampleRun::new(denoiser, scheduler, x_t, noise)?;
+    drive(denoiser, run, piece, cancel, on_step).await
 }
 
 /// The model's output for the batch `x` at `t`, `piece` images at a time with a step boundary
@@ -117,14 +95,68 @@ pub async fn solve_seeded(
     piece: Option<usize>,
     cancel: &AtomicBool,
     device: &Device,
-    mut on_step: impl FnMut(&StepFrame),
+    on_step: impl FnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>> {
     let [c, h, w] = denoiser.sample_shape();
     let x_t = initial_noise(seed, [batch, c, h, w], device);
-    let mut run =
+    let run =
         crate::diffusion::solvers::SolverRun::new(denoiser, solver, schedule, x_t, |k, shape| {
             step_noise(seed, k, shape, device)
         })?;
+    drive(denoiser, run, piece, cancel, on_step).await
+}
+
+/// A run that takes one model call at a time: DDPM/DDIM's [`SampleRun`] and a solver's
+/// [`SolverRun`](crate::diffusion::solvers::SolverRun), driven by the same loop ([`drive`]).
+trait StepRun {
+    fn next_input(&self) -> Option<(Tensor<4>, usize)>;
+    fn next_step(&mut self) -> Option<Result<StepFrame>>;
+    fn step_with(&mut self, out: Tensor<4>) -> Result<StepFrame>;
+    fn current(&self) -> &Tensor<4>;
+}
+
+impl<N: FnMut(usize, [usize; 4]) -> Tensor<4>> StepRun for SampleRun<'_, N> {
+    fn next_input(&self) -> Option<(Tensor<4>, usize)> {
+        SampleRun::next_input(self)
+    }
+    fn next_step(&mut self) -> Option<Result<StepFrame>> {
+        SampleRun::next_step(self)
+    }
+    fn step_with(&mut self, out: Tensor<4>) -> Result<StepFrame> {
+        SampleRun::step_with(self, out)
+    }
+    fn current(&self) -> &Tensor<4> {
+        SampleRun::current(self)
+    }
+}
+
+impl<N: FnMut(usize, [usize; 4]) -> Tensor<4>> StepRun
+    for crate::diffusion::solvers::SolverRun<'_, N>
+{
+    fn next_input(&self) -> Option<(Tensor<4>, usize)> {
+        Self::next_input(self)
+    }
+    fn next_step(&mut self) -> Option<Result<StepFrame>> {
+        Self::next_step(self)
+    }
+    fn step_with(&mut self, out: Tensor<4>) -> Result<StepFrame> {
+        Self::step_with(self, out)
+    }
+    fn current(&self) -> &Tensor<4> {
+        Self::current(self)
+    }
+}
+
+/// Runs `run` to its end, a model call per poll; with `piece`, a model whose items are
+/// independent runs a call's batch that many images at a time, a poll each. x_0, or `None`
+/// when `cancel` was set.
+async fn drive(
+    denoiser: &dyn Denoiser,
+    mut run: impl StepRun,
+    piece: Option<usize>,
+    cancel: &AtomicBool,
+    mut on_step: impl FnMut(&StepFrame),
+) -> Result<Option<Tensor<4>>> {
     let piece = piece.filter(|_| denoiser.items_independent());
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -139,7 +171,6 @@ pub async fn solve_seeded(
                 Some(frame) => on_step(&frame?),
                 None => return Ok(Some(run.current().clone())),
             },
-            // A call's batch in pieces, a step boundary after each, as `sample_loop` does.
             Some(p) => {
                 let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
                     return Ok(None);
