@@ -12,7 +12,21 @@ use difflab::cli::{Cli, Launch, run};
 /// The page's entry: the app on its canvas (the command line is for the desktop).
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    // The static constructors (cubecl's `pliron` registers its IR with `inventory`), run once.
+    // A module that never calls this itself is linked "command-style": wasm-ld then runs every
+    // constructor again at the start of each exported function, and wasm-bindgen's glue calls
+    // an export for every JS object it hands over, so that was half of each frame's time in
+    // the page (docs/web.md). Calling it here makes the module a reactor.
+    // SAFETY: the linker's constructor function; the constructors are idempotent and this is the
+    // first code the page runs.
+    unsafe { __wasm_call_ctors() };
     difflab::app::web::start();
+}
+
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    /// Synthesised by wasm-ld: runs the module's static constructors.
+    fn __wasm_call_ctors();
 }
 
 /// The system allocator, except that a failed allocation ends the program with one line and

@@ -44,11 +44,15 @@ async fn run() -> Result<(), String> {
         on_frames: true,
         ..AppOptions::default()
     };
+    let web_options = eframe::WebOptions {
+        renderer: renderer_from_url(),
+        ..eframe::WebOptions::default()
+    };
     let runner = eframe::WebRunner::new();
     runner
         .start(
             canvas,
-            eframe::WebOptions::default(),
+            web_options,
             Box::new(move |cc| Ok(Box::new(DiffLabApp::new(cc, options)?))),
         )
         .await
@@ -57,6 +61,20 @@ async fn run() -> Result<(), String> {
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);
     Ok(())
+}
+
+/// How the page draws: egui_glow on WebGL 2 unless the address asks for wgpu
+/// (`?renderer=wgpu`, which draws on WebGPU where the browser has it). Drawn in software (a
+/// browser with no GPU for the page), glow's frames cost a fraction of wgpu's WebGL path.
+fn renderer_from_url() -> eframe::Renderer {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    if search.contains("renderer=wgpu") {
+        eframe::Renderer::Wgpu
+    } else {
+        eframe::Renderer::Glow
+    }
 }
 
 thread_local! {

@@ -1280,7 +1280,7 @@ mod tests {
         ]
     }
 
-    /// The direct kernels, AVX-512 and AVX2, against the gemm path, on the stride-1 shapes the
+    /// The direct kernels, AVX-512 and AVX2 (or simd128 in WebAssembly), against the gemm path, on the stride-1 shapes the
     /// U-Net uses and the edges of their tiles: C_out not a multiple of 8 or 4 (20, 1, 3, 11),
     /// C_in of 1, a 1×1 conv, padding 0, odd sizes, uneven thread groups.
     #[test]
@@ -1289,6 +1289,7 @@ mod tests {
         let isas = match direct::isa() {
             Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
             Some(Isa::Avx2) => vec![Isa::Avx2],
+            Some(Isa::Simd128) => vec![Isa::Simd128],
             None => {
                 eprintln!("no AVX2 here: the direct kernels are not used");
                 return;
@@ -1307,7 +1308,7 @@ mod tests {
         ];
         for isa in isas {
             let on_isa = |f: &dyn Fn() -> [Vec<f32>; 4]| match isa {
-                Isa::Avx512 => f(),
+                Isa::Avx512 | Isa::Simd128 => f(),
                 Isa::Avx2 => direct::with_avx2_kernels(f),
             };
             for (batch, ci, hw, co, k, pad) in cases {
@@ -1315,7 +1316,7 @@ mod tests {
                     ConvGeometry::new([batch, ci, hw, hw], [co, ci, k, k], [1, 1], [(pad, pad); 2])
                         .expect("geometry");
                 let taken = match isa {
-                    Isa::Avx512 => direct_applies(&g),
+                    Isa::Avx512 | Isa::Simd128 => direct_applies(&g),
                     Isa::Avx2 => direct::with_avx2_kernels(|| direct_applies(&g)),
                 };
                 assert_eq!(taken, Some(isa), "{g:?} should take the direct path");

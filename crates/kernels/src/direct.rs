@@ -19,8 +19,10 @@
 //! GFLOP/s.)
 //!
 //! The kernels are written once, generic over [`Isa`]'s vector operations, and compiled for each
-//! instruction set behind `#[target_feature]`; [`isa`] picks one at run time. Without AVX2 the
-//! conv runs on `gemm` (conv.rs), which is also their reference in the tests.
+//! instruction set behind `#[target_feature]`; [`isa`] picks one at run time. The browser build
+//! (wasm32 with `+simd128`) runs them on WebAssembly's 4-lane vectors, in AVX2's tile shapes.
+//! Without any of these the conv runs on `gemm` (conv.rs), which is also their reference in the
+//! tests.
 
 use std::cell::Cell;
 
@@ -37,6 +39,9 @@ pub enum Isa {
     Avx512,
     /// AVX2 + FMA: 8 lanes, 16 registers.
     Avx2,
+    /// WebAssembly's 128-bit SIMD (the browser build, `+simd128`): 4 lanes, no fused
+    /// multiply-add; the engine maps it to 16 SSE/AVX registers on x86-64.
+    Simd128,
 }
 
 thread_local! {
@@ -50,7 +55,7 @@ pub fn with_avx2_kernels<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// The instruction set this CPU runs the direct kernels with (on this thread; see
-/// [`with_avx2_kernels`]), or `None` without AVX2 + FMA.
+/// [`with_avx2_kernels`]), or `None` without AVX2 + FMA (or, in WebAssembly, without simd128).
 pub(crate) fn isa() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -61,24 +66,22 @@ pub(crate) fn isa() -> Option<Isa> {
             return Some(Isa::Avx2);
         }
     }
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        return Some(Isa::Simd128);
+    }
     None
 }
 
 /// Whether the CPU has `isa` (a caller's promise checked before any kernel runs).
 fn has(isa: Isa) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match isa {
-            Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
-            Isa::Avx2 => {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = isa;
-        false
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        Isa::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+        #[allow(unreachable_patterns)]
+        _ => false,
     }
 }
 
@@ -134,7 +137,7 @@ pub(crate) fn conv_wide(
         y_stride >= cols && (rows - 1) * y_stride + cols <= y.len(),
         "direct conv: output out of range"
     );
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
     {
         let (x, w, y) = (x.as_ptr(), w.as_ptr(), y.as_mut_ptr());
         // SAFETY: the CPU has `isa` (asserted); every read is x[offs[k] + q] with q < cols,
@@ -142,8 +145,14 @@ pub(crate) fn conv_wide(
         // blocks·k_len·ROWS: all inside the slices by the asserts above.
         unsafe {
             match isa {
-                Isa::Avx512 => x86::conv_wide_avx512(x, offs, w, rows, y, y_stride, cols),
-                Isa::Avx2 => x86::conv_wide_avx2(x, offs, w, rows, y, y_stride, cols),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => simd::conv_wide_avx512(x, offs, w, rows, y, y_stride, cols),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => simd::conv_wide_avx2(x, offs, w, rows, y, y_stride, cols),
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                Isa::Simd128 => simd::conv_wide_simd128(x, offs, w, rows, y, y_stride, cols),
+                #[allow(unreachable_patterns)]
+                _ => unreachable!("has(isa) was asserted"),
             }
         }
     }
@@ -191,14 +200,14 @@ pub(crate) fn wgrad_wide(
         dw_stride >= offs.len() && (rows - 1) * dw_stride + offs.len() <= dw.len(),
         "direct conv: weight gradient out of range"
     );
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        let dy = x86::Run {
+        let dy = simd::Run {
             ptr: dy.data.as_ptr(),
             image: dy.stride,
             row: dy_stride,
         };
-        let x = x86::Run {
+        let x = simd::Run {
             ptr: x.data.as_ptr(),
             image: x.stride,
             row: 0,
@@ -209,17 +218,30 @@ pub(crate) fn wgrad_wide(
         // stays inside its slice by the asserts above.
         unsafe {
             match isa {
+                #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => {
-                    x86::wgrad_wide_avx512(dy, rows, x, offs, cols, images, dw, dw_stride);
+                    simd::wgrad_wide_avx512(dy, rows, x, offs, cols, images, dw, dw_stride);
                 }
-                Isa::Avx2 => x86::wgrad_wide_avx2(dy, rows, x, offs, cols, images, dw, dw_stride),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => simd::wgrad_wide_avx2(dy, rows, x, offs, cols, images, dw, dw_stride),
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                Isa::Simd128 => {
+                    simd::wgrad_wide_simd128(dy, rows, x, offs, cols, images, dw, dw_stride);
+                }
+                #[allow(unreachable_patterns)]
+                _ => unreachable!("has(isa) was asserted"),
             }
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+mod simd {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    use std::arch::wasm32::{
+        f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128, v128_load, v128_store,
+    };
+    #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::{
         __m256, __m512, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps,
         _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
@@ -230,8 +252,8 @@ mod x86 {
     use super::ROWS;
 
     /// The vector operations the kernels use. Every method is `#[inline(always)]` and runs
-    /// only inside a function compiled for its instruction set (the `_avx512` and `_avx2`
-    /// entry points below), where its intrinsics inline.
+    /// only inside a function compiled for its instruction set (the `_avx512`, `_avx2` and
+    /// `_simd128` entry points below), where its intrinsics inline.
     trait Vector: Copy {
         const LANES: usize;
         unsafe fn zero() -> Self;
@@ -243,6 +265,7 @@ mod x86 {
         unsafe fn sum(self) -> f32;
     }
 
+    #[cfg(target_arch = "x86_64")]
     impl Vector for __m512 {
         const LANES: usize = 16;
         #[inline(always)]
@@ -277,6 +300,7 @@ mod x86 {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     impl Vector for __m256 {
         const LANES: usize = 8;
         #[inline(always)]
@@ -312,6 +336,39 @@ mod x86 {
                 let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
                 _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
             }
+        }
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    impl Vector for v128 {
+        const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            f32x4_splat(0.0)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller's bounds (wasm loads need no alignment).
+            unsafe { v128_load(p.cast::<v128>()) }
+        }
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            f32x4_splat(v)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            // simd128 has no fused multiply-add (relaxed-simd's is not in every browser).
+            f32x4_add(f32x4_mul(self, b), c)
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller's bounds.
+            unsafe { v128_store(p.cast::<v128>(), self) }
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> f32 {
+            (f32x4_extract_lane::<0>(self) + f32x4_extract_lane::<1>(self))
+                + (f32x4_extract_lane::<2>(self) + f32x4_extract_lane::<3>(self))
         }
     }
 
@@ -410,6 +467,7 @@ mod x86 {
     }
 
     /// See `super::conv_wide`: 8-row tiles of 3 × 16 positions.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn conv_wide_avx512(
         x: *const f32,
@@ -430,10 +488,13 @@ mod x86 {
     }
 
     /// The AVX2 forward tile: rows × vectors of 8 positions.
+    #[cfg(target_arch = "x86_64")]
     const AVX2_ROWS: usize = 4;
+    #[cfg(target_arch = "x86_64")]
     const AVX2_VECS: usize = 2;
 
     /// See `super::conv_wide`: tiles of AVX2_ROWS rows × AVX2_VECS vectors of 8 positions.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn conv_wide_avx2(
         x: *const f32,
@@ -582,6 +643,7 @@ mod x86 {
     }
 
     /// See `super::wgrad_wide`: tiles of 4 rows × 4 taps (16 accumulators).
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn wgrad_wide_avx512(
@@ -610,6 +672,7 @@ mod x86 {
     }
 
     /// See `super::wgrad_wide`: tiles of 4 rows × 2 taps (8 accumulators of 16 registers).
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn wgrad_wide_avx2(
@@ -627,6 +690,55 @@ mod x86 {
             wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 2, |r, t, d, out| {
                 wgrad_tiles!(
                     __m256,
+                    r,
+                    t.len(),
+                    (d, x, t, cols, images, out, dws),
+                    [4, 2, 1],
+                    [2, 1]
+                );
+            });
+        }
+    }
+
+    /// See `super::conv_wide`: tiles of 4 rows × 2 vectors of 4 positions (8 accumulators, two
+    /// loads, a broadcast and a product in flight: 12 of the 16 registers the engine has).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub(super) unsafe fn conv_wide_simd128(
+        x: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        rows: usize,
+        y: *mut f32,
+        ys: usize,
+        cols: usize,
+    ) {
+        // SAFETY: simd128 is enabled for the whole build; the caller's bounds.
+        unsafe {
+            let tiles = (&[4, 2, 1][..], 2);
+            conv_wide::<v128>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
+                forward_tiles!(v128, r, nv, (x, offs, w, y, ys), [4, 2, 1]);
+            });
+        }
+    }
+
+    /// See `super::wgrad_wide`: tiles of 4 rows × 2 taps, as AVX2's.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn wgrad_wide_simd128(
+        dy: Run,
+        rows: usize,
+        x: Run,
+        offs: &[usize],
+        cols: usize,
+        images: usize,
+        dw: *mut f32,
+        dws: usize,
+    ) {
+        // SAFETY: simd128 is enabled for the whole build; the caller's bounds.
+        unsafe {
+            wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 2, |r, t, d, out| {
+                wgrad_tiles!(
+                    v128,
                     r,
                     t.len(),
                     (d, x, t, cols, images, out, dws),
