@@ -4,8 +4,11 @@
 //! (`Device::flex()`) otherwise: on a CPU-type adapter such as Mesa's lavapipe, flex is several
 //! times faster for convolutions than wgpu emulated on the CPU.
 
+#[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::wgpu::wgpu;
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::DeviceKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DiffError, Result};
@@ -33,6 +36,7 @@ pub enum BackendKind {
 }
 
 /// A wgpu adapter as seen at start-up.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
@@ -43,6 +47,7 @@ pub struct AdapterSummary {
     pub backend: wgpu::Backend,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl AdapterSummary {
     /// Whether this is a real GPU (not a CPU emulation).
     pub fn is_gpu(&self) -> bool {
@@ -101,6 +106,7 @@ impl ComputeDevice {
 }
 
 /// The wgpu adapters on this machine, best first (discrete GPUs first, CPU-type last).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn wgpu_adapters() -> Vec<AdapterSummary> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapters =
@@ -120,6 +126,7 @@ pub fn wgpu_adapters() -> Vec<AdapterSummary> {
     out
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn wgpu_device(adapter: &AdapterSummary) -> ComputeDevice {
     ComputeDevice {
         device: Device::wgpu(adapter.device_kind()),
@@ -133,6 +140,7 @@ fn wgpu_device(adapter: &AdapterSummary) -> ComputeDevice {
 }
 
 /// Resolves a [`DeviceChoice`]. `wgpu` with no adapter at all is an error.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
     match choice {
         DeviceChoice::Cpu => Ok(ComputeDevice::flex()),
@@ -172,15 +180,24 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
     }
 }
 
+/// The page computes on flex: burn's wgpu backend is not in the browser build (its device comes
+/// up and reads tensors only asynchronously there; docs/web.md).
+#[cfg(target_arch = "wasm32")]
+pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
+    match choice {
+        DeviceChoice::Wgpu => Err(DiffError::invalid(
+            "the browser build computes on the CPU (WebGPU compute is for the desktop app for now)",
+        )),
+        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(ComputeDevice::flex()),
+    }
+}
+
 /// Brings a wgpu device up and reads one value back, catching the panic burn raises when the
 /// adapter gives no device ("Unable to acquire wgpu device": a broken driver, or a DX12
 /// adapter that wine or a virtual machine lists but cannot open). The panic hook is silenced
 /// meanwhile, so the user sees one line, not a panic message.
+#[cfg(not(target_arch = "wasm32"))]
 fn probe(device: &Device) -> std::result::Result<(), String> {
-    if cfg!(target_arch = "wasm32") {
-        // The page never computes on wgpu (and reads tensors only asynchronously there).
-        return Ok(());
-    }
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -12,6 +12,7 @@ pub mod device;
 pub mod diffusion;
 pub mod error;
 pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod gpu;
 pub mod model;
 pub mod platform;

@@ -30,6 +30,7 @@ mod playground_flow;
 mod playground_view;
 mod quality;
 mod remote;
+mod render;
 mod repaint;
 mod sampler;
 mod sampler_job;
@@ -51,7 +52,6 @@ mod widgets;
 mod window;
 mod worker;
 
-use eframe::egui_wgpu::RenderState;
 use egui::Ui;
 
 pub use code_refs::{CodeRef, lookup as lookup_code_ref};
@@ -92,7 +92,10 @@ pub use settings::{
 pub use shown::Shown;
 pub use thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
-pub use window::{AppOptions, wgpu_setup};
+pub use window::AppOptions;
+use render::RenderState;
+#[cfg(not(target_arch = "wasm32"))]
+pub use window::wgpu_setup;
 #[cfg(not(target_arch = "wasm32"))]
 pub use window::{native_options, run};
 pub use worker::{
@@ -178,7 +181,7 @@ impl DiffLabApp {
         if let Some(d) = options.device {
             settings.device = d;
         }
-        let render = cc.wgpu_render_state.clone();
+        let render = render::render_state(cc);
         let (compute, note) = match &options.gpu_refused {
             Some(why) => (
                 window::flex_compute(),
@@ -402,6 +405,9 @@ impl eframe::App for DiffLabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         #[cfg(target_arch = "wasm32")]
         web::frame(self, ctx);
+        // In the page the jobs run between frames (`web::drive_jobs`), so a frame that draws
+        // does not also compute; native tests of the web's path drive them from here.
+        #[cfg(not(target_arch = "wasm32"))]
         if self.pump_jobs() {
             ctx.request_repaint();
         }
@@ -479,6 +485,12 @@ impl eframe::App for DiffLabApp {
             self.forward.sent(&req);
             self.send(Command::Forward(req));
         }
+    }
+
+    /// For the page's job loop (`web::drive_jobs`, through eframe's `WebRunner::app_mut`).
+    #[cfg(target_arch = "wasm32")]
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -1,9 +1,9 @@
 //! An image on screen: an egui texture made from CPU pixels, or a wgpu texture the worker wrote
 //! on the GPU and the app registered with egui's renderer.
 
-use burn::tensor::wgpu::wgpu;
 use egui::{ColorImage, Response, RichText, TextureHandle, TextureId, Ui, Vec2};
 
+use super::render::{self, GpuTexture, RenderState};
 use super::worker::Picture;
 
 /// Where textures go: egui's texture manager, or the wgpu renderer.
@@ -11,7 +11,7 @@ pub trait TextureSink {
     /// Uploads CPU pixels.
     fn cpu(&mut self, name: &str, image: ColorImage) -> TextureHandle;
     /// Registers a native texture; `None` without a wgpu renderer.
-    fn native(&mut self, texture: &wgpu::Texture) -> Option<TextureId>;
+    fn native(&mut self, texture: &GpuTexture) -> Option<TextureId>;
     /// Frees a registered native texture.
     fn free_native(&mut self, id: TextureId);
 }
@@ -21,7 +21,7 @@ pub struct AppSink<'a> {
     /// egui's context.
     pub ctx: &'a egui::Context,
     /// eframe's wgpu state, on the GPU path.
-    pub render: Option<&'a eframe::egui_wgpu::RenderState>,
+    pub render: Option<&'a RenderState>,
 }
 
 impl TextureSink for AppSink<'_> {
@@ -30,19 +30,13 @@ impl TextureSink for AppSink<'_> {
             .load_texture(name, image, egui::TextureOptions::NEAREST)
     }
 
-    fn native(&mut self, texture: &wgpu::Texture) -> Option<TextureId> {
-        let rs = self.render?;
-        let view = texture.create_view(&Default::default());
-        Some(rs.renderer.write().register_native_texture(
-            &rs.device,
-            &view,
-            wgpu::FilterMode::Nearest,
-        ))
+    fn native(&mut self, texture: &GpuTexture) -> Option<TextureId> {
+        Some(render::register(self.render?, texture))
     }
 
     fn free_native(&mut self, id: TextureId) {
         if let Some(rs) = self.render {
-            rs.renderer.write().free_texture(&id);
+            render::free(rs, id);
         }
     }
 }
@@ -51,7 +45,7 @@ impl TextureSink for AppSink<'_> {
 #[derive(Default)]
 pub struct Shown {
     handle: Option<TextureHandle>,
-    native: Option<(TextureId, wgpu::Texture)>,
+    native: Option<(TextureId, GpuTexture)>,
     /// Width and height in pixels.
     pub size: [usize; 2],
 }
@@ -72,7 +66,7 @@ impl Shown {
             }
             Picture::Gpu(texture) => {
                 self.free(sink);
-                self.size = [texture.width() as usize, texture.height() as usize];
+                self.size = render::texture_size(&texture);
                 if let Some(id) = sink.native(&texture) {
                     self.native = Some((id, texture));
                 }
@@ -85,7 +79,7 @@ impl Shown {
         self.handle = None;
         if let Some((id, texture)) = self.native.take() {
             sink.free_native(id);
-            texture.destroy();
+            render::destroy(&texture);
         }
     }
 

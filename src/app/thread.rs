@@ -67,6 +67,24 @@ pub fn yield_now() -> impl Future<Output = ()> {
     })
 }
 
+/// Sends a job's event to the UI and asks for a repaint to show it: at once, or, with a
+/// `pace`, spaced as [`RepaintPacer`] says while events stream.
+fn paced_send<E>(
+    event_tx: mpsc::Sender<E>,
+    ctx: egui::Context,
+    pace: Option<RepaintPace>,
+) -> impl Fn(E) {
+    let pacer = pace.map(|p| RefCell::new(RepaintPacer::new(p)));
+    move |e: E| {
+        let _ = event_tx.send(e);
+        match pacer.as_ref().map(|p| p.borrow_mut().on_event(Instant::now())) {
+            None | Some(Repaint::Now) => ctx.request_repaint(),
+            Some(Repaint::After(d)) => ctx.request_repaint_after(d),
+            Some(Repaint::Scheduled) => {}
+        }
+    }
+}
+
 /// Runs a batch of commands taken from the queue: a command is skipped when a later one
 /// replaces it (a newer run); an export is never skipped and replaces nothing.
 async fn run_batch<J: Job>(
@@ -147,15 +165,7 @@ impl<J: Job> WorkerThread<J> {
                 // waiting for); while events stream (a run's steps), one repaint per
                 // `pace.every()`: each repaint draws the whole window, which on a software
                 // renderer takes CPU time the run itself needs.
-                let pacer = RefCell::new(RepaintPacer::new(pace));
-                let send = move |e: J::Event| {
-                    let _ = event_tx.send(e);
-                    match pacer.borrow_mut().on_event(Instant::now()) {
-                        Repaint::Now => ctx.request_repaint(),
-                        Repaint::After(d) => ctx.request_repaint_after(d),
-                        Repaint::Scheduled => {}
-                    }
-                };
+                let send = paced_send(event_tx, ctx, Some(pace));
                 while let Ok(first) = cmd_rx.recv() {
                     let mut queued = vec![first];
                     while let Ok(next) = cmd_rx.try_recv() {
@@ -190,11 +200,11 @@ impl<J: Job> WorkerThread<J> {
         let in_flight = Arc::new(Mutex::new(0usize));
         let idle = Arc::new(AtomicBool::new(false));
         let (cancel2, in_flight2, idle2) = (cancel.clone(), in_flight.clone(), idle.clone());
+        // In the page the jobs run between frames, so a repaint is a frame of drawing alone:
+        // paced as on a GPU-drawn desktop. Native tests of this path pump every frame.
+        let pace = cfg!(target_arch = "wasm32").then_some(RepaintPace::Hardware);
         let task = async move {
-            let send = move |e: J::Event| {
-                let _ = event_tx.send(e);
-                ctx.request_repaint();
-            };
+            let send = paced_send(event_tx, ctx, pace);
             loop {
                 let first = loop {
                     match cmd_rx.try_recv() {

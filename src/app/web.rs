@@ -44,10 +44,8 @@ async fn run() -> Result<(), String> {
         on_frames: true,
         ..AppOptions::default()
     };
-    let web_options = eframe::WebOptions {
-        renderer: renderer_from_url(),
-        ..eframe::WebOptions::default()
-    };
+    webgl2_without_multisampling(&canvas);
+    let web_options = eframe::WebOptions::default();
     let runner = eframe::WebRunner::new();
     runner
         .start(
@@ -58,23 +56,69 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
     page_status("");
+    wasm_bindgen_futures::spawn_local(drive_jobs(runner.clone()));
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);
     Ok(())
 }
 
-/// How the page draws: egui_glow on WebGL 2 unless the address asks for wgpu
-/// (`?renderer=wgpu`, which draws on WebGPU where the browser has it). Drawn in software (a
-/// browser with no GPU for the page), glow's frames cost a fraction of wgpu's WebGL path.
-fn renderer_from_url() -> eframe::Renderer {
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
-    if search.contains("renderer=wgpu") {
-        eframe::Renderer::Wgpu
-    } else {
-        eframe::Renderer::Glow
+/// Creates the canvas's WebGL 2 context without multisampling and without a depth buffer, before
+/// eframe asks for it (a canvas has one context: eframe's `getContext("webgl2")` then gets this
+/// one). egui smooths its own edges and draws no 3-D, and a browser drawing in software (no GPU
+/// for the page) spent most of each frame resolving the 4× multisampled canvas it would
+/// otherwise get by default.
+fn webgl2_without_multisampling(canvas: &web_sys::HtmlCanvasElement) {
+    let options = js_sys::Object::new();
+    for (key, value) in [("antialias", false), ("depth", false)] {
+        let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
     }
+    // Where it fails, eframe creates its own context (and says so if that fails too).
+    let _ = canvas.get_context_with_context_options("webgl2", &options);
+}
+
+/// The jobs in the page, between its frames: a slice of steps ([`super::FRAME_BUDGET`], at
+/// least one step) as a task of its own, then back to the browser, which draws a frame when
+/// one is due and answers input before the next slice. A frame that draws then does not also
+/// compute; the app repaints when a job's events bring something new to show (at most ten
+/// times a second while a run streams: `thread::WorkerThread::on_frames`). Idle, it looks for
+/// work every 16 ms.
+async fn drive_jobs(runner: eframe::WebRunner) {
+    loop {
+        let more = runner
+            .app_mut::<DiffLabApp>()
+            .is_some_and(|mut app| app.pump_jobs());
+        let wait = if more {
+            next_task()
+        } else {
+            after_ms(16)
+        };
+        let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
+    }
+}
+
+/// A promise kept by the next task: a message posted to itself, which, unlike `setTimeout(0)`,
+/// is not held back 4 ms once nested.
+fn next_task() -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _reject| {
+        match web_sys::MessageChannel::new() {
+            Ok(channel) => {
+                channel.port1().set_onmessage(Some(&resolve));
+                let _ = channel.port2().post_message(&JsValue::NULL);
+            }
+            Err(_) => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    })
+}
+
+/// A promise kept after `ms` milliseconds.
+fn after_ms(ms: i32) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    })
 }
 
 thread_local! {

@@ -2,14 +2,16 @@
 //! and options, and opening it.
 
 use std::path::PathBuf;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::Arc;
 
-use eframe::egui_wgpu::{self, RenderState};
+#[cfg(not(target_arch = "wasm32"))]
+use eframe::egui_wgpu;
 
+use super::render::{self, RenderState};
 use super::thread::RepaintPace;
 use super::{APP_ID, Compute, Display, TITLE, settings};
 use crate::device::{ComputeDevice, DeviceChoice, select_device};
-use crate::gpu::{TensorToTexture, burn_friendly_device_descriptor, share_with_burn};
 
 /// How the app was started.
 #[derive(Clone, Debug, Default)]
@@ -84,18 +86,17 @@ pub(super) fn choose_compute(
             _ => flex(None),
         };
     };
-    let info = rs.adapter.get_info();
-    if choice == DeviceChoice::Auto && !draws_on_gpu(rs) {
+    if choice == DeviceChoice::Auto && !render::draws_on_gpu(rs) {
         return flex(None);
     }
-    match share_with_burn(&rs.instance, &rs.adapter, &rs.device, &rs.queue) {
-        Ok(device) => (
+    match render::share(rs) {
+        Ok((device, texturer)) => (
             Compute {
                 device,
-                display: Display::Gpu(TensorToTexture::new(&rs.device, &rs.queue)),
+                display: Display::Gpu(texturer),
                 label: format!(
-                    "wgpu: {} ({:?}), shared with egui · display: GPU texture",
-                    info.name, info.device_type
+                    "wgpu: {}, shared with egui · display: GPU texture",
+                    render::adapter_label(rs)
                 ),
             },
             None,
@@ -116,7 +117,7 @@ pub(super) fn flex_compute() -> Compute {
 /// How often a run may repaint the window: a software renderer (a CPU-type adapter, or none)
 /// draws on the CPU that the run needs.
 pub(super) fn repaint_pace(render: Option<&RenderState>) -> RepaintPace {
-    if render.is_some_and(draws_on_gpu) {
+    if render.is_some_and(render::draws_on_gpu) {
         RepaintPace::Hardware
     } else {
         RepaintPace::Software
@@ -139,20 +140,13 @@ pub(super) fn pace_style(ctx: &egui::Context, pace: RepaintPace) {
     }
 }
 
-/// Whether eframe's adapter is a GPU, not a CPU-type one (lavapipe).
-fn draws_on_gpu(rs: &RenderState) -> bool {
-    !matches!(
-        rs.adapter.get_info().device_type,
-        egui_wgpu::wgpu::DeviceType::Cpu
-    )
-}
-
 /// How eframe (or a test harness) creates its wgpu device: with the adapter's own features
 /// and limits, so burn can share it. `prefer_cpu` picks a CPU-type adapter (lavapipe) first, as
 /// tests do so that they render the same everywhere.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn wgpu_setup(prefer_cpu: bool) -> egui_wgpu::WgpuSetup {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
-    setup.device_descriptor = Arc::new(burn_friendly_device_descriptor);
+    setup.device_descriptor = Arc::new(crate::gpu::burn_friendly_device_descriptor);
     if prefer_cpu {
         setup.native_adapter_selector = Some(Arc::new(|adapters, _surface| {
             adapters

@@ -10,9 +10,9 @@ use burn::tensor::{Device, Tensor};
 use crate::data::image_io::{ImageArray, ValueRange, batch_to_rgb, chw_to_rgb, grid, save_png};
 use crate::diffusion::{ForwardChain, NoiseSchedule, ScheduleConfig, initial_noise, q_sample};
 use crate::error::Result;
-use crate::gpu::TensorToTexture;
 use crate::tensor_util::{sum_rows, tensor4, to_vec};
 
+use super::render::{GpuTexture, TensorToTexture};
 use super::thread::{Drive, Job, WorkerThread, yield_now};
 
 /// Where pictures are made: egui `ColorImage`s from CPU values, or wgpu textures written on the
@@ -39,7 +39,7 @@ pub enum Picture {
     /// CPU pixels.
     Cpu(egui::ColorImage),
     /// A texture on the shared wgpu device (Rgba8Unorm, TEXTURE_BINDING).
-    Gpu(burn::tensor::wgpu::wgpu::Texture),
+    Gpu(GpuTexture),
 }
 
 /// The bins of the pixel histogram: [−4, 4] in 64 bins.
