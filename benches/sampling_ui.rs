@@ -6,6 +6,10 @@
 //! Targets: p99 frame time below 33 ms; the app no more than 10% slower than the CLI; with the
 //! U-Net, the whole run in at most 20 s.
 //! Run: `cargo bench --profile dev --bench sampling_ui [-- unet]`
+//!
+//! `-- ddim20` is the browser test's run instead (DDIM-20 of 16 digits with the shipped U-Net,
+//! seed 0) in the desktop app, the native side of docs/web.md's page/app ratio: the app's own
+//! wall time for it, and the CLI's.
 
 // Tests and benchmarks: an unwrap that fails is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -30,7 +34,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// One app run: (frame times in ms, the run's wall time in ms).
-fn app_run(unet: bool) -> (Vec<f64>, f64) {
+fn app_run(unet: bool, ddim20: bool) -> (Vec<f64>, f64) {
     let mut h: Harness<'static, DiffLabApp> = app_helpers::cpu_harness();
     settle(&mut h, 120);
     {
@@ -49,6 +53,14 @@ fn app_run(unet: bool) -> (Vec<f64>, f64) {
         };
         s.sampling.batch = 16;
         s.sampling.seed = 0;
+        if ddim20 {
+            s.sampling.sampler = SamplerSettings {
+                sampler: SamplerChoice::Ddim,
+                steps: 20,
+                eta: 0.0,
+                ..SamplerSettings::default()
+            };
+        }
     }
     h.step();
     h.get_by_label("Run").click();
@@ -62,12 +74,15 @@ fn app_run(unet: bool) -> (Vec<f64>, f64) {
         }
         std::thread::sleep(Duration::from_millis(16));
     }
-    assert_eq!(h.state().sampling.trajectory.len(), 1001);
+    assert_eq!(
+        h.state().sampling.trajectory.len(),
+        if ddim20 { 21 } else { 1001 }
+    );
     (frames, h.state().sampling.total_ms.unwrap_or(f64::NAN))
 }
 
 /// The same run through the CLI: its own report of the sampling time, in ms.
-fn cli_run(dir: &std::path::Path, unet: bool) -> f64 {
+fn cli_run(dir: &std::path::Path, unet: bool, ddim20: bool) -> f64 {
     let model: &[&str] = if unet {
         &["--model", "unet"]
     } else {
@@ -79,9 +94,9 @@ fn cli_run(dir: &std::path::Path, unet: bool) -> f64 {
             "cpu",
             "sample",
             "--sampler",
-            "ddpm",
+            if ddim20 { "ddim" } else { "ddpm" },
             "--steps",
-            "1000",
+            if ddim20 { "20" } else { "1000" },
             "--count",
             "16",
             "--batch",
@@ -106,17 +121,18 @@ fn cli_run(dir: &std::path::Path, unet: bool) -> f64 {
 fn main() {
     // As the app binary does.
     difflab::platform::keep_freed_memory();
-    let unet = std::env::args().any(|a| a == "unet");
+    let ddim20 = std::env::args().any(|a| a == "ddim20");
+    let unet = ddim20 || std::env::args().any(|a| a == "unet");
     let dir = std::env::temp_dir().join(format!("difflab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut frames = Vec::new();
     let mut app_ms = Vec::new();
     let mut cli_ms = Vec::new();
     for _ in 0..RUNS {
-        let (f, total) = app_run(unet);
+        let (f, total) = app_run(unet, ddim20);
         frames.extend(f);
         app_ms.push(total);
-        cli_ms.push(cli_run(&dir, unet));
+        cli_ms.push(cli_run(&dir, unet, ddim20));
     }
     let n = frames.len();
     let (f50, f99) = (percentile(&mut frames, 0.5), percentile(&mut frames, 0.99));
@@ -126,7 +142,8 @@ fn main() {
     } else {
         "exact denoiser over 1000 digits"
     };
-    println!("DDPM 1000 steps, batch 16, {model}, flex; median of {RUNS} runs");
+    let run = if ddim20 { "DDIM 20 steps" } else { "DDPM 1000 steps" };
+    println!("{run}, batch 16, {model}, flex; median of {RUNS} runs");
     println!(
         "UI frame time while streaming: median {f50:.2} ms, p99 {f99:.2} ms over {n} frames (target p99 < 33 ms: {})",
         if f99 < 33.0 { "met" } else { "MISSED" }

@@ -10,6 +10,10 @@
   combining marks with the base letter's font, so a mark in a fallback font is never drawn: the
   marks must be in the font that draws x, ε, β. The hat sits at x-height; the tilde higher, to
   clear β. Named "Ubuntu Light derivative difflab" as the Ubuntu Font Licence asks.
+- assets/fonts/Hack-difflab.ttf: egui's monospace font (Hack) cut to Latin, Greek, punctuation,
+  arrows, mathematical operators, box drawing and the characters difflab shows: the app builds
+  its fonts from these files alone (not egui's bundled defaults, which carried a second copy of
+  Ubuntu Light), so the browser build downloads each font once and no glyph it never draws.
 The test `every_character_of_every_lesson_and_label_has_a_glyph` (tests/app/lessons.rs) fails
 when a lesson gains a character this subset lacks: then run this script again.
 
@@ -17,6 +21,7 @@ when a lesson gains a character this subset lacks: then run this script again.
     pip install fonttools               # pyftsubset's library
     python3 tools/make_fonts.py      # from the repository root
     python3 tools/make_fonts.py --ubuntu-only   # only the Ubuntu Light derivative
+    python3 tools/make_fonts.py --hack-only     # only the Hack subset
 
 The licences travel with the fonts: assets/fonts/OFL.txt and assets/fonts/DejaVu-LICENSE.txt.
 """
@@ -35,6 +40,10 @@ OUT = ROOT / "assets" / "fonts" / "NotoSansSC-difflab.otf"
 MARKS_SOURCE = pathlib.Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 UBUNTU_GLOB = "epaint_default_fonts-0.37.0/fonts/Ubuntu-Light.ttf"
 UBUNTU_OUT = ROOT / "assets" / "fonts" / "Ubuntu-Light-difflab.ttf"
+HACK_GLOB = "epaint_default_fonts-0.37.0/fonts/Hack-Regular.ttf"
+HACK_OUT = ROOT / "assets" / "fonts" / "Hack-difflab.ttf"
+# Kept whole in the Hack subset: Latin, Greek, punctuation to mathematical operators, box drawing.
+HACK_RANGES = [(0x20, 0x24F), (0x370, 0x3FF), (0x2000, 0x22FF), (0x2500, 0x259F)]
 # The combining marks difflab writes, and the height (in em) of each one's lowest point.
 MARKS = {0x0302: 0.56, 0x0303: 0.80}
 # Ubuntu Light has the superscript digits but not the superscript minus that a power of ten
@@ -45,7 +54,8 @@ SUPERSCRIPT_MINUS = 0x207B
 
 def wanted_characters() -> set[str]:
     chars: set[str] = set()
-    files = sorted((ROOT / "assets" / "lessons").glob("*/*.md")) + sorted((ROOT / "src").rglob("*.rs"))
+    files = (sorted((ROOT / "assets" / "lessons").glob("*/*.md")) + sorted((ROOT / "src").rglob("*.rs"))
+             + sorted((ROOT / "docs" / "guide").glob("*.md")))
     for path in files:
         chars.update(path.read_text(encoding="utf-8"))
     # ASCII is the default fonts' job; control characters draw nothing.
@@ -69,12 +79,25 @@ def cut(font, chars: list[str], out: pathlib.Path) -> None:
     tmp.replace(out)
 
 
-def ubuntu_light() -> pathlib.Path:
+def default_font(glob: str) -> pathlib.Path:
     registry = pathlib.Path.home() / ".cargo" / "registry" / "src"
-    found = sorted(registry.glob("*/" + UBUNTU_GLOB))
+    found = sorted(registry.glob("*/" + glob))
     if not found:
-        raise SystemExit(f"{UBUNTU_GLOB} not found under {registry}: run `cargo build` first")
+        raise SystemExit(f"{glob} not found under {registry}: run `cargo build` first")
     return found[0]
+
+
+def ubuntu_light() -> pathlib.Path:
+    return default_font(UBUNTU_GLOB)
+
+
+def hack_subset() -> None:
+    font = TTFont(str(default_font(HACK_GLOB)))
+    cmap = font.getBestCmap()
+    chars = {chr(c) for lo, hi in HACK_RANGES for c in range(lo, hi + 1)} | wanted_characters()
+    kept = sorted(c for c in chars if ord(c) in cmap)
+    cut(font, kept, HACK_OUT)
+    print(f"{HACK_OUT.relative_to(ROOT)}: {len(kept)} characters, {HACK_OUT.stat().st_size} bytes")
 
 
 def add_marks() -> None:
@@ -166,6 +189,9 @@ def add_superscript_minus(font, order: list[str]) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--hack-only"]:
+        hack_subset()
+        return 0
     if sys.argv[1:] == ["--ubuntu-only"]:
         # Only the Ubuntu Light derivative (no Noto CJK needed).
         if not MARKS_SOURCE.exists():
@@ -185,6 +211,7 @@ def main() -> int:
     cjk = sum(1 for c in kept if 0x4E00 <= ord(c) <= 0x9FFF)
     print(f"{OUT.relative_to(ROOT)}: {len(kept)} characters ({cjk} Han), {OUT.stat().st_size} bytes")
     add_marks()
+    hack_subset()
     return 0
 
 

@@ -6,6 +6,8 @@
 #   tools/web.sh build   build the site; its folder is the last line printed
 #   tools/web.sh serve   build, then serve it on http://127.0.0.1:8765 (PORT=…)
 #   tools/web.sh test    build, serve on 127.0.0.1 and drive it in headless Chromium
+#   tools/web.sh kernels the CPU kernels' WebAssembly (simd128) path against its reference:
+#                        their test built for wasm32-wasip1 and run under Node's WASI
 #
 # With rustup: `rustup target add wasm32-unknown-unknown` (this script runs it) and
 # wasm-bindgen-cli at the lock file's version (installed under ../web-tools when missing).
@@ -121,10 +123,23 @@ web_test() {
     node tools/web/test.mjs "http://127.0.0.1:$port/" --shots "$CARGO_TARGET_DIR/web-shots" "$@"
 }
 
+# The direct conv kernels' simd128 path (crates/kernels/src/direct.rs) is what the page runs;
+# their test against gemm, built for wasm32-wasip1 with +simd128, runs under Node's WASI.
+kernels() {
+    command -v node >/dev/null || { say "the kernels' wasm test needs node"; exit 3; }
+    if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+        rustup target add wasm32-wasip1 >&2 || { say "rustup cannot fetch the wasm32-wasip1 standard library here"; exit 3; }
+    fi
+    CARGO_TARGET_WASM32_WASIP1_RUNNER="node $root/tools/wasi/run.mjs" \
+        CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128" \
+        cargo test --locked --release -p difflab-kernels --target wasm32-wasip1 -- direct_kernels_match_gemm
+}
+
 case "${1:-}" in
     check) check ;;
+    kernels) kernels ;;
     build) build ;;
     serve) build >/dev/null && serve ;;
     test) shift; build >/dev/null && web_test "$@" ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -72,6 +72,8 @@ pub struct Report {
     /// On the frame loop: the jobs' compute per frame since the last Run, in ms (median, p99,
     /// max, frames, and the sum), apart from drawing the frame.
     pub pump_ms: [f32; 5],
+    /// Why egui drew the page's frames, each cause with its count (the page fills this in).
+    pub repaint_causes: Vec<String>,
 }
 
 /// The sampling panel's run.
@@ -200,6 +202,7 @@ impl DiffLabApp {
                     v.iter().sum(),
                 ]
             },
+            repaint_causes: Vec::new(),
             edit: EditReport {
                 id: self.edit.id,
                 running: self.edit.running,

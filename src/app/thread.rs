@@ -75,10 +75,17 @@ fn paced_send<E>(
     pace: Option<RepaintPace>,
 ) -> impl Fn(E) {
     let pacer = pace.map(|p| RefCell::new(RepaintPacer::new(p)));
+    // egui draws two frames for a repaint asked for with no delay ("to let things settle"): in
+    // the page, where each frame is drawing alone, one is enough to show a job's event.
+    let at_once = if cfg!(target_arch = "wasm32") {
+        Duration::from_millis(1)
+    } else {
+        Duration::ZERO
+    };
     move |e: E| {
         let _ = event_tx.send(e);
         match pacer.as_ref().map(|p| p.borrow_mut().on_event(Instant::now())) {
-            None | Some(Repaint::Now) => ctx.request_repaint(),
+            None | Some(Repaint::Now) => ctx.request_repaint_after(at_once),
             Some(Repaint::After(d)) => ctx.request_repaint_after(d),
             Some(Repaint::Scheduled) => {}
         }

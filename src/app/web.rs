@@ -130,14 +130,19 @@ thread_local! {
     /// Dropped files read so far (name, bytes or why not), opened at the next frame.
     static DROPPED: std::cell::RefCell<Vec<(String, Result<Vec<u8>, String>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    /// Why egui drew the page's frames so far: each repaint cause and how often it came.
+    static CAUSES: std::cell::RefCell<std::collections::BTreeMap<String, usize>> =
+        const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Asks for one frame (egui draws two for a request without a delay: a script polling the
+/// report would otherwise keep the page drawing).
 fn wake() {
     CTX.with(|c| {
         if let Some(ctx) = c.borrow().as_ref() {
-            ctx.request_repaint();
+            ctx.request_repaint_after(std::time::Duration::from_millis(1));
         }
     });
 }
@@ -184,6 +189,12 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
             Err(e) => app.banner = Some(format!("{name}: could not be read ({e})")),
         }
     }
+    CAUSES.with(|c| {
+        let mut c = c.borrow_mut();
+        for cause in ctx.repaint_causes() {
+            *c.entry(cause.to_string()).or_insert(0) += 1;
+        }
+    });
     CTX.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
@@ -198,7 +209,13 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
     REPORT.with(|r| {
         let mut r = r.borrow_mut();
         if r.1 {
-            r.0 = serde_json::to_string(&app.report()).unwrap_or_default();
+            let mut report = app.report();
+            report.repaint_causes = CAUSES.with(|c| {
+                let mut v: Vec<_> = c.borrow().iter().map(|(k, n)| format!("{n}× {k}")).collect();
+                v.sort();
+                v
+            });
+            r.0 = serde_json::to_string(&report).unwrap_or_default();
             r.1 = false;
         }
     });
