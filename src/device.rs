@@ -4,11 +4,11 @@
 //! (`Device::flex()`) otherwise: on a CPU-type adapter such as Mesa's lavapipe, flex is several
 //! times faster for convolutions than wgpu emulated on the CPU.
 
-#[cfg(not(target_arch = "wasm32"))]
-use burn::tensor::wgpu::wgpu;
 use burn::tensor::Device;
 #[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::DeviceKind;
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::wgpu::wgpu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DiffError, Result};

@@ -75,6 +75,7 @@ pub use panel::{
 pub use playground::{EXPORT_PX, PlaygroundPanel, ToyField};
 pub use quality::{QUALITY_NFES, QualityView, quality_solvers};
 pub use remote::{Remote, Report, SamplingReport};
+use render::RenderState;
 pub use sampler::{
     EditJob, EditPart, EditSpec, GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec,
     QualityPoint, QualitySpec, QualityUpdate, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent,
@@ -93,7 +94,6 @@ pub use shown::Shown;
 pub use thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
 pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use window::AppOptions;
-use render::RenderState;
 #[cfg(not(target_arch = "wasm32"))]
 pub use window::wgpu_setup;
 #[cfg(not(target_arch = "wasm32"))]

@@ -78,7 +78,13 @@ mod page {
 
     impl TensorToTexture {
         /// Never called: there is no value of this type.
-        pub fn render(&self, _x: &Tensor<4>, _i: usize, _lo: f32, _hi: f32) -> crate::Result<GpuTexture> {
+        pub fn render(
+            &self,
+            _x: &Tensor<4>,
+            _i: usize,
+            _lo: f32,
+            _hi: f32,
+        ) -> crate::Result<GpuTexture> {
             match *self {}
         }
     }

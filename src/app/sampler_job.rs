@@ -51,11 +51,11 @@ pub fn spawn_sampler_worker(
     )
 }
 
-/// Images per piece of a U-Net step when the sampler runs on the frame loop: 4 digits took
-/// about 50 ms of a page's CPU (16 took 200 ms), so each frame stays short. (Pieces of 2 were
-/// tried on 2026-12-06: the run's slowest frame, p99 of 81, was 75.5 ms against 46–64 ms with 4,
-/// so the slowest frame is not a piece; 4 stays.)
-pub const FRAME_PIECE: usize = 4;
+/// Images per piece of a U-Net step when the sampler runs on the frame loop. With the simd128
+/// kernels a piece of 4 digits took about 20 ms of a page's CPU and one of 2 about 10 ms: a
+/// frame that draws after a slice of compute then stays within 50 ms where drawing is slow
+/// (about 30 ms in headless Chromium's software WebGL; docs/web.md).
+pub const FRAME_PIECE: usize = 2;
 
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {

@@ -175,7 +175,11 @@ async fn drive(
                 let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
                     return Ok(None);
                 };
-                on_step(&run.step_with(out)?);
+                // The step's update, then (a poll later) its frames for the UI: together they
+                // were the slowest poll of a page's run.
+                let frame = run.step_with(out)?;
+                yield_now().await;
+                on_step(&frame);
             }
         }
         yield_now().await;
@@ -245,9 +249,10 @@ mod tests {
         let core = values(core);
         assert_eq!(values(whole.0.unwrap()), core);
         assert_eq!(values(pieces.0.unwrap()), core);
-        // Whole steps: one poll each, and the last; pieces of 2, 2 and 1: four polls a step.
+        // Whole steps: one poll each, and the last; pieces of 2, 2 and 1, then the step's
+        // update: five polls a step.
         assert_eq!(whole.1, 6 + 1);
-        assert_eq!(pieces.1, 6 * 4 + 1);
+        assert_eq!(pieces.1, 6 * 5 + 1);
     }
 
     /// A solver's calls in pieces give the same samples as whole calls and as the core's
@@ -306,9 +311,10 @@ mod tests {
         assert!(core.iter().all(|v| v.is_finite()));
         assert_eq!(values(whole), core);
         assert_eq!(values(pieces), core);
-        // Five calls: one poll each and the last; pieces of 2, 2 and 1: four polls a call.
+        // Five calls: one poll each and the last; pieces of 2, 2 and 1, then the update: five
+        // polls a call.
         assert_eq!(whole_polls, 5 + 1);
-        assert_eq!(piece_polls, 5 * 4 + 1);
+        assert_eq!(piece_polls, 5 * 5 + 1);
     }
 
     fn sample_seeded_stepped<'a>(

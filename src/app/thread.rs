@@ -84,7 +84,10 @@ fn paced_send<E>(
     };
     move |e: E| {
         let _ = event_tx.send(e);
-        match pacer.as_ref().map(|p| p.borrow_mut().on_event(Instant::now())) {
+        match pacer
+            .as_ref()
+            .map(|p| p.borrow_mut().on_event(Instant::now()))
+        {
             None | Some(Repaint::Now) => ctx.request_repaint_after(at_once),
             Some(Repaint::After(d)) => ctx.request_repaint_after(d),
             Some(Repaint::Scheduled) => {}
@@ -247,7 +250,8 @@ impl<J: Job> WorkerThread<J> {
         matches!(self.driver, Driver::Frame(_))
     }
 
-    /// Advances a frame-driven job by steps until `budget` is spent or it waits for a command;
+    /// Advances a frame-driven job by steps while the next (as long as the last) fits in `budget`,
+    /// or until it waits for a command;
     /// returns whether it has more to do. A thread-driven one runs by itself: `false`.
     pub fn pump(&mut self, budget: Duration) -> bool {
         let Driver::Frame(frame) = &mut self.driver else {
@@ -259,6 +263,7 @@ impl<J: Job> WorkerThread<J> {
         let started = Instant::now();
         let mut cx = Context::from_waker(Waker::noop());
         loop {
+            let step_started = Instant::now();
             frame.idle.store(false, Ordering::Relaxed);
             if task.as_mut().poll(&mut cx).is_ready() {
                 frame.task = None;
@@ -267,7 +272,9 @@ impl<J: Job> WorkerThread<J> {
             if frame.idle.load(Ordering::Relaxed) {
                 return false;
             }
-            if started.elapsed() >= budget {
+            // Another step as long as the last one would still end within the budget: a
+            // step is not cut short, so one that starts near the end overruns it.
+            if started.elapsed() + step_started.elapsed() > budget {
                 return true;
             }
         }

@@ -87,11 +87,7 @@ async fn drive_jobs(runner: eframe::WebRunner) {
         let more = runner
             .app_mut::<DiffLabApp>()
             .is_some_and(|mut app| app.pump_jobs());
-        let wait = if more {
-            next_task()
-        } else {
-            after_ms(16)
-        };
+        let wait = if more { next_task() } else { after_ms(16) };
         let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
     }
 }
@@ -99,8 +95,8 @@ async fn drive_jobs(runner: eframe::WebRunner) {
 /// A promise kept by the next task: a message posted to itself, which, unlike `setTimeout(0)`,
 /// is not held back 4 ms once nested.
 fn next_task() -> js_sys::Promise {
-    js_sys::Promise::new(&mut |resolve, _reject| {
-        match web_sys::MessageChannel::new() {
+    js_sys::Promise::new(
+        &mut |resolve, _reject| match web_sys::MessageChannel::new() {
             Ok(channel) => {
                 channel.port1().set_onmessage(Some(&resolve));
                 let _ = channel.port2().post_message(&JsValue::NULL);
@@ -108,8 +104,8 @@ fn next_task() -> js_sys::Promise {
             Err(_) => {
                 let _ = resolve.call0(&JsValue::NULL);
             }
-        }
-    })
+        },
+    )
 }
 
 /// A promise kept after `ms` milliseconds.
@@ -211,7 +207,11 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
         if r.1 {
             let mut report = app.report();
             report.repaint_causes = CAUSES.with(|c| {
-                let mut v: Vec<_> = c.borrow().iter().map(|(k, n)| format!("{n}× {k}")).collect();
+                let mut v: Vec<_> = c
+                    .borrow()
+                    .iter()
+                    .map(|(k, n)| format!("{n}× {k}"))
+                    .collect();
                 v.sort();
                 v
             });

@@ -137,7 +137,10 @@ pub(crate) fn conv_wide(
         y_stride >= cols && (rows - 1) * y_stride + cols <= y.len(),
         "direct conv: output out of range"
     );
-    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
     {
         let (x, w, y) = (x.as_ptr(), w.as_ptr(), y.as_mut_ptr());
         // SAFETY: the CPU has `isa` (asserted); every read is x[offs[k] + q] with q < cols,
@@ -200,7 +203,10 @@ pub(crate) fn wgrad_wide(
         dw_stride >= offs.len() && (rows - 1) * dw_stride + offs.len() <= dw.len(),
         "direct conv: weight gradient out of range"
     );
-    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
     {
         let dy = simd::Run {
             ptr: dy.data.as_ptr(),
@@ -235,7 +241,10 @@ pub(crate) fn wgrad_wide(
     }
 }
 
-#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 mod simd {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     use std::arch::wasm32::{
