@@ -173,6 +173,16 @@ pub enum SamplerCommand {
     Edit(EditSpec),
     /// Quality against model evaluations: solvers × NFE from one x_T, each judged.
     Quality(QualitySpec),
+    /// The model built and run on a few pieces of noise, nothing sent back: the page asks for
+    /// it when it opens, so a student's first run is not the one that finds the model's
+    /// buffers and gets WebAssembly's optimised code (the first run's slowest slice was 50 ms
+    /// against 14 ms afterwards; docs/web.md).
+    WarmUp {
+        /// The model the sampling panel will run.
+        model: ModelSpec,
+        /// Its schedule.
+        schedule: ScheduleConfig,
+    },
     /// Write a GIF.
     ExportGif {
         /// Frames.
@@ -394,4 +404,16 @@ pub(super) fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<TrajFrame> {
         cols,
         values: Arc::new(to_vec(Tensor::cat(vec![x0.clone(), x0.clone()], 0))?),
     })
+}
+
+impl super::DiffLabApp {
+    /// Warms the sampling panel's model up in the background (`SamplerCommand::WarmUp`): the
+    /// page does this when it opens. A run asked for meanwhile stops it.
+    pub fn warm_up(&mut self) {
+        let spec = self.sampling.spec(&self.settings, 0);
+        self.send_sampler(SamplerCommand::WarmUp {
+            model: spec.model,
+            schedule: spec.schedule,
+        });
+    }
 }

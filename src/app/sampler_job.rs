@@ -7,6 +7,7 @@ use super::guided_views::RecordingGuided;
 mod edit;
 mod interpolate;
 mod quality;
+mod warm_up;
 use super::sampler::{
     GifFrame, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerCommand, SamplerEvent,
     TrajFrame, final_frame, frame_of,
@@ -120,7 +121,7 @@ impl Job for SamplerJob {
             SamplerCommand::Interpolate(spec) => Some(spec.id),
             SamplerCommand::Edit(spec) => Some(spec.id),
             SamplerCommand::Quality(spec) => Some(spec.id),
-            SamplerCommand::ExportGif { .. } => None,
+            SamplerCommand::ExportGif { .. } | SamplerCommand::WarmUp { .. } => None,
         };
         let result = match cmd {
             SamplerCommand::Run(spec) => self.run(&spec, cancel, send).await,
@@ -128,6 +129,9 @@ impl Job for SamplerJob {
             SamplerCommand::Interpolate(spec) => self.interpolate(&spec, cancel, send).await,
             SamplerCommand::Edit(spec) => self.edit(&spec, cancel, send).await,
             SamplerCommand::Quality(spec) => self.quality(&spec, cancel, send).await,
+            SamplerCommand::WarmUp { model, schedule } => {
+                self.warm_up(model, schedule, cancel).await
+            }
             SamplerCommand::ExportGif {
                 frames,
                 delay_ms,

@@ -56,6 +56,9 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
     page_status("");
+    if let Some(mut app) = runner.app_mut::<DiffLabApp>() {
+        app.warm_up();
+    }
     wasm_bindgen_futures::spawn_local(drive_jobs(runner.clone()));
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);

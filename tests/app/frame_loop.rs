@@ -51,10 +51,38 @@ fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
     assert_eq!(threaded.len(), 6 * 28 * 28);
     assert!(threaded.iter().all(|v| v.is_finite()));
     // Bit for bit: the same job code, the same noises; on the frame loop each step's six
-    // digits ran as pieces of 4 and 2 (FRAME_PIECE), on the thread as one batch.
+    // digits ran as pieces of 2 (FRAME_PIECE), on the thread as one batch.
     assert_eq!(framed, threaded);
     // Ten U-Net steps do not fit one frame's 12 ms budget: the run was spread over frames.
     assert!(frames >= 3, "{frames} frames");
+}
+
+/// The page warms the sampling panel's model up when it opens (`DiffLabApp::warm_up`): on the
+/// frame loop that runs to its end, sends nothing the panel shows, and the run after it draws
+/// the same digits as a run without it.
+#[test]
+fn a_warm_up_runs_on_the_frame_loop_and_leaves_the_next_run_unchanged() {
+    let sample = |warm: bool| {
+        let mut h = harness(true);
+        settle(&mut h, 60);
+        let app = h.state_mut();
+        app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
+        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
+            .unwrap();
+        if warm {
+            h.state_mut().warm_up();
+            assert!(h.state().is_busy(), "the warm-up was not queued");
+            frames_until_idle(&mut h, 100_000);
+            let report = h.state().report();
+            assert_eq!((report.sampling.total, report.banner), (0, None));
+        }
+        h.state_mut().remote(r#""Run""#).unwrap();
+        frames_until_idle(&mut h, 100_000);
+        h.state().report().sampling.x0
+    };
+    let cold = sample(false);
+    assert_eq!(cold.len(), 6 * 28 * 28);
+    assert_eq!(sample(true), cold);
 }
 
 #[test]
