@@ -1,16 +1,9 @@
 // A CPU profile of the page (V8's sampler) while a DDIM-20 run goes, summarised by self time of
 // each function and by the top-level phase.  node tools/web/cpuprof.mjs URL [cpu|webgpu]
-import { chromium } from "playwright-core";
+import { openApp, ddim20 } from "./page.mjs";
 const [url, mode] = process.argv.slice(2);
-const flags = { cpu: ["--headless=new"], webgpu: ["--headless=new", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader"] }[mode ?? "cpu"];
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: flags, headless: false });
-const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-await page.goto(url, { waitUntil: "load" });
-await page.waitForFunction(() => window.difflab && document.getElementById("difflab_status")?.style.display === "none", null, { timeout: 60000 });
-const command = (c) => page.evaluate((c) => window.difflab.difflab_command(JSON.stringify(c)), c);
-await command({ Tab: "Sampling" });
-await command({ Sampling: { sampler: "Ddim", steps: 20, seed: 0, batch: 16 } });
-await page.waitForTimeout(1500);
+const { browser, page, command, report } = await openApp(url, mode ?? "cpu");
+await ddim20(command, page);
 const cdp = await page.context().newCDPSession(page);
 await cdp.send("Profiler.enable");
 await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
