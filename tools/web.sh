@@ -12,9 +12,9 @@
 # With rustup: `rustup target add wasm32-unknown-unknown` (this script runs it) and
 # wasm-bindgen-cli at the lock file's version (installed under ../web-tools when missing).
 # Exit 3: no wasm32 toolchain could be had. WEB_DEBIAN=1 uses Debian's rustc-web, cargo-web,
-# rust-web-src and lld instead (Rust 1.85, std built from source): it compiles difflab's own
-# code, but today a dependency (awint's proc macro, under cubecl) needs Rust 1.86's standard
-# library on the host, so that route stops there (docs/web.md).
+# rust-web-src and lld instead (Rust 1.85, std built from source, newer features turned on by
+# tools/web/rustc-wrapper.sh): today it stops at egui 0.37's emath, which calls a standard
+# library function 1.85 does not have (docs/web.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
