@@ -130,7 +130,8 @@ thread_local! {
     static DROPPED: std::cell::RefCell<Vec<(String, Result<Vec<u8>, String>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
     /// Why egui drew the page's frames so far: each repaint cause and how often it came.
-    static CAUSES: std::cell::RefCell<std::collections::BTreeMap<String, usize>> =
+    /// Kept by the call's place, so a frame only counts (the text is made for a report).
+    static CAUSES: std::cell::RefCell<std::collections::BTreeMap<(&'static str, u32), usize>> =
         const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
@@ -191,7 +192,7 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
     CAUSES.with(|c| {
         let mut c = c.borrow_mut();
         for cause in ctx.repaint_causes() {
-            *c.entry(cause.to_string()).or_insert(0) += 1;
+            *c.entry((cause.file, cause.line)).or_insert(0) += 1;
         }
     });
     CTX.with(|c| {
@@ -213,7 +214,7 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
                 let mut v: Vec<_> = c
                     .borrow()
                     .iter()
-                    .map(|(k, n)| format!("{n}× {k}"))
+                    .map(|((file, line), n)| format!("{n}× {file}:{line}"))
                     .collect();
                 v.sort();
                 v

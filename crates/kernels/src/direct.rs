@@ -496,10 +496,8 @@ mod simd {
         }
     }
 
-    /// The AVX2 forward tile: rows × vectors of 8 positions.
-    #[cfg(target_arch = "x86_64")]
+    /// The 16-register forward tile (AVX2, simd128): rows × vectors of positions.
     const AVX2_ROWS: usize = 4;
-    #[cfg(target_arch = "x86_64")]
     const AVX2_VECS: usize = 2;
 
     /// See `super::conv_wide`: tiles of AVX2_ROWS rows × AVX2_VECS vectors of 8 positions.
@@ -515,10 +513,26 @@ mod simd {
         cols: usize,
     ) {
         // SAFETY: AVX2 and FMA are enabled here; the caller's bounds.
+        unsafe { conv_wide_4x2::<__m256>(x, offs, w, rows, y, ys, cols) }
+    }
+
+    /// `super::conv_wide` in AVX2_ROWS × AVX2_VECS tiles for 16-register vector sets (AVX2's,
+    /// and WebAssembly's simd128), inlined into each instruction set's entry point.
+    #[inline(always)]
+    unsafe fn conv_wide_4x2<T: Vector>(
+        x: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        rows: usize,
+        y: *mut f32,
+        ys: usize,
+        cols: usize,
+    ) {
+        // SAFETY: the caller's instruction set and bounds.
         unsafe {
             let tiles = (&[AVX2_ROWS, 2, 1][..], AVX2_VECS);
-            conv_wide::<__m256>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
-                forward_tiles!(__m256, r, nv, (x, offs, w, y, ys), [4, 3, 2, 1]);
+            conv_wide::<T>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
+                forward_tiles!(T, r, nv, (x, offs, w, y, ys), [4, 3, 2, 1]);
             });
         }
     }
@@ -695,10 +709,28 @@ mod simd {
         dws: usize,
     ) {
         // SAFETY: AVX2 and FMA are enabled here; the caller's bounds.
+        unsafe { wgrad_wide_4x2::<__m256>(dy, rows, x, offs, cols, images, dw, dws) }
+    }
+
+    /// `super::wgrad_wide` in tiles of 4 rows × 2 taps for 16-register vector sets (AVX2's, and
+    /// WebAssembly's simd128), inlined into each instruction set's entry point.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn wgrad_wide_4x2<T: Vector>(
+        dy: Run,
+        rows: usize,
+        x: Run,
+        offs: &[usize],
+        cols: usize,
+        images: usize,
+        dw: *mut f32,
+        dws: usize,
+    ) {
+        // SAFETY: the caller's instruction set and bounds.
         unsafe {
             wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 2, |r, t, d, out| {
                 wgrad_tiles!(
-                    __m256,
+                    T,
                     r,
                     t.len(),
                     (d, x, t, cols, images, out, dws),
@@ -722,12 +754,7 @@ mod simd {
         cols: usize,
     ) {
         // SAFETY: simd128 is enabled for the whole build; the caller's bounds.
-        unsafe {
-            let tiles = (&[4, 2, 1][..], 2);
-            conv_wide::<v128>(x, offs, w, rows, y, ys, cols, tiles, |r, nv, x, w, y| {
-                forward_tiles!(v128, r, nv, (x, offs, w, y, ys), [4, 2, 1]);
-            });
-        }
+        unsafe { conv_wide_4x2::<v128>(x, offs, w, rows, y, ys, cols) }
     }
 
     /// See `super::wgrad_wide`: tiles of 4 rows × 2 taps, as AVX2's.
@@ -744,17 +771,6 @@ mod simd {
         dws: usize,
     ) {
         // SAFETY: simd128 is enabled for the whole build; the caller's bounds.
-        unsafe {
-            wgrad_wide(dy, rows, offs, dw, dws, &[4, 2, 1], 2, |r, t, d, out| {
-                wgrad_tiles!(
-                    v128,
-                    r,
-                    t.len(),
-                    (d, x, t, cols, images, out, dws),
-                    [4, 2, 1],
-                    [2, 1]
-                );
-            });
-        }
+        unsafe { wgrad_wide_4x2::<v128>(dy, rows, x, offs, cols, images, dw, dws) }
     }
 }
