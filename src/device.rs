@@ -180,16 +180,72 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
     }
 }
 
-/// The page computes on flex: burn's wgpu backend is not in the browser build (its device comes
-/// up and reads tensors only asynchronously there; docs/web.md).
+/// In the page: WebGPU (burn's wgpu backend on the browser's adapter, brought up by
+/// [`init_page_gpu`] before the app starts) where the browser offers it, flex otherwise. `auto`
+/// takes WebGPU unless the browser calls its adapter a CPU one; `wgpu` without it is an error.
 #[cfg(target_arch = "wasm32")]
 pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
-    match choice {
-        DeviceChoice::Wgpu => Err(DiffError::invalid(
-            "the browser build computes on the CPU (WebGPU compute is for the desktop app for now)",
-        )),
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(ComputeDevice::flex()),
+    let gpu = PAGE_GPU
+        .with(|g| g.borrow().clone())
+        .unwrap_or_else(|| Err("the page did not ask the browser for WebGPU".into()));
+    match (choice, gpu) {
+        (DeviceChoice::Cpu, _) => Ok(ComputeDevice::flex()),
+        (DeviceChoice::Wgpu, Ok(gpu)) => Ok(gpu),
+        (DeviceChoice::Wgpu, Err(why)) => Err(DiffError::invalid(format!(
+            "no WebGPU here ({why}): computing on the CPU"
+        ))),
+        (DeviceChoice::Auto, Ok(gpu)) if gpu.on_gpu => Ok(gpu),
+        (DeviceChoice::Auto, _) => Ok(ComputeDevice::flex()),
     }
+}
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// The page's WebGPU device, or why there is none ([`init_page_gpu`]).
+    static PAGE_GPU: std::cell::RefCell<Option<std::result::Result<ComputeDevice, String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Asks the browser for WebGPU and brings burn's wgpu runtime up on it (`init_async`: in a
+/// browser the device only comes up asynchronously); the page calls this once, before the app
+/// starts, and [`select_device`] then finds it. Returns the device's label, or why there is none.
+#[cfg(target_arch = "wasm32")]
+pub async fn init_page_gpu() -> std::result::Result<String, String> {
+    let outcome = page_gpu().await;
+    PAGE_GPU.with(|g| *g.borrow_mut() = Some(outcome.clone()));
+    outcome.map(|d| d.label)
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn page_gpu() -> std::result::Result<ComputeDevice, String> {
+    use burn::tensor::wgpu::wgpu;
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into());
+    let offered = navigator
+        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()))
+        .is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null());
+    if !offered {
+        return Err("this browser offers no WebGPU".into());
+    }
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|e| format!("WebGPU gave no device: {e}"))?;
+    let info = setup.adapter.get_info();
+    let name = [
+        info.name.as_str(),
+        info.driver.as_str(),
+        info.driver_info.as_str(),
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .unwrap_or("the browser's adapter")
+    .to_string();
+    Ok(ComputeDevice {
+        device,
+        backend: BackendKind::Wgpu,
+        label: format!("wgpu: WebGPU, {name} ({:?})", info.device_type),
+        on_gpu: info.device_type != wgpu::DeviceType::Cpu,
+    })
 }
 
 /// Brings a wgpu device up and reads one value back, catching the panic burn raises when the

@@ -30,6 +30,25 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| DiffError::Backend(format!("{e:?}")))
 }
 
+/// Reads a tensor back to the CPU as f32, row-major, without blocking: the only way a GPU
+/// tensor reads back in the browser (WebGPU maps its buffers asynchronously, and burn's
+/// synchronous read panics there). The jobs read with this; on flex it is ready at once.
+pub async fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    // burn's read future is about 18 KB: boxed, so the jobs' futures that await it stay small.
+    let data = Box::pin(t.into_data_async())
+        .await
+        .map_err(|e| DiffError::Backend(format!("{e:?}")))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| DiffError::Backend(format!("{e:?}")))
+}
+
+/// Whether tensors on `device` can be read back synchronously ([`to_vec`]): everywhere but a
+/// GPU device in the browser, which only [`read_vec`] reads.
+pub fn reads_synchronously(device: &Device) -> bool {
+    !cfg!(target_arch = "wasm32") || *device == Device::flex()
+}
+
 /// Column sums of a [rows, cols] tensor, as [1, cols].
 ///
 /// burn 0.22.1's `sum_dim(0)` on wgpu stops counting at 65 532 rows (seen on lavapipe: 130 560

@@ -203,8 +203,9 @@ impl DiffLabApp {
         };
         let sampler =
             sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
-        let toy = toy_job::spawn_toy_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
-        let worker = spawn_forward_worker(compute, cc.egui_ctx.clone(), drive)?;
+        let small = compute.for_small_jobs();
+        let toy = toy_job::spawn_toy_worker(small.device.clone(), cc.egui_ctx.clone(), drive)?;
+        let worker = spawn_forward_worker(small, cc.egui_ctx.clone(), drive)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         window::pace_style(&cc.egui_ctx, pace);
         install_fonts(&cc.egui_ctx);
@@ -272,7 +273,7 @@ impl DiffLabApp {
         let mut more = self.sampler.pump(left());
         more |= self.worker.pump(left());
         more |= self.toy.pump(left());
-        if more && self.pump_ms.len() < 100_000 {
+        if more && !self.sampler.waits_on_browser() && self.pump_ms.len() < 100_000 {
             self.pump_ms.push(started.elapsed().as_secs_f32() * 1e3);
         }
         more

@@ -74,6 +74,8 @@ pub struct Report {
     pub pump_ms: [f32; 5],
     /// Why egui drew the page's frames, each cause with its count (the page fills this in).
     pub repaint_causes: Vec<String>,
+    /// The page only: what the browser's WebGPU gave (the device's label, or why none).
+    pub webgpu: String,
 }
 
 /// The sampling panel's run.
@@ -203,6 +205,7 @@ impl DiffLabApp {
                 ]
             },
             repaint_causes: Vec::new(),
+            webgpu: String::new(),
             edit: EditReport {
                 id: self.edit.id,
                 running: self.edit.running,

@@ -17,8 +17,8 @@ pub use super::sampler_settings::{
 };
 use crate::data::image_io::{ValueRange, batch_to_rgb, grid};
 use crate::diffusion::{ScheduleConfig, StepFrame};
-use crate::error::Result;
-use crate::tensor_util::to_vec;
+use crate::error::{DiffError, Result};
+use crate::tensor_util::{read_vec, reads_synchronously};
 
 /// One recorded step: the state x at that step's input with its predictions, or the final x_0.
 /// Values are kept as read back (one read per step); images are made when shown.
@@ -360,7 +360,9 @@ pub enum SamplerEvent {
 }
 
 /// Everything a step shows, read back in one go; `guided` is a guided run's (ε_∅, ε_c).
-pub(super) fn frame_of(
+/// Where the step's device does not read synchronously (a GPU in the browser), the core could
+/// not check the model's output for non-finite values: this read does.
+pub(super) async fn frame_of(
     step: &StepFrame,
     cols: usize,
     guided: Option<(Tensor<4>, Tensor<4>)>,
@@ -382,6 +384,15 @@ pub(super) fn frame_of(
     if let Some((u, c)) = guided {
         parts.extend([u, c]);
     }
+    let checked_here = !reads_synchronously(&step.x_t.device());
+    let values = read_vec(Tensor::cat(parts, 0)).await?;
+    if checked_here && values.iter().any(|v| !v.is_finite()) {
+        return Err(DiffError::NonFinite(format!(
+            "the model produced non-finite values at step {} (t = {})",
+            step.index + 1,
+            step.t
+        )));
+    }
     Ok(TrajFrame {
         t: Some(step.t),
         shape: step.x_t.dims(),
@@ -389,12 +400,12 @@ pub(super) fn frame_of(
         has_terms: step.ddim_terms.is_some(),
         has_guidance,
         cols,
-        values: Arc::new(to_vec(Tensor::cat(parts, 0))?),
+        values: Arc::new(values),
     })
 }
 
 /// x_0 as the last frame (shown as both x_t and x̂0).
-pub(super) fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<TrajFrame> {
+pub(super) async fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<TrajFrame> {
     Ok(TrajFrame {
         t: None,
         shape: x0.dims(),
@@ -402,7 +413,7 @@ pub(super) fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<TrajFrame> {
         has_terms: false,
         has_guidance: false,
         cols,
-        values: Arc::new(to_vec(Tensor::cat(vec![x0.clone(), x0.clone()], 0))?),
+        values: Arc::new(read_vec(Tensor::cat(vec![x0.clone(), x0.clone()], 0)).await?),
     })
 }
 

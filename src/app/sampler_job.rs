@@ -20,6 +20,7 @@ use crate::data::mnist::{Mnist, SIDE};
 use crate::diffusion::{NoiseSchedule, ScheduleConfig, Scheduler};
 use crate::error::{DiffError, Result};
 use crate::model::{ConditionalDenoiser, Denoiser, ExactDenoiser, Guided, UNetDenoiser};
+use crate::tensor_util::reads_synchronously;
 use burn::tensor::Device;
 use image::RgbImage;
 use std::collections::HashMap;
@@ -39,9 +40,10 @@ pub fn spawn_sampler_worker(
     WorkerThread::start(
         "difflab-sampler",
         SamplerJob {
+            // On the frame loop a U-Net step runs a few images at a time (see stepped.rs); on
+            // a GPU in the page a step is queued whole, and the page waits for its read-back.
+            piece: (drive == Drive::Frames && reads_synchronously(&device)).then_some(FRAME_PIECE),
             device,
-            // On the frame loop a U-Net step runs a few images at a time (see stepped.rs).
-            piece: (drive == Drive::Frames).then_some(FRAME_PIECE),
             mnist: None,
             models: HashMap::new(),
             unets: HashMap::new(),
@@ -363,11 +365,13 @@ impl SamplerJob {
             .map_or(scheduler.timesteps().len(), |s| s.call_timesteps().len());
         let mut error = None;
         let mut last = Instant::now();
-        let on_step = |step: &crate::diffusion::StepFrame| match frame_of(
+        let on_step = async |step: &crate::diffusion::StepFrame| match frame_of(
             step,
             cols,
             guided.as_ref().and_then(|g| g.take()),
-        ) {
+        )
+        .await
+        {
             Ok(f) => {
                 let ms = last.elapsed().as_secs_f64() * 1e3;
                 last = Instant::now();
@@ -408,7 +412,10 @@ impl SamplerJob {
         if let Some(e) = error {
             return Err(e);
         }
-        x0.map(|x| final_frame(&x, cols)).transpose()
+        match x0 {
+            Some(x) => Ok(Some(final_frame(&x, cols).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn run(

@@ -21,7 +21,7 @@ pub async fn sample_loop<N>(
     noise: N,
     piece: Option<usize>,
     cancel: &AtomicBool,
-    on_step: impl FnMut(&StepFrame),
+    on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>>
 where
     N: FnMut(usize, [usize; 4]) -> Tensor<4>,
@@ -65,7 +65,7 @@ pub async fn sample_seeded(
     piece: Option<usize>,
     cancel: &AtomicBool,
     device: &Device,
-    on_step: impl FnMut(&StepFrame),
+    on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>> {
     let [c, h, w] = denoiser.sample_shape();
     let x_t = initial_noise(seed, [batch, c, h, w], device);
@@ -95,7 +95,7 @@ pub async fn solve_seeded(
     piece: Option<usize>,
     cancel: &AtomicBool,
     device: &Device,
-    on_step: impl FnMut(&StepFrame),
+    on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>> {
     let [c, h, w] = denoiser.sample_shape();
     let x_t = initial_noise(seed, [batch, c, h, w], device);
@@ -155,7 +155,7 @@ async fn drive(
     mut run: impl StepRun,
     piece: Option<usize>,
     cancel: &AtomicBool,
-    mut on_step: impl FnMut(&StepFrame),
+    mut on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>> {
     let piece = piece.filter(|_| denoiser.items_independent());
     loop {
@@ -168,7 +168,7 @@ async fn drive(
         let b = x.dims()[0];
         match piece.filter(|&p| p < b) {
             None => match run.next_step() {
-                Some(frame) => on_step(&frame?),
+                Some(frame) => on_step(&frame?).await,
                 None => return Ok(Some(run.current().clone())),
             },
             Some(p) => {
@@ -179,7 +179,7 @@ async fn drive(
                 // were the slowest poll of a page's run.
                 let frame = run.step_with(out)?;
                 yield_now().await;
-                on_step(&frame);
+                on_step(&frame).await;
             }
         }
         yield_now().await;
@@ -290,7 +290,7 @@ mod tests {
                 piece,
                 &cancel,
                 &device,
-                |_| {},
+                async |_| {},
             ))
         };
         let (whole, whole_polls) = run(None);
@@ -324,6 +324,6 @@ mod tests {
         cancel: &'a AtomicBool,
         device: &'a Device,
     ) -> impl Future<Output = Result<Option<Tensor<4>>>> + 'a {
-        super::sample_seeded(model, scheduler, 9, 5, piece, cancel, device, |_| {})
+        super::sample_seeded(model, scheduler, 9, 5, piece, cancel, device, async |_| {})
     }
 }

@@ -119,6 +119,19 @@ async fn run_batch<J: Job>(
     }
 }
 
+/// A waker that notes being woken: a job at a step boundary ([`yield_now`]) wakes itself.
+#[derive(Default)]
+struct Woken(AtomicBool);
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// How a worker's job is driven.
 enum Driver {
     /// A thread of its own (the desktop).
@@ -132,6 +145,8 @@ struct FrameTask {
     task: Option<Pin<Box<dyn Future<Output = ()>>>>,
     /// Set by the loop when it waits for a command (nothing to do until one is sent).
     idle: Arc<AtomicBool>,
+    /// Whether the last pump ended because the job waits for the browser (a GPU read back).
+    waiting: bool,
 }
 
 /// The UI's handle on a worker: its command queue, its events, and its driver.
@@ -241,6 +256,7 @@ impl<J: Job> WorkerThread<J> {
             driver: Driver::Frame(FrameTask {
                 task: Some(Box::pin(task)),
                 idle,
+                waiting: false,
             }),
         }
     }
@@ -260,11 +276,15 @@ impl<J: Job> WorkerThread<J> {
         let Some(task) = frame.task.as_mut() else {
             return false;
         };
+        frame.waiting = false;
         let started = Instant::now();
-        let mut cx = Context::from_waker(Waker::noop());
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
         loop {
             let step_started = Instant::now();
             frame.idle.store(false, Ordering::Relaxed);
+            woken.0.store(false, Ordering::Relaxed);
             if task.as_mut().poll(&mut cx).is_ready() {
                 frame.task = None;
                 return false;
@@ -272,12 +292,24 @@ impl<J: Job> WorkerThread<J> {
             if frame.idle.load(Ordering::Relaxed) {
                 return false;
             }
+            // Pending without asking to go on: the job waits for the browser (a GPU read
+            // back), which answers between slices, not within one.
+            if !woken.0.load(Ordering::Relaxed) {
+                frame.waiting = true;
+                return true;
+            }
             // Another step as long as the last one would still end within the budget: a
             // step is not cut short, so one that starts near the end overruns it.
             if started.elapsed() + step_started.elapsed() > budget {
                 return true;
             }
         }
+    }
+
+    /// Whether the last [`WorkerThread::pump`] ended because the job waits for the browser (a
+    /// GPU read back), which answers between slices: come back after a short wait.
+    pub fn waits_on_browser(&self) -> bool {
+        matches!(&self.driver, Driver::Frame(f) if f.waiting)
     }
 
     /// Queues a command and, when it [`Job::cancels_running`], stops the work in progress.
@@ -334,6 +366,7 @@ impl<J: Job> Drop for WorkerThread<J> {
             Driver::Frame(FrameTask {
                 task: None,
                 idle: Arc::default(),
+                waiting: false,
             }),
         ) {
             let _ = t.join();
@@ -417,5 +450,61 @@ mod tests {
         let want: Vec<_> = (1..=4).map(|k| (7, k)).collect();
         assert_eq!(thread.poll(), want);
         assert_eq!(frames.poll(), want);
+    }
+
+    /// Waits, at each count, for a read that the "browser" (the test) answers: a future that
+    /// is pending, without waking, until `ready` is set, as a GPU read back is in the page.
+    struct Reader(Arc<AtomicBool>);
+
+    impl Job for Reader {
+        type Command = usize;
+        type Event = usize;
+
+        fn supersedable(_: &usize) -> bool {
+            true
+        }
+
+        async fn handle(&mut self, n: usize, _: &AtomicBool, send: &dyn Fn(usize)) {
+            for k in 1..=n {
+                let ready = self.0.clone();
+                std::future::poll_fn(|_| {
+                    if ready.swap(false, Ordering::Relaxed) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+                send(k);
+                yield_now().await;
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_waiting_for_the_browser_gives_the_slice_back_at_once_and_goes_on_when_answered() {
+        let ready = Arc::new(AtomicBool::new(false));
+        let mut w = WorkerThread::start(
+            "t",
+            Reader(ready.clone()),
+            egui::Context::default(),
+            Drive::Frames,
+        )
+        .expect("no thread to start");
+        w.send(2).expect("queued");
+        // A long budget, yet the slice ends at the read, saying why: it is not back.
+        assert!(w.pump(Duration::from_secs(5)));
+        assert!(w.waits_on_browser());
+        assert!(w.poll().is_empty());
+        // Answered: the job goes on to the next read.
+        ready.store(true, Ordering::Relaxed);
+        assert!(w.pump(Duration::from_secs(5)));
+        assert!(w.waits_on_browser());
+        assert_eq!(w.poll(), vec![1]);
+        ready.store(true, Ordering::Relaxed);
+        assert!(!w.pump(Duration::from_secs(5)));
+        assert!(!w.waits_on_browser());
+        assert_eq!(w.poll(), vec![2]);
+        assert!(!w.is_busy());
     }
 }

@@ -171,7 +171,7 @@ impl ToyJob {
                     zeros,
                     None,
                     cancel,
-                    |f| match points_of(f.prev_sample.clone()) {
+                    async |f| match points_of(f.prev_sample.clone()) {
                         Ok(p) => frames.push(p),
                         Err(e) => err = Some(e),
                     },

@@ -344,7 +344,7 @@ impl ToyJob {
             let mut frames = Vec::new();
             let mut err = None;
             let total = scheduler.timesteps().len();
-            let on_step = |f: &StepFrame| {
+            let on_step = async |f: &StepFrame| {
                 if f.index.is_multiple_of(keep_every) || f.index + 1 == total {
                     match points_of(f.x_t.clone()) {
                         Ok(p) => {

@@ -40,10 +40,26 @@ async fn run() -> Result<(), String> {
         .ok_or("the page has no canvas for difflab")?
         .dyn_into::<web_sys::HtmlCanvasElement>()
         .map_err(|_| "the difflab element is not a canvas")?;
+    // `?device=wgpu` (or `cpu`, `auto`) in the page's address: the desktop's `--device`.
+    let (device, bad_device) = match url_device() {
+        Ok(d) => (d, None),
+        Err(v) => (
+            None,
+            Some(format!(
+                "device={v} is not auto, wgpu or cpu: computing as auto"
+            )),
+        ),
+    };
     let options = AppOptions {
         on_frames: true,
+        device,
         ..AppOptions::default()
     };
+    // WebGPU first (it comes up only asynchronously in a browser): the app then finds it, or
+    // computes on the CPU and says why in its status line.
+    page_status("Asking the browser for WebGPU…");
+    let gpu = crate::device::init_page_gpu().await;
+    WEBGPU.with(|w| *w.borrow_mut() = gpu.unwrap_or_else(|why| format!("none: {why}")));
     webgl2_without_multisampling(&canvas);
     let web_options = eframe::WebOptions::default();
     let runner = eframe::WebRunner::new();
@@ -55,7 +71,7 @@ async fn run() -> Result<(), String> {
         )
         .await
         .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
-    page_status("");
+    page_status(bad_device.as_deref().unwrap_or(""));
     if let Some(mut app) = runner.app_mut::<DiffLabApp>() {
         app.warm_up();
     }
@@ -63,6 +79,27 @@ async fn run() -> Result<(), String> {
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);
     Ok(())
+}
+
+/// The `device` parameter of the page's address, if any (`Err`: a value that names none).
+fn url_device() -> Result<Option<crate::device::DeviceChoice>, String> {
+    use crate::device::DeviceChoice;
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let Some(value) = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("device="))
+    else {
+        return Ok(None);
+    };
+    match value {
+        "auto" => Ok(Some(DeviceChoice::Auto)),
+        "wgpu" | "webgpu" => Ok(Some(DeviceChoice::Wgpu)),
+        "cpu" => Ok(Some(DeviceChoice::Cpu)),
+        other => Err(other.to_string()),
+    }
 }
 
 /// Creates the canvas's WebGL 2 context without multisampling and without a depth buffer, before
@@ -86,11 +123,21 @@ fn webgl2_without_multisampling(canvas: &web_sys::HtmlCanvasElement) {
 /// times a second while a run streams: `thread::WorkerThread::on_frames`). Idle, it looks for
 /// work every 16 ms.
 async fn drive_jobs(runner: eframe::WebRunner) {
+    // Not before the first frame is on the page (a warm-up on WebGPU compiles its shaders).
+    let _ = wasm_bindgen_futures::JsFuture::from(next_frame()).await;
     loop {
-        let more = runner
+        let (more, waiting) = runner
             .app_mut::<DiffLabApp>()
-            .is_some_and(|mut app| app.pump_jobs());
-        let wait = if more { next_task() } else { after_ms(16) };
+            .map_or((false, false), |mut app| {
+                (app.pump_jobs(), app.sampler.waits_on_browser())
+            });
+        // A job waiting for a GPU read looks again every 2 ms (the read comes back in a task of
+        // the browser's own); one with steps to take goes on at the next task.
+        let wait = match (more, waiting) {
+            (true, false) => next_task(),
+            (true, true) => after_ms(2),
+            (false, _) => after_ms(16),
+        };
         let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
     }
 }
@@ -109,6 +156,15 @@ fn next_task() -> js_sys::Promise {
             }
         },
     )
+}
+
+/// A promise kept at the next animation frame.
+fn next_frame() -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.request_animation_frame(&resolve);
+        }
+    })
 }
 
 /// A promise kept after `ms` milliseconds.
@@ -133,6 +189,8 @@ thread_local! {
     /// Kept by the call's place, so a frame only counts (the text is made for a report).
     static CAUSES: std::cell::RefCell<std::collections::BTreeMap<(&'static str, u32), usize>> =
         const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
+    /// What the browser's WebGPU gave: the device's label, or "none: " and why.
+    static WEBGPU: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
@@ -219,6 +277,7 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
                 v.sort();
                 v
             });
+            report.webgpu = WEBGPU.with(|w| w.borrow().clone());
             r.0 = serde_json::to_string(&report).unwrap_or_default();
             r.1 = false;
         }

@@ -11,7 +11,7 @@ use eframe::egui_wgpu;
 use super::render::{self, RenderState};
 use super::thread::RepaintPace;
 use super::{APP_ID, Compute, Display, TITLE, settings};
-use crate::device::{ComputeDevice, DeviceChoice, select_device};
+use crate::device::{BackendKind, ComputeDevice, DeviceChoice, select_device};
 
 /// How the app was started.
 #[derive(Clone, Debug, Default)]
@@ -62,14 +62,21 @@ pub(super) fn choose_compute(
     if choice == DeviceChoice::Cpu {
         return flex(None);
     }
-    // The page computes on flex, on its one thread, a budget of steps per frame: burn's wgpu
-    // device comes up only asynchronously there, and its tensors read back only so.
+    // The page: WebGPU where the browser offers it (brought up before the app started, see
+    // `device::init_page_gpu`), its pictures read back to the CPU; flex otherwise.
     if cfg!(target_arch = "wasm32") {
-        return flex((choice == DeviceChoice::Wgpu).then(|| {
-            "The browser build computes on the CPU (WebGPU compute is for the desktop app for \
-             now)."
-                .to_string()
-        }));
+        return match select_device(choice) {
+            Ok(dev) if dev.backend == BackendKind::Wgpu => (
+                Compute {
+                    device: dev.device,
+                    display: Display::Cpu,
+                    label: format!("{} · display: egui ColorImage", dev.label),
+                },
+                None,
+            ),
+            Ok(_) => flex(None),
+            Err(e) => flex(Some(e.to_string())),
+        };
     }
     let Some(rs) = render else {
         // No wgpu renderer: a separate wgpu device would need a CPU copy to display anyway.

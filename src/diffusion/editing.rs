@@ -636,7 +636,11 @@ pub fn ddim_decode_step(
 
 /// The root-mean-square difference √(mean((a − b)²)), over every value.
 pub fn rmse(a: &Tensor<4>, b: &Tensor<4>) -> Result<f64> {
-    let (a, b) = (to_vec(a.clone())?, to_vec(b.clone())?);
+    rmse_of(&to_vec(a.clone())?, &to_vec(b.clone())?)
+}
+
+/// [`rmse`] of two images already read back (the app reads them asynchronously).
+pub fn rmse_of(a: &[f32], b: &[f32]) -> Result<f64> {
     if a.len() != b.len() || a.is_empty() {
         return Err(DiffError::invalid(format!(
             "cannot compare {} values with {}",
@@ -646,7 +650,7 @@ pub fn rmse(a: &Tensor<4>, b: &Tensor<4>) -> Result<f64> {
     }
     let sum: f64 = a
         .iter()
-        .zip(&b)
+        .zip(b)
         .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
         .sum();
     Ok((sum / a.len() as f64).sqrt())

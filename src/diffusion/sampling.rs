@@ -142,8 +142,14 @@ where
     }
 }
 
-/// Whether every value of `x` is finite (one reduction and a one-value read-back).
+/// Whether every value of `x` is finite (one reduction and a one-value read-back). A GPU tensor
+/// in the browser cannot be read back synchronously: there the answer is `true`, and the jobs,
+/// which read every step's values asynchronously anyway, check them as they read
+/// (`app::sampler::frame_of`).
 pub fn all_finite(x: &Tensor<4>) -> Result<bool> {
+    if !crate::tensor_util::reads_synchronously(&x.device()) {
+        return Ok(true);
+    }
     let v = x
         .clone()
         .is_finite()

@@ -14,14 +14,14 @@ use super::SamplerJob;
 use crate::data::image_io::{ValueRange, batch_to_rgb};
 use crate::diffusion::editing::{
     InpaintRun, InvertRun, RepaintMove, SdeditRun, ddim_decode_step, edit_scheduler,
-    inversion_scheduler, rmse,
+    inversion_scheduler, rmse_of,
 };
 use crate::diffusion::interpolation::alphas;
 use crate::diffusion::noise::slerp;
 use crate::diffusion::{NoiseSchedule, Scheduler};
 use crate::error::{DiffError, Result};
 use crate::model::{Denoiser, Guided};
-use crate::tensor_util::{tensor4, to_vec};
+use crate::tensor_util::{read_vec, tensor4};
 
 /// Counts the model calls of an edit and reports them.
 struct Calls<'a> {
@@ -46,8 +46,8 @@ impl Calls<'_> {
     }
 }
 
-fn images(x: &Tensor<4>, range: ValueRange) -> Result<Vec<Arc<RgbImage>>> {
-    let values = to_vec(x.clone())?;
+async fn images(x: &Tensor<4>, range: ValueRange) -> Result<Vec<Arc<RgbImage>>> {
+    let values = read_vec(x.clone()).await?;
     Ok(batch_to_rgb(&values, x.dims(), range)?
         .into_iter()
         .map(Arc::new)
@@ -131,8 +131,9 @@ impl SamplerJob {
                         t0,
                         spec.seed,
                     )?;
-                    let start =
-                        images(&run.current().clone().narrow(0, 0, 1), ValueRange::Unit)?.remove(0);
+                    let start = images(&run.current().clone().narrow(0, 0, 1), ValueRange::Unit)
+                        .await?
+                        .remove(0);
                     let start_t = run.start_t();
                     while let Some(step) = run.next_step() {
                         step?;
@@ -145,8 +146,8 @@ impl SamplerJob {
                         t0,
                         start_t,
                         start,
-                        results: images(&x, ValueRange::Unit)?,
-                        values: to_vec(x)?,
+                        results: images(&x, ValueRange::Unit).await?,
+                        values: read_vec(x).await?,
                     });
                 }
             }
@@ -165,7 +166,7 @@ impl SamplerJob {
                 calls.total = run.total();
                 let ts = scheduler.timesteps().to_vec();
                 let mut labels = vec![format!("x_T (t = {})", ts.first().copied().unwrap_or(0))];
-                let mut frames = vec![images(run.current(), ValueRange::Unit)?];
+                let mut frames = vec![images(run.current(), ValueRange::Unit).await?];
                 while let Some(m) = run.next_move() {
                     labels.push(match m? {
                         RepaintMove::Down { step, pass } => {
@@ -183,7 +184,7 @@ impl SamplerJob {
                             format!("t = {}, back up (resampling)", ts[step])
                         }
                     });
-                    frames.push(images(run.current(), ValueRange::Unit)?);
+                    frames.push(images(run.current(), ValueRange::Unit).await?);
                     if !calls.made().await {
                         return cancelled();
                     }
@@ -191,7 +192,7 @@ impl SamplerJob {
                 part(EditPart::Inpaint {
                     labels,
                     frames,
-                    values: to_vec(run.into_current())?,
+                    values: read_vec(run.into_current()).await?,
                 });
             }
             EditJob::Invert(steps) => {
@@ -205,10 +206,10 @@ impl SamplerJob {
                 };
                 part(EditPart::Invert {
                     steps: *steps,
-                    rmse: rmse(&x0, &back)?,
-                    noise_image: images(&noise, ValueRange::Normalise)?.remove(0),
-                    reconstruction: images(&back, ValueRange::Unit)?.remove(0),
-                    noise: to_vec(noise)?,
+                    rmse: rmse_of(&read_vec(x0.clone()).await?, &read_vec(back.clone()).await?)?,
+                    noise_image: images(&noise, ValueRange::Normalise).await?.remove(0),
+                    reconstruction: images(&back, ValueRange::Unit).await?.remove(0),
+                    noise: read_vec(noise).await?,
                 });
             }
             EditJob::InvertCurve(list) => {
@@ -221,7 +222,10 @@ impl SamplerJob {
                     else {
                         return cancelled();
                     };
-                    part(EditPart::CurvePoint(steps, rmse(&x0, &back)?));
+                    part(EditPart::CurvePoint(
+                        steps,
+                        rmse_of(&read_vec(x0.clone()).await?, &read_vec(back.clone()).await?)?,
+                    ));
                 }
             }
             EditJob::NoiseEdit {
@@ -241,7 +245,7 @@ impl SamplerJob {
                         return cancelled();
                     }
                 }
-                let noises = to_vec(run.into_current())?;
+                let noises = read_vec(run.into_current()).await?;
                 let d = c * h * w;
                 let (a, b) = (&noises[..d], &noises[d..]);
                 let blended: Vec<f32> = alphas.iter().flat_map(|&t| slerp(a, b, t)).collect();
@@ -254,7 +258,7 @@ impl SamplerJob {
                 }
                 part(EditPart::NoiseEdit {
                     alphas,
-                    frames: images(&x, ValueRange::Unit)?,
+                    frames: images(&x, ValueRange::Unit).await?,
                 });
             }
         }

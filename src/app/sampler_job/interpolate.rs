@@ -16,7 +16,7 @@ use crate::diffusion::noise::norm;
 use crate::diffusion::{Scheduler, TimestepSpacing};
 use crate::error::{DiffError, Result};
 use crate::model::{Denoiser, Guided};
-use crate::tensor_util::to_vec;
+use crate::tensor_util::read_vec;
 
 impl SamplerJob {
     pub(super) async fn interpolate(
@@ -65,14 +65,14 @@ impl SamplerJob {
                 zeros,
                 self.piece,
                 cancel,
-                |_| {},
+                async |_| {},
             )
             .await?
             else {
                 return Ok(None);
             };
             let images = batch_to_rgb(
-                &to_vec(x0)?,
+                &read_vec(x0).await?,
                 [n, shape[0], shape[1], shape[2]],
                 ValueRange::Unit,
             )?;

@@ -12,6 +12,7 @@ use crate::data::mnist::SIDE;
 use crate::diffusion::ScheduleConfig;
 use crate::diffusion::noise::gaussian;
 use crate::error::Result;
+use crate::tensor_util::reads_synchronously;
 
 /// Model calls a warm-up makes (of [`FRAME_PIECE`] images each): in the page the first run's
 /// slow slices were over within its first steps.
@@ -30,7 +31,14 @@ impl SamplerJob {
         yield_now().await;
         let n = FRAME_PIECE * SIDE * SIDE;
         let last = schedule.num_train_timesteps.max(1) - 1;
-        for k in 0..WARM_UP_CALLS {
+        // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
+        // GPU would only queue the rest behind the first run.
+        let calls = if reads_synchronously(&self.device) {
+            WARM_UP_CALLS
+        } else {
+            1
+        };
+        for k in 0..calls {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
