@@ -203,7 +203,7 @@ impl DiffLabApp {
         };
         let sampler =
             sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
-        let small = compute.for_small_jobs();
+        let small = window::for_small_jobs(compute);
         let toy = toy_job::spawn_toy_worker(small.device.clone(), cc.egui_ctx.clone(), drive)?;
         let worker = spawn_forward_worker(small, cc.egui_ctx.clone(), drive)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);

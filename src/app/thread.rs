@@ -127,9 +127,6 @@ impl std::task::Wake for Woken {
     fn wake(self: Arc<Self>) {
         self.0.store(true, Ordering::Relaxed);
     }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// How a worker's job is driven.
@@ -306,8 +303,7 @@ impl<J: Job> WorkerThread<J> {
         }
     }
 
-    /// Whether the last [`WorkerThread::pump`] ended because the job waits for the browser (a
-    /// GPU read back), which answers between slices: come back after a short wait.
+    /// Whether the last [`WorkerThread::pump`] ended at a wait for the browser (a GPU read).
     pub fn waits_on_browser(&self) -> bool {
         matches!(&self.driver, Driver::Frame(f) if f.waiting)
     }
@@ -484,13 +480,7 @@ mod tests {
     #[test]
     fn a_job_waiting_for_the_browser_gives_the_slice_back_at_once_and_goes_on_when_answered() {
         let ready = Arc::new(AtomicBool::new(false));
-        let mut w = WorkerThread::start(
-            "t",
-            Reader(ready.clone()),
-            egui::Context::default(),
-            Drive::Frames,
-        )
-        .expect("no thread to start");
+        let mut w = WorkerThread::on_frames(Reader(ready.clone()), egui::Context::default());
         w.send(2).expect("queued");
         // A long budget, yet the slice ends at the read, saying why: it is not back.
         assert!(w.pump(Duration::from_secs(5)));

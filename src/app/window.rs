@@ -112,6 +112,18 @@ pub(super) fn choose_compute(
     }
 }
 
+/// Where the forward panel and the playground compute: as `compute`, except on a GPU in the
+/// page, where they stay on flex. Their work is small (one image, a 2-D toy) and they read it
+/// back at every slider move and training step, synchronously, which a GPU in the browser
+/// cannot do (its reads are asynchronous only).
+pub(super) fn for_small_jobs(compute: Compute) -> Compute {
+    if crate::tensor_util::reads_synchronously(&compute.device) {
+        compute
+    } else {
+        flex_compute()
+    }
+}
+
 /// Computing on flex, pictures as egui `ColorImage`s: the CPU path.
 pub(super) fn flex_compute() -> Compute {
     Compute {

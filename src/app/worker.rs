@@ -34,20 +34,6 @@ pub struct Compute {
     pub label: String,
 }
 
-impl Compute {
-    /// Where the forward panel and the playground compute: here, except on a GPU in the page,
-    /// where they stay on flex. Their work is small (one image, a 2-D toy) and they read it
-    /// back at every slider move and training step, synchronously, which a GPU in the browser
-    /// cannot do (its reads are asynchronous only).
-    pub fn for_small_jobs(self) -> Compute {
-        if crate::tensor_util::reads_synchronously(&self.device) {
-            self
-        } else {
-            super::window::flex_compute()
-        }
-    }
-}
-
 /// One image ready for the UI.
 pub enum Picture {
     /// CPU pixels.
