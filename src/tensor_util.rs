@@ -22,12 +22,7 @@ pub fn per_item(values: &[f64], device: &Device) -> Tensor<4> {
 
 /// Reads a tensor back to the CPU as f32, row-major.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t
-        .try_into_data()
-        .map_err(|e| DiffError::Backend(format!("{e:?}")))?;
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| DiffError::Backend(format!("{e:?}")))
+    f32s(t.try_into_data())
 }
 
 /// Reads a tensor back to the CPU as f32, row-major, without blocking: the only way a GPU
@@ -35,10 +30,13 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 /// synchronous read panics there). The jobs read with this; on flex it is ready at once.
 pub async fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     // burn's read future is about 18 KB: boxed, so the jobs' futures that await it stay small.
-    let data = Box::pin(t.into_data_async())
-        .await
-        .map_err(|e| DiffError::Backend(format!("{e:?}")))?;
-    data.convert::<f32>()
+    f32s(Box::pin(t.into_data_async()).await)
+}
+
+/// A read's values as f32, or why the read failed.
+fn f32s<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>) -> Result<Vec<f32>> {
+    data.map_err(|e| DiffError::Backend(format!("{e:?}")))?
+        .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| DiffError::Backend(format!("{e:?}")))
 }

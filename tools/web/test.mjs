@@ -260,6 +260,18 @@ async function runMode(mode) {
     await waitFor(page, "the dropped image's x_t", (x) => !x.busy, 60000);
     await page.screenshot({ path: path.join(shots, `${mode}-dropped.png`) });
 
+    // A device the address names wrongly: the app starts (as auto) and the page says why.
+    if (mode === "cpu") {
+      const bad = await browser.newPage();
+      const badUrl = new URL(url);
+      badUrl.searchParams.set("device", "tpu");
+      await bad.goto(badUrl.href, { waitUntil: "load" });
+      const badRep = await waitFor(bad, "the app with ?device=tpu", (x) => x.tab, 30000);
+      const line = await bad.evaluate(() => document.getElementById("difflab_status")?.textContent ?? "");
+      check(mode, /device=tpu is not auto, wgpu or cpu/.test(line) && /CPU/.test(badRep.compute), `?device=tpu: the app computes on ${badRep.compute}, the page says "${line}"`);
+      await bad.close();
+    }
+
     check(mode, errors.length === 0, `no console errors${errors.length ? ": " + errors.slice(0, 3).join(" | ") : ""}`);
   } catch (e) {
     check(mode, false, String(e.message ?? e));

@@ -199,14 +199,15 @@ impl SamplerJob {
                 calls.total = 2 * steps;
                 let x0 = batch(&spec.input, 1);
                 let Some((noise, back)) = self
-                    .invert_decode(plain.as_ref(), &schedule, x0.clone(), *steps, &mut calls)
+                    .invert_decode(plain.as_ref(), &schedule, x0, *steps, &mut calls)
                     .await?
                 else {
                     return cancelled();
                 };
                 part(EditPart::Invert {
                     steps: *steps,
-                    rmse: rmse_of(&read_vec(x0.clone()).await?, &read_vec(back.clone()).await?)?,
+                    // x_0 is `spec.input` uploaded: its values need no read back.
+                    rmse: rmse_of(&spec.input, &read_vec(back.clone()).await?)?,
                     noise_image: images(&noise, ValueRange::Normalise).await?.remove(0),
                     reconstruction: images(&back, ValueRange::Unit).await?.remove(0),
                     noise: read_vec(noise).await?,
@@ -222,10 +223,8 @@ impl SamplerJob {
                     else {
                         return cancelled();
                     };
-                    part(EditPart::CurvePoint(
-                        steps,
-                        rmse_of(&read_vec(x0.clone()).await?, &read_vec(back.clone()).await?)?,
-                    ));
+                    let back = read_vec(back).await?;
+                    part(EditPart::CurvePoint(steps, rmse_of(&spec.input, &back)?));
                 }
             }
             EditJob::NoiseEdit {
