@@ -83,6 +83,7 @@ fn main() {
                         gpu_refused: None,
                         weights: None,
                         on_frames: false,
+                        page_draws_in_software: None,
                     },
                 )
                 .expect("the app starts")

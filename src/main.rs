@@ -157,6 +157,7 @@ fn main() {
                     gpu_refused: None,
                     weights,
                     on_frames: false,
+                    page_draws_in_software: None,
                 }),
             }
         }

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::panel::{AppAction, GifSource, PngSource};
-use super::sampler::ModelSpec;
-use super::sampler::{GifFrame, SamplerCommand, TrajFrame};
+use super::jobs::sampler::ModelSpec;
+use super::jobs::sampler::{GifFrame, SamplerCommand, TrajFrame};
+use super::jobs::worker::Command;
+use super::panels::{AppAction, GifSource, PngSource};
 use super::settings::OpenedWeights;
-use super::worker::Command;
 use super::{DiffLabApp, ImageSource};
 use super::{files, unet_file};
 use crate::diffusion::NoiseSchedule;

@@ -3,9 +3,9 @@
 
 use egui::Key;
 
-use super::sampler::SamplerEvent;
-use super::toy_job::ToyEvent;
-use super::worker::Event;
+use super::jobs::sampler::SamplerEvent;
+use super::jobs::toy_job::ToyEvent;
+use super::jobs::worker::Event;
 use super::{DiffLabApp, Interpolation, Tab, ToyField, ToyView, shown};
 
 impl DiffLabApp {

@@ -1,4 +1,7 @@
-//! The desktop app (eframe/egui). One file per panel; the compute runs on a worker thread.
+//! The app (eframe/egui), on the desktop and in the page. Grouped by role: `panels` (one file
+//! per panel), `jobs` (the compute: a worker thread on the desktop, the frame loop in the page),
+//! `settings` and `lessons`; the shell (this file, actions, events, window, web, files) ties
+//! them together.
 //!
 //! The GPU path: eframe creates the wgpu device with the adapter's own features and limits
 //! ([`crate::gpu::burn_friendly_device_descriptor`]), burn computes on that same device, and a
@@ -7,83 +10,61 @@
 //! egui `ColorImage`s.
 
 mod actions;
-mod code_refs;
-mod compare;
-mod compare_kind;
-mod edit;
-mod edit_results;
-mod edit_views;
 mod events;
 mod files;
 mod fonts;
-mod forward;
-mod guided_views;
 pub mod help;
-mod interpolate;
-mod job_requests;
-mod lesson_file;
+mod jobs;
 mod lessons;
-mod model_picker;
-mod panel;
-mod playground;
-mod playground_flow;
-mod playground_view;
-mod quality;
+mod panels;
 mod remote;
 mod render;
-mod repaint;
-mod sampler;
-mod sampler_job;
-mod sampler_settings;
-mod sampling;
-mod schedule;
-mod session;
 mod settings;
 mod shown;
-mod stepped;
-mod thread;
 mod top_bar;
-mod toy_job;
-mod toy_style;
 pub mod unet_file;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-mod widgets;
 mod window;
-mod worker;
 
 use egui::Ui;
 
-pub use code_refs::{CodeRef, lookup as lookup_code_ref};
-pub use compare::ComparePanel;
-pub use edit::{DDIM_PAPER_ERRORS, EditPanel, INVERSION_STEPS, SDEDIT_STRIP, mask_outline};
 pub use fonts::{CJK_FONT, UI_FONT, font_definitions, install_fonts};
-pub use forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
-pub use interpolate::{InterpolatePanel, Interpolation};
-pub use lesson_file::{
-    LESSONS, Lesson, LessonHeader, Setup, ShowRun, TryIt, bundled_lessons, parse_lesson,
-    unet_table_markdown,
-};
-pub use lessons::{
-    LessonsPanel, PRESENTER_ZOOM, Words, function_links, lesson_markdown_cache,
-    show_lesson_markdown,
-};
-pub use panel::{
-    AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
-    SWEEP_ETAS, ToyAction,
-};
-pub use playground::{EXPORT_PX, PlaygroundPanel, ToyField};
-pub use quality::{QUALITY_NFES, QualityView, quality_solvers};
-pub use remote::{Remote, Report, SamplingReport};
-use render::RenderState;
-pub use sampler::{
+pub use jobs::sampler::{
     EditJob, EditPart, EditSpec, GifFrame, GuidanceSettings, LabelPick, MAX_GUIDANCE, ModelSpec,
     QualityPoint, QualitySpec, QualityUpdate, RunSpec, SamplerChoice, SamplerCommand, SamplerEvent,
     SamplerSettings, TrajFrame,
 };
-pub use sampling::{PRESETS, SamplingPanel};
-pub use schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
-pub use session::{SESSION_VERSION, Session, load_session, save_session};
+pub use jobs::thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
+pub use jobs::toy_job::{ToyCommand, ToyEvent, epsilon_field};
+pub use jobs::worker::{
+    Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
+};
+pub use lessons::code_refs::{CodeRef, lookup as lookup_code_ref};
+pub use lessons::file::{
+    LESSONS, Lesson, LessonHeader, Setup, ShowRun, TryIt, bundled_lessons, parse_lesson,
+    unet_table_markdown,
+};
+pub use panels::compare::ComparePanel;
+pub use panels::edit::{DDIM_PAPER_ERRORS, EditPanel, INVERSION_STEPS, SDEDIT_STRIP, mask_outline};
+pub use panels::forward::{ForwardPanel, coefficients, filmstrip_timesteps, formula};
+pub use panels::interpolate::{InterpolatePanel, Interpolation};
+pub use panels::lessons::{
+    LessonsPanel, PRESENTER_ZOOM, Words, function_links, lesson_markdown_cache,
+    show_lesson_markdown,
+};
+pub use panels::playground::{EXPORT_PX, PlaygroundPanel, ToyField};
+pub use panels::quality::{QUALITY_NFES, QualityView, quality_solvers};
+pub use panels::sampling::{PRESETS, SamplingPanel};
+pub use panels::schedule::{ScheduleDraft, SchedulePanel, TERMINAL_SQRT_ABAR_WARN};
+pub use panels::{
+    AppAction, CompareKind, Ctx, GRID_STEPS, GUIDANCE_SWEEP, GifSource, Panel, PngSource,
+    SWEEP_ETAS, ToyAction,
+};
+pub use remote::{Remote, Report, SamplingReport};
+use render::RenderState;
+pub use settings::ToyModel;
+pub use settings::session::{SESSION_VERSION, Session, load_session, save_session};
 pub use settings::{
     EditMode, EditSettings, FieldKind, ForwardSettings, GifSettings, ImageSource, InterpSettings,
     Lang, LessonSettings, PAD_PIXELS, PAD_SIDE, PadTool, SETTINGS_VERSION, SamplingSettings,
@@ -91,16 +72,11 @@ pub use settings::{
     restore_settings,
 };
 pub use shown::Shown;
-pub use thread::{Drive, Job, RepaintPace, WorkerThread, yield_now};
-pub use toy_job::{ToyCommand, ToyEvent, ToyModel, epsilon_field};
 pub use window::AppOptions;
 #[cfg(not(target_arch = "wasm32"))]
 pub use window::wgpu_setup;
 #[cfg(not(target_arch = "wasm32"))]
 pub use window::{native_options, run};
-pub use worker::{
-    Command, Compute, Display, Event, Picture, Worker, color_image, spawn_forward_worker,
-};
 
 /// How long the jobs may compute in one frame when they run on the frame loop (the browser):
 /// a 60 Hz frame is 16.7 ms, and egui needs the rest to draw.
@@ -138,8 +114,8 @@ pub struct DiffLabApp {
     /// GIF export progress (frames written, of how many).
     pub export_progress: Option<(usize, usize)>,
     worker: Worker,
-    sampler: sampler_job::SamplerWorker,
-    toy: toy_job::ToyWorker,
+    sampler: jobs::sampler_job::SamplerWorker,
+    toy: jobs::toy_job::ToyWorker,
     next_id: u64,
     render: Option<RenderState>,
     /// How often a run repaints the window (slower on a software renderer).
@@ -194,17 +170,23 @@ impl DiffLabApp {
         };
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
-        let pace = window::repaint_pace(render.as_ref());
-        // The browser has one thread: there the jobs run on the frame loop (`pump_jobs`).
+        let pace = window::repaint_pace(render.as_ref(), options.page_draws_in_software);
+        // The browser has one thread: there the jobs run on the frame loop (`pump_jobs`), a
+        // repaint being a frame of drawing alone, paced as the renderer asks. Native tests of
+        // this path pump every frame.
         let drive = if options.on_frames || cfg!(target_arch = "wasm32") {
-            Drive::Frames
+            Drive::Frames(cfg!(target_arch = "wasm32").then_some(pace))
         } else {
             Drive::Thread(pace)
         };
-        let sampler =
-            sampler_job::spawn_sampler_worker(compute.device.clone(), cc.egui_ctx.clone(), drive)?;
+        let sampler = jobs::sampler_job::spawn_sampler_worker(
+            compute.device.clone(),
+            cc.egui_ctx.clone(),
+            drive,
+        )?;
         let small = window::for_small_jobs(compute);
-        let toy = toy_job::spawn_toy_worker(small.device.clone(), cc.egui_ctx.clone(), drive)?;
+        let toy =
+            jobs::toy_job::spawn_toy_worker(small.device.clone(), cc.egui_ctx.clone(), drive)?;
         let worker = spawn_forward_worker(small, cc.egui_ctx.clone(), drive)?;
         apply_theme(&cc.egui_ctx, settings.dark_mode);
         window::pace_style(&cc.egui_ctx, pace);
@@ -417,7 +399,7 @@ impl eframe::App for DiffLabApp {
         self.keyboard(ctx);
         // Presenter mode: the whole UI larger (F5 or the lessons panel's toggle).
         let zoom = if self.settings.lessons.presenter {
-            lessons::PRESENTER_ZOOM
+            panels::lessons::PRESENTER_ZOOM
         } else {
             1.0
         };

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::panel::AppAction;
+use super::panels::AppAction;
 use super::settings::{Lang, Tab};
 use super::{DiffLabApp, LESSONS, bundled_lessons};
 
@@ -76,6 +76,10 @@ pub struct Report {
     pub repaint_causes: Vec<String>,
     /// The page only: what the browser's WebGPU gave (the device's label, or why none).
     pub webgpu: String,
+    /// The page only: the browser's WebGL renderer, as it names it.
+    pub webgl: String,
+    /// How often a run repaints the window ("Hardware": ten a second; "Software": two).
+    pub repaint_pace: String,
 }
 
 /// The sampling panel's run.
@@ -206,6 +210,8 @@ impl DiffLabApp {
             },
             repaint_causes: Vec::new(),
             webgpu: String::new(),
+            webgl: String::new(),
+            repaint_pace: format!("{:?}", self.pace),
             edit: EditReport {
                 id: self.edit.id,
                 running: self.edit.running,

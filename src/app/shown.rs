@@ -3,8 +3,8 @@
 
 use egui::{ColorImage, Response, RichText, TextureHandle, TextureId, Ui, Vec2};
 
+use super::jobs::worker::Picture;
 use super::render::{self, GpuTexture, RenderState};
-use super::worker::Picture;
 
 /// Where textures go: egui's texture manager, or the wgpu renderer.
 pub trait TextureSink {

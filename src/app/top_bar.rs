@@ -141,7 +141,7 @@ impl DiffLabApp {
             }
             if self.is_busy() {
                 ui.separator();
-                super::widgets::busy_ui(ui, self.pace.every());
+                super::panels::widgets::busy_ui(ui, self.pace.every());
             }
             if let Some((done, total)) = self.export_progress {
                 ui.separator();

@@ -50,17 +50,21 @@ async fn run() -> Result<(), String> {
             )),
         ),
     };
+    // The canvas's WebGL context first: the renderer's name says whether the browser draws in
+    // software, which sets how often a run repaints.
+    let webgl = webgl2_without_multisampling(&canvas);
     let options = AppOptions {
         on_frames: true,
         device,
+        page_draws_in_software: Some(super::window::draws_in_software(&webgl)),
         ..AppOptions::default()
     };
+    WEBGL.with(|w| *w.borrow_mut() = webgl);
     // WebGPU first (it comes up only asynchronously in a browser): the app then finds it, or
     // computes on the CPU and says why in its status line.
     page_status("Asking the browser for WebGPU…");
     let gpu = crate::device::init_page_gpu().await;
     WEBGPU.with(|w| *w.borrow_mut() = gpu.unwrap_or_else(|why| format!("none: {why}")));
-    webgl2_without_multisampling(&canvas);
     let web_options = eframe::WebOptions::default();
     let runner = eframe::WebRunner::new();
     runner
@@ -106,14 +110,29 @@ fn url_device() -> Result<Option<crate::device::DeviceChoice>, String> {
 /// eframe asks for it (a canvas has one context: eframe's `getContext("webgl2")` then gets this
 /// one). egui smooths its own edges and draws no 3-D, and a browser drawing in software (no GPU
 /// for the page) spent most of each frame resolving the 4× multisampled canvas it would
-/// otherwise get by default.
-fn webgl2_without_multisampling(canvas: &web_sys::HtmlCanvasElement) {
+/// otherwise get by default. Returns the renderer's name (`WEBGL_debug_renderer_info`), or ""
+/// where the browser does not say.
+fn webgl2_without_multisampling(canvas: &web_sys::HtmlCanvasElement) -> String {
+    /// `UNMASKED_RENDERER_WEBGL`, from the `WEBGL_debug_renderer_info` extension.
+    const UNMASKED_RENDERER: u32 = 0x9246;
     let options = js_sys::Object::new();
     for (key, value) in [("antialias", false), ("depth", false)] {
         let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
     }
     // Where it fails, eframe creates its own context (and says so if that fails too).
-    let _ = canvas.get_context_with_context_options("webgl2", &options);
+    let Some(gl) = canvas
+        .get_context_with_context_options("webgl2", &options)
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<web_sys::WebGl2RenderingContext>().ok())
+    else {
+        return String::new();
+    };
+    let info = gl.get_extension("WEBGL_debug_renderer_info").ok().flatten();
+    let name = |p: u32| gl.get_parameter(p).ok().and_then(|v| v.as_string());
+    info.and_then(|_| name(UNMASKED_RENDERER))
+        .or_else(|| name(web_sys::WebGl2RenderingContext::RENDERER))
+        .unwrap_or_default()
 }
 
 /// The jobs in the page, between its frames: a slice of steps ([`super::FRAME_BUDGET`], at
@@ -191,6 +210,8 @@ thread_local! {
         const { std::cell::RefCell::new(std::collections::BTreeMap::new()) };
     /// What the browser's WebGPU gave: the device's label, or "none: " and why.
     static WEBGPU: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// The browser's WebGL renderer, as it names it.
+    static WEBGL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
@@ -278,6 +299,7 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
                 v
             });
             report.webgpu = WEBGPU.with(|w| w.borrow().clone());
+            report.webgl = WEBGL.with(|w| w.borrow().clone());
             r.0 = serde_json::to_string(&report).unwrap_or_default();
             r.1 = false;
         }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 #[cfg(not(target_arch = "wasm32"))]
 use eframe::egui_wgpu;
 
+use super::jobs::thread::RepaintPace;
 use super::render::{self, RenderState};
-use super::thread::RepaintPace;
 use super::{APP_ID, Compute, Display, TITLE, settings};
 use crate::device::{BackendKind, ComputeDevice, DeviceChoice, select_device};
 
@@ -33,6 +33,10 @@ pub struct AppOptions {
     /// Run the jobs on the frame loop, a budget of steps per frame, as the browser build does
     /// (always there); tests drive the web's path natively with it.
     pub on_frames: bool,
+    /// The page: whether the browser draws its WebGL in software (the renderer's name says so:
+    /// SwiftShader, llvmpipe), which then sets the pace of a run's repaints as lavapipe does on
+    /// the desktop. `None`: eframe's wgpu adapter says.
+    pub page_draws_in_software: Option<bool>,
 }
 
 impl AppOptions {
@@ -133,14 +137,41 @@ pub(super) fn flex_compute() -> Compute {
     }
 }
 
-/// How often a run may repaint the window: a software renderer (a CPU-type adapter, or none)
-/// draws on the CPU that the run needs.
-pub(super) fn repaint_pace(render: Option<&RenderState>) -> RepaintPace {
+/// How often a run may repaint the window: a software renderer (a CPU-type adapter, or none;
+/// in the page, a browser drawing WebGL in software) draws on the CPU that the run needs.
+pub(super) fn repaint_pace(
+    render: Option<&RenderState>,
+    page_draws_in_software: Option<bool>,
+) -> RepaintPace {
+    if let Some(software) = page_draws_in_software {
+        return if software {
+            RepaintPace::Software
+        } else {
+            RepaintPace::Hardware
+        };
+    }
     if render.is_some_and(render::draws_on_gpu) {
         RepaintPace::Hardware
     } else {
         RepaintPace::Software
     }
+}
+
+/// Whether a WebGL renderer of this name draws on the CPU: Chrome's fallback (SwiftShader),
+/// Mesa's (llvmpipe, softpipe) and Windows' (Microsoft Basic Render Driver). A name the browser
+/// keeps to itself counts as a GPU, as most are.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // the page asks; native tests too
+pub(super) fn draws_in_software(renderer: &str) -> bool {
+    let r = renderer.to_ascii_lowercase();
+    [
+        "swiftshader",
+        "llvmpipe",
+        "softpipe",
+        "basic render",
+        "software",
+    ]
+    .iter()
+    .any(|s| r.contains(s))
 }
 
 /// On a software renderer every frame of this window costs the CPU about a quarter of a second
@@ -325,5 +356,36 @@ mod tests {
             assert_eq!(style.animation_time, 0.0, "{theme:?}");
             assert_eq!(style.interaction.tooltip_delay, 0.0, "{theme:?}");
         }
+    }
+
+    #[test]
+    fn a_page_drawn_in_software_repaints_a_run_at_the_software_pace() {
+        // Headless Chromium's WebGL (this machine's browser test), Firefox on Mesa's fallback,
+        // Windows without a driver: software. A GPU's name, or one the browser keeps: hardware.
+        for name in [
+            "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)",
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            "ANGLE (Microsoft, Microsoft Basic Render Driver Direct3D11 vs_5_0 ps_5_0)",
+        ] {
+            assert!(draws_in_software(name), "{name}");
+            assert_eq!(
+                repaint_pace(None, Some(draws_in_software(name))),
+                RepaintPace::Software
+            );
+        }
+        for name in [
+            "ANGLE (NVIDIA, NVIDIA GeForce RTX 3060 Direct3D11 vs_5_0 ps_5_0, D3D11)",
+            "Apple M1",
+            "WebKit WebGL",
+            "",
+        ] {
+            assert!(!draws_in_software(name), "{name}");
+            assert_eq!(
+                repaint_pace(None, Some(draws_in_software(name))),
+                RepaintPace::Hardware
+            );
+        }
+        // The desktop: no page, no wgpu renderer (flex's ColorImages drawn by egui): software.
+        assert_eq!(repaint_pace(None, None), RepaintPace::Software);
     }
 }

@@ -253,6 +253,7 @@ fn harness_on_state(state_file: std::path::PathBuf) -> Harness<'static, DiffLabA
                     gpu_refused: None,
                     weights: None,
                     on_frames: false,
+                    page_draws_in_software: None,
                 },
             )
             .expect("app")

@@ -1,5 +1,5 @@
 //! The browser's way of running the jobs, natively: with `on_frames` the jobs run on the frame
-//! loop, a budget of steps per frame (src/app/thread.rs), as they do in the page. The same
+//! loop, a budget of steps per frame (src/app/jobs/thread.rs), as they do in the page. The same
 //! commands give the same pictures as on the worker threads; and the page's scripting
 //! (src/app/remote.rs), which the browser test drives, does what the buttons do.
 

@@ -108,6 +108,7 @@ fn a_refused_shared_device_leaves_a_working_app_on_the_cpu() {
                     gpu_refused: Some("RequestDeviceError: feature refused".into()),
                     weights: None,
                     on_frames: false,
+                    page_draws_in_software: None,
                 },
             )
             .expect("app")
@@ -207,6 +208,7 @@ fn wgpu_harness(device: DeviceChoice) -> Harness<'static, DiffLabApp> {
                     gpu_refused: None,
                     weights: None,
                     on_frames: false,
+                    page_draws_in_software: None,
                 },
             )
             .expect("app")

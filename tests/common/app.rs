@@ -30,6 +30,7 @@ pub fn cpu_options() -> AppOptions {
         gpu_refused: None,
         weights: None,
         on_frames: false,
+        page_draws_in_software: None,
     }
 }
 

@@ -36,6 +36,50 @@ fn no_file_of_the_app_is_over_500_lines() {
     assert!(long.is_empty(), "split these: {long:?}");
 }
 
+/// Issue 37: src/app grouped by role. The panels, the jobs (what runs off the UI thread, or
+/// on the page's frame loop), the settings and the lessons each have a folder; the files left at
+/// the top are the shell (the window, the page's entry, files, fonts, the menus and the events
+/// that tie the groups together).
+#[test]
+fn the_app_is_grouped_by_role() {
+    let app = src("app");
+    for group in ["panels", "jobs", "settings", "lessons"] {
+        assert!(
+            app.join(group).join("mod.rs").is_file(),
+            "src/app/{group}/mod.rs"
+        );
+    }
+    let mut top: Vec<String> = std::fs::read_dir(&app)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert!(top.len() <= 15, "the shell grew: group these {top:?}");
+    for panel in [
+        "forward",
+        "schedule",
+        "sampling",
+        "compare",
+        "interpolate",
+        "playground",
+        "edit",
+        "lessons",
+    ] {
+        assert!(
+            app.join("panels").join(format!("{panel}.rs")).is_file(),
+            "panels/{panel}.rs"
+        );
+    }
+    for job in ["sampler_job", "toy_job", "worker", "thread", "stepped"] {
+        assert!(
+            app.join("jobs").join(format!("{job}.rs")).is_file(),
+            "jobs/{job}.rs"
+        );
+    }
+}
+
 #[test]
 fn the_core_names_neither_egui_nor_clap_and_the_cli_not_the_app() {
     let mut offenders = Vec::new();
@@ -317,17 +361,26 @@ fn the_module_imports_form_no_circles() {
         graph.get(&key(a)).is_some_and(|to| to.contains(&key(b)))
     };
     // The reader sees what is there: these imports exist today.
-    assert!(edge("app", "diffusion") && edge("cli", "model") && edge("app::lessons", "app::panel"));
+    assert!(
+        edge("app", "diffusion") && edge("cli", "model") && edge("app::panels", "app::lessons")
+    );
     // Seen through the parent's re-exports too: events.rs names `super::Interpolation`, which
-    // app/mod.rs re-exports from interpolate.rs.
-    assert!(edge("app::events", "app::interpolate"));
+    // app/mod.rs re-exports from panels/interpolate.rs.
+    assert!(edge("app::events", "app::panels"));
+    // The app's groups (issue 37): panels ask jobs for work and read settings and lessons; jobs,
+    // settings and lessons never reach back into a panel.
+    assert!(edge("app::panels", "app::jobs") && edge("app::panels", "app::settings"));
+    for group in ["app::jobs", "app::settings", "app::lessons"] {
+        assert!(!edge(group, "app::panels"), "{group} imports a panel");
+    }
     assert!(!edge("diffusion", "app"), "the core imports the app");
     assert_eq!(
         find_circle(&graph),
         None,
         "modules that import each other in a circle"
     );
-    // And it would see one: settings importing the lessons panel (as it did) closes a circle.
+    // And it would see one: settings importing the lessons (as they once imported the lessons
+    // panel) closes a circle, lessons being made of settings.
     let mut with_circle = graph.clone();
     with_circle
         .entry(vec!["app".into(), "settings".into()])

@@ -157,6 +157,11 @@ async function runMode(mode) {
     if (mode === "cpu") check(mode, /CPU/.test(rep.compute), "the status line says it computes on the CPU");
     else check(mode, /WebGPU/.test(rep.compute), "the status line says it computes on WebGPU");
     r.compute = rep.compute;
+    // How it draws: headless Chromium draws WebGL in software (SwiftShader), as a laptop whose
+    // GPU the browser blocks does, and there a run repaints twice a second (as on lavapipe).
+    r.webgl = rep.webgl;
+    const software = /swiftshader|llvmpipe|basic render/i.test(rep.webgl);
+    check(mode, rep.repaint_pace === (software ? "Software" : "Hardware"), `WebGL renderer "${rep.webgl}": a run repaints at the ${rep.repaint_pace} pace`);
 
     // Forward: the default tab draws x_0 and x_t.
     await command(page, { Tab: "Forward" });

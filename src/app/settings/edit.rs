@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::sampler::{
-    GuidanceSettings, LabelPick, MAX_GUIDANCE, SamplerChoice, SamplerSettings,
-};
+use super::sampler::{GuidanceSettings, LabelPick, MAX_GUIDANCE, SamplerChoice, SamplerSettings};
 use crate::data::mnist::SIDE;
 
 /// The pad's side in pixels (the MNIST net's 28).

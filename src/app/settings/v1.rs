@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sampler::{GuidanceSettings, ModelSpec, SamplerSettings};
 use super::{
     ForwardSettings, GifSettings, ImageSource, InterpSettings, LessonSettings, SETTINGS_VERSION,
     SamplingSettings, ScheduleViewSettings, Settings, Tab, ToySettings,
 };
-use crate::app::sampler::{GuidanceSettings, ModelSpec, SamplerSettings};
 use crate::device::DeviceChoice;
 use crate::diffusion::{ScheduleConfig, TimestepSpacing};
 

@@ -1,0 +1,132 @@
+//! How often a worker's events repaint the window: at once after a quiet spell, then at most
+//! once per slot while a run streams (slower on a software renderer).
+
+use std::time::Duration;
+
+use web_time::Instant;
+
+/// How often a worker's streaming events (a run's steps) may repaint the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepaintPace {
+    /// A GPU draws the window: a repaint costs the run nothing, so ten a second.
+    Hardware,
+    /// A software renderer (lavapipe, on a machine without a usable GPU) draws it on the CPU
+    /// the run computes on: about 90 ms of CPU per repaint of the whole window on a 2-core
+    /// Zen 4, an estimated 150–200 ms on a 2-core first-generation Zen, so ten a second took
+    /// more than a core from the run. Twice a second still shows a run moving (and every step
+    /// can be scrubbed afterwards): on the Zen 1, a guided DDIM-50 of 16 digits took 3.4–3.8 s
+    /// in the app at this pace, against 3.9–5.0 s at four a second, 4.0–6.3 s at ten, and
+    /// 2.05 s in the CLI (README, "The shipped U-Net").
+    Software,
+}
+
+impl RepaintPace {
+    /// The shortest time between two repaints that a worker's events ask for while they stream.
+    pub fn every(self) -> Duration {
+        match self {
+            Self::Hardware => Duration::from_millis(100),
+            Self::Software => Duration::from_millis(500),
+        }
+    }
+}
+
+/// When to repaint for a worker's event.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::app) enum Repaint {
+    /// At once.
+    Now,
+    /// After this long (the next free slot).
+    After(Duration),
+    /// A repaint is already scheduled that will show it.
+    Scheduled,
+}
+
+/// Spaces the repaints that a worker's events ask for at least `every` apart.
+#[derive(Debug)]
+pub(in crate::app) struct RepaintPacer {
+    /// The shortest time between two repaints.
+    every: Duration,
+    /// The earliest time of the next repaint slot.
+    next_slot: Option<Instant>,
+    /// A deferred repaint already asked for, and when it happens.
+    pending: Option<Instant>,
+}
+
+impl RepaintPacer {
+    pub(in crate::app) fn new(pace: RepaintPace) -> Self {
+        Self {
+            every: pace.every(),
+            next_slot: None,
+            pending: None,
+        }
+    }
+
+    pub(in crate::app) fn on_event(&mut self, now: Instant) -> Repaint {
+        if self.pending.is_some_and(|p| now < p) {
+            return Repaint::Scheduled;
+        }
+        self.pending = None;
+        match self.next_slot {
+            Some(slot) if now < slot => {
+                self.pending = Some(slot);
+                self.next_slot = Some(slot + self.every);
+                Repaint::After(slot - now)
+            }
+            _ => {
+                self.next_slot = Some(now + self.every);
+                Repaint::Now
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_events_repaint_at_most_once_per_slot() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut p = RepaintPacer::new(RepaintPace::Hardware);
+        // A lone event: at once.
+        assert_eq!(p.on_event(ms(0)), Repaint::Now);
+        // Events 36 ms apart (a run's steps): the next slot at 100 ms, then nothing new until
+        // it has happened, then the slot after it at 200 ms.
+        assert_eq!(
+            p.on_event(ms(36)),
+            Repaint::After(Duration::from_millis(64))
+        );
+        assert_eq!(p.on_event(ms(72)), Repaint::Scheduled);
+        assert_eq!(
+            p.on_event(ms(108)),
+            Repaint::After(Duration::from_millis(92))
+        );
+        assert_eq!(p.on_event(ms(144)), Repaint::Scheduled);
+        assert_eq!(p.on_event(ms(180)), Repaint::Scheduled);
+        assert_eq!(
+            p.on_event(ms(216)),
+            Repaint::After(Duration::from_millis(84))
+        );
+        // After a quiet spell: at once again.
+        assert_eq!(p.on_event(ms(1000)), Repaint::Now);
+    }
+
+    #[test]
+    fn a_software_renderer_repaints_twice_a_second_while_events_stream() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut p = RepaintPacer::new(RepaintPace::Software);
+        assert_eq!(p.on_event(ms(0)), Repaint::Now);
+        // Events every 20 ms until 980 ms (a DDIM-50 run's steps): repaints at 500 and 1000 ms.
+        let mut repaints = Vec::new();
+        for step in 1..=49 {
+            match p.on_event(ms(20 * step)) {
+                Repaint::After(d) => repaints.push(20 * step + d.as_millis() as u64),
+                Repaint::Now => repaints.push(20 * step),
+                Repaint::Scheduled => {}
+            }
+        }
+        assert_eq!(repaints, vec![500, 1000]);
+    }
+}

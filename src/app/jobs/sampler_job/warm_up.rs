@@ -1,0 +1,53 @@
+//! Warming the model up: a few model calls on pieces of noise, a poll each, nothing sent back
+//! (`SamplerCommand::WarmUp`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Tensor;
+
+use super::{FRAME_PIECE, SamplerJob};
+use crate::app::jobs::thread::yield_now;
+use crate::app::settings::sampler::ModelSpec;
+use crate::data::mnist::SIDE;
+use crate::diffusion::ScheduleConfig;
+use crate::diffusion::noise::gaussian;
+use crate::error::Result;
+use crate::tensor_util::reads_synchronously;
+
+/// Model calls a warm-up makes (of [`FRAME_PIECE`] images each): in the page the first run's
+/// slow slices were over within its first steps.
+pub const WARM_UP_CALLS: usize = 12;
+
+impl SamplerJob {
+    /// Builds `spec`'s model and runs it [`WARM_UP_CALLS`] times on a piece of noise, from
+    /// t = T − 1 down, a poll each; stops when cancelled (a run asked for).
+    pub(super) async fn warm_up(
+        &mut self,
+        spec: ModelSpec,
+        schedule: ScheduleConfig,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let model = self.model(spec, schedule)?;
+        yield_now().await;
+        let n = FRAME_PIECE * SIDE * SIDE;
+        let last = schedule.num_train_timesteps.max(1) - 1;
+        // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
+        // GPU would only queue the rest behind the first run.
+        let calls = if reads_synchronously(&self.device) {
+            WARM_UP_CALLS
+        } else {
+            1
+        };
+        for k in 0..calls {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let x = Tensor::<1>::from_floats(gaussian(0, k as u64, n).as_slice(), &self.device)
+                .reshape([FRAME_PIECE, 1, SIDE, SIDE]);
+            let t = last - last * k / WARM_UP_CALLS;
+            model.forward(x, &[t; FRAME_PIECE])?;
+            yield_now().await;
+        }
+        Ok(())
+    }
+}
