@@ -50,22 +50,28 @@ async fn run() -> Result<(), String> {
             )),
         ),
     };
-    // The canvas's WebGL context first: the renderer's name says whether the browser draws in
-    // software, which sets how often a run repaints.
-    let webgl = webgl2_without_multisampling(&canvas);
-    let options = AppOptions {
-        on_frames: true,
-        device,
-        page_draws_in_software: Some(super::window::draws_in_software(&webgl)),
-        ..AppOptions::default()
-    };
-    WEBGL.with(|w| *w.borrow_mut() = webgl);
     // WebGPU first (it comes up only asynchronously in a browser): the app then finds it, or
     // computes on the CPU and says why in its status line.
     page_status("Asking the browser for WebGPU…");
     let gpu = crate::device::init_page_gpu().await;
     WEBGPU.with(|w| *w.borrow_mut() = gpu.unwrap_or_else(|why| format!("none: {why}")));
-    let web_options = eframe::WebOptions::default();
+    // The canvas's WebGL context: the renderer's name says whether the browser draws in
+    // software, which sets how often a run repaints.
+    let webgl = webgl2_without_multisampling(&canvas);
+    let software = super::window::draws_in_software(&webgl);
+    WEBGL.with(|w| *w.borrow_mut() = webgl);
+    let options = AppOptions {
+        on_frames: true,
+        device,
+        page_draws_in_software: Some(software),
+        ..AppOptions::default()
+    };
+    // Drawn in software, every pixel's dithering (two `fract`s a fragment) is CPU time the
+    // frame waits for; egui's flat colours and the 8-bit digits do not band without it.
+    let web_options = eframe::WebOptions {
+        dithering: !software,
+        ..eframe::WebOptions::default()
+    };
     let runner = eframe::WebRunner::new();
     runner
         .start(
@@ -144,12 +150,22 @@ fn webgl2_without_multisampling(canvas: &web_sys::HtmlCanvasElement) -> String {
 async fn drive_jobs(runner: eframe::WebRunner) {
     // Not before the first frame is on the page (a warm-up on WebGPU compiles its shaders).
     let _ = wasm_bindgen_futures::JsFuture::from(next_frame()).await;
+    let mut drawn = frames_drawn();
     loop {
+        // After a frame that drew, the next slice waits for the frame after it: in a browser
+        // drawing in software a drawn frame takes two or three 60 Hz intervals (the canvas read
+        // back for compositing), and a slice straight after it made it four.
+        if frames_drawn() != drawn {
+            let _ = wasm_bindgen_futures::JsFuture::from(next_frame()).await;
+            let _ = wasm_bindgen_futures::JsFuture::from(next_task()).await;
+            drawn = frames_drawn();
+        }
         let (more, waiting) = runner
             .app_mut::<DiffLabApp>()
             .map_or((false, false), |mut app| {
                 (app.pump_jobs(), app.sampler.waits_on_browser())
             });
+        JOBS_BUSY.with(|b| b.set(more));
         // A job waiting for a GPU read looks again every 2 ms (the read comes back in a task of
         // the browser's own); one with steps to take goes on at the next task.
         let wait = match (more, waiting) {
@@ -159,6 +175,15 @@ async fn drive_jobs(runner: eframe::WebRunner) {
         };
         let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
     }
+}
+
+/// How many frames egui has drawn in the page.
+fn frames_drawn() -> u64 {
+    CTX.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map_or(0, egui::Context::cumulative_frame_nr)
+    })
 }
 
 /// A promise kept by the next task: a message posted to itself, which, unlike `setTimeout(0)`,
@@ -212,6 +237,9 @@ thread_local! {
     static WEBGPU: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// The browser's WebGL renderer, as it names it.
     static WEBGL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Whether the jobs had work at the last slice (a script's report then waits for the
+    /// frames the jobs' events ask for).
+    static JOBS_BUSY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
@@ -233,7 +261,10 @@ pub fn difflab_command(json: String) {
     wake();
 }
 
-/// The app's state as JSON (as of the last frame; the next frame writes a newer one).
+/// The app's state as JSON (as of the last frame; the next frame writes a newer one). While a
+/// job runs, that frame is the next one the job's events ask for: a script polling the report
+/// then draws no frames of its own, which would add to the run's (ten a second, each about
+/// 30 ms where the browser draws in software).
 #[wasm_bindgen]
 pub fn difflab_report() -> String {
     let text = REPORT.with(|r| {
@@ -241,7 +272,9 @@ pub fn difflab_report() -> String {
         r.1 = true;
         r.0.clone()
     });
-    wake();
+    if !JOBS_BUSY.with(std::cell::Cell::get) {
+        wake();
+    }
     text
 }
 
