@@ -78,6 +78,8 @@ pub struct Report {
     pub webgpu: String,
     /// The page only: the browser's WebGL renderer, as it names it.
     pub webgl: String,
+    /// The page only: frames drawn so far.
+    pub frames: u64,
     /// How often a run repaints the window ("Hardware": ten a second; "Software": two).
     pub repaint_pace: String,
 }
@@ -211,6 +213,7 @@ impl DiffLabApp {
             repaint_causes: Vec::new(),
             webgpu: String::new(),
             webgl: String::new(),
+            frames: 0,
             repaint_pace: format!("{:?}", self.pace),
             edit: EditReport {
                 id: self.edit.id,

@@ -86,6 +86,7 @@ async fn run() -> Result<(), String> {
         app.warm_up();
     }
     wasm_bindgen_futures::spawn_local(drive_jobs(runner.clone()));
+    RUNNER.with(|r| *r.borrow_mut() = Some(runner.clone()));
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);
     Ok(())
@@ -165,7 +166,6 @@ async fn drive_jobs(runner: eframe::WebRunner) {
             .map_or((false, false), |mut app| {
                 (app.pump_jobs(), app.sampler.waits_on_browser())
             });
-        JOBS_BUSY.with(|b| b.set(more));
         // A job waiting for a GPU read looks again every 2 ms (the read comes back in a task of
         // the browser's own); one with steps to take goes on at the next task.
         let wait = match (more, waiting) {
@@ -223,9 +223,9 @@ fn after_ms(ms: i32) -> js_sys::Promise {
 thread_local! {
     /// Commands from the page's script, applied at the start of the next frame.
     static INBOX: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The last report, and whether the script asked for a newer one.
-    static REPORT: std::cell::RefCell<(String, bool)> =
-        const { std::cell::RefCell::new((String::new(), true)) };
+    /// The app's runner, for a script's report between frames.
+    static RUNNER: std::cell::RefCell<Option<eframe::WebRunner>> =
+        const { std::cell::RefCell::new(None) };
     /// Dropped files read so far (name, bytes or why not), opened at the next frame.
     static DROPPED: std::cell::RefCell<Vec<(String, Result<Vec<u8>, String>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
@@ -237,9 +237,6 @@ thread_local! {
     static WEBGPU: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// The browser's WebGL renderer, as it names it.
     static WEBGL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    /// Whether the jobs had work at the last slice (a script's report then waits for the
-    /// frames the jobs' events ask for).
-    static JOBS_BUSY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The app's context, to wake it for a script.
     static CTX: std::cell::RefCell<Option<egui::Context>> = const { std::cell::RefCell::new(None) };
 }
@@ -261,21 +258,35 @@ pub fn difflab_command(json: String) {
     wake();
 }
 
-/// The app's state as JSON (as of the last frame; the next frame writes a newer one). While a
-/// job runs, that frame is the next one the job's events ask for: a script polling the report
-/// then draws no frames of its own, which would add to the run's (ten a second, each about
-/// 30 ms where the browser draws in software).
+/// The app's state as JSON, read between frames ("" before the app has started). A script
+/// polling it draws no frames of its own: they would add to a run's (ten a second, each about
+/// 30 ms where the browser draws in software). What the jobs' events bring shows in it after
+/// the frame that takes them in, as on the screen.
 #[wasm_bindgen]
 pub fn difflab_report() -> String {
-    let text = REPORT.with(|r| {
-        let mut r = r.borrow_mut();
-        r.1 = true;
-        r.0.clone()
-    });
-    if !JOBS_BUSY.with(std::cell::Cell::get) {
-        wake();
-    }
-    text
+    RUNNER.with(|r| {
+        let runner = r.borrow();
+        let Some(app) = runner
+            .as_ref()
+            .and_then(eframe::WebRunner::app_mut::<DiffLabApp>)
+        else {
+            return String::new();
+        };
+        let mut report = app.report();
+        report.repaint_causes = CAUSES.with(|c| {
+            let mut v: Vec<_> = c
+                .borrow()
+                .iter()
+                .map(|((file, line), n)| format!("{n}× {file}:{line}"))
+                .collect();
+            v.sort();
+            v
+        });
+        report.webgpu = WEBGPU.with(|w| w.borrow().clone());
+        report.webgl = WEBGL.with(|w| w.borrow().clone());
+        report.frames = frames_drawn();
+        serde_json::to_string(&report).unwrap_or_default()
+    })
 }
 
 /// Reads a dropped file's bytes (the browser reads them asynchronously); the next frame opens
@@ -292,8 +303,7 @@ pub(super) fn read_dropped(file: egui::DroppedFileHandle) {
     });
 }
 
-/// The page's part of each frame: dropped files and scripted commands in, the report out
-/// when asked for.
+/// The page's part of each frame: dropped files and scripted commands in.
 pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
     for (name, bytes) in DROPPED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
         match bytes {
@@ -318,23 +328,4 @@ pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
             app.banner = Some(e);
         }
     }
-    REPORT.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.1 {
-            let mut report = app.report();
-            report.repaint_causes = CAUSES.with(|c| {
-                let mut v: Vec<_> = c
-                    .borrow()
-                    .iter()
-                    .map(|((file, line), n)| format!("{n}× {file}:{line}"))
-                    .collect();
-                v.sort();
-                v
-            });
-            report.webgpu = WEBGPU.with(|w| w.borrow().clone());
-            report.webgl = WEBGL.with(|w| w.borrow().clone());
-            r.0 = serde_json::to_string(&report).unwrap_or_default();
-            r.1 = false;
-        }
-    });
 }

@@ -14,7 +14,7 @@ export async function openApp(url, mode = "cpu") {
   await page.goto(url, { waitUntil: "load" });
   await page.waitForFunction(() => window.difflab && document.getElementById("difflab_status")?.style.display === "none", null, { timeout: 60000 });
   const command = (c) => page.evaluate((c) => window.difflab.difflab_command(JSON.stringify(c)), c);
-  const report = async () => JSON.parse(await page.evaluate(() => window.difflab.difflab_report()));
+  const report = async () => JSON.parse((await page.evaluate(() => window.difflab.difflab_report())) || "null");
   return { browser, page, command, report };
 }
 

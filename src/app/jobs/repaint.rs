@@ -78,6 +78,17 @@ impl RepaintPacer {
             }
         }
     }
+
+    /// A batch of commands has ended: whether a repaint held back for a later slot should
+    /// happen now instead (nothing more is coming to wait for). The next event after it starts
+    /// a slot of its own.
+    pub(in crate::app) fn on_batch_end(&mut self, now: Instant) -> bool {
+        let held = self.pending.take().is_some_and(|p| now < p);
+        if held {
+            self.next_slot = Some(now + self.every);
+        }
+        held
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +139,31 @@ mod tests {
             }
         }
         assert_eq!(repaints, vec![500, 1000]);
+    }
+
+    #[test]
+    fn a_batch_that_ends_before_its_slot_shows_at_once() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut p = RepaintPacer::new(RepaintPace::Software);
+        assert_eq!(p.on_event(ms(0)), Repaint::Now);
+        // The run's steps at 300 and 400 ms wait for the slot at 500 ms ...
+        assert_eq!(
+            p.on_event(ms(300)),
+            Repaint::After(Duration::from_millis(200))
+        );
+        assert_eq!(p.on_event(ms(400)), Repaint::Scheduled);
+        // ... until the run ends at 410 ms: then they are shown at once, and a new run's first
+        // event waits for the slot after that repaint.
+        assert!(p.on_batch_end(ms(410)));
+        assert_eq!(
+            p.on_event(ms(450)),
+            Repaint::After(Duration::from_millis(460))
+        );
+        // Nothing held back (the last repaint already happened): nothing to do.
+        let mut q = RepaintPacer::new(RepaintPace::Software);
+        assert_eq!(q.on_event(ms(0)), Repaint::Now);
+        assert!(!q.on_batch_end(ms(10)));
+        assert!(!q.on_batch_end(ms(2000)));
     }
 }

@@ -67,14 +67,15 @@ pub fn yield_now() -> impl Future<Output = ()> {
     })
 }
 
-/// Sends a job's event to the UI and asks for a repaint to show it: at once, or, with a
-/// `pace`, spaced as [`RepaintPacer`] says while events stream.
+/// The event sender a job's loop uses: each event repaints `ctx` (paced by `pace`), and the
+/// second closure, called when a batch of commands has ended, shows at once what a paced
+/// repaint was still holding back (the run's last step, its result).
 fn paced_send<E>(
     event_tx: mpsc::Sender<E>,
     ctx: egui::Context,
     pace: Option<RepaintPace>,
-) -> impl Fn(E) {
-    let pacer = pace.map(|p| RefCell::new(RepaintPacer::new(p)));
+) -> (impl Fn(E), impl Fn()) {
+    let pacer = std::rc::Rc::new(pace.map(|p| RefCell::new(RepaintPacer::new(p))));
     // egui draws two frames for a repaint asked for with no delay ("to let things settle"): in
     // the page, where each frame is drawing alone, one is enough to show a job's event.
     let at_once = if cfg!(target_arch = "wasm32") {
@@ -82,9 +83,11 @@ fn paced_send<E>(
     } else {
         Duration::ZERO
     };
-    move |e: E| {
+    let (pacer2, ctx2) = (pacer.clone(), ctx.clone());
+    let send = move |e: E| {
         let _ = event_tx.send(e);
         match pacer
+            .as_ref()
             .as_ref()
             .map(|p| p.borrow_mut().on_event(Instant::now()))
         {
@@ -92,7 +95,15 @@ fn paced_send<E>(
             Some(Repaint::After(d)) => ctx.request_repaint_after(d),
             Some(Repaint::Scheduled) => {}
         }
-    }
+    };
+    let done = move || {
+        if let Some(p) = pacer2.as_ref()
+            && p.borrow_mut().on_batch_end(Instant::now())
+        {
+            ctx2.request_repaint_after(at_once);
+        }
+    };
+    (send, done)
 }
 
 /// Runs a batch of commands taken from the queue: a command is skipped when a later one
@@ -189,7 +200,7 @@ impl<J: Job> WorkerThread<J> {
                 // waiting for); while events stream (a run's steps), one repaint per
                 // `pace.every()`: each repaint draws the whole window, which on a software
                 // renderer takes CPU time the run itself needs.
-                let send = paced_send(event_tx, ctx, Some(pace));
+                let (send, done) = paced_send(event_tx, ctx, Some(pace));
                 while let Ok(first) = cmd_rx.recv() {
                     let mut queued = vec![first];
                     while let Ok(next) = cmd_rx.try_recv() {
@@ -202,6 +213,7 @@ impl<J: Job> WorkerThread<J> {
                         &in_flight2,
                         &send,
                     ));
+                    done();
                 }
             })
             .map_err(|e| DiffError::Backend(format!("cannot start the thread {name}: {e}")))?;
@@ -225,7 +237,7 @@ impl<J: Job> WorkerThread<J> {
         let idle = Arc::new(AtomicBool::new(false));
         let (cancel2, in_flight2, idle2) = (cancel.clone(), in_flight.clone(), idle.clone());
         let task = async move {
-            let send = paced_send(event_tx, ctx, pace);
+            let (send, done) = paced_send(event_tx, ctx, pace);
             loop {
                 let first = loop {
                     match cmd_rx.try_recv() {
@@ -242,6 +254,7 @@ impl<J: Job> WorkerThread<J> {
                     queued.push(next);
                 }
                 run_batch(&mut job, queued, &cancel2, &in_flight2, &send).await;
+                done();
             }
         };
         Self {
