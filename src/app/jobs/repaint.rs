@@ -1,6 +1,9 @@
 //! How often a worker's events repaint the window: at once after a quiet spell, then at most
-//! once per slot while a run streams (slower on a software renderer).
+//! once per slot while a run streams (slower on a software renderer); [`paced_send`] is the
+//! event sender that applies it.
 
+use std::cell::RefCell;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use web_time::Instant;
@@ -89,6 +92,45 @@ impl RepaintPacer {
         }
         held
     }
+}
+
+/// The event sender a job's loop uses: each event repaints `ctx` (paced by `pace`), and the
+/// second closure, called when a batch of commands has ended, shows at once what a paced
+/// repaint was still holding back (the run's last step, its result).
+pub(super) fn paced_send<E>(
+    event_tx: mpsc::Sender<E>,
+    ctx: egui::Context,
+    pace: Option<RepaintPace>,
+) -> (impl Fn(E), impl Fn()) {
+    let pacer = std::rc::Rc::new(pace.map(|p| RefCell::new(RepaintPacer::new(p))));
+    // egui draws two frames for a repaint asked for with no delay ("to let things settle"): in
+    // the page, where each frame is drawing alone, one is enough to show a job's event.
+    let at_once = if cfg!(target_arch = "wasm32") {
+        Duration::from_millis(1)
+    } else {
+        Duration::ZERO
+    };
+    let (pacer2, ctx2) = (pacer.clone(), ctx.clone());
+    let send = move |e: E| {
+        let _ = event_tx.send(e);
+        match pacer
+            .as_ref()
+            .as_ref()
+            .map(|p| p.borrow_mut().on_event(Instant::now()))
+        {
+            None | Some(Repaint::Now) => ctx.request_repaint_after(at_once),
+            Some(Repaint::After(d)) => ctx.request_repaint_after(d),
+            Some(Repaint::Scheduled) => {}
+        }
+    };
+    let done = move || {
+        if let Some(p) = pacer2.as_ref()
+            && p.borrow_mut().on_batch_end(Instant::now())
+        {
+            ctx2.request_repaint_after(at_once);
+        }
+    };
+    (send, done)
 }
 
 #[cfg(test)]
