@@ -59,6 +59,14 @@ impl AdapterSummary {
         )
     }
 
+    /// Whether burn's wgpu backend can compute on it: any backend but OpenGL. On OpenGL
+    /// (llvmpipe, on a Linux machine without Vulkan drivers) it hung: a fused matmul's autotune
+    /// deadlocked the tests, and `sample --model exact` failed after 42 s with wgpu's "Could
+    /// not lock adapter context".
+    pub fn computes(&self) -> bool {
+        self.backend != wgpu::Backend::Gl
+    }
+
     fn rank(&self) -> u8 {
         match self.device_type {
             wgpu::DeviceType::DiscreteGpu => 0,
@@ -139,19 +147,37 @@ fn wgpu_device(adapter: &AdapterSummary) -> ComputeDevice {
     }
 }
 
-/// Resolves a [`DeviceChoice`]. `wgpu` with no adapter at all is an error.
+/// The best adapter burn's wgpu backend computes on (`adapters` best first), or why there is
+/// none.
+#[cfg(not(target_arch = "wasm32"))]
+fn computing_adapter(adapters: &[AdapterSummary]) -> std::result::Result<&AdapterSummary, String> {
+    if let Some(best) = adapters.iter().find(|a| a.computes()) {
+        return Ok(best);
+    }
+    if adapters.is_empty() {
+        return Err(
+            "no wgpu adapter found (install a Vulkan driver, e.g. Debian's \
+                    mesa-vulkan-drivers, or use --device cpu)"
+                .into(),
+        );
+    }
+    let names: Vec<&str> = adapters.iter().map(|a| a.name.as_str()).collect();
+    Err(format!(
+        "wgpu found only OpenGL ({}), which burn's wgpu backend hangs on: install a Vulkan \
+         driver (e.g. Debian's mesa-vulkan-drivers) or use --device cpu",
+        names.join(", ")
+    ))
+}
+
+/// Resolves a [`DeviceChoice`]. `wgpu` with no adapter it can compute on is an error; `auto`
+/// takes a real GPU (not through OpenGL) and otherwise the CPU.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
     match choice {
         DeviceChoice::Cpu => Ok(ComputeDevice::flex()),
         DeviceChoice::Wgpu => {
             let adapters = wgpu_adapters();
-            let best = adapters.first().ok_or_else(|| {
-                DiffError::invalid(
-                    "no wgpu adapter found (install a Vulkan driver, e.g. Debian's \
-                     mesa-vulkan-drivers, or use --device cpu)",
-                )
-            })?;
+            let best = computing_adapter(&adapters).map_err(DiffError::invalid)?;
             let device = wgpu_device(best);
             probe(&device.device).map_err(|why| {
                 DiffError::invalid(format!(
@@ -161,22 +187,24 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
             })?;
             Ok(device)
         }
-        DeviceChoice::Auto => Ok(match wgpu_adapters().iter().find(|a| a.is_gpu()) {
-            Some(gpu) => {
-                let device = wgpu_device(gpu);
-                match probe(&device.device) {
-                    Ok(()) => device,
-                    Err(why) => {
-                        eprintln!(
-                            "difflab: the GPU {} gave no device ({why}); computing on the CPU",
-                            gpu.name
-                        );
-                        ComputeDevice::flex()
+        DeviceChoice::Auto => Ok(
+            match wgpu_adapters().iter().find(|a| a.is_gpu() && a.computes()) {
+                Some(gpu) => {
+                    let device = wgpu_device(gpu);
+                    match probe(&device.device) {
+                        Ok(()) => device,
+                        Err(why) => {
+                            eprintln!(
+                                "difflab: the GPU {} gave no device ({why}); computing on the CPU",
+                                gpu.name
+                            );
+                            ComputeDevice::flex()
+                        }
                     }
                 }
-            }
-            None => ComputeDevice::flex(),
-        }),
+                None => ComputeDevice::flex(),
+            },
+        ),
     }
 }
 
@@ -273,5 +301,64 @@ fn probe(device: &Device) -> std::result::Result<(), String> {
             .next()
             .unwrap_or_default()
             .to_string()),
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    fn adapter(
+        name: &str,
+        device_type: wgpu::DeviceType,
+        backend: wgpu::Backend,
+    ) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            device_type,
+            backend,
+        }
+    }
+
+    #[test]
+    fn wgpu_passes_over_opengl_adapters_and_says_so_when_only_they_are_left() {
+        let gl = adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            wgpu::DeviceType::Cpu,
+            wgpu::Backend::Gl,
+        );
+        let vk = adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            wgpu::DeviceType::Cpu,
+            wgpu::Backend::Vulkan,
+        );
+        let gpu_gl = adapter(
+            "Intel(R) UHD",
+            wgpu::DeviceType::IntegratedGpu,
+            wgpu::Backend::Gl,
+        );
+        // Lavapipe on Vulkan beside llvmpipe on OpenGL: Vulkan, whichever is listed first.
+        let both = [gl.clone(), vk.clone()];
+        assert_eq!(
+            computing_adapter(&both).unwrap().backend,
+            wgpu::Backend::Vulkan
+        );
+        // OpenGL alone: a one-line error naming the adapters, not a hang.
+        let only_gl = [gpu_gl.clone(), gl.clone()];
+        let why = computing_adapter(&only_gl).unwrap_err();
+        assert!(
+            why.starts_with("wgpu found only OpenGL (Intel(R) UHD, llvmpipe")
+                && why.contains("--device cpu")
+                && !why.contains('\n'),
+            "{why}"
+        );
+        assert!(
+            computing_adapter(&[])
+                .unwrap_err()
+                .starts_with("no wgpu adapter found")
+        );
+        // `auto`'s test: a GPU through OpenGL does not count.
+        assert!(!gpu_gl.computes() && gpu_gl.is_gpu());
+        assert!(vk.computes() && !vk.is_gpu());
     }
 }

@@ -26,6 +26,12 @@ mod desktop {
         !matches!(rs.adapter.get_info().device_type, wgpu::DeviceType::Cpu)
     }
 
+    /// Whether eframe draws through OpenGL, where burn's wgpu backend hung
+    /// (`crate::device::AdapterSummary::computes`): the app does not compute there.
+    pub fn draws_through_opengl(rs: &RenderState) -> bool {
+        rs.adapter.get_info().backend == wgpu::Backend::Gl
+    }
+
     /// The adapter's name and type, for the status line.
     pub fn adapter_label(rs: &RenderState) -> String {
         let info = rs.adapter.get_info();
@@ -93,6 +99,9 @@ mod page {
         None
     }
     pub fn draws_on_gpu(rs: &RenderState) -> bool {
+        match *rs {}
+    }
+    pub fn draws_through_opengl(rs: &RenderState) -> bool {
         match *rs {}
     }
     pub fn adapter_label(rs: &RenderState) -> String {

@@ -97,6 +97,15 @@ pub(super) fn choose_compute(
             _ => flex(None),
         };
     };
+    if render::draws_through_opengl(rs) {
+        // burn's wgpu backend hung on OpenGL (docs/guide/computing.md): the window still draws.
+        let note = (choice == DeviceChoice::Wgpu).then(|| {
+            "the window draws through OpenGL, which burn's wgpu backend hangs on: computing on \
+             flex (install a Vulkan driver to compute on the GPU)"
+                .to_string()
+        });
+        return flex(note);
+    }
     if choice == DeviceChoice::Auto && !render::draws_on_gpu(rs) {
         return flex(None);
     }
