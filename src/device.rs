@@ -35,6 +35,15 @@ pub enum BackendKind {
     Wgpu,
 }
 
+/// Whether burn's wgpu backend can compute through `backend`: any but OpenGL. On OpenGL
+/// (llvmpipe, on a Linux machine without Vulkan drivers) it hung: a fused matmul's autotune
+/// deadlocked the tests, and `sample --model exact` failed after 42 s with wgpu's "Could not
+/// lock adapter context". Both the adapter list and the window's renderer ask this.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn computes_on(backend: wgpu::Backend) -> bool {
+    backend != wgpu::Backend::Gl
+}
+
 /// A wgpu adapter as seen at start-up.
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone, Debug)]
@@ -59,12 +68,9 @@ impl AdapterSummary {
         )
     }
 
-    /// Whether burn's wgpu backend can compute on it: any backend but OpenGL. On OpenGL
-    /// (llvmpipe, on a Linux machine without Vulkan drivers) it hung: a fused matmul's autotune
-    /// deadlocked the tests, and `sample --model exact` failed after 42 s with wgpu's "Could
-    /// not lock adapter context".
+    /// Whether burn's wgpu backend can compute on it ([`computes_on`]).
     pub fn computes(&self) -> bool {
-        self.backend != wgpu::Backend::Gl
+        computes_on(self.backend)
     }
 
     fn rank(&self) -> u8 {

@@ -27,9 +27,9 @@ mod desktop {
     }
 
     /// Whether eframe draws through OpenGL, where burn's wgpu backend hung
-    /// (`crate::device::AdapterSummary::computes`): the app does not compute there.
+    /// ([`crate::device::computes_on`]): the app does not compute there.
     pub fn draws_through_opengl(rs: &RenderState) -> bool {
-        rs.adapter.get_info().backend == wgpu::Backend::Gl
+        !crate::device::computes_on(rs.adapter.get_info().backend)
     }
 
     /// The adapter's name and type, for the status line.
