@@ -29,12 +29,13 @@ port="${PORT:-8765}"
 say() { printf 'web.sh: %s\n' "$*" >&2; }
 
 # How to run cargo for wasm32: rustup's toolchain when it has the target, else Debian's
-# rustc-web with the standard library built from source.
+# rustc-web with the standard library built from source. The target goes right after the
+# subcommand (before a `--` of `cargo rustc`).
 cargo_wasm() {
     if [ "${WEB_DEBIAN:-0}" != 1 ] && command -v rustup >/dev/null 2>&1; then
         if rustup target list --installed 2>/dev/null | grep -qx "$target" ||
             rustup target add "$target" >&2; then
-            cargo "$@" --target "$target"
+            cargo "$1" --target "$target" "${@:2}"
             return
         fi
         say "rustup cannot fetch the $target standard library here (try WEB_DEBIAN=1: see docs/web.md)"
@@ -52,7 +53,7 @@ cargo_wasm() {
     # Debian's compiler (1.85) is older than the project's rust-version; with RUSTC_BOOTSTRAP it
     # builds std for wasm32 from source, and the wrapper turns on let chains (stable in 1.88).
     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTC_WRAPPER="$root/tools/web/rustc-wrapper.sh" \
-        /usr/bin/cargo "$@" --target "$target" -Zbuild-std=std,panic_abort --ignore-rust-version
+        /usr/bin/cargo "$1" --target "$target" -Zbuild-std=std,panic_abort --ignore-rust-version "${@:2}"
 }
 
 wasm_bindgen_version() {
@@ -90,14 +91,33 @@ build() {
     local keep=()
     [ "${WEB_PROFILE:-web}" = dev ] || keep=(--remove-name-section --remove-producers-section)
     wasm_bindgen --target web --no-typescript "${keep[@]}" --out-dir "$site.new" --out-name difflab "$wasm" >&2
-    cp web/index.html "$site.new/"
+    conv_worker "$site.new/conv_worker.wasm"
+    cp web/index.html web/coi.js "$site.new/"
     rm -rf "$site"
     mv "$site.new" "$site"
     local raw gz
-    raw=$(du -cb "$site"/* | tail -n 1 | cut -f1)
-    gz=$(for f in "$site"/*; do gzip -9 -c "$f" | wc -c; done | awk '{s += $1} END {print s}')
+    raw=$(find "$site" -type f -exec du -cb {} + | awk '$2 == "total" {s += $1} END {print s}')
+    gz=$(find "$site" -type f | while read -r f; do gzip -9 -c "$f" | wc -c; done | awk '{s += $1} END {print s}')
     say "site: $((raw / 1024)) KiB, $((gz / 1024)) KiB gzipped"
     echo "$site"
+}
+
+# The Web Workers' conv kernel (crates/conv-worker, web/pool.js): a module of its own that
+# imports its memory, which the workers share with the page's main thread, so its import is
+# marked shared (wasm-ld marks it so only for objects built with atomics, and the standard
+# library here is not; the kernel has no atomics of its own: web/pool.js synchronises).
+conv_worker() {
+    cargo_wasm rustc --locked --release -p difflab-conv-worker --lib --crate-type cdylib -- \
+        -C link-arg=--import-memory -C link-arg=--max-memory=2147483648 \
+        -C link-arg=--export=__heap_base >&2
+    python3 - "$CARGO_TARGET_DIR/$target/release/difflab_conv_worker.wasm" "$1" <<'PY'
+import sys
+wasm = open(sys.argv[1], "rb").read()
+# The import env.memory: its limits' flag 0x01 (a maximum) becomes 0x03 (a maximum, shared).
+unshared = b"\x03env\x06memory\x02\x01"
+assert wasm.count(unshared) == 1, "conv_worker.wasm: no unshared env.memory import"
+open(sys.argv[2], "wb").write(wasm.replace(unshared, b"\x03env\x06memory\x02\x03"))
+PY
 }
 
 serve() {
@@ -117,10 +137,14 @@ web_test() {
     (cd tools/web && [ -d node_modules/playwright-core ] || npm ci --silent --no-audit --no-fund >&2)
     python3 tools/web/serve.py "$site" "$port" >/dev/null 2>&1 &
     local server=$!
-    # shellcheck disable=SC2064 # the server's pid, now: the variable is gone at exit
-    trap "kill $server 2>/dev/null" EXIT
+    # The same site as GitHub Pages serves it, without the isolation headers (web/coi.js).
+    python3 tools/web/serve.py "$site" "$((port + 1))" --plain >/dev/null 2>&1 &
+    local plain=$!
+    # shellcheck disable=SC2064 # the servers' pids, now: the variables are gone at exit
+    trap "kill $server $plain 2>/dev/null" EXIT
     sleep 0.5
-    node tools/web/test.mjs "http://127.0.0.1:$port/" --shots "$CARGO_TARGET_DIR/web-shots" "$@"
+    node tools/web/test.mjs "http://127.0.0.1:$port/" --plain "http://127.0.0.1:$((port + 1))/" \
+        --shots "$CARGO_TARGET_DIR/web-shots" "$@"
 }
 
 # The direct conv kernels' simd128 path (crates/kernels/src/direct.rs) is what the page runs;

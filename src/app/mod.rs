@@ -122,6 +122,8 @@ pub struct DiffLabApp {
     pace: RepaintPace,
     /// Where the work runs, for the status line.
     pub compute_label: String,
+    /// Whether it runs on flex (difflab's CPU kernels).
+    pub on_flex: bool,
     /// Whether pictures are written on the GPU.
     pub gpu_display: bool,
     /// The error banner (a bad file, a failed command); the app keeps running.
@@ -170,6 +172,7 @@ impl DiffLabApp {
         };
         let gpu_display = matches!(compute.display, Display::Gpu(_));
         let compute_label = compute.label.clone();
+        let on_flex = difflab_kernels::kernels_apply(&compute.device);
         let pace = window::repaint_pace(render.as_ref(), options.page_draws_in_software);
         // The browser has one thread: there the jobs run on the frame loop (`pump_jobs`), a
         // repaint being a frame of drawing alone, paced as the renderer asks. Native tests of
@@ -210,6 +213,7 @@ impl DiffLabApp {
             render,
             pace,
             compute_label,
+            on_flex,
             gpu_display,
             banner: recovered.or(note),
             notice: None,

@@ -82,6 +82,8 @@ pub struct Report {
     pub frames: u64,
     /// How often a run repaints the window ("Hardware": ten a second; "Software": two).
     pub repaint_pace: String,
+    /// The page's Web Workers ready to share the CPU kernels (0 on the desktop).
+    pub cpu_helpers: usize,
 }
 
 /// The sampling panel's run.
@@ -215,6 +217,7 @@ impl DiffLabApp {
             webgl: String::new(),
             frames: 0,
             repaint_pace: format!("{:?}", self.pace),
+            cpu_helpers: difflab_kernels::helpers::ready_helpers(),
             edit: EditReport {
                 id: self.edit.id,
                 running: self.edit.running,

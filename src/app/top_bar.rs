@@ -131,6 +131,12 @@ impl DiffLabApp {
     pub(super) fn status_ui(&self, ui: &mut Ui) {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("Computing on {}", self.compute_label)).small());
+            // The page's Web Workers that share the CPU kernels (none on the desktop, where
+            // rayon's threads do).
+            let helpers = difflab_kernels::helpers::ready_helpers();
+            if helpers > 0 && self.on_flex {
+                ui.label(RichText::new(format!("+ {helpers} Web Workers")).small());
+            }
             if let Some(ms) = self.forward.update_ms {
                 ui.separator();
                 ui.label(RichText::new(format!("update {ms:.1} ms")).small());

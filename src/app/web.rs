@@ -50,6 +50,7 @@ async fn run() -> Result<(), String> {
             )),
         ),
     };
+    start_kernel_workers();
     // WebGPU first (it comes up only asynchronously in a browser): the app then finds it, or
     // computes on the CPU and says why in its status line.
     page_status("Asking the browser for WebGPU…");
@@ -92,20 +93,137 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The `device` parameter of the page's address, if any (`Err`: a value that names none).
-fn url_device() -> Result<Option<crate::device::DeviceChoice>, String> {
-    use crate::device::DeviceChoice;
+#[wasm_bindgen(module = "/web/pool.js")]
+extern "C" {
+    fn pool_spawn(memory: &JsValue, count: u32, url: &str);
+    fn pool_ready() -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn pool_start(
+        i: u32,
+        xc: u32,
+        xc_len: u32,
+        images: u32,
+        offs: u32,
+        k: u32,
+        w: u32,
+        w_len: u32,
+        rows: u32,
+        cols: u32,
+        task_rows: u32,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn pool_start_norm(
+        i: u32,
+        x: u32,
+        images: u32,
+        channels: u32,
+        spatial: u32,
+        groups: u32,
+        gamma: u32,
+        beta: u32,
+        epsilon: f64,
+        silu: bool,
+    );
+    fn pool_claim(i: u32) -> i32;
+    fn pool_finish(i: u32, y: u32);
+}
+
+/// Most Web Workers the CPU kernels take (the desktop's rayon takes every core; a page shares
+/// its machine with the browser, which draws on another).
+const MAX_KERNEL_WORKERS: u32 = 7;
+
+/// The page's other cores for the CPU kernels (difflab-kernels' `helpers`, web/pool.js): one
+/// Web Worker per core but this one, where the page is cross-origin isolated (shared memory)
+/// and its address does not say `threads=1`.
+fn start_kernel_workers() {
+    let global = js_sys::global();
+    let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
+    let isolated = get(&global, "crossOriginIsolated").and_then(|v| v.as_bool()) == Some(true);
+    let cores = get(&global, "navigator")
+        .and_then(|n| get(&n, "hardwareConcurrency"))
+        .and_then(|v| v.as_f64())
+        .map_or(1, |c| c as u32);
+    let one_thread = url_param("threads").as_deref() == Some("1");
+    if !isolated || one_thread || cores < 2 {
+        return;
+    }
+    pool_spawn(
+        &wasm_bindgen::memory(),
+        (cores - 1).min(MAX_KERNEL_WORKERS),
+        "conv_worker.wasm",
+    );
+    difflab_kernels::helpers::set_helpers(Some(std::rc::Rc::new(KernelWorkers)));
+}
+
+/// web/pool.js's workers, as difflab-kernels' helpers. The page's memory is wasm32's: its
+/// addresses and lengths fit a u32.
+struct KernelWorkers;
+
+impl difflab_kernels::helpers::Helpers for KernelWorkers {
+    fn count(&self) -> usize {
+        pool_ready() as usize
+    }
+
+    fn start(&self, i: usize, s: &difflab_kernels::helpers::Share<'_>) {
+        let at = |p: *const f32| p as u32;
+        pool_start(
+            i as u32,
+            at(s.xc.as_ptr()),
+            s.xc_len as u32,
+            s.images as u32,
+            s.offs.as_ptr() as u32,
+            s.offs.len() as u32,
+            at(s.w.as_ptr()),
+            s.w.len() as u32,
+            s.rows as u32,
+            s.cols as u32,
+            difflab_kernels::helpers::TASK_ROWS as u32,
+        );
+    }
+
+    fn start_norm(&self, i: usize, s: &difflab_kernels::helpers::NormShare<'_>) {
+        pool_start_norm(
+            i as u32,
+            s.x.as_ptr() as u32,
+            s.images as u32,
+            s.gamma.len() as u32,
+            s.spatial as u32,
+            s.groups as u32,
+            s.gamma.as_ptr() as u32,
+            s.beta.as_ptr() as u32,
+            s.epsilon,
+            s.silu,
+        );
+    }
+
+    fn claim(&self, i: usize) -> Option<usize> {
+        usize::try_from(pool_claim(i as u32)).ok()
+    }
+
+    fn finish(&self, i: usize, y: &mut [f32]) {
+        pool_finish(i as u32, y.as_mut_ptr() as u32);
+    }
+}
+
+/// The value of parameter `key` in the page's address, if it is there.
+fn url_param(key: &str) -> Option<String> {
     let search = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default();
-    let Some(value) = search
+    search
         .trim_start_matches('?')
         .split('&')
-        .find_map(|kv| kv.strip_prefix("device="))
-    else {
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .map(str::to_owned)
+}
+
+/// The `device` parameter of the page's address, if any (`Err`: a value that names none).
+fn url_device() -> Result<Option<crate::device::DeviceChoice>, String> {
+    use crate::device::DeviceChoice;
+    let Some(value) = url_param("device") else {
         return Ok(None);
     };
-    match value {
+    match value.as_str() {
         "auto" => Ok(Some(DeviceChoice::Auto)),
         "wgpu" | "webgpu" => Ok(Some(DeviceChoice::Wgpu)),
         "cpu" => Ok(Some(DeviceChoice::Cpu)),

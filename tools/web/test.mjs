@@ -1,5 +1,6 @@
 // Drives the browser build in Debian's headless Chromium (tools/web.sh test):
-//   node tools/web/test.mjs URL [cpu|webgpu ...] [--shots DIR] [--json FILE]
+//   node tools/web/test.mjs URL [cpu|webgpu ...] [--shots DIR] [--json FILE] [--plain URL2]
+// (URL2: the same site from a server that sends no cross-origin isolation headers)
 // For each compute path: the page loads without console errors and says where it computes;
 // the Forward tab draws (screenshot pixels not blank); a DDIM-20 run of 16 digits completes
 // with the frame loop answering (frame-time percentiles) and its x_0 looks like digits; a
@@ -157,6 +158,14 @@ async function runMode(mode) {
     if (mode === "cpu") check(mode, /CPU/.test(rep.compute), "the status line says it computes on the CPU");
     else check(mode, /WebGPU/.test(rep.compute), "the status line says it computes on WebGPU");
     r.compute = rep.compute;
+    // On the CPU path a cross-origin isolated page shares the convs with a Web Worker per other
+    // core (web/pool.js; serve.py sends the headers).
+    if (mode === "cpu") {
+      const isolated = await page.evaluate(() => window.crossOriginIsolated);
+      rep = await waitFor(page, "the kernel workers", (x) => x.cpu_helpers > 0 || !isolated, 20000);
+      r.cpu_helpers = rep.cpu_helpers;
+      check(mode, isolated && rep.cpu_helpers >= Math.min(7, os.cpus().length - 1), `cross-origin isolated; ${rep.cpu_helpers} Web Workers share the CPU kernels (${os.cpus().length} cores)`);
+    }
     // How it draws: headless Chromium draws WebGL in software (SwiftShader), as a laptop whose
     // GPU the browser blocks does, and there a run repaints twice a second (as on lavapipe).
     r.webgl = rep.webgl;
@@ -222,6 +231,32 @@ async function runMode(mode) {
     rep = await waitFor(page, "the second DDIM-20 run", (x) => !x.sampling.running && x.sampling.done === 20, 600000);
     r.ddim20_second_app_ms = rep.sampling.total_ms;
     check(mode, true, `the same DDIM-20 run again: ${(rep.sampling.total_ms / 1000).toFixed(2)} s in the app`);
+    // The same run on the page's one thread (`?threads=1`): the same digits bit for bit (each
+    // image's sums are the same whichever thread computes it), and the time without workers.
+    if (mode === "cpu") {
+      const one = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+      one.on("pageerror", (e) => errors.push(String(e)));
+      const oneUrl = new URL(url);
+      oneUrl.searchParams.set("threads", "1");
+      await one.goto(oneUrl.href, { waitUntil: "load" });
+      await waitFor(one, "the one-thread page", (x) => x.tab && x.frames > 0, 60000);
+      await command(one, { Tab: "Sampling" });
+      await command(one, { Sampling: { sampler: "Ddim", steps: 20, seed: 0, batch: 16 } });
+      await one.waitForTimeout(1500);
+      const times = [];
+      let oneRep;
+      for (let run = 0; run < 2; run++) {
+        await command(one, "Run");
+        await waitFor(one, "the one-thread run to start", (x) => x.sampling.running, 10000);
+        oneRep = await waitFor(one, "the one-thread DDIM-20 run", (x) => !x.sampling.running && x.sampling.done === 20, 600000);
+        times.push(oneRep.sampling.total_ms);
+      }
+      r.ddim20_one_thread_app_ms = times;
+      const same = oneRep.cpu_helpers === 0 && oneRep.sampling.x0.length === x0s.cpu.length &&
+        oneRep.sampling.x0.every((v, i) => Object.is(v, x0s.cpu[i]));
+      check(mode, same, `?threads=1: no workers, DDIM-20 in ${times.map((t) => (t / 1000).toFixed(2)).join(" / ")} s, the same 16 digits bit for bit as with ${r.cpu_helpers} workers`);
+      await one.close();
+    }
 
     // A solver after DDIM in the page: DPM-Solver++ 2M, 10 steps, one frame per model call.
     await command(page, { Sampling: { sampler: { Solver: "DpmSolverPlusPlus" }, steps: 10, seed: 0, batch: 16 } });
@@ -277,6 +312,19 @@ async function runMode(mode) {
       const line = await bad.evaluate(() => document.getElementById("difflab_status")?.textContent ?? "");
       check(mode, /device=tpu is not auto, wgpu or cpu/.test(line) && /CPU/.test(badRep.compute), `?device=tpu: the app computes on ${badRep.compute}, the page says "${line}"`);
       await bad.close();
+      // A host that sends no isolation headers (as GitHub Pages): web/coi.js, a service
+      // worker, adds them and the page loads once more, isolated, with its workers.
+      const plainUrl = opt("--plain");
+      if (plainUrl) {
+        const plain = await browser.newPage();
+        plain.on("pageerror", (e) => errors.push(String(e)));
+        await plain.goto(plainUrl, { waitUntil: "load" });
+        await plain.waitForFunction(() => window.difflab && window.crossOriginIsolated, null, { timeout: 60000 }).catch(() => {});
+        const plainRep = await waitFor(plain, "the app on a host without the headers", (x) => x.tab && (x.cpu_helpers > 0), 30000).catch((e) => ({ error: String(e.message) }));
+        const isolated = await plain.evaluate(() => window.crossOriginIsolated);
+        check(mode, isolated && plainRep.cpu_helpers > 0, `a host without COOP/COEP: coi.js isolated the page (${isolated}), ${plainRep.cpu_helpers ?? plainRep.error} Web Workers`);
+        await plain.close();
+      }
     }
 
     check(mode, errors.length === 0, `no console errors${errors.length ? ": " + errors.slice(0, 3).join(" | ") : ""}`);

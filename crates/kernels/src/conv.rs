@@ -21,8 +21,8 @@ use std::mem::MaybeUninit;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use crate::direct;
 pub use crate::direct::{Isa, with_avx2_kernels};
+use crate::{direct, helpers};
 
 /// The shapes of one conv2d call (groups = 1, dilation = 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,9 +393,7 @@ fn forward_shifted(
 ) {
     let (co, ci) = (g.c_out, g.c_in);
     let [kh, kw] = g.kernel;
-    let [oh, ow] = g.out_hw;
     let pl = Plane::new(g);
-    let (per_group, par) = split(g.batch);
     let fold = kw * ci;
     // The matmuls run over `cols` ≥ P' columns, a whole number of SIMD vectors: gemm copies
     // (packs) an operand whose row count is not (here x''ᵀ, P' rows), and at 28×28 P' = 840
@@ -419,6 +417,45 @@ fn forward_shifted(
     } else {
         (weight_rows(w, g), Vec::new())
     };
+    // Helpers outside rayon (the page's Web Workers: see `helpers`) take the batch's last
+    // images, padded here and copied to them; this thread computes the first ones meanwhile.
+    let helpers = direct.and_then(|_| helpers::current());
+    let shares = helpers.as_ref().map_or_else(Vec::new, |h| {
+        helpers::shares(
+            h.count(),
+            g.batch,
+            co * offs.len() * pl.wide >= helpers::MIN_CONV_MACS,
+        )
+    });
+    let own = g.batch - shares.iter().sum::<usize>();
+    // (helper, its first image in the batch, images, their padded planes)
+    let mut started: Vec<(usize, usize, usize, Vec<f32>)> = Vec::new();
+    if let Some(h) = &helpers {
+        let mut first = own;
+        for (i, &images) in shares.iter().enumerate().filter(|(_, m)| **m > 0) {
+            let mut xc = vec![0.0f32; images * xc_len];
+            for (j, slot) in xc.chunks_exact_mut(xc_len).enumerate() {
+                pad_image(&x[(first + j) * g.in_len()..][..g.in_len()], g, &pl, slot);
+            }
+            h.start(
+                i,
+                &helpers::Share {
+                    xc: &xc,
+                    xc_len,
+                    images,
+                    offs: &offs,
+                    w: &wr,
+                    rows: co,
+                    cols,
+                },
+            );
+            started.push((i, first, images, xc));
+            first += images;
+        }
+    }
+    let (out, helped) = out.split_at_mut(own * g.out_len());
+    let x = &x[..own * g.in_len()];
+    let (per_group, par) = split(own);
     out.par_chunks_mut(per_group * g.out_len())
         .zip(x.par_chunks(per_group * g.in_len()))
         .enumerate()
@@ -455,40 +492,91 @@ fn forward_shifted(
                         }
                     }
                     // Drop the junk columns; add the bias and the residual.
-                    let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
-                    for (c, (yc, pc)) in yi
-                        .chunks_exact_mut(oh * ow)
-                        .zip(yp.chunks_exact(cols))
-                        .enumerate()
-                    {
-                        let b = bias.map_or(0.0, |b| b[c]);
-                        match residual {
-                            Some(r) => {
-                                let rc = &r[c * oh * ow..(c + 1) * oh * ow];
-                                for ((row, prow), rrow) in yc
-                                    .chunks_exact_mut(ow)
-                                    .zip(pc.chunks_exact(pl.wp))
-                                    .zip(rc.chunks_exact(ow))
-                                {
-                                    for ((o, &v), &rv) in row.iter_mut().zip(prow).zip(rrow) {
-                                        o.write(v + b + rv);
-                                    }
-                                }
-                            }
-                            None => {
-                                for (row, prow) in
-                                    yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp))
-                                {
-                                    for (o, &v) in row.iter_mut().zip(prow) {
-                                        o.write(v + b);
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    finish_image(yi, yp, n, add, g, &pl, cols);
                 }
             });
         });
+    if let (Some(h), Some(isa)) = (&helpers, direct) {
+        let out_len = g.out_len();
+        for (i, first, images, xc) in started {
+            // The tasks of the share that the helper has not begun: computed here, rather than
+            // waiting (the same kernel on the same planes and weight rows: the same sums), into
+            // `mine`, and copied over the helper's outputs once they are in.
+            let k = offs.len();
+            let mut yp = vec![0.0f32; images * co * cols];
+            let mut mine = Vec::new();
+            let mut claimed = Vec::new();
+            while let Some(t) = h.claim(i) {
+                let task = helpers::Task::of(t, co);
+                if mine.is_empty() {
+                    mine = vec![0.0f32; images * co * cols];
+                }
+                let at = (task.image * co + task.row) * cols;
+                direct::conv_wide(
+                    isa,
+                    &xc[task.image * xc_len..][..xc_len],
+                    &offs,
+                    &wr[task.row * k..],
+                    task.rows,
+                    &mut mine[at..][..task.rows * cols],
+                    cols,
+                    cols,
+                );
+                claimed.push(at..at + task.rows * cols);
+            }
+            h.finish(i, &mut yp);
+            for range in claimed {
+                yp[range.clone()].copy_from_slice(&mine[range]);
+            }
+            for (j, ypi) in yp.chunks_exact(co * cols).enumerate() {
+                let yi = &mut helped[(first - own + j) * out_len..][..out_len];
+                finish_image(yi, ypi, first + j, add, g, &pl, cols);
+            }
+        }
+    }
+}
+
+/// Image n's wide output `yp` (C_out rows of `cols`) into its place in `yi`: the junk columns
+/// dropped, the bias and the residual added.
+fn finish_image(
+    yi: &mut [MaybeUninit<f32>],
+    yp: &[f32],
+    n: usize,
+    add: Addends,
+    g: &ConvGeometry,
+    pl: &Plane,
+    cols: usize,
+) {
+    let [oh, ow] = g.out_hw;
+    let (bias, residual) = (add.bias_of(g, n), add.residual_of(g, n));
+    for (c, (yc, pc)) in yi
+        .chunks_exact_mut(oh * ow)
+        .zip(yp.chunks_exact(cols))
+        .enumerate()
+    {
+        let b = bias.map_or(0.0, |b| b[c]);
+        match residual {
+            Some(r) => {
+                let rc = &r[c * oh * ow..(c + 1) * oh * ow];
+                for ((row, prow), rrow) in yc
+                    .chunks_exact_mut(ow)
+                    .zip(pc.chunks_exact(pl.wp))
+                    .zip(rc.chunks_exact(ow))
+                {
+                    for ((o, &v), &rv) in row.iter_mut().zip(prow).zip(rrow) {
+                        o.write(v + b + rv);
+                    }
+                }
+            }
+            None => {
+                for (row, prow) in yc.chunks_exact_mut(ow).zip(pc.chunks_exact(pl.wp)) {
+                    for (o, &v) in row.iter_mut().zip(prow) {
+                        o.write(v + b);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The kernel's column taps folded into the matmul's inner dimension: row (k_x, c) of `xc`

@@ -18,7 +18,9 @@ pub mod attention;
 pub mod conv;
 mod direct;
 mod ext;
+pub mod helpers;
 pub mod norm;
+mod norm_image;
 pub mod resample;
 mod simd;
 

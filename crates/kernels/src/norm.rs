@@ -11,7 +11,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::simd::{LANES, multiversion, sigmoid, sum};
+use crate::helpers;
+use crate::norm_image::group_norm_image;
+use crate::simd::{LANES, multiversion, sigmoid};
 
 /// The shapes of one GroupNorm call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,22 +44,6 @@ impl NormGeometry {
             && self.channels > 0
             && self.spatial > 0
             && self.channels.is_multiple_of(self.groups)
-    }
-}
-
-multiversion! {
-    /// One channel forward: y = silu(x·scale + shift), or x·scale + shift.
-    fn affine_silu(x: &[f32], y: &mut [MaybeUninit<f32>], scale: f32, shift: f32, silu: bool) {
-        if silu {
-            for (o, &v) in y.iter_mut().zip(x) {
-                let a = v * scale + shift;
-                o.write(a * sigmoid(a));
-            }
-        } else {
-            for (o, &v) in y.iter_mut().zip(x) {
-                o.write(v * scale + shift);
-            }
-        }
     }
 }
 
@@ -110,22 +96,6 @@ multiversion! {
 }
 
 multiversion! {
-    /// Σ (x − c)², as [`sum`].
-    fn centred_squares(x: &[f32], c: f32) -> f64 {
-        let mut acc = [0.0f32; LANES];
-        let n = x.len() / LANES * LANES;
-        for v in x[..n].chunks_exact(LANES) {
-            for l in 0..LANES {
-                let d = v[l] - c;
-                acc[l] += d * d;
-            }
-        }
-        let tail: f64 = x[n..].iter().map(|&v| f64::from(v - c).powi(2)).sum();
-        acc.iter().map(|&v| f64::from(v)).sum::<f64>() + tail
-    }
-}
-
-multiversion! {
     /// Backward, pass 2: dx = r·(dx̂ − m1 − x̂·m2), in place over dx̂.
     fn finish_backward(x: &[f32], out: &mut [f32], mean: f32, r: f32, m1: f32, m2: f32) {
         for (o, &v) in out.iter_mut().zip(x) {
@@ -158,37 +128,68 @@ pub fn group_norm_forward(
         2 * g.batch * g.groups,
         "group norm: stats length"
     );
-    let group_len = g.channels_per_group() * g.spatial;
-    y.par_chunks_mut(g.image_len())
-        .zip(x.par_chunks(g.image_len()))
-        .zip(stats.par_chunks_mut(2 * g.groups))
-        .for_each(|((yi, xi), si)| {
-            for (gi, ((yg, xg), sg)) in yi
-                .chunks_exact_mut(group_len)
-                .zip(xi.chunks_exact(group_len))
-                .zip(si.chunks_exact_mut(2))
-                .enumerate()
-            {
-                // Two passes: the mean, then the centred second moment (partial sums in f32,
-                // totals in f64).
-                let mean = sum(xg) / group_len as f64;
-                let var = centred_squares(xg, mean as f32) / group_len as f64;
-                let r = 1.0 / (var + epsilon).sqrt();
-                sg[0] = mean as f32;
-                sg[1] = r as f32;
-                for (ci, (yc, xc)) in yg
-                    .chunks_exact_mut(g.spatial)
-                    .zip(xg.chunks_exact(g.spatial))
-                    .enumerate()
-                {
-                    let c = gi * g.channels_per_group() + ci;
-                    // a = γ·(x − μ)·r + β = x·scale + shift
-                    let scale = (f64::from(gamma[c]) * r) as f32;
-                    let shift = (f64::from(beta[c]) - mean * f64::from(gamma[c]) * r) as f32;
-                    affine_silu(xc, yc, scale, shift, silu);
-                }
+    let (len, two_g) = (g.image_len(), 2 * g.groups);
+    // Helpers outside rayon (the page's Web Workers: see `helpers`) take the batch's last
+    // images; this thread computes the first ones meanwhile.
+    let helpers = helpers::current();
+    let shares = helpers.as_ref().map_or_else(Vec::new, |h| {
+        helpers::shares(h.count(), g.batch, len >= helpers::MIN_NORM_LEN)
+    });
+    let own = g.batch - shares.iter().sum::<usize>();
+    let mut started = Vec::new();
+    if let Some(h) = &helpers {
+        let mut first = own;
+        for (i, &images) in shares.iter().enumerate().filter(|(_, m)| **m > 0) {
+            let share = helpers::NormShare {
+                x: &x[first * len..][..images * len],
+                images,
+                gamma,
+                beta,
+                spatial: g.spatial,
+                groups: g.groups,
+                epsilon,
+                silu,
+            };
+            h.start_norm(i, &share);
+            started.push((i, first, images));
+            first += images;
+        }
+    }
+    let (y_own, y_helped) = y.split_at_mut(own * len);
+    let (stats_own, stats_helped) = stats.split_at_mut(own * two_g);
+    let image = |n: usize, yi: &mut [MaybeUninit<f32>], si: &mut [f32]| {
+        let xi = &x[n * len..][..len];
+        group_norm_image(xi, gamma, beta, g.spatial, g.groups, epsilon, silu, yi, si);
+    };
+    y_own
+        .par_chunks_mut(len)
+        .zip(stats_own.par_chunks_mut(two_g))
+        .enumerate()
+        .for_each(|(n, (yi, si))| image(n, yi, si));
+    let Some(h) = &helpers else { return };
+    for (i, first, images) in started {
+        // The images the helper has not begun, computed here rather than waited for.
+        let mut mine = vec![false; images];
+        while let Some(j) = h.claim(i) {
+            mine[j] = true;
+            let n = first + j;
+            let (yi, si) = (
+                &mut y_helped[(n - own) * len..][..len],
+                &mut stats_helped[(n - own) * two_g..][..two_g],
+            );
+            image(n, yi, si);
+        }
+        let mut out = vec![0.0f32; images * (len + two_g)];
+        h.finish(i, &mut out);
+        let (ys, ss) = out.split_at(images * len);
+        for j in (0..images).filter(|&j| !mine[j]) {
+            let n = first + j - own;
+            for (o, &v) in y_helped[n * len..][..len].iter_mut().zip(&ys[j * len..]) {
+                o.write(v);
             }
-        });
+            stats_helped[n * two_g..][..two_g].copy_from_slice(&ss[j * two_g..][..two_g]);
+        }
+    }
 }
 
 /// The gradients of [`group_norm_backward`].

@@ -30,6 +30,13 @@ where
     drive(denoiser, run, piece, cancel, on_step).await
 }
 
+/// Images per piece of a U-Net step now, from `base` per thread: one for each thread the CPU
+/// kernels run on (the page's main thread and its kernel workers, which come up after the app:
+/// difflab-kernels' `helpers`), so that a piece takes about as long with workers as without.
+pub fn piece_now(base: usize) -> usize {
+    base * (1 + difflab_kernels::helpers::ready_helpers())
+}
+
 /// The model's output for the batch `x` at `t`, `piece` images at a time with a step boundary
 /// after each piece; `None` when `cancel` was set between pieces.
 async fn forward_in_pieces(
