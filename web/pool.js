@@ -71,7 +71,8 @@ export function pool_spawn(memory, count, url) {
     .then((bytes) => WebAssembly.compile(bytes))
     .then((module) => {
       for (let i = 0; i < count; i++) {
-        const memory = new WebAssembly.Memory({ initial: 64, maximum: 32768, shared: true });
+        // 16 MiB to start with: the U-Net's largest shares (a piece of 4 digits) fit.
+        const memory = new WebAssembly.Memory({ initial: 256, maximum: 32768, shared: true });
         const worker = new Worker(source);
         worker.onmessage = ({ data: { at } }) => {
           ready.push({ memory, at, ctrl: new Int32Array(memory.buffer, at, 16), seq: 0, tasks: 0, y: 0, yBytes: 0 });
@@ -88,10 +89,11 @@ export function pool_ready() {
 }
 
 // Copies a share into worker i's memory (laid out above its control words) and wakes it.
-// Room for `end` bytes in worker r's memory.
+// Room for `end` bytes in worker r's memory, with a quarter more (a run's first shares grow it
+// layer by layer otherwise).
 function reserve(r, end) {
   if (end > r.memory.buffer.byteLength) {
-    r.memory.grow(Math.ceil((end - r.memory.buffer.byteLength) / PAGE));
+    r.memory.grow(Math.ceil((1.25 * end - r.memory.buffer.byteLength) / PAGE));
   }
 }
 

@@ -135,7 +135,8 @@ impl DiffLabApp {
             // rayon's threads do).
             let helpers = difflab_kernels::helpers::ready_helpers();
             if helpers > 0 && self.on_flex {
-                ui.label(RichText::new(format!("+ {helpers} Web Workers")).small());
+                let s = if helpers == 1 { "" } else { "s" };
+                ui.label(RichText::new(format!("+ {helpers} Web Worker{s}")).small());
             }
             if let Some(ms) = self.forward.update_ms {
                 ui.separator();

@@ -5,6 +5,8 @@
 // the Forward tab draws (screenshot pixels not blank); a DDIM-20 run of 16 digits completes
 // with the frame loop answering (frame-time percentiles) and its x_0 looks like digits; a
 // lesson's "Show me" sets its panel up and decodes; a PNG dropped on the page as bytes opens.
+// On the CPU path: the page's kernel workers are up, `?threads=1` (none) samples the same bits,
+// and a host without the isolation headers (--plain) gets them from coi.js.
 // Exits 1 with what failed.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -164,7 +166,7 @@ async function runMode(mode) {
       const isolated = await page.evaluate(() => window.crossOriginIsolated);
       rep = await waitFor(page, "the kernel workers", (x) => x.cpu_helpers > 0 || !isolated, 20000);
       r.cpu_helpers = rep.cpu_helpers;
-      check(mode, isolated && rep.cpu_helpers >= Math.min(7, os.cpus().length - 1), `cross-origin isolated; ${rep.cpu_helpers} Web Workers share the CPU kernels (${os.cpus().length} cores)`);
+      check(mode, isolated && rep.cpu_helpers >= Math.min(7, os.cpus().length - 1), `cross-origin isolated; ${rep.cpu_helpers} Web Worker(s) share the CPU kernels (${os.cpus().length} cores)`);
     }
     // How it draws: headless Chromium draws WebGL in software (SwiftShader), as a laptop whose
     // GPU the browser blocks does, and there a run repaints twice a second (as on lavapipe).
@@ -254,7 +256,7 @@ async function runMode(mode) {
       r.ddim20_one_thread_app_ms = times;
       const same = oneRep.cpu_helpers === 0 && oneRep.sampling.x0.length === x0s.cpu.length &&
         oneRep.sampling.x0.every((v, i) => Object.is(v, x0s.cpu[i]));
-      check(mode, same, `?threads=1: no workers, DDIM-20 in ${times.map((t) => (t / 1000).toFixed(2)).join(" / ")} s, the same 16 digits bit for bit as with ${r.cpu_helpers} workers`);
+      check(mode, same, `?threads=1: no workers, DDIM-20 in ${times.map((t) => (t / 1000).toFixed(2)).join(" / ")} s, the same 16 digits bit for bit as with ${r.cpu_helpers} worker(s)`);
       await one.close();
     }
 
@@ -322,7 +324,7 @@ async function runMode(mode) {
         await plain.waitForFunction(() => window.difflab && window.crossOriginIsolated, null, { timeout: 60000 }).catch(() => {});
         const plainRep = await waitFor(plain, "the app on a host without the headers", (x) => x.tab && (x.cpu_helpers > 0), 30000).catch((e) => ({ error: String(e.message) }));
         const isolated = await plain.evaluate(() => window.crossOriginIsolated);
-        check(mode, isolated && plainRep.cpu_helpers > 0, `a host without COOP/COEP: coi.js isolated the page (${isolated}), ${plainRep.cpu_helpers ?? plainRep.error} Web Workers`);
+        check(mode, isolated && plainRep.cpu_helpers > 0, `a host without COOP/COEP: coi.js isolated the page (${isolated}), ${plainRep.cpu_helpers ?? plainRep.error} Web Worker(s)`);
         await plain.close();
       }
     }

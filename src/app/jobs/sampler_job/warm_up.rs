@@ -14,8 +14,8 @@ use crate::diffusion::noise::gaussian;
 use crate::error::Result;
 use crate::tensor_util::reads_synchronously;
 
-/// Model calls a warm-up makes (of [`FRAME_PIECE`] images each): in the page the first run's
-/// slow slices were over within its first steps.
+/// Model calls a warm-up makes (of a run's piece of images each, [`FRAME_PIECE`] per thread):
+/// in the page the first run's slow slices were over within its first steps.
 pub const WARM_UP_CALLS: usize = 12;
 
 impl SamplerJob {
@@ -29,7 +29,10 @@ impl SamplerJob {
     ) -> Result<()> {
         let model = self.model(spec, schedule)?;
         yield_now().await;
-        let n = FRAME_PIECE * SIDE * SIDE;
+        // The run's pieces: more images where the page has kernel workers (they come up
+        // before the app's first frame, and warm up here too).
+        let piece = crate::app::jobs::stepped::piece_now(FRAME_PIECE);
+        let n = piece * SIDE * SIDE;
         let last = schedule.num_train_timesteps.max(1) - 1;
         // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
         // GPU would only queue the rest behind the first run.
@@ -43,9 +46,9 @@ impl SamplerJob {
                 break;
             }
             let x = Tensor::<1>::from_floats(gaussian(0, k as u64, n).as_slice(), &self.device)
-                .reshape([FRAME_PIECE, 1, SIDE, SIDE]);
+                .reshape([piece, 1, SIDE, SIDE]);
             let t = last - last * k / WARM_UP_CALLS;
-            model.forward(x, &[t; FRAME_PIECE])?;
+            model.forward(x, &vec![t; piece])?;
             yield_now().await;
         }
         Ok(())
