@@ -62,9 +62,15 @@ let main = null; // the page's own WebAssembly.Memory
 const ready = []; // workers that answered, in that order: { memory, at, ctrl, seq, y, yBytes }
 
 // Starts `count` workers on the kernel at `url` (relative to the page); each counts once it has
-// answered. Failures go to the console and leave the page on its one thread.
+// answered. Failures go to the console and leave the page on its one thread. The promise is
+// kept when every worker has answered or failed, or after 3 s.
 export function pool_spawn(memory, count, url) {
   main = memory;
+  let settle;
+  const done = new Promise((resolve) => { settle = resolve; });
+  let answered = 0;
+  const answer = () => { if (++answered === count) settle(); };
+  setTimeout(settle, 3000);
   const source = URL.createObjectURL(new Blob([WORKER], { type: "text/javascript" }));
   fetch(new URL(url, document.baseURI))
     .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`${url}: HTTP ${r.status}`))))
@@ -76,12 +82,20 @@ export function pool_spawn(memory, count, url) {
         const worker = new Worker(source);
         worker.onmessage = ({ data: { at } }) => {
           ready.push({ memory, at, ctrl: new Int32Array(memory.buffer, at, 16), seq: 0, tasks: 0, y: 0, yBytes: 0 });
+          answer();
         };
-        worker.onerror = (e) => console.error("difflab: a kernel worker failed:", e.message);
+        worker.onerror = (e) => {
+          console.error("difflab: a kernel worker failed:", e.message);
+          answer();
+        };
         worker.postMessage({ module, memory });
       }
     })
-    .catch((e) => console.error("difflab: no kernel workers:", e));
+    .catch((e) => {
+      console.error("difflab: no kernel workers:", e);
+      settle();
+    });
+  return done;
 }
 
 export function pool_ready() {

@@ -50,7 +50,7 @@ async fn run() -> Result<(), String> {
             )),
         ),
     };
-    start_kernel_workers();
+    let workers = start_kernel_workers();
     // WebGPU first (it comes up only asynchronously in a browser): the app then finds it, or
     // computes on the CPU and says why in its status line.
     page_status("Asking the browser for WebGPU…");
@@ -83,11 +83,16 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
     page_status(bad_device.as_deref().unwrap_or(""));
+    wasm_bindgen_futures::spawn_local(drive_jobs(runner.clone()));
+    RUNNER.with(|r| *r.borrow_mut() = Some(runner.clone()));
+    // The model's warm-up once the kernel workers are up (they answer within a few hundred
+    // ms), so that it runs a run's pieces on them and warms them too.
+    if let Some(ready) = workers {
+        let _ = wasm_bindgen_futures::JsFuture::from(ready).await;
+    }
     if let Some(mut app) = runner.app_mut::<DiffLabApp>() {
         app.warm_up();
     }
-    wasm_bindgen_futures::spawn_local(drive_jobs(runner.clone()));
-    RUNNER.with(|r| *r.borrow_mut() = Some(runner.clone()));
     // Kept for the page's lifetime (it owns the event handlers).
     std::mem::forget(runner);
     Ok(())
@@ -95,7 +100,7 @@ async fn run() -> Result<(), String> {
 
 #[wasm_bindgen(module = "/web/pool.js")]
 extern "C" {
-    fn pool_spawn(memory: &JsValue, count: u32, url: &str);
+    fn pool_spawn(memory: &JsValue, count: u32, url: &str) -> js_sys::Promise;
     fn pool_ready() -> u32;
     #[allow(clippy::too_many_arguments)]
     fn pool_start(
@@ -134,8 +139,9 @@ const MAX_KERNEL_WORKERS: u32 = 7;
 
 /// The page's other cores for the CPU kernels (difflab-kernels' `helpers`, web/pool.js): one
 /// Web Worker per core but this one, where the page is cross-origin isolated (shared memory)
-/// and its address does not say `threads=1`.
-fn start_kernel_workers() {
+/// and its address does not say `threads=1`. The promise is kept when every worker has answered
+/// (or failed, or after 3 s).
+fn start_kernel_workers() -> Option<js_sys::Promise> {
     let global = js_sys::global();
     let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
     let isolated = get(&global, "crossOriginIsolated").and_then(|v| v.as_bool()) == Some(true);
@@ -145,14 +151,15 @@ fn start_kernel_workers() {
         .map_or(1, |c| c as u32);
     let one_thread = url_param("threads").as_deref() == Some("1");
     if !isolated || one_thread || cores < 2 {
-        return;
+        return None;
     }
-    pool_spawn(
+    let ready = pool_spawn(
         &wasm_bindgen::memory(),
         (cores - 1).min(MAX_KERNEL_WORKERS),
         "conv_worker.wasm",
     );
     difflab_kernels::helpers::set_helpers(Some(std::rc::Rc::new(KernelWorkers)));
+    Some(ready)
 }
 
 /// web/pool.js's workers, as difflab-kernels' helpers. The page's memory is wasm32's: its
