@@ -1,8 +1,10 @@
 // The page's other cores for the CPU kernels: Web Workers that each run the direct conv kernel
-// (crates/conv-worker, built to conv_worker.wasm) on a shared memory of their own. The page's
+// and the GroupNorm (+ SiLU) forward (crates/conv-worker, built to conv_worker.wasm) on a shared
+// memory of their own. The page's
 // main thread may not block, so rayon cannot share a conv there; instead difflab-kernels'
 // `helpers` (src/app/web.rs binds these functions) copies a share of a batch into a worker's
-// memory and wakes it (pool_start), computes its own images meanwhile, then waits for the
+// memory and wakes it (pool_start, pool_start_norm), computes its own images meanwhile, then
+// takes back the tasks the worker has not begun (pool_claim), waits for the
 // worker, spinning, and copies its outputs back (pool_finish). Shared memory needs a
 // cross-origin isolated page (COOP/COEP: tools/web/serve.py sends them; on GitHub Pages,
 // coi.js adds them); without it the page computes on its one thread.
