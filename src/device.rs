@@ -223,13 +223,12 @@ pub fn select_device(choice: DeviceChoice) -> Result<ComputeDevice> {
         .with(|g| g.borrow().clone())
         .unwrap_or_else(|| Err("the page did not ask the browser for WebGPU".into()));
     match (choice, gpu) {
-        (DeviceChoice::Cpu, _) => Ok(ComputeDevice::flex()),
         (DeviceChoice::Wgpu, Ok(gpu)) => Ok(gpu),
         (DeviceChoice::Wgpu, Err(why)) => Err(DiffError::invalid(format!(
             "no WebGPU here ({why}): computing on the CPU"
         ))),
         (DeviceChoice::Auto, Ok(gpu)) if gpu.on_gpu => Ok(gpu),
-        (DeviceChoice::Auto, _) => Ok(ComputeDevice::flex()),
+        (DeviceChoice::Cpu | DeviceChoice::Auto, _) => Ok(ComputeDevice::flex()),
     }
 }
 

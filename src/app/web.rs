@@ -345,6 +345,9 @@ fn after_ms(ms: i32) -> js_sys::Promise {
     })
 }
 
+/// A dropped file: its name, and its bytes or why they could not be read.
+type DroppedFile = (String, Result<Vec<u8>, String>);
+
 thread_local! {
     /// Commands from the page's script, applied at the start of the next frame.
     static INBOX: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -352,7 +355,7 @@ thread_local! {
     static RUNNER: std::cell::RefCell<Option<eframe::WebRunner>> =
         const { std::cell::RefCell::new(None) };
     /// Dropped files read so far (name, bytes or why not), opened at the next frame.
-    static DROPPED: std::cell::RefCell<Vec<(String, Result<Vec<u8>, String>)>> =
+    static DROPPED: std::cell::RefCell<Vec<DroppedFile>> =
         const { std::cell::RefCell::new(Vec::new()) };
     /// Why egui drew the page's frames so far: each repaint cause and how often it came.
     /// Kept by the call's place, so a frame only counts (the text is made for a report).

@@ -213,9 +213,17 @@ impl Job for ToyJob {
                 n,
                 paths,
                 then_train,
-            } => match self
-                .flow(&data, seed, schedule, train_steps, n, paths, cancel, send)
-                .await
+            } => match Box::pin(self.flow(
+                &data,
+                seed,
+                schedule,
+                train_steps,
+                n,
+                paths,
+                cancel,
+                send,
+            ))
+            .await
             {
                 Ok(()) => self.train_on(then_train, cancel, send).await,
                 Err(e) => Err(e),
