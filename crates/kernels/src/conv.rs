@@ -419,39 +419,30 @@ fn forward_shifted(
     };
     // Helpers outside rayon (the page's Web Workers: see `helpers`) take the batch's last
     // images, padded here and copied to them; this thread computes the first ones meanwhile.
-    let helpers = direct.and_then(|_| helpers::current());
-    let shares = helpers.as_ref().map_or_else(Vec::new, |h| {
-        helpers::shares(
-            h.count(),
-            g.batch,
-            co * offs.len() * pl.wide >= helpers::MIN_CONV_MACS,
-        )
-    });
-    let own = g.batch - shares.iter().sum::<usize>();
-    // (helper, its first image in the batch, images, their padded planes)
-    let mut started: Vec<(usize, usize, usize, Vec<f32>)> = Vec::new();
-    if let Some(h) = &helpers {
-        let mut first = own;
-        for (i, &images) in shares.iter().enumerate().filter(|(_, m)| **m > 0) {
-            let mut xc = vec![0.0f32; images * xc_len];
-            for (j, slot) in xc.chunks_exact_mut(xc_len).enumerate() {
-                pad_image(&x[(first + j) * g.in_len()..][..g.in_len()], g, &pl, slot);
-            }
-            h.start(
-                i,
-                &helpers::Share {
-                    xc: &xc,
-                    xc_len,
-                    images,
-                    offs: &offs,
-                    w: &wr,
-                    rows: co,
-                    cols,
-                },
-            );
-            started.push((i, first, images, xc));
-            first += images;
+    let shared = direct
+        .and_then(|_| helpers::split(g.batch, co * offs.len() * pl.wide >= helpers::MIN_CONV_MACS));
+    let own = shared.as_ref().map_or(g.batch, |s| s.own);
+    // Each part's padded planes, kept for the tasks this thread takes back.
+    let mut planes = Vec::new();
+    for (p, s) in shared
+        .iter()
+        .flat_map(|s| s.parts.iter().map(move |p| (p, s)))
+    {
+        let mut xc = vec![0.0f32; p.images * xc_len];
+        for (j, slot) in xc.chunks_exact_mut(xc_len).enumerate() {
+            pad_image(&x[(p.first + j) * g.in_len()..][..g.in_len()], g, &pl, slot);
         }
+        let share = helpers::Share {
+            xc: &xc,
+            xc_len,
+            images: p.images,
+            offs: &offs,
+            w: &wr,
+            rows: co,
+            cols,
+        };
+        s.helpers.start(p.helper, &share);
+        planes.push(xc);
     }
     let (out, helped) = out.split_at_mut(own * g.out_len());
     let x = &x[..own * g.in_len()];
@@ -496,20 +487,20 @@ fn forward_shifted(
                 }
             });
         });
-    if let (Some(h), Some(isa)) = (&helpers, direct) {
+    if let (Some(s), Some(isa)) = (&shared, direct) {
         let out_len = g.out_len();
-        for (i, first, images, xc) in started {
-            // The tasks of the share that the helper has not begun: computed here, rather than
+        for (p, xc) in s.parts.iter().zip(planes) {
+            // The tasks of the part that the helper has not begun: computed here, rather than
             // waiting (the same kernel on the same planes and weight rows: the same sums), into
             // `mine`, and copied over the helper's outputs once they are in.
             let k = offs.len();
-            let mut yp = vec![0.0f32; images * co * cols];
+            let mut yp = vec![0.0f32; p.images * co * cols];
             let mut mine = Vec::new();
             let mut claimed = Vec::new();
-            while let Some(t) = h.claim(i) {
+            while let Some(t) = s.helpers.claim(p.helper) {
                 let task = helpers::Task::of(t, co);
                 if mine.is_empty() {
-                    mine = vec![0.0f32; images * co * cols];
+                    mine = vec![0.0f32; p.images * co * cols];
                 }
                 let at = (task.image * co + task.row) * cols;
                 direct::conv_wide(
@@ -524,13 +515,13 @@ fn forward_shifted(
                 );
                 claimed.push(at..at + task.rows * cols);
             }
-            h.finish(i, &mut yp);
+            s.helpers.finish(p.helper, &mut yp);
             for range in claimed {
                 yp[range.clone()].copy_from_slice(&mine[range]);
             }
             for (j, ypi) in yp.chunks_exact(co * cols).enumerate() {
-                let yi = &mut helped[(first - own + j) * out_len..][..out_len];
-                finish_image(yi, ypi, first + j, add, g, &pl, cols);
+                let yi = &mut helped[(p.first - own + j) * out_len..][..out_len];
+                finish_image(yi, ypi, p.first + j, add, g, &pl, cols);
             }
         }
     }

@@ -122,11 +122,43 @@ pub fn ready_helpers() -> usize {
     HELPERS.with(|h| h.borrow().as_ref().map_or(0, |h| h.count()))
 }
 
-/// This thread's helpers, if any are ready.
-pub(crate) fn current() -> Option<Rc<dyn Helpers>> {
-    HELPERS
-        .with(|h| h.borrow().clone())
-        .filter(|h| h.count() > 0)
+/// How a batch is shared: this thread's helpers, the images this thread keeps (the first
+/// `own`), and each helper's part.
+pub(crate) struct Split {
+    pub helpers: Rc<dyn Helpers>,
+    pub own: usize,
+    pub parts: Vec<Part>,
+}
+
+/// One helper's part of a batch: images `first..first + images`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Part {
+    pub helper: usize,
+    pub first: usize,
+    pub images: usize,
+}
+
+/// How this thread's ready helpers share a batch of `batch` images whose work per image is
+/// `worth` a helper ([`shares`]); `None` where this thread keeps them all.
+pub(crate) fn split(batch: usize, worth: bool) -> Option<Split> {
+    let helpers = HELPERS.with(|h| h.borrow().clone())?;
+    let shares = shares(helpers.count(), batch, worth);
+    let own = batch - shares.iter().sum::<usize>();
+    let mut first = own;
+    let mut parts = Vec::new();
+    for (helper, images) in shares.into_iter().enumerate().filter(|(_, m)| *m > 0) {
+        parts.push(Part {
+            helper,
+            first,
+            images,
+        });
+        first += images;
+    }
+    (!parts.is_empty()).then_some(Split {
+        helpers,
+        own,
+        parts,
+    })
 }
 
 /// Multiply-adds per image below which a conv keeps its images (the first conv of the U-Net has

@@ -131,29 +131,23 @@ pub fn group_norm_forward(
     let (len, two_g) = (g.image_len(), 2 * g.groups);
     // Helpers outside rayon (the page's Web Workers: see `helpers`) take the batch's last
     // images; this thread computes the first ones meanwhile.
-    let helpers = helpers::current();
-    let shares = helpers.as_ref().map_or_else(Vec::new, |h| {
-        helpers::shares(h.count(), g.batch, len >= helpers::MIN_NORM_LEN)
-    });
-    let own = g.batch - shares.iter().sum::<usize>();
-    let mut started = Vec::new();
-    if let Some(h) = &helpers {
-        let mut first = own;
-        for (i, &images) in shares.iter().enumerate().filter(|(_, m)| **m > 0) {
-            let share = helpers::NormShare {
-                x: &x[first * len..][..images * len],
-                images,
-                gamma,
-                beta,
-                spatial: g.spatial,
-                groups: g.groups,
-                epsilon,
-                silu,
-            };
-            h.start_norm(i, &share);
-            started.push((i, first, images));
-            first += images;
-        }
+    let shared = helpers::split(g.batch, len >= helpers::MIN_NORM_LEN);
+    let own = shared.as_ref().map_or(g.batch, |s| s.own);
+    for (p, s) in shared
+        .iter()
+        .flat_map(|s| s.parts.iter().map(move |p| (p, s)))
+    {
+        let share = helpers::NormShare {
+            x: &x[p.first * len..][..p.images * len],
+            images: p.images,
+            gamma,
+            beta,
+            spatial: g.spatial,
+            groups: g.groups,
+            epsilon,
+            silu,
+        };
+        s.helpers.start_norm(p.helper, &share);
     }
     let (y_own, y_helped) = y.split_at_mut(own * len);
     let (stats_own, stats_helped) = stats.split_at_mut(own * two_g);
@@ -166,11 +160,16 @@ pub fn group_norm_forward(
         .zip(stats_own.par_chunks_mut(two_g))
         .enumerate()
         .for_each(|(n, (yi, si))| image(n, yi, si));
-    let Some(h) = &helpers else { return };
-    for (i, first, images) in started {
+    let Some(s) = &shared else { return };
+    for &helpers::Part {
+        helper,
+        first,
+        images,
+    } in &s.parts
+    {
         // The images the helper has not begun, computed here rather than waited for.
         let mut mine = vec![false; images];
-        while let Some(j) = h.claim(i) {
+        while let Some(j) = s.helpers.claim(helper) {
             mine[j] = true;
             let n = first + j;
             let (yi, si) = (
@@ -180,7 +179,7 @@ pub fn group_norm_forward(
             image(n, yi, si);
         }
         let mut out = vec![0.0f32; images * (len + two_g)];
-        h.finish(i, &mut out);
+        s.helpers.finish(helper, &mut out);
         let (ys, ss) = out.split_at(images * len);
         for j in (0..images).filter(|&j| !mine[j]) {
             let n = first + j - own;
