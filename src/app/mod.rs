@@ -25,6 +25,8 @@ mod top_bar;
 pub mod unet_file;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+mod web_models;
 mod window;
 
 use egui::Ui;

@@ -26,6 +26,11 @@ pub fn page_status(text: &str) {
 
 /// Starts the app on the page (called by the page's script through the binary's `main`).
 pub fn start() {
+    // In a model worker (src/app/web_models.rs) the module runs pieces of the model, not the
+    // app: there is no page.
+    if web_sys::window().is_none() {
+        return;
+    }
     wasm_bindgen_futures::spawn_local(async {
         if let Err(e) = run().await {
             page_status(&format!("difflab could not start: {e}"));
@@ -90,6 +95,12 @@ async fn run() -> Result<(), String> {
     if let Some(ready) = workers {
         let _ = wasm_bindgen_futures::JsFuture::from(ready).await;
     }
+    // Then the model workers, which warm up by themselves; the page's warm-up after them runs
+    // the pieces a run with them runs.
+    // `?models=0` leaves them out (the kernel workers alone, as before them: for comparing).
+    if let Some(cores) = other_cores().filter(|_| url_param("models").as_deref() != Some("0")) {
+        let _ = wasm_bindgen_futures::JsFuture::from(super::web_models::start(cores)).await;
+    }
     if let Some(mut app) = runner.app_mut::<DiffLabApp>() {
         app.warm_up();
     }
@@ -142,6 +153,19 @@ const MAX_KERNEL_WORKERS: u32 = 7;
 /// and its address does not say `threads=1`. The promise is kept when every worker has answered
 /// (or failed, or after 3 s).
 fn start_kernel_workers() -> Option<js_sys::Promise> {
+    let cores = other_cores()?;
+    let ready = pool_spawn(
+        &wasm_bindgen::memory(),
+        cores.min(MAX_KERNEL_WORKERS),
+        "conv_worker.wasm",
+    );
+    difflab_kernels::helpers::set_helpers(Some(std::rc::Rc::new(KernelWorkers)));
+    Some(ready)
+}
+
+/// The page's cores besides its own thread, where it may have workers: a cross-origin isolated
+/// page (shared memory) whose address does not say `threads=1`, on more than one core.
+fn other_cores() -> Option<u32> {
     let global = js_sys::global();
     let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
     let isolated = get(&global, "crossOriginIsolated").and_then(|v| v.as_bool()) == Some(true);
@@ -150,16 +174,7 @@ fn start_kernel_workers() -> Option<js_sys::Promise> {
         .and_then(|v| v.as_f64())
         .map_or(1, |c| c as u32);
     let one_thread = url_param("threads").as_deref() == Some("1");
-    if !isolated || one_thread || cores < 2 {
-        return None;
-    }
-    let ready = pool_spawn(
-        &wasm_bindgen::memory(),
-        (cores - 1).min(MAX_KERNEL_WORKERS),
-        "conv_worker.wasm",
-    );
-    difflab_kernels::helpers::set_helpers(Some(std::rc::Rc::new(KernelWorkers)));
-    Some(ready)
+    (isolated && !one_thread && cores >= 2).then(|| cores - 1)
 }
 
 /// web/pool.js's workers, as difflab-kernels' helpers. The page's memory is wasm32's: its
@@ -292,10 +307,14 @@ async fn drive_jobs(runner: eframe::WebRunner) {
                 (app.pump_jobs(), app.sampler.waits_on_browser())
             });
         // A job waiting for a GPU read looks again every 2 ms (the read comes back in a task of
-        // the browser's own); one with steps to take goes on at the next task.
+        // the browser's own), or for a model worker's piece when it comes back; one with steps
+        // to take goes on at the next task.
         let wait = match (more, waiting) {
             (true, false) => next_task(),
-            (true, true) => after_ms(2),
+            (true, true) => js_sys::Promise::race(&js_sys::Array::of2(
+                &after_ms(2),
+                &super::web_models::next_piece(),
+            )),
             (false, _) => after_ms(16),
         };
         let _ = wasm_bindgen_futures::JsFuture::from(wait).await;

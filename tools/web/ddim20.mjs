@@ -18,5 +18,6 @@ for (let i = 0; i < Number(runs); i++) {
   times.push(rep.sampling.total_ms);
 }
 const pool = await page.evaluate(() => globalThis.difflabPool ?? null);
-console.log(JSON.stringify({ pool, isolated: await page.evaluate(() => window.crossOriginIsolated), cpu_helpers: rep.cpu_helpers, frames: rep.frames, ddim20_ms: times, errors }));
+const models = await page.evaluate(() => globalThis.difflabModels ?? null);
+console.log(JSON.stringify({ pool, models, isolated: await page.evaluate(() => window.crossOriginIsolated), cpu_helpers: rep.cpu_helpers, frames: rep.frames, ddim20_ms: times, errors }));
 await browser.close();

@@ -11,7 +11,7 @@
 //!
 //! Nothing is registered on the desktop, where rayon shares the batch instead.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// One helper's share of a conv: `y[i][o·cols + q] = Σ_k w[o][k] · xc[i][offs[k] + q]` for each
@@ -110,6 +110,8 @@ impl Task {
 
 thread_local! {
     static HELPERS: RefCell<Option<Rc<dyn Helpers>>> = const { RefCell::new(None) };
+    /// Live [`pause`]s on this thread.
+    static PAUSES: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Gives the convs run on this thread helpers (None takes them away).
@@ -117,9 +119,35 @@ pub fn set_helpers(helpers: Option<Rc<dyn Helpers>>) {
     HELPERS.with(|h| *h.borrow_mut() = helpers);
 }
 
-/// Helpers ready for this thread's convs (0 without any, as on the desktop).
+/// Helpers ready for this thread's convs (0 without any, as on the desktop, or while paused).
 pub fn ready_helpers() -> usize {
-    HELPERS.with(|h| h.borrow().as_ref().map_or(0, |h| h.count()))
+    this_threads().map_or(0, |h| h.count())
+}
+
+/// This thread's helpers, unless paused.
+fn this_threads() -> Option<Rc<dyn Helpers>> {
+    if PAUSES.with(Cell::get) > 0 {
+        return None;
+    }
+    HELPERS.with(|h| h.borrow().clone())
+}
+
+/// Keeps this thread's convs and norms to itself until the guard drops (the page's model
+/// workers then have the other cores: a helper's share would only wait behind them). Pauses
+/// nest: the helpers come back when the last guard drops.
+#[must_use = "the helpers come back when the guard drops"]
+pub fn pause() -> Paused {
+    PAUSES.with(|p| p.set(p.get() + 1));
+    Paused(std::marker::PhantomData)
+}
+
+/// A [`pause`] of this thread's helpers (not `Send`: the pause is the thread's).
+pub struct Paused(std::marker::PhantomData<Rc<()>>);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        PAUSES.with(|p| p.set(p.get() - 1));
+    }
 }
 
 /// How a batch is shared: this thread's helpers, the images this thread keeps (the first
@@ -141,7 +169,7 @@ pub(crate) struct Part {
 /// How this thread's ready helpers share a batch of `batch` images whose work per image is
 /// `worth` a helper ([`shares`]); `None` where this thread keeps them all.
 pub(crate) fn split(batch: usize, worth: bool) -> Option<Split> {
-    let helpers = HELPERS.with(|h| h.borrow().clone())?;
+    let helpers = this_threads()?;
     let shares = shares(helpers.count(), batch, worth);
     let own = batch - shares.iter().sum::<usize>();
     let mut first = own;
@@ -415,6 +443,17 @@ mod split_tests {
         for slow in [false, true] {
             let t = threads(slow);
             set_helpers(Some(t.clone()));
+            // Paused (twice, nested): nothing goes to the helpers until the last guard drops.
+            let outer = super::pause();
+            let inner = super::pause();
+            assert_eq!(super::ready_helpers(), 0);
+            let paused = run();
+            drop(inner);
+            assert_eq!(super::ready_helpers(), 0);
+            drop(outer);
+            assert_eq!(super::ready_helpers(), 2);
+            assert_eq!(t.images_sent.get(), 0);
+            assert_eq!(paused, alone);
             let helped = run();
             set_helpers(None);
             // 5 images: this thread keeps 1, the helpers take 2 and 2.

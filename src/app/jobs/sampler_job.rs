@@ -8,11 +8,12 @@ mod edit;
 mod interpolate;
 mod quality;
 mod warm_up;
+
 use super::sampler::{
     GifFrame, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerCommand, SamplerEvent,
     TrajFrame, final_frame, frame_of,
 };
-use super::stepped;
+use super::stepped::{self, PieceWorkers, Pieces};
 use super::thread::{Drive, Job, WorkerThread};
 use crate::app::unet_file::{SHIPPED, WeightsId};
 use crate::data::gif::save_gif;
@@ -26,6 +27,8 @@ use image::RgbImage;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+#[cfg(target_arch = "wasm32")]
+pub(in crate::app) use warm_up::WARM_UP_CALLS;
 use web_time::Instant;
 
 /// The sampling panels' worker thread.
@@ -60,6 +63,18 @@ pub fn spawn_sampler_worker(
 /// frame that draws after a slice of compute then stays within 50 ms where drawing is slow
 /// (about 30 ms in headless Chromium's software WebGL; docs/web.md).
 pub const FRAME_PIECE: usize = 2;
+
+/// The page's model workers for a U-Net with these weights (src/app/web_models.rs); none on
+/// the desktop, where rayon shares each conv.
+#[cfg(target_arch = "wasm32")]
+fn page_model_workers(weights: WeightsId) -> Option<Box<dyn PieceWorkers>> {
+    crate::app::web_models::for_weights(weights)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn page_model_workers(_: WeightsId) -> Option<Box<dyn PieceWorkers>> {
+    None
+}
 
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {
@@ -190,6 +205,26 @@ impl SamplerJob {
         self.models.retain(|k, _| k.1 == key.1); // keep one schedule's models
         self.models.insert(key, model.clone());
         Ok(model)
+    }
+
+    /// The page's model workers for `spec`'s U-Net, when its calls run in pieces on the frame
+    /// loop (the exact denoiser stays on the page's thread: its calls are light).
+    fn model_workers(&self, spec: ModelSpec) -> Option<Box<dyn PieceWorkers>> {
+        (self.piece.is_some() && spec.unet)
+            .then(|| page_model_workers(spec.weights))
+            .flatten()
+    }
+
+    /// A call's pieces on the frame loop: [`FRAME_PIECE`] images each with model workers (the
+    /// kernel helpers then pause), else [`FRAME_PIECE`] per kernel thread; `None` on a thread.
+    fn pieces<'w>(&self, workers: Option<&'w dyn PieceWorkers>) -> Option<Pieces<'w>> {
+        self.piece.map(|images| match workers {
+            Some(w) => Pieces {
+                images,
+                workers: Some(w),
+            },
+            None => stepped::piece_now(images).into(),
+        })
     }
 
     /// The U-Net with these weights (built once; the shipped net and the last file opened are
@@ -380,6 +415,12 @@ impl SamplerJob {
             }
             Err(e) => error = Some(e),
         };
+        // An unguided U-Net's calls go partly to the page's model workers when it has them.
+        let workers = guided
+            .is_none()
+            .then(|| self.model_workers(spec.model))
+            .flatten();
+        let pieces = self.pieces(workers.as_deref());
         let x0 = match solver {
             // A solver after DDIM: one frame per model call (the scrubber moves over NFE).
             Some(solver) => {
@@ -389,7 +430,7 @@ impl SamplerJob {
                     scheduler.schedule(),
                     spec.seed,
                     batch,
-                    self.piece.map(stepped::piece_now),
+                    pieces,
                     cancel,
                     &self.device,
                     on_step,
@@ -402,7 +443,7 @@ impl SamplerJob {
                     &scheduler,
                     spec.seed,
                     batch,
-                    self.piece.map(stepped::piece_now),
+                    pieces,
                     cancel,
                     &self.device,
                     on_step,

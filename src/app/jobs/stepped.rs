@@ -12,6 +12,7 @@ use super::thread::yield_now;
 use crate::diffusion::noise::{initial_noise, step_noise};
 use crate::diffusion::{Denoiser, SampleRun, Scheduler, StepFrame};
 use crate::error::Result;
+use crate::tensor_util::{read_vec, tensor4};
 
 /// [`crate::diffusion::sample_loop`], stepped: x_0, or `None` when `cancel` was set.
 pub async fn sample_loop<N>(
@@ -19,7 +20,7 @@ pub async fn sample_loop<N>(
     scheduler: &Scheduler,
     x_t: Tensor<4>,
     noise: N,
-    piece: Option<usize>,
+    piece: Option<Pieces<'_>>,
     cancel: &AtomicBool,
     on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>>
@@ -37,20 +38,104 @@ pub fn piece_now(base: usize) -> usize {
     base * (1 + difflab_kernels::helpers::ready_helpers())
 }
 
-/// The model's output for the batch `x` at `t`, `piece` images at a time with a step boundary
-/// after each piece; `None` when `cancel` was set between pieces.
+/// How a model call's batch is run: `images` at a time with a step boundary after each piece,
+/// and, with `workers`, some of the pieces on other threads (the page's model workers).
+#[derive(Clone, Copy)]
+pub struct Pieces<'a> {
+    /// Images per piece.
+    pub images: usize,
+    /// Threads that take pieces of each call too.
+    pub workers: Option<&'a dyn PieceWorkers>,
+}
+
+impl From<usize> for Pieces<'_> {
+    fn from(images: usize) -> Self {
+        Self {
+            images,
+            workers: None,
+        }
+    }
+}
+
+/// Other threads that run pieces of a model call's batch with the same model (in the page: Web
+/// Workers, each with the app's own WebAssembly module and the model, src/app/web_models.rs).
+/// The caller [`offer`](Self::offer)s a call, then runs the pieces it
+/// [`claim`](Self::claim)s, from the first, while the workers claim from the last, so that
+/// neither waits long for the other; then it [`take`](Self::take)s the workers' outputs.
+pub trait PieceWorkers {
+    /// Offers a call to the workers: the batch's values, its shape, the timestep and the images
+    /// per piece. The offer's number.
+    fn offer(&self, x: &[f32], shape: [usize; 4], t: usize, piece: usize) -> Result<u32>;
+    /// Whether the caller gets piece `i` of `offer` (false: a worker has it).
+    fn claim(&self, offer: u32, i: usize) -> bool;
+    /// A worker's output for piece `i` of `offer`, once it is back (an error: the worker's).
+    fn take(&self, offer: u32, i: usize) -> Option<Result<Vec<f32>>>;
+    /// The offer is over (done or cancelled): workers take no more of its pieces.
+    fn retire(&self, offer: u32);
+}
+
+/// Retires an offer when dropped: at its end, or when a cancelled run drops the call.
+struct Offer<'a> {
+    workers: &'a dyn PieceWorkers,
+    number: u32,
+}
+
+impl Drop for Offer<'_> {
+    fn drop(&mut self) {
+        self.workers.retire(self.number);
+    }
+}
+
+/// Pending, without asking to be polled again, until `ready` answers: a job on the page's frame
+/// loop then waits for the browser (which delivers the workers' messages between slices).
+async fn until<T>(mut ready: impl FnMut() -> Option<T>) -> T {
+    std::future::poll_fn(move |_| match ready() {
+        Some(v) => std::task::Poll::Ready(v),
+        None => std::task::Poll::Pending,
+    })
+    .await
+}
+
+/// Offers the call (`x` at `t`) to `pieces`' workers when it has more than one piece.
+async fn offer<'w>(pieces: Pieces<'w>, x: &Tensor<4>, t: usize) -> Result<Option<Offer<'w>>> {
+    let shape = x.dims();
+    match pieces.workers {
+        Some(workers) if shape[0] > pieces.images => {
+            let values = read_vec(x.clone()).await?;
+            Ok(Some(Offer {
+                workers,
+                number: workers.offer(&values, shape, t, pieces.images.max(1))?,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The model's output for the batch `x` at `t`, in pieces of `piece` images with a step
+/// boundary after each piece this thread runs (with an `offer`, the pieces it claims; the
+/// workers' come back from them); `None` when `cancel` was set between pieces.
 async fn forward_in_pieces(
     denoiser: &dyn Denoiser,
     x: Tensor<4>,
     t: usize,
     piece: usize,
+    offer: Option<Offer<'_>>,
     cancel: &AtomicBool,
 ) -> Result<Option<Tensor<4>>> {
-    let b = x.dims()[0];
-    let mut outputs = Vec::with_capacity(b.div_ceil(piece));
-    for start in (0..b).step_by(piece) {
+    let shape = x.dims();
+    let b = shape[0];
+    let piece = piece.max(1);
+    let mut outputs: Vec<Option<Tensor<4>>> = vec![None; b.div_ceil(piece)];
+    for (i, out) in outputs.iter_mut().enumerate() {
+        if offer
+            .as_ref()
+            .is_some_and(|o| !o.workers.claim(o.number, i))
+        {
+            continue;
+        }
+        let start = i * piece;
         let end = (start + piece).min(b);
-        outputs.push(denoiser.forward(
+        *out = Some(denoiser.forward(
             x.clone().narrow(0, start, end - start),
             &vec![t; end - start],
         )?);
@@ -59,7 +144,26 @@ async fn forward_in_pieces(
         }
         yield_now().await;
     }
-    Ok(Some(Tensor::cat(outputs, 0)))
+    if let Some(o) = &offer {
+        for (i, out) in outputs.iter_mut().enumerate() {
+            if out.is_none() {
+                let values = until(|| o.workers.take(o.number, i)).await?;
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let n = (i * piece + piece).min(b) - i * piece;
+                *out = Some(tensor4(
+                    values,
+                    [n, shape[1], shape[2], shape[3]],
+                    &x.device(),
+                ));
+            }
+        }
+    }
+    Ok(Some(Tensor::cat(
+        outputs.into_iter().flatten().collect(),
+        0,
+    )))
 }
 
 /// [`crate::diffusion::sample_seeded`], stepped: the same noises, so the same samples.
@@ -69,7 +173,7 @@ pub async fn sample_seeded(
     scheduler: &Scheduler,
     seed: u64,
     batch: usize,
-    piece: Option<usize>,
+    piece: Option<Pieces<'_>>,
     cancel: &AtomicBool,
     device: &Device,
     on_step: impl AsyncFnMut(&StepFrame),
@@ -99,7 +203,7 @@ pub async fn solve_seeded(
     schedule: &crate::diffusion::NoiseSchedule,
     seed: u64,
     batch: usize,
-    piece: Option<usize>,
+    piece: Option<Pieces<'_>>,
     cancel: &AtomicBool,
     device: &Device,
     on_step: impl AsyncFnMut(&StepFrame),
@@ -160,11 +264,17 @@ impl<N: FnMut(usize, [usize; 4]) -> Tensor<4>> StepRun
 async fn drive(
     denoiser: &dyn Denoiser,
     mut run: impl StepRun,
-    piece: Option<usize>,
+    piece: Option<Pieces<'_>>,
     cancel: &AtomicBool,
     mut on_step: impl AsyncFnMut(&StepFrame),
 ) -> Result<Option<Tensor<4>>> {
     let piece = piece.filter(|_| denoiser.items_independent());
+    // With model workers the calls' pieces go to them, not to this thread's kernel helpers.
+    let _paused = piece
+        .and_then(|p| p.workers)
+        .map(|_| difflab_kernels::helpers::pause());
+    // The next call's offer, made as soon as its input is known.
+    let mut offered = None;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
@@ -173,18 +283,27 @@ async fn drive(
             return Ok(Some(run.current().clone()));
         };
         let b = x.dims()[0];
-        match piece.filter(|&p| p < b) {
+        match piece.filter(|p| p.images < b) {
             None => match run.next_step() {
                 Some(frame) => on_step(&frame?).await,
                 None => return Ok(Some(run.current().clone())),
             },
             Some(p) => {
-                let Some(out) = forward_in_pieces(denoiser, x, t, p, cancel).await? else {
+                let made = match offered.take() {
+                    Some(o) => Some(o),
+                    None => offer(p, &x, t).await?,
+                };
+                let Some(out) = forward_in_pieces(denoiser, x, t, p.images, made, cancel).await?
+                else {
                     return Ok(None);
                 };
                 // The step's update, then (a poll later) its frames for the UI: together they
-                // were the slowest poll of a page's run.
+                // were the slowest poll of a page's run. The workers start on the next call
+                // before the frames are made.
                 let frame = run.step_with(out)?;
+                if let Some((x, t)) = run.next_input() {
+                    offered = offer(p, &x, t).await?;
+                }
                 yield_now().await;
                 on_step(&frame).await;
             }
@@ -248,7 +367,7 @@ mod tests {
         let pieces = drive(sample_seeded_stepped(
             &model,
             &scheduler,
-            Some(2),
+            Some(2.into()),
             &cancel,
             &device,
         ));
@@ -301,7 +420,7 @@ mod tests {
             ))
         };
         let (whole, whole_polls) = run(None);
-        let (pieces, piece_polls) = run(Some(2));
+        let (pieces, piece_polls) = run(Some(2.into()));
         let values = |x: crate::Result<Option<Tensor<4>>>| to_vec(x.unwrap().unwrap()).unwrap();
         let mut core = crate::diffusion::solvers::SolverRun::new(
             &model,
@@ -324,10 +443,162 @@ mod tests {
         assert_eq!(piece_polls, 5 * 5 + 1);
     }
 
+    /// The page's model workers, as threads: each offer's pieces are claimed from the last by
+    /// one thread running the same model, which has its first piece before `offer` returns (a
+    /// prompt worker), so every call is shared.
+    struct ThreadWorkers {
+        model: Arc<ExactDenoiser>,
+        offers: std::sync::Mutex<Vec<Arc<Shared>>>,
+        /// Pieces the worker ran, over all offers.
+        ran: Arc<std::sync::atomic::AtomicUsize>,
+        retired: std::sync::atomic::AtomicUsize,
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        /// Each piece: 0 free, 1 the caller's, 2 the worker's, 3 retired.
+        claims: Vec<std::sync::atomic::AtomicU8>,
+        outputs: std::sync::Mutex<std::collections::HashMap<usize, Vec<f32>>>,
+    }
+
+    impl PieceWorkers for ThreadWorkers {
+        fn offer(&self, x: &[f32], shape: [usize; 4], t: usize, piece: usize) -> Result<u32> {
+            let count = shape[0].div_ceil(piece);
+            let shared = Arc::new(Shared {
+                claims: (0..count).map(|_| Default::default()).collect(),
+                ..Shared::default()
+            });
+            let mut offers = self.offers.lock().unwrap();
+            offers.push(shared.clone());
+            let (x, model, ran) = (x.to_vec(), self.model.clone(), self.ran.clone());
+            let (first, second) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let len = shape[1] * shape[2] * shape[3];
+                for (n, i) in (0..count).rev().enumerate() {
+                    // After its first piece, the worker lets the caller claim its own first.
+                    while n == 1 && shared.claims[0].load(Ordering::SeqCst) == 0 {
+                        std::thread::yield_now();
+                    }
+                    if shared.claims[i]
+                        .compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let _ = first.send(());
+                    let (start, end) = (i * piece, (i * piece + piece).min(shape[0]));
+                    let device = Device::flex();
+                    let xs = crate::tensor_util::tensor4(
+                        x[start * len..end * len].to_vec(),
+                        [end - start, shape[1], shape[2], shape[3]],
+                        &device,
+                    );
+                    let y = to_vec(model.forward(xs, &vec![t; end - start]).unwrap()).unwrap();
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    shared.outputs.lock().unwrap().insert(i, y);
+                }
+            });
+            second.recv().unwrap();
+            Ok(offers.len() as u32 - 1)
+        }
+
+        fn claim(&self, offer: u32, i: usize) -> bool {
+            self.offers.lock().unwrap()[offer as usize].claims[i]
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        }
+
+        fn take(&self, offer: u32, i: usize) -> Option<Result<Vec<f32>>> {
+            let offers = self.offers.lock().unwrap();
+            let y = offers[offer as usize].outputs.lock().unwrap().remove(&i);
+            y.map(Ok)
+        }
+
+        fn retire(&self, offer: u32) {
+            for c in &self.offers.lock().unwrap()[offer as usize].claims {
+                let _ = c.compare_exchange(0, 3, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            self.retired.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A run whose calls are shared with a model worker gives the same samples as the core's
+    /// run, bit for bit, and every call's offer is retired.
+    #[test]
+    fn pieces_shared_with_model_workers_give_the_same_samples() {
+        let device = Device::flex();
+        let images: Vec<Vec<f32>> = (0..4)
+            .map(|k| {
+                (0..16)
+                    .map(|i| ((i * (k + 2)) % 9) as f32 / 4.5 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let scheduler = Scheduler::new(SchedulerConfig {
+            prediction_type: PredictionType::Sample,
+            num_inference_steps: 5,
+            spacing: TimestepSpacing::Leading,
+            sampler: SamplerKind::Ddim {
+                eta: 1.0,
+                set_alpha_to_one: true,
+            },
+            ..SchedulerConfig::default()
+        })
+        .unwrap();
+        let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
+        let model = Arc::new(ExactDenoiser::new(&images, [1, 4, 4], schedule, &device).unwrap());
+        let cancel = AtomicBool::new(false);
+        let core = sample_seeded(model.as_ref(), &scheduler, 9, 7, &cancel, &device, |_| {})
+            .unwrap()
+            .unwrap();
+        let workers = ThreadWorkers {
+            model: model.clone(),
+            offers: Default::default(),
+            ran: Default::default(),
+            retired: Default::default(),
+        };
+        let pieces = Pieces {
+            images: 2,
+            workers: Some(&workers),
+        };
+        let (shared, _) = drive(super::sample_seeded(
+            model.as_ref(),
+            &scheduler,
+            9,
+            7,
+            Some(pieces),
+            &cancel,
+            &device,
+            async |_| {},
+        ));
+        let bits = |x: Tensor<4>| {
+            let v = to_vec(x).unwrap();
+            assert!(v.iter().all(|f| f.is_finite()));
+            v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(shared.unwrap().unwrap()), bits(core));
+        // Five calls of 7 images in pieces of 2: each offered and retired, the worker's first
+        // piece (the last, of 1 image) taken before the caller began.
+        assert_eq!(workers.offers.lock().unwrap().len(), 5);
+        assert_eq!(workers.retired.load(Ordering::SeqCst), 5);
+        let ran = workers.ran.load(Ordering::SeqCst);
+        assert!((5..=5 * 4).contains(&ran), "the worker ran {ran} pieces");
+        for offer in workers.offers.lock().unwrap().iter() {
+            let claims: Vec<u8> = offer
+                .claims
+                .iter()
+                .map(|c| c.load(Ordering::SeqCst))
+                .collect();
+            assert_eq!(claims[3], 2, "{claims:?}");
+            assert_eq!(claims[0], 1, "{claims:?}");
+            assert!(claims.iter().all(|&c| c == 1 || c == 2), "{claims:?}");
+        }
+    }
+
     fn sample_seeded_stepped<'a>(
         model: &'a ExactDenoiser,
         scheduler: &'a Scheduler,
-        piece: Option<usize>,
+        piece: Option<Pieces<'a>>,
         cancel: &'a AtomicBool,
         device: &'a Device,
     ) -> impl Future<Output = Result<Option<Tensor<4>>>> + 'a {

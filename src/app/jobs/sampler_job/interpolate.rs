@@ -32,6 +32,7 @@ impl SamplerJob {
                 "an interpolation needs at least 2 frames",
             ));
         }
+        let mut workers = None;
         let model: Arc<dyn Denoiser> = match spec.guidance.label {
             LabelPick::Digit(d) if spec.model.takes_digits() => {
                 let unet = self.unet(spec.model.weights)?;
@@ -41,8 +42,12 @@ impl SamplerJob {
                     f64::from(spec.guidance.scale),
                 )?)
             }
-            _ => self.model(spec.model, spec.schedule)?,
+            _ => {
+                workers = self.model_workers(spec.model);
+                self.model(spec.model, spec.schedule)?
+            }
         };
+        let pieces = self.pieces(workers.as_deref());
         let sampler = SamplerSettings {
             sampler: SamplerChoice::Ddim,
             steps: spec.steps,
@@ -65,7 +70,7 @@ impl SamplerJob {
                 &scheduler,
                 x_t,
                 zeros,
-                self.piece,
+                pieces,
                 cancel,
                 async |_| {},
             )

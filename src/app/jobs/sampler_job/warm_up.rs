@@ -29,9 +29,15 @@ impl SamplerJob {
     ) -> Result<()> {
         let model = self.model(spec, schedule)?;
         yield_now().await;
-        // The run's pieces: more images where the page has kernel workers (they come up
-        // before the app's first frame, and warm up here too).
-        let piece = crate::app::jobs::stepped::piece_now(FRAME_PIECE);
+        // The run's pieces: with the page's model workers (which warm up by themselves), a
+        // piece a call on this thread alone; else more images where the page has kernel
+        // workers (they come up before the app's first frame, and warm up here too).
+        let workers = self.model_workers(spec);
+        let _paused = workers.as_ref().map(|_| difflab_kernels::helpers::pause());
+        let piece = match workers {
+            Some(_) => FRAME_PIECE,
+            None => crate::app::jobs::stepped::piece_now(FRAME_PIECE),
+        };
         let n = piece * SIDE * SIDE;
         let last = schedule.num_train_timesteps.max(1) - 1;
         // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
