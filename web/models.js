@@ -12,8 +12,10 @@
 
 const WORKER = `
 let glue = null;
+let drawing = null;
 onmessage = async ({ data }) => {
   if (data.glue !== undefined) {
+    drawing = new Int32Array(data.drawing);
     try {
       glue = await import(data.glue);
       await glue.default({ module_or_path: data.module });
@@ -29,6 +31,8 @@ onmessage = async ({ data }) => {
   const [b, c, h, w] = shape;
   const len = c * h * w;
   for (let i = flags.length - 1; i >= 0; i--) {
+    // Not while the page draws a frame: in software (no GPU) that needs a core too.
+    Atomics.wait(drawing, 0, 1, 100);
     if (Atomics.compareExchange(flags, i, 0, 2 + me) !== 0) continue;
     const start = i * piece;
     const end = Math.min(b, start + piece);
@@ -52,6 +56,8 @@ const live = new Map(); // offer → its claims (Int32Array on a SharedArrayBuff
 const results = new Map(); // offer → Map(piece → Float32Array, or the worker's error text)
 let offers = 0;
 let arrival = null; // keeps models_next's promise
+// 1 while the page draws a frame (models_drawing): the workers start no piece then.
+const drawing = new Int32Array(new SharedArrayBuffer(4));
 
 // Starts `count` workers on the page's compiled `module`, whose glue is at `glue` (relative to
 // the page); each warms up on the U-Net `weights` and counts once it has answered. Failures go
@@ -106,13 +112,19 @@ export function models_spawn(module, count, glue, weights) {
       }
       if (!up) { up = true; answer(); }
     };
-    worker.postMessage({ glue: url, module, weights });
+    worker.postMessage({ glue: url, module, weights, drawing: drawing.buffer });
   }
   return done;
 }
 
 export function models_ready() {
   return ready.length;
+}
+
+// Whether the page is drawing a frame (from the frame that drew to the next slice of work).
+export function models_drawing(on) {
+  Atomics.store(drawing, 0, on ? 1 : 0);
+  if (!on) Atomics.notify(drawing, 0);
 }
 
 // A promise kept when the next piece comes back from a worker: the page's job loop, waiting

@@ -84,6 +84,8 @@ pub struct Report {
     pub repaint_pace: String,
     /// The page's Web Workers ready to share the CPU kernels (0 on the desktop).
     pub cpu_helpers: usize,
+    /// The page's model workers ready to take pieces of a U-Net's calls (0 on the desktop).
+    pub model_workers: usize,
 }
 
 /// The sampling panel's run.
@@ -218,6 +220,7 @@ impl DiffLabApp {
             frames: 0,
             repaint_pace: format!("{:?}", self.pace),
             cpu_helpers: difflab_kernels::helpers::ready_helpers(),
+            model_workers: 0,
             edit: EditReport {
                 id: self.edit.id,
                 running: self.edit.running,

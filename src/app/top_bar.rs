@@ -131,9 +131,9 @@ impl DiffLabApp {
     pub(super) fn status_ui(&self, ui: &mut Ui) {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("Computing on {}", self.compute_label)).small());
-            // The page's Web Workers that share the CPU kernels (none on the desktop, where
-            // rayon's threads do).
-            let helpers = difflab_kernels::helpers::ready_helpers();
+            // The page's Web Workers that share the CPU kernels or take pieces of the model's
+            // calls (none on the desktop, where rayon's threads do).
+            let helpers = super::web_workers();
             if helpers > 0 && self.on_flex {
                 let s = if helpers == 1 { "" } else { "s" };
                 ui.label(RichText::new(format!("+ {helpers} Web Worker{s}")).small());

@@ -301,6 +301,8 @@ async fn drive_jobs(runner: eframe::WebRunner) {
             let _ = wasm_bindgen_futures::JsFuture::from(next_task()).await;
             drawn = frames_drawn();
         }
+        // (A frame drew, and the browser has shown it: the model workers go on.)
+        super::web_models::drawing(false);
         let (more, waiting) = runner
             .app_mut::<DiffLabApp>()
             .map_or((false, false), |mut app| {
@@ -432,6 +434,7 @@ pub fn difflab_report() -> String {
         report.webgpu = WEBGPU.with(|w| w.borrow().clone());
         report.webgl = WEBGL.with(|w| w.borrow().clone());
         report.frames = frames_drawn();
+        report.model_workers = super::web_models::ready();
         serde_json::to_string(&report).unwrap_or_default()
     })
 }
@@ -452,6 +455,9 @@ pub(super) fn read_dropped(file: egui::DroppedFileHandle) {
 
 /// The page's part of each frame: dropped files and scripted commands in.
 pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
+    // The model workers start no piece until the next slice of work: the browser drawing this
+    // frame in software (no GPU) needs a core (src/app/web_models.rs).
+    super::web_models::drawing(true);
     for (name, bytes) in DROPPED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
         match bytes {
             Ok(bytes) => app.open_dropped(super::files::keep_web_file(&name, bytes), ctx),

@@ -28,6 +28,7 @@ extern "C" {
     fn models_take(offer: u32, i: u32) -> JsValue;
     fn models_retire(offer: u32);
     fn models_next() -> js_sys::Promise;
+    fn models_drawing(on: bool);
 }
 
 /// Model workers at most: each holds a copy of the module's memory (the shipped nets, digits and
@@ -48,6 +49,11 @@ pub fn start(count: u32) -> js_sys::Promise {
 /// Model workers ready now.
 pub fn ready() -> usize {
     models_ready() as usize
+}
+
+/// Says whether the page is drawing a frame: the workers start no piece meanwhile.
+pub fn drawing(on: bool) {
+    models_drawing(on);
 }
 
 /// A promise kept when a worker's next piece comes back.
@@ -148,7 +154,8 @@ pub fn difflab_worker_forward(
 }
 
 /// In a worker: builds the net and runs it as the page's warm-up does (a run's pieces of noise
-/// from t = T − 1 down), so that its first run's pieces are as quick as the next run's.
+/// from t = T − 1 down, three times over: after one pass a first run's pieces still took half as
+/// long again as the next run's), so that V8 has compiled its hot code before a first run.
 #[wasm_bindgen]
 pub fn difflab_worker_warm_up(weights: &str) -> std::result::Result<(), String> {
     use crate::app::jobs::sampler_job::{FRAME_PIECE, WARM_UP_CALLS};
@@ -156,7 +163,7 @@ pub fn difflab_worker_warm_up(weights: &str) -> std::result::Result<(), String> 
         let m = model(weights)?;
         let [c, h, w] = m.sample_shape();
         let last = crate::diffusion::ScheduleConfig::default().num_train_timesteps - 1;
-        for k in 0..WARM_UP_CALLS {
+        for k in 0..3 * WARM_UP_CALLS {
             let noise = crate::diffusion::noise::gaussian(0, k as u64, FRAME_PIECE * c * h * w);
             let x = Tensor::<1>::from_floats(noise.as_slice(), &Device::flex()).reshape([
                 FRAME_PIECE,
@@ -164,7 +171,8 @@ pub fn difflab_worker_warm_up(weights: &str) -> std::result::Result<(), String> 
                 h,
                 w,
             ]);
-            m.forward(x, &vec![last - last * k / WARM_UP_CALLS; FRAME_PIECE])?;
+            let t = last - last * (k % WARM_UP_CALLS) / WARM_UP_CALLS;
+            m.forward(x, &[t; FRAME_PIECE])?;
         }
         Ok(())
     };

@@ -5,7 +5,8 @@
 // the Forward tab draws (screenshot pixels not blank); a DDIM-20 run of 16 digits completes
 // with the frame loop answering (frame-time percentiles) and its x_0 looks like digits; a
 // lesson's "Show me" sets its panel up and decodes; a PNG dropped on the page as bytes opens.
-// On the CPU path: the page's kernel workers are up, `?threads=1` (none) samples the same bits,
+// On the CPU path: the page's kernel and model workers are up and the model workers take pieces
+// of the run, `?threads=1` (no workers) samples the same bits,
 // and a host without the isolation headers (--plain) gets them from coi.js.
 // Exits 1 with what failed.
 import { chromium } from "playwright-core";
@@ -167,6 +168,11 @@ async function runMode(mode) {
       rep = await waitFor(page, "the kernel workers", (x) => x.cpu_helpers > 0 || !isolated, 20000);
       r.cpu_helpers = rep.cpu_helpers;
       check(mode, isolated && rep.cpu_helpers >= Math.min(7, os.cpus().length - 1), `cross-origin isolated; ${rep.cpu_helpers} Web Worker(s) share the CPU kernels (${os.cpus().length} cores)`);
+      // And a model worker per other core (at most 3: web/models.js), each with the app's
+      // module, warmed up on the shipped U-Net.
+      rep = await waitFor(page, "the model workers", (x) => x.model_workers > 0, 30000).catch((e) => ({ model_workers: 0, error: String(e.message) }));
+      r.model_workers = rep.model_workers;
+      check(mode, rep.model_workers >= Math.min(3, os.cpus().length - 1), `${rep.model_workers} model worker(s) run pieces of the U-Net's calls`);
     }
     // How it draws: headless Chromium draws WebGL in software (SwiftShader), as a laptop whose
     // GPU the browser blocks does, and there a run repaints twice a second (as on lavapipe).
@@ -225,6 +231,12 @@ async function runMode(mode) {
     check(mode, rep.sampling.shape?.join("x") === "16x1x28x28" && bad.length === 0, `16 samples look like digits${bad.length ? ": " + JSON.stringify(bad) : ""}`);
     r.x0_sum = rep.sampling.x0.reduce((a, b) => a + b, 0);
     x0s[mode] = rep.sampling.x0;
+    if (mode === "cpu") {
+      // The model worker(s) took pieces of the run's calls (web/models.js counts them).
+      const models = await page.evaluate(() => globalThis.difflabModels);
+      r.model_pieces = models;
+      check(mode, models.pieces > 0 && models.failed === 0, `the run's 160 pieces of 2 digits: ${models.pieces} by the model worker(s) (${(models.worker_ms / Math.max(1, models.pieces)).toFixed(1)} ms each), the rest on the page's thread`);
+    }
     await page.screenshot({ path: path.join(shots, `${mode}-sampling.png`) });
     // The same run again in the same page: what the first run spent on first-time work
     // (WebGPU: its shaders compiled and pipelines made; the CPU: V8's tiers) is the difference.
@@ -254,9 +266,9 @@ async function runMode(mode) {
         times.push(oneRep.sampling.total_ms);
       }
       r.ddim20_one_thread_app_ms = times;
-      const same = oneRep.cpu_helpers === 0 && oneRep.sampling.x0.length === x0s.cpu.length &&
+      const same = oneRep.cpu_helpers === 0 && oneRep.model_workers === 0 && oneRep.sampling.x0.length === x0s.cpu.length &&
         oneRep.sampling.x0.every((v, i) => Object.is(v, x0s.cpu[i]));
-      check(mode, same, `?threads=1: no workers, DDIM-20 in ${times.map((t) => (t / 1000).toFixed(2)).join(" / ")} s, the same 16 digits bit for bit as with ${r.cpu_helpers} worker(s)`);
+      check(mode, same, `?threads=1: no workers, DDIM-20 in ${times.map((t) => (t / 1000).toFixed(2)).join(" / ")} s, the same 16 digits bit for bit as with ${r.cpu_helpers} kernel and ${r.model_workers} model worker(s)`);
       await one.close();
     }
 
@@ -322,9 +334,9 @@ async function runMode(mode) {
         plain.on("pageerror", (e) => errors.push(String(e)));
         await plain.goto(plainUrl, { waitUntil: "load" });
         await plain.waitForFunction(() => window.difflab && window.crossOriginIsolated, null, { timeout: 60000 }).catch(() => {});
-        const plainRep = await waitFor(plain, "the app on a host without the headers", (x) => x.tab && (x.cpu_helpers > 0), 30000).catch((e) => ({ error: String(e.message) }));
+        const plainRep = await waitFor(plain, "the app on a host without the headers", (x) => x.tab && x.cpu_helpers > 0 && x.model_workers > 0, 30000).catch((e) => ({ error: String(e.message) }));
         const isolated = await plain.evaluate(() => window.crossOriginIsolated);
-        check(mode, isolated && plainRep.cpu_helpers > 0, `a host without COOP/COEP: coi.js isolated the page (${isolated}), ${plainRep.cpu_helpers ?? plainRep.error} Web Worker(s)`);
+        check(mode, isolated && plainRep.cpu_helpers > 0 && plainRep.model_workers > 0, `a host without COOP/COEP: coi.js isolated the page (${isolated}), ${plainRep.cpu_helpers ?? plainRep.error} kernel and ${plainRep.model_workers} model worker(s)`);
         await plain.close();
       }
     }

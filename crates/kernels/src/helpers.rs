@@ -124,6 +124,11 @@ pub fn ready_helpers() -> usize {
     this_threads().map_or(0, |h| h.count())
 }
 
+/// Helpers registered on this thread, paused or not (what a status line counts).
+pub fn registered_helpers() -> usize {
+    HELPERS.with(|h| h.borrow().as_ref().map_or(0, |h| h.count()))
+}
+
 /// This thread's helpers, unless paused.
 fn this_threads() -> Option<Rc<dyn Helpers>> {
     if PAUSES.with(Cell::get) > 0 {
@@ -447,6 +452,7 @@ mod split_tests {
             let outer = super::pause();
             let inner = super::pause();
             assert_eq!(super::ready_helpers(), 0);
+            assert_eq!(super::registered_helpers(), 2);
             let paused = run();
             drop(inner);
             assert_eq!(super::ready_helpers(), 0);

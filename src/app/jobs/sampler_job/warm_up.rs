@@ -42,10 +42,12 @@ impl SamplerJob {
         let last = schedule.num_train_timesteps.max(1) - 1;
         // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
         // GPU would only queue the rest behind the first run.
-        let calls = if reads_synchronously(&self.device) {
-            WARM_UP_CALLS
-        } else {
-            1
+        // With model workers, three times as many (they warm up as many of their own): the
+        // first run's pieces were still slower after 12.
+        let calls = match (reads_synchronously(&self.device), &workers) {
+            (true, Some(_)) => 3 * WARM_UP_CALLS,
+            (true, None) => WARM_UP_CALLS,
+            (false, _) => 1,
         };
         for k in 0..calls {
             if cancel.load(Ordering::Relaxed) {
@@ -53,7 +55,7 @@ impl SamplerJob {
             }
             let x = Tensor::<1>::from_floats(gaussian(0, k as u64, n).as_slice(), &self.device)
                 .reshape([piece, 1, SIDE, SIDE]);
-            let t = last - last * k / WARM_UP_CALLS;
+            let t = last - last * (k % WARM_UP_CALLS) / WARM_UP_CALLS;
             model.forward(x, &vec![t; piece])?;
             yield_now().await;
         }
