@@ -56,8 +56,10 @@ const live = new Map(); // offer → its claims (Int32Array on a SharedArrayBuff
 const results = new Map(); // offer → Map(piece → Float32Array, or the worker's error text)
 let offers = 0;
 let arrival = null; // keeps models_next's promise
-// 1 while the page draws a frame (models_drawing): the workers start no piece then.
-const drawing = new Int32Array(new SharedArrayBuffer(4));
+// 1 while the page draws a frame (models_drawing): the workers start no piece then. Made by
+// models_spawn: SharedArrayBuffer exists only in a cross-origin isolated page, and this module
+// loads in every page.
+let drawing = null;
 
 // Starts `count` workers on the page's compiled `module`, whose glue is at `glue` (relative to
 // the page); each warms up on the U-Net `weights` and counts once it has answered. Failures go
@@ -69,6 +71,7 @@ export function models_spawn(module, count, glue, weights) {
   let answered = 0;
   const answer = () => { if (++answered === count) settle(); };
   setTimeout(settle, 15000); // a worker that never answers leaves the page without it
+  drawing = new Int32Array(new SharedArrayBuffer(4));
   const source = URL.createObjectURL(new Blob([WORKER], { type: "text/javascript" }));
   const url = new URL(glue, document.baseURI).href;
   for (let k = 0; k < count; k++) {
@@ -123,6 +126,7 @@ export function models_ready() {
 
 // Whether the page is drawing a frame (from the frame that drew to the next slice of work).
 export function models_drawing(on) {
+  if (drawing === null) return;
   Atomics.store(drawing, 0, on ? 1 : 0);
   if (!on) Atomics.notify(drawing, 0);
 }
