@@ -25,13 +25,11 @@ mod top_bar;
 pub mod unet_file;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-#[cfg(target_arch = "wasm32")]
-mod web_models;
 
 /// The page's Web Workers: the kernel helpers and the model workers (none on the desktop).
 fn web_workers() -> usize {
     #[cfg(target_arch = "wasm32")]
-    return difflab_kernels::helpers::registered_helpers() + web_models::ready();
+    return difflab_kernels::helpers::registered_helpers() + jobs::web_models::ready();
     #[cfg(not(target_arch = "wasm32"))]
     0
 }

@@ -26,7 +26,7 @@ pub fn page_status(text: &str) {
 
 /// Starts the app on the page (called by the page's script through the binary's `main`).
 pub fn start() {
-    // In a model worker (src/app/web_models.rs) the module runs pieces of the model, not the
+    // In a model worker (src/app/jobs/web_models.rs) the module runs pieces of the model, not the
     // app: there is no page.
     if web_sys::window().is_none() {
         return;
@@ -99,7 +99,7 @@ async fn run() -> Result<(), String> {
     // the pieces a run with them runs.
     // `?models=0` leaves them out (the kernel workers alone, as before them: for comparing).
     if let Some(cores) = other_cores().filter(|_| url_param("models").as_deref() != Some("0")) {
-        let _ = wasm_bindgen_futures::JsFuture::from(super::web_models::start(cores)).await;
+        let _ = wasm_bindgen_futures::JsFuture::from(super::jobs::web_models::start(cores)).await;
     }
     if let Some(mut app) = runner.app_mut::<DiffLabApp>() {
         app.warm_up();
@@ -302,7 +302,7 @@ async fn drive_jobs(runner: eframe::WebRunner) {
             drawn = frames_drawn();
         }
         // (A frame drew, and the browser has shown it: the model workers go on.)
-        super::web_models::drawing(false);
+        super::jobs::web_models::drawing(false);
         let (more, waiting) = runner
             .app_mut::<DiffLabApp>()
             .map_or((false, false), |mut app| {
@@ -315,7 +315,7 @@ async fn drive_jobs(runner: eframe::WebRunner) {
             (true, false) => next_task(),
             (true, true) => js_sys::Promise::race(&js_sys::Array::of2(
                 &after_ms(2),
-                &super::web_models::next_piece(),
+                &super::jobs::web_models::next_piece(),
             )),
             (false, _) => after_ms(16),
         };
@@ -434,7 +434,7 @@ pub fn difflab_report() -> String {
         report.webgpu = WEBGPU.with(|w| w.borrow().clone());
         report.webgl = WEBGL.with(|w| w.borrow().clone());
         report.frames = frames_drawn();
-        report.model_workers = super::web_models::ready();
+        report.model_workers = super::jobs::web_models::ready();
         serde_json::to_string(&report).unwrap_or_default()
     })
 }
@@ -456,8 +456,8 @@ pub(super) fn read_dropped(file: egui::DroppedFileHandle) {
 /// The page's part of each frame: dropped files and scripted commands in.
 pub(super) fn frame(app: &mut DiffLabApp, ctx: &egui::Context) {
     // The model workers start no piece until the next slice of work: the browser drawing this
-    // frame in software (no GPU) needs a core (src/app/web_models.rs).
-    super::web_models::drawing(true);
+    // frame in software (no GPU) needs a core (src/app/jobs/web_models.rs).
+    super::jobs::web_models::drawing(true);
     for (name, bytes) in DROPPED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
         match bytes {
             Ok(bytes) => app.open_dropped(super::files::keep_web_file(&name, bytes), ctx),

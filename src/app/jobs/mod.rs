@@ -5,10 +5,13 @@
 pub(super) mod compare_kind;
 pub(super) mod guided_views;
 pub(super) mod job_requests;
+pub(super) mod pieces;
 pub(super) mod repaint;
 pub(super) mod sampler;
 pub(super) mod sampler_job;
 pub(super) mod stepped;
 pub(super) mod thread;
 pub(super) mod toy_job;
+#[cfg(target_arch = "wasm32")]
+pub(super) mod web_models;
 pub(super) mod worker;

@@ -6,14 +6,16 @@ use super::guided_views::RecordingGuided;
 
 mod edit;
 mod interpolate;
+mod memory;
 mod quality;
 mod warm_up;
+mod workers;
 
 use super::sampler::{
     GifFrame, GuidanceSettings, LabelPick, ModelSpec, RunSpec, SamplerCommand, SamplerEvent,
     TrajFrame, final_frame, frame_of,
 };
-use super::stepped::{self, PieceWorkers, Pieces};
+use super::stepped;
 use super::thread::{Drive, Job, WorkerThread};
 use crate::app::unet_file::{SHIPPED, WeightsId};
 use crate::data::gif::save_gif;
@@ -27,8 +29,6 @@ use image::RgbImage;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-#[cfg(target_arch = "wasm32")]
-pub(in crate::app) use warm_up::WARM_UP_CALLS;
 use web_time::Instant;
 
 /// The sampling panels' worker thread.
@@ -58,23 +58,7 @@ pub fn spawn_sampler_worker(
     )
 }
 
-/// Images per piece of a U-Net step when the sampler runs on the frame loop. With the simd128
-/// kernels a piece of 4 digits took about 20 ms of a page's CPU and one of 2 about 10 ms: a
-/// frame that draws after a slice of compute then stays within 50 ms where drawing is slow
-/// (about 30 ms in headless Chromium's software WebGL; docs/web.md).
-pub const FRAME_PIECE: usize = 2;
-
-/// The page's model workers for a U-Net with these weights (src/app/web_models.rs); none on
-/// the desktop, where rayon shares each conv.
-#[cfg(target_arch = "wasm32")]
-fn page_model_workers(weights: WeightsId) -> Option<Box<dyn PieceWorkers>> {
-    crate::app::web_models::for_weights(weights)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn page_model_workers(_: WeightsId) -> Option<Box<dyn PieceWorkers>> {
-    None
-}
+pub use super::pieces::FRAME_PIECE;
 
 /// The sampler thread's state: the device and the built models.
 pub struct SamplerJob {
@@ -207,26 +191,6 @@ impl SamplerJob {
         Ok(model)
     }
 
-    /// The page's model workers for `spec`'s U-Net, when its calls run in pieces on the frame
-    /// loop (the exact denoiser stays on the page's thread: its calls are light).
-    fn model_workers(&self, spec: ModelSpec) -> Option<Box<dyn PieceWorkers>> {
-        (self.piece.is_some() && spec.unet)
-            .then(|| page_model_workers(spec.weights))
-            .flatten()
-    }
-
-    /// A call's pieces on the frame loop: [`FRAME_PIECE`] images each with model workers (the
-    /// kernel helpers then pause), else [`FRAME_PIECE`] per kernel thread; `None` on a thread.
-    fn pieces<'w>(&self, workers: Option<&'w dyn PieceWorkers>) -> Option<Pieces<'w>> {
-        self.piece.map(|images| match workers {
-            Some(w) => Pieces {
-                images,
-                workers: Some(w),
-            },
-            None => stepped::piece_now(images).into(),
-        })
-    }
-
     /// The U-Net with these weights (built once; the shipped net and the last file opened are
     /// kept).
     fn unet(&mut self, weights: WeightsId) -> Result<Arc<UNetDenoiser>> {
@@ -285,90 +249,6 @@ impl SamplerJob {
             batch,
             cols,
         })
-    }
-
-    /// The bytes a run keeps per image for scrubbing: every step's frame holds up to nine
-    /// tensors (x_t, x̂0, ε, DDIM's four terms, guidance's ε_∅ and ε_c) of f32 per channel.
-    fn kept_bytes_per_image(spec: &RunSpec) -> Result<f64> {
-        let [c, h, w] = if spec.model.unet {
-            let config = &crate::app::unet_file::get(spec.model.weights)?.config;
-            [config.in_channels, config.image_size, config.image_size]
-        } else {
-            [1, SIDE, SIDE]
-        };
-        Ok((spec.sampler.nfe() + 1) as f64 * 9.0 * 4.0 * (c * h * w) as f64)
-    }
-
-    /// Refuses a comparison whose kept frames (every step of every run) would not fit in memory.
-    fn check_compare_memory(runs: &[RunSpec]) -> Result<()> {
-        use crate::model::memory::{available_memory_bytes, human_bytes};
-        let Some(available) = available_memory_bytes() else {
-            return Ok(());
-        };
-        let mut need = 0.0;
-        for spec in runs {
-            need += Self::kept_bytes_per_image(spec)? * spec.batch as f64;
-        }
-        if need > available {
-            return Err(DiffError::invalid(format!(
-                "this comparison keeps every step of its {} runs, about {} of memory, and only {} \
-                 is available: use a smaller batch",
-                runs.len(),
-                human_bytes(need),
-                human_bytes(available)
-            )));
-        }
-        Ok(())
-    }
-
-    /// `spec` with its batch clamped to what fits in memory, and the message saying so; `None`
-    /// when it fits (or the available memory is unknown). The estimate
-    /// ([`MemoryEstimate`](crate::model::memory::MemoryEstimate)) adds the pictures a run keeps
-    /// ([`Self::kept_bytes_per_image`]).
-    fn fit_memory(&mut self, spec: &RunSpec) -> Result<Option<(RunSpec, String)>> {
-        use crate::model::memory::{MemoryEstimate, Workload, available_memory_bytes, human_bytes};
-        let Some(available) = available_memory_bytes() else {
-            return Ok(None);
-        };
-        let unet = self.unet(spec.model.weights)?;
-        let mut estimate = MemoryEstimate::new(
-            &unet.config,
-            burn::module::Module::num_params(&unet.model),
-            Workload::Sample {
-                guided: spec.model.takes_digits() && spec.guidance.label != LabelPick::Any,
-                kept_images: 0,
-            },
-        );
-        if !spec.model.unet {
-            // The exact denoiser: its set is already in memory; the pictures remain.
-            estimate.per_image_bytes = 0.0;
-        }
-        estimate.per_image_bytes += Self::kept_bytes_per_image(spec)?;
-        let need = estimate.bytes(spec.batch);
-        if need <= available {
-            return Ok(None);
-        }
-        let fits = estimate.largest_batch(available);
-        if fits == 0 {
-            return Err(DiffError::invalid(format!(
-                "this run needs about {} of memory and only {} is available: use fewer steps",
-                human_bytes(estimate.bytes(1)),
-                human_bytes(available)
-            )));
-        }
-        let message = format!(
-            "Batch {} would need about {} of memory ({} available): sampling {fits} images instead.",
-            spec.batch,
-            human_bytes(need),
-            human_bytes(available)
-        );
-        Ok(Some((
-            RunSpec {
-                batch: fits,
-                ..spec.clone()
-            },
-            message,
-        )))
     }
 
     /// Runs `spec`, calling `on_frame` with each step's frame, then returns x_0's frame.

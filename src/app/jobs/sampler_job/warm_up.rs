@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::tensor::Tensor;
 
 use super::{FRAME_PIECE, SamplerJob};
+use crate::app::jobs::pieces::WARM_UP_CALLS;
 use crate::app::jobs::thread::yield_now;
 use crate::app::settings::sampler::ModelSpec;
 use crate::data::mnist::SIDE;
@@ -13,10 +14,6 @@ use crate::diffusion::ScheduleConfig;
 use crate::diffusion::noise::gaussian;
 use crate::error::Result;
 use crate::tensor_util::reads_synchronously;
-
-/// Model calls a warm-up makes (of a run's piece of images each, [`FRAME_PIECE`] per thread):
-/// in the page the first run's slow slices were over within its first steps.
-pub const WARM_UP_CALLS: usize = 12;
 
 impl SamplerJob {
     /// Builds `spec`'s model and runs it [`WARM_UP_CALLS`] times on a piece of noise, from

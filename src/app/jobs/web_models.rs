@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::app::jobs::stepped::PieceWorkers;
+use super::pieces::PieceWorkers;
 use crate::app::unet_file::{SHIPPED, SHIPPED_FLOW, WeightsId};
 use crate::error::{DiffError, Result};
 use crate::model::{Denoiser, UNetDenoiser};
@@ -158,7 +158,7 @@ pub fn difflab_worker_forward(
 /// long again as the next run's), so that V8 has compiled its hot code before a first run.
 #[wasm_bindgen]
 pub fn difflab_worker_warm_up(weights: &str) -> std::result::Result<(), String> {
-    use crate::app::jobs::sampler_job::{FRAME_PIECE, WARM_UP_CALLS};
+    use super::pieces::{FRAME_PIECE, WARM_UP_CALLS};
     let run = || -> Result<()> {
         let m = model(weights)?;
         let [c, h, w] = m.sample_shape();
