@@ -139,19 +139,19 @@ impl DiffLabApp {
                 ui.label(RichText::new(format!("+ {helpers} Web Worker{s}")).small());
             }
             if let Some(ms) = self.forward.update_ms {
-                ui.separator();
+                super::panels::widgets::rule(ui);
                 ui.label(RichText::new(format!("update {ms:.1} ms")).small());
             }
             if let Some(ms) = self.forward.chain_ms {
-                ui.separator();
+                super::panels::widgets::rule(ui);
                 ui.label(RichText::new(format!("chain walk {ms:.1} ms")).small());
             }
             if self.is_busy() {
-                ui.separator();
+                super::panels::widgets::rule(ui);
                 super::panels::widgets::busy_ui(ui, self.pace.every());
             }
             if let Some((done, total)) = self.export_progress {
-                ui.separator();
+                super::panels::widgets::rule(ui);
                 ui.add(
                     egui::ProgressBar::new(done as f32 / total.max(1) as f32)
                         .desired_width(160.0)
@@ -159,7 +159,7 @@ impl DiffLabApp {
                 );
             }
             if let Some(n) = &self.notice {
-                ui.separator();
+                super::panels::widgets::rule(ui);
                 ui.label(RichText::new(n).small());
             }
         });

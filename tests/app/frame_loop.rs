@@ -85,6 +85,27 @@ fn a_warm_up_runs_on_the_frame_loop_and_leaves_the_next_run_unchanged() {
     assert_eq!(sample(true), cold);
 }
 
+/// The page asks for the warm-up once its workers are up, which can be after a student pressed
+/// Run: then it is not sent, and the run goes on to its end.
+#[test]
+fn a_warm_up_asked_for_during_a_run_leaves_the_run_alone() {
+    let mut h = harness(true);
+    settle(&mut h, 60);
+    let app = h.state_mut();
+    app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
+    app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
+        .unwrap();
+    app.remote(r#""Run""#).unwrap();
+    h.step();
+    assert!(h.state().report().sampling.running);
+    h.state_mut().warm_up();
+    frames_until_idle(&mut h, 100_000);
+    let report = h.state().report();
+    assert_eq!(report.sampling.done, 10, "{:?}", report.sampling.total_ms);
+    assert!(report.sampling.total_ms.is_some(), "the run was stopped");
+    assert_eq!(report.sampling.x0.len(), 6 * 28 * 28);
+}
+
 #[test]
 fn a_lessons_show_me_decodes_its_interpolation_on_the_frame_loop() {
     let mut h = harness(true);

@@ -419,8 +419,12 @@ pub(in crate::app) async fn final_frame(x0: &Tensor<4>, cols: usize) -> Result<T
 
 impl crate::app::DiffLabApp {
     /// Warms the sampling panel's model up in the background (`SamplerCommand::WarmUp`): the
-    /// page does this when it opens. A run asked for meanwhile stops it.
+    /// page does this when it opens (after its workers are up). A run asked for meanwhile stops
+    /// it; while a job runs it is not sent (it would stop a run asked for before it).
     pub fn warm_up(&mut self) {
+        if self.is_busy() {
+            return;
+        }
         let spec = self.sampling.spec(&self.settings, 0);
         self.send_sampler(SamplerCommand::WarmUp {
             model: spec.model,

@@ -4,7 +4,7 @@
 use egui::{RichText, Ui};
 
 use super::model_picker::model_ui;
-use super::widgets::{gif_ui, picture, picture_row_ui, sampler_fields_ui, stale_note_ui};
+use super::widgets::{gif_ui, picture, picture_row_ui, rule, sampler_fields_ui, stale_note_ui};
 use super::{AppAction, Ctx, GifSource, Panel, PngSource};
 use crate::app::jobs::sampler::{GifFrame, RunSpec, SamplerChoice, SamplerSettings, TrajFrame};
 use crate::app::settings::{Settings, Tab};
@@ -336,6 +336,7 @@ impl Panel for SamplingPanel {
             ui.label("Press Run to sample from noise. Frames stream in as they are computed.");
         }
         if self.trajectory.is_empty() {
+            exports_ui(ui, ctx, false);
             return;
         }
         if let Some(run) = &self.run_spec
@@ -379,7 +380,7 @@ impl Panel for SamplingPanel {
         };
         picture_row_ui(ui, shown, side, &[]);
         if self.trajectory[self.scrub].has_guidance {
-            ui.separator();
+            rule(ui);
             // The run's label and w, not the controls' (they may have moved since).
             let guidance = self
                 .run_spec
@@ -412,7 +413,7 @@ impl Panel for SamplingPanel {
             );
         }
         if self.trajectory[self.scrub].has_terms {
-            ui.separator();
+            rule(ui);
             ui.label("DDIM's update, term by term")
                 .on_hover_text(formula::DDIM);
             let side = ((ui.available_width() - 120.0) / 4.0).clamp(64.0, 220.0);
@@ -440,16 +441,31 @@ impl Panel for SamplingPanel {
         } else if settings.sampling.sampler.sampler != SamplerChoice::Ddim {
             ui.label(RichText::new(formula::DDPM).weak());
         }
+        exports_ui(ui, ctx, true);
+    }
+}
+
+/// The export buttons, there before the first run too (off) and under an id of their own, so
+/// that they stay the same widgets whatever the run shows above them (egui draws a frame twice
+/// when a button is new: see [`rule`]).
+fn exports_ui(ui: &mut Ui, ctx: &mut Ctx<'_>, enabled: bool) {
+    ui.push_id("exports", |ui| {
         ui.horizontal(|ui| {
-            if ui.button("Export image (PNG)…").clicked() {
+            if ui
+                .add_enabled(enabled, egui::Button::new("Export image (PNG)…"))
+                .clicked()
+            {
                 ctx.actions.push(AppAction::ExportPng(PngSource::Sample));
             }
-            if ui.button("Export trajectory (GIF)…").clicked() {
+            if ui
+                .add_enabled(enabled, egui::Button::new("Export trajectory (GIF)…"))
+                .clicked()
+            {
                 ctx.actions
                     .push(AppAction::ExportGif(GifSource::Trajectory));
             }
         });
-    }
+    });
 }
 
 /// What model call `k` of a solver's run (of `calls` in all) is, for the scrubber's label:

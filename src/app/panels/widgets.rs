@@ -149,7 +149,35 @@ pub fn busy_ui(ui: &mut Ui, tick: std::time::Duration) {
             .family(egui::FontFamily::Monospace),
     )
     .on_hover_text("A job is running");
-    ui.ctx().request_repaint_after(tick);
+    // Two ticks: a run that streams repaints at the pace already (every tick), and the dots
+    // move with each of its frames; asking for a frame a tick after each frame as well drew
+    // about twice as many (in a page drawing in software, each one about 30 ms of a core).
+    ui.ctx().request_repaint_after(2 * tick);
+}
+
+/// A line between parts, as `ui.separator()` draws it, but not a widget: egui styles a
+/// separator from its state in the previous pass and asks for another frame when it is new
+/// (`egui/src/theme/mod.rs`), so a separator that comes and goes with a job (the status line's,
+/// a run's picture rows) drew each frame that showed it twice.
+pub fn rule(ui: &mut Ui) {
+    let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
+    let spacing = 6.0;
+    if ui.layout().main_dir().is_horizontal() {
+        let (rect, _) = ui.allocate_exact_size(
+            egui::vec2(
+                spacing,
+                ui.available_height().min(ui.spacing().interact_size.y),
+            ),
+            egui::Sense::hover(),
+        );
+        ui.painter().vline(rect.center().x, rect.y_range(), stroke);
+    } else {
+        let (rect, _) = ui.allocate_exact_size(
+            egui::vec2(ui.available_width(), spacing),
+            egui::Sense::hover(),
+        );
+        ui.painter().hline(rect.x_range(), rect.center().y, stroke);
+    }
 }
 
 /// A number as a blackboard writes it, to `significant` digits: plainly between 0.001 and

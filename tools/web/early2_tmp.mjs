@@ -1,0 +1,10 @@
+import { openApp, ddim20 } from "./page.mjs";
+const [url] = process.argv.slice(2);
+const { browser, page, command, report } = await openApp(url);
+await ddim20(command, page);
+await command("Run");
+await page.waitForTimeout(3000);
+const r = await report();
+console.log(JSON.stringify(r.sampling).slice(0, 300), r.banner, r.notice, JSON.stringify(Object.keys(r)));
+await page.screenshot({ path: "/tmp/early.png" });
+await browser.close();
