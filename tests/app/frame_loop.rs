@@ -15,6 +15,18 @@ fn harness(on_frames: bool) -> Harness<'static, DiffLabApp> {
     })
 }
 
+/// A settled app on the Sampling tab, set to DDIM-10 of 6 digits from seed 3 (not run).
+fn ddim10_of_6(on_frames: bool) -> Harness<'static, DiffLabApp> {
+    let mut h = harness(on_frames);
+    settle(&mut h, 60);
+    let app = h.state_mut();
+    assert_eq!(app.jobs_on_frames(), on_frames);
+    app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
+    app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
+        .unwrap();
+    h
+}
+
 /// Frames until the jobs are done (at most `max`).
 fn frames_until_idle(h: &mut Harness<'static, DiffLabApp>, max: usize) -> usize {
     for n in 1..=max {
@@ -30,14 +42,8 @@ fn frames_until_idle(h: &mut Harness<'static, DiffLabApp>, max: usize) -> usize 
 #[test]
 fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
     let sample = |on_frames: bool| {
-        let mut h = harness(on_frames);
-        settle(&mut h, 60);
-        let app = h.state_mut();
-        assert_eq!(app.jobs_on_frames(), on_frames);
-        app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
-        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
-            .unwrap();
-        app.remote(r#""Run""#).unwrap();
+        let mut h = ddim10_of_6(on_frames);
+        h.state_mut().remote(r#""Run""#).unwrap();
         let frames = frames_until_idle(&mut h, 100_000);
         let report = h.state().report();
         assert_eq!(report.sampling.done, 10);
@@ -63,12 +69,7 @@ fn a_run_on_the_frame_loop_draws_the_same_digits_as_on_the_worker_thread() {
 #[test]
 fn a_warm_up_runs_on_the_frame_loop_and_leaves_the_next_run_unchanged() {
     let sample = |warm: bool| {
-        let mut h = harness(true);
-        settle(&mut h, 60);
-        let app = h.state_mut();
-        app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
-        app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
-            .unwrap();
+        let mut h = ddim10_of_6(true);
         if warm {
             h.state_mut().warm_up();
             assert!(h.state().is_busy(), "the warm-up was not queued");
@@ -89,13 +90,8 @@ fn a_warm_up_runs_on_the_frame_loop_and_leaves_the_next_run_unchanged() {
 /// Run: then it is not sent, and the run goes on to its end.
 #[test]
 fn a_warm_up_asked_for_during_a_run_leaves_the_run_alone() {
-    let mut h = harness(true);
-    settle(&mut h, 60);
-    let app = h.state_mut();
-    app.remote(r#"{"Tab": "Sampling"}"#).unwrap();
-    app.remote(r#"{"Sampling": {"sampler": "Ddim", "steps": 10, "seed": 3, "batch": 6}}"#)
-        .unwrap();
-    app.remote(r#""Run""#).unwrap();
+    let mut h = ddim10_of_6(true);
+    h.state_mut().remote(r#""Run""#).unwrap();
     h.step();
     assert!(h.state().report().sampling.running);
     h.state_mut().warm_up();

@@ -78,8 +78,14 @@ fn the_schedule_panel_edits_its_settings_and_asks_for_the_csv() {
 fn the_sampling_panel_asks_to_run_and_to_export() {
     let mut h = alone(SamplingPanel::default());
     assert_eq!(click(&mut h, "Run"), vec![AppAction::RunSampling]);
-    // Nothing sampled yet: no export buttons, Cancel disabled.
-    assert!(h.query_by_label("Export trajectory (GIF)…").is_none());
+    // Nothing sampled yet: the export buttons are there but off (they keep their place, and
+    // egui's style lookup, from before the first run), Cancel disabled.
+    assert!(h.query_by_label("Export trajectory (GIF)…").is_some());
+    assert!(
+        click(&mut h, "Export trajectory (GIF)…").is_empty(),
+        "Export is disabled before a run"
+    );
+    assert!(click(&mut h, "Export image (PNG)…").is_empty());
     assert!(
         click(&mut h, "Cancel").is_empty(),
         "Cancel is disabled when idle"

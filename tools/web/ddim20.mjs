@@ -1,7 +1,9 @@
 // DDIM-20 of 16 digits in the page, timed by the app, N runs in one page (the first warms V8's
 // tiers): node tools/web/ddim20.mjs URL [runs]. The page's CPU path; `?threads=1` in URL keeps
-// it on one thread. frame_ms: each run's frame intervals, p50/p99/max.
-import { openApp, ddim20 } from "./page.mjs";
+// it on one thread, `?models=0` leaves the model workers out. Prints each run's time, its frame
+// intervals (p50/p99/max ms) and the pieces the model workers ran; WAIT_MS after the page is up
+// (1000) before the first run.
+import { openApp, ddim20, frameTimes } from "./page.mjs";
 const [url, runs = "3"] = process.argv.slice(2);
 const { browser, page, command, report } = await openApp(url, "cpu");
 const errors = [];
@@ -14,31 +16,19 @@ const perRun = []; // each run's pieces by the model workers, and their ms each
 const frames = []; // each run's frame intervals (requestAnimationFrame): p50 / p99 / max ms
 let rep;
 for (let i = 0; i < Number(runs); i++) {
-  await page.evaluate(() => {
-    window.__frames = [];
-    let last = performance.now();
-    const tick = (now) => {
-      window.__frames.push(now - last);
-      last = now;
-      if (window.__recording) requestAnimationFrame(tick);
-    };
-    window.__recording = true;
-    requestAnimationFrame(tick);
-  });
   const before = await page.evaluate(() => ({ ...(globalThis.difflabModels ?? {}) }));
-  await command("Run");
-  do { await page.waitForTimeout(50); rep = await report(); } while (!rep.sampling.running && rep.sampling.done !== 0);
-  do { await page.waitForTimeout(50); rep = await report(); } while (rep.sampling.running || rep.sampling.done !== 20);
+  const ft = await frameTimes(page, async () => {
+    await command("Run");
+    do { await page.waitForTimeout(50); rep = await report(); } while (!rep.sampling.running && rep.sampling.done !== 0);
+    do { await page.waitForTimeout(50); rep = await report(); } while (rep.sampling.running || rep.sampling.done !== 20);
+  });
   times.push(rep.sampling.total_ms);
   const after = await page.evaluate(() => ({ ...(globalThis.difflabModels ?? {}) }));
   if (after.pieces !== undefined) {
     const n = after.pieces - before.pieces;
     perRun.push(`${n} pieces, ${((after.worker_ms - before.worker_ms) / Math.max(1, n)).toFixed(1)} ms each`);
   }
-  const ms = await page.evaluate(() => { window.__recording = false; return window.__frames; });
-  ms.sort((a, b) => a - b);
-  const q = (p) => Math.round(ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]);
-  frames.push(`${q(0.5)}/${q(0.99)}/${Math.round(ms[ms.length - 1])}`);
+  frames.push(`${Math.round(ft.p50)}/${Math.round(ft.p99)}/${Math.round(ft.max)}`);
 }
 const pool = await page.evaluate(() => globalThis.difflabPool ?? null);
 const models = await page.evaluate(() => globalThis.difflabModels ?? null);

@@ -24,3 +24,24 @@ export async function ddim20(command, page) {
   await command({ Sampling: { sampler: "Ddim", steps: 20, seed: 0, batch: 16 } });
   await page.waitForTimeout(1500);
 }
+
+// The page's frame intervals (requestAnimationFrame) while `during` runs: its result, and the
+// intervals' count, p50, p99 and max in ms.
+export async function frameTimes(page, during) {
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (now) => {
+      window.__frames.push(now - last);
+      last = now;
+      if (window.__recording) requestAnimationFrame(tick);
+    };
+    window.__recording = true;
+    requestAnimationFrame(tick);
+  });
+  const out = await during();
+  const ms = await page.evaluate(() => { window.__recording = false; return window.__frames; });
+  ms.sort((a, b) => a - b);
+  const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
+  return { out, frames: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] };
+}

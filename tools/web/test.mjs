@@ -10,6 +10,7 @@
 // and a host without the isolation headers (--plain) gets them from coi.js.
 // Exits 1 with what failed.
 import { chromium } from "playwright-core";
+import { frameTimes } from "./page.mjs";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -84,25 +85,6 @@ async function pixelStats(page, png) {
 }
 
 // Frame intervals of the page's own animation frames while `during` runs.
-async function frameTimes(page, during) {
-  await page.evaluate(() => {
-    window.__frames = [];
-    let last = performance.now();
-    const tick = (now) => {
-      window.__frames.push(now - last);
-      last = now;
-      if (window.__recording) requestAnimationFrame(tick);
-    };
-    window.__recording = true;
-    requestAnimationFrame(tick);
-  });
-  const out = await during();
-  const ms = await page.evaluate(() => { window.__recording = false; return window.__frames; });
-  ms.sort((a, b) => a - b);
-  const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
-  return { out, frames: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] };
-}
-
 // Whether x_0 (B images of 28×28 in [−1, 1]) looks like digits: a dark background and some
 // strokes in every image, as MNIST digits have (a thin "1" has about 4% of its pixels inked;
 // noise, a blank or a grey wash fail).

@@ -163,10 +163,7 @@ mod tests {
     use burn::tensor::{Device, Tensor};
 
     use super::*;
-    use crate::diffusion::scheduler::{PredictionType, SamplerKind, SchedulerConfig};
-    use crate::diffusion::{
-        NoiseSchedule, ScheduleConfig, Scheduler, TimestepSpacing, sample_seeded,
-    };
+    use crate::diffusion::sample_seeded;
     use crate::model::ExactDenoiser;
     use crate::tensor_util::to_vec;
 
@@ -265,26 +262,8 @@ mod tests {
     #[test]
     fn pieces_shared_with_model_workers_give_the_same_samples() {
         let device = Device::flex();
-        let images: Vec<Vec<f32>> = (0..4)
-            .map(|k| {
-                (0..16)
-                    .map(|i| ((i * (k + 2)) % 9) as f32 / 4.5 - 1.0)
-                    .collect()
-            })
-            .collect();
-        let scheduler = Scheduler::new(SchedulerConfig {
-            prediction_type: PredictionType::Sample,
-            num_inference_steps: 5,
-            spacing: TimestepSpacing::Leading,
-            sampler: SamplerKind::Ddim {
-                eta: 1.0,
-                set_alpha_to_one: true,
-            },
-            ..SchedulerConfig::default()
-        })
-        .unwrap();
-        let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
-        let model = Arc::new(ExactDenoiser::new(&images, [1, 4, 4], schedule, &device).unwrap());
+        let (model, scheduler) = crate::app::jobs::stepped::tests::exact_and_ddim(4, 9, 5);
+        let model = Arc::new(model);
         let cancel = AtomicBool::new(false);
         let core = sample_seeded(model.as_ref(), &scheduler, 9, 7, &cancel, &device, |_| {})
             .unwrap()

@@ -185,7 +185,7 @@ async fn drive(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::future::Future;
     use std::sync::Arc;
     use std::task::{Context, Poll, Waker};
@@ -208,19 +208,23 @@ mod tests {
         unreachable!()
     }
 
-    #[test]
-    fn pieces_of_a_batch_give_the_same_samples_one_piece_per_poll() {
-        let device = Device::flex();
-        let images: Vec<Vec<f32>> = (0..3)
+    /// An exact denoiser on `images` 4 × 4 images (pixel i of image k: (i·(k + 2)) mod `m`,
+    /// scaled to [−1, 1)) and DDIM with η = 1 over `steps` steps: a run with noise in every step.
+    pub(in crate::app::jobs) fn exact_and_ddim(
+        images: usize,
+        m: usize,
+        steps: usize,
+    ) -> (ExactDenoiser, Scheduler) {
+        let images: Vec<Vec<f32>> = (0..images)
             .map(|k| {
                 (0..16)
-                    .map(|i| ((i * (k + 2)) % 7) as f32 / 3.5 - 1.0)
+                    .map(|i| ((i * (k + 2)) % m) as f32 / (m as f32 / 2.0) - 1.0)
                     .collect()
             })
             .collect();
         let scheduler = Scheduler::new(SchedulerConfig {
             prediction_type: PredictionType::Sample,
-            num_inference_steps: 6,
+            num_inference_steps: steps,
             spacing: TimestepSpacing::Leading,
             sampler: SamplerKind::Ddim {
                 eta: 1.0,
@@ -230,7 +234,14 @@ mod tests {
         })
         .unwrap();
         let schedule = Arc::new(NoiseSchedule::new(ScheduleConfig::default()).unwrap());
-        let model = ExactDenoiser::new(&images, [1, 4, 4], schedule, &device).unwrap();
+        let model = ExactDenoiser::new(&images, [1, 4, 4], schedule, &Device::flex()).unwrap();
+        (model, scheduler)
+    }
+
+    #[test]
+    fn pieces_of_a_batch_give_the_same_samples_one_piece_per_poll() {
+        let device = Device::flex();
+        let (model, scheduler) = exact_and_ddim(3, 7, 6);
         let cancel = AtomicBool::new(false);
         let core = sample_seeded(&model, &scheduler, 9, 5, &cancel, &device, |_| {}).unwrap();
         let whole = drive(sample_seeded_stepped(
