@@ -134,10 +134,19 @@ pub(super) async fn forward_in_pieces(
     if let Some(o) = &offer {
         for (i, out) in outputs.iter_mut().enumerate() {
             if out.is_none() {
-                let values = until(|| o.workers.take(o.number, i)).await?;
-                if cancel.load(Ordering::Relaxed) {
+                // Cancel answers while a worker's piece is still out (a worker that never
+                // answers would otherwise hold the job for good).
+                let piece_back = until(|| {
+                    if cancel.load(Ordering::Relaxed) {
+                        Some(None)
+                    } else {
+                        o.workers.take(o.number, i).map(Some)
+                    }
+                });
+                let Some(values) = piece_back.await else {
                     return Ok(None);
-                }
+                };
+                let values = values?;
                 let n = (i * piece + piece).min(b) - i * piece;
                 *out = Some(tensor4(
                     values,
@@ -310,5 +319,61 @@ mod tests {
             assert_eq!(claims[0], 1, "{claims:?}");
             assert!(claims.iter().all(|&c| c == 1 || c == 2), "{claims:?}");
         }
+    }
+
+    /// A worker that claims the last piece and never answers: the caller runs the others,
+    /// then waits, and a Cancel (set here after a few looks) ends the call with nothing.
+    #[test]
+    fn cancel_answers_while_a_workers_piece_is_out() {
+        struct Silent<'a> {
+            claimed: std::cell::RefCell<Vec<bool>>,
+            looks: std::cell::Cell<usize>,
+            cancel: &'a AtomicBool,
+            retired: std::cell::Cell<bool>,
+        }
+        impl PieceWorkers for Silent<'_> {
+            fn offer(&self, _: &[f32], shape: [usize; 4], _: usize, piece: usize) -> Result<u32> {
+                let mut claimed = vec![false; shape[0].div_ceil(piece)];
+                *claimed.last_mut().unwrap() = true;
+                *self.claimed.borrow_mut() = claimed;
+                Ok(7)
+            }
+            fn claim(&self, offer: u32, i: usize) -> bool {
+                assert_eq!(offer, 7);
+                !std::mem::replace(&mut self.claimed.borrow_mut()[i], true)
+            }
+            fn take(&self, _: u32, _: usize) -> Option<Result<Vec<f32>>> {
+                self.looks.set(self.looks.get() + 1);
+                if self.looks.get() == 3 {
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+                None
+            }
+            fn retire(&self, _: u32) {
+                self.retired.set(true);
+            }
+        }
+        let (model, _) = crate::app::jobs::stepped::tests::exact_and_ddim(3, 7, 5);
+        let cancel = AtomicBool::new(false);
+        let silent = Silent {
+            claimed: Default::default(),
+            looks: Default::default(),
+            cancel: &cancel,
+            retired: Default::default(),
+        };
+        let pieces = Pieces {
+            images: 2,
+            workers: Some(&silent),
+        };
+        let x = crate::diffusion::noise::initial_noise(1, [5, 1, 4, 4], &Device::flex());
+        let out = drive(async {
+            let made = offer(pieces, &x, 500).await.unwrap();
+            assert!(made.is_some());
+            forward_in_pieces(&model, x.clone(), 500, 2, made, &cancel).await
+        });
+        assert!(out.unwrap().is_none(), "a cancelled call gives nothing");
+        assert_eq!(silent.looks.get(), 3);
+        assert!(silent.retired.get(), "the offer was retired");
+        assert!(silent.claimed.borrow().iter().all(|&c| c));
     }
 }
