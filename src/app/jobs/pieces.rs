@@ -21,6 +21,31 @@ pub const FRAME_PIECE: usize = 2;
 /// in the page the first run's slow slices were over within its first steps.
 pub const WARM_UP_CALLS: usize = 12;
 
+/// Warm-up calls with model workers, on the page's thread and in each worker: three passes
+/// (after one, a first run's pieces still took half as long again as the next run's).
+pub const WARM_UP_CALLS_WITH_WORKERS: usize = 3 * WARM_UP_CALLS;
+
+/// Warm-up call `k`: the model on `piece` images of noise (seed 0, stream k) at one t, from
+/// `last_t` down over [`WARM_UP_CALLS`] calls and again from the top.
+pub fn warm_up_call(
+    denoiser: &dyn Denoiser,
+    k: usize,
+    piece: usize,
+    last_t: usize,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    let [c, h, w] = denoiser.sample_shape();
+    let noise = crate::diffusion::noise::gaussian(0, k as u64, piece * c * h * w);
+    let x = Tensor::<1>::from_floats(noise.as_slice(), device).reshape([piece, c, h, w]);
+    let t = last_t - last_t * (k % WARM_UP_CALLS) / WARM_UP_CALLS;
+    denoiser.forward(x, &vec![t; piece]).map(|_| ())
+}
+
+/// Images `i·piece ..` of a batch of `b` in piece `i`.
+fn piece_range(i: usize, piece: usize, b: usize) -> std::ops::Range<usize> {
+    i * piece..((i + 1) * piece).min(b)
+}
+
 /// How a model call's batch is run: `images` at a time with a step boundary after each piece,
 /// and, with `workers`, some of the pieces on other threads (the page's model workers).
 #[derive(Clone, Copy)]
@@ -120,11 +145,10 @@ pub(super) async fn forward_in_pieces(
         {
             continue;
         }
-        let start = i * piece;
-        let end = (start + piece).min(b);
+        let images = piece_range(i, piece, b);
         *out = Some(denoiser.forward(
-            x.clone().narrow(0, start, end - start),
-            &vec![t; end - start],
+            x.clone().narrow(0, images.start, images.len()),
+            &vec![t; images.len()],
         )?);
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
@@ -147,7 +171,7 @@ pub(super) async fn forward_in_pieces(
                     return Ok(None);
                 };
                 let values = values?;
-                let n = (i * piece + piece).min(b) - i * piece;
+                let n = piece_range(i, piece, b).len();
                 *out = Some(tensor4(
                     values,
                     [n, shape[1], shape[2], shape[3]],

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -158,21 +158,12 @@ pub fn difflab_worker_forward(
 /// long again as the next run's), so that V8 has compiled its hot code before a first run.
 #[wasm_bindgen]
 pub fn difflab_worker_warm_up(weights: &str) -> std::result::Result<(), String> {
-    use super::pieces::{FRAME_PIECE, WARM_UP_CALLS};
+    use super::pieces::{FRAME_PIECE, WARM_UP_CALLS_WITH_WORKERS, warm_up_call};
     let run = || -> Result<()> {
         let m = model(weights)?;
-        let [c, h, w] = m.sample_shape();
         let last = crate::diffusion::ScheduleConfig::default().num_train_timesteps - 1;
-        for k in 0..3 * WARM_UP_CALLS {
-            let noise = crate::diffusion::noise::gaussian(0, k as u64, FRAME_PIECE * c * h * w);
-            let x = Tensor::<1>::from_floats(noise.as_slice(), &Device::flex()).reshape([
-                FRAME_PIECE,
-                c,
-                h,
-                w,
-            ]);
-            let t = last - last * (k % WARM_UP_CALLS) / WARM_UP_CALLS;
-            m.forward(x, &[t; FRAME_PIECE])?;
+        for k in 0..WARM_UP_CALLS_WITH_WORKERS {
+            warm_up_call(m.as_ref(), k, FRAME_PIECE, last, &Device::flex())?;
         }
         Ok(())
     };

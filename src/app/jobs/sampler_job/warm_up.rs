@@ -3,15 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::tensor::Tensor;
-
 use super::{FRAME_PIECE, SamplerJob};
-use crate::app::jobs::pieces::WARM_UP_CALLS;
+use crate::app::jobs::pieces::{WARM_UP_CALLS, WARM_UP_CALLS_WITH_WORKERS, warm_up_call};
 use crate::app::jobs::thread::yield_now;
 use crate::app::settings::sampler::ModelSpec;
-use crate::data::mnist::SIDE;
 use crate::diffusion::ScheduleConfig;
-use crate::diffusion::noise::gaussian;
 use crate::error::Result;
 use crate::tensor_util::reads_synchronously;
 
@@ -35,14 +31,13 @@ impl SamplerJob {
             Some(_) => FRAME_PIECE,
             None => crate::app::jobs::stepped::piece_now(FRAME_PIECE),
         };
-        let n = piece * SIDE * SIDE;
         let last = schedule.num_train_timesteps.max(1) - 1;
         // On a GPU in the page one call is enough: it makes every kernel's pipeline, and the
         // GPU would only queue the rest behind the first run.
         // With model workers, three times as many (they warm up as many of their own): the
         // first run's pieces were still slower after 12.
         let calls = match (reads_synchronously(&self.device), &workers) {
-            (true, Some(_)) => 3 * WARM_UP_CALLS,
+            (true, Some(_)) => WARM_UP_CALLS_WITH_WORKERS,
             (true, None) => WARM_UP_CALLS,
             (false, _) => 1,
         };
@@ -50,10 +45,7 @@ impl SamplerJob {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
-            let x = Tensor::<1>::from_floats(gaussian(0, k as u64, n).as_slice(), &self.device)
-                .reshape([piece, 1, SIDE, SIDE]);
-            let t = last - last * (k % WARM_UP_CALLS) / WARM_UP_CALLS;
-            model.forward(x, &vec![t; piece])?;
+            warm_up_call(model.as_ref(), k, piece, last, &self.device)?;
             yield_now().await;
         }
         Ok(())
